@@ -1,0 +1,482 @@
+#include "configs/engine_config.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "snapshot/sha256.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace bp {
+
+namespace {
+
+const std::vector<std::string> kEngineKinds = {"vllm", "sglang", "trt-llm", "llama.cpp", "mock"};
+
+const std::set<std::string> kKnownKeys = {
+    "description", "engine",        "cmd",          "args",          "cwd",
+    "venv",        "warmup",        "env",          "health_path",   "ready_timeout_s",
+    "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s", "model"};
+
+bool valid_var_name(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+struct ctx {
+  std::string file;
+  std::vector<config_error> errors;
+  const env_map* env = nullptr;
+
+  void add(const YAML::Node& at, const std::string& key, const std::string& msg) {
+    config_error e;
+    e.file = file;
+    if (at.IsDefined() && at.Mark().line >= 0) {
+      e.line = at.Mark().line + 1;
+      e.column = at.Mark().column + 1;
+    }
+    e.key = key;
+    e.message = msg;
+    errors.push_back(std::move(e));
+  }
+
+  // Interpolates a scalar; records an error naming the key on failure.
+  std::optional<std::string> interp(const YAML::Node& n, const std::string& key) {
+    std::string err;
+    auto r = interpolate(n.Scalar(), *env, err);
+    if (!r) add(n, key, err);
+    return r;
+  }
+
+  // A scalar or {secret: scalar}; secrets are interpolated too.
+  std::optional<config_value> value(const YAML::Node& n, const std::string& key) {
+    if (n.IsScalar()) {
+      auto v = interp(n, key);
+      if (!v) return std::nullopt;
+      return config_value{*v, false};
+    }
+    if (n.IsMap()) {
+      bool ok = n.size() == 1 && n.begin()->first.IsScalar() &&
+                n.begin()->first.Scalar() == "secret" && n.begin()->second.IsScalar();
+      if (!ok) {
+        add(n, key, "expected a string or { secret: <value> }");
+        return std::nullopt;
+      }
+      std::string err;
+      auto v = interpolate(n.begin()->second.Scalar(), *env, err);
+      if (!v) {
+        // Never echo the secret's text: the error names only the variable.
+        add(n.begin()->second, key, err);
+        return std::nullopt;
+      }
+      return config_value{*v, true};
+    }
+    if (n.IsNull()) {
+      add(n, key, "needs a value (use \"\" for an empty string)");
+      return std::nullopt;
+    }
+    add(n, key, "expected a string or { secret: <value> }, got a list");
+    return std::nullopt;
+  }
+
+  std::optional<double> positive_number(const YAML::Node& n, const std::string& key) {
+    if (!n.IsScalar()) {
+      add(n, key, "expected a number of seconds");
+      return std::nullopt;
+    }
+    try {
+      std::size_t pos = 0;
+      double d = std::stod(n.Scalar(), &pos);
+      if (pos != n.Scalar().size() || !(d > 0)) throw std::invalid_argument("x");
+      return d;
+    } catch (const std::exception&) {
+      add(n, key, "expected a positive number of seconds, got '" + n.Scalar() + "'");
+      return std::nullopt;
+    }
+  }
+};
+
+std::string find_repo_root(const fs::path& config_dir) {
+  std::error_code ec;
+  for (fs::path p = config_dir; !p.empty(); p = p.parent_path()) {
+    if (fs::exists(p / ".git", ec)) return p.string();
+    if (p == p.parent_path()) break;
+  }
+  return config_dir.string();
+}
+
+std::string self_bin_dir() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  return p.parent_path().string();
+}
+
+bool is_host_or_port_flag(const std::string& a) {
+  for (const char* f : {"--host", "--port"}) {
+    std::string flag = f;
+    if (a == flag || a.rfind(flag + "=", 0) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string config_error::str() const {
+  std::ostringstream os;
+  os << file;
+  if (line > 0) os << ":" << line << ":" << column;
+  os << ": ";
+  if (!key.empty()) os << key << ": ";
+  os << message;
+  return os.str();
+}
+
+std::string engine_config::env_path() const {
+  for (const auto& [k, v] : env)
+    if (k == "PATH") return v.value;
+  return {};
+}
+
+std::vector<std::string> engine_config::secret_values() const {
+  std::vector<std::string> out;
+  for (const auto& a : args)
+    if (a.secret && !a.value.empty()) out.push_back(a.value);
+  for (const auto& [k, v] : env)
+    if (v.secret && !v.value.empty()) out.push_back(v.value);
+  return out;
+}
+
+std::vector<std::string> engine_config::plain_args() const {
+  std::vector<std::string> out;
+  for (const auto& a : args) out.push_back(a.value);
+  return out;
+}
+
+env_map process_env() {
+  env_map m;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    m.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return m;
+}
+
+std::optional<std::string> interpolate(const std::string& in, const env_map& env, std::string& error) {
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c != '$') {
+      out.push_back(c);
+      continue;
+    }
+    if (i + 1 >= in.size()) {
+      error = "stray '$' at the end (write $$ for a literal dollar)";
+      return std::nullopt;
+    }
+    char n = in[i + 1];
+    std::string name;
+    if (n == '$') {
+      out.push_back('$');
+      ++i;
+      continue;
+    }
+    if (n == '{') {
+      auto close = in.find('}', i + 2);
+      if (close == std::string::npos) {
+        error = "unterminated ${ (write $$ for a literal dollar)";
+        return std::nullopt;
+      }
+      name = in.substr(i + 2, close - i - 2);
+      if (!valid_var_name(name)) {
+        error = "invalid variable name '${" + name + "}'";
+        return std::nullopt;
+      }
+      i = close;
+    } else if (std::isalpha(static_cast<unsigned char>(n)) || n == '_') {
+      std::size_t j = i + 1;
+      while (j < in.size() && (std::isalnum(static_cast<unsigned char>(in[j])) || in[j] == '_')) ++j;
+      name = in.substr(i + 1, j - i - 1);
+      i = j - 1;
+    } else {
+      error = std::string("stray '$' before '") + n + "' (write $$ for a literal dollar)";
+      return std::nullopt;
+    }
+    auto it = env.find(name);
+    if (it == env.end()) {
+      error = "variable $" + name + " is not set in bench-proxy's environment";
+      return std::nullopt;
+    }
+    out += it->second;
+  }
+  return out;
+}
+
+bool known_engine(const std::string& kind) {
+  return std::find(kEngineKinds.begin(), kEngineKinds.end(), kind) != kEngineKinds.end();
+}
+
+std::vector<std::string> engine_kinds() { return kEngineKinds; }
+
+std::string default_health_path(const std::string&) {
+  // vLLM, SGLang, TensorRT-LLM, llama.cpp and the mock all answer GET /health (docs/config.md).
+  return "/health";
+}
+
+nlohmann::json redacted(const std::string& plaintext) {
+  return {{"redacted", true}, {"sha256", sha256_hex(plaintext)}};
+}
+
+load_result load_config(const std::string& path, const env_map& proc_env) {
+  load_result res;
+  ctx c;
+  std::error_code ec;
+  fs::path abs = fs::absolute(path, ec);
+  c.file = path;
+  YAML::Node root;
+  if (!fs::is_regular_file(abs, ec)) {
+    res.errors.push_back({path, 0, 0, "", "cannot read config file: " +
+                                             std::string(fs::exists(abs, ec) ? "not a regular file"
+                                                                            : "no such file")});
+    return res;
+  }
+  try {
+    root = YAML::LoadFile(abs.string());
+  } catch (const YAML::ParserException& e) {
+    res.errors.push_back({path, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax: " + e.msg});
+    return res;
+  } catch (const YAML::Exception& e) {
+    res.errors.push_back({path, 0, 0, "", std::string("cannot read config file: ") + e.what()});
+    return res;
+  }
+  if (!root.IsMap()) {
+    c.add(root, "", "the config must be a mapping of keys (description, engine, cmd, ...)");
+    res.errors = std::move(c.errors);
+    return res;
+  }
+
+  engine_config cfg;
+  cfg.source_path = fs::weakly_canonical(abs, ec).string();
+  env_map env = proc_env;
+  if (auto it = env.find("REPO_ROOT"); it != env.end() && !it->second.empty()) {
+    cfg.repo_root = it->second;
+  } else {
+    cfg.repo_root = find_repo_root(fs::path(cfg.source_path).parent_path());
+    env["REPO_ROOT"] = cfg.repo_root;
+  }
+  if (env.find("BENCH_PROXY_BIN_DIR") == env.end()) env["BENCH_PROXY_BIN_DIR"] = self_bin_dir();
+  c.env = &env;
+
+  // Unknown and duplicate keys first: a typo must never silently change a benchmark.
+  std::set<std::string> seen;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    const std::string key = it->first.Scalar();
+    if (!kKnownKeys.count(key)) {
+      c.add(it->first, key, "unknown key (known: description, engine, cmd, args, cwd, venv, warmup, "
+                             "env, health_path, ready_timeout_s, stop_grace_s, drain_timeout_s, "
+                             "snapshot_timeout_s, model)");
+    } else if (!seen.insert(key).second) {
+      c.add(it->first, key, "duplicate key");
+    }
+  }
+
+  auto scalar = [&](const char* key, bool required) -> std::optional<std::string> {
+    YAML::Node n = root[key];
+    if (!n.IsDefined() || n.IsNull()) {
+      if (required) c.add(root, key, "required key is missing");
+      return std::nullopt;
+    }
+    if (!n.IsScalar()) {
+      c.add(n, key, "expected a string");
+      return std::nullopt;
+    }
+    return c.interp(n, key);
+  };
+
+  if (auto d = scalar("description", true)) {
+    if (d->find_first_not_of(" \t\r\n") == std::string::npos)
+      c.add(root["description"], "description", "must not be empty");
+    cfg.description = *d;
+  }
+  if (YAML::Node n = root["engine"]; !n.IsDefined() || n.IsNull()) {
+    c.add(root, "engine", "required key is missing");
+  } else if (!n.IsScalar() || !known_engine(n.Scalar())) {
+    c.add(n, "engine", "unknown engine '" + (n.IsScalar() ? n.Scalar() : std::string("?")) +
+                           "' (known: vllm, sglang, trt-llm, llama.cpp, mock)");
+  } else {
+    cfg.engine = n.Scalar();
+  }
+  if (auto v = scalar("cmd", true)) {
+    if (v->empty()) c.add(root["cmd"], "cmd", "must not be empty");
+    cfg.cmd = *v;
+  }
+  if (YAML::Node n = root["args"]; n.IsDefined() && !n.IsNull()) {
+    if (!n.IsSequence()) {
+      c.add(n, "args", "expected a list");
+    } else {
+      for (std::size_t i = 0; i < n.size(); ++i) {
+        std::string key = "args[" + std::to_string(i) + "]";
+        auto v = c.value(n[i], key);
+        if (!v) continue;
+        if (!v->secret && is_host_or_port_flag(v->value)) {
+          c.add(n[i], key, "'" + v->value +
+                               "' is not allowed: bench-proxy injects --host 127.0.0.1 --port N itself");
+        }
+        cfg.args.push_back(*v);
+      }
+    }
+  }
+  auto rel_path = [&](const char* key) -> std::string {
+    auto v = scalar(key, false);
+    if (!v || v->empty()) return {};
+    fs::path p(*v);
+    if (p.is_relative()) p = fs::path(cfg.repo_root) / p;
+    return p.lexically_normal().string();
+  };
+  cfg.cwd = rel_path("cwd");
+  if (cfg.cwd.empty()) cfg.cwd = cfg.repo_root;
+  cfg.venv = rel_path("venv");
+
+  if (YAML::Node n = root["warmup"]; n.IsDefined() && !n.IsNull()) {
+    bool ok = false;
+    if (n.IsScalar()) {
+      try {
+        std::size_t pos = 0;
+        long w = std::stol(n.Scalar(), &pos);
+        if (pos == n.Scalar().size() && w >= 0 && w <= 1000) {
+          cfg.warmup = static_cast<int>(w);
+          ok = true;
+        }
+      } catch (const std::exception&) {
+      }
+    }
+    if (!ok) c.add(n, "warmup", "expected a whole number of requests from 0 to 1000");
+  }
+  if (YAML::Node n = root["env"]; n.IsDefined() && !n.IsNull()) {
+    if (!n.IsMap()) {
+      c.add(n, "env", "expected a mapping NAME: value");
+    } else {
+      std::set<std::string> names;
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        std::string name = it->first.Scalar();
+        std::string key = "env." + name;
+        if (!valid_var_name(name)) c.add(it->first, key, "invalid environment variable name");
+        if (!names.insert(name).second) c.add(it->first, key, "duplicate variable");
+        if (auto v = c.value(it->second, key)) cfg.env.emplace_back(name, *v);
+      }
+    }
+  }
+  if (auto v = scalar("health_path", false)) {
+    if (v->empty() || (*v)[0] != '/')
+      c.add(root["health_path"], "health_path", "must start with '/'");
+    cfg.health_path = *v;
+  }
+  if (cfg.health_path.empty()) cfg.health_path = default_health_path(cfg.engine);
+  if (auto v = scalar("model", false)) cfg.model = *v;
+  for (auto [key, field] : {std::pair{"ready_timeout_s", &cfg.ready_timeout_s},
+                            std::pair{"stop_grace_s", &cfg.stop_grace_s},
+                            std::pair{"drain_timeout_s", &cfg.drain_timeout_s},
+                            std::pair{"snapshot_timeout_s", &cfg.snapshot_timeout_s}}) {
+    if (YAML::Node n = root[key]; n.IsDefined() && !n.IsNull())
+      if (auto d = c.positive_number(n, key)) *field = *d;
+  }
+
+  std::stable_sort(c.errors.begin(), c.errors.end(), [](const config_error& a, const config_error& b) {
+    return a.line < b.line || (a.line == b.line && a.column < b.column);
+  });
+  res.errors = std::move(c.errors);
+  if (res.errors.empty()) res.config = std::move(cfg);
+  return res;
+}
+
+std::optional<std::string> resolve_command(const engine_config& c, std::string& why) {
+  auto executable = [](const fs::path& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0;
+  };
+  if (c.cmd.find('/') != std::string::npos) {
+    fs::path p(c.cmd);
+    if (p.is_relative()) p = fs::path(c.cwd) / p;
+    if (executable(p)) return p.lexically_normal().string();
+    why = "cmd '" + c.cmd + "' (" + p.string() + ") is not an executable file";
+    return std::nullopt;
+  }
+  // A bare name is looked up on the PATH the engine will get (the YAML's env), never bench-proxy's.
+  std::string path = c.env_path();
+  if (path.empty()) {
+    why = "cmd '" + c.cmd + "' is a bare name but env: sets no PATH to look it up on";
+    return std::nullopt;
+  }
+  std::stringstream ss(path);
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    if (dir.empty()) continue;
+    fs::path p = fs::path(dir) / c.cmd;
+    if (executable(p)) return p.string();
+  }
+  why = "cmd '" + c.cmd + "' was not found on the PATH given in env: (" + path + ")";
+  return std::nullopt;
+}
+
+std::vector<config_error> check_launchable(const engine_config& c) {
+  std::vector<config_error> errs;
+  std::string why;
+  if (!resolve_command(c, why)) errs.push_back({c.source_path, 0, 0, "cmd", why});
+  std::error_code ec;
+  if (!fs::is_directory(c.cwd, ec))
+    errs.push_back({c.source_path, 0, 0, "cwd", "directory " + c.cwd + " does not exist"});
+  if (!c.venv.empty() && !fs::is_directory(c.venv, ec))
+    errs.push_back({c.source_path, 0, 0, "venv", "directory " + c.venv + " does not exist"});
+  return errs;
+}
+
+nlohmann::json to_json(const engine_config& c) {
+  auto show = [](const config_value& v) -> nlohmann::json {
+    return v.secret ? redacted(v.value) : nlohmann::json(v.value);
+  };
+  nlohmann::json args = nlohmann::json::array();
+  for (const auto& a : c.args) args.push_back(show(a));
+  nlohmann::json env = nlohmann::json::object();
+  for (const auto& [k, v] : c.env) env[k] = show(v);
+  std::string why;
+  auto resolved = resolve_command(c, why);
+  nlohmann::json j = {
+      {"source", c.source_path},
+      {"repo_root", c.repo_root},
+      {"description", c.description},
+      {"engine", c.engine},
+      {"cmd", c.cmd},
+      {"resolved_cmd", resolved ? nlohmann::json(*resolved) : nlohmann::json(nullptr)},
+      {"args", args},
+      {"cwd", c.cwd},
+      {"venv", c.venv.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.venv)},
+      {"warmup", c.warmup},
+      {"env", env},
+      {"health_path", c.health_path},
+      {"ready_timeout_s", c.ready_timeout_s},
+      {"stop_grace_s", c.stop_grace_s},
+      {"drain_timeout_s", c.drain_timeout_s},
+      {"snapshot_timeout_s", c.snapshot_timeout_s},
+      {"model", c.model.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.model)},
+  };
+  if (!resolved) j["resolved_cmd_error"] = why;
+  return j;
+}
+
+}  // namespace bp

@@ -1,0 +1,91 @@
+#pragma once
+/// The engine config model: what one engine run is. Pure logic (no actors, no sockets).
+///
+/// A config is loaded from YAML, interpolated from bench-proxy's own environment, and validated
+/// strictly: unknown keys are errors, and every error names the file, line and column.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace bp {
+
+/// A string that may be a secret. Secrets never leave bench-proxy in plaintext: wherever they are
+/// shown they become {"redacted": true, "sha256": "<hex>"}.
+struct config_value {
+  std::string value;
+  bool secret = false;
+};
+
+struct engine_config {
+  std::string source_path;  ///< absolute path of the YAML file
+  std::string repo_root;    ///< value of $REPO_ROOT used for this file
+  std::string description;
+  std::string engine;  ///< vllm | sglang | trt-llm | llama.cpp | mock
+  std::string cmd;     ///< as written, after interpolation
+  std::vector<config_value> args;
+  std::string cwd;   ///< absolute; defaults to $REPO_ROOT
+  std::string venv;  ///< absolute or empty
+  int warmup = 3;
+  std::vector<std::pair<std::string, config_value>> env;  ///< in file order
+  std::string health_path;        ///< readiness endpoint; default per engine kind
+  double ready_timeout_s = 900;   ///< model loads take minutes
+  double stop_grace_s = 15;       ///< SIGTERM -> SIGKILL of the engine's process group
+  double drain_timeout_s = 10;    ///< in-flight streams may finish within this on shutdown
+  double snapshot_timeout_s = 120;  ///< deadline of each snapshot collector
+  std::string model;              ///< model name for warmup requests; empty: first of /v1/models
+
+  /// Value of the YAML env's PATH, or empty when the env has none.
+  std::string env_path() const;
+  /// Every secret plaintext in this config (for scrubbing logs and /proc reads).
+  std::vector<std::string> secret_values() const;
+  /// argv[1..] as plain strings (secrets included: for the child only).
+  std::vector<std::string> plain_args() const;
+};
+
+struct config_error {
+  std::string file;
+  int line = 0;    ///< 1-based; 0 when unknown
+  int column = 0;  ///< 1-based; 0 when unknown
+  std::string key;
+  std::string message;
+  std::string str() const;  ///< "file:line:col: key: message"
+};
+
+struct load_result {
+  std::optional<engine_config> config;
+  std::vector<config_error> errors;  ///< every error of the file, not only the first
+};
+
+using env_map = std::map<std::string, std::string>;
+
+/// The current process environment as a map.
+env_map process_env();
+
+/// Loads and validates one config file. `env` is bench-proxy's own environment, the only source of
+/// $VAR values. Never throws for bad input: problems come back as errors.
+load_result load_config(const std::string& path, const env_map& env);
+
+/// Checks that can only be made on the machine that launches the engine: cmd found on the
+/// YAML env's PATH and executable, cwd and venv exist. Returns the resolved executable path.
+std::optional<std::string> resolve_command(const engine_config& c, std::string& why);
+std::vector<config_error> check_launchable(const engine_config& c);
+
+/// Resolved config as JSON, secrets redacted. Adds "resolved_cmd" (path or null).
+nlohmann::json to_json(const engine_config& c);
+
+/// {"redacted": true, "sha256": hex}
+nlohmann::json redacted(const std::string& plaintext);
+
+/// Interpolates $VAR, ${VAR} and $$ in `in`. On an unset variable or a stray '$', returns
+/// nullopt and sets `error`.
+std::optional<std::string> interpolate(const std::string& in, const env_map& env, std::string& error);
+
+/// The engine kinds bench-proxy knows, and their readiness path.
+bool known_engine(const std::string& kind);
+std::string default_health_path(const std::string& kind);
+std::vector<std::string> engine_kinds();
+
+}  // namespace bp

@@ -1,0 +1,102 @@
+#pragma once
+/// A small blocking HTTP/1.1 client over POSIX sockets (Boost-free): readiness probes, warmup,
+/// engine_reported collectors, `meta diff` on URLs, and the benchmark client. Every call has a
+/// deadline. Keep-alive is reused across requests on one connection.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bp::net {
+
+struct http_response {
+  int status = 0;
+  std::string reason;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  /// Case-insensitive header lookup; empty when absent.
+  std::string header(std::string_view name) const;
+};
+
+/// Incremental HTTP/1.1 response decoder (status line, headers, Content-Length, chunked, or
+/// close-delimited body). Pure logic: fed bytes, it reports body pieces as they decode.
+class response_reader {
+ public:
+  enum class state { status_line, headers, body_length, chunk_size, chunk_data, chunk_crlf, trailers, body_eof, done, error };
+  explicit response_reader(bool head_request = false) : head_(head_request) {}
+  /// Feeds bytes; body pieces go to `on_body` (or into response().body when null).
+  /// Returns false on a protocol error (see error()).
+  bool feed(std::string_view data, const std::function<void(std::string_view)>& on_body = nullptr);
+  /// The peer closed: completes a close-delimited body; false if the message was cut short.
+  bool feed_eof();
+  bool done() const { return st_ == state::done; }
+  bool header_done() const { return st_ > state::headers; }
+  const http_response& response() const { return resp_; }
+  http_response& response() { return resp_; }
+  const std::string& error() const { return err_; }
+  bool keep_alive() const { return keep_alive_; }
+
+ private:
+  bool fail(std::string e) {
+    err_ = std::move(e);
+    st_ = state::error;
+    return false;
+  }
+  bool on_headers_complete();
+  state st_ = state::status_line;
+  std::string line_;
+  http_response resp_;
+  std::uint64_t remain_ = 0;
+  bool head_ = false;
+  bool keep_alive_ = true;
+  std::string err_;
+};
+
+struct url_parts {
+  std::string host;
+  std::uint16_t port = 80;
+  std::string target = "/";  ///< path and query
+};
+bool parse_url(const std::string& url, url_parts& out, std::string& err);
+
+/// One client connection (keep-alive). Not thread-safe; one per thread.
+class http_connection {
+ public:
+  http_connection() = default;
+  ~http_connection();
+  http_connection(const http_connection&) = delete;
+  http_connection& operator=(const http_connection&) = delete;
+
+  bool connect(const std::string& host, std::uint16_t port, std::chrono::milliseconds timeout, std::string& err);
+  bool connected() const { return fd_ >= 0; }
+  void close();
+
+  /// Sends one request and reads the whole response. `on_body` (optional) sees each body piece
+  /// the moment it is decoded (streaming); the body is then not accumulated.
+  /// Reconnects transparently when a kept-alive connection was closed by the server before any
+  /// response byte arrived.
+  bool request(const std::string& method, const std::string& target, const std::string& body,
+               const std::vector<std::pair<std::string, std::string>>& headers,
+               std::chrono::milliseconds timeout, http_response& out, std::string& err,
+               const std::function<void(std::string_view)>& on_body = nullptr);
+
+  /// Stops waiting for the current response from another thread (closes the socket).
+  int native_fd() const { return fd_; }
+
+ private:
+  bool send_all(const std::string& data, std::chrono::steady_clock::time_point deadline, std::string& err);
+  int fd_ = -1;
+  std::string host_;
+  std::uint16_t port_ = 0;
+  std::string rbuf_;
+  bool reused_ = false;
+};
+
+/// One-shot GET/POST to a URL with a deadline (new connection, closed afterwards).
+std::optional<http_response> http_fetch(const std::string& method, const std::string& url, const std::string& body,
+                                        std::chrono::milliseconds timeout, std::string& err);
+
+}  // namespace bp::net

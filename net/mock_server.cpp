@@ -1,0 +1,439 @@
+#include "net/mock_server.hpp"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+namespace bp::mock {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using json = nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+const char* kWords[] = {"The",    "intent", "is",      "card",    "activation", "balance", "transfer",
+                        "request", "with",   "high",    "confidence", "and",     "a",       "short",
+                        "reason", "about",  "payment", "status",  "for",        "account", "fees"};
+constexpr std::size_t kWordCount = sizeof(kWords) / sizeof(kWords[0]);
+
+struct shared_state {
+  options opts;
+  clock_type::time_point ready_at;
+  std::atomic<long> completed{0};
+  std::atomic<long> started{0};
+  std::atomic<long> cancelled{0};
+  std::atomic<long> active{0};
+  std::atomic<long> seq{0};
+};
+
+std::string token_text(std::size_t seed, int i) {
+  std::string w = kWords[(seed + static_cast<std::size_t>(i) * 7) % kWordCount];
+  return i == 0 ? w : " " + w;
+}
+
+std::string http_head(int status, const char* reason, const char* ctype, std::size_t len,
+                      bool keep_alive, const char* extra = "") {
+  std::string h = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nServer: mock-engine\r\n";
+  h += "Content-Type: ";
+  h += ctype;
+  h += "\r\nContent-Length: " + std::to_string(len) + "\r\n";
+  if (!keep_alive) h += "Connection: close\r\n";
+  h += extra;
+  h += "\r\n";
+  return h;
+}
+
+std::string chunk(const std::string& data) {
+  char hex[32];
+  std::snprintf(hex, sizeof(hex), "%zx\r\n", data.size());
+  return hex + data + "\r\n";
+}
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket s, shared_state& st) : sock_(std::move(s)), st_(st), timer_(sock_.get_executor()) {
+    sock_.set_option(tcp::no_delay(true));
+  }
+  void start() { do_read(); }
+
+ private:
+  void do_read() {
+    parser_.emplace();
+    parser_->body_limit(64u * 1024 * 1024);
+    http::async_read(sock_, buf_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_read(ec);
+    });
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec) return close();
+    auto& req = parser_->get();
+    keep_alive_ = req.keep_alive();
+    std::string target(req.target());
+    auto q = target.find('?');
+    std::string path = q == std::string::npos ? target : target.substr(0, q);
+    if (req.method() == http::verb::get && path == "/health") {
+      if (clock_type::now() < st_.ready_at)
+        return reply(503, "Service Unavailable",
+                     R"({"error":{"code":503,"message":"Loading model","type":"unavailable_error"}})");
+      return reply(200, "OK", R"({"status":"ok"})");
+    }
+    if (req.method() == http::verb::get && path == "/v1/models") {
+      json j = {{"object", "list"},
+                {"data", json::array({{{"id", st_.opts.model},
+                                       {"object", "model"},
+                                       {"owned_by", "mock-engine"},
+                                       {"root", st_.opts.model},
+                                       {"max_model_len", 4096}}})}};
+      return reply(200, "OK", j.dump());
+    }
+    if (req.method() == http::verb::get && path == "/version")
+      return reply(200, "OK", json{{"version", std::string("mock-") + BENCH_PROXY_VERSION}}.dump());
+    if (req.method() == http::verb::get && path == "/mock/stats") {
+      json j = {{"started", st_.started.load()},     {"completed", st_.completed.load()},
+                {"cancelled", st_.cancelled.load()}, {"active", st_.active.load()},
+                {"pid", ::getpid()}};
+      return reply(200, "OK", j.dump());
+    }
+    if (req.method() == http::verb::post && path == "/echo") {
+      // Echoes method, target, headers and body: lets tests see exactly what the proxy forwarded.
+      json h = json::object();
+      for (const auto& f : req) h[std::string(f.name_string())].push_back(std::string(f.value()));
+      json j = {{"method", std::string(req.method_string())}, {"target", target}, {"headers", h},
+                {"body", req.body()}};
+      return reply(200, "OK", j.dump());
+    }
+    bool chat = path == "/v1/chat/completions";
+    if (req.method() == http::verb::post && (chat || path == "/v1/completions"))
+      return completion(chat, req.body());
+    if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/health" ||
+        path == "/v1/models")
+      return reply(405, "Method Not Allowed", R"({"error":{"message":"method not allowed"}})");
+    reply(404, "Not Found", json{{"error", {{"message", "no route for " + path}, {"code", 404}}}}.dump());
+  }
+
+  void completion(bool chat, const std::string& body) {
+    json req;
+    try {
+      req = json::parse(body);
+      if (!req.is_object()) throw std::runtime_error("not an object");
+    } catch (const std::exception& e) {
+      return reply(400, "Bad Request",
+                   json{{"error", {{"message", std::string("invalid JSON body: ") + e.what()},
+                                   {"type", "invalid_request_error"}}}}
+                       .dump());
+    }
+    if (chat && (!req.contains("messages") || !req["messages"].is_array()))
+      return reply(400, "Bad Request",
+                   R"({"error":{"message":"'messages' is required","type":"invalid_request_error"}})");
+    if (st_.opts.stall) return;  // never answer: the proxy's and client's timeouts must cope
+    st_.started++;
+    st_.active++;
+    in_request_ = true;
+    tokens_ = st_.opts.tokens;
+    for (const char* k : {"max_tokens", "max_completion_tokens", "mock_tokens"})
+      if (req.contains(k) && req[k].is_number_integer()) tokens_ = std::max(0, req[k].get<int>());
+    ttft_ms_ = req.value("mock_ttft_ms", st_.opts.ttft_ms);
+    itl_ms_ = req.value("mock_itl_ms", st_.opts.itl_ms);
+    stream_ = req.value("stream", false);
+    usage_ = stream_ && req.contains("stream_options") && req["stream_options"].is_object() &&
+             req["stream_options"].value("include_usage", false);
+    chat_ = chat;
+    std::string prompt = chat ? req["messages"].dump() : req.value("prompt", json("")).dump();
+    prompt_tokens_ = 1;
+    for (char ch : prompt)
+      if (ch == ' ') ++prompt_tokens_;
+    seed_ = std::hash<std::string>{}(prompt);
+    id_ = (chat ? "chatcmpl-mock-" : "cmpl-mock-") + std::to_string(++st_.seq);
+    created_ = static_cast<long>(std::time(nullptr));
+    sent_ = 0;
+    events_ = 0;
+    start_ = clock_type::now();
+    if (stream_) {
+      std::string head =
+          "HTTP/1.1 200 OK\r\nServer: mock-engine\r\nContent-Type: text/event-stream\r\n"
+          "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n";
+      if (!keep_alive_) head += "Connection: close\r\n";
+      head += "\r\n";
+      out_ = std::move(head);
+      // Headers go out at once, like real engines do before the first token.
+      write_out([self = shared_from_this()] { self->schedule_next(); });
+    } else {
+      double total = tokens_ > 0 ? ttft_ms_ + (tokens_ - 1) * itl_ms_ : 0;
+      after_ms(total, [self = shared_from_this()] { self->finish_plain(); });
+    }
+  }
+
+  void after_ms(double ms, std::function<void()> fn) {
+    if (ms <= 0) return fn();
+    timer_.expires_at(start_ + std::chrono::microseconds(static_cast<long>(ms * 1000)));
+    timer_.async_wait([fn = std::move(fn)](beast::error_code ec) {
+      if (!ec) fn();
+    });
+  }
+
+  std::string text_all() const {
+    std::string t;
+    for (int i = 0; i < tokens_; ++i) t += token_text(seed_, i);
+    return t;
+  }
+
+  json usage_json() const {
+    return {{"prompt_tokens", prompt_tokens_},
+            {"completion_tokens", tokens_},
+            {"total_tokens", prompt_tokens_ + tokens_}};
+  }
+
+  void finish_plain() {
+    json choice = chat_ ? json{{"index", 0},
+                               {"message", {{"role", "assistant"}, {"content", text_all()}}},
+                               {"finish_reason", "length"}}
+                        : json{{"index", 0}, {"text", text_all()}, {"finish_reason", "length"}};
+    json j = {{"id", id_},
+              {"object", chat_ ? "chat.completion" : "text_completion"},
+              {"created", created_},
+              {"model", st_.opts.model},
+              {"choices", json::array({choice})},
+              {"usage", usage_json()}};
+    end_request(false);
+    reply(200, "OK", j.dump());
+  }
+
+  json chunk_json(const json& choice) const {
+    return {{"id", id_},
+            {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
+            {"created", created_},
+            {"model", st_.opts.model},
+            {"choices", json::array({choice})}};
+  }
+
+  void schedule_next() {
+    if (sent_ < tokens_) {
+      double at = ttft_ms_ + sent_ * itl_ms_;
+      return after_ms(at, [self = shared_from_this()] { self->send_token(); });
+    }
+    // Final events: finish_reason, usage, [DONE], then the chunked terminator.
+    json fin = chat_ ? json{{"index", 0}, {"delta", json::object()}, {"finish_reason", "length"}}
+                     : json{{"index", 0}, {"text", ""}, {"finish_reason", "length"}};
+    out_ = chunk("data: " + chunk_json(fin).dump() + "\n\n");
+    if (usage_) {
+      json u = {{"id", id_},
+                {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
+                {"created", created_},
+                {"model", st_.opts.model},
+                {"choices", json::array()},
+                {"usage", usage_json()}};
+      out_ += chunk("data: " + u.dump() + "\n\n");
+    }
+    out_ += chunk("data: [DONE]\n\n");
+    out_ += "0\r\n\r\n";
+    end_request(false);
+    write_out([self = shared_from_this()] { self->next_request(); });
+  }
+
+  void send_token() {
+    if (st_.opts.crash_mid_stream >= 0 && events_ >= st_.opts.crash_mid_stream) {
+      std::fprintf(stderr, "mock-engine: crashing mid-stream after %d events (fault switch)\n", events_);
+      std::fflush(stderr);
+      std::abort();
+    }
+    json delta = json::object();
+    if (sent_ == 0) delta["role"] = "assistant";
+    delta["content"] = token_text(seed_, sent_);
+    json choice = chat_ ? json{{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}}
+                        : json{{"index", 0}, {"text", token_text(seed_, sent_)}, {"finish_reason", nullptr}};
+    out_ = chunk("data: " + chunk_json(choice).dump() + "\n\n");
+    ++sent_;
+    ++events_;
+    write_out([self = shared_from_this()] { self->schedule_next(); });
+  }
+
+  void write_out(std::function<void()> then) {
+    asio::async_write(sock_, asio::buffer(out_),
+                      [self = shared_from_this(), then = std::move(then)](beast::error_code ec, std::size_t) {
+                        if (ec) return self->close();
+                        then();
+                      });
+  }
+
+  void end_request(bool cancelled) {
+    if (!in_request_) return;
+    in_request_ = false;
+    st_.active--;
+    if (cancelled) {
+      st_.cancelled++;
+      std::fprintf(stderr, "mock-engine: %s: client disconnected, request cancelled after %d of %d tokens\n",
+                   id_.c_str(), sent_, tokens_);
+      return;
+    }
+    long n = ++st_.completed;
+    if (st_.opts.crash_after >= 0 && n >= st_.opts.crash_after) {
+      std::fprintf(stderr, "mock-engine: crashing after %ld requests (fault switch)\n", n);
+      std::fflush(stderr);
+      std::abort();
+    }
+  }
+
+  void reply(int status, const char* reason, const std::string& body) {
+    out_ = http_head(status, reason, "application/json", body.size(), keep_alive_) + body;
+    write_out([self = shared_from_this()] { self->next_request(); });
+  }
+
+  void next_request() {
+    if (!keep_alive_) return close();
+    do_read();
+  }
+
+  void close() {
+    end_request(true);
+    beast::error_code ec;
+    timer_.cancel();
+    sock_.shutdown(tcp::socket::shutdown_both, ec);
+    sock_.close(ec);
+  }
+
+  tcp::socket sock_;
+  shared_state& st_;
+  asio::steady_timer timer_;
+  beast::flat_buffer buf_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::string out_;
+  bool keep_alive_ = true;
+  bool in_request_ = false;
+  bool stream_ = false, usage_ = false, chat_ = true;
+  int tokens_ = 0, sent_ = 0, events_ = 0, prompt_tokens_ = 0;
+  double ttft_ms_ = 0, itl_ms_ = 0;
+  std::size_t seed_ = 0;
+  std::string id_;
+  long created_ = 0;
+  clock_type::time_point start_;
+};
+
+void do_accept(tcp::acceptor& acc, shared_state& st) {
+  acc.async_accept(asio::make_strand(acc.get_executor()), [&acc, &st](beast::error_code ec, tcp::socket s) {
+    if (!ec) std::make_shared<session>(std::move(s), st)->start();
+    if (acc.is_open()) do_accept(acc, st);
+  });
+}
+
+std::vector<pid_t> g_children;
+
+void start_workers(const options& o) {
+  for (int i = 0; i < o.workers; ++i) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::string name = "MOCK::Worker_" + std::to_string(i);
+      std::string rank = std::to_string(i);
+      if (o.worker_rank_env) ::setenv("CUDA_VISIBLE_DEVICES", rank.c_str(), 1);
+      char* argv[] = {const_cast<char*>(name.c_str()), const_cast<char*>("--worker"),
+                      const_cast<char*>(rank.c_str()), nullptr};
+      ::execv("/proc/self/exe", argv);
+      _exit(127);
+    }
+    if (pid > 0) g_children.push_back(pid);
+  }
+  if (o.detached_grandchild) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setsid();
+      if (::fork() == 0) {
+        char* argv[] = {const_cast<char*>("MOCK::Detached"), const_cast<char*>("--detached"), nullptr};
+        ::execv("/proc/self/exe", argv);
+        _exit(127);
+      }
+      _exit(0);
+    }
+    if (pid > 0) ::waitpid(pid, nullptr, 0);
+  }
+}
+
+}  // namespace
+
+int run_worker(int rank) {
+  std::string name = rank >= 0 ? "MOCK::Worker_" + std::to_string(rank) : "MOCK::Detached";
+  ::prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);
+  if (rank >= 0) {
+    // Dies with its parent, as vLLM's workers do; the detached grandchild deliberately does not.
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() == 1) return 0;
+  } else {
+    ::signal(SIGTERM, SIG_IGN);  // it tries hard to outlive the tree: only SIGKILL ends it
+    ::signal(SIGHUP, SIG_IGN);
+  }
+  for (;;) ::pause();
+}
+
+int run(const options& o, int argc, char** argv) {
+  (void)argc;
+  (void)argv;
+  if (!o.fail_startup.empty()) {
+    std::fprintf(stderr, "mock-engine: loading model %s\n", o.model.c_str());
+    std::fprintf(stderr, "mock-engine: fatal: %s\n", o.fail_startup.c_str());
+    return 3;
+  }
+  if (o.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
+  start_workers(o);
+
+  shared_state st;
+  st.opts = o;
+  st.ready_at = clock_type::now() + std::chrono::microseconds(static_cast<long>(o.startup_delay_ms * 1000));
+
+  asio::io_context ioc(o.threads);
+  tcp::acceptor acc(ioc);
+  try {
+    tcp::endpoint ep(asio::ip::make_address(o.host), o.port);
+    acc.open(ep.protocol());
+    acc.set_option(asio::socket_base::reuse_address(true));
+    acc.bind(ep);
+    acc.listen(asio::socket_base::max_listen_connections);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mock-engine: cannot listen on %s:%u: %s\n", o.host.c_str(), o.port, e.what());
+    return 2;
+  }
+  std::fprintf(stderr,
+               "mock-engine %s: pid %d listening on %s:%u model=%s tokens=%d ttft_ms=%g itl_ms=%g "
+               "startup_delay_ms=%g threads=%d workers=%d\n",
+               BENCH_PROXY_VERSION, ::getpid(), o.host.c_str(), acc.local_endpoint().port(), o.model.c_str(),
+               o.tokens, o.ttft_ms, o.itl_ms, o.startup_delay_ms, o.threads, o.workers);
+  std::fflush(stderr);
+
+  asio::signal_set sigs(ioc, SIGINT);
+  if (!o.ignore_sigterm) sigs.add(SIGTERM);
+  sigs.async_wait([&](beast::error_code ec, int sig) {
+    if (ec) return;
+    std::fprintf(stderr, "mock-engine: received signal %d, shutting down\n", sig);
+    beast::error_code ignore;
+    acc.close(ignore);
+    ioc.stop();
+  });
+  do_accept(acc, st);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < o.threads; ++i) threads.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : threads) t.join();
+  for (pid_t c : g_children) ::kill(c, SIGTERM);
+  for (pid_t c : g_children) ::waitpid(c, nullptr, 0);
+  return 0;
+}
+
+}  // namespace bp::mock

@@ -1,0 +1,35 @@
+#pragma once
+/// The mock engine: a no-compute OpenAI-compatible server for the demo, the tests and the proxy
+/// benchmarks. Boost-free header; the Beast code lives in mock_server.cpp.
+#include <cstdint>
+#include <string>
+
+namespace bp::mock {
+
+struct options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8000;
+  std::string model = "mock-model";
+  int tokens = 16;             ///< output tokens per response unless max_tokens / mock_tokens say otherwise
+  double ttft_ms = 0;          ///< time to first token
+  double itl_ms = 0;           ///< delay between tokens
+  double startup_delay_ms = 0; ///< /health answers 503 "Loading model" until then
+  int threads = 1;
+  int workers = 0;             ///< helper child processes named MOCK::Worker_<i>
+  bool worker_rank_env = false;  ///< give worker i CUDA_VISIBLE_DEVICES=i (per-rank env divergence)
+  // Fault switches (tests only).
+  std::string fail_startup;    ///< non-empty: print it on stderr and exit 3 during startup
+  long crash_after = -1;       ///< abort after this many completed requests
+  long crash_mid_stream = -1;  ///< abort after this many events of a stream
+  bool ignore_sigterm = false;
+  bool stall = false;          ///< accept /v1 requests but never answer
+  bool detached_grandchild = false;  ///< start a new-session grandchild that tries to outlive the tree
+};
+
+/// Runs the server until SIGINT/SIGTERM. Returns the process exit code.
+int run(const options& opts, int argc, char** argv);
+
+/// Entry point for the helper worker processes (argv[0] = MOCK::Worker_<i>).
+int run_worker(int rank);
+
+}  // namespace bp::mock

@@ -1,0 +1,980 @@
+// The streaming reverse proxy (see docs/architecture.md, "Byte path").
+//
+// Design choices measured on this machine kind (docs/stack-notes reference):
+// - plain sockets, no beast::tcp_stream, no per-operation timers: one coarse sweep per thread;
+// - parsers driven by hand (read once, put(), write at once on the non-blocking socket, wait only
+//   when it would block): no composed async_read/async_write on the hot path;
+// - one write per read batch: the response header leaves with whatever body bytes came with it,
+//   and every SSE event already read leaves in the same write; nothing is held back for more.
+#include "net/proxy_server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <list>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+namespace bp::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using error_code = beast::error_code;
+using sv = beast::string_view;
+
+bool parse_listen_address(const std::string& s, std::string& host, std::uint16_t& port, std::string& err) {
+  std::string h, p;
+  if (!s.empty() && s[0] == '[') {
+    auto close = s.find(']');
+    if (close == std::string::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      err = "expected [IPv6]:PORT, got '" + s + "'";
+      return false;
+    }
+    h = s.substr(1, close - 1);
+    p = s.substr(close + 2);
+  } else if (auto colon = s.rfind(':'); colon != std::string::npos) {
+    h = s.substr(0, colon);
+    p = s.substr(colon + 1);
+  } else {
+    p = s;
+  }
+  if (h.empty()) h = "127.0.0.1";
+  if (h == "localhost") h = "127.0.0.1";
+  if (p.empty() || p.size() > 5 || !std::all_of(p.begin(), p.end(), ::isdigit) || std::stoi(p) > 65535) {
+    err = "invalid port in listen address '" + s + "'";
+    return false;
+  }
+  error_code ec;
+  asio::ip::make_address(h, ec);
+  if (ec) {
+    err = "invalid IP address '" + h + "' in listen address '" + s + "' (use a numeric address)";
+    return false;
+  }
+  host = h;
+  port = static_cast<std::uint16_t>(std::stoi(p));
+  return true;
+}
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// A growable byte buffer with a read offset; sized on demand.
+struct byte_buffer {
+  std::vector<char> data;
+  std::size_t begin = 0, end = 0;
+  std::size_t size() const { return end - begin; }
+  bool empty() const { return begin == end; }
+  asio::mutable_buffer prepare(std::size_t n) {
+    if (begin == end) begin = end = 0;
+    if (data.size() - end < n) {
+      if (begin > 0) {
+        std::memmove(data.data(), data.data() + begin, end - begin);
+        end -= begin;
+        begin = 0;
+      }
+      if (data.size() - end < n) data.resize(end + n);
+    }
+    return asio::buffer(data.data() + end, n);
+  }
+  void commit(std::size_t n) { end += n; }
+  void consume(std::size_t n) {
+    begin += n;
+    if (begin == end) begin = end = 0;
+  }
+  asio::const_buffer view() const { return asio::buffer(data.data() + begin, end - begin); }
+  void release_if_idle() {
+    // Keep RSS low with thousands of idle connections.
+    if (empty() && data.capacity() > 64 * 1024) std::vector<char>().swap(data);
+  }
+};
+
+/// Output bytes with a write offset.
+struct out_buffer {
+  std::string data;
+  std::size_t off = 0;
+  bool pending() const { return off < data.size(); }
+  void clear() {
+    data.clear();
+    off = 0;
+  }
+};
+
+// RFC 9110 7.6.1: connection-specific fields are never forwarded.
+bool hop_by_hop(http::field f) {
+  switch (f) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::content_length:  // re-framed by the proxy
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool iequals(sv a, sv b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+void append_hex_chunk(std::string& out, sv body) {
+  char hex[24];
+  int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", body.size());
+  out.append(hex, static_cast<std::size_t>(n));
+  out.append(body.data(), body.size());
+  out.append("\r\n", 2);
+}
+
+/// Filters and re-emits header fields; shared by both directions.
+struct header_rewriter {
+  std::vector<std::pair<std::string, std::string>> fields;
+  std::vector<std::string> connection_tokens;
+  bool header_done = false;
+
+  void reset() {
+    fields.clear();
+    connection_tokens.clear();
+    header_done = false;
+  }
+  void on_field(http::field f, sv name, sv value) {
+    if (header_done) return;  // trailers are dropped
+    if (f == http::field::connection) {
+      std::string v(value);
+      std::size_t pos = 0;
+      while (pos <= v.size()) {
+        auto comma = v.find(',', pos);
+        std::string tok = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        tok.erase(0, tok.find_first_not_of(" \t"));
+        tok.erase(tok.find_last_not_of(" \t") + 1);
+        if (!tok.empty()) connection_tokens.push_back(tok);
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+      }
+    }
+    if (hop_by_hop(f)) return;
+    fields.emplace_back(std::string(name), std::string(value));
+  }
+  void emit(std::string& out, bool skip_expect = false) const {
+    for (const auto& [n, v] : fields) {
+      bool listed = std::any_of(connection_tokens.begin(), connection_tokens.end(),
+                                [&](const std::string& t) { return iequals(t, n); });
+      if (listed) continue;
+      if (skip_expect && iequals(n, "expect")) continue;
+      out += n;
+      out += ": ";
+      out += v;
+      out += "\r\n";
+    }
+  }
+};
+
+enum class route { proxy, healthz, meta, not_found };
+
+class request_parser final : public http::basic_parser<true> {
+ public:
+  request_parser(header_rewriter& hr, std::string& out) : hr_(hr), out_(out) { hr_.reset(); }
+  std::string method, target, if_none_match;
+  http::verb verb = http::verb::unknown;
+  int version = 11;
+  route where = route::not_found;
+  bool expect_continue = false;
+  std::uint64_t body_bytes = 0;
+
+ private:
+  void on_request_impl(http::verb v, sv m, sv t, int ver, error_code&) override {
+    verb = v;
+    method.assign(m.data(), m.size());
+    target.assign(t.data(), t.size());
+    version = ver;
+    sv path = t.substr(0, t.find('?'));
+    if (path.starts_with("/v1/") || path == "/v1")
+      where = route::proxy;
+    else if (path == "/healthz")
+      where = route::healthz;
+    else if (path == "/meta")
+      where = route::meta;
+    else
+      where = route::not_found;
+  }
+  void on_response_impl(int, sv, int, error_code&) override {}
+  void on_field_impl(http::field f, sv name, sv value, error_code&) override {
+    if (f == http::field::expect && iequals(value, "100-continue")) expect_continue = true;
+    if (f == http::field::if_none_match) if_none_match.assign(value.data(), value.size());
+    hr_.on_field(f, name, value);
+  }
+  void on_header_impl(error_code&) override {
+    hr_.header_done = true;
+    if (where != route::proxy) return;
+    out_.clear();
+    out_ += method;
+    out_ += ' ';
+    out_ += target;
+    out_ += " HTTP/1.1\r\n";
+    hr_.emit(out_, true);
+    if (chunked())
+      out_ += "Transfer-Encoding: chunked\r\n";
+    else if (auto cl = content_length(); cl && (*cl > 0 || verb == http::verb::post || verb == http::verb::put))
+      out_ += "Content-Length: " + std::to_string(*cl) + "\r\n";
+    out_ += "\r\n";
+  }
+  void on_body_init_impl(boost::optional<std::uint64_t> const& cl, error_code&) override {
+    if (where == route::proxy && cl) out_.reserve(out_.size() + *cl);
+  }
+  std::size_t on_body_impl(sv body, error_code&) override {
+    body_bytes += body.size();
+    if (where == route::proxy) out_.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, sv, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
+    body_bytes += body.size();
+    if (where == route::proxy && !body.empty()) append_hex_chunk(out_, body);
+    return body.size();
+  }
+  void on_finish_impl(error_code&) override {
+    if (where == route::proxy && chunked()) out_ += "0\r\n\r\n";
+  }
+
+  header_rewriter& hr_;
+  std::string& out_;
+};
+
+class response_parser final : public http::basic_parser<false> {
+ public:
+  /// `chunk_out`: re-frame the body as chunked (HTTP/1.1 client and no Content-Length).
+  response_parser(header_rewriter& hr, std::string& out, int client_version, bool client_keep_alive, bool head)
+      : hr_(hr), out_(out), client_version_(client_version), client_keep_alive_(client_keep_alive), head_(head) {
+    hr_.reset();
+    skip(head);
+  }
+  int status = 0;
+  bool header_sent = false;  ///< header bytes queued for the client
+  bool close_client = false; ///< the client connection ends after this response
+  bool chunk_out = false;
+  bool raw_close_delimited = false;
+
+ private:
+  void on_request_impl(http::verb, sv, sv, int, error_code&) override {}
+  void on_response_impl(int code, sv reason, int, error_code&) override {
+    status = code;
+    reason_.assign(reason.data(), reason.size());
+  }
+  void on_field_impl(http::field f, sv name, sv value, error_code&) override { hr_.on_field(f, name, value); }
+  void on_header_impl(error_code&) override {
+    hr_.header_done = true;
+    bool no_body = head_ || status / 100 == 1 || status == 204 || status == 304;
+    auto cl = content_length();
+    close_client = !client_keep_alive_;
+    if (!no_body && !cl) {
+      if (client_version_ >= 11) {
+        chunk_out = true;
+      } else {
+        raw_close_delimited = true;
+        close_client = true;
+      }
+    }
+    out_ += "HTTP/1.1 ";
+    out_ += std::to_string(status);
+    out_ += ' ';
+    out_ += reason_.empty() ? std::string(http::obsolete_reason(static_cast<http::status>(status))) : reason_;
+    out_ += "\r\n";
+    hr_.emit(out_);
+    if (cl && (status / 100 != 1 && status != 204)) out_ += "Content-Length: " + std::to_string(*cl) + "\r\n";
+    if (chunk_out) out_ += "Transfer-Encoding: chunked\r\n";
+    if (close_client) out_ += "Connection: close\r\n";
+    out_ += "\r\n";
+    header_sent = true;
+  }
+  void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
+  std::size_t on_body_impl(sv body, error_code&) override {
+    if (chunk_out)
+      append_hex_chunk(out_, body);
+    else
+      out_.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, sv, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
+    if (body.empty()) return 0;
+    if (chunk_out)
+      append_hex_chunk(out_, body);
+    else
+      out_.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(error_code&) override {
+    if (chunk_out) out_ += "0\r\n\r\n";
+  }
+
+  header_rewriter& hr_;
+  std::string& out_;
+  std::string reason_;
+  int client_version_;
+  bool client_keep_alive_;
+  bool head_;
+};
+
+class server_impl;
+class session;
+
+/// One I/O thread: its io_context, its sessions, one coarse timer for every timeout.
+struct thread_ctx {
+  asio::io_context ioc{1};
+  asio::steady_timer sweep{ioc};
+  std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;
+  clock_type::time_point now = clock_type::now();
+  std::thread thread;
+};
+
+std::string json_error(int code, const std::string& type, const std::string& msg) {
+  nlohmann::json j = {{"error", {{"message", msg}, {"type", type}, {"code", code}}}};
+  return j.dump();
+}
+
+class session final : public std::enable_shared_from_this<session> {
+ public:
+  session(server_impl& srv, thread_ctx& tc, tcp::socket s, std::uint64_t id);
+  ~session();
+  void start();
+  void close(const std::string& reason);
+  void sweep(clock_type::time_point now);
+  std::uint64_t id() const { return id_; }
+
+ private:
+  enum class phase { request, upstream_write, response, closed };
+
+  void read_client();
+  void on_client_read(const error_code& ec, std::size_t n);
+  void parse_request();
+  void request_done();
+  void local_response(int status, const char* reason, const std::string& body, const std::string& extra = {},
+                      bool force_close = false, bool head = false);
+  void forward();
+  bool connect_upstream(std::string& err);
+  void write_upstream();
+  void upstream_failed(const std::string& what);
+  void read_upstream();
+  void on_upstream_read(const error_code& ec, std::size_t n);
+  void parse_response();
+  void flush_client();
+  void watch_client();
+  void response_done();
+  void begin_request();
+  void touch() { last_activity_ = tc_.now; }
+
+  server_impl& srv_;
+  thread_ctx& tc_;
+  tcp::socket client_;
+  tcp::socket upstream_;
+  std::uint64_t id_;
+  phase phase_ = phase::request;
+  byte_buffer cin_, uin_;
+  out_buffer up_out_, cl_out_;
+  header_rewriter req_hr_, resp_hr_;
+  std::optional<request_parser> rp_;
+  std::optional<response_parser> sp_;
+  bool upstream_reused_ = false;
+  bool upstream_got_bytes_ = false;
+  bool retried_ = false;
+  bool response_complete_ = false;
+  bool close_after_ = false;
+  bool writing_client_ = false;
+  bool watching_ = false;
+  bool counted_in_flight_ = false;
+  bool continue_sent_ = false;
+  std::uint64_t watch_gen_ = 0;
+  clock_type::time_point last_activity_;
+  clock_type::time_point request_started_;
+  conn_stats stats_;
+  std::string close_reason_;
+  bool reported_ = false;
+};
+
+class handle_impl final : public connection_handle {
+ public:
+  handle_impl(std::weak_ptr<session> s, asio::io_context& ioc, std::uint64_t id, std::string peer)
+      : s_(std::move(s)), ioc_(ioc), id_(id), peer_(std::move(peer)) {}
+  std::uint64_t id() const override { return id_; }
+  std::string peer() const override { return peer_; }
+  void close(const std::string& reason) override {
+    asio::post(ioc_, [w = s_, reason] {
+      if (auto s = w.lock()) s->close(reason);
+    });
+  }
+
+ private:
+  std::weak_ptr<session> s_;
+  asio::io_context& ioc_;
+  std::uint64_t id_;
+  std::string peer_;
+};
+
+class server_impl final : public proxy_server {
+ public:
+  server_impl(const server_options& o, run_status& st) : opts_(o), status_(st) {
+    int n = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    for (int i = 0; i < n; ++i) threads_.push_back(std::make_unique<thread_ctx>());
+    acceptor_.emplace(threads_[0]->ioc);
+  }
+  ~server_impl() override { shutdown(); }
+
+  bool bind(std::string& err) {
+    std::string host;
+    std::uint16_t port = 0;
+    if (!parse_listen_address(opts_.listen, host, port, err)) return false;
+    error_code ec;
+    tcp::endpoint ep(asio::ip::make_address(host), port);
+    acceptor_->open(ep.protocol(), ec);
+    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(ep, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      err = "cannot listen on " + opts_.listen + ": " + ec.message();
+      return false;
+    }
+    return true;
+  }
+
+  void set_upstream_port(std::uint16_t port) override { upstream_port_.store(port); }
+  std::uint16_t upstream_port() const { return upstream_port_.load(); }
+
+  void start(server_hooks hooks) override {
+    hooks_ = std::move(hooks);
+    accept();
+    for (auto& t : threads_) {
+      schedule_sweep(*t);
+      t->thread = std::thread([tc = t.get()] {
+        for (;;) {
+          try {
+            tc->ioc.run();
+            return;
+          } catch (const std::exception&) {
+            // A failure in one connection's handler must not take the thread down.
+          }
+        }
+      });
+    }
+    started_ = true;
+  }
+
+  std::string local_address() const override {
+    error_code ec;
+    auto ep = acceptor_->local_endpoint(ec);
+    if (ec) return {};
+    auto a = ep.address().to_string();
+    if (ep.address().is_v6()) a = "[" + a + "]";
+    return a + ":" + std::to_string(ep.port());
+  }
+  std::uint16_t local_port() const override {
+    error_code ec;
+    return acceptor_->local_endpoint(ec).port();
+  }
+
+  void stop_accepting() override {
+    std::promise<void> done;
+    auto f = done.get_future();
+    asio::post(threads_[0]->ioc, [this, &done] {
+      error_code ec;
+      acceptor_->close(ec);
+      done.set_value();
+    });
+    if (started_) f.wait_for(std::chrono::seconds(2));
+  }
+
+  std::size_t in_flight() const override { return in_flight_.load(); }
+  std::size_t open_connections() const override { return open_.load(); }
+
+  void shutdown() override {
+    if (shut_) return;
+    shut_ = true;
+    for (auto& t : threads_) {
+      asio::post(t->ioc, [tc = t.get()] {
+        tc->sweep.cancel();
+        std::vector<std::shared_ptr<session>> all;
+        for (auto& [id, w] : tc->sessions)
+          if (auto s = w.lock()) all.push_back(s);
+        for (auto& s : all) s->close("bench-proxy shutting down");
+      });
+    }
+    asio::post(threads_[0]->ioc, [this] {
+      error_code ec;
+      acceptor_->close(ec);
+    });
+    for (auto& t : threads_) {
+      // Let the closes run, then stop.
+      asio::post(t->ioc, [tc = t.get()] { tc->ioc.stop(); });
+    }
+    for (auto& t : threads_)
+      if (t->thread.joinable()) t->thread.join();
+  }
+
+  const server_options& opts() const { return opts_; }
+  run_status& status() { return status_; }
+  server_hooks& hooks() { return hooks_; }
+  std::atomic<std::size_t> in_flight_{0};
+  std::atomic<std::size_t> open_{0};
+
+ private:
+  void accept() {
+    thread_ctx& target = *threads_[next_++ % threads_.size()];
+    acceptor_->async_accept(target.ioc, [this, &target](const error_code& ec, tcp::socket s) {
+      if (!ec) {
+        std::uint64_t id = ++ids_;
+        std::string peer;
+        error_code pec;
+        auto ep = s.remote_endpoint(pec);
+        if (!pec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+        auto sess = std::make_shared<session>(*this, target, std::move(s), id);
+        std::weak_ptr<session> w = sess;
+        asio::post(target.ioc, [sess] { sess->start(); });
+        if (hooks_.on_open) hooks_.on_open(std::make_shared<handle_impl>(w, target.ioc, id, peer));
+      }
+      if (acceptor_->is_open()) accept();
+    });
+  }
+
+  void schedule_sweep(thread_ctx& tc) {
+    tc.sweep.expires_after(std::chrono::milliseconds(500));
+    tc.sweep.async_wait([this, &tc](const error_code& ec) {
+      if (ec) return;
+      tc.now = clock_type::now();
+      std::vector<std::shared_ptr<session>> live;
+      for (auto it = tc.sessions.begin(); it != tc.sessions.end();) {
+        if (auto s = it->second.lock()) {
+          live.push_back(std::move(s));
+          ++it;
+        } else {
+          it = tc.sessions.erase(it);
+        }
+      }
+      for (auto& s : live) s->sweep(tc.now);
+      schedule_sweep(tc);
+    });
+  }
+
+  server_options opts_;
+  run_status& status_;
+  std::vector<std::unique_ptr<thread_ctx>> threads_;
+  std::optional<tcp::acceptor> acceptor_;
+  server_hooks hooks_;
+  std::atomic<std::uint16_t> upstream_port_{0};
+  std::atomic<std::uint64_t> ids_{0};
+  std::size_t next_ = 0;
+  bool started_ = false;
+  bool shut_ = false;
+};
+
+session::session(server_impl& srv, thread_ctx& tc, tcp::socket s, std::uint64_t id)
+    : srv_(srv), tc_(tc), client_(std::move(s)), upstream_(tc.ioc), id_(id) {
+  error_code ec;
+  client_.set_option(tcp::no_delay(true), ec);
+  client_.non_blocking(true, ec);
+  srv_.open_++;
+  last_activity_ = tc_.now;
+}
+
+session::~session() {
+  if (!reported_) close("connection released");
+}
+
+void session::start() {
+  tc_.sessions.emplace(id_, weak_from_this());
+  begin_request();
+}
+
+void session::begin_request() {
+  phase_ = phase::request;
+  rp_.emplace(req_hr_, up_out_.data);
+  rp_->eager(true);
+  rp_->header_limit(64 * 1024);
+  rp_->body_limit(srv_.opts().max_request_body);
+  continue_sent_ = false;
+  response_complete_ = false;
+  cl_out_.clear();
+  up_out_.clear();
+  cin_.release_if_idle();
+  uin_.release_if_idle();
+  if (!cin_.empty())
+    parse_request();
+  else
+    read_client();
+}
+
+void session::read_client() {
+  client_.async_read_some(cin_.prepare(8192), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    self->on_client_read(ec, n);
+  });
+}
+
+void session::on_client_read(const error_code& ec, std::size_t n) {
+  if (phase_ == phase::closed) return;
+  if (ec) return close(ec == asio::error::eof ? "client closed the connection" : "client read: " + ec.message());
+  cin_.commit(n);
+  stats_.bytes_from_client += n;
+  touch();
+  parse_request();
+}
+
+void session::parse_request() {
+  if (!counted_in_flight_ && !cin_.empty()) {
+    counted_in_flight_ = true;
+    srv_.in_flight_++;
+    request_started_ = tc_.now;
+  }
+  error_code ec;
+  while (!cin_.empty() && !rp_->is_done()) {
+    std::size_t n = rp_->put(cin_.view(), ec);
+    cin_.consume(n);
+    if (ec == http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec) break;
+    if (n == 0) break;
+  }
+  if (ec) {
+    stats_.bad_requests++;
+    if (ec == http::error::body_limit)
+      return local_response(413, "Payload Too Large",
+                            json_error(413, "invalid_request_error",
+                                       "request body exceeds the limit of " +
+                                           std::to_string(srv_.opts().max_request_body) + " bytes"),
+                            {}, true);
+    if (ec == http::error::header_limit)
+      return local_response(431, "Request Header Fields Too Large",
+                            json_error(431, "invalid_request_error", "request header too large"), {}, true);
+    return local_response(400, "Bad Request",
+                          json_error(400, "invalid_request_error", "malformed HTTP request: " + ec.message()), {},
+                          true);
+  }
+  if (rp_->is_header_done() && rp_->expect_continue && !continue_sent_ && !rp_->is_done()) {
+    continue_sent_ = true;
+    static const char k100[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    error_code wec;
+    client_.write_some(asio::buffer(k100, sizeof(k100) - 1), wec);
+  }
+  if (rp_->is_done()) return request_done();
+  read_client();
+}
+
+void session::request_done() {
+  stats_.requests++;
+  close_after_ = !rp_->keep_alive();
+  bool head = rp_->verb == http::verb::head;
+  switch (rp_->where) {
+    case route::proxy:
+      return forward();
+    case route::healthz:
+      if (rp_->verb != http::verb::get && !head)
+        return local_response(405, "Method Not Allowed", json_error(405, "invalid_request_error", "use GET"),
+                              "Allow: GET, HEAD\r\n");
+      return local_response(200, "OK", srv_.status().healthz_json(), "Cache-Control: no-store\r\n", false, head);
+    case route::meta: {
+      if (rp_->verb != http::verb::get && !head)
+        return local_response(405, "Method Not Allowed", json_error(405, "invalid_request_error", "use GET"),
+                              "Allow: GET, HEAD\r\n");
+      auto doc = srv_.status().meta();
+      if (!doc)
+        return local_response(503, "Service Unavailable", srv_.status().meta_pending_json(),
+                              "Retry-After: 2\r\nCache-Control: no-store\r\n", false, head);
+      std::string etag = "\"" + doc->sha256 + "\"";
+      if (!rp_->if_none_match.empty() &&
+          (rp_->if_none_match == etag || rp_->if_none_match == "*"))
+        return local_response(304, "Not Modified", {}, "ETag: " + etag + "\r\n", false, true);
+      return local_response(200, "OK", doc->bytes, "ETag: " + etag + "\r\n", false, head);
+    }
+    case route::not_found:
+      break;
+  }
+  std::string path = rp_->target.substr(0, rp_->target.find('?'));
+  local_response(404, "Not Found",
+                 json_error(404, "not_found", "no route for " + rp_->method + " " + path +
+                                                  " (bench-proxy serves /v1/*, /healthz and /meta)"));
+}
+
+void session::local_response(int status, const char* reason, const std::string& body, const std::string& extra,
+                             bool force_close, bool head) {
+  if (force_close) close_after_ = true;
+  cl_out_.clear();
+  std::string& o = cl_out_.data;
+  o = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nServer: bench-proxy\r\n";
+  if (status != 304) o += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  o += extra;
+  if (close_after_) o += "Connection: close\r\n";
+  o += "\r\n";
+  if (!head) o += body;
+  response_complete_ = true;
+  phase_ = phase::response;
+  flush_client();
+}
+
+bool session::connect_upstream(std::string& err) {
+  std::uint16_t port = srv_.upstream_port();
+  if (port == 0) {
+    err = "engine is not ready";
+    return false;
+  }
+  error_code ec;
+  upstream_.close(ec);
+  upstream_ = tcp::socket(tc_.ioc);
+  // Loopback: the handshake completes inside connect(), so a blocking connect costs no wait.
+  upstream_.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), ec);
+  if (ec) {
+    err = "cannot connect to the engine on 127.0.0.1:" + std::to_string(port) + ": " + ec.message();
+    return false;
+  }
+  upstream_.set_option(tcp::no_delay(true), ec);
+  upstream_.non_blocking(true, ec);
+  upstream_reused_ = false;
+  return true;
+}
+
+void session::forward() {
+  stats_.proxied++;
+  if (!upstream_.is_open()) {
+    std::string err;
+    if (!connect_upstream(err)) {
+      stats_.upstream_errors++;
+      return local_response(srv_.upstream_port() == 0 ? 503 : 502,
+                            srv_.upstream_port() == 0 ? "Service Unavailable" : "Bad Gateway",
+                            json_error(502, "upstream_error", err));
+    }
+  }
+  retried_ = false;
+  upstream_got_bytes_ = false;
+  up_out_.off = 0;
+  phase_ = phase::upstream_write;
+  write_upstream();
+}
+
+void session::write_upstream() {
+  while (up_out_.pending()) {
+    error_code ec;
+    std::size_t n = upstream_.write_some(
+        asio::buffer(up_out_.data.data() + up_out_.off, up_out_.data.size() - up_out_.off), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      upstream_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& e) {
+        if (self->phase_ != phase::upstream_write) return;
+        if (e) return self->upstream_failed("engine connection: " + e.message());
+        self->write_upstream();
+      });
+      return;
+    }
+    if (ec) return upstream_failed("writing to the engine: " + ec.message());
+    up_out_.off += n;
+  }
+  phase_ = phase::response;
+  sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
+  sp_->eager(true);
+  sp_->body_limit(boost::none);
+  read_upstream();
+  watch_client();
+}
+
+void session::upstream_failed(const std::string& what) {
+  error_code ec;
+  // A kept-alive upstream connection the engine already closed: retry once on a fresh one.
+  if (upstream_reused_ && !upstream_got_bytes_ && !retried_) {
+    retried_ = true;
+    std::string err;
+    if (connect_upstream(err)) {
+      up_out_.off = 0;
+      phase_ = phase::upstream_write;
+      return write_upstream();
+    }
+  }
+  stats_.upstream_errors++;
+  upstream_.close(ec);
+  if (!sp_ || !sp_->header_sent) {
+    return local_response(502, "Bad Gateway", json_error(502, "upstream_error", what), {}, false);
+  }
+  // Headers already went out: the only honest signal left is to cut the connection.
+  close("engine failed mid-response: " + what);
+}
+
+void session::read_upstream() {
+  upstream_.async_read_some(uin_.prepare(16384), [self = shared_from_this()](const error_code& ec, std::size_t n) {
+    self->on_upstream_read(ec, n);
+  });
+}
+
+void session::on_upstream_read(const error_code& ec, std::size_t n) {
+  if (phase_ != phase::response) return;
+  if (ec) {
+    if (ec == asio::error::eof && sp_->is_header_done() && !sp_->is_done()) {
+      error_code pec;
+      sp_->put_eof(pec);
+      if (!pec && sp_->is_done()) {
+        upstream_.close(pec);
+        response_complete_ = true;
+        close_after_ = close_after_ || sp_->raw_close_delimited;
+        return flush_client();
+      }
+    }
+    return upstream_failed(ec == asio::error::eof ? "the engine closed the connection" : ec.message());
+  }
+  upstream_got_bytes_ = true;
+  uin_.commit(n);
+  touch();
+  parse_response();
+}
+
+void session::parse_response() {
+  error_code ec;
+  while (!uin_.empty() && !sp_->is_done()) {
+    std::size_t used = sp_->put(uin_.view(), ec);
+    uin_.consume(used);
+    if (ec == http::error::need_more) {
+      ec = {};
+      break;
+    }
+    if (ec || used == 0) break;
+  }
+  if (ec) return upstream_failed("malformed response from the engine: " + ec.message());
+  if (sp_->is_done()) {
+    if (sp_->status / 100 == 1 && sp_->status != 101) {
+      // Interim response: relay it and parse the final one.
+      sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
+      sp_->eager(true);
+      sp_->body_limit(boost::none);
+      if (!uin_.empty()) return parse_response();
+    } else {
+      response_complete_ = true;
+      if (!sp_->keep_alive()) {
+        error_code cec;
+        upstream_.close(cec);
+      } else {
+        upstream_reused_ = true;
+      }
+      close_after_ = close_after_ || sp_->close_client;
+    }
+  }
+  flush_client();
+}
+
+void session::flush_client() {
+  while (cl_out_.pending()) {
+    error_code ec;
+    std::size_t n =
+        client_.write_some(asio::buffer(cl_out_.data.data() + cl_out_.off, cl_out_.data.size() - cl_out_.off), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      writing_client_ = true;
+      client_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& e) {
+        self->writing_client_ = false;
+        if (self->phase_ == phase::closed) return;
+        if (e) return self->close("client write: " + e.message());
+        self->touch();
+        self->flush_client();
+      });
+      return;
+    }
+    if (ec) {
+      if (phase_ == phase::response && !response_complete_) stats_.client_aborts++;
+      return close("client went away: " + ec.message());
+    }
+    cl_out_.off += n;
+    stats_.bytes_to_client += n;
+  }
+  cl_out_.clear();
+  if (response_complete_) return response_done();
+  if (phase_ == phase::response) read_upstream();
+}
+
+void session::watch_client() {
+  if (watching_) return;
+  watching_ = true;
+  std::uint64_t gen = ++watch_gen_;
+  client_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen](const error_code& ec) {
+    self->watching_ = false;
+    if (ec || gen != self->watch_gen_ || self->phase_ != phase::response || self->response_complete_) return;
+    error_code rec;
+    std::size_t n = self->client_.read_some(self->cin_.prepare(4096), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) return self->watch_client();
+    if (rec) {
+      // The client is gone while the engine still works for it: close upstream so it stops.
+      self->stats_.client_aborts++;
+      return self->close("client disconnected mid-response");
+    }
+    self->cin_.commit(n);
+    self->stats_.bytes_from_client += n;
+    if (self->cin_.size() < 64 * 1024) self->watch_client();
+  });
+}
+
+void session::response_done() {
+  ++watch_gen_;
+  if (watching_) {
+    error_code ec;
+    client_.cancel(ec);  // only the readability watch is pending now
+    watching_ = false;
+  }
+  if (counted_in_flight_) {
+    counted_in_flight_ = false;
+    srv_.in_flight_--;
+  }
+  touch();
+  if (close_after_) return close("client asked to close");
+  begin_request();
+}
+
+void session::sweep(clock_type::time_point now) {
+  if (phase_ == phase::closed) return;
+  using std::chrono::duration;
+  const auto& o = srv_.opts();
+  double idle = duration<double>(now - last_activity_).count();
+  if (phase_ == phase::request) {
+    if (!counted_in_flight_ && idle > o.idle_timeout_s) return close("idle timeout");
+    if (counted_in_flight_ && duration<double>(now - request_started_).count() > o.request_timeout_s) {
+      stats_.bad_requests++;
+      return local_response(408, "Request Timeout",
+                            json_error(408, "timeout", "request not received in time"), {}, true);
+    }
+  }
+  if (writing_client_ && idle > o.send_timeout_s) return close("send timeout: client is not reading");
+}
+
+void session::close(const std::string& reason) {
+  if (phase_ == phase::closed) return;
+  phase_ = phase::closed;
+  close_reason_ = reason;
+  error_code ec;
+  client_.shutdown(tcp::socket::shutdown_both, ec);
+  client_.close(ec);
+  upstream_.close(ec);
+  if (counted_in_flight_) {
+    counted_in_flight_ = false;
+    srv_.in_flight_--;
+  }
+  srv_.open_--;
+  tc_.sessions.erase(id_);
+  if (!reported_) {
+    reported_ = true;
+    if (srv_.hooks().on_close) srv_.hooks().on_close(id_, stats_, reason);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<proxy_server> proxy_server::create(const server_options& o, run_status& status, std::string& err) {
+  auto s = std::make_unique<server_impl>(o, status);
+  if (!s->bind(err)) return nullptr;
+  return s;
+}
+
+}  // namespace bp::net

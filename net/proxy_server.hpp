@@ -1,0 +1,74 @@
+#pragma once
+/// The streaming reverse proxy. Boost-free header: Beast and Asio stay in proxy_server.cpp.
+///
+/// Bytes never cross a CAF mailbox: each I/O thread owns an io_context and the sessions accepted
+/// onto it. The actor side only hears about connection lifecycles (open, close with statistics)
+/// through `hooks`, and can close a connection through its handle.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "net/run_status.hpp"
+
+namespace bp::net {
+
+struct server_options {
+  std::string listen = "127.0.0.1:8080";  ///< HOST:PORT, [V6]:PORT or :PORT
+  int threads = 0;                        ///< 0: one per core
+  std::uint64_t max_request_body = 32ull << 20;
+  double idle_timeout_s = 75;     ///< keep-alive connection with no request in progress
+  double request_timeout_s = 60;  ///< from a request's first byte to its last
+  double send_timeout_s = 60;     ///< client not reading what we have to send
+};
+
+/// Per-connection counters, reported once when the connection closes.
+struct conn_stats {
+  std::uint64_t requests = 0;
+  std::uint64_t proxied = 0;
+  std::uint64_t bytes_from_client = 0;
+  std::uint64_t bytes_to_client = 0;
+  std::uint64_t client_aborts = 0;  ///< client went away while a response was in flight
+  std::uint64_t upstream_errors = 0;
+  std::uint64_t bad_requests = 0;
+};
+
+class connection_handle {
+ public:
+  virtual ~connection_handle() = default;
+  virtual std::uint64_t id() const = 0;
+  virtual std::string peer() const = 0;
+  /// Closes the connection from any thread (posted to its I/O thread).
+  virtual void close(const std::string& reason) = 0;
+};
+
+struct server_hooks {
+  /// On the accepting I/O thread, once per connection.
+  std::function<void(std::shared_ptr<connection_handle>)> on_open;
+  /// On the connection's I/O thread, exactly once per opened connection.
+  std::function<void(std::uint64_t id, const conn_stats&, const std::string& reason)> on_close;
+};
+
+class proxy_server {
+ public:
+  virtual ~proxy_server() = default;
+  /// Binds and listens now. Returns nullptr with `err` set when the address cannot be used.
+  static std::unique_ptr<proxy_server> create(const server_options& o, run_status& status,
+                                              std::string& err);
+  /// Where the engine listens (loopback). 0 until known: /v1 answers 503 meanwhile.
+  virtual void set_upstream_port(std::uint16_t port) = 0;
+  virtual void start(server_hooks hooks) = 0;
+  virtual std::string local_address() const = 0;
+  virtual std::uint16_t local_port() const = 0;
+  virtual void stop_accepting() = 0;
+  /// Requests in flight (a request read or a response not yet fully sent).
+  virtual std::size_t in_flight() const = 0;
+  virtual std::size_t open_connections() const = 0;
+  /// Closes every connection and stops the I/O threads; joins them.
+  virtual void shutdown() = 0;
+};
+
+/// Parses HOST:PORT, [V6]:PORT, :PORT or PORT. Returns false with `err` on bad input.
+bool parse_listen_address(const std::string& s, std::string& host, std::uint16_t& port, std::string& err);
+
+}  // namespace bp::net
