@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) usage_error(a + " needs a value");
       return argv[++i];
     };
+    if (a == "--version") {
+      std::printf("mock-engine (bench-proxy) version: %s\n", BENCH_PROXY_VERSION);
+      return 0;
+    }
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       return 0;

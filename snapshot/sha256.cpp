@@ -45,6 +45,16 @@ std::string sha256_hasher::final_hex() {
   return to_hex(md, len);
 }
 
+std::string sha256_hasher::peek_hex() const {
+  EVP_MD_CTX* copy = EVP_MD_CTX_new();
+  EVP_MD_CTX_copy_ex(copy, impl_->ctx);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(copy, md, &len);
+  EVP_MD_CTX_free(copy);
+  return to_hex(md, len);
+}
+
 std::string sha256_hex(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;

@@ -21,6 +21,8 @@ class sha256_hasher {
   void update(std::string_view s) { update(s.data(), s.size()); }
   /// Finishes and resets, ready for the next message.
   std::string final_hex();
+  /// Digest of what was fed so far, without finishing.
+  std::string peek_hex() const;
 
  private:
   struct impl;

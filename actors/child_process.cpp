@@ -1,0 +1,489 @@
+#include "actors/child_process.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <future>
+#include <queue>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "snapshot/sha256.hpp"
+
+extern char** environ;
+
+namespace bp {
+
+namespace {
+
+/// Forks happen on one thread that lives as long as bench-proxy: the parent-death signal fires
+/// when the *thread* that forked exits, not the process.
+class launcher {
+ public:
+  static launcher& get() {
+    static launcher* l = new launcher();  // never destroyed: its thread must outlive every child
+    return *l;
+  }
+  template <class F>
+  auto run(F f) -> decltype(f()) {
+    std::packaged_task<decltype(f())()> task(std::move(f));
+    auto fut = task.get_future();
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      jobs_.push([&task] { task(); });
+    }
+    cv_.notify_one();
+    return fut.get();
+  }
+
+ private:
+  launcher() {
+    std::thread([this] {
+      for (;;) {
+        std::function<void()> job;
+        {
+          std::unique_lock<std::mutex> g(mu_);
+          cv_.wait(g, [this] { return !jobs_.empty(); });
+          job = std::move(jobs_.front());
+          jobs_.pop();
+        }
+        job();
+      }
+    }).detach();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::queue<std::function<void()>> jobs_;
+};
+
+int move_high(int fd) {
+  int n = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+  ::close(fd);
+  return n;
+}
+
+void close_from(int lowfd) {
+#ifdef SYS_close_range
+  if (::syscall(SYS_close_range, static_cast<unsigned>(lowfd), ~0U, 0) == 0) return;
+#endif
+  for (int fd = lowfd; fd < 4096; ++fd) ::close(fd);
+}
+
+std::vector<pid_t> children_of(pid_t parent) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[300];
+    std::snprintf(path, sizeof(path), "/proc/%.200s/stat", e->d_name);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    const char* rp = std::strrchr(buf, ')');
+    if (!rp) continue;
+    char state = 0;
+    int ppid = 0;
+    if (std::sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent)
+      out.push_back(static_cast<pid_t>(std::atoi(e->d_name)));
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+std::string describe_wait_status(int status) {
+  if (status < 0) return "ended without a status (its supervisor died)";
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    const char* name = sigabbrev_np(sig);
+    return "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
+  }
+  return "ended with wait status " + std::to_string(status);
+}
+
+std::string scrub(std::string s, const std::vector<std::string>& secrets) {
+  for (const auto& sec : secrets) {
+    if (sec.empty()) continue;
+    std::string mark = "[REDACTED sha256:" + sha256_hex(sec).substr(0, 12) + "]";
+    for (std::size_t pos = 0; (pos = s.find(sec, pos)) != std::string::npos; pos += mark.size())
+      s.replace(pos, sec.size(), mark);
+  }
+  return s;
+}
+
+void become_subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
+
+int free_loopback_port(std::string& err) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    err = std::string("socket: ") + std::strerror(errno);
+    return -1;
+  }
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) < 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) < 0) {
+    err = std::string("cannot get a free loopback port: ") + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// ---------------------------------------------------------------------------------------------
+// output_capture
+
+output_capture::output_capture() : hasher_(std::make_unique<sha256_hasher>()) {}
+output_capture::~output_capture() = default;
+
+void output_capture::append(const std::string& s) {
+  std::lock_guard<std::mutex> g(mu_);
+  hasher_->update(s);
+  total_ += s.size();
+  if (head_.size() < kWindow) head_.append(s, 0, std::min(s.size(), kWindow - head_.size()));
+  tail_ += s;
+  if (tail_.size() > 2 * kWindow) tail_.erase(0, tail_.size() - kWindow);
+  partial_ += s;
+  std::size_t pos;
+  while ((pos = partial_.find('\n')) != std::string::npos) {
+    lines_.push_back(partial_.substr(0, pos));
+    partial_.erase(0, pos + 1);
+    if (lines_.size() > 200) lines_.pop_front();
+  }
+}
+
+std::vector<std::string> output_capture::tail_lines(std::size_t n) const {
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<std::string> out;
+  std::size_t start = lines_.size() > n ? lines_.size() - n : 0;
+  for (std::size_t i = start; i < lines_.size(); ++i) out.push_back(lines_[i]);
+  if (!partial_.empty()) out.push_back(partial_);
+  return out;
+}
+
+output_capture::view output_capture::snapshot() const {
+  std::lock_guard<std::mutex> g(mu_);
+  view v;
+  v.total_bytes = total_;
+  v.truncated = total_ > 2 * kWindow;
+  v.head = head_;
+  if (total_ > kWindow) v.tail = tail_.size() > kWindow ? tail_.substr(tail_.size() - kWindow) : tail_;
+  v.sha256 = hasher_->peek_hex();
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// engine_child
+
+engine_child::~engine_child() {
+  if (shim_ > 0 && !gone_.load()) {
+    signal_group(SIGKILL);
+    ::kill(shim_, SIGTERM);
+    wait_gone(std::chrono::seconds(10));
+  }
+  if (reaper_.joinable()) reaper_.join();
+  if (pump_.joinable()) pump_.join();
+  if (log_fd_ >= 0) ::close(log_fd_);
+}
+
+void engine_child::signal_group(int sig) const {
+  if (pid_ > 0 && !exited_.load()) ::kill(-pid_, sig);
+}
+
+bool engine_child::wait_gone(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> g(mu_);
+  return cv_.wait_for(g, timeout, [this] { return gone_.load(); });
+}
+
+std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit_fn on_exit, std::string& err) {
+  std::unique_ptr<engine_child> c(new engine_child());
+  c->log_path_ = spec.log_path;
+  if (!spec.log_path.empty()) {
+    c->log_fd_ = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (c->log_fd_ < 0) {
+      err = "cannot write engine log " + spec.log_path + ": " + std::strerror(errno);
+      return nullptr;
+    }
+  }
+  int st[2], out[2], er[2];
+  if (::pipe2(st, O_CLOEXEC) < 0 || ::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(er, O_CLOEXEC) < 0) {
+    err = std::string("pipe: ") + std::strerror(errno);
+    return nullptr;
+  }
+  for (int* p : {st, out, er}) {
+    p[0] = move_high(p[0]);
+    p[1] = move_high(p[1]);
+  }
+  // Everything the child needs is built before fork(): after it only async-signal-safe calls.
+  std::string parent = std::to_string(::getpid());
+  std::vector<std::string> shim_args = {"bench-proxy-shim", "__engine-shim", parent, spec.cwd, spec.exe};
+  shim_args.insert(shim_args.end(), spec.argv.begin(), spec.argv.end());
+  std::vector<char*> argv, envp;
+  for (auto& a : shim_args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (auto& e : spec.envp) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  std::string shim_exe = spec.shim_exe;
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0) devnull = move_high(devnull);
+
+  pid_t pid = launcher::get().run([&]() -> pid_t {
+    pid_t p = ::fork();
+    if (p == 0) {
+      ::dup2(devnull, 0);
+      ::dup2(out[1], 1);
+      ::dup2(er[1], 2);
+      ::dup2(st[1], 3);
+      close_from(4);  // the listening socket and everything else of bench-proxy stays behind
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != static_cast<pid_t>(std::atoi(parent.c_str()))) _exit(1);
+      ::execve(shim_exe.c_str(), argv.data(), envp.data());
+      const char msg[] = "bench-proxy: cannot execute the engine shim\n";
+      ssize_t ignored = ::write(2, msg, sizeof(msg) - 1);
+      (void)ignored;
+      _exit(127);
+    }
+    return p;
+  });
+  int fork_errno = errno;
+  ::close(st[1]);
+  ::close(out[1]);
+  ::close(er[1]);
+  if (devnull >= 0) ::close(devnull);
+  if (pid < 0) {
+    err = std::string("fork: ") + std::strerror(fork_errno);
+    ::close(st[0]);
+    ::close(out[0]);
+    ::close(er[0]);
+    return nullptr;
+  }
+  c->shim_ = pid;
+  c->status_fd_ = st[0];
+  c->out_fd_ = out[0];
+  c->err_fd_ = er[0];
+  engine_child* raw = c.get();
+  c->pump_ = std::thread([raw, secrets = spec.secrets, prefix = spec.log_prefix] { raw->pump_loop(secrets, prefix); });
+  c->reaper_ = std::thread([raw, on_exit = std::move(on_exit)] { raw->reaper_loop(on_exit); });
+  {
+    std::unique_lock<std::mutex> g(c->mu_);
+    c->cv_.wait_for(g, std::chrono::seconds(10), [raw] { return raw->pid_ > 0 || raw->gone_.load(); });
+  }
+  if (c->pid_ <= 0) {
+    err = "the engine did not start: " + describe_wait_status(c->status_.load());
+    auto tail = c->capture_->tail_lines(5);
+    for (auto& l : tail) err += "\n  " + l;
+    return nullptr;
+  }
+  return c;
+}
+
+void engine_child::reaper_loop(exit_fn on_exit) {
+  std::string buf;
+  char tmp[256];
+  bool got_exit = false;
+  for (;;) {
+    ssize_t n = ::read(status_fd_, tmp, sizeof(tmp));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    buf.append(tmp, static_cast<std::size_t>(n));
+    std::size_t pos;
+    while ((pos = buf.find('\n')) != std::string::npos) {
+      std::string line = buf.substr(0, pos);
+      buf.erase(0, pos + 1);
+      if (line.size() > 2 && line[0] == 'P') {
+        std::lock_guard<std::mutex> g(mu_);
+        pid_ = static_cast<pid_t>(std::atoi(line.c_str() + 2));
+        cv_.notify_all();
+      } else if (line.size() > 2 && line[0] == 'X') {
+        status_ = std::atoi(line.c_str() + 2);
+        got_exit = true;
+      }
+    }
+  }
+  ::close(status_fd_);
+  if (!got_exit) {
+    // The shim itself died: contain what it supervised.
+    if (pid_ > 0) ::kill(-pid_, SIGKILL);
+    status_ = -1;
+  }
+  exited_ = true;
+  int ws = 0;
+  while (::waitpid(shim_, &ws, 0) < 0 && errno == EINTR) {
+  }
+  if (pump_.joinable()) pump_.join();  // all output is in before anyone hears of the exit
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    gone_ = true;
+    cv_.notify_all();
+  }
+  if (on_exit) on_exit(status_.load());
+}
+
+void engine_child::pump_loop(std::vector<std::string> secrets, std::string prefix) {
+  pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+  std::string partial[2];
+  char buf[65536];
+  int open = 2;
+  auto emit = [&](std::string line, int which) {
+    line = scrub(std::move(line), secrets);
+    std::string with_nl = line + "\n";
+    if (log_fd_ >= 0) {
+      ssize_t ignored = ::write(log_fd_, with_nl.data(), with_nl.size());
+      (void)ignored;
+    }
+    capture_->append(with_nl);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    spdlog::info("[{} {}{}] {}", prefix, pid_, which == 1 ? " stderr" : "", line);
+  };
+  while (open > 0) {
+    int r = ::poll(fds, 2, -1);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open;
+        continue;
+      }
+      partial[i].append(buf, static_cast<std::size_t>(n));
+      std::size_t pos;
+      while ((pos = partial[i].find('\n')) != std::string::npos) {
+        emit(partial[i].substr(0, pos), i);
+        partial[i].erase(0, pos + 1);
+      }
+      if (partial[i].size() > 64 * 1024) {  // no newline in sight: flush what we have
+        emit(partial[i], i);
+        partial[i].clear();
+      }
+    }
+  }
+  for (int i = 0; i < 2; ++i)
+    if (!partial[i].empty()) emit(partial[i], i);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shim process: `bench-proxy __engine-shim PARENT_PID CWD EXE ARGV0 ARGS...`
+
+int engine_shim_main(int argc, char** argv) {
+  if (argc < 6) {
+    std::fprintf(stderr, "bench-proxy: __engine-shim is internal\n");
+    return 2;
+  }
+  pid_t parent = static_cast<pid_t>(std::atoi(argv[2]));
+  const char* cwd = argv[3];
+  const char* exe = argv[4];
+  char** engine_argv = argv + 5;
+  ::prctl(PR_SET_NAME, "bp-engine-shim", 0, 0, 0);
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
+  if (::getppid() != parent) return 1;  // bench-proxy is already gone
+  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&set, s);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+
+  pid_t me = ::getpid();
+  pid_t child = ::fork();
+  if (child < 0) {
+    std::fprintf(stderr, "bench-proxy: fork: %s\n", std::strerror(errno));
+    dprintf(3, "X %d\n", 127 << 8);
+    return 1;
+  }
+  if (child == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (::getppid() != me) _exit(1);
+    ::close(3);
+    if (::chdir(cwd) < 0) {
+      dprintf(2, "bench-proxy: cannot change to directory %s: %s\n", cwd, std::strerror(errno));
+      _exit(126);
+    }
+    ::execve(exe, engine_argv, environ);
+    dprintf(2, "bench-proxy: cannot execute %s: %s\n", exe, std::strerror(errno));
+    _exit(127);
+  }
+  ::setpgid(child, child);
+  dprintf(3, "P %d\n", child);
+  // The engine's output pipes must close when the engine's tree is gone, not when the shim is.
+  int devnull = ::open("/dev/null", O_RDWR);
+  ::dup2(devnull, 1);
+  ::dup2(devnull, 2);
+  ::dup2(devnull, 0);
+
+  int engine_status = -1;
+  bool engine_done = false;
+  while (!engine_done) {
+    siginfo_t si;
+    int sig = ::sigwaitinfo(&set, &si);
+    if (sig < 0) continue;
+    if (sig == SIGCHLD) {
+      int ws = 0;
+      pid_t p;
+      while ((p = ::waitpid(-1, &ws, WNOHANG)) > 0)
+        if (p == child) {
+          engine_status = ws;
+          engine_done = true;
+        }
+    } else {
+      // bench-proxy died (parent-death signal) or we were told to stop: end the tree now.
+      ::kill(-child, SIGKILL);
+      ::kill(child, SIGKILL);
+    }
+  }
+  // The engine is gone: nothing it started may stay. Kill its group, then every process that was
+  // re-parented to us (new sessions and double-forked daemons included), until none is left.
+  ::kill(-child, SIGKILL);
+  for (int round = 0; round < 10000; ++round) {
+    auto kids = children_of(me);
+    for (pid_t k : kids) {
+      ::kill(-k, SIGKILL);
+      ::kill(k, SIGKILL);
+    }
+    int ws;
+    while (::waitpid(-1, &ws, WNOHANG) > 0) {
+    }
+    if (kids.empty() && ::waitpid(-1, &ws, WNOHANG) < 0 && errno == ECHILD) break;
+    ::usleep(5000);
+  }
+  dprintf(3, "X %d\n", engine_status);
+  return 0;
+}
+
+}  // namespace bp

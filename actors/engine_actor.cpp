@@ -1,0 +1,162 @@
+#include <signal.h>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/actors.hpp"
+#include "actors/child_process.hpp"
+#include "net/http_client.hpp"
+
+namespace bp {
+
+struct engine_state {
+  static inline const char* name = "engine";
+  std::shared_ptr<run_context> ctx;
+  caf::actor supervisor;
+  std::shared_ptr<engine_child> child;
+  int port = 0;
+  std::chrono::steady_clock::time_point deadline;
+  bool ready = false;
+  bool stopping = false;
+  bool exited = false;
+  std::string last_probe;
+};
+
+namespace {
+
+std::string tail_text(const engine_child& c, std::size_t n) {
+  std::string out;
+  for (const auto& l : c.output().tail_lines(n)) out += "\n  | " + l;
+  return out;
+}
+
+}  // namespace
+
+namespace {
+
+caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_ptr<run_context> ctx,
+                           caf::actor supervisor) {
+  auto& st = self->state;
+  st.ctx = ctx;
+  st.supervisor = supervisor;
+  const auto& cfg = ctx->config;
+  if (fault_for(ctx->faults, "engine") == "throw-on-start") throw std::runtime_error("injected fault: engine actor throws on start");
+
+  auto fail = [self](const std::string& why, int code) {
+    self->send(self->state.supervisor, atom::failed::value, std::string("engine"), why, code);
+    self->quit();
+  };
+  std::string why;
+  auto exe = resolve_command(cfg, why);
+  if (!exe) {
+    fail(cfg.source_path + ": " + why, exit_code::engine_start_failed);
+    return {};
+  }
+  for (const auto& e : check_launchable(cfg)) {
+    fail(e.str(), exit_code::engine_start_failed);
+    return {};
+  }
+  std::string err;
+  int port = free_loopback_port(err);
+  if (port <= 0) {
+    fail(err, exit_code::engine_start_failed);
+    return {};
+  }
+  st.port = port;
+  launch_spec spec;
+  spec.shim_exe = ctx->shim_exe;
+  spec.exe = *exe;
+  spec.argv.push_back(cfg.cmd);
+  for (const auto& a : cfg.plain_args()) spec.argv.push_back(a);
+  for (const char* a : {"--host", "127.0.0.1", "--port"}) spec.argv.push_back(a);
+  spec.argv.push_back(std::to_string(port));
+  for (const auto& [k, v] : cfg.env) spec.envp.push_back(k + "=" + v.value);
+  spec.cwd = cfg.cwd;
+  spec.log_path = ctx->run_dir + "/engine.log";
+  spec.secrets = cfg.secret_values();
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  std::shared_ptr<engine_child> child =
+      engine_child::launch(spec, [me](int status) { caf::anon_send(me, atom::exited::value, status); }, err);
+  if (!child) {
+    fail("cannot start the engine: " + err, exit_code::engine_start_failed);
+    return {};
+  }
+  st.child = child;
+  st.deadline = std::chrono::steady_clock::now() +
+                std::chrono::milliseconds(static_cast<long>(cfg.ready_timeout_s * 1000));
+  spdlog::info("[engine] started {} (pid {}, port {}, supervised by shim pid {}), log {}", *exe, child->pid(), port,
+               child->shim_pid(), spec.log_path);
+  engine_started es{child->pid(), child->shim_pid(), port, *exe, child};
+  self->send(supervisor, atom::started::value, es);
+  self->send(self, atom::poll::value);
+
+  return {
+      [self](atom::poll) {
+        auto& s = self->state;
+        if (s.ready || s.stopping || s.exited) return;
+        const auto& c = s.ctx->config;
+        std::string err;
+        auto r = net::http_fetch("GET", "http://127.0.0.1:" + std::to_string(s.port) + c.health_path, "",
+                                 std::chrono::milliseconds(2000), err);
+        if (r && r->status / 100 == 2) {
+          s.ready = true;
+          spdlog::info("[engine] ready: GET {} answered {}", c.health_path, r->status);
+          if (fault_for(s.ctx->faults, "engine") == "throw-on-ready")
+            throw std::runtime_error("injected fault: engine actor throws on ready");
+          self->send(s.supervisor, atom::ready::value, s.port);
+          return;
+        }
+        if (r && (r->status == 404 || r->status == 405)) {
+          self->send(s.supervisor, atom::failed::value, std::string("engine"),
+                     "readiness probe GET " + c.health_path + " answered " + std::to_string(r->status) +
+                         " (set health_path in " + c.source_path + ")",
+                     exit_code::engine_start_failed);
+          s.stopping = true;
+          return;
+        }
+        s.last_probe = r ? "HTTP " + std::to_string(r->status) : err;
+        if (std::chrono::steady_clock::now() > s.deadline) {
+          self->send(s.supervisor, atom::failed::value, std::string("engine"),
+                     "engine not ready within " + std::to_string(static_cast<long>(c.ready_timeout_s)) +
+                         " s (ready_timeout_s); last probe of " + c.health_path + ": " + s.last_probe,
+                     exit_code::engine_start_failed);
+          s.stopping = true;
+          return;
+        }
+        self->delayed_send(self, std::chrono::milliseconds(200), atom::poll::value);
+      },
+      [self](atom::exited, int status) {
+        auto& s = self->state;
+        s.exited = true;
+        std::string desc = "engine (pid " + std::to_string(s.child->pid()) + ") " + describe_wait_status(status);
+        if (s.stopping) {
+          spdlog::info("[engine] {}", desc);
+          self->send(s.supervisor, atom::stopped::value, desc);
+        } else {
+          self->send(s.supervisor, atom::exited::value, desc, tail_text(*s.child, 20), s.ready);
+        }
+        self->quit();
+      },
+      [self](atom::stop, double grace_s) {
+        auto& s = self->state;
+        s.stopping = true;
+        if (s.exited) return;
+        spdlog::info("[engine] stopping: SIGTERM to process group {} (grace {} s)", s.child->pid(), grace_s);
+        s.child->signal_group(SIGTERM);
+        self->delayed_send(self, std::chrono::milliseconds(static_cast<long>(grace_s * 1000)), atom::kill::value);
+      },
+      [self](atom::kill) {
+        auto& s = self->state;
+        if (s.exited) return;
+        spdlog::warn("[engine] still running after the grace period: SIGKILL to process group {}", s.child->pid());
+        s.child->signal_group(SIGKILL);
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_engine_actor(caf::event_based_actor* parent, std::shared_ptr<run_context> ctx) {
+  return parent->spawn<caf::monitored + caf::detached>(engine_actor, ctx, caf::actor_cast<caf::actor>(parent));
+}
+
+}  // namespace bp

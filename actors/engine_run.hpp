@@ -1,0 +1,61 @@
+#pragma once
+/// One supervised engine run behind the proxy, as `serve`, `run` and each `sweep` row use it.
+/// Boost-free and CAF-light for the CLI: it owns the proxy server and the run supervisor.
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/actors.hpp"
+
+namespace bp {
+
+struct run_options {
+  std::string config_path;
+  std::string listen = "127.0.0.1:0";
+  int threads = 0;
+  std::string run_dir;  ///< empty: runs/<UTC time>_<config stem>_<pid> under the current directory
+  int hash_threads = 0;
+  std::vector<std::string> argv;  ///< bench-proxy's own argv, recorded in /meta
+  net::server_options server;     ///< listen/threads are filled from the fields above
+};
+
+class engine_run {
+ public:
+  /// Loads the config, binds the listen address (before anything starts), starts the proxy and
+  /// the run supervisor. On failure returns nullptr with `err` and the exit code to use.
+  static std::unique_ptr<engine_run> start(caf::actor_system& sys, const run_options& o, std::string& err, int& code);
+  ~engine_run();
+
+  /// http://HOST:PORT of the proxy.
+  std::string url() const;
+  net::run_status& status() { return *status_; }
+  const engine_config& config() const { return ctx_->config; }
+  const std::string& run_dir() const { return ctx_->run_dir; }
+  /// Asks for an orderly stop (drain, TERM, KILL after the grace period).
+  void stop();
+  bool finished() const;
+  /// Blocks until the run ended and the engine's tree is gone; shuts the proxy down.
+  run_result wait();
+  /// Waits until /meta is published or the run ended; true when published.
+  bool wait_published(std::chrono::milliseconds timeout);
+
+ private:
+  engine_run() = default;
+  std::shared_ptr<run_context> ctx_;
+  std::unique_ptr<net::run_status> status_;
+  std::unique_ptr<net::proxy_server> proxy_;
+  caf::actor supervisor_;
+  std::shared_ptr<std::promise<run_result>> promise_;
+  std::shared_future<run_result> future_;
+  bool waited_ = false;
+  run_result result_;
+};
+
+/// Path of the running bench-proxy binary (the engine shim re-executes it).
+std::string self_exe();
+
+/// Default run folder for a config: runs/<UTC time>_<config stem>_<pid>.
+std::string default_run_dir(const std::string& config_path);
+
+}  // namespace bp

@@ -1,0 +1,239 @@
+#include <map>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/actors.hpp"
+#include "actors/child_process.hpp"
+
+namespace bp {
+
+struct run_supervisor_state {
+  static inline const char* name = "run";
+  std::shared_ptr<run_context> ctx;
+  std::shared_ptr<std::promise<run_result>> promise;
+  caf::actor engine, warmup, meta;
+  engine_started engine_info;
+  bool engine_known = false, engine_gone = false, ready = false, stopping = false, done = false;
+  int meta_restarts = 0;
+  nlohmann::json warmup_json;
+  std::map<std::uint64_t, caf::actor> connections;
+  std::map<caf::actor_addr, std::shared_ptr<net::connection_handle>> handles;
+  net::conn_stats totals;
+  std::uint64_t connections_total = 0;
+  run_result pending;
+  std::chrono::steady_clock::time_point drain_deadline;
+};
+
+namespace {
+
+using self_ptr = caf::stateful_actor<run_supervisor_state>*;
+
+void finish(self_ptr self) {
+  auto& s = self->state;
+  if (s.done) return;
+  s.done = true;
+  spdlog::info("[run] connections: {} opened, {} requests, {} proxied, {} client aborts, {} upstream errors",
+               s.connections_total, s.totals.requests, s.totals.proxied, s.totals.client_aborts,
+               s.totals.upstream_errors);
+  for (auto& [id, a] : s.connections) self->send_exit(a, caf::exit_reason::user_shutdown);
+  if (s.warmup) self->send_exit(s.warmup, caf::exit_reason::user_shutdown);
+  if (s.meta) self->send_exit(s.meta, caf::exit_reason::user_shutdown);
+  s.ctx->status->set_state(s.pending.exit_code == 0 ? net::run_state::stopping : net::run_state::failed);
+  s.promise->set_value(s.pending);
+  self->quit();
+}
+
+void begin_shutdown(self_ptr self, int code, const std::string& message) {
+  auto& s = self->state;
+  if (s.stopping) {
+    if (code != 0 && s.pending.exit_code == 0) s.pending = {code, message, s.pending.snapshot_id, s.pending.meta_path};
+    return;
+  }
+  s.stopping = true;
+  s.pending.exit_code = code;
+  s.pending.message = message;
+  if (code != 0) {
+    spdlog::error("[run] {}", message);
+    s.ctx->status->set_detail(message);
+  } else {
+    spdlog::info("[run] {}", message);
+  }
+  s.ctx->status->set_state(code == 0 ? net::run_state::stopping : net::run_state::failed);
+  if (s.ctx->proxy) s.ctx->proxy->stop_accepting();
+  // In-flight streams may finish (drain_timeout_s) only on an orderly stop.
+  double drain = code == 0 ? s.ctx->config.drain_timeout_s : 0;
+  s.drain_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(drain * 1000));
+  self->send(self, atom::drain::value);
+}
+
+}  // namespace
+
+namespace {
+
+caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, std::shared_ptr<run_context> ctx,
+                             std::shared_ptr<std::promise<run_result>> result) {
+  auto& s = self->state;
+  s.ctx = ctx;
+  s.promise = result;
+  ctx->status->set_state(net::run_state::starting);
+  ctx->status->set_config_description(ctx->config.description);
+  s.engine = spawn_engine_actor(self, ctx);
+
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& s = self->state;
+    std::string reason = self->system().render(dm.reason);
+    if (dm.source == s.engine.address()) {
+      s.engine_gone = true;
+      if (dm.reason && dm.reason != caf::exit_reason::normal) {
+        // The engine actor failed: its child dies with it (engine_child's destructor). Never a
+        // silent restart: the process /meta describes would be another one.
+        begin_shutdown(self, exit_code::failure, "engine actor failed: " + reason);
+      }
+      if (s.stopping) self->send(self, atom::drain::value);
+      return;
+    }
+    if (dm.source == s.warmup.address()) {
+      s.warmup = nullptr;
+      if (dm.reason && dm.reason != caf::exit_reason::normal && !s.stopping)
+        begin_shutdown(self, exit_code::warmup_failed, "warmup actor failed: " + reason);
+      return;
+    }
+    if (dm.source == s.meta.address()) {
+      s.meta = nullptr;
+      if (dm.reason && dm.reason != caf::exit_reason::normal && !s.stopping && !s.ctx->status->meta()) {
+        if (s.meta_restarts++ < 1) {
+          spdlog::warn("[run] meta actor failed ({}); restarting it once", reason);
+          s.meta = spawn_meta_actor(self, s.ctx, s.engine_info, s.warmup_json);
+        } else {
+          begin_shutdown(self, exit_code::failure, "meta actor failed twice: " + reason + "; no snapshot");
+        }
+      }
+      return;
+    }
+    auto it = s.handles.find(dm.source);
+    if (it != s.handles.end()) {
+      if (dm.reason && dm.reason != caf::exit_reason::normal) {
+        spdlog::warn("[run] connection actor {} failed ({}); closing that connection only", it->second->id(), reason);
+        it->second->close("connection actor failed");
+      }
+      s.connections.erase(it->second->id());
+      s.handles.erase(it);
+    }
+  });
+
+  return {
+      [self](atom::started, engine_started e) {
+        auto& s = self->state;
+        s.engine_info = e;
+        s.engine_known = true;
+        s.ctx->status->set_engine_pid(e.pid);
+      },
+      [self](atom::ready, int port) {
+        auto& s = self->state;
+        if (s.stopping) return;
+        s.ready = true;
+        if (s.ctx->proxy) s.ctx->proxy->set_upstream_port(static_cast<std::uint16_t>(port));
+        s.ctx->status->set_state(net::run_state::warming);
+        if (s.ctx->config.warmup == 0) {
+          self->send(self, atom::warmup::value, std::vector<double>{}, s.ctx->config.model);
+          return;
+        }
+        spdlog::info("[run] engine ready on 127.0.0.1:{}; warming up with {} requests", port, s.ctx->config.warmup);
+        s.warmup = self->spawn<caf::monitored + caf::detached>(warmup_actor, s.ctx, port,
+                                                                caf::actor_cast<caf::actor>(self));
+      },
+      [self](atom::warmup, std::vector<double> elapsed, std::string model) {
+        auto& s = self->state;
+        if (s.stopping) return;
+        s.warmup_json = {{"requests", elapsed.size()}, {"model", model}, {"elapsed_ms", elapsed}};
+        s.ctx->status->set_state(net::run_state::snapshotting);
+        s.meta = spawn_meta_actor(self, s.ctx, s.engine_info, s.warmup_json);
+      },
+      [self](atom::published, std::string id, std::string path) {
+        auto& s = self->state;
+        s.pending.snapshot_id = id;
+        s.pending.meta_path = path;
+        if (s.stopping) return;
+        s.ctx->status->set_state(net::run_state::ready);
+        spdlog::info("[run] ready: serving {} with snapshot {}", s.ctx->listen_address, id);
+      },
+      [self](atom::failed, std::string who, std::string why, int code) {
+        spdlog::debug("[run] failure reported by {}", who);
+        begin_shutdown(self, code, why);
+      },
+      [self](atom::exited, std::string desc, std::string tail, bool was_ready) {
+        auto& s = self->state;
+        s.engine_gone = true;
+        std::string msg = desc + (was_ready ? " after it was ready" : " during startup") +
+                          "; bench-proxy does not restart engines (the snapshot would describe another process)." +
+                          (tail.empty() ? "" : " Last output:" + tail);
+        if (s.stopping) {
+          if (s.pending.exit_code == 0 && !was_ready) s.pending.message += "; " + desc;
+          return finish(self);
+        }
+        begin_shutdown(self, was_ready ? exit_code::engine_died : exit_code::engine_start_failed, msg);
+      },
+      [self](atom::stopped, std::string desc) {
+        auto& s = self->state;
+        s.engine_gone = true;
+        spdlog::info("[run] {}; its process tree is gone", desc);
+        if (s.stopping) finish(self);
+      },
+      [self](atom::stop) { begin_shutdown(self, exit_code::ok, "stop requested (signal): shutting down"); },
+      [self](atom::drain) {
+        auto& s = self->state;
+        if (s.done) return;
+        std::size_t busy = s.ctx->proxy ? s.ctx->proxy->in_flight() : 0;
+        if (busy > 0 && std::chrono::steady_clock::now() < s.drain_deadline) {
+          self->delayed_send(self, std::chrono::milliseconds(50), atom::drain::value);
+          return;
+        }
+        if (busy > 0) spdlog::warn("[run] {} requests still in flight after drain_timeout_s; closing them", busy);
+        if (s.engine_gone || !s.engine_known) {
+          if (!s.engine_known && !s.engine_gone) {
+            // The engine actor may still be launching: ask it to stop; it answers when gone.
+            self->send(s.engine, atom::stop::value, s.ctx->config.stop_grace_s);
+            return;
+          }
+          return finish(self);
+        }
+        self->send(s.engine, atom::stop::value, s.ctx->config.stop_grace_s);
+      },
+      [self](atom::opened, std::shared_ptr<net::connection_handle> h) {
+        auto& s = self->state;
+        auto a = self->spawn<caf::monitored>(connection_actor, h, caf::actor_cast<caf::actor>(self));
+        s.connections[h->id()] = a;
+        s.handles[a.address()] = h;
+        s.connections_total++;
+        if (fault_for(s.ctx->faults, "connection") == "throw") self->send(a, atom::kill::value);
+      },
+      [self](atom::closed, std::uint64_t id, net::conn_stats st, std::string reason) {
+        auto& s = self->state;
+        auto it = s.connections.find(id);
+        if (it == s.connections.end()) {
+          self->send(self, atom::stats::value, st);
+          return;
+        }
+        self->send(it->second, atom::closed::value, st, reason);
+      },
+      [self](atom::stats, net::conn_stats st) {
+        auto& t = self->state.totals;
+        t.requests += st.requests;
+        t.proxied += st.proxied;
+        t.bytes_from_client += st.bytes_from_client;
+        t.bytes_to_client += st.bytes_to_client;
+        t.client_aborts += st.client_aborts;
+        t.upstream_errors += st.upstream_errors;
+        t.bad_requests += st.bad_requests;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_run_supervisor(caf::actor_system& sys, std::shared_ptr<run_context> ctx,
+                                std::shared_ptr<std::promise<run_result>> result) {
+  return sys.spawn(run_supervisor, ctx, result);
+}
+
+}  // namespace bp

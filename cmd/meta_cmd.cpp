@@ -1,0 +1,95 @@
+// bench-proxy meta diff|show
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cmd/cli_common.hpp"
+#include "cmd/commands.hpp"
+#include "net/http_client.hpp"
+#include "snapshot/diff.hpp"
+
+namespace bp::cli {
+
+namespace {
+
+const char* kMetaUsage = R"(usage: bench-proxy meta diff A B [--json]
+       bench-proxy meta show A
+
+A and B are /meta snapshots: files (e.g. a run's meta.json) or URLs of running proxies
+(http://HOST:PORT, /meta is added when no path is given).
+
+diff   what differs, grouped by section: argv and env per process, engine version, library
+       versions and hashes, venv files (with the merkle roots), inputs, host tunables, GPUs.
+       Instance facts (PIDs, ports, timestamps, durations) are not compared.
+       Exit status: 0 equal, 1 different, 2 error.
+show   print the snapshot, indented
+)";
+
+nlohmann::json load_snapshot(const std::string& src) {
+  std::string text;
+  if (src.rfind("http://", 0) == 0) {
+    std::string url = src;
+    net::url_parts u;
+    std::string err;
+    if (!net::parse_url(url, u, err)) throw std::runtime_error(err);
+    if (u.target == "/") url += url.back() == '/' ? "meta" : "/meta";
+    auto r = net::http_fetch("GET", url, "", std::chrono::seconds(30), err);
+    if (!r) throw std::runtime_error(src + ": " + err);
+    if (r->status != 200)
+      throw std::runtime_error(src + ": HTTP " + std::to_string(r->status) + " (snapshot not published yet?): " +
+                               r->body.substr(0, 300));
+    text = std::move(r->body);
+  } else {
+    std::ifstream f(src, std::ios::binary);
+    if (!f) throw std::runtime_error(src + ": cannot read file");
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    text = ss.str();
+  }
+  try {
+    auto j = nlohmann::json::parse(text);
+    if (!j.is_object() || !j.contains("schema_version"))
+      throw std::runtime_error("not a bench-proxy snapshot (no schema_version)");
+    return j;
+  } catch (const nlohmann::json::parse_error& e) {
+    throw std::runtime_error(src + ": not JSON: " + e.what());
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(src + ": " + e.what());
+  }
+}
+
+}  // namespace
+
+int cmd_meta(const std::vector<std::string>& argv) {
+  args a(argv, {}, {"--json", "--help", "-h"});
+  if (a.flag("--help") || a.flag("-h")) {
+    std::cout << kMetaUsage;
+    return 0;
+  }
+  const auto& pos = a.positionals();
+  if (pos.empty()) throw usage_error("meta needs a subcommand: diff or show");
+  try {
+    if (pos[0] == "diff") {
+      if (pos.size() != 3) throw usage_error("meta diff needs exactly two snapshots A and B");
+      auto d = snap::diff_snapshots(load_snapshot(pos[1]), load_snapshot(pos[2]));
+      if (a.flag("--json"))
+        std::cout << d.dump(2) << "\n";
+      else
+        std::cout << snap::render_diff(d);
+      return d["equal"].get<bool>() ? 0 : 1;
+    }
+    if (pos[0] == "show") {
+      if (pos.size() != 2) throw usage_error("meta show needs one snapshot");
+      std::cout << load_snapshot(pos[1]).dump(2) << "\n";
+      return 0;
+    }
+  } catch (const usage_error&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::cerr << "bench-proxy meta " << pos[0] << ": " << e.what() << "\n";
+    return 2;
+  }
+  throw usage_error("unknown meta subcommand '" + pos[0] + "' (diff or show)");
+}
+
+}  // namespace bp::cli

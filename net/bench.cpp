@@ -1,0 +1,716 @@
+#include "net/bench.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net/http_client.hpp"
+
+namespace bp::bench {
+
+using json = nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+const std::set<std::string> kRequestFields = {
+    "messages",          "prompt",         "max_tokens",  "max_completion_tokens", "temperature", "top_p",
+    "n",                 "stop",           "seed",        "presence_penalty",      "frequency_penalty",
+    "response_format",   "tools",          "tool_choice", "logprobs",              "top_logprobs",
+    "logit_bias",        "user",           "model"};
+
+std::string trim(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t\r\n"));
+  s.erase(s.find_last_not_of(" \t\r\n") + 1);
+  return s;
+}
+
+/// RFC 4180 records with the line each starts on.
+std::vector<std::pair<int, std::vector<std::string>>> parse_csv(const std::string& text, const std::string& path) {
+  std::vector<std::pair<int, std::vector<std::string>>> rows;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false, field_started = false;
+  int line = 1, row_line = 1;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < text.size() && text[i + 1] == '"') {
+          field.push_back('"');
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        if (c == '\n') ++line;
+        field.push_back(c);
+      }
+      continue;
+    }
+    if (c == '"' && !field_started) {
+      quoted = true;
+      field_started = true;
+    } else if (c == ',') {
+      row.push_back(field);
+      field.clear();
+      field_started = false;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      row.push_back(field);
+      field.clear();
+      field_started = false;
+      if (!(row.size() == 1 && row[0].empty())) rows.emplace_back(row_line, row);
+      row.clear();
+      ++line;
+      row_line = line;
+    } else {
+      field.push_back(c);
+      field_started = true;
+    }
+  }
+  if (quoted) throw std::runtime_error(path + ":" + std::to_string(row_line) + ": unterminated quoted field");
+  if (field_started || !row.empty()) {
+    row.push_back(field);
+    rows.emplace_back(row_line, row);
+  }
+  return rows;
+}
+
+void check_request(const json& req, const std::string& where) {
+  if (req.contains("messages")) {
+    if (!req["messages"].is_array() || req["messages"].empty())
+      throw std::runtime_error(where + ": 'messages' must be a non-empty list");
+    for (const auto& m : req["messages"])
+      if (!m.is_object() || !m.contains("role") || !m.contains("content"))
+        throw std::runtime_error(where + ": every message needs 'role' and 'content'");
+  } else {
+    throw std::runtime_error(where + ": needs 'messages' (or a 'prompt' column)");
+  }
+  for (const char* k : {"max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"})
+    if (req.contains(k) && !req[k].is_number_integer()) throw std::runtime_error(where + ": '" + k + "' must be an integer");
+  for (const char* k : {"temperature", "top_p", "presence_penalty", "frequency_penalty"})
+    if (req.contains(k) && !req[k].is_number()) throw std::runtime_error(where + ": '" + k + "' must be a number");
+}
+
+json csv_value(const std::string& col, const std::string& v) {
+  static const std::set<std::string> ints = {"max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"};
+  static const std::set<std::string> nums = {"temperature", "top_p", "presence_penalty", "frequency_penalty"};
+  if (ints.count(col)) {
+    std::size_t pos = 0;
+    long x = std::stol(v, &pos);
+    if (pos != v.size()) throw std::invalid_argument("not an integer");
+    return x;
+  }
+  if (nums.count(col)) {
+    std::size_t pos = 0;
+    double x = std::stod(v, &pos);
+    if (pos != v.size()) throw std::invalid_argument("not a number");
+    return x;
+  }
+  if (col == "messages" || col == "stop" || col == "response_format" || col == "tools" || col == "tool_choice" ||
+      col == "logit_bias")
+    return json::parse(v);
+  return v;
+}
+
+}  // namespace
+
+bool is_request_field(const std::string& name) { return kRequestFields.count(name) > 0; }
+
+std::vector<query> load_workload(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error(path + ": cannot read workload file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string text = ss.str();
+  std::vector<query> out;
+  bool jsonl = path.size() >= 6 && (path.substr(path.size() - 6) == ".jsonl" || path.substr(path.size() - 5) == ".json");
+  if (jsonl) {
+    std::istringstream is(text);
+    std::string line;
+    int n = 0;
+    while (std::getline(is, line)) {
+      ++n;
+      if (trim(line).empty() || trim(line)[0] == '#') continue;
+      std::string where = path + ":" + std::to_string(n);
+      json j;
+      try {
+        j = json::parse(line);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(where + ": not valid JSON: " + e.what());
+      }
+      if (!j.is_object()) throw std::runtime_error(where + ": each line must be a JSON object");
+      query q;
+      q.line = n;
+      q.request = json::object();
+      q.metadata = json::object();
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        if (it.key() == "prompt" && !j.contains("messages")) {
+          if (!it.value().is_string()) throw std::runtime_error(where + ": 'prompt' must be a string");
+          q.request["messages"] = json::array({{{"role", "user"}, {"content", it.value()}}});
+        } else if (it.key() == "system") {
+          q.metadata["system"] = it.value();
+        } else if (is_request_field(it.key()) && it.key() != "model") {
+          q.request[it.key()] = it.value();
+        } else {
+          q.metadata[it.key()] = it.value();
+        }
+      }
+      if (j.contains("system") && j["system"].is_string() && q.request.contains("messages"))
+        q.request["messages"].insert(q.request["messages"].begin(), {{"role", "system"}, {"content", j["system"]}});
+      check_request(q.request, where);
+      out.push_back(std::move(q));
+    }
+  } else {
+    auto rows = parse_csv(text, path);
+    if (rows.empty()) throw std::runtime_error(path + ": empty workload");
+    auto header = rows[0].second;
+    for (auto& h : header) h = trim(h);
+    bool has_prompt = std::find(header.begin(), header.end(), "prompt") != header.end();
+    bool has_messages = std::find(header.begin(), header.end(), "messages") != header.end();
+    if (!has_prompt && !has_messages)
+      throw std::runtime_error(path + ":1: the header needs a 'prompt' or 'messages' column");
+    for (std::size_t r = 1; r < rows.size(); ++r) {
+      const auto& [line, cells] = rows[r];
+      std::string where = path + ":" + std::to_string(line);
+      if (cells.size() != header.size())
+        throw std::runtime_error(where + ": " + std::to_string(cells.size()) + " fields, the header has " +
+                                 std::to_string(header.size()));
+      query q;
+      q.line = line;
+      q.request = json::object();
+      q.metadata = json::object();
+      std::string system;
+      for (std::size_t c = 0; c < header.size(); ++c) {
+        const std::string& col = header[c];
+        const std::string& v = cells[c];
+        if (col == "prompt") {
+          if (!has_messages) q.request["messages"] = json::array({{{"role", "user"}, {"content", v}}});
+        } else if (col == "system") {
+          system = v;
+          q.metadata["system"] = v;
+        } else if (is_request_field(col) && col != "model") {
+          if (v.empty()) continue;
+          try {
+            q.request[col] = csv_value(col, v);
+          } catch (const std::exception& e) {
+            throw std::runtime_error(where + ": column '" + col + "': bad value '" + v.substr(0, 80) + "': " + e.what());
+          }
+        } else {
+          q.metadata[col] = v;
+        }
+      }
+      if (!system.empty() && q.request.contains("messages"))
+        q.request["messages"].insert(q.request["messages"].begin(), {{"role", "system"}, {"content", system}});
+      check_request(q.request, where);
+      out.push_back(std::move(q));
+    }
+  }
+  if (out.empty()) throw std::runtime_error(path + ": no queries");
+  return out;
+}
+
+void sse_parser::feed(std::string_view bytes, const std::function<void(const std::string&)>& on_event) {
+  buf_.append(bytes.data(), bytes.size());
+  for (;;) {
+    std::size_t end = std::string::npos, sep = 0;
+    auto a = buf_.find("\n\n");
+    auto b = buf_.find("\r\n\r\n");
+    if (a != std::string::npos && (b == std::string::npos || a < b)) {
+      end = a;
+      sep = 2;
+    } else if (b != std::string::npos) {
+      end = b;
+      sep = 4;
+    }
+    if (end == std::string::npos) return;
+    std::string event = buf_.substr(0, end);
+    buf_.erase(0, end + sep);
+    std::string data;
+    std::istringstream is(event);
+    std::string line;
+    bool any = false;
+    while (std::getline(is, line)) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.rfind("data:", 0) == 0) {
+        std::string d = line.substr(5);
+        if (!d.empty() && d[0] == ' ') d.erase(0, 1);
+        if (any) data += "\n";
+        data += d;
+        any = true;
+      }
+    }
+    if (any) on_event(data);
+  }
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  double rank = p / 100.0 * static_cast<double>(v.size() - 1);
+  auto lo = static_cast<std::size_t>(std::floor(rank));
+  auto hi = static_cast<std::size_t>(std::ceil(rank));
+  return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
+}
+
+summary_stats summarize(std::vector<double> v) {
+  summary_stats s;
+  s.n = v.size();
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / static_cast<double>(v.size());
+  s.median = percentile(v, 50);
+  s.p90 = percentile(v, 90);
+  s.p99 = percentile(v, 99);
+  s.min = v.front();
+  s.max = v.back();
+  return s;
+}
+
+json to_json(const summary_stats& s) {
+  if (s.n == 0) return {{"n", 0}};
+  return {{"n", s.n}, {"mean", s.mean}, {"median", s.median}, {"p90", s.p90},
+          {"p99", s.p99}, {"min", s.min}, {"max", s.max}};
+}
+
+struct client::impl {
+  net::url_parts url;
+  net::http_connection conn;
+  std::string last_error;
+};
+
+client::client(const std::string& url) : impl_(std::make_unique<impl>()) {
+  std::string err;
+  if (!net::parse_url(url, impl_->url, err)) throw std::runtime_error(err);
+}
+
+client::~client() = default;
+
+std::string client::last_error() const { return impl_->last_error; }
+
+request_result client::send(const std::string& body, bool stream, double timeout_s, bool keep_text) {
+  request_result r;
+  auto& c = impl_->conn;
+  std::string err;
+  auto timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
+  if (!c.connected() && !c.connect(impl_->url.host, impl_->url.port, timeout, err)) {
+    r.error = "connect: " + err;
+    return r;
+  }
+  sse_parser sse;
+  clock_type::time_point t0 = clock_type::now(), last_token{};
+  bool done_marker = false;
+  int usage_tokens = -1;
+  std::string parse_error;
+  auto on_event = [&](const std::string& data) {
+    auto now = clock_type::now();
+    if (data == "[DONE]") {
+      done_marker = true;
+      return;
+    }
+    json ev;
+    try {
+      ev = json::parse(data);
+    } catch (const std::exception& e) {
+      parse_error = std::string("bad SSE event: ") + e.what();
+      return;
+    }
+    if (ev.contains("usage") && ev["usage"].is_object() && ev["usage"].contains("completion_tokens")) {
+      usage_tokens = ev["usage"]["completion_tokens"].get<int>();
+      r.prompt_tokens = ev["usage"].value("prompt_tokens", 0);
+    }
+    if (!ev.contains("choices") || !ev["choices"].is_array() || ev["choices"].empty()) return;
+    const auto& ch = ev["choices"][0];
+    std::string piece;
+    if (ch.contains("delta") && ch["delta"].is_object()) {
+      const auto& d = ch["delta"];
+      if (d.contains("content") && d["content"].is_string()) piece = d["content"].get<std::string>();
+      if (piece.empty() && d.contains("reasoning_content") && d["reasoning_content"].is_string())
+        piece = d["reasoning_content"].get<std::string>();
+    } else if (ch.contains("text") && ch["text"].is_string()) {
+      piece = ch["text"].get<std::string>();
+    }
+    if (piece.empty()) return;
+    double since_start = std::chrono::duration<double, std::milli>(now - t0).count();
+    if (r.content_events == 0)
+      r.ttft_ms = since_start;
+    else
+      r.itl_ms.push_back(std::chrono::duration<double, std::milli>(now - last_token).count());
+    last_token = now;
+    r.content_events++;
+    if (keep_text) r.output_text += piece;
+  };
+  net::http_response resp;
+  bool ok;
+  t0 = clock_type::now();
+  if (stream) {
+    ok = c.request("POST", impl_->url.target == "/" ? "/v1/chat/completions" : impl_->url.target, body, {},
+                   timeout, resp, err, [&](std::string_view piece) { sse.feed(piece, on_event); });
+  } else {
+    ok = c.request("POST", impl_->url.target == "/" ? "/v1/chat/completions" : impl_->url.target, body, {},
+                   timeout, resp, err);
+  }
+  auto t1 = clock_type::now();
+  r.e2e_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+  r.http_status = resp.status;
+  if (!ok) {
+    r.error = err.find("timed out") != std::string::npos ? "timeout: " + err : "broken connection: " + err;
+    c.close();
+    return r;
+  }
+  if (resp.status != 200) {
+    r.error = "http " + std::to_string(resp.status);
+    return r;
+  }
+  if (stream) {
+    if (!parse_error.empty()) {
+      r.error = "broken stream: " + parse_error;
+      return r;
+    }
+    if (!done_marker) {
+      r.error = "broken stream: ended without data: [DONE]";
+      return r;
+    }
+    if (usage_tokens >= 0) {
+      r.output_tokens = usage_tokens;
+      r.usage_from_server = true;
+    } else {
+      r.output_tokens = r.content_events;
+    }
+  } else {
+    try {
+      auto j = json::parse(resp.body);
+      r.ttft_ms = r.e2e_ms;  // without streaming the first token arrives with the last
+      if (j.contains("usage") && j["usage"].is_object()) {
+        r.output_tokens = j["usage"].value("completion_tokens", 0);
+        r.prompt_tokens = j["usage"].value("prompt_tokens", 0);
+        r.usage_from_server = true;
+      }
+      if (keep_text && j.contains("choices") && !j["choices"].empty())
+        r.output_text = j["choices"][0]["message"].value("content", "");
+    } catch (const std::exception& e) {
+      r.error = std::string("bad response body: ") + e.what();
+      return r;
+    }
+  }
+  r.ok = true;
+  return r;
+}
+
+std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status) {
+  auto r = net::http_fetch("GET", base_url + "/meta", "", std::chrono::seconds(30), err);
+  if (!r) return std::nullopt;
+  if (status) *status = r->status;
+  if (r->status != 200) {
+    err = "GET /meta answered HTTP " + std::to_string(r->status);
+    return std::nullopt;
+  }
+  snapshot_ref s;
+  std::string etag = r->header("etag");
+  if (etag.size() >= 2 && etag.front() == '"') etag = etag.substr(1, etag.size() - 2);
+  s.id = etag;
+  try {
+    s.doc = json::parse(r->body);
+  } catch (const std::exception& e) {
+    err = std::string("GET /meta: not JSON: ") + e.what();
+    return std::nullopt;
+  }
+  return s;
+}
+
+namespace {
+
+std::string sha256_of(const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(hex[md[i] >> 4]);
+    out.push_back(hex[md[i] & 15]);
+  }
+  return out;
+}
+
+std::string iso_now() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+json request_json(const request_result& r) {
+  json j = {{"index", r.index},          {"query_line", r.query_line}, {"ok", r.ok},
+            {"http_status", r.http_status}, {"start_ms", r.start_offset_ms}, {"e2e_ms", r.e2e_ms}};
+  if (!r.ok) {
+    j["error"] = r.error;
+    return j;
+  }
+  j["ttft_ms"] = r.ttft_ms;
+  j["output_tokens"] = r.output_tokens;
+  j["usage_source"] = r.usage_from_server ? "server" : "stream_events";
+  j["prompt_tokens"] = r.prompt_tokens;
+  j["content_events"] = r.content_events;
+  j["itl_ms"] = r.itl_ms;
+  if (!r.output_text.empty()) j["output_text"] = r.output_text;
+  return j;
+}
+
+}  // namespace
+
+json run(const options& o) {
+  auto queries = load_workload(o.queries_path);
+  std::string base = o.url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  net::url_parts up;
+  std::string err;
+  if (!net::parse_url(base, up, err)) throw std::runtime_error(err);
+
+  json result;
+  result["schema_version"] = 1;
+  result["kind"] = "bench-proxy bench result";
+  result["bench_proxy_version"] = BENCH_PROXY_VERSION;
+  result["metric_definitions"] = "docs/metrics.md (bench-proxy " BENCH_PROXY_VERSION ")";
+  result["started_at"] = iso_now();
+  result["url"] = base;
+
+  int meta_status = 0;
+  auto before = fetch_snapshot(base, err, &meta_status);
+  if (!before && o.require_snapshot)
+    throw std::runtime_error(base + ": no provenance snapshot: " + err +
+                             (meta_status == 503 ? " (not published yet: wait for /healthz state 'ready')" : ""));
+
+  std::string model = o.model;
+  if (model.empty()) {
+    auto r = net::http_fetch("GET", base + "/v1/models", "", std::chrono::seconds(30), err);
+    if (!r || r->status != 200)
+      throw std::runtime_error(base + "/v1/models: " + (r ? "HTTP " + std::to_string(r->status) : err) +
+                               " (pass --model)");
+    try {
+      model = json::parse(r->body).at("data").at(0).at("id").get<std::string>();
+    } catch (const std::exception&) {
+      throw std::runtime_error(base + "/v1/models: no model id in the answer (pass --model)");
+    }
+  }
+  result["model"] = model;
+
+  // The request schedule: queries in file order, repeated.
+  long total = o.num_requests > 0 ? o.num_requests : static_cast<long>(queries.size()) * std::max(1, o.repeats);
+  std::vector<std::string> bodies;
+  std::vector<int> lines;
+  for (long i = 0; i < total + o.warmup; ++i) {
+    const auto& q = queries[static_cast<std::size_t>(i % static_cast<long>(queries.size()))];
+    json req = q.request;
+    req["model"] = model;
+    if (o.max_tokens) req["max_tokens"] = *o.max_tokens;
+    if (o.stream) {
+      req["stream"] = true;
+      req["stream_options"] = {{"include_usage", true}};
+    }
+    bodies.push_back(req.dump());
+    lines.push_back(q.line);
+  }
+  std::string target = "http://" + up.host + ":" + std::to_string(up.port) + "/v1/chat/completions";
+
+  // Warmup: sequential, excluded from every statistic.
+  {
+    client c(target);
+    for (int i = 0; i < o.warmup; ++i) {
+      auto r = c.send(bodies[static_cast<std::size_t>(i)], o.stream, o.timeout_s);
+      if (!r.ok) throw std::runtime_error("warmup request " + std::to_string(i + 1) + " failed: " + r.error);
+    }
+  }
+
+  std::vector<double> arrivals(static_cast<std::size_t>(total), 0.0);
+  if (o.rate > 0) {
+    std::mt19937_64 rng(o.seed);
+    std::exponential_distribution<double> gap(o.rate);
+    double t = 0;
+    for (auto& a : arrivals) {
+      a = t;
+      t += gap(rng) * 1000.0;
+    }
+  }
+  std::vector<request_result> results(static_cast<std::size_t>(total));
+  std::atomic<long> next{0}, done{0}, errors{0};
+  auto run_start = clock_type::now();
+  std::mutex progress_mu;
+  auto worker = [&] {
+    client c(target);
+    for (;;) {
+      if (o.cancel && o.cancel->load()) return;
+      long i = next.fetch_add(1);
+      if (i >= total) return;
+      if (o.rate > 0) std::this_thread::sleep_until(run_start + std::chrono::microseconds(static_cast<long>(arrivals[static_cast<std::size_t>(i)] * 1000)));
+      double offset = std::chrono::duration<double, std::milli>(clock_type::now() - run_start).count();
+      auto r = c.send(bodies[static_cast<std::size_t>(i + o.warmup)], o.stream, o.timeout_s, o.keep_text);
+      r.index = static_cast<int>(i);
+      r.query_line = lines[static_cast<std::size_t>(i + o.warmup)];
+      r.start_offset_ms = offset;
+      if (!r.ok) errors++;
+      results[static_cast<std::size_t>(i)] = std::move(r);
+      long d = ++done;
+      if (o.progress) {
+        std::lock_guard<std::mutex> g(progress_mu);
+        o.progress(d, total, errors.load());
+      }
+    }
+  };
+  int conc = std::max(1, o.concurrency);
+  std::vector<std::thread> pool;
+  for (int i = 1; i < conc; ++i) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  double wall_s = std::chrono::duration<double>(clock_type::now() - run_start).count();
+
+  auto after = fetch_snapshot(base, err);
+  std::vector<double> ttft, itl, tpot, e2e, tokens, tps, decode_tps;
+  json reqs = json::array();
+  json error_kinds = json::object();
+  double total_tokens = 0;
+  long completed = 0, server_usage = 0;
+  for (auto& r : results) {
+    if (r.error.empty() && !r.ok) r.error = "cancelled: not sent";
+    reqs.push_back(request_json(r));
+    if (!r.ok) {
+      std::string kind = r.error.substr(0, r.error.find(':'));
+      error_kinds[kind] = error_kinds.value(kind, 0) + 1;
+      continue;
+    }
+    completed++;
+    if (r.usage_from_server) server_usage++;
+    ttft.push_back(r.ttft_ms);
+    e2e.push_back(r.e2e_ms);
+    tokens.push_back(r.output_tokens);
+    total_tokens += r.output_tokens;
+    for (double g : r.itl_ms) itl.push_back(g);
+    if (r.e2e_ms > 0) tps.push_back(r.output_tokens / (r.e2e_ms / 1000.0));
+    if (r.output_tokens > 1 && r.e2e_ms > r.ttft_ms) {
+      tpot.push_back((r.e2e_ms - r.ttft_ms) / (r.output_tokens - 1));
+      decode_tps.push_back((r.output_tokens - 1) / ((r.e2e_ms - r.ttft_ms) / 1000.0));
+    }
+  }
+  json s;
+  s["requests"] = total;
+  s["completed"] = completed;
+  s["errors"] = total - completed;
+  s["error_kinds"] = error_kinds;
+  s["wall_s"] = wall_s;
+  s["concurrency"] = conc;
+  s["rate"] = o.rate > 0 ? json(o.rate) : json(nullptr);
+  s["streaming"] = o.stream;
+  s["usage_counted_by_server"] = completed > 0 && server_usage == completed;
+  s["usage_source"] = server_usage == completed ? "server" : (server_usage == 0 ? "stream_events" : "mixed");
+  s["ttft_ms"] = to_json(summarize(ttft));
+  s["itl_ms"] = to_json(summarize(itl));
+  s["tpot_ms"] = to_json(summarize(tpot));
+  s["e2e_ms"] = to_json(summarize(e2e));
+  s["output_tokens"] = to_json(summarize(tokens));
+  s["output_tps"] = to_json(summarize(tps));
+  s["decode_tps"] = to_json(summarize(decode_tps));
+  s["request_throughput"] = wall_s > 0 ? completed / wall_s : 0;
+  s["total_output_tps"] = wall_s > 0 ? total_tokens / wall_s : 0;
+  s["headline"] = {{"metric", "median output_tps"}, {"value", summarize(tps).median}};
+  result["summary"] = s;
+  result["options"] = {{"queries", o.queries_path}, {"concurrency", conc}, {"rate", o.rate},
+                       {"requests", total}, {"repeats", o.repeats}, {"warmup", o.warmup},
+                       {"stream", o.stream}, {"timeout_s", o.timeout_s},
+                       {"max_tokens", o.max_tokens ? json(*o.max_tokens) : json(nullptr)}};
+  {
+    std::ifstream f(o.queries_path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    json meta = json::array();
+    for (const auto& q : queries) meta.push_back({{"line", q.line}, {"metadata", q.metadata}});
+    result["workload"] = {{"path", o.queries_path}, {"sha256", ""}, {"rows", queries.size()}, {"metadata", meta}};
+    result["workload"]["sha256"] = sha256_of(ss.str());
+  }
+  result["requests"] = reqs;
+  result["finished_at"] = iso_now();
+  bool valid = true;
+  std::string why;
+  if (!before) {
+    valid = false;
+    why = "no snapshot before the run: " + err;
+  } else if (!after) {
+    valid = false;
+    why = "no snapshot after the run (did the engine restart or the proxy stop?)";
+  } else if (after->id != before->id) {
+    valid = false;
+    why = "the snapshot changed during the run (" + before->id + " -> " + after->id + "): another process answered";
+  }
+  if (completed == 0) {
+    valid = false;
+    why += std::string(why.empty() ? "" : "; ") + "no request completed";
+  }
+  result["snapshot_id"] = before ? json(before->id) : json(nullptr);
+  result["snapshot_id_after"] = after ? json(after->id) : json(nullptr);
+  result["valid"] = valid;
+  if (!valid) result["invalid_reason"] = why;
+  result["snapshot"] = before ? before->doc : json(nullptr);
+  return result;
+}
+
+double headline(const json& result) {
+  try {
+    return result.at("summary").at("headline").at("value").get<double>();
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::string append_tsv(const std::string& path, const json& r, const std::string& result_path) {
+  struct stat st {};
+  bool fresh = ::stat(path.c_str(), &st) != 0 || st.st_size == 0;
+  auto get = [&](const json& j, std::initializer_list<const char*> keys) -> std::string {
+    const json* cur = &j;
+    for (const char* k : keys) {
+      if (!cur->is_object() || !cur->contains(k)) return "";
+      cur = &(*cur)[k];
+    }
+    if (cur->is_null()) return "";
+    std::string s = cur->is_string() ? cur->get<std::string>() : cur->dump();
+    for (auto& c : s)
+      if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+    return s;
+  };
+  char num[64];
+  auto fmt = [&](const json& j, std::initializer_list<const char*> keys) {
+    std::string v = get(j, keys);
+    if (v.empty()) return v;
+    std::snprintf(num, sizeof(num), "%.3f", std::atof(v.c_str()));
+    return std::string(num);
+  };
+  std::string row = get(r, {"finished_at"}) + "\t" + get(r, {"snapshot", "config", "description"}) + "\t" +
+                    get(r, {"snapshot", "config", "engine"}) + "\t" + get(r, {"snapshot_id"}) + "\t" +
+                    get(r, {"snapshot", "venv", "merkle_sha256"}) + "\t" + get(r, {"summary", "requests"}) + "\t" +
+                    get(r, {"summary", "errors"}) + "\t" + fmt(r, {"summary", "output_tps", "median"}) + "\t" +
+                    fmt(r, {"summary", "ttft_ms", "median"}) + "\t" + fmt(r, {"summary", "itl_ms", "median"}) + "\t" +
+                    fmt(r, {"summary", "e2e_ms", "p99"}) + "\t" + fmt(r, {"summary", "total_output_tps"}) + "\t" +
+                    (r.value("valid", false) ? "valid" : "invalid") + "\t" + result_path;
+  std::ofstream f(path, std::ios::app);
+  if (!f) throw std::runtime_error(path + ": cannot append to the results TSV");
+  if (fresh)
+    f << "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
+         "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult\n";
+  f << row << "\n";
+  return row;
+}
+
+}  // namespace bp::bench

@@ -1,0 +1,116 @@
+#pragma once
+/// The benchmark client: workload parsing, request execution with precise per-token timing,
+/// statistics and the result record. Boost-free; blocking sockets on worker threads.
+/// Metric definitions: docs/metrics.md (named in every result as "metric_definitions").
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace bp::bench {
+
+/// One workload row: the OpenAI request fields (sent) and everything else (kept, never sent).
+struct query {
+  int line = 0;               ///< 1-based line in the workload file
+  nlohmann::json request;     ///< chat completion request body without model/stream
+  nlohmann::json metadata;    ///< other columns/fields
+};
+
+/// Loads CSV (header row; `prompt` or `messages` column required) or JSONL (one object per line;
+/// `messages` or `prompt` required). Throws std::runtime_error naming file:line on bad rows.
+std::vector<query> load_workload(const std::string& path);
+
+/// Fields of an OpenAI chat completion request that bench sends; anything else is metadata.
+bool is_request_field(const std::string& name);
+
+/// Server-Sent Events splitter: feed body bytes, get each event's data (joined data: lines).
+class sse_parser {
+ public:
+  void feed(std::string_view bytes, const std::function<void(const std::string& data)>& on_event);
+
+ private:
+  std::string buf_;
+};
+
+struct request_result {
+  int index = 0;
+  int query_line = 0;
+  bool ok = false;
+  std::string error;         ///< "http 500", "timeout", "broken stream: ...", "connect: ..."
+  int http_status = 0;
+  double ttft_ms = 0;        ///< send -> first content event
+  double e2e_ms = 0;         ///< send -> end of response
+  std::vector<double> itl_ms;  ///< gaps between consecutive content events
+  int output_tokens = 0;
+  bool usage_from_server = false;
+  int prompt_tokens = 0;
+  int content_events = 0;
+  double start_offset_ms = 0;  ///< when it was sent, relative to the run start
+  std::string output_text;     ///< kept only with keep_text
+};
+
+struct options {
+  std::string url;  ///< http://HOST:PORT (the proxy)
+  std::string queries_path;
+  std::string model;  ///< empty: first id of GET /v1/models
+  int concurrency = 1;
+  double rate = 0;  ///< requests/s, Poisson arrivals; 0 = as fast as the concurrency allows
+  long num_requests = 0;  ///< 0: every query once per repeat
+  int repeats = 1;
+  int warmup = 1;  ///< requests sent first and excluded from the statistics
+  bool stream = true;
+  std::optional<int> max_tokens;
+  double timeout_s = 600;
+  std::uint64_t seed = 1;
+  bool keep_text = false;
+  bool require_snapshot = true;
+  std::function<void(long done, long total, long errors)> progress;
+  const std::atomic<bool>* cancel = nullptr;  ///< set: no new request is started
+};
+
+struct summary_stats {
+  std::size_t n = 0;
+  double mean = 0, median = 0, p90 = 0, p99 = 0, min = 0, max = 0;
+};
+summary_stats summarize(std::vector<double> v);
+nlohmann::json to_json(const summary_stats& s);
+
+/// Percentile with linear interpolation between closest ranks (numpy's default).
+double percentile(std::vector<double> sorted, double p);
+
+/// Runs the benchmark and returns result.json's content. Throws on setup errors (unreachable
+/// server, bad workload); per-request failures are counted in the result.
+nlohmann::json run(const options& o);
+
+/// One request on an open connection (exposed for the client accuracy benchmark and tests).
+class client {
+ public:
+  explicit client(const std::string& url);
+  ~client();
+  request_result send(const std::string& body, bool stream, double timeout_s, bool keep_text = false);
+  std::string last_error() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// The headline number: median of the per-request output tokens per second.
+double headline(const nlohmann::json& result);
+
+/// Appends one row to a results TSV (creating it with a header). Returns the row.
+std::string append_tsv(const std::string& path, const nlohmann::json& result, const std::string& result_path);
+
+/// GET /meta: {id, json} or nullopt with `err` (and the HTTP status when there was one).
+struct snapshot_ref {
+  std::string id;
+  nlohmann::json doc;
+};
+std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status = nullptr);
+
+}  // namespace bp::bench

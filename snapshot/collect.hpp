@@ -1,0 +1,61 @@
+#pragma once
+/// The snapshot collectors' pure work: each takes a collect_input and returns its JSON section,
+/// or throws with a reason. Actors (actors/meta_actor.cpp) only sequence, time out and report.
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace bp::snap {
+
+struct collect_input {
+  int engine_pid = 0;
+  int shim_pid = 0;  ///< re-parented descendants of the engine end up under the shim
+  std::string proc_root = "/proc";
+  std::string sys_root = "/sys";
+  std::string etc_root = "/etc";
+  std::string engine_kind;
+  std::string engine_exe;
+  std::string venv;
+  std::uint16_t engine_port = 0;
+  int threads = 0;  ///< hashing threads; 0 = every core
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  std::function<nlohmann::json()> engine_log;  ///< provided by the engine owner
+  std::string nvidia_smi = "nvidia-smi";
+  std::string lshw = "lshw";
+  std::function<void(const std::string&)> progress;  ///< log line for long collectors
+};
+
+struct collector_def {
+  std::string name;
+  std::function<nlohmann::json(const collect_input&)> run;
+};
+
+/// Every collector, in the order they appear in /meta.
+std::vector<collector_def> all_collectors();
+
+nlohmann::json collect_command(const collect_input& in);
+nlohmann::json collect_process_tree(const collect_input& in);
+nlohmann::json collect_host(const collect_input& in);
+nlohmann::json collect_gpus(const collect_input& in);
+nlohmann::json collect_lshw(const collect_input& in);
+nlohmann::json collect_engine_version(const collect_input& in);
+nlohmann::json collect_venv(const collect_input& in);
+nlohmann::json collect_inputs(const collect_input& in);
+nlohmann::json collect_engine_reported(const collect_input& in);
+nlohmann::json collect_engine_log(const collect_input& in);
+nlohmann::json collect_loaded_libs(const collect_input& in);
+
+/// Runs a program with a deadline; returns its stdout. Throws with a reason when it cannot run,
+/// times out (it is killed) or exits non-zero.
+std::string run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                        int* exit_status = nullptr);
+
+/// Replaces secrets everywhere in a JSON value (strings only): an exact match becomes
+/// {"redacted": true, "sha256": ...}; a string that contains one becomes the same object with
+/// "masked": the string with the secret cut out.
+void redact_secrets(nlohmann::json& j, const std::vector<std::string>& secrets);
+
+}  // namespace bp::snap

@@ -1,0 +1,151 @@
+#include "snapshot/merkle.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+#include "snapshot/sha256.hpp"
+
+namespace bp::snap {
+
+namespace {
+
+void walk(const std::string& root, const std::string& rel, std::vector<tree_entry>& out,
+          std::chrono::steady_clock::time_point deadline) {
+  std::string dir = root + "/" + rel;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    std::string r = rel + "/" + e->d_name;
+    std::string full = root + "/" + r;
+    struct stat st {};
+    if (::lstat(full.c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {
+      tree_entry t;
+      t.path = r;
+      t.link = true;
+      char buf[4096];
+      ssize_t n = ::readlink(full.c_str(), buf, sizeof(buf));
+      if (n > 0) t.target.assign(buf, static_cast<std::size_t>(n));
+      out.push_back(std::move(t));
+    } else if (S_ISDIR(st.st_mode)) {
+      walk(root, r, out, deadline);
+    } else if (S_ISREG(st.st_mode)) {
+      tree_entry t;
+      t.path = r;
+      t.size = static_cast<std::uint64_t>(st.st_size);
+      out.push_back(std::move(t));
+    }
+  }
+  ::closedir(d);
+  if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("deadline passed while listing " + root);
+}
+
+}  // namespace
+
+std::string merkle_root(const std::vector<tree_entry>& entries) {
+  sha256_hasher h;
+  for (const auto& e : entries) {
+    std::string leaf = e.link ? "L " + sha256_hex(e.target) + " 0 " + e.path + "\n"
+                              : "F " + e.sha256 + " " + std::to_string(e.size) + " " + e.path + "\n";
+    h.update(leaf);
+  }
+  return h.final_hex();
+}
+
+tree_hash hash_tree(const std::string& root, const std::vector<std::string>& subdirs, int threads,
+                    std::chrono::steady_clock::time_point deadline,
+                    const std::function<void(const std::string&)>& progress) {
+  auto t0 = std::chrono::steady_clock::now();
+  tree_hash res;
+  for (const auto& s : subdirs) {
+    std::string full = root + "/" + s;
+    struct stat st {};
+    if (::lstat(full.c_str(), &st) != 0) continue;
+    if (S_ISLNK(st.st_mode)) {  // e.g. lib64 -> lib: recorded, not followed
+      tree_entry t;
+      t.path = s;
+      t.link = true;
+      char buf[4096];
+      ssize_t n = ::readlink(full.c_str(), buf, sizeof(buf));
+      if (n > 0) t.target.assign(buf, static_cast<std::size_t>(n));
+      res.entries.push_back(std::move(t));
+    } else if (S_ISDIR(st.st_mode)) {
+      walk(root, s, res.entries, deadline);
+    }
+  }
+  // Largest files first keeps every thread busy to the end.
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < res.entries.size(); ++i)
+    if (!res.entries[i].link) order.push_back(i);
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return res.entries[a].size > res.entries[b].size; });
+  int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  res.threads = n;
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::uint64_t> done_bytes{0};
+  std::atomic<bool> late{false};
+  auto work = [&] {
+    for (;;) {
+      std::size_t k = next.fetch_add(1);
+      if (k >= order.size() || late.load()) return;
+      if (std::chrono::steady_clock::now() > deadline) {
+        late = true;
+        return;
+      }
+      tree_entry& e = res.entries[order[k]];
+      std::uint64_t size = 0;
+      std::string err;
+      if (!sha256_file(root + "/" + e.path, e.sha256, size, err)) {
+        e.error = err;
+      } else {
+        e.size = size;
+      }
+      done_bytes += size;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int i = 1; i < n; ++i) pool.emplace_back(work);
+  if (progress) {
+    // The calling thread reports progress while the pool works.
+    std::thread main_worker(work);
+    auto last = std::chrono::steady_clock::now();
+    while (next.load() < order.size() && !late.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (std::chrono::steady_clock::now() - last > std::chrono::seconds(5)) {
+        last = std::chrono::steady_clock::now();
+        progress("hashed " + std::to_string(std::min(next.load(), order.size())) + " of " +
+                 std::to_string(order.size()) + " files, " + std::to_string(done_bytes.load() >> 20) + " MiB");
+      }
+    }
+    main_worker.join();
+  } else {
+    work();
+  }
+  for (auto& t : pool) t.join();
+  if (late.load()) throw std::runtime_error("deadline passed while hashing " + root);
+  std::sort(res.entries.begin(), res.entries.end(),
+            [](const tree_entry& a, const tree_entry& b) { return a.path < b.path; });
+  for (const auto& e : res.entries) {
+    if (e.link) {
+      res.link_count++;
+    } else {
+      res.file_count++;
+      res.total_bytes += e.size;
+      if (!e.error.empty()) res.error_count++;
+    }
+  }
+  res.merkle_sha256 = merkle_root(res.entries);
+  res.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return res;
+}
+
+}  // namespace bp::snap
