@@ -11,7 +11,7 @@ namespace {
 const char* kUsage = R"(usage: mock-engine [--host H] [--port P] [options]
 
 A no-compute OpenAI-compatible engine for bench-proxy's demo, tests and benchmarks.
-Serves GET /health, GET /v1/models, GET /version, GET /mock/stats, POST /echo,
+Serves GET /health, GET /v1/models, GET /version, GET /mock/stats, /v1/mock/echo,
 POST /v1/chat/completions and POST /v1/completions (plain, and SSE with "stream": true).
 
 Options:

@@ -168,7 +168,7 @@ std::vector<query> load_workload(const std::string& path) {
         }
       }
       if (j.contains("system") && j["system"].is_string() && q.request.contains("messages"))
-        q.request["messages"].insert(q.request["messages"].begin(), {{"role", "system"}, {"content", j["system"]}});
+        q.request["messages"].insert(q.request["messages"].begin(), json{{"role", "system"}, {"content", j["system"]}});
       check_request(q.request, where);
       out.push_back(std::move(q));
     }
@@ -212,7 +212,7 @@ std::vector<query> load_workload(const std::string& path) {
         }
       }
       if (!system.empty() && q.request.contains("messages"))
-        q.request["messages"].insert(q.request["messages"].begin(), {{"role", "system"}, {"content", system}});
+        q.request["messages"].insert(q.request["messages"].begin(), json{{"role", "system"}, {"content", system}});
       check_request(q.request, where);
       out.push_back(std::move(q));
     }

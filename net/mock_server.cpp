@@ -114,7 +114,7 @@ class session : public std::enable_shared_from_this<session> {
                 {"pid", ::getpid()}};
       return reply(200, "OK", j.dump());
     }
-    if (req.method() == http::verb::post && path == "/echo") {
+    if (path == "/v1/mock/echo") {
       // Echoes method, target, headers and body: lets tests see exactly what the proxy forwarded.
       json h = json::object();
       for (const auto& f : req) h[std::string(f.name_string())].push_back(std::string(f.value()));

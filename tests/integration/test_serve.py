@@ -1,0 +1,114 @@
+"""serve: /healthz, /meta, concurrent and streamed completions through the proxy."""
+import json
+import threading
+import time
+import unittest
+
+from bp import ProxyCase, stream_events, wait_for, alive
+
+
+class ServeTest(ProxyCase):
+    def test_healthz_then_meta_503_then_identical_bytes(self):
+        cfg = self.config(mock_args=["--startup-delay-ms", "800", "--workers", "1"], extra="warmup: 2")
+        p = self.start(cfg)
+        st, hdr, body = p.get("/meta")
+        self.assertEqual(st, 503)
+        self.assertIn("retry-after", hdr)
+        self.assertIn(json.loads(body)["state"], ("starting", "warming", "snapshotting"))
+        hz = p.healthz()
+        self.assertIn(hz["state"], ("starting", "warming", "snapshotting"))
+        self.assertGreater(hz["engine_pid"], 0)
+        self.assertIn("uptime_s", hz)
+        p.wait_ready()
+        st1, h1, b1 = p.get("/meta")
+        st2, h2, b2 = p.get("/meta")
+        self.assertEqual((st1, st2), (200, 200))
+        self.assertEqual(b1, b2)
+        self.assertEqual(h1["etag"], h2["etag"])
+        doc = json.loads(b1)
+        self.assertEqual(len(doc["warmup"]["elapsed_ms"]), 2)
+        self.assertEqual(doc["engine"]["pid"], hz["engine_pid"])
+        st3, _, _ = p.get("/meta", headers={"If-None-Match": h1["etag"]})
+        self.assertEqual(st3, 304)
+        self.assertEqual(p.stop(), 0)
+
+    def test_five_concurrent_chat_completions(self):
+        p = self.start(self.config(mock_args=["--ttft-ms", "100", "--tokens", "4"], extra="warmup: 0"))
+        p.wait_ready()
+        results = []
+
+        def one(i):
+            st, body = p.post("/v1/chat/completions", {"model": "mock-model", "messages": [{"role": "user", "content": f"q{i}"}]})
+            results.append((st, json.loads(body)))
+
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(5)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        elapsed = time.monotonic() - t0
+        self.assertEqual([r[0] for r in results], [200] * 5)
+        self.assertEqual(len({r[1]["id"] for r in results}), 5)
+        self.assertLess(elapsed, 0.45, "requests were serialised somewhere")
+        self.assertEqual(p.stop(), 0)
+
+    def test_delayed_stream_arrives_progressively(self):
+        p = self.start(self.config(mock_args=["--ttft-ms", "50", "--itl-ms", "40", "--tokens", "8"], extra="warmup: 0"))
+        p.wait_ready()
+        t0 = time.monotonic()
+        events = list(stream_events(p.port, {"model": "m", "messages": [{"role": "user", "content": "x"}],
+                                             "stream": True, "stream_options": {"include_usage": True}}))
+        content = [(t, d) for t, d in events if d != "[DONE]" and json.loads(d)["choices"]
+                   and json.loads(d)["choices"][0]["delta"].get("content")]
+        self.assertEqual(len(content), 8)
+        gaps = [b[0] - a[0] for a, b in zip(content, content[1:])]
+        self.assertGreater(content[0][0] - t0, 0.04)
+        self.assertLess(content[0][0] - t0, 0.2)
+        # each event arrived on its own, about 40 ms after the previous one
+        for g in gaps:
+            self.assertGreater(g, 0.025, gaps)
+        self.assertEqual(events[-1][1], "[DONE]")
+        usage = [json.loads(d) for _, d in events if d != "[DONE]" and "usage" in json.loads(d)]
+        self.assertEqual(usage[0]["usage"]["completion_tokens"], 8)
+        self.assertEqual(p.stop(), 0)
+
+    def test_child_environment_is_exactly_the_yaml_env(self):
+        cfg = self.config(mock_args=["--workers", "2"], env={"PATH": "/usr/bin:/bin", "ONLY": "this", "EMPTY": ""},
+                          extra="warmup: 0")
+        p = self.start(cfg, env={"LANG": "C.UTF-8", "TERM": "xterm", "USER": "someone", "LEAKY": "1"})
+        p.wait_ready()
+        pid = p.engine_pid()
+        for q in [pid] + [c for c in p.tree() if c != pid]:
+            with open(f"/proc/{q}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            if b"__engine-shim" in argv:
+                continue
+            with open(f"/proc/{q}/environ", "rb") as f:
+                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if kv)
+            self.assertEqual(env, {b"PATH": b"/usr/bin:/bin", b"ONLY": b"this", b"EMPTY": b""}, f"pid {q}")
+        doc = json.loads(p.get("/meta")[2])
+        self.assertEqual(doc["command"]["env"], {"PATH": "/usr/bin:/bin", "ONLY": "this", "EMPTY": ""})
+        argv = doc["command"]["argv"]
+        self.assertEqual(argv[-4:-1], ["--host", "127.0.0.1", "--port"])
+        self.assertEqual(p.stop(), 0)
+
+    def test_unknown_path_404_and_malformed_400_as_json(self):
+        p = self.start(self.config(extra="warmup: 0"))
+        p.wait_ready()
+        st, hdr, body = p.get("/v2/anything")
+        self.assertEqual(st, 404)
+        self.assertEqual(hdr["content-type"], "application/json")
+        self.assertIn("no route", json.loads(body)["error"]["message"])
+        import socket
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(b"GET / HTTP/9.9\r\nbad header line\r\n\r\n")
+        data = s.recv(4096)
+        s.close()
+        self.assertTrue(data.startswith(b"HTTP/1.1 400"), data)
+        self.assertIn(b'"error"', data)
+        self.assertEqual(p.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()

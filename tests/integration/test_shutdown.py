@@ -1,0 +1,98 @@
+"""Shutdown and engine failures: nothing of the engine's tree may survive, whatever happens."""
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+from bp import BENCH_PROXY, ProxyCase, alive, pids_with_marker, stream_events, wait_for
+
+
+class ShutdownTest(ProxyCase):
+    def marker_config(self, mock_args=(), extra="warmup: 0\nstop_grace_s: 1\ndrain_timeout_s: 2"):
+        self.marker = f"BP_MARKER_{os.getpid()}_{time.monotonic_ns()}"
+        return self.config(mock_args=mock_args, env={"PATH": "/usr/bin:/bin", self.marker: "1"}, extra=extra)
+
+    def test_sigint_exits_0_and_no_process_of_the_tree_survives(self):
+        p = self.start(self.marker_config(["--workers", "2", "--detached-grandchild"]))
+        p.wait_ready()
+        tree = pids_with_marker(self.marker)
+        self.assertGreaterEqual(len(tree), 4, tree)  # engine, 2 workers, detached grandchild
+        self.assertEqual(p.stop(signal.SIGINT), 0, p.log())
+        self.assertEqual([q for q in tree if alive(q)], [])
+        self.assertEqual(pids_with_marker(self.marker), [])
+
+    def test_sigterm_lets_an_inflight_stream_finish(self):
+        p = self.start(self.marker_config(["--itl-ms", "50", "--tokens", "20"]))
+        p.wait_ready()
+        events = []
+        import threading
+
+        def consume():
+            for t, d in stream_events(p.port, {"model": "m", "messages": [{"role": "user", "content": "x"}],
+                                               "stream": True}):
+                events.append(d)
+
+        th = threading.Thread(target=consume)
+        th.start()
+        wait_for(lambda: len(events) >= 2, what="the stream to start")
+        p.p.send_signal(signal.SIGTERM)
+        th.join(10)
+        self.assertEqual(events[-1], "[DONE]")
+        self.assertEqual(p.stop(), 0)
+        self.assertEqual(pids_with_marker(self.marker), [])
+
+    def test_engine_ignoring_sigterm_is_killed_after_the_grace_period(self):
+        p = self.start(self.marker_config(["--ignore-sigterm", "--workers", "1"]))
+        p.wait_ready()
+        t0 = time.monotonic()
+        self.assertEqual(p.stop(signal.SIGINT), 0)
+        self.assertGreater(time.monotonic() - t0, 0.9)  # stop_grace_s: 1
+        self.assertTrue(p.grep("SIGKILL to process group"), p.log())
+        self.assertEqual(pids_with_marker(self.marker), [])
+
+    def test_sigkill_of_bench_proxy_takes_the_engine_tree_down(self):
+        p = self.start(self.marker_config(["--workers", "2", "--detached-grandchild", "--ignore-sigterm"]))
+        p.wait_ready()
+        tree = pids_with_marker(self.marker)
+        self.assertGreaterEqual(len(tree), 4)
+        p.p.kill()
+        p.p.wait()
+        wait_for(lambda: not pids_with_marker(self.marker), timeout=10, what="the engine tree to die")
+
+    def test_engine_exiting_during_startup_reports_its_stderr_tail(self):
+        cfg = self.marker_config(["--fail-startup", "CUDA error: no kernel image is available"])
+        r = subprocess.run([BENCH_PROXY, "--listen", "127.0.0.1:0", "--config", cfg, "--run-dir", self.dir + "/r"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("exited with status 3 during startup", r.stderr)
+        self.assertIn("CUDA error: no kernel image is available", r.stderr)
+        self.assertEqual(pids_with_marker(self.marker), [])
+        with open(self.dir + "/r/engine.log") as f:
+            self.assertIn("no kernel image", f.read())
+
+    def test_engine_crash_after_ready_exits_nonzero_without_restart(self):
+        p = self.start(self.marker_config(["--crash-after", "2", "--workers", "1"]))
+        p.wait_ready()
+        for _ in range(2):
+            p.post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        rc = p.p.wait(20)
+        p.stop()
+        self.assertEqual(rc, 5, p.log())
+        self.assertTrue(p.grep(r"killed by signal 6 \(SIGABRT\) after it was ready"), p.log())
+        self.assertTrue(p.grep("does not restart engines"))
+        self.assertEqual(pids_with_marker(self.marker), [])
+
+    def test_engine_never_ready_times_out(self):
+        cfg = self.marker_config(["--startup-delay-ms", "100000"], extra="warmup: 0\nready_timeout_s: 1\nstop_grace_s: 1")
+        r = subprocess.run([BENCH_PROXY, "--listen", "127.0.0.1:0", "--config", cfg, "--run-dir", self.dir + "/r"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("not ready within 1 s", r.stderr)
+        self.assertIn("HTTP 503", r.stderr)
+        self.assertEqual(pids_with_marker(self.marker), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

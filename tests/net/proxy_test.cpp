@@ -1,0 +1,250 @@
+// The proxy in-process, against the real mock-engine binary as upstream.
+#include "net/proxy_server.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/child_process.hpp"
+#include "net/http_client.hpp"
+
+using namespace bp::net;
+using namespace std::chrono_literals;
+
+namespace {
+
+class ProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string err;
+    engine_port_ = bp::free_loopback_port(err);
+    ASSERT_GT(engine_port_, 0) << err;
+    std::string port = std::to_string(engine_port_);
+    std::string exe = std::string(BP_BIN_DIR) + "/mock-engine";
+    mock_ = ::fork();
+    if (mock_ == 0) {
+      ::execl(exe.c_str(), exe.c_str(), "--port", port.c_str(), "--tokens", "8", "--itl-ms", "30", nullptr);
+      _exit(127);
+    }
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = http_fetch("GET", "http://127.0.0.1:" + port + "/health", "", 1s, err);
+      if (r && r->status == 200) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    server_options o;
+    o.listen = "127.0.0.1:0";
+    o.threads = 2;
+    o.max_request_body = 4096;
+    proxy_ = proxy_server::create(o, status_, err);
+    ASSERT_TRUE(proxy_) << err;
+    server_hooks h;
+    h.on_open = [this](std::shared_ptr<connection_handle>) { opened_++; };
+    h.on_close = [this](std::uint64_t, const conn_stats& st, const std::string&) {
+      closed_++;
+      aborts_ += static_cast<int>(st.client_aborts);
+    };
+    proxy_->start(h);
+    base_ = "http://" + proxy_->local_address();
+  }
+  void TearDown() override {
+    if (proxy_) proxy_->shutdown();
+    if (mock_ > 0) {
+      ::kill(mock_, SIGKILL);
+      ::waitpid(mock_, nullptr, 0);
+    }
+  }
+  http_response get(const std::string& path, std::vector<std::pair<std::string, std::string>> headers = {}) {
+    http_connection c;
+    std::string err;
+    EXPECT_TRUE(c.connect("127.0.0.1", proxy_->local_port(), 2s, err)) << err;
+    http_response r;
+    EXPECT_TRUE(c.request("GET", path, "", headers, 5s, r, err)) << err;
+    return r;
+  }
+  std::string raw(const std::string& request) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(proxy_->local_port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+    std::string out;
+    char buf[4096];
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+    ::close(fd);
+    return out;
+  }
+  run_status status_;
+  std::unique_ptr<proxy_server> proxy_;
+  pid_t mock_ = -1;
+  int engine_port_ = 0;
+  std::string base_;
+  std::atomic<int> opened_{0}, closed_{0}, aborts_{0};
+};
+
+}  // namespace
+
+TEST_F(ProxyTest, V1AnswersServiceUnavailableUntilTheEngineIsReady) {
+  auto r = get("/v1/models");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("not ready"), std::string::npos);
+}
+
+TEST_F(ProxyTest, ForwardsMethodPathQueryBodyAndDropsHopByHopHeaders) {
+  proxy_->set_upstream_port(static_cast<std::uint16_t>(engine_port_));
+  http_connection c;
+  std::string err;
+  ASSERT_TRUE(c.connect("127.0.0.1", proxy_->local_port(), 2s, err));
+  http_response r;
+  ASSERT_TRUE(c.request("POST", "/v1/mock/echo?a=1&b=2", "{\"x\":1}",
+                        {{"X-Custom", "kept"}, {"Connection", "keep-alive, X-Hop"}, {"X-Hop", "dropped"},
+                         {"Keep-Alive", "timeout=5"}, {"Proxy-Connection", "x"}},
+                        5s, r, err))
+      << err;
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["method"], "POST");
+  EXPECT_EQ(j["target"], "/v1/mock/echo?a=1&b=2");
+  EXPECT_EQ(j["body"], "{\"x\":1}");
+  EXPECT_EQ(j["headers"]["X-Custom"][0], "kept");
+  EXPECT_FALSE(j["headers"].contains("X-Hop"));
+  EXPECT_FALSE(j["headers"].contains("Keep-Alive"));
+  EXPECT_FALSE(j["headers"].contains("Proxy-Connection"));
+  // Keep-alive: a second request on the same client connection.
+  ASSERT_TRUE(c.request("GET", "/v1/models", "", {}, 5s, r, err)) << err;
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(ProxyTest, StreamArrivesProgressively) {
+  proxy_->set_upstream_port(static_cast<std::uint16_t>(engine_port_));
+  http_connection c;
+  std::string err;
+  ASSERT_TRUE(c.connect("127.0.0.1", proxy_->local_port(), 2s, err));
+  std::vector<std::chrono::steady_clock::time_point> at;
+  http_response r;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.request("POST", "/v1/chat/completions",
+                        R"({"messages":[{"role":"user","content":"hi"}],"stream":true})", {}, 10s, r, err,
+                        [&](std::string_view) { at.push_back(std::chrono::steady_clock::now()); }))
+      << err;
+  ASSERT_GE(at.size(), 8u);
+  // 8 tokens 30 ms apart: the first piece arrives long before the last.
+  EXPECT_LT(at.front() - t0, 150ms);
+  EXPECT_GT(at.back() - at.front(), 150ms);
+}
+
+TEST_F(ProxyTest, MalformedRequestsGet400AsJsonAndUnknownPaths404) {
+  auto out = raw("BLAH\r\n\r\n");
+  EXPECT_EQ(out.rfind("HTTP/1.1 400", 0), 0u) << out;
+  EXPECT_NE(out.find("application/json"), std::string::npos);
+  auto r = get("/admin");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find("no route"), std::string::npos);
+}
+
+TEST_F(ProxyTest, OversizedBodyGets413) {
+  proxy_->set_upstream_port(static_cast<std::uint16_t>(engine_port_));
+  std::string body(10000, 'x');
+  auto out = raw("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 10000\r\n\r\n" + body);
+  EXPECT_EQ(out.rfind("HTTP/1.1 413", 0), 0u) << out.substr(0, 200);
+}
+
+TEST_F(ProxyTest, MetaIs503ThenFrozenBytesWithEtag) {
+  auto r = get("/meta");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.header("retry-after"), "2");
+  auto doc = std::make_shared<meta_document>();
+  doc->bytes = "{\"schema_version\":1}\n";
+  doc->sha256 = "abc";
+  EXPECT_TRUE(status_.publish(doc));
+  auto other = std::make_shared<meta_document>();
+  other->bytes = "changed";
+  EXPECT_FALSE(status_.publish(other));  // exactly once
+  auto a = get("/meta"), b = get("/meta");
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.body, doc->bytes);
+  EXPECT_EQ(b.body, a.body);
+  EXPECT_EQ(a.header("etag"), "\"abc\"");
+  auto c = get("/meta", {{"If-None-Match", "\"abc\""}});
+  EXPECT_EQ(c.status, 304);
+}
+
+TEST_F(ProxyTest, HealthzReportsState) {
+  status_.set_state(run_state::warming);
+  status_.set_engine_pid(1234);
+  auto j = nlohmann::json::parse(get("/healthz").body);
+  EXPECT_EQ(j["state"], "warming");
+  EXPECT_EQ(j["engine_pid"], 1234);
+}
+
+TEST_F(ProxyTest, ClientDisconnectMidStreamClosesUpstream) {
+  proxy_->set_upstream_port(static_cast<std::uint16_t>(engine_port_));
+  std::string req =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ";
+  std::string body = R"({"messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":200})";
+  req += std::to_string(body.size()) + "\r\n\r\n" + body;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(proxy_->local_port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_GT(::send(fd, req.data(), req.size(), 0), 0);
+  char buf[512];
+  ASSERT_GT(::recv(fd, buf, sizeof(buf), 0), 0);  // the stream has started
+  ::close(fd);
+  // The engine notices: its cancelled counter goes up well before 200 tokens x 30 ms.
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  long cancelled = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string err;
+    auto r = http_fetch("GET", "http://127.0.0.1:" + std::to_string(engine_port_) + "/mock/stats", "", 1s, err);
+    if (r) cancelled = nlohmann::json::parse(r->body)["cancelled"].get<long>();
+    if (cancelled > 0) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(cancelled, 1);
+  deadline = std::chrono::steady_clock::now() + 2s;
+  while (aborts_.load() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(aborts_.load(), 1);
+}
+
+TEST(ListenAddress, Parsing) {
+  std::string h, err;
+  std::uint16_t p = 0;
+  ASSERT_TRUE(parse_listen_address("0.0.0.0:8080", h, p, err));
+  EXPECT_EQ(h, "0.0.0.0");
+  EXPECT_EQ(p, 8080);
+  ASSERT_TRUE(parse_listen_address(":9000", h, p, err));
+  EXPECT_EQ(h, "127.0.0.1");
+  ASSERT_TRUE(parse_listen_address("[::1]:9000", h, p, err));
+  EXPECT_EQ(h, "::1");
+  EXPECT_FALSE(parse_listen_address("host:notaport", h, p, err));
+  EXPECT_FALSE(parse_listen_address("example.com:80", h, p, err));
+}
+
+TEST(ListenAddress, AddressInUseIsReportedAtCreate) {
+  run_status st;
+  std::string err;
+  server_options o;
+  o.listen = "127.0.0.1:0";
+  auto a = proxy_server::create(o, st, err);
+  ASSERT_TRUE(a);
+  o.listen = a->local_address();
+  auto b = proxy_server::create(o, st, err);
+  EXPECT_FALSE(b);
+  EXPECT_NE(err.find("in use"), std::string::npos) << err;
+}

@@ -1,0 +1,89 @@
+#include "snapshot/merkle.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace bp::snap;
+namespace fs = std::filesystem;
+
+namespace {
+
+class MerkleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("bp_merkle_" + std::to_string(::getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "bin");
+    fs::create_directories(root_ / "lib/python3.11/site-packages/pkg");
+    std::ofstream(root_ / "bin/python") << "#!/bin/sh\n";
+    for (int i = 0; i < 40; ++i)
+      std::ofstream(root_ / ("lib/python3.11/site-packages/pkg/m" + std::to_string(i) + ".py")) << "x = " << i << "\n";
+    std::ofstream big(root_ / "lib/python3.11/site-packages/pkg/big.so", std::ios::binary);
+    std::string block(1 << 20, 'b');
+    for (int i = 0; i < 3; ++i) big << block;
+    big.close();
+    fs::create_symlink("lib", root_ / "lib64");
+    fs::create_symlink("python", root_ / "bin/python3");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  tree_hash hash(int threads) {
+    return hash_tree(root_.string(), {"bin", "lib", "lib64"}, threads, std::chrono::steady_clock::time_point::max());
+  }
+  fs::path root_;
+};
+
+}  // namespace
+
+TEST_F(MerkleTest, DeterministicAcrossRunsAndThreadCounts) {
+  auto a = hash(1), b = hash(4), c = hash(1);
+  EXPECT_EQ(a.merkle_sha256, b.merkle_sha256);
+  EXPECT_EQ(a.merkle_sha256, c.merkle_sha256);
+  EXPECT_EQ(a.file_count, 42u);
+  EXPECT_EQ(a.link_count, 2u);
+  EXPECT_EQ(a.total_bytes, b.total_bytes);
+}
+
+TEST_F(MerkleTest, SymlinksAreRecordedNotFollowed) {
+  auto a = hash(2);
+  bool saw = false;
+  for (const auto& e : a.entries)
+    if (e.path == "lib64") {
+      saw = true;
+      EXPECT_TRUE(e.link);
+      EXPECT_EQ(e.target, "lib");
+    }
+  EXPECT_TRUE(saw);
+  // Nothing under lib64/ was listed through the link.
+  for (const auto& e : a.entries) EXPECT_NE(e.path.rfind("lib64/", 0), 0u) << e.path;
+}
+
+TEST_F(MerkleTest, ChangesWhenAByteChanges) {
+  auto before = hash(2).merkle_sha256;
+  std::ofstream(root_ / "lib/python3.11/site-packages/pkg/m7.py") << "x = 8\n";
+  EXPECT_NE(hash(2).merkle_sha256, before);
+}
+
+TEST_F(MerkleTest, ChangesWhenANameChanges) {
+  auto before = hash(2).merkle_sha256;
+  fs::rename(root_ / "lib/python3.11/site-packages/pkg/m7.py", root_ / "lib/python3.11/site-packages/pkg/m7b.py");
+  EXPECT_NE(hash(2).merkle_sha256, before);
+}
+
+TEST_F(MerkleTest, ChangesWhenAFileIsAddedOrALinkRetargeted) {
+  auto before = hash(2).merkle_sha256;
+  std::ofstream(root_ / "bin/new-tool") << "";
+  auto added = hash(2).merkle_sha256;
+  EXPECT_NE(added, before);
+  fs::remove(root_ / "bin/python3");
+  fs::create_symlink("new-tool", root_ / "bin/python3");
+  EXPECT_NE(hash(2).merkle_sha256, added);
+}
+
+TEST_F(MerkleTest, DeadlineIsEnforced) {
+  EXPECT_THROW(hash_tree(root_.string(), {"lib"}, 1, std::chrono::steady_clock::now() - std::chrono::seconds(1)),
+               std::runtime_error);
+}
