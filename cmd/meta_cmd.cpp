@@ -7,6 +7,7 @@
 #include "cmd/commands.hpp"
 #include "net/http_client.hpp"
 #include "snapshot/diff.hpp"
+#include "snapshot/sha256.hpp"
 
 namespace bp::cli {
 
@@ -14,6 +15,7 @@ namespace {
 
 const char* kMetaUsage = R"(usage: bench-proxy meta diff A B [--json]
        bench-proxy meta show A
+       bench-proxy meta summary A
 
 A and B are /meta snapshots: files (e.g. a run's meta.json) or URLs of running proxies
 (http://HOST:PORT, /meta is added when no path is given).
@@ -22,7 +24,8 @@ diff   what differs, grouped by section: argv and env per process, engine versio
        versions and hashes, venv files (with the merkle roots), inputs, host tunables, GPUs.
        Instance facts (PIDs, ports, timestamps, durations) are not compared.
        Exit status: 0 equal, 1 different, 2 error.
-show   print the snapshot, indented
+show     print the snapshot, indented
+summary  a few lines: config, engine, argv, processes, warmup, libraries, venv, GPUs, host
 )";
 
 nlohmann::json load_snapshot(const std::string& src) {
@@ -58,6 +61,27 @@ nlohmann::json load_snapshot(const std::string& src) {
   }
 }
 
+/// The snapshot id is the sha256 of the exact bytes served (also the ETag).
+std::string snapshot_id_of(const std::string& src) {
+  std::string text;
+  if (src.rfind("http://", 0) == 0) {
+    std::string url = src;
+    net::url_parts u;
+    std::string err;
+    if (!net::parse_url(url, u, err)) return {};
+    if (u.target == "/") url += url.back() == '/' ? "meta" : "/meta";
+    auto r = net::http_fetch("GET", url, "", std::chrono::seconds(30), err);
+    if (!r) return {};
+    std::string etag = r->header("etag");
+    if (etag.size() >= 2) return etag.substr(1, etag.size() - 2);
+    return {};
+  }
+  std::ifstream f(src, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return sha256_hex(ss.str());
+}
+
 }  // namespace
 
 int cmd_meta(const std::vector<std::string>& argv) {
@@ -77,6 +101,12 @@ int cmd_meta(const std::vector<std::string>& argv) {
       else
         std::cout << snap::render_diff(d);
       return d["equal"].get<bool>() ? 0 : 1;
+    }
+    if (pos[0] == "summary") {
+      if (pos.size() != 2) throw usage_error("meta summary needs one snapshot");
+      auto j = load_snapshot(pos[1]);
+      std::cout << snap::render_summary(j, snapshot_id_of(pos[1]));
+      return 0;
     }
     if (pos[0] == "show") {
       if (pos.size() != 2) throw usage_error("meta show needs one snapshot");

@@ -26,6 +26,7 @@ Options:
   --threads N              I/O threads (default 1)
   --workers N              start N helper processes named MOCK::Worker_<i>
   --worker-rank-env        give worker i CUDA_VISIBLE_DEVICES=i
+  --chat-template FILE     read a template file at startup (an input file, as real engines take)
 Fault switches (tests):
   --fail-startup MSG       print MSG on stderr and exit 3 while starting
   --crash-after N          abort after N completed requests
@@ -84,6 +85,7 @@ int main(int argc, char** argv) {
     else if (a == "--threads") o.threads = std::max(1, static_cast<int>(number("--threads", next())));
     else if (a == "--workers") o.workers = static_cast<int>(number("--workers", next()));
     else if (a == "--worker-rank-env") o.worker_rank_env = true;
+    else if (a == "--chat-template") o.chat_template = next();
     else if (a == "--fail-startup") o.fail_startup = next();
     else if (a == "--crash-after") o.crash_after = static_cast<long>(number("--crash-after", next()));
     else if (a == "--crash-mid-stream") o.crash_mid_stream = static_cast<long>(number("--crash-mid-stream", next()));

@@ -390,6 +390,16 @@ int run(const options& o, int argc, char** argv) {
     std::fprintf(stderr, "mock-engine: fatal: %s\n", o.fail_startup.c_str());
     return 3;
   }
+  if (!o.chat_template.empty()) {
+    FILE* f = std::fopen(o.chat_template.c_str(), "rb");
+    if (!f) {
+      std::fprintf(stderr, "mock-engine: cannot read chat template %s\n", o.chat_template.c_str());
+      return 2;
+    }
+    std::fseek(f, 0, SEEK_END);
+    std::fprintf(stderr, "mock-engine: chat template %s (%ld bytes)\n", o.chat_template.c_str(), std::ftell(f));
+    std::fclose(f);
+  }
   if (o.ignore_sigterm) ::signal(SIGTERM, SIG_IGN);
   start_workers(o);
 

@@ -17,6 +17,7 @@ struct options {
   int threads = 1;
   int workers = 0;             ///< helper child processes named MOCK::Worker_<i>
   bool worker_rank_env = false;  ///< give worker i CUDA_VISIBLE_DEVICES=i (per-rank env divergence)
+  std::string chat_template;     ///< a file read at startup, like an engine's template or options file
   // Fault switches (tests only).
   std::string fail_startup;    ///< non-empty: print it on stderr and exit 3 during startup
   long crash_after = -1;       ///< abort after this many completed requests

@@ -72,9 +72,16 @@ void flatten(const json& j, const std::string& path, std::map<std::string, json>
     bool keyed = !j.empty() && !element_key(path, j[0], seen).empty();
     seen.clear();
     if (j.empty()) out[path] = json::array();
+    bool argv = path.size() >= 4 && path.compare(path.size() - 4, 4, "argv") == 0;
     for (std::size_t i = 0; i < j.size(); ++i) {
       std::string k = keyed ? element_key(path, j[i], seen) : std::string();
-      flatten(j[i], path + "[" + (k.empty() ? std::to_string(i) : k) + "]", out);
+      std::string p = path + "[" + (k.empty() ? std::to_string(i) : k) + "]";
+      // The loopback port bench-proxy injects differs on every run: an instance fact.
+      if (argv && i > 0 && j[i - 1] == "--port") {
+        out[p] = "<injected port>";
+        continue;
+      }
+      flatten(j[i], p, out);
     }
     return;
   }
@@ -142,6 +149,72 @@ std::string render_diff(const json& d) {
       else
         os << "  - " << path << ": " << show(c["a"]) << "\n";
     }
+  }
+  return os.str();
+}
+
+std::string render_summary(const json& m, const std::string& id) {
+  std::ostringstream os;
+  auto str = [](const json& j, const char* k) -> std::string {
+    if (!j.is_object() || !j.contains(k) || j[k].is_null()) return "-";
+    return j[k].is_string() ? j[k].get<std::string>() : j[k].dump();
+  };
+  const json empty = json::object();
+  const json& cfg = m.contains("config") ? m["config"] : empty;
+  const json& eng = m.contains("engine") ? m["engine"] : empty;
+  os << "snapshot   " << (id.empty() ? "-" : id) << "\n";
+  os << "config     " << str(cfg, "description") << " (" << str(cfg, "source") << ")\n";
+  os << "engine     " << str(eng, "kind") << " pid " << str(eng, "pid") << ", version "
+     << (m.contains("engine_version") ? str(m["engine_version"], "version") : "-") << "\n";
+  if (m.contains("command") && m["command"].contains("argv")) {
+    std::string argv;
+    for (const auto& a : m["command"]["argv"]) argv += (argv.empty() ? "" : " ") + (a.is_string() ? a.get<std::string>() : a.dump());
+    os << "argv       " << argv << "\n";
+  }
+  if (m.contains("process_tree") && m["process_tree"].contains("processes")) {
+    os << "processes  " << m["process_tree"]["processes"].size() << ":";
+    for (const auto& p : m["process_tree"]["processes"]) os << " " << str(p, "comm") << "(" << str(p, "pid") << ")";
+    os << "\n";
+  }
+  if (m.contains("warmup") && m["warmup"].contains("elapsed_ms")) {
+    os << "warmup     ";
+    for (const auto& w : m["warmup"]["elapsed_ms"]) {
+      char b[32];
+      std::snprintf(b, sizeof(b), "%.1f ", w.get<double>());
+      os << b;
+    }
+    os << "ms\n";
+  }
+  if (m.contains("loaded_libs") && m["loaded_libs"].contains("count"))
+    os << "libraries  " << m["loaded_libs"]["count"] << " shared objects mapped, each with its sha256\n";
+  if (m.contains("venv")) {
+    const auto& v = m["venv"];
+    if (v.value("configured", false))
+      os << "venv       " << str(v, "path") << ": " << str(v, "file_count") << " files, merkle " << str(v, "merkle_sha256") << "\n";
+    else
+      os << "venv       " << (v.contains("error") ? "error: " + str(v, "error") : "none configured") << "\n";
+  }
+  if (m.contains("gpus")) {
+    const auto& g = m["gpus"];
+    if (g.value("available", false)) {
+      os << "gpus       " << g["gpus"].size() << " x ";
+      if (!g["gpus"].empty()) os << str(g["gpus"][0], "name");
+      os << ", driver " << str(g, "driver_version") << ", CUDA " << str(g, "cuda_version") << "\n";
+    } else {
+      os << "gpus       none: " << str(g, "reason") << "\n";
+    }
+  }
+  if (m.contains("host") && m["host"].is_object()) {
+    const auto& h = m["host"];
+    os << "host       " << str(h, "hostname") << ", kernel " << str(h, "kernel");
+    if (h.contains("cpu")) os << ", " << str(h["cpu"], "model") << " (" << str(h["cpu"], "threads") << " threads)";
+    os << "\n";
+  }
+  if (m.contains("collectors")) {
+    std::string failed;
+    for (auto it = m["collectors"].begin(); it != m["collectors"].end(); ++it)
+      if (!it.value().value("ok", false)) failed += " " + it.key();
+    os << "collectors " << m["collectors"].size() << " reported" << (failed.empty() ? ", all ok" : ", failed:" + failed) << "\n";
   }
   return os.str();
 }

@@ -14,4 +14,7 @@ nlohmann::json diff_snapshots(const nlohmann::json& a, const nlohmann::json& b);
 /// Human-readable rendering of diff_snapshots' result.
 std::string render_diff(const nlohmann::json& d);
 
+/// A short human summary of one snapshot (`meta summary`).
+std::string render_summary(const nlohmann::json& snapshot, const std::string& id);
+
 }  // namespace bp::snap

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures and builds bench-proxy: build/bin/bench-proxy and build/bin/mock-engine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+[ -f build/CMakeCache.txt ] || cmake -S . -B build "${generator[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, runs every unit and integration test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/build.sh
+# The real-client test needs the official openai package (pinned), installed into tests/node only.
+if [ ! -f tests/node/node_modules/openai/package.json ]; then
+  (cd tests/node && npm ci --no-audit --no-fund --silent >/dev/null 2>&1 || npm install --no-audit --no-fund --silent -E openai@6.30.1 >/dev/null)
+fi
+cd build
+ctest --output-on-failure --timeout 600 "$@"

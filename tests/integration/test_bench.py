@@ -1,0 +1,148 @@
+"""bench and run: metrics against the mock engine's known timing, workloads, validity, TSV."""
+import csv
+import http.server
+import json
+import os
+import subprocess
+import threading
+import unittest
+
+from bp import BENCH_PROXY, SRC, ProxyCase, pids_with_marker
+
+WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
+
+
+def run(args, cwd, timeout=120):
+    return subprocess.run([BENCH_PROXY, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+class BenchTest(ProxyCase):
+    def test_metrics_match_the_mock_engines_known_timing(self):
+        p = self.start(self.config(mock_args=["--ttft-ms", "50", "--itl-ms", "20", "--tokens", "32"], extra="warmup: 1"))
+        p.wait_ready()
+        queries = os.path.join(self.dir, "q.csv")
+        with open(queries, "w") as f:
+            f.write("prompt,provider,expected\nhello there,acme,x\nsecond question,acme,y\n")
+        r = run(["bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", queries, "-n", "6",
+                 "--out", os.path.join(self.dir, "out"), "--results", os.path.join(self.dir, "results.tsv"),
+                 "--no-progress"], self.dir)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        headline = float(r.stdout.strip().splitlines()[-1])
+        with open(os.path.join(self.dir, "out", "result.json")) as f:
+            res = json.load(f)
+        s = res["summary"]
+        self.assertEqual(s["completed"], 6)
+        self.assertEqual(s["errors"], 0)
+        self.assertTrue(s["usage_counted_by_server"])
+        self.assertEqual(s["output_tokens"]["median"], 32)
+        # Documented tolerance (docs/metrics.md): TTFT +-10 ms, ITL median +-3 ms on a shared 2-core machine.
+        self.assertAlmostEqual(s["ttft_ms"]["median"], 50, delta=10)
+        self.assertAlmostEqual(s["itl_ms"]["median"], 20, delta=3)
+        self.assertAlmostEqual(s["e2e_ms"]["median"], 50 + 31 * 20, delta=40)
+        expected_tps = 32 / ((50 + 31 * 20) / 1000.0)
+        self.assertAlmostEqual(headline, expected_tps, delta=expected_tps * 0.08)
+        self.assertAlmostEqual(s["output_tps"]["median"], headline, delta=0.01)
+        self.assertTrue(res["valid"])
+        self.assertEqual(res["snapshot_id"], res["snapshot_id_after"])
+        self.assertEqual(res["snapshot"]["schema_version"], 1)
+        self.assertEqual(res["metric_definitions"].split()[0], "docs/metrics.md")
+        # Extra CSV columns are metadata, never sent: the mock's echo is not needed, the request bodies
+        # are recorded per query line instead.
+        self.assertEqual(res["workload"]["metadata"][0]["metadata"], {"provider": "acme", "expected": "x"})
+        with open(os.path.join(self.dir, "results.tsv")) as f:
+            rows = list(csv.reader(f, delimiter="\t"))
+        self.assertEqual(rows[0][:4], ["time", "description", "engine", "snapshot_id"])
+        self.assertEqual(rows[1][2], "mock")
+        self.assertEqual(rows[1][3], res["snapshot_id"])
+        self.assertEqual(rows[1][12], "valid")
+        p.stop()
+
+    def test_concurrency_rate_and_errors_are_counted(self):
+        p = self.start(self.config(mock_args=["--crash-after", "1000000", "--tokens", "4"], extra="warmup: 0"))
+        p.wait_ready()
+        r = run(["bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", WORKLOAD, "-n", "40",
+                 "--concurrency", "4", "--rate", "200", "--out", os.path.join(self.dir, "o"), "--results",
+                 os.path.join(self.dir, "r.tsv"), "--max-tokens", "4"], self.dir)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.dir, "o", "result.json")) as f:
+            res = json.load(f)
+        self.assertEqual(res["summary"]["completed"], 40)
+        self.assertEqual(res["summary"]["concurrency"], 4)
+        starts = sorted(q["start_ms"] for q in res["requests"])
+        self.assertGreater(starts[-1], 80)  # 40 Poisson arrivals at 200/s take ~200 ms
+        p.stop()
+
+    def test_malformed_workload_names_the_line(self):
+        bad = os.path.join(self.dir, "bad.jsonl")
+        with open(bad, "w") as f:
+            f.write('{"prompt": "fine"}\n{"messages": "not a list"}\n')
+        r = run(["bench", "--url", "http://127.0.0.1:1", "--queries", bad], self.dir)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("bad.jsonl:2:", r.stderr)
+
+    def test_changed_snapshot_id_marks_the_result_invalid(self):
+        calls = {"meta": 0}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def send(self, code, body, ctype="application/json", extra=()):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/meta":
+                    calls["meta"] += 1
+                    doc = json.dumps({"schema_version": 1, "n": calls["meta"]}).encode()
+                    self.send(200, doc, extra=[("ETag", f'"id-{calls["meta"]}"')])
+                elif self.path == "/v1/models":
+                    self.send(200, b'{"data":[{"id":"fake"}]}')
+                else:
+                    self.send(404, b"{}")
+
+            def do_POST(self):
+                n = int(self.headers["Content-Length"])
+                json.loads(self.rfile.read(n))
+                events = [{"choices": [{"delta": {"content": "hi"}}]}, {"choices": [], "usage": {"completion_tokens": 1}}]
+                body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+                self.send(200, body, "text/event-stream")
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            r = run(["bench", "--url", f"http://127.0.0.1:{srv.server_address[1]}", "--queries", WORKLOAD, "-n", "3",
+                     "--out", os.path.join(self.dir, "o"), "--results", os.path.join(self.dir, "r.tsv")], self.dir)
+        finally:
+            srv.shutdown()
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("INVALID", r.stdout)
+        with open(os.path.join(self.dir, "o", "result.json")) as f:
+            res = json.load(f)
+        self.assertFalse(res["valid"])
+        self.assertIn("snapshot changed during the run", res["invalid_reason"])
+        self.assertEqual(res["summary"]["completed"], 3)
+
+    def test_run_measures_one_configuration_and_tears_down(self):
+        marker = f"BP_RUN_MARKER_{os.getpid()}"
+        cfg = self.config(mock_args=["--tokens", "16", "--itl-ms", "1"], env={"PATH": "/usr/bin:/bin", marker: "1"},
+                          extra="warmup: 1")
+        r = run(["run", "--config", cfg, "--queries", WORKLOAD, "-n", "10", "--run-dir", os.path.join(self.dir, "run"),
+                 "--results", os.path.join(self.dir, "r.tsv"), "--no-progress"], self.dir)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertGreater(float(r.stdout.strip().splitlines()[-1]), 0)
+        for name in ("engine.log", "meta.json", "result.json"):
+            self.assertTrue(os.path.exists(os.path.join(self.dir, "run", name)), name)
+        self.assertEqual(pids_with_marker(marker), [])
+
+
+if __name__ == "__main__":
+    unittest.main()

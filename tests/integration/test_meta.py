@@ -1,0 +1,122 @@
+"""/meta content against the live mock engine, secrets, meta diff and validate."""
+import json
+import os
+import subprocess
+import unittest
+
+from bp import BENCH_PROXY, ProxyCase
+
+
+class MetaTest(ProxyCase):
+    SECRET = "hf_live_secret_Zq81x"
+
+    def test_snapshot_describes_the_live_tree_and_never_leaks_the_secret(self):
+        opts = os.path.join(self.dir, "extra_options.yaml")
+        with open(opts, "w") as f:
+            f.write("kv_cache_config:\n  free_gpu_memory_fraction: 0.9\n")
+        cfg = self.config(mock_args=["--workers", "2", "--worker-rank-env", "--chat-template", opts],
+                          env={"PATH": "/usr/bin:/bin", "HF_TOKEN": {"secret": self.SECRET}},
+                          extra="warmup: 3")
+        p = self.start(cfg, env={"LANG": "C.UTF-8", "USER": "x"})
+        p.wait_ready()
+        st, hdr, body = p.get("/meta")
+        self.assertEqual(st, 200)
+        self.assertNotIn(self.SECRET.encode(), body)
+        doc = json.loads(body)
+        self.assertEqual(len(doc["warmup"]["elapsed_ms"]), 3)
+        procs = doc["process_tree"]["processes"]
+        comms = sorted(q["comm"] for q in procs)
+        self.assertEqual(comms, ["MOCK::Worker_0", "MOCK::Worker_1", "mock-engine"])
+        for q in procs:
+            env = q["env"]
+            self.assertEqual(env["HF_TOKEN"]["redacted"], True)
+            self.assertNotIn("LANG", env)
+            self.assertNotIn("USER", env)
+        # per-rank env divergence is visible per PID
+        ranks = {q["comm"]: q["env"].get("CUDA_VISIBLE_DEVICES") for q in procs}
+        self.assertEqual(ranks["MOCK::Worker_0"], "0")
+        self.assertEqual(ranks["MOCK::Worker_1"], "1")
+        self.assertIsNone(ranks["mock-engine"])
+        self.assertEqual(doc["config"]["env"]["HF_TOKEN"]["redacted"], True)
+        libs = [l["path"] for l in doc["loaded_libs"]["libraries"]]
+        self.assertTrue(any("libc.so" in l for l in libs), libs)
+        for l in doc["loaded_libs"]["libraries"]:
+            self.assertEqual(len(l["sha256"]), 64)
+        self.assertEqual(doc["engine_version"]["version"], doc["bench_proxy"]["version"])
+        self.assertEqual(doc["engine_reported"]["/v1/models"]["status"], 200)
+        self.assertIn("listening on", doc["engine_log"]["head"])
+        self.assertIn("host", doc)
+        self.assertEqual(doc["inputs"]["files"][0]["path"], opts)
+        self.assertIn("free_gpu_memory_fraction", doc["inputs"]["files"][0]["content"])
+        self.assertEqual(doc["inputs"]["files"][0]["sha256"],
+                         __import__("hashlib").sha256(open(opts, "rb").read()).hexdigest())
+        self.assertIn(doc["gpus"]["available"], (True, False))
+        self.assertEqual(hdr["etag"].strip('"'), __import__("hashlib").sha256(body).hexdigest())
+        self.assertEqual(p.stop(), 0)
+        self.assertNotIn(self.SECRET, p.log())
+        run = os.path.join(self.dir, "run")
+        for name in os.listdir(run):
+            with open(os.path.join(run, name), "rb") as f:
+                self.assertNotIn(self.SECRET.encode(), f.read(), name)
+
+    def test_meta_diff_names_exactly_the_changed_env_var(self):
+        docs = []
+        for value in ("1", "2"):
+            cfg = self.config(env={"PATH": "/usr/bin:/bin", "TUNABLE": value}, extra="warmup: 1")
+            p = self.start(cfg)
+            p.wait_ready()
+            path = os.path.join(self.dir, f"meta{value}.json")
+            with open(path, "wb") as f:
+                f.write(p.get("/meta")[2])
+            docs.append(path)
+            if value == "2":
+                live = f"http://127.0.0.1:{p.port}"
+                r = subprocess.run([BENCH_PROXY, "meta", "diff", docs[0], live, "--json"], capture_output=True, text=True)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                d = json.loads(r.stdout)
+                paths = sorted(c["path"] for sec in d["sections"].values() for c in sec)
+                self.assertIn("command.env.TUNABLE", paths)
+                self.assertIn("config.env.TUNABLE", paths)
+                for path_ in paths:
+                    self.assertIn("TUNABLE", path_, paths)
+            p.stop()
+        r = subprocess.run([BENCH_PROXY, "meta", "diff", docs[0], docs[0]], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = subprocess.run([BENCH_PROXY, "meta", "diff", docs[0], docs[1]], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("~ env.TUNABLE: 1 -> 2", r.stdout)
+        r = subprocess.run([BENCH_PROXY, "meta", "diff", docs[0], "/nonexistent.json"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("/nonexistent.json", r.stderr)
+
+    def test_validate_prints_resolved_json_and_every_error(self):
+        good = self.config(env={"PATH": "/usr/bin:/bin", "TOK": {"secret": "$MY_SECRET_TOKEN"}})
+        env = dict(os.environ, MY_SECRET_TOKEN="plaintext-never-shown-123")
+        r = subprocess.run([BENCH_PROXY, "validate", good], capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("plaintext-never-shown-123", r.stdout + r.stderr)
+        j = json.loads(r.stdout)
+        self.assertEqual(j["env"]["TOK"]["sha256"], __import__("hashlib").sha256(b"plaintext-never-shown-123").hexdigest())
+        bad = os.path.join(self.dir, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("engine: nope\ncmd: x\nargs: [--port=1]\ntypo: 1\nenv:\n  A: $NOT_SET_ANYWHERE\n")
+        r = subprocess.run([BENCH_PROXY, "validate", good, bad], capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 2)
+        for needle in ("bad.yaml:1:9: engine: unknown engine 'nope'", "bad.yaml:3:8: args[0]", "bad.yaml:4:1: typo",
+                       "bad.yaml:6:6: env.A: variable $NOT_SET_ANYWHERE", "description: required"):
+            self.assertIn(needle, r.stderr)
+        self.assertEqual(r.stdout, "")
+
+    def test_shipped_configs_validate(self):
+        env = dict(os.environ, CUDA_HOME="/usr/local/cuda", HF_HOME="/hf", HF_TOKEN="hf_x")
+        cfgs = sorted(os.path.join(os.environ.get("BP_SOURCE_DIR", "../.."), "configs", f)
+                      for f in os.listdir(os.path.join(os.environ.get("BP_SOURCE_DIR", "../.."), "configs"))
+                      if f.endswith(".yaml"))
+        self.assertGreaterEqual(len(cfgs), 5)
+        r = subprocess.run([BENCH_PROXY, "validate", *cfgs], capture_output=True, text=True, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(json.loads(r.stdout)), len(cfgs))
+
+
+if __name__ == "__main__":
+    unittest.main()

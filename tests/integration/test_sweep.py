@@ -1,0 +1,46 @@
+"""sweep: several configs from one process; a failing config is a row, not the end."""
+import json
+import os
+import subprocess
+import unittest
+
+from bp import BENCH_PROXY, SRC, ProxyCase, pids_with_marker, write_config
+
+WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
+
+
+class SweepTest(ProxyCase):
+    def test_three_configs_one_failing_gives_two_results_and_a_failed_row(self):
+        marker = f"BP_SWEEP_MARKER_{os.getpid()}"
+        env = {"PATH": "/usr/bin:/bin", marker: "1"}
+        a = write_config(self.dir, "a_fast.yaml", ["--tokens", "16", "--itl-ms", "1"], env=dict(env, KNOB="fast"),
+                         extra="warmup: 1")
+        b = write_config(self.dir, "b_broken.yaml", ["--fail-startup", "out of memory"], env=env, extra="warmup: 1")
+        c = write_config(self.dir, "c_slow.yaml", ["--tokens", "16", "--itl-ms", "4"], env=dict(env, KNOB="slow"),
+                         extra="warmup: 1")
+        r = subprocess.run([BENCH_PROXY, "sweep", a, b, c, "--queries", WORKLOAD, "-n", "5", "--sweep-dir",
+                            os.path.join(self.dir, "sw"), "--results", os.path.join(self.dir, "r.tsv"),
+                            "--no-progress"], capture_output=True, text=True, cwd=self.dir, timeout=180)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # one row failed
+        with open(os.path.join(self.dir, "sw", "sweep.json")) as f:
+            sw = json.load(f)
+        ok = [row for row in sw["rows"] if row["ok"]]
+        failed = [row for row in sw["rows"] if not row["ok"]]
+        self.assertEqual(len(ok), 2)
+        self.assertEqual(len(failed), 1)
+        self.assertIn("b_broken.yaml", failed[0]["config"])
+        self.assertIn("out of memory", failed[0]["error"])
+        self.assertEqual(ok[0]["config"], a)  # sorted by headline: the fast one first
+        for row in ok:
+            self.assertTrue(row["teardown_verified"])
+        diff = ok[1]["differs_from_first"]
+        paths = [c["path"] for sec in diff["sections"].values() for c in sec]
+        self.assertIn("command.env.KNOB", paths)
+        self.assertIn("FAILED", r.stdout)
+        self.assertIn("command (", r.stdout)
+        self.assertEqual(float(r.stdout.strip().splitlines()[-1]), float("%.2f" % ok[0]["headline"]))
+        self.assertEqual(pids_with_marker(marker), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
