@@ -3,6 +3,7 @@
 
 #include <ctime>
 #include <fstream>
+#include <atomic>
 #include <map>
 #include <thread>
 
@@ -230,7 +231,10 @@ caf::behavior meta_actor(caf::stateful_actor<meta_state>* self, std::shared_ptr<
   s.started = std::chrono::steady_clock::now();
   s.started_at = iso_utc_now();
   s.deadline = s.started + std::chrono::milliseconds(static_cast<long>(ctx->config.snapshot_timeout_s * 1000));
-  if (fault_for(ctx->faults, "meta") == "throw") throw std::runtime_error("injected fault: meta actor throws");
+  std::string fault = fault_for(ctx->faults, "meta");
+  static std::atomic<bool> thrown_once{false};
+  if (fault == "throw" || (fault == "throw-once" && !thrown_once.exchange(true)))
+    throw std::runtime_error("injected fault: meta actor throws");
   auto defs = snap::all_collectors();
   s.pending = defs.size();
   for (const auto& d : defs) ask(self, d.name);

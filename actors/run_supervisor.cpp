@@ -205,7 +205,8 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
         s.connections[h->id()] = a;
         s.handles[a.address()] = h;
         s.connections_total++;
-        if (fault_for(s.ctx->faults, "connection") == "throw") self->send(a, atom::kill::value);
+        std::string f = fault_for(s.ctx->faults, "connection");
+        if (f == "throw" || f == "throw-peer:" + h->peer()) self->send(a, atom::kill::value);
       },
       [self](atom::closed, std::uint64_t id, net::conn_stats st, std::string reason) {
         auto& s = self->state;

@@ -145,7 +145,14 @@ class session : public std::enable_shared_from_this<session> {
     if (chat && (!req.contains("messages") || !req["messages"].is_array()))
       return reply(400, "Bad Request",
                    R"({"error":{"message":"'messages' is required","type":"invalid_request_error"}})");
-    if (st_.opts.stall) return;  // never answer: the proxy's and client's timeouts must cope
+    if (st_.opts.stall) {
+      // Never answer; only notice when the peer goes away (the proxy's and client's timeouts must cope).
+      sock_.async_wait(tcp::socket::wait_error, [self = shared_from_this()](beast::error_code) {});
+      sock_.async_read_some(asio::buffer(stall_buf_), [self = shared_from_this()](beast::error_code, std::size_t) {
+        self->close();
+      });
+      return;
+    }
     st_.started++;
     st_.active++;
     in_request_ = true;
@@ -317,6 +324,7 @@ class session : public std::enable_shared_from_this<session> {
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string out_;
+  char stall_buf_[1];
   bool keep_alive_ = true;
   bool in_request_ = false;
   bool stream_ = false, usage_ = false, chat_ = true;
