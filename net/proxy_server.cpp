@@ -141,10 +141,12 @@ void append_hex_chunk(std::string& out, sv body) {
   out.append("\r\n", 2);
 }
 
-/// Filters and re-emits header fields; shared by both directions.
+/// Filters and re-emits header fields; shared by both directions. Beast's basic_parser delivers
+/// the whole header (every field, then on_header) inside one put() call, so the views into the
+/// input buffer stay valid until the header is emitted; no field is copied.
 struct header_rewriter {
-  std::vector<std::pair<std::string, std::string>> fields;
-  std::vector<std::string> connection_tokens;
+  std::vector<std::pair<sv, sv>> fields;
+  std::vector<sv> connection_tokens;
   bool header_done = false;
 
   void reset() {
@@ -155,31 +157,30 @@ struct header_rewriter {
   void on_field(http::field f, sv name, sv value) {
     if (header_done) return;  // trailers are dropped
     if (f == http::field::connection) {
-      std::string v(value);
       std::size_t pos = 0;
-      while (pos <= v.size()) {
-        auto comma = v.find(',', pos);
-        std::string tok = v.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        tok.erase(0, tok.find_first_not_of(" \t"));
-        tok.erase(tok.find_last_not_of(" \t") + 1);
+      while (pos <= value.size()) {
+        auto comma = value.find(',', pos);
+        sv tok = value.substr(pos, comma == sv::npos ? sv::npos : comma - pos);
+        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
         if (!tok.empty()) connection_tokens.push_back(tok);
-        if (comma == std::string::npos) break;
+        if (comma == sv::npos) break;
         pos = comma + 1;
       }
     }
     if (hop_by_hop(f)) return;
-    fields.emplace_back(std::string(name), std::string(value));
+    fields.emplace_back(name, value);
   }
   void emit(std::string& out, bool skip_expect = false) const {
     for (const auto& [n, v] : fields) {
-      bool listed = std::any_of(connection_tokens.begin(), connection_tokens.end(),
-                                [&](const std::string& t) { return iequals(t, n); });
-      if (listed) continue;
+      if (!connection_tokens.empty() &&
+          std::any_of(connection_tokens.begin(), connection_tokens.end(), [&](sv t) { return iequals(t, n); }))
+        continue;
       if (skip_expect && iequals(n, "expect")) continue;
-      out += n;
-      out += ": ";
-      out += v;
-      out += "\r\n";
+      out.append(n.data(), n.size());
+      out.append(": ", 2);
+      out.append(v.data(), v.size());
+      out.append("\r\n", 2);
     }
   }
 };
@@ -373,7 +374,6 @@ class session final : public std::enable_shared_from_this<session> {
   void on_upstream_read(const error_code& ec, std::size_t n);
   void parse_response();
   void flush_client();
-  void watch_client();
   void response_done();
   void begin_request();
   void touch() { last_activity_ = tc_.now; }
@@ -395,10 +395,11 @@ class session final : public std::enable_shared_from_this<session> {
   bool response_complete_ = false;
   bool close_after_ = false;
   bool writing_client_ = false;
-  bool watching_ = false;
+  bool reading_ = false;
+  static constexpr std::size_t kReadSize = 8192;
+  std::unique_ptr<char[]> rbuf_;
   bool counted_in_flight_ = false;
   bool continue_sent_ = false;
-  std::uint64_t watch_gen_ = 0;
   clock_type::time_point last_activity_;
   clock_type::time_point request_started_;
   conn_stats stats_;
@@ -613,22 +614,41 @@ void session::begin_request() {
   if (!cin_.empty())
     parse_request();
   else
-    read_client();
+    read_client();  // no-op while the read armed during the last response is still outstanding
 }
 
+// One client read is outstanding at (almost) any time: while a request is being read it feeds the
+// parser; while the response is in flight it notices the client going away (so the engine's work
+// is cancelled at once, not at the next write) and keeps pipelined bytes for later.
 void session::read_client() {
-  client_.async_read_some(cin_.prepare(8192), [self = shared_from_this()](const error_code& ec, std::size_t n) {
-    self->on_client_read(ec, n);
-  });
+  if (reading_ || phase_ == phase::closed) return;
+  reading_ = true;
+  // Into a scratch buffer: cin_ may be consumed or compacted while this read is outstanding.
+  if (!rbuf_) rbuf_ = std::make_unique<char[]>(kReadSize);
+  client_.async_read_some(asio::buffer(rbuf_.get(), kReadSize),
+                          [self = shared_from_this()](const error_code& ec, std::size_t n) {
+                            self->reading_ = false;
+                            self->on_client_read(ec, n);
+                          });
 }
 
 void session::on_client_read(const error_code& ec, std::size_t n) {
   if (phase_ == phase::closed) return;
-  if (ec) return close(ec == asio::error::eof ? "client closed the connection" : "client read: " + ec.message());
+  if (ec) {
+    if (phase_ != phase::request && !response_complete_) {
+      // The client is gone while the engine still works for it: closing upstream stops it.
+      stats_.client_aborts++;
+      return close("client disconnected mid-response");
+    }
+    return close(ec == asio::error::eof ? "client closed the connection" : "client read: " + ec.message());
+  }
+  std::memcpy(cin_.prepare(n).data(), rbuf_.get(), n);
   cin_.commit(n);
   stats_.bytes_from_client += n;
   touch();
-  parse_request();
+  if (phase_ == phase::request) return parse_request();
+  // Pipelined bytes during a response: keep them (up to a bound) and keep watching.
+  if (cin_.size() < 64 * 1024) read_client();
 }
 
 void session::parse_request() {
@@ -784,7 +804,7 @@ void session::write_upstream() {
   sp_->eager(true);
   sp_->body_limit(boost::none);
   read_upstream();
-  watch_client();
+  read_client();
 }
 
 void session::upstream_failed(const std::string& what) {
@@ -896,34 +916,7 @@ void session::flush_client() {
   if (phase_ == phase::response) read_upstream();
 }
 
-void session::watch_client() {
-  if (watching_) return;
-  watching_ = true;
-  std::uint64_t gen = ++watch_gen_;
-  client_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen](const error_code& ec) {
-    self->watching_ = false;
-    if (ec || gen != self->watch_gen_ || self->phase_ != phase::response || self->response_complete_) return;
-    error_code rec;
-    std::size_t n = self->client_.read_some(self->cin_.prepare(4096), rec);
-    if (rec == asio::error::would_block || rec == asio::error::try_again) return self->watch_client();
-    if (rec) {
-      // The client is gone while the engine still works for it: close upstream so it stops.
-      self->stats_.client_aborts++;
-      return self->close("client disconnected mid-response");
-    }
-    self->cin_.commit(n);
-    self->stats_.bytes_from_client += n;
-    if (self->cin_.size() < 64 * 1024) self->watch_client();
-  });
-}
-
 void session::response_done() {
-  ++watch_gen_;
-  if (watching_) {
-    error_code ec;
-    client_.cancel(ec);  // only the readability watch is pending now
-    watching_ = false;
-  }
   if (counted_in_flight_) {
     counted_in_flight_ = false;
     srv_.in_flight_--;

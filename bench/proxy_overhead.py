@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""Proxy overhead benchmark: the mock engine directly, through bench-proxy, and through nginx.
+
+usage: bench/proxy_overhead.py [--rounds 3] [--seq 10000] [--wrk-seconds 5] [--streams 30] [--json OUT]
+
+One mock engine (started by bench-proxy as its engine) serves all three targets; bench-proxy and
+nginx each get one worker/I/O thread; everything on loopback. Rounds are interleaved (the target
+order rotates each round) so machine drift hits all equally; the table shows medians of the rounds.
+Installs nginx-light and wrk (Debian packages) when missing. See docs/benchmarks.md.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BIN = os.environ.get("BP_BIN_DIR", os.path.join(ROOT, "build", "bin"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def ensure_tools():
+    missing = [p for p, exe in (("nginx-light", "/usr/sbin/nginx"), ("wrk", "/usr/bin/wrk")) if not os.path.exists(exe)]
+    if missing:
+        print(f"installing {' '.join(missing)} ...", file=sys.stderr)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        total += int(rest[11]) + int(rest[12])
+    return total / TICK
+
+
+def rss_kib(pids):
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def pct(v, p):
+    v = sorted(v)
+    k = (len(v) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+class Target:
+    def __init__(self, name, url, pids):
+        self.name, self.url, self.pids = name, url, pids
+
+
+def start_bench_proxy(work):
+    cfg = os.path.join(work, "engine.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"""description: proxy overhead benchmark upstream
+engine: mock
+cmd: {BIN}/mock-engine
+args: [--tokens, "4", --threads, "1"]
+warmup: 0
+env:
+  PATH: /usr/bin:/bin
+""")
+    log = open(os.path.join(work, "bench-proxy.log"), "w+")
+    p = subprocess.Popen([f"{BIN}/bench-proxy", "--listen", "127.0.0.1:0", "--config", cfg, "--threads", "1",
+                          "--run-dir", os.path.join(work, "run"), "--log-level", "warn"], stderr=log)
+    # --log-level warn hides the listen line: find the port from /proc instead.
+    deadline = time.time() + 30
+    port = None
+    while time.time() < deadline and port is None:
+        out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout if shutil.which("ss") else ""
+        for line in out.splitlines():
+            if f"pid={p.pid}," in line:
+                port = int(line.split()[3].rsplit(":", 1)[1])
+        if port is None:
+            time.sleep(0.05)
+    if port is None:
+        port = int(re.search(r"127\.0\.0\.1:(\d+)", open(f"/proc/{p.pid}/cmdline").read()).group(1))
+    url = f"http://127.0.0.1:{port}"
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/meta") as r:
+                meta = json.load(r)
+                return p, url, meta["engine"]["port"], meta["engine"]["pid"]
+        except Exception:
+            time.sleep(0.05)
+    raise SystemExit("bench-proxy did not publish /meta:\n" + open(log.name).read())
+
+
+def start_nginx(work, upstream_port):
+    port = free_port()
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""worker_processes 1;
+error_log {work}/nginx-error.log warn;
+pid {work}/nginx.pid;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 75s;
+  upstream engine {{ server 127.0.0.1:{upstream_port}; keepalive 256; keepalive_requests 10000000; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass http://engine;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }}
+  }}
+}}
+""")
+    p = subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", work, "-g", "daemon off;"])
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        kids = [int(x) for x in open(f"/proc/{p.pid}/task/{p.pid}/children").read().split()]
+        if kids:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models").read()
+                return p, f"http://127.0.0.1:{port}", [p.pid] + kids
+            except Exception:
+                pass
+        time.sleep(0.05)
+    raise SystemExit("nginx did not start")
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def seq_latency(url, n):
+    out = subprocess.run([f"{BIN}/bp-latency-probe", "seq", url, str(n)], capture_output=True, text=True, check=True)
+    return [float(x) for x in out.stdout.split()]
+
+
+def stream_arrivals(url, n):
+    out = subprocess.run([f"{BIN}/bp-latency-probe", "stream", url, str(n)], capture_output=True, text=True, check=True)
+    return [[float(x) for x in line.split()] for line in out.stdout.splitlines()]
+
+
+def wrk(url, seconds, work, pids):
+    lua = os.path.join(work, "post.lua")
+    with open(lua, "w") as f:
+        f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                'wrk.body = \'{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":4}\'\n')
+    peak = [0]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            if pids:
+                peak[0] = max(peak[0], rss_kib(pids))
+            time.sleep(0.05)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    cpu0 = cpu_seconds(pids) if pids else 0
+    out = subprocess.run(["wrk", "-t1", "-c64", f"-d{seconds}s", "-s", lua, url + "/v1/chat/completions"],
+                         capture_output=True, text=True, check=True).stdout
+    cpu1 = cpu_seconds(pids) if pids else 0
+    stop.set()
+    t.join()
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors or "Socket errors" in out:
+        print(out, file=sys.stderr)
+    return rps, ((cpu1 - cpu0) / total * 1e6 if pids else None), peak[0]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seq", type=int, default=10000)
+    ap.add_argument("--wrk-seconds", type=int, default=5)
+    ap.add_argument("--streams", type=int, default=30)
+    ap.add_argument("--json", help="also write the raw numbers here")
+    a = ap.parse_args()
+    ensure_tools()
+    work = tempfile.mkdtemp(prefix="bp_overhead_")
+    bp, bp_url, engine_port, engine_pid = start_bench_proxy(work)
+    ng, ng_url, ng_pids = start_nginx(work, engine_port)
+    targets = [Target("direct", f"http://127.0.0.1:{engine_port}", []), Target("bench-proxy", bp_url, [bp.pid]),
+               Target("nginx", ng_url, ng_pids)]
+    res = {t.name: {"p50": [], "p99": [], "rps": [], "cpu_us": [], "rss_kib": [], "event_ms": [], "spread_ms": []}
+           for t in targets}
+    try:
+        for rnd in range(a.rounds):
+            order = targets[rnd % 3:] + targets[:rnd % 3]
+            for t in order:
+                lat = seq_latency(t.url, a.seq)
+                res[t.name]["p50"].append(pct(lat, 50))
+                res[t.name]["p99"].append(pct(lat, 99))
+            for t in order:
+                rps, cpu, rss = wrk(t.url, a.wrk_seconds, work, t.pids)
+                res[t.name]["rps"].append(rps)
+                if cpu is not None:
+                    res[t.name]["cpu_us"].append(cpu)
+                    res[t.name]["rss_kib"].append(rss)
+            for t in order:
+                arr = stream_arrivals(t.url, a.streams)
+                n = min(len(x) for x in arr)
+                res[t.name]["event_ms"].append([statistics.median(x[i] for x in arr) / 1000 for i in range(n)])
+                res[t.name]["spread_ms"].append(statistics.median((x[n - 1] - x[0]) / 1000 for x in arr))
+            print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
+    finally:
+        ng.send_signal(signal.SIGQUIT)
+        bp.send_signal(signal.SIGINT)
+        ng.wait(10)
+        bp.wait(30)
+
+    med = statistics.median
+
+    def added(name, key):
+        return med(res[name][key][r] - res["direct"][key][r] for r in range(a.rounds))
+
+    def per_event(name):
+        return med(med(res[name]["event_ms"][r][i] - res["direct"]["event_ms"][r][i]
+                       for i in range(len(res["direct"]["event_ms"][r]))) for r in range(a.rounds)) * 1000
+
+    rows = [
+        ("added p50 latency, sequential (us)", added("bench-proxy", "p50"), added("nginx", "p50"), "<="),
+        ("added p99 latency, sequential (us)", added("bench-proxy", "p99"), added("nginx", "p99"), "<="),
+        ("requests/s at 64 connections", med(res["bench-proxy"]["rps"]), med(res["nginx"]["rps"]), ">="),
+        ("proxy CPU time per request (us)", med(res["bench-proxy"]["cpu_us"]), med(res["nginx"]["cpu_us"]), "<="),
+        ("added latency per stream event, p50 (us)", per_event("bench-proxy"), per_event("nginx"), "<="),
+        ("peak RSS under 64-connection load (MiB)", med(res["bench-proxy"]["rss_kib"]) / 1024,
+         med(res["nginx"]["rss_kib"]) / 1024, "<=2x"),
+    ]
+    print(f"\nproxy overhead, median of {a.rounds} interleaved rounds ({a.seq} sequential requests, "
+          f"{a.wrk_seconds}s wrk at 64 connections, {a.streams} streams of 32 events 5 ms apart)")
+    print(f"direct: p50 {med(res['direct']['p50']):.1f} us, p99 {med(res['direct']['p99']):.1f} us, "
+          f"{med(res['direct']['rps']):.0f} req/s")
+    print(f"{'metric':44} {'bench-proxy':>12} {'nginx':>12} {'ratio':>7}  target")
+    verdicts = []
+    for name, b, n, rule in rows:
+        ratio = b / n if n else float("nan")
+        ok = (ratio <= 1.0 if rule == "<=" else ratio >= 1.0 if rule == ">=" else ratio <= 2.0)
+        if "per request" in name:
+            ok = True  # reported, no target
+        verdicts.append(ok)
+        print(f"{name:44} {b:12.1f} {n:12.1f} {ratio:7.2f}  {rule} {'ok' if ok else 'MISSED'}")
+    spread = {k: med(res[k]["spread_ms"]) for k in res}
+    progressive = all(s > 0.8 * 31 * 5 for s in spread.values())
+    print(f"stream spread first->last event (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in spread.items()) +
+          f"  progressive: {'yes' if progressive else 'NO'}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rounds": res, "table": rows}, f, indent=1)
+    return 0 if all(verdicts) and progressive else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
