@@ -623,13 +623,19 @@ void session::begin_request() {
 void session::read_client() {
   if (reading_ || phase_ == phase::closed) return;
   reading_ = true;
-  // Into a scratch buffer: cin_ may be consumed or compacted while this read is outstanding.
-  if (!rbuf_) rbuf_ = std::make_unique<char[]>(kReadSize);
-  client_.async_read_some(asio::buffer(rbuf_.get(), kReadSize),
-                          [self = shared_from_this()](const error_code& ec, std::size_t n) {
-                            self->reading_ = false;
-                            self->on_client_read(ec, n);
-                          });
+  // Wait for readability, then read by hand: async_read_some would first try a speculative recv
+  // that almost always finds nothing here (the client has not sent its next request yet), one
+  // wasted syscall per request.
+  client_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+    self->reading_ = false;
+    if (self->phase_ == phase::closed) return;
+    if (ec) return self->on_client_read(ec, 0);
+    if (!self->rbuf_) self->rbuf_ = std::make_unique<char[]>(kReadSize);
+    error_code rec;
+    std::size_t n = self->client_.read_some(asio::buffer(self->rbuf_.get(), kReadSize), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) return self->read_client();
+    self->on_client_read(rec, n);
+  });
 }
 
 void session::on_client_read(const error_code& ec, std::size_t n) {
@@ -829,8 +835,14 @@ void session::upstream_failed(const std::string& what) {
 }
 
 void session::read_upstream() {
-  upstream_.async_read_some(uin_.prepare(16384), [self = shared_from_this()](const error_code& ec, std::size_t n) {
-    self->on_upstream_read(ec, n);
+  // As for the client: the engine's answer is never there yet right after the request went out.
+  upstream_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
+    if (self->phase_ != phase::response) return;
+    if (ec) return self->on_upstream_read(ec, 0);
+    error_code rec;
+    std::size_t n = self->upstream_.read_some(self->uin_.prepare(16384), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) return self->read_upstream();
+    self->on_upstream_read(rec, n);
   });
 }
 
