@@ -306,7 +306,19 @@ json collect_gpus(const collect_input& in) {
   } catch (const std::exception& e) {
     return {{"available", false}, {"reason", e.what()}};
   }
-  json j = summarize_nvidia_smi_xml(xml);
+  json j;
+  try {
+    j = summarize_nvidia_smi_xml(xml);
+    j["source"] = "nvidia-smi -q -x";
+  } catch (const std::exception& e) {
+    // An XML this parser does not understand: fall back to the stable --query-gpu interface.
+    std::string csv = run_program({in.nvidia_smi, std::string("--query-gpu=") + query_gpu_fields(), "--format=csv"},
+                                  std::chrono::milliseconds(std::min(remaining_ms(in), 60000)));
+    j = summarize_query_gpu_csv(csv);
+    j["source"] = "nvidia-smi --query-gpu";
+    j["xml_error"] = e.what();
+    j["raw_csv"] = csv;
+  }
   j["available"] = true;
   j["raw_xml"] = xml;
   return j;

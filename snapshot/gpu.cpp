@@ -255,4 +255,112 @@ nlohmann::json summarize_nvidia_smi_xml(const std::string& xml) {
   return out;
 }
 
+namespace {
+
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  bool q = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    char c = line[i];
+    if (q) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        cur.push_back('"');
+        ++i;
+      } else if (c == '"') {
+        q = false;
+      } else {
+        cur.push_back(c);
+      }
+    } else if (c == '"') {
+      q = true;
+    } else if (c == ',') {
+      out.push_back(trim(cur));
+      cur.clear();
+    } else if (c != '\r') {
+      cur.push_back(c);
+    }
+  }
+  out.push_back(trim(cur));
+  return out;
+}
+
+}  // namespace
+
+nlohmann::json parse_query_gpu_csv(const std::string& csv) {
+  std::vector<std::string> lines;
+  std::size_t pos = 0;
+  while (pos < csv.size()) {
+    auto nl = csv.find('\n', pos);
+    std::string l = csv.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (!trim(l).empty()) lines.push_back(l);
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  if (lines.empty()) throw std::runtime_error("empty query-gpu output");
+  auto header = split_csv_line(lines[0]);
+  for (auto& h : header) {
+    auto br = h.find(" [");
+    if (br != std::string::npos) h = h.substr(0, br);
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    auto cells = split_csv_line(lines[i]);
+    if (cells.size() != header.size())
+      throw std::runtime_error("query-gpu row " + std::to_string(i) + " has " + std::to_string(cells.size()) +
+                               " fields, the header " + std::to_string(header.size()));
+    nlohmann::json row = nlohmann::json::object();
+    for (std::size_t c = 0; c < header.size(); ++c) {
+      const std::string& v = cells[c];
+      bool na = v.empty() || v == "[N/A]" || v == "N/A" || v.find("deprecated") != std::string::npos ||
+                v == "[Not Supported]";
+      row[header[c]] = na ? nlohmann::json(nullptr) : nlohmann::json(v);
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+nlohmann::json summarize_query_gpu_csv(const std::string& csv) {
+  auto rows = parse_query_gpu_csv(csv);
+  nlohmann::json out;
+  nlohmann::json gpus = nlohmann::json::array();
+  auto get = [](const nlohmann::json& r, const char* k) { return r.contains(k) ? r[k] : nlohmann::json(nullptr); };
+  for (const auto& r : rows) {
+    if (out.is_null() || !out.contains("driver_version")) out["driver_version"] = get(r, "driver_version");
+    nlohmann::json g;
+    g["index"] = get(r, "index");
+    g["name"] = get(r, "name");
+    g["uuid"] = get(r, "uuid");
+    g["serial"] = get(r, "serial");
+    g["pci_bus_id"] = get(r, "pci.bus_id");
+    g["vbios_version"] = get(r, "vbios_version");
+    g["memory_total"] = get(r, "memory.total");
+    g["power_limit"] = get(r, "power.limit");
+    g["enforced_power_limit"] = get(r, "enforced.power.limit");
+    g["default_power_limit"] = get(r, "power.default_limit");
+    g["max_power_limit"] = get(r, "power.max_limit");
+    g["clocks"] = {{"graphics", get(r, "clocks.gr")}, {"sm", get(r, "clocks.sm")}, {"mem", get(r, "clocks.mem")}};
+    g["max_clocks"] = {{"graphics", get(r, "clocks.max.gr")}, {"sm", get(r, "clocks.max.sm")}, {"mem", get(r, "clocks.max.mem")}};
+    g["applications_clocks"] = {{"graphics", get(r, "clocks.applications.graphics")},
+                                {"mem", get(r, "clocks.applications.memory")}};
+    g["persistence_mode"] = get(r, "persistence_mode");
+    g["mig_mode"] = get(r, "mig.mode.current");
+    g["ecc_mode"] = get(r, "ecc.mode.current");
+    g["compute_mode"] = get(r, "compute_mode");
+    g["performance_state"] = get(r, "pstate");
+    gpus.push_back(g);
+  }
+  out["cuda_version"] = nullptr;  // not a query-gpu field
+  out["gpus"] = gpus;
+  return out;
+}
+
+const char* query_gpu_fields() {
+  return "index,name,uuid,serial,pci.bus_id,vbios_version,driver_version,memory.total,power.limit,"
+         "enforced.power.limit,power.default_limit,power.max_limit,clocks.gr,clocks.sm,clocks.mem,clocks.max.gr,"
+         "clocks.max.sm,clocks.max.mem,clocks.applications.graphics,clocks.applications.memory,persistence_mode,"
+         "mig.mode.current,ecc.mode.current,compute_mode,pstate";
+}
+
 }  // namespace bp::snap

@@ -28,4 +28,14 @@ std::unique_ptr<xml_node> parse_xml(const std::string& text);
 /// The curated summary of `nvidia-smi -q -x`: {driver_version, cuda_version, gpus: [...]}.
 nlohmann::json summarize_nvidia_smi_xml(const std::string& xml);
 
+/// `nvidia-smi --query-gpu=... --format=csv` output: one object per GPU, keys without their unit
+/// suffix ("memory.total [MiB]" -> "memory.total"), "[N/A]" and "deprecated" values as null.
+nlohmann::json parse_query_gpu_csv(const std::string& csv);
+
+/// The same curated per-GPU fields as summarize_nvidia_smi_xml, from query-gpu CSV rows.
+nlohmann::json summarize_query_gpu_csv(const std::string& csv);
+
+/// The fields bench-proxy asks for with --query-gpu when the XML cannot be used.
+const char* query_gpu_fields();
+
 }  // namespace bp::snap

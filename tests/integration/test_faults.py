@@ -75,6 +75,18 @@ class FaultTest(ProxyCase):
         self.assertEqual(len([l for l in p.lines if "snapshot published" in l]), 1)
         self.assertEqual(p.stop(), 0)
 
+    def test_every_collector_failing_still_publishes_one_snapshot(self):
+        names = ["command", "process_tree", "host", "gpus", "lshw", "engine_version", "venv", "inputs",
+                 "engine_reported", "engine_log", "loaded_libs"]
+        p = self.start(self.marked(), env={"BENCH_PROXY_FAULTS": ",".join(f"collector:{n}=throw" for n in names)})
+        p.wait_ready()
+        doc = json.loads(p.get("/meta")[2])
+        for n in names:
+            self.assertEqual(doc[n], {"ok": False, "error": f"injected fault: collector {n} throws"}, n)
+            self.assertFalse(doc["collectors"][n]["ok"])
+        self.assertEqual(len(doc["warmup"]["elapsed_ms"]), 1)
+        self.assertEqual(p.stop(), 0)
+
     def test_a_failing_connection_actor_closes_only_its_connection(self):
         # The fault is aimed at one client port: that connection's actor throws as soon as it opens.
         s = socket.socket()

@@ -41,6 +41,28 @@ class SweepTest(ProxyCase):
         self.assertEqual(float(r.stdout.strip().splitlines()[-1]), float("%.2f" % ok[0]["headline"]))
         self.assertEqual(pids_with_marker(marker), [])
 
+    def test_ctrl_c_tears_the_sweep_down_cleanly(self):
+        import signal, time
+        from bp import wait_for
+        marker = f"BP_SWEEP_INT_{os.getpid()}"
+        env = {"PATH": "/usr/bin:/bin", marker: "1"}
+        a = write_config(self.dir, "slow1.yaml", ["--tokens", "64", "--itl-ms", "20", "--workers", "1"], env=env,
+                         extra="warmup: 0")
+        b = write_config(self.dir, "slow2.yaml", ["--tokens", "64", "--itl-ms", "20"], env=env, extra="warmup: 0")
+        p = subprocess.Popen([BENCH_PROXY, "sweep", a, b, "--queries", WORKLOAD, "-n", "50", "--sweep-dir",
+                              os.path.join(self.dir, "sw"), "--results", os.path.join(self.dir, "r.tsv"),
+                              "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.dir)
+        wait_for(lambda: len(pids_with_marker(marker)) >= 2, timeout=30, what="the first engine")
+        time.sleep(0.5)  # the benchmark is running
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertEqual(pids_with_marker(marker), [])
+        with open(os.path.join(self.dir, "sw", "sweep.json")) as f:
+            sw = json.load(f)
+        self.assertTrue(sw["interrupted"])
+        self.assertEqual(len(sw["rows"]), 1)  # the second config never started
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -162,3 +162,20 @@ TEST(Collect, InputsRecordFilesAndHfSnapshots) {
   EXPECT_EQ(j["directories"][0]["files"][0]["link"], "../../blobs/deadbeef");
   fs::remove_all(dir);
 }
+
+TEST(Collect, GpusFallBackToQueryGpuCsvWhenTheXmlIsUnusable) {
+  fs::path dir = fs::temp_directory_path() / ("bp_smi_csv_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto script = dir / "nvidia-smi";
+  std::ofstream(script) << "#!/bin/sh\ncase \"$1\" in\n  -q) echo '<not-xml';;\n  --query-gpu=*) cat " << BP_TEST_DATA
+                        << "/gpu/query-gpu-csv_h200_590.48.01_idle.csv;;\nesac\n";
+  fs::permissions(script, fs::perms::owner_all);
+  collect_input in;
+  in.nvidia_smi = script.string();
+  auto j = collect_gpus(in);
+  EXPECT_EQ(j["available"], true);
+  EXPECT_EQ(j["source"], "nvidia-smi --query-gpu");
+  EXPECT_EQ(j["gpus"][0]["name"], "NVIDIA H200");
+  EXPECT_FALSE(j["xml_error"].get<std::string>().empty());
+  fs::remove_all(dir);
+}

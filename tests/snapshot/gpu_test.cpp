@@ -82,3 +82,31 @@ TEST(Xml, EntitiesAttributesAndCdata) {
   EXPECT_EQ(n->child("t")->text, "<ok>");
   EXPECT_EQ(n->child("c")->text, "<raw>");
 }
+
+TEST(NvidiaSmiCsv, H100QueryGpuWithUnitsAndNa) {
+  auto rows = parse_query_gpu_csv(fixture("query-gpu-csv_h100-80gb-hbm3_590.48.01_idle.csv"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["name"], "NVIDIA H100 80GB HBM3");
+  EXPECT_EQ(rows[0]["memory.total"], "81559 MiB");  // "memory.total [MiB]" -> "memory.total"
+  EXPECT_TRUE(rows[0]["module.power.limit"].is_null());  // "[N/A]"
+  EXPECT_TRUE(rows[0]["clocks.applications.graphics"].is_null());  // "deprecated"
+  auto j = summarize_query_gpu_csv(fixture("query-gpu-csv_h100-80gb-hbm3_590.48.01_idle.csv"));
+  EXPECT_EQ(j["driver_version"], "590.48.01");
+  EXPECT_EQ(j["gpus"][0]["power_limit"], "700.00 W");
+  EXPECT_EQ(j["gpus"][0]["max_clocks"]["sm"], "1980 MHz");
+  EXPECT_EQ(j["gpus"][0]["mig_mode"], "Disabled");
+  EXPECT_EQ(j["gpus"][0]["pci_bus_id"], "00000000:00:09.0");
+}
+
+TEST(NvidiaSmiCsv, MigEnabledAndH200) {
+  auto mig = summarize_query_gpu_csv(fixture("query-gpu-csv_h100-80gb-hbm3_mig_590.48.01_idle.csv"));
+  EXPECT_EQ(mig["gpus"][0]["mig_mode"], "Enabled");
+  auto h200 = summarize_query_gpu_csv(fixture("query-gpu-csv_h200_590.48.01_idle.csv"));
+  EXPECT_EQ(h200["gpus"][0]["name"], "NVIDIA H200");
+  EXPECT_FALSE(h200["gpus"][0]["memory_total"].is_null());
+}
+
+TEST(NvidiaSmiCsv, RaggedRowsAreErrors) {
+  EXPECT_THROW(parse_query_gpu_csv("a, b\n1\n"), std::runtime_error);
+  EXPECT_THROW(parse_query_gpu_csv(""), std::runtime_error);
+}
