@@ -170,8 +170,10 @@ class session : public std::enable_shared_from_this<session> {
     for (char ch : prompt)
       if (ch == ' ') ++prompt_tokens_;
     seed_ = std::hash<std::string>{}(prompt);
-    id_ = (chat ? "chatcmpl-mock-" : "cmpl-mock-") + std::to_string(++st_.seq);
-    created_ = static_cast<long>(std::time(nullptr));
+    // mock_deterministic: identical requests give byte-identical responses (soak comparisons).
+    bool det = req.value("mock_deterministic", false);
+    id_ = (chat ? "chatcmpl-mock-" : "cmpl-mock-") + std::to_string(det ? seed_ % 1000000007 : ++st_.seq);
+    created_ = det ? 0 : static_cast<long>(std::time(nullptr));
     sent_ = 0;
     events_ = 0;
     start_ = clock_type::now();

@@ -8,6 +8,8 @@
 //   and every SSE event already read leaves in the same write; nothing is held back for more.
 #include "net/proxy_server.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -340,6 +342,7 @@ struct thread_ctx {
   asio::steady_timer sweep{ioc};
   std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;
   clock_type::time_point now = clock_type::now();
+  bool had_sessions = false;
   std::thread thread;
 };
 
@@ -565,6 +568,10 @@ class server_impl final : public proxy_server {
         }
       }
       for (auto& s : live) s->sweep(tc.now);
+      // When a busy thread goes idle, hand freed buffers back to the system so RSS returns to its
+      // idle level after a load (glibc keeps freed heap otherwise).
+      if (live.empty() && tc.had_sessions) ::malloc_trim(0);
+      tc.had_sessions = !live.empty();
       schedule_sweep(tc);
     });
   }
