@@ -64,11 +64,11 @@ if [ ! -s "$model" ]; then
 fi
 ver=$("$root/build-shared/bin/llama-server" --version 2>&1 | sed -n 's/^version: //p' | head -1)
 cat > "$cache/llama.env" <<ENV
-LLAMA_SERVER=$root/build-shared/bin/llama-server
-LLAMA_SERVER_DL=$root/build-dl/bin/llama-server
-LLAMA_BIN_DIR=$root/build-shared/bin
-LLAMA_DL_BIN_DIR=$root/build-dl/bin
-LLAMA_MODEL=$model
-LLAMA_VERSION=$ver
+LLAMA_SERVER='$root/build-shared/bin/llama-server'
+LLAMA_SERVER_DL='$root/build-dl/bin/llama-server'
+LLAMA_BIN_DIR='$root/build-shared/bin'
+LLAMA_DL_BIN_DIR='$root/build-dl/bin'
+LLAMA_MODEL='$model'
+LLAMA_VERSION='$ver'
 ENV
 cat "$cache/llama.env"

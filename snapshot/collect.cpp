@@ -88,7 +88,8 @@ std::vector<int> engine_tree(const collect_input& in) {
 
 }  // namespace
 
-std::string run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, int* exit_status) {
+std::string run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout, int* exit_status,
+                        bool merge_stderr) {
   int out[2];
   if (::pipe2(out, O_CLOEXEC) < 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   std::vector<char*> av;
@@ -100,7 +101,7 @@ std::string run_program(const std::vector<std::string>& argv, std::chrono::milli
     ::dup2(out[1], 1);
     int devnull = ::open("/dev/null", O_RDWR);
     ::dup2(devnull, 0);
-    ::dup2(devnull, 2);
+    ::dup2(merge_stderr ? out[1] : devnull, 2);
     ::setpgid(0, 0);
     ::execvp(av[0], av.data());
     _exit(127);
@@ -421,7 +422,9 @@ json collect_engine_version(const collect_input& in) {
     // Native engines: ask the binary itself (llama-server prints "version: N (commit)").
     try {
       int st = 0;
-      std::string out = run_program({in.engine_exe, "--version"}, std::chrono::milliseconds(std::min(remaining_ms(in), 20000)), &st);
+      // llama-server prints its version on stderr.
+      std::string out = run_program({in.engine_exe, "--version"},
+                                    std::chrono::milliseconds(std::min(remaining_ms(in), 20000)), &st, true);
       j["version_output"] = trim(out);
       auto pos = out.find("version: ");
       if (pos != std::string::npos) {

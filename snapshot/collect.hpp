@@ -51,7 +51,7 @@ nlohmann::json collect_loaded_libs(const collect_input& in);
 /// Runs a program with a deadline; returns its stdout. Throws with a reason when it cannot run,
 /// times out (it is killed) or exits non-zero.
 std::string run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                        int* exit_status = nullptr);
+                        int* exit_status = nullptr, bool merge_stderr = false);
 
 /// Replaces secrets everywhere in a JSON value (strings only): an exact match becomes
 /// {"redacted": true, "sha256": ...}; a string that contains one becomes the same object with

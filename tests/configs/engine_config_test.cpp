@@ -207,6 +207,8 @@ TEST_F(ConfigTest, ShippedConfigsValidateOnceTheirVariablesAreSet) {
   env["CUDA_HOME"] = "/usr/local/cuda";
   env["MODELS"] = "/models";
   env["HF_HOME"] = "/hf";
+  env["LLAMA_SERVER"] = "/opt/llama/llama-server";
+  env["LLAMA_MODEL"] = "/opt/llama/tiny.gguf";
   env.erase("REPO_ROOT");
   for (const auto& e : fs::directory_iterator(fs::path(BP_TEST_DATA).parent_path().parent_path() / "configs")) {
     if (e.path().extension() != ".yaml") continue;

@@ -108,7 +108,8 @@ class MetaTest(ProxyCase):
         self.assertEqual(r.stdout, "")
 
     def test_shipped_configs_validate(self):
-        env = dict(os.environ, CUDA_HOME="/usr/local/cuda", HF_HOME="/hf", HF_TOKEN="hf_x")
+        env = dict(os.environ, CUDA_HOME="/usr/local/cuda", HF_HOME="/hf", HF_TOKEN="hf_x",
+                   LLAMA_SERVER="/opt/llama/llama-server", LLAMA_MODEL="/opt/llama/tiny.gguf")
         cfgs = sorted(os.path.join(os.environ.get("BP_SOURCE_DIR", "../.."), "configs", f)
                       for f in os.listdir(os.path.join(os.environ.get("BP_SOURCE_DIR", "../.."), "configs"))
                       if f.endswith(".yaml"))

@@ -1,0 +1,162 @@
+"""A real engine on CPU: llama.cpp's llama-server behind bench-proxy, end to end.
+
+Needs scripts/llama-setup.sh (scripts/test.sh runs it): it writes llama.env in the cache folder."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import unittest
+
+from bp import BENCH_PROXY, SRC, ProxyCase, pids_with_marker, wait_for
+
+CACHE = os.environ.get("BENCH_PROXY_CACHE",
+                       os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bench-proxy"))
+WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
+
+
+def llama_env():
+    path = os.path.join(CACHE, "llama.env")
+    if not os.path.exists(path):
+        raise AssertionError(f"{path} is missing: run scripts/llama-setup.sh (scripts/test.sh does)")
+    env = {}
+    for line in open(path):
+        k, _, v = line.strip().partition("=")
+        if k:
+            env[k] = v.strip("'")
+    return env
+
+
+class LlamaTest(ProxyCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.llama = llama_env()
+
+    def llama_config(self, name="llama.yaml", server=None, ctx="2048", threads="1", extra="warmup: 2", marker=None):
+        env = "  PATH: /usr/bin:/bin\n" + (f"  {marker}: \"1\"\n" if marker else "")
+        path = os.path.join(self.dir, name)
+        with open(path, "w") as f:
+            f.write(f"description: llama.cpp tiny ctx {ctx} t {threads}\nengine: llama.cpp\n"
+                    f"cmd: {server or self.llama['LLAMA_SERVER']}\n"
+                    f"args: [-m, {self.llama['LLAMA_MODEL']}, --alias, tiny, -t, \"{threads}\", -c, \"{ctx}\", --no-webui]\n"
+                    f"model: tiny\nready_timeout_s: 120\nstop_grace_s: 5\nenv:\n{env}{extra}\n")
+        return path
+
+    def test_shipped_config_serves_plain_streamed_and_openai_client(self):
+        env = {"LLAMA_SERVER": self.llama["LLAMA_SERVER"], "LLAMA_MODEL": self.llama["LLAMA_MODEL"]}
+        p = self.start(os.path.join(SRC, "configs", "llama-cpu.yaml"), env=env)
+        p.wait_ready(timeout=120)
+        st, body = p.post("/v1/chat/completions", {"model": "tiny", "max_tokens": 8,
+                                                   "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual(st, 200, body)
+        self.assertEqual(json.loads(body)["usage"]["completion_tokens"], 8)
+        node = os.path.join(SRC, "tests", "node")
+        r = subprocess.run(["node", os.path.join(node, "llama_client.mjs"), f"http://127.0.0.1:{p.port}"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(p.stop(), 0)
+
+    def test_meta_describes_the_real_engine(self):
+        p = self.start(self.llama_config())
+        p.wait_ready(timeout=120)
+        doc = json.loads(p.get("/meta")[2])
+        self.assertEqual(doc["command"]["argv"][0], self.llama["LLAMA_SERVER"])
+        self.assertIn("-m", doc["command"]["argv"])
+        self.assertEqual([q["comm"] for q in doc["process_tree"]["processes"]], ["llama-server"])
+        libs = {os.path.basename(l["path"]): l for l in doc["loaded_libs"]["libraries"]}
+        llama = [n for n in libs if n.startswith("libllama.so")]
+        ggml = [n for n in libs if n.startswith("libggml")]
+        self.assertTrue(llama, libs.keys())
+        self.assertGreaterEqual(len(ggml), 3, libs.keys())
+        for n in llama + ggml:
+            self.assertRegex(libs[n]["version"] or "", r"^\d+\.\d+\.\d+$", n)
+            self.assertEqual(len(libs[n]["sha256"]), 64)
+        self.assertTrue(doc["engine_version"]["version"].startswith(self.llama["LLAMA_VERSION"].split()[0]),
+                        doc["engine_version"])
+        props = doc["engine_reported"]["/props"]["body"]
+        self.assertEqual(props["default_generation_settings"]["n_ctx"], 2048)
+        self.assertEqual(doc["inputs"]["files"][0]["path"], self.llama["LLAMA_MODEL"])
+        self.assertEqual(len(doc["warmup"]["elapsed_ms"]), 2)
+        self.assertIn("llama", doc["engine_log"]["head"])
+        self.assertEqual(p.stop(), 0)
+
+    def test_backend_loaded_at_run_time_is_found_in_maps_not_ldd(self):
+        dl = self.llama["LLAMA_SERVER_DL"]
+        ldd = subprocess.run(["ldd", dl], capture_output=True, text=True).stdout
+        self.assertNotIn("libggml-cpu", ldd)  # not a link-time dependency ...
+        self.assertIn("libggml-base", ldd)
+        p = self.start(self.llama_config(server=dl))
+        p.wait_ready(timeout=120)
+        doc = json.loads(p.get("/meta")[2])
+        libs = [os.path.basename(l["path"]) for l in doc["loaded_libs"]["libraries"]]
+        # ... but mapped in the running engine, and the snapshot (taken after warmup, from
+        # /proc/PID/maps) records it with its hash.
+        self.assertTrue([n for n in libs if n.startswith("libggml-cpu")], libs)
+        with open(f"/proc/{doc['engine']['pid']}/maps") as f:
+            self.assertIn("libggml-cpu", f.read())
+        self.assertEqual(p.stop(), 0)
+
+    def test_bench_measures_ttft_and_tokens_counted_by_the_server(self):
+        p = self.start(self.llama_config())
+        p.wait_ready(timeout=120)
+        r = subprocess.run([BENCH_PROXY, "bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", WORKLOAD,
+                            "-n", "8", "--max-tokens", "16", "--out", self.dir + "/o", "--results", self.dir + "/r.tsv",
+                            "--no-progress"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        res = json.load(open(self.dir + "/o/result.json"))
+        s = res["summary"]
+        self.assertEqual(s["completed"], 8)
+        self.assertEqual(s["usage_source"], "server")
+        self.assertGreater(s["ttft_ms"]["median"], 0)
+        self.assertGreater(float(r.stdout.strip().splitlines()[-1]), 0)
+        self.assertEqual(res["snapshot"]["engine"]["kind"], "llama.cpp")
+        self.assertEqual(p.stop(), 0)
+
+    def test_client_disconnect_cancels_the_task_on_the_engine(self):
+        p = self.start(self.llama_config(extra="warmup: 1"))
+        p.wait_ready(timeout=120)
+        body = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "go"}], "max_tokens": 1900,
+                           "stream": True}).encode()
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        got = b""
+        while got.count(b"data:") < 3:
+            got += s.recv(4096)
+        s.close()
+        wait_for(lambda: p.grep(r"cancel task"), timeout=10, what="llama-server to cancel the task")
+        self.assertEqual(p.stop(), 0)
+
+    def test_run_and_a_sweep_of_two_llama_configs_and_a_broken_one(self):
+        marker = f"BP_LLAMA_{os.getpid()}"
+        a = self.llama_config("ctx2048.yaml", ctx="2048", marker=marker, extra="warmup: 1")
+        b = self.llama_config("ctx1024.yaml", ctx="1024", marker=marker, extra="warmup: 1")
+        broken = self.llama_config("broken.yaml", marker=marker, extra="warmup: 1")
+        with open(broken) as f:
+            text = f.read().replace(self.llama["LLAMA_MODEL"], "/nonexistent/model.gguf")
+        with open(broken, "w") as f:
+            f.write(text)
+        r = subprocess.run([BENCH_PROXY, "run", "--config", a, "--queries", WORKLOAD, "-n", "4", "--max-tokens", "8",
+                            "--run-dir", self.dir + "/run", "--results", self.dir + "/r.tsv", "--no-progress"],
+                           capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        r = subprocess.run([BENCH_PROXY, "sweep", a, b, broken, "--queries", WORKLOAD, "-n", "4", "--max-tokens", "8",
+                            "--sweep-dir", self.dir + "/sw", "--results", self.dir + "/r.tsv", "--no-progress"],
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        sw = json.load(open(self.dir + "/sw/sweep.json"))
+        ok = {os.path.basename(x["config"]): x for x in sw["rows"] if x["ok"]}
+        failed = [x for x in sw["rows"] if not x["ok"]]
+        self.assertEqual(set(ok), {"ctx2048.yaml", "ctx1024.yaml"})
+        self.assertEqual(len(failed), 1)
+        self.assertIn("during startup", failed[0]["error"])
+        other = "ctx1024.yaml"
+        paths = [c["path"] for sec in ok[other]["differs_from_first"]["sections"].values() for c in sec]
+        self.assertTrue(any("n_ctx" in x for x in paths), paths)  # the engine's own view differs
+        self.assertTrue(any(x.startswith("command.argv") for x in paths), paths)
+        self.assertEqual(pids_with_marker(marker), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
