@@ -314,7 +314,7 @@ request_result client::send(const std::string& body, bool stream, double timeout
   clock_type::time_point t0 = clock_type::now(), last_token{};
   bool done_marker = false;
   int usage_tokens = -1;
-  std::string parse_error;
+  std::string parse_error, stream_error;
   auto on_event = [&](const std::string& data) {
     auto now = clock_type::now();
     if (data == "[DONE]") {
@@ -326,6 +326,13 @@ request_result client::send(const std::string& body, bool stream, double timeout
       ev = json::parse(data);
     } catch (const std::exception& e) {
       parse_error = std::string("bad SSE event: ") + e.what();
+      return;
+    }
+    if (ev.contains("error")) {  // an error event from the engine ends the stream without [DONE]
+      const auto& e = ev["error"];
+      stream_error = e.is_object() && e.contains("message") && e["message"].is_string()
+                         ? e["message"].get<std::string>()
+                         : e.dump();
       return;
     }
     if (ev.contains("usage") && ev["usage"].is_object() && ev["usage"].contains("completion_tokens")) {
@@ -376,6 +383,10 @@ request_result client::send(const std::string& body, bool stream, double timeout
     return r;
   }
   if (stream) {
+    if (!stream_error.empty()) {
+      r.error = "stream error: the engine sent an error event: " + stream_error;
+      return r;
+    }
     if (!parse_error.empty()) {
       r.error = "broken stream: " + parse_error;
       return r;
