@@ -28,8 +28,9 @@ show     print the snapshot, indented
 summary  a few lines: config, engine, argv, processes, warmup, libraries, venv, GPUs, host
 )";
 
-nlohmann::json load_snapshot(const std::string& src) {
-  std::string text;
+/// The snapshot's bytes from a file or a running proxy, and its id: the sha256 of exactly those
+/// bytes (a proxy also sends it as the ETag).
+std::string read_snapshot_bytes(const std::string& src) {
   if (src.rfind("http://", 0) == 0) {
     std::string url = src;
     net::url_parts u;
@@ -41,14 +42,16 @@ nlohmann::json load_snapshot(const std::string& src) {
     if (r->status != 200)
       throw std::runtime_error(src + ": HTTP " + std::to_string(r->status) + " (snapshot not published yet?): " +
                                r->body.substr(0, 300));
-    text = std::move(r->body);
-  } else {
-    std::ifstream f(src, std::ios::binary);
-    if (!f) throw std::runtime_error(src + ": cannot read file");
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    text = ss.str();
+    return std::move(r->body);
   }
+  std::ifstream f(src, std::ios::binary);
+  if (!f) throw std::runtime_error(src + ": cannot read file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+nlohmann::json parse_snapshot(const std::string& src, const std::string& text) {
   try {
     auto j = nlohmann::json::parse(text);
     if (!j.is_object() || !j.contains("schema_version"))
@@ -61,26 +64,7 @@ nlohmann::json load_snapshot(const std::string& src) {
   }
 }
 
-/// The snapshot id is the sha256 of the exact bytes served (also the ETag).
-std::string snapshot_id_of(const std::string& src) {
-  std::string text;
-  if (src.rfind("http://", 0) == 0) {
-    std::string url = src;
-    net::url_parts u;
-    std::string err;
-    if (!net::parse_url(url, u, err)) return {};
-    if (u.target == "/") url += url.back() == '/' ? "meta" : "/meta";
-    auto r = net::http_fetch("GET", url, "", std::chrono::seconds(30), err);
-    if (!r) return {};
-    std::string etag = r->header("etag");
-    if (etag.size() >= 2) return etag.substr(1, etag.size() - 2);
-    return {};
-  }
-  std::ifstream f(src, std::ios::binary);
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return sha256_hex(ss.str());
-}
+nlohmann::json load_snapshot(const std::string& src) { return parse_snapshot(src, read_snapshot_bytes(src)); }
 
 }  // namespace
 
@@ -104,8 +88,8 @@ int cmd_meta(const std::vector<std::string>& argv) {
     }
     if (pos[0] == "summary") {
       if (pos.size() != 2) throw usage_error("meta summary needs one snapshot");
-      auto j = load_snapshot(pos[1]);
-      std::cout << snap::render_summary(j, snapshot_id_of(pos[1]));
+      std::string bytes = read_snapshot_bytes(pos[1]);
+      std::cout << snap::render_summary(parse_snapshot(pos[1], bytes), sha256_hex(bytes));
       return 0;
     }
     if (pos[0] == "show") {

@@ -17,6 +17,16 @@ namespace bp::snap {
 
 namespace {
 
+tree_entry link_entry(const std::string& rel, const std::string& full) {
+  tree_entry t;
+  t.path = rel;
+  t.link = true;
+  char buf[4096];
+  ssize_t n = ::readlink(full.c_str(), buf, sizeof(buf));
+  if (n > 0) t.target.assign(buf, static_cast<std::size_t>(n));
+  return t;
+}
+
 void walk(const std::string& root, const std::string& rel, std::vector<tree_entry>& out,
           std::chrono::steady_clock::time_point deadline) {
   std::string dir = root + "/" + rel;
@@ -29,13 +39,7 @@ void walk(const std::string& root, const std::string& rel, std::vector<tree_entr
     struct stat st {};
     if (::lstat(full.c_str(), &st) != 0) continue;
     if (S_ISLNK(st.st_mode)) {
-      tree_entry t;
-      t.path = r;
-      t.link = true;
-      char buf[4096];
-      ssize_t n = ::readlink(full.c_str(), buf, sizeof(buf));
-      if (n > 0) t.target.assign(buf, static_cast<std::size_t>(n));
-      out.push_back(std::move(t));
+      out.push_back(link_entry(r, full));
     } else if (S_ISDIR(st.st_mode)) {
       walk(root, r, out, deadline);
     } else if (S_ISREG(st.st_mode)) {
@@ -71,13 +75,7 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
     struct stat st {};
     if (::lstat(full.c_str(), &st) != 0) continue;
     if (S_ISLNK(st.st_mode)) {  // e.g. lib64 -> lib: recorded, not followed
-      tree_entry t;
-      t.path = s;
-      t.link = true;
-      char buf[4096];
-      ssize_t n = ::readlink(full.c_str(), buf, sizeof(buf));
-      if (n > 0) t.target.assign(buf, static_cast<std::size_t>(n));
-      res.entries.push_back(std::move(t));
+      res.entries.push_back(link_entry(s, full));
     } else if (S_ISDIR(st.st_mode)) {
       walk(root, s, res.entries, deadline);
     }
