@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
 bash scripts/llama-setup.sh >/dev/null
 set -a
-. "${BENCH_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bench-proxy}/llama.env"
+. "${BENCH_PROXY_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/bench-proxy}/llama.env"
 set +a
 work=$(mktemp -d /tmp/bench-proxy-llama.XXXXXX)
 build/bin/bench-proxy --listen 127.0.0.1:0 --config configs/llama-cpu.yaml --run-dir "$work/run" 2>"$work/log" &

@@ -12,7 +12,7 @@
 #                      ldd, present in /proc/PID/maps)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${BENCH_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bench-proxy}
+cache=${BENCH_PROXY_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/bench-proxy}
 version=3.21.1
 mkdir -p "$cache/dl"
 
