@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -80,19 +79,17 @@ env:
 """)
     log = open(os.path.join(work, "bench-proxy.log"), "w+")
     p = subprocess.Popen([f"{BIN}/bench-proxy", "--listen", "127.0.0.1:0", "--config", cfg, "--threads", "1",
-                          "--run-dir", os.path.join(work, "run"), "--log-level", "warn"], stderr=log)
-    # --log-level warn hides the listen line: find the port from /proc instead.
+                          "--run-dir", os.path.join(work, "run")], stderr=log)
     deadline = time.time() + 30
     port = None
     while time.time() < deadline and port is None:
-        out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout if shutil.which("ss") else ""
-        for line in out.splitlines():
-            if f"pid={p.pid}," in line:
-                port = int(line.split()[3].rsplit(":", 1)[1])
-        if port is None:
+        m = re.search(r"bench-proxy \S+ listening on 127\.0\.0\.1:(\d+)", open(log.name).read())
+        if m:
+            port = int(m.group(1))
+        else:
             time.sleep(0.05)
     if port is None:
-        port = int(re.search(r"127\.0\.0\.1:(\d+)", open(f"/proc/{p.pid}/cmdline").read()).group(1))
+        raise SystemExit("bench-proxy did not start:\n" + open(log.name).read())
     url = f"http://127.0.0.1:{port}"
     while time.time() < deadline:
         try:
