@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <thread>
@@ -23,7 +24,7 @@ const char* kMainUsage = R"(bench-proxy: trustworthy LLM inference benchmarks.
 usage: bench-proxy [serve] --listen ADDR --config CONFIG [options]
        bench-proxy validate CONFIG...
        bench-proxy meta diff A B [--json]
-       bench-proxy meta show FILE|URL
+       bench-proxy meta show|summary FILE|URL
        bench-proxy bench --url URL --queries FILE [options]
        bench-proxy run --config CONFIG --queries FILE [options]
        bench-proxy sweep CONFIG... --queries FILE [options]
@@ -219,8 +220,10 @@ int main(int argc, char** argv) {
     }
     throw bp::cli::usage_error("unknown command '" + cmd + "' (see bench-proxy --help)");
   } catch (const bp::cli::usage_error& e) {
-    std::cerr << "bench-proxy " << cmd << ": " << e.what() << "\n(see bench-proxy " << (cmd == "serve" ? "" : cmd + " ")
-              << "--help)\n";
+    static const char* known[] = {"serve", "validate", "meta", "bench", "run", "sweep"};
+    bool is_known = std::any_of(std::begin(known), std::end(known), [&](const char* k) { return cmd == k; });
+    std::cerr << "bench-proxy " << cmd << ": " << e.what() << "\n(see bench-proxy "
+              << (cmd == "serve" || !is_known ? "" : cmd + " ") << "--help)\n";
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "bench-proxy " << cmd << ": " << e.what() << "\n";
