@@ -218,7 +218,7 @@ int main(int argc, char** argv) {
       std::cout << bp::cli::kMainUsage;
       return 0;
     }
-    throw bp::cli::usage_error("unknown command '" + cmd + "' (see bench-proxy --help)");
+    throw bp::cli::usage_error("unknown command '" + cmd + "'");
   } catch (const bp::cli::usage_error& e) {
     static const char* known[] = {"serve", "validate", "meta", "bench", "run", "sweep"};
     bool is_known = std::any_of(std::begin(known), std::end(known), [&](const char* k) { return cmd == k; });
