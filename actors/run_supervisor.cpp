@@ -132,6 +132,7 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
         auto& s = self->state;
         if (s.stopping) return;
         s.ready = true;
+        s.ctx->status->set_engine_port(port);
         if (s.ctx->proxy) s.ctx->proxy->set_upstream_port(static_cast<std::uint16_t>(port));
         s.ctx->status->set_state(net::run_state::warming);
         if (s.ctx->config.warmup == 0) {

@@ -242,10 +242,21 @@ one_run measure(caf::actor_system& sys, const std::string& config, const args& a
     out.reason = std::string("bench failed: ") + e.what();
   }
   int engine_pid = run->status().engine_pid();
+  int engine_port = run->status().engine_port();
   if (!run->finished()) run->stop();
   auto r = run->wait();
-  // Verify the teardown: the engine's root is gone and nothing listens on its port any more.
-  out.teardown_verified = engine_pid > 0 && ::kill(engine_pid, 0) != 0 && errno == ESRCH;
+  // Verify the teardown: the engine's root and its whole process group are gone, and nothing
+  // listens on its port any more.
+  bool root_gone = engine_pid > 0 && ::kill(engine_pid, 0) != 0 && errno == ESRCH;
+  bool group_gone = engine_pid > 0 && ::kill(-engine_pid, 0) != 0 && errno == ESRCH;
+  std::string ignore;
+  net::http_connection probe;
+  bool port_free = engine_port > 0 &&
+                   !probe.connect("127.0.0.1", static_cast<std::uint16_t>(engine_port), std::chrono::seconds(1), ignore);
+  out.teardown_verified = root_gone && group_gone && port_free;
+  if (!out.teardown_verified)
+    spdlog::error("[sweep] teardown of {} not verified: root gone {}, group gone {}, port {} free {}", config,
+                  root_gone, group_gone, engine_port, port_free);
   if (!out.result.is_null()) {
     std::string dir = a.get("--out").value_or(out.run_dir);
     out.result_path = write_result(out.result, dir);

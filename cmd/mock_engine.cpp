@@ -29,7 +29,7 @@ Options:
   --chat-template FILE     read a template file at startup (an input file, as real engines take)
 Fault switches (tests):
   --fail-startup MSG       print MSG on stderr and exit 3 while starting
-  --crash-after N          abort after N completed requests
+  --crash-after N          answer N requests, abort on the next one
   --crash-mid-stream K     abort after K events of a stream
   --ignore-sigterm         ignore SIGTERM (only SIGKILL stops it)
   --stall                  accept completion requests but never answer

@@ -153,6 +153,12 @@ class session : public std::enable_shared_from_this<session> {
       });
       return;
     }
+    if (st_.opts.crash_after >= 0 && st_.completed.load() >= st_.opts.crash_after) {
+      // The first N requests were answered in full; the next one takes the engine down.
+      std::fprintf(stderr, "mock-engine: crashing after %ld requests (fault switch)\n", st_.completed.load());
+      std::fflush(stderr);
+      std::abort();
+    }
     st_.started++;
     st_.active++;
     in_request_ = true;
@@ -294,12 +300,7 @@ class session : public std::enable_shared_from_this<session> {
                    id_.c_str(), sent_, tokens_);
       return;
     }
-    long n = ++st_.completed;
-    if (st_.opts.crash_after >= 0 && n >= st_.opts.crash_after) {
-      std::fprintf(stderr, "mock-engine: crashing after %ld requests (fault switch)\n", n);
-      std::fflush(stderr);
-      std::abort();
-    }
+    ++st_.completed;
   }
 
   void reply(int status, const char* reason, const std::string& body) {
@@ -351,6 +352,7 @@ void start_workers(const options& o) {
   for (int i = 0; i < o.workers; ++i) {
     pid_t pid = ::fork();
     if (pid == 0) {
+      ::signal(SIGTERM, SIG_DFL);  // --ignore-sigterm is the engine's, not its workers'
       std::string name = "MOCK::Worker_" + std::to_string(i);
       std::string rank = std::to_string(i);
       if (o.worker_rank_env) ::setenv("CUDA_VISIBLE_DEVICES", rank.c_str(), 1);
@@ -383,7 +385,7 @@ int run_worker(int rank) {
   ::prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);
   if (rank >= 0) {
     // Dies with its parent, as vLLM's workers do; the detached grandchild deliberately does not.
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() == 1) return 0;
   } else {
     ::signal(SIGTERM, SIG_IGN);  // it tries hard to outlive the tree: only SIGKILL ends it

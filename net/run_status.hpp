@@ -27,6 +27,8 @@ class run_status {
   run_state state() const { return static_cast<run_state>(state_.load()); }
   void set_engine_pid(pid_t p) { pid_.store(p); }
   pid_t engine_pid() const { return pid_.load(); }
+  void set_engine_port(int p) { port_.store(p); }
+  int engine_port() const { return port_.load(); }
   void set_config_description(std::string d);
   void set_detail(std::string d);  ///< e.g. why it failed; shown on /healthz and /meta's 503 body
 
@@ -40,6 +42,7 @@ class run_status {
  private:
   std::atomic<int> state_{0};
   std::atomic<pid_t> pid_{0};
+  std::atomic<int> port_{0};
   std::chrono::steady_clock::time_point started_;
   std::chrono::system_clock::time_point started_wall_;
   mutable std::mutex mu_;

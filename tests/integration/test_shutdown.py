@@ -76,7 +76,10 @@ class ShutdownTest(ProxyCase):
         p = self.start(self.marker_config(["--crash-after", "2", "--workers", "1"]))
         p.wait_ready()
         for _ in range(2):
-            p.post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+            st, _ = p.post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+            self.assertEqual(st, 200)
+        st, _ = p.post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        self.assertEqual(st, 502)  # the engine died answering it
         rc = p.p.wait(20)
         p.stop()
         self.assertEqual(rc, 5, p.log())
