@@ -135,6 +135,12 @@ bool iequals(sv a, sv b) {
          });
 }
 
+void append_content_length(std::string& out, std::uint64_t n) {
+  char buf[48];
+  int len = std::snprintf(buf, sizeof(buf), "Content-Length: %llu\r\n", static_cast<unsigned long long>(n));
+  out.append(buf, static_cast<std::size_t>(len));
+}
+
 void append_hex_chunk(std::string& out, sv body) {
   char hex[24];
   int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", body.size());
@@ -189,10 +195,21 @@ struct header_rewriter {
 
 enum class route { proxy, healthz, meta, not_found };
 
+/// Request-line strings live in the session so their capacity is reused across requests.
+struct request_line {
+  std::string method, target, if_none_match;
+};
+
 class request_parser final : public http::basic_parser<true> {
  public:
-  request_parser(header_rewriter& hr, std::string& out) : hr_(hr), out_(out) { hr_.reset(); }
-  std::string method, target, if_none_match;
+  request_parser(header_rewriter& hr, std::string& out, request_line& line)
+      : method(line.method), target(line.target), if_none_match(line.if_none_match), hr_(hr), out_(out) {
+    hr_.reset();
+    if_none_match.clear();
+  }
+  std::string& method;
+  std::string& target;
+  std::string& if_none_match;
   http::verb verb = http::verb::unknown;
   int version = 11;
   route where = route::not_found;
@@ -233,7 +250,7 @@ class request_parser final : public http::basic_parser<true> {
     if (chunked())
       out_ += "Transfer-Encoding: chunked\r\n";
     else if (auto cl = content_length(); cl && (*cl > 0 || verb == http::verb::post || verb == http::verb::put))
-      out_ += "Content-Length: " + std::to_string(*cl) + "\r\n";
+      append_content_length(out_, *cl);
     out_ += "\r\n";
   }
   void on_body_init_impl(boost::optional<std::uint64_t> const& cl, error_code&) override {
@@ -298,7 +315,7 @@ class response_parser final : public http::basic_parser<false> {
     out_ += reason_.empty() ? std::string(http::obsolete_reason(static_cast<http::status>(status))) : reason_;
     out_ += "\r\n";
     hr_.emit(out_);
-    if (cl && (status / 100 != 1 && status != 204)) out_ += "Content-Length: " + std::to_string(*cl) + "\r\n";
+    if (cl && (status / 100 != 1 && status != 204)) append_content_length(out_, *cl);
     if (chunk_out) out_ += "Transfer-Encoding: chunked\r\n";
     if (close_client) out_ += "Connection: close\r\n";
     out_ += "\r\n";
@@ -390,6 +407,7 @@ class session final : public std::enable_shared_from_this<session> {
   byte_buffer cin_, uin_;
   out_buffer up_out_, cl_out_;
   header_rewriter req_hr_, resp_hr_;
+  request_line req_line_;
   std::optional<request_parser> rp_;
   std::optional<response_parser> sp_;
   bool upstream_reused_ = false;
@@ -608,7 +626,7 @@ void session::start() {
 
 void session::begin_request() {
   phase_ = phase::request;
-  rp_.emplace(req_hr_, up_out_.data);
+  rp_.emplace(req_hr_, up_out_.data, req_line_);
   rp_->eager(true);
   rp_->header_limit(64 * 1024);
   rp_->body_limit(srv_.opts().max_request_body);
