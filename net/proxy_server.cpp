@@ -509,12 +509,12 @@ class server_impl final : public proxy_server {
   }
 
   void stop_accepting() override {
-    std::promise<void> done;
-    auto f = done.get_future();
-    asio::post(threads_[0]->ioc, [this, &done] {
+    auto done = std::make_shared<std::promise<void>>();
+    auto f = done->get_future();
+    asio::post(threads_[0]->ioc, [this, done] {
       error_code ec;
       acceptor_->close(ec);
-      done.set_value();
+      done->set_value();
     });
     if (started_) f.wait_for(std::chrono::seconds(2));
   }
