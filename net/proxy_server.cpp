@@ -387,6 +387,8 @@ class session final : public std::enable_shared_from_this<session> {
   void local_response(int status, const char* reason, const std::string& body, const std::string& extra = {},
                       bool force_close = false, bool head = false);
   void forward();
+  bool begin_upstream(bool force_close_on_error);
+  void start_response();
   bool connect_upstream(std::string& err);
   void write_upstream();
   void upstream_failed(const std::string& what);
@@ -417,6 +419,11 @@ class session final : public std::enable_shared_from_this<session> {
   bool close_after_ = false;
   bool writing_client_ = false;
   bool reading_ = false;
+  bool streaming_ = false;         // this request's body is forwarded while it still arrives
+  bool writing_upstream_ = false;  // waiting for the engine's socket to take more bytes
+  bool compacted_ = false;         // bytes of this request already left up_out_: no retry possible
+  static constexpr std::size_t kStreamAbove = 64 * 1024;  // larger bodies stream through
+  static constexpr std::size_t kMaxPendingUp = 1 << 20;   // pause reading the client beyond this
   static constexpr std::size_t kReadSize = 8192;
   std::unique_ptr<char[]> rbuf_;
   bool counted_in_flight_ = false;
@@ -632,6 +639,8 @@ void session::begin_request() {
   rp_->body_limit(srv_.opts().max_request_body);
   continue_sent_ = false;
   response_complete_ = false;
+  streaming_ = false;
+  compacted_ = false;
   cl_out_.clear();
   up_out_.clear();
   cin_.release_if_idle();
@@ -721,6 +730,19 @@ void session::parse_request() {
     client_.write_some(asio::buffer(k100, sizeof(k100) - 1), wec);
   }
   if (rp_->is_done()) return request_done();
+  if (rp_->where == route::proxy && rp_->is_header_done()) {
+    // A large body is not held whole: it streams to the engine as it arrives.
+    if (!streaming_ && (rp_->chunked() || rp_->content_length().value_or(0) > kStreamAbove ||
+                        up_out_.data.size() > kStreamAbove)) {
+      if (!begin_upstream(true)) return;
+      streaming_ = true;
+    }
+    if (streaming_) {
+      if (!writing_upstream_) write_upstream();
+      if (phase_ != phase::request) return;
+      if (up_out_.data.size() - up_out_.off > kMaxPendingUp) return;  // resumed once the engine reads
+    }
+  }
   read_client();
 }
 
@@ -730,6 +752,12 @@ void session::request_done() {
   bool head = rp_->verb == http::verb::head;
   switch (rp_->where) {
     case route::proxy:
+      if (streaming_) {
+        stats_.proxied++;
+        phase_ = phase::upstream_write;
+        if (!writing_upstream_) write_upstream();
+        return;
+      }
       return forward();
     case route::healthz:
       if (rp_->verb != http::verb::get && !head)
@@ -796,20 +824,27 @@ bool session::connect_upstream(std::string& err) {
   return true;
 }
 
-void session::forward() {
-  stats_.proxied++;
+bool session::begin_upstream(bool force_close_on_error) {
   if (!upstream_.is_open()) {
     std::string err;
     if (!connect_upstream(err)) {
       stats_.upstream_errors++;
-      return local_response(srv_.upstream_port() == 0 ? 503 : 502,
-                            srv_.upstream_port() == 0 ? "Service Unavailable" : "Bad Gateway",
-                            json_error(502, "upstream_error", err));
+      bool not_ready = srv_.upstream_port() == 0;
+      local_response(not_ready ? 503 : 502, not_ready ? "Service Unavailable" : "Bad Gateway",
+                     json_error(not_ready ? 503 : 502, "upstream_error", err), {}, force_close_on_error);
+      return false;
     }
   }
   retried_ = false;
   upstream_got_bytes_ = false;
+  compacted_ = false;
   up_out_.off = 0;
+  return true;
+}
+
+void session::forward() {
+  stats_.proxied++;
+  if (!begin_upstream(false)) return;
   phase_ = phase::upstream_write;
   write_upstream();
 }
@@ -820,8 +855,10 @@ void session::write_upstream() {
     std::size_t n = upstream_.write_some(
         asio::buffer(up_out_.data.data() + up_out_.off, up_out_.data.size() - up_out_.off), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      writing_upstream_ = true;
       upstream_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& e) {
-        if (self->phase_ != phase::upstream_write) return;
+        self->writing_upstream_ = false;
+        if (self->phase_ == phase::closed || self->phase_ == phase::response || !self->upstream_.is_open()) return;
         if (e) return self->upstream_failed("engine connection: " + e.message());
         self->write_upstream();
       });
@@ -830,6 +867,17 @@ void session::write_upstream() {
     if (ec) return upstream_failed("writing to the engine: " + ec.message());
     up_out_.off += n;
   }
+  if (!rp_->is_done()) {
+    // Streaming: everything so far is with the engine; the rest of the body is still arriving.
+    up_out_.clear();
+    compacted_ = true;
+    read_client();  // resumes a read paused for back-pressure
+    return;
+  }
+  start_response();
+}
+
+void session::start_response() {
   phase_ = phase::response;
   sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
   sp_->eager(true);
@@ -841,19 +889,20 @@ void session::write_upstream() {
 void session::upstream_failed(const std::string& what) {
   error_code ec;
   // A kept-alive upstream connection the engine already closed: retry once on a fresh one.
-  if (upstream_reused_ && !upstream_got_bytes_ && !retried_) {
+  if (upstream_reused_ && !upstream_got_bytes_ && !retried_ && !compacted_) {
     retried_ = true;
     std::string err;
     if (connect_upstream(err)) {
       up_out_.off = 0;
-      phase_ = phase::upstream_write;
+      if (rp_->is_done()) phase_ = phase::upstream_write;  // else: still reading a streaming body
       return write_upstream();
     }
   }
   stats_.upstream_errors++;
   upstream_.close(ec);
-  if (!sp_ || !sp_->header_sent) {
-    return local_response(502, "Bad Gateway", json_error(502, "upstream_error", what), {}, false);
+  if (phase_ != phase::response || !sp_ || !sp_->header_sent) {
+    // A body that was streaming cannot be finished for anyone: close after answering.
+    return local_response(502, "Bad Gateway", json_error(502, "upstream_error", what), {}, streaming_);
   }
   // Headers already went out: the only honest signal left is to cut the connection.
   close("engine failed mid-response: " + what);
