@@ -35,8 +35,6 @@ using opened = caf::atom_constant<caf::atom("opened")>;
 using closed = caf::atom_constant<caf::atom("closed")>;
 using drain = caf::atom_constant<caf::atom("drain")>;
 using stats = caf::atom_constant<caf::atom("stats")>;
-using timeout = caf::atom_constant<caf::atom("timeout")>;
-using retry = caf::atom_constant<caf::atom("retry")>;
 }  // namespace atom
 
 /// How a run ended; the CLI maps `exit_code` to the process exit status (docs/cli.md).

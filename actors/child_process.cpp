@@ -22,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "snapshot/proc.hpp"
 #include "snapshot/sha256.hpp"
 
 extern char** environ;
@@ -81,32 +82,6 @@ void close_from(int lowfd) {
   if (::syscall(SYS_close_range, static_cast<unsigned>(lowfd), ~0U, 0) == 0) return;
 #endif
   for (int fd = lowfd; fd < 4096; ++fd) ::close(fd);
-}
-
-std::vector<pid_t> children_of(pid_t parent) {
-  std::vector<pid_t> out;
-  DIR* d = ::opendir("/proc");
-  if (!d) return out;
-  while (dirent* e = ::readdir(d)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    char path[300];
-    std::snprintf(path, sizeof(path), "/proc/%.200s/stat", e->d_name);
-    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    char buf[512];
-    ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
-    ::close(fd);
-    if (n <= 0) continue;
-    buf[n] = 0;
-    const char* rp = std::strrchr(buf, ')');
-    if (!rp) continue;
-    char state = 0;
-    int ppid = 0;
-    if (std::sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == parent)
-      out.push_back(static_cast<pid_t>(std::atoi(e->d_name)));
-  }
-  ::closedir(d);
-  return out;
 }
 
 }  // namespace
@@ -222,7 +197,6 @@ bool engine_child::wait_gone(std::chrono::milliseconds timeout) {
 
 std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit_fn on_exit, std::string& err) {
   std::unique_ptr<engine_child> c(new engine_child());
-  c->log_path_ = spec.log_path;
   if (!spec.log_path.empty()) {
     c->log_fd_ = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (c->log_fd_ < 0) {
@@ -471,7 +445,7 @@ int engine_shim_main(int argc, char** argv) {
   // re-parented to us (new sessions and double-forked daemons included), until none is left.
   ::kill(-child, SIGKILL);
   for (int round = 0; round < 10000; ++round) {
-    auto kids = children_of(me);
+    auto kids = snap::children("/proc", me);
     for (pid_t k : kids) {
       ::kill(-k, SIGKILL);
       ::kill(k, SIGKILL);

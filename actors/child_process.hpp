@@ -76,15 +76,11 @@ class engine_child {
 
   pid_t pid() const { return pid_; }        ///< the engine's root process (also its pgid)
   pid_t shim_pid() const { return shim_; }
-  bool exited() const { return exited_.load(); }
-  int wait_status() const { return status_.load(); }
   /// Signals the engine's process group.
   void signal_group(int sig) const;
   /// Blocks until the engine and the shim are gone, up to `timeout`.
   bool wait_gone(std::chrono::milliseconds timeout);
   const output_capture& output() const { return *capture_; }
-  std::shared_ptr<output_capture> capture() const { return capture_; }
-  const std::string& log_path() const { return log_path_; }
 
  private:
   engine_child() = default;
@@ -93,7 +89,6 @@ class engine_child {
 
   pid_t shim_ = -1, pid_ = -1;
   int status_fd_ = -1, out_fd_ = -1, err_fd_ = -1, log_fd_ = -1;
-  std::string log_path_;
   std::atomic<bool> exited_{false};
   std::atomic<bool> gone_{false};
   std::atomic<int> status_{0};

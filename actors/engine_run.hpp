@@ -52,8 +52,14 @@ class engine_run {
   run_result result_;
 };
 
+/// The scheduler bench-proxy's actors run on (serve, run and sweep alike).
+void configure_actor_system(caf::actor_system_config& cfg);
+
 /// Path of the running bench-proxy binary (the engine shim re-executes it).
 std::string self_exe();
+
+/// The current UTC time as 20261127T215816Z, for folder names.
+std::string utc_stamp();
 
 /// Default run folder for a config: runs/<UTC time>_<config stem>_<pid>.
 std::string default_run_dir(const std::string& config_path);

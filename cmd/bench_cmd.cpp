@@ -92,15 +92,6 @@ std::vector<std::string> bench_value_opts() {
 }
 std::vector<std::string> bench_flag_opts() { return {"--no-stream", "--keep-text", "--no-progress", "--help", "-h"}; }
 
-std::string utc_stamp() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
-
 bench::options bench_options(const args& a) {
   bench::options o;
   if (!a.get("--queries")) throw usage_error("--queries FILE is required");
@@ -281,16 +272,6 @@ one_run measure(caf::actor_system& sys, const std::string& config, const args& a
   return out;
 }
 
-caf::actor_system_config& system_config() {
-  static caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::max(2u, std::thread::hardware_concurrency())));
-  // Work sharing: idle scheduler threads block on a condition variable. The default work
-  // stealing polls every 10 ms per idle thread, wake-ups that steal the CPU from the I/O threads
-  // and show in the proxy's tail latency; actors here only see lifecycle events.
-  cfg.set("scheduler.policy", caf::atom("sharing"));
-  return cfg;
-}
-
 }  // namespace
 
 int cmd_bench(const std::vector<std::string>& argv) {
@@ -340,7 +321,9 @@ int cmd_run(const std::vector<std::string>& argv, const std::vector<std::string>
   setup_logging(a.get("--log-level").value_or("info"));
   auto bo = bench_options(a);
   become_subreaper();
-  caf::actor_system sys{system_config()};
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg);
+  caf::actor_system sys{cfg};
   bool interrupted = false;
   std::atomic<bool> cancel{false};
   auto r = measure(sys, *a.get("--config"), a, bo, a.get("--run-dir").value_or(""), full_argv, interrupted, cancel);
@@ -370,7 +353,9 @@ int cmd_sweep(const std::vector<std::string>& argv, const std::vector<std::strin
   fs::create_directories(sweep_dir, ec);
   if (ec) throw std::runtime_error(sweep_dir + ": " + ec.message());
   become_subreaper();
-  caf::actor_system sys{system_config()};
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg);
+  caf::actor_system sys{cfg};
   bool interrupted = false;
   std::atomic<bool> cancel{false};
   std::vector<std::pair<std::string, one_run>> rows;

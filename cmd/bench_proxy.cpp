@@ -116,11 +116,7 @@ int cmd_serve(const std::vector<std::string>& argv, const std::vector<std::strin
 
   become_subreaper();
   caf::actor_system_config cfg;
-  cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::max(2u, std::thread::hardware_concurrency())));
-  // Work sharing: idle scheduler threads block on a condition variable. The default work
-  // stealing polls every 10 ms per idle thread, wake-ups that steal the CPU from the I/O threads
-  // and show in the proxy's tail latency; actors here only see lifecycle events.
-  cfg.set("scheduler.policy", caf::atom("sharing"));
+  configure_actor_system(cfg);
   caf::actor_system sys{cfg};
   std::string err;
   int code = 0;

@@ -142,7 +142,10 @@ std::optional<proc_info> read_proc(const std::string& proc_root, int pid, std::s
   return p;
 }
 
-std::vector<int> descendants(const std::string& proc_root, const std::vector<int>& roots) {
+namespace {
+
+/// ppid -> pid for every process in proc_root.
+std::multimap<int, int> processes_by_parent(const std::string& proc_root) {
   std::multimap<int, int> by_parent;
   if (DIR* d = ::opendir(proc_root.c_str())) {
     while (dirent* e = ::readdir(d)) {
@@ -153,6 +156,21 @@ std::vector<int> descendants(const std::string& proc_root, const std::vector<int
     }
     ::closedir(d);
   }
+  return by_parent;
+}
+
+}  // namespace
+
+std::vector<int> children(const std::string& proc_root, int pid) {
+  auto by_parent = processes_by_parent(proc_root);
+  std::vector<int> out;
+  auto range = by_parent.equal_range(pid);
+  for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
+  return out;
+}
+
+std::vector<int> descendants(const std::string& proc_root, const std::vector<int>& roots) {
+  auto by_parent = processes_by_parent(proc_root);
   std::vector<int> out;
   std::set<int> seen(roots.begin(), roots.end());
   std::vector<int> frontier = roots;

@@ -45,6 +45,9 @@ struct proc_info {
 /// Reads one process. Returns nullopt (and `err`) when it is gone or unreadable.
 std::optional<proc_info> read_proc(const std::string& proc_root, int pid, std::string& err);
 
+/// The direct children of `pid` (ppid field of every /proc/*/stat), zombies included.
+std::vector<int> children(const std::string& proc_root, int pid);
+
 /// Every live descendant of the given roots (children via the ppid field), roots excluded.
 std::vector<int> descendants(const std::string& proc_root, const std::vector<int>& roots);
 
