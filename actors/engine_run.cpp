@@ -96,6 +96,7 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   hooks.on_close = [sup](std::uint64_t id, const net::conn_stats& st, const std::string& reason) {
     caf::anon_send(sup, atom::closed::value, id, st, reason);
   };
+  hooks.on_error = [](const std::string& what) { spdlog::error("proxy: {}", what); };
   r->proxy_->start(std::move(hooks));
   spdlog::info("bench-proxy {} listening on {} for '{}' (run folder {})", BENCH_PROXY_VERSION,
                r->proxy_->local_address(), r->ctx_->config.description, r->ctx_->run_dir);

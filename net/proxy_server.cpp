@@ -8,6 +8,8 @@
 //   and every SSE event already read leaves in the same write; nothing is held back for more.
 #include "net/proxy_server.hpp"
 
+#include "net/proxy/http1.hpp"
+
 #include <malloc.h>
 
 #include <algorithm>
@@ -101,6 +103,8 @@ struct byte_buffer {
   }
 };
 
+inline sv as_sv(const byte_buffer& b) { return sv(b.data.data() + b.begin, b.size()); }
+
 /// Output bytes with a write offset.
 struct out_buffer {
   std::string data;
@@ -112,243 +116,11 @@ struct out_buffer {
   }
 };
 
-// RFC 9110 7.6.1: connection-specific fields are never forwarded.
-bool hop_by_hop(http::field f) {
-  switch (f) {
-    case http::field::connection:
-    case http::field::keep_alive:
-    case http::field::proxy_connection:
-    case http::field::te:
-    case http::field::trailer:
-    case http::field::transfer_encoding:
-    case http::field::upgrade:
-    case http::field::content_length:  // re-framed by the proxy
-      return true;
-    default:
-      return false;
-  }
-}
-
-bool iequals(sv a, sv b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
-void append_content_length(std::string& out, std::uint64_t n) {
-  char buf[48];
-  int len = std::snprintf(buf, sizeof(buf), "Content-Length: %llu\r\n", static_cast<unsigned long long>(n));
-  out.append(buf, static_cast<std::size_t>(len));
-}
-
-void append_hex_chunk(std::string& out, sv body) {
-  char hex[24];
-  int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", body.size());
-  out.append(hex, static_cast<std::size_t>(n));
-  out.append(body.data(), body.size());
-  out.append("\r\n", 2);
-}
-
-/// Filters and re-emits header fields; shared by both directions. Beast's basic_parser delivers
-/// the whole header (every field, then on_header) inside one put() call, so the views into the
-/// input buffer stay valid until the header is emitted; no field is copied.
-struct header_rewriter {
-  std::vector<std::pair<sv, sv>> fields;
-  std::vector<sv> connection_tokens;
-  bool header_done = false;
-
-  void reset() {
-    fields.clear();
-    connection_tokens.clear();
-    header_done = false;
-  }
-  void on_field(http::field f, sv name, sv value) {
-    if (header_done) return;  // trailers are dropped
-    if (f == http::field::connection) {
-      std::size_t pos = 0;
-      while (pos <= value.size()) {
-        auto comma = value.find(',', pos);
-        sv tok = value.substr(pos, comma == sv::npos ? sv::npos : comma - pos);
-        while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
-        while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
-        if (!tok.empty()) connection_tokens.push_back(tok);
-        if (comma == sv::npos) break;
-        pos = comma + 1;
-      }
-    }
-    if (hop_by_hop(f)) return;
-    fields.emplace_back(name, value);
-  }
-  void emit(std::string& out, bool skip_expect = false) const {
-    for (const auto& [n, v] : fields) {
-      if (!connection_tokens.empty() &&
-          std::any_of(connection_tokens.begin(), connection_tokens.end(), [&](sv t) { return iequals(t, n); }))
-        continue;
-      if (skip_expect && iequals(n, "expect")) continue;
-      out.append(n.data(), n.size());
-      out.append(": ", 2);
-      out.append(v.data(), v.size());
-      out.append("\r\n", 2);
-    }
-  }
-};
-
-enum class route { proxy, healthz, meta, not_found };
-
-/// Request-line strings live in the session so their capacity is reused across requests.
-struct request_line {
-  std::string method, target, if_none_match;
-};
-
-class request_parser final : public http::basic_parser<true> {
- public:
-  request_parser(header_rewriter& hr, std::string& out, request_line& line)
-      : method(line.method), target(line.target), if_none_match(line.if_none_match), hr_(hr), out_(out) {
-    hr_.reset();
-    if_none_match.clear();
-  }
-  std::string& method;
-  std::string& target;
-  std::string& if_none_match;
-  http::verb verb = http::verb::unknown;
-  int version = 11;
-  route where = route::not_found;
-  bool expect_continue = false;
-  std::uint64_t body_bytes = 0;
-
- private:
-  void on_request_impl(http::verb v, sv m, sv t, int ver, error_code&) override {
-    verb = v;
-    method.assign(m.data(), m.size());
-    target.assign(t.data(), t.size());
-    version = ver;
-    sv path = t.substr(0, t.find('?'));
-    if (path.starts_with("/v1/") || path == "/v1")
-      where = route::proxy;
-    else if (path == "/healthz")
-      where = route::healthz;
-    else if (path == "/meta")
-      where = route::meta;
-    else
-      where = route::not_found;
-  }
-  void on_response_impl(int, sv, int, error_code&) override {}
-  void on_field_impl(http::field f, sv name, sv value, error_code&) override {
-    if (f == http::field::expect && iequals(value, "100-continue")) expect_continue = true;
-    if (f == http::field::if_none_match) if_none_match.assign(value.data(), value.size());
-    hr_.on_field(f, name, value);
-  }
-  void on_header_impl(error_code&) override {
-    hr_.header_done = true;
-    if (where != route::proxy) return;
-    out_.clear();
-    out_ += method;
-    out_ += ' ';
-    out_ += target;
-    out_ += " HTTP/1.1\r\n";
-    hr_.emit(out_, true);
-    if (chunked())
-      out_ += "Transfer-Encoding: chunked\r\n";
-    else if (auto cl = content_length(); cl && (*cl > 0 || verb == http::verb::post || verb == http::verb::put))
-      append_content_length(out_, *cl);
-    out_ += "\r\n";
-  }
-  void on_body_init_impl(boost::optional<std::uint64_t> const& cl, error_code&) override {
-    if (where == route::proxy && cl) out_.reserve(out_.size() + *cl);
-  }
-  std::size_t on_body_impl(sv body, error_code&) override {
-    body_bytes += body.size();
-    if (where == route::proxy) out_.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, sv, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
-    body_bytes += body.size();
-    if (where == route::proxy && !body.empty()) append_hex_chunk(out_, body);
-    return body.size();
-  }
-  void on_finish_impl(error_code&) override {
-    if (where == route::proxy && chunked()) out_ += "0\r\n\r\n";
-  }
-
-  header_rewriter& hr_;
-  std::string& out_;
-};
-
-class response_parser final : public http::basic_parser<false> {
- public:
-  /// `chunk_out`: re-frame the body as chunked (HTTP/1.1 client and no Content-Length).
-  response_parser(header_rewriter& hr, std::string& out, int client_version, bool client_keep_alive, bool head)
-      : hr_(hr), out_(out), client_version_(client_version), client_keep_alive_(client_keep_alive), head_(head) {
-    hr_.reset();
-    skip(head);
-  }
-  int status = 0;
-  bool header_sent = false;  ///< header bytes queued for the client
-  bool close_client = false; ///< the client connection ends after this response
-  bool chunk_out = false;
-  bool raw_close_delimited = false;
-
- private:
-  void on_request_impl(http::verb, sv, sv, int, error_code&) override {}
-  void on_response_impl(int code, sv reason, int, error_code&) override {
-    status = code;
-    reason_.assign(reason.data(), reason.size());
-  }
-  void on_field_impl(http::field f, sv name, sv value, error_code&) override { hr_.on_field(f, name, value); }
-  void on_header_impl(error_code&) override {
-    hr_.header_done = true;
-    bool no_body = head_ || status / 100 == 1 || status == 204 || status == 304;
-    auto cl = content_length();
-    close_client = !client_keep_alive_;
-    if (!no_body && !cl) {
-      if (client_version_ >= 11) {
-        chunk_out = true;
-      } else {
-        raw_close_delimited = true;
-        close_client = true;
-      }
-    }
-    out_ += "HTTP/1.1 ";
-    out_ += std::to_string(status);
-    out_ += ' ';
-    out_ += reason_.empty() ? std::string(http::obsolete_reason(static_cast<http::status>(status))) : reason_;
-    out_ += "\r\n";
-    hr_.emit(out_);
-    if (cl && (status / 100 != 1 && status != 204)) append_content_length(out_, *cl);
-    if (chunk_out) out_ += "Transfer-Encoding: chunked\r\n";
-    if (close_client) out_ += "Connection: close\r\n";
-    out_ += "\r\n";
-    header_sent = true;
-  }
-  void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
-  std::size_t on_body_impl(sv body, error_code&) override {
-    if (chunk_out)
-      append_hex_chunk(out_, body);
-    else
-      out_.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_chunk_header_impl(std::uint64_t, sv, error_code&) override {}
-  std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
-    if (body.empty()) return 0;
-    if (chunk_out)
-      append_hex_chunk(out_, body);
-    else
-      out_.append(body.data(), body.size());
-    return body.size();
-  }
-  void on_finish_impl(error_code&) override {
-    if (chunk_out) out_ += "0\r\n\r\n";
-  }
-
-  header_rewriter& hr_;
-  std::string& out_;
-  std::string reason_;
-  int client_version_;
-  bool client_keep_alive_;
-  bool head_;
-};
+using http1::header_rewriter;
+using http1::request_line;
+using http1::request_parser;
+using http1::response_parser;
+using http1::route;
 
 class server_impl;
 class session;
@@ -363,9 +135,10 @@ struct thread_ctx {
   std::thread thread;
 };
 
+// Messages can quote client bytes (a method, a path): invalid UTF-8 is replaced, never thrown on.
 std::string json_error(int code, const std::string& type, const std::string& msg) {
   nlohmann::json j = {{"error", {{"message", msg}, {"type", type}, {"code", code}}}};
-  return j.dump();
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 class session final : public std::enable_shared_from_this<session> {
@@ -384,6 +157,7 @@ class session final : public std::enable_shared_from_this<session> {
   void on_client_read(const error_code& ec, std::size_t n);
   void parse_request();
   void request_done();
+  bool request_line_too_long() const;
   void local_response(int status, const char* reason, const std::string& body, const std::string& extra = {},
                       bool force_close = false, bool head = false);
   void forward();
@@ -488,13 +262,15 @@ class server_impl final : public proxy_server {
     accept();
     for (auto& t : threads_) {
       schedule_sweep(*t);
-      t->thread = std::thread([tc = t.get()] {
+      t->thread = std::thread([this, tc = t.get()] {
         for (;;) {
           try {
             tc->ioc.run();
             return;
-          } catch (const std::exception&) {
-            // A failure in one connection's handler must not take the thread down.
+          } catch (const std::exception& e) {
+            // A failure in one connection's handler must not take the thread down, and is not
+            // hidden either.
+            if (hooks_.on_error) hooks_.on_error(std::string("I/O thread caught: ") + e.what());
           }
         }
       });
@@ -699,7 +475,7 @@ void session::parse_request() {
   }
   error_code ec;
   while (!cin_.empty() && !rp_->is_done()) {
-    std::size_t n = rp_->put(cin_.view(), ec);
+    std::size_t n = rp_->feed(as_sv(cin_), ec);
     cin_.consume(n);
     if (ec == http::error::need_more) {
       ec = {};
@@ -710,6 +486,14 @@ void session::parse_request() {
   }
   if (ec) {
     stats_.bad_requests++;
+    if (rp_->rejected.status) {
+      const auto& r = rp_->rejected;
+      return local_response(r.status, r.reason,
+                            json_error(r.status, "invalid_request_error", r.message), r.extra_headers, true);
+    }
+    if (ec == http::error::header_limit && request_line_too_long())
+      return local_response(414, "URI Too Long",
+                            json_error(414, "invalid_request_error", "request line too long"), {}, true);
     if (ec == http::error::body_limit)
       return local_response(413, "Payload Too Large",
                             json_error(413, "invalid_request_error",
@@ -744,6 +528,13 @@ void session::parse_request() {
     }
   }
   read_client();
+}
+
+// The header limit was hit: was it the request line alone? (nginx answers 414 for that.)
+bool session::request_line_too_long() const {
+  sv in = as_sv(cin_);
+  auto eol = in.find("\r\n");
+  return eol == sv::npos || eol > http1::max_target;
 }
 
 void session::request_done() {
@@ -944,7 +735,7 @@ void session::on_upstream_read(const error_code& ec, std::size_t n) {
 void session::parse_response() {
   error_code ec;
   while (!uin_.empty() && !sp_->is_done()) {
-    std::size_t used = sp_->put(uin_.view(), ec);
+    std::size_t used = sp_->feed(as_sv(uin_), ec);
     uin_.consume(used);
     if (ec == http::error::need_more) {
       ec = {};

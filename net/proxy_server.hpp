@@ -47,6 +47,8 @@ struct server_hooks {
   std::function<void(std::shared_ptr<connection_handle>)> on_open;
   /// On the connection's I/O thread, exactly once per opened connection.
   std::function<void(std::uint64_t id, const conn_stats&, const std::string& reason)> on_close;
+  /// On an I/O thread: something went wrong outside any one request (logged by the caller).
+  std::function<void(const std::string& what)> on_error;
 };
 
 class proxy_server {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -317,4 +318,133 @@ TEST_F(ProxyTest, LargeBodiesStreamThroughIntactWithContentLengthAndChunked) {
   j = nlohmann::json::parse(r.body);
   EXPECT_EQ(j["body"].get<std::string>(), payload);
   EXPECT_EQ(j["headers"]["Transfer-Encoding"][0], "chunked");
+}
+
+namespace {
+
+/// A raw upstream: accepts connections, records every byte it gets, answers each request with
+/// canned bytes. Lets a test see exactly what the proxy forwarded, or that it forwarded nothing.
+class raw_upstream {
+ public:
+  explicit raw_upstream(std::string response) : response_(std::move(response)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    ::listen(fd_, 16);
+    socklen_t len = sizeof(a);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] {
+      for (;;) {
+        int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        accepted_++;
+        std::string got;
+        char buf[4096];
+        while (got.find("\r\n\r\n") == std::string::npos) {
+          ssize_t n = ::recv(c, buf, sizeof(buf), 0);
+          if (n <= 0) break;
+          got.append(buf, static_cast<std::size_t>(n));
+        }
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          received_ += got;
+        }
+        if (!got.empty()) ::send(c, response_.data(), response_.size(), MSG_NOSIGNAL);
+        ::close(c);
+      }
+    });
+  }
+  ~raw_upstream() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::uint16_t port() const { return port_; }
+  int accepted() const { return accepted_.load(); }
+  std::string received() {
+    std::lock_guard<std::mutex> l(mu_);
+    return received_;
+  }
+
+ private:
+  std::string response_;
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<int> accepted_{0};
+  std::mutex mu_;
+  std::string received_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_F(ProxyTest, FoldedRequestHeadersAre400AndNothingReachesTheEngine) {
+  raw_upstream up("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  proxy_->set_upstream_port(up.port());
+  std::string big(2000, 'a');
+  auto r = raw("POST /v1/x HTTP/1.1\r\nHost: x\r\nX-Fold: aaaa\r\n bbbb\r\nX-Two: " + big + "\r\n " + big +
+               "\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 400 ", 0), 0u) << r;
+  EXPECT_NE(r.find("folding"), std::string::npos) << r;
+  EXPECT_EQ(up.accepted(), 0);
+}
+
+TEST_F(ProxyTest, FoldedResponseHeadersReachTheClientUnfoldedAndIntact) {
+  std::string big(1500, 'z');
+  raw_upstream up("HTTP/1.1 200 OK\r\nX-Fold: aaaa\r\n bbbb\r\nX-Two: cccc\r\n\tdddd\r\nX-Big: " + big + "\r\n " + big +
+                  "\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+  proxy_->set_upstream_port(up.port());
+  auto r = raw("GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
+  EXPECT_NE(r.find("\r\nX-Fold: aaaa bbbb\r\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("\r\nX-Two: cccc dddd\r\n"), std::string::npos) << r;
+  EXPECT_NE(r.find("\r\nX-Big: " + big + " " + big + "\r\n"), std::string::npos);
+  for (unsigned char c : r) EXPECT_TRUE(c == '\r' || c == '\n' || (c >= 0x20 && c < 0x7f)) << int(c);
+}
+
+TEST_F(ProxyTest, SmuggledBodiesAreRefusedAndNeverForwardedAsRequests) {
+  raw_upstream up("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  proxy_->set_upstream_port(up.port());
+  for (const char* te : {"chunked, identity", "gzip", "identity", "xchunked"}) {
+    auto r = raw(std::string("POST /v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ") + te +
+                 "\r\n\r\nGET /v1/smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.rfind("HTTP/1.1 501 ", 0), 0u) << te << ": " << r;
+    EXPECT_NE(r.find("Connection: close"), std::string::npos);
+    // One response only: the body was never parsed as a second request.
+    EXPECT_EQ(r.find("HTTP/1.1", 1), std::string::npos) << r;
+  }
+  EXPECT_EQ(up.accepted(), 0);
+  EXPECT_EQ(up.received(), "");
+}
+
+TEST_F(ProxyTest, LaxRequestsThatNginxRefusesAreRefused) {
+  raw_upstream up("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+  proxy_->set_upstream_port(up.port());
+  struct probe {
+    std::string request;
+    const char* status;
+  };
+  std::vector<probe> probes = {
+      {"GET /v1/models HTTP/1.1\r\n\r\n", "400"},
+      {"GET /v1/models HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "400"},
+      {"GET /v1/models HTTP/1.1\r\nHost: a b\r\n\r\n", "400"},
+      {"GET /v1/models HTTP/1.1\r\nHost: u@h\r\n\r\n", "400"},
+      {"POST /v1/x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "400"},
+      {"CONNECT /v1/x HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+      {"GET /v1/" + std::string(9000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", "414"},
+      {"GET /v1/" + std::string(70000, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", "414"},
+      {"GET /v1/\xb1\xff HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+      {"GET /\xb1 HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+      {"GET /v1/../healthz HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+      {"GET /v1/%2e%2e/healthz HTTP/1.1\r\nHost: x\r\n\r\n", "400"},
+  };
+  for (const auto& p : probes) {
+    auto r = raw(p.request);
+    EXPECT_EQ(r.rfind(std::string("HTTP/1.1 ") + p.status + " ", 0), 0u) << p.request.substr(0, 60) << " -> " << r;
+    EXPECT_NE(r.find("application/json"), std::string::npos);
+  }
+  EXPECT_EQ(up.accepted(), 0);
 }

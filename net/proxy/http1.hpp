@@ -1,0 +1,444 @@
+#pragma once
+/// HTTP/1 reframing for the proxy, with no sockets: the request and response parsers that turn
+/// bytes from one side into the bytes sent to the other, the hop-by-hop header rules, and the
+/// request checks that keep smuggled or malformed requests away from the engine.
+///
+/// Header-only on purpose: it sits on the proxy's hot path (inlined into the session) and is fed
+/// byte by byte by tests/net/proxy/http1_test.cpp. Include it only from Beast translation units.
+///
+/// Lifetime rule: every string_view a parser keeps points into the bytes given to `feed()` (which
+/// stay put until the header is emitted, all inside one call), or into storage the rewriter owns.
+/// Beast unfolds obs-fold header values into a buffer local to its field parser; such a value is
+/// never kept as a view (requests with obs-fold are rejected, folded response values are copied).
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+namespace bp::net::http1 {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using error_code = beast::error_code;
+using sv = beast::string_view;
+
+/// The longest request target accepted (nginx's default large header buffer is 8 KiB).
+inline constexpr std::size_t max_target = 8192;
+
+/// RFC 9110 7.6.1: connection-specific fields are never forwarded.
+inline bool hop_by_hop(http::field f) {
+  switch (f) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::proxy_connection:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::transfer_encoding:
+    case http::field::upgrade:
+    case http::field::content_length:  // re-framed by the proxy
+      return true;
+    default:
+      return false;
+  }
+}
+
+inline bool iequals(sv a, sv b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+inline sv trim_ows(sv s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+/// RFC 9110 7.2 / RFC 3986 3.2.2: uri-host [ ":" port ]; reg-name, IPv4 or an IP-literal.
+inline bool valid_host(sv h) {
+  if (h.empty()) return false;
+  sv port;
+  if (h.front() == '[') {
+    auto close = h.find(']');
+    if (close == sv::npos) return false;
+    for (char c : h.substr(1, close - 1))
+      if (!(std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.')) return false;
+    sv rest = h.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      port = rest.substr(1);
+    }
+  } else {
+    auto colon = h.rfind(':');
+    sv name = colon == sv::npos ? h : h.substr(0, colon);
+    if (colon != sv::npos) port = h.substr(colon + 1);
+    if (name.empty()) return false;
+    for (char c : name) {
+      unsigned char u = static_cast<unsigned char>(c);
+      bool ok = std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~' || c == '%' || c == '!' ||
+                c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' || c == ',' ||
+                c == ';' || c == '=';
+      if (!ok) return false;
+    }
+  }
+  if (port.size() > 5) return false;
+  return std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+/// A request target the proxy may forward: origin-form, printable ASCII only, no dot-segments
+/// (plain or percent-encoded). Dot-segments are rejected, not normalised, so what the engine sees
+/// is always byte for byte what the client sent (docs/architecture.md, "Byte path").
+inline const char* target_problem(sv t) {
+  if (t.empty() || t.front() != '/') return "the request target must start with '/'";
+  for (char c : t) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return "the request target holds a byte that is not printable ASCII";
+  }
+  sv path = t.substr(0, t.find('?'));
+  std::size_t pos = 0;
+  while (pos <= path.size()) {
+    auto slash = path.find('/', pos);
+    sv seg = path.substr(pos, slash == sv::npos ? sv::npos : slash - pos);
+    // Decode only the dots: "%2e" and "%2E" are the only spellings of '.' that matter here.
+    std::string dots;
+    bool only_dots = !seg.empty();
+    for (std::size_t i = 0; i < seg.size() && only_dots;) {
+      if (seg[i] == '.') {
+        dots += '.';
+        ++i;
+      } else if (i + 2 < seg.size() && seg[i] == '%' && seg[i + 1] == '2' && (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+        dots += '.';
+        i += 3;
+      } else {
+        only_dots = false;
+      }
+    }
+    if (only_dots && (dots == "." || dots == "..")) return "the request target holds a dot-segment ('.' or '..')";
+    if (slash == sv::npos) break;
+    pos = slash + 1;
+  }
+  return nullptr;
+}
+
+inline void append_content_length(std::string& out, std::uint64_t n) {
+  char buf[48];
+  int len = std::snprintf(buf, sizeof(buf), "Content-Length: %llu\r\n", static_cast<unsigned long long>(n));
+  out.append(buf, static_cast<std::size_t>(len));
+}
+
+inline void append_hex_chunk(std::string& out, sv body) {
+  char hex[24];
+  int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", body.size());
+  out.append(hex, static_cast<std::size_t>(n));
+  out.append(body.data(), body.size());
+  out.append("\r\n", 2);
+}
+
+/// Filters and re-emits header fields; shared by both directions. Beast delivers the whole header
+/// (every field, then on_header) inside one put() call, so views into the fed bytes stay valid
+/// until the header is emitted. Values that do not lie in the fed bytes (Beast's unfolded obs-fold
+/// values) are copied into `owned_` first.
+struct header_rewriter {
+  std::vector<std::pair<sv, sv>> fields;
+  std::vector<sv> connection_tokens;
+  std::deque<std::string> owned_;
+  const char* in_begin = nullptr;
+  const char* in_end = nullptr;
+  bool header_done = false;
+
+  void reset() {
+    fields.clear();
+    connection_tokens.clear();
+    owned_.clear();
+    header_done = false;
+  }
+  /// Is `s` inside the bytes currently being parsed?
+  bool in_input(sv s) const { return s.empty() || (s.data() >= in_begin && s.data() + s.size() <= in_end); }
+  /// A view that outlives the parser's temporaries.
+  sv keep(sv s) {
+    if (in_input(s)) return s;
+    owned_.emplace_back(s.data(), s.size());
+    return owned_.back();
+  }
+  void on_field(http::field f, sv name, sv value) {
+    if (header_done) return;  // trailers are dropped
+    value = keep(value);
+    if (f == http::field::connection) {
+      std::size_t pos = 0;
+      while (pos <= value.size()) {
+        auto comma = value.find(',', pos);
+        sv tok = trim_ows(value.substr(pos, comma == sv::npos ? sv::npos : comma - pos));
+        if (!tok.empty()) connection_tokens.push_back(tok);
+        if (comma == sv::npos) break;
+        pos = comma + 1;
+      }
+    }
+    if (hop_by_hop(f)) return;
+    fields.emplace_back(name, value);
+  }
+  void emit(std::string& out, bool skip_expect = false) const {
+    for (const auto& [n, v] : fields) {
+      if (!connection_tokens.empty() &&
+          std::any_of(connection_tokens.begin(), connection_tokens.end(), [&](sv t) { return iequals(t, n); }))
+        continue;
+      if (skip_expect && iequals(n, "expect")) continue;
+      out.append(n.data(), n.size());
+      out.append(": ", 2);
+      out.append(v.data(), v.size());
+      out.append("\r\n", 2);
+    }
+  }
+};
+
+enum class route { proxy, healthz, meta, not_found };
+
+/// Request-line strings live in the session so their capacity is reused across requests.
+struct request_line {
+  std::string method, target, if_none_match;
+};
+
+/// Why a request was refused before anything reached the engine.
+struct rejection {
+  int status = 0;  ///< 0: not rejected
+  const char* reason = "";
+  std::string message;
+  std::string extra_headers;
+};
+
+/// Parses a client's request and, for proxied routes, writes the request the engine gets into
+/// `out`: the request line, the end-to-end fields, and a body re-framed by the proxy.
+class request_parser final : public http::basic_parser<true> {
+ public:
+  request_parser(header_rewriter& hr, std::string& out, request_line& line)
+      : method(line.method), target(line.target), if_none_match(line.if_none_match), hr_(hr), out_(out) {
+    hr_.reset();
+    if_none_match.clear();
+  }
+  std::string& method;
+  std::string& target;
+  std::string& if_none_match;
+  http::verb verb = http::verb::unknown;
+  int version = 11;
+  route where = route::not_found;
+  bool expect_continue = false;
+  std::uint64_t body_bytes = 0;
+  rejection rejected;  ///< set together with a parse error when a check refuses the request
+
+  /// Parses what it can of `in`; returns the bytes used (basic_parser::put with the lifetime rule).
+  std::size_t feed(sv in, error_code& ec) {
+    hr_.in_begin = in.data();
+    hr_.in_end = in.data() + in.size();
+    return put(boost::asio::const_buffer(in.data(), in.size()), ec);
+  }
+
+ private:
+  void reject(error_code& ec, int status, const char* reason, std::string message, std::string extra = {}) {
+    rejected.status = status;
+    rejected.reason = reason;
+    rejected.message = std::move(message);
+    rejected.extra_headers = std::move(extra);
+    ec = http::error::bad_value;
+  }
+  void on_request_impl(http::verb v, sv m, sv t, int ver, error_code& ec) override {
+    verb = v;
+    method.assign(m.data(), m.size());
+    target.assign(t.data(), t.size());
+    version = ver;
+    if (t.size() > max_target)
+      return reject(ec, 414, "URI Too Long",
+                    "request target of " + std::to_string(t.size()) + " bytes exceeds the limit of " +
+                        std::to_string(max_target));
+    if (auto why = target_problem(t)) return reject(ec, 400, "Bad Request", why);
+    sv path = t.substr(0, t.find('?'));
+    if (path.starts_with("/v1/") || path == "/v1")
+      where = route::proxy;
+    else if (path == "/healthz")
+      where = route::healthz;
+    else if (path == "/meta")
+      where = route::meta;
+    else
+      where = route::not_found;
+    if (v == http::verb::connect) return reject(ec, 400, "Bad Request", "CONNECT is not supported");
+    if (where == route::proxy && !proxied_method(v))
+      return reject(ec, 405, "Method Not Allowed", "method " + method + " is not proxied",
+                    "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n");
+  }
+  // "Name:\r\n value": Beast skips a fold before the first non-blank byte in place.
+  static bool folded_in_place(sv name, sv value) {
+    const char* after_name = name.data() + name.size();
+    return !value.empty() && value.data() > after_name &&
+           std::find(after_name, value.data(), '\n') != value.data();
+  }
+  static bool proxied_method(http::verb v) {
+    switch (v) {
+      case http::verb::get:
+      case http::verb::head:
+      case http::verb::post:
+      case http::verb::put:
+      case http::verb::patch:
+      case http::verb::delete_:
+      case http::verb::options:
+        return true;
+      default:
+        return false;
+    }
+  }
+  void on_response_impl(int, sv, int, error_code&) override {}
+  void on_field_impl(http::field f, sv name, sv value, error_code& ec) override {
+    // RFC 9112 5.2: a server may reject obs-fold with 400; nginx does, and so do we.
+    if (!hr_.in_input(value) || folded_in_place(name, value))
+      return reject(ec, 400, "Bad Request",
+                    "header field '" + std::string(name) + "' uses obsolete line folding (RFC 9112 5.2)");
+    if (f == http::field::host) {
+      if (++hosts_ > 1) return reject(ec, 400, "Bad Request", "more than one Host header");
+      if (!valid_host(value)) return reject(ec, 400, "Bad Request", "invalid Host header");
+    }
+    if (f == http::field::transfer_encoding) {
+      ++te_fields_;
+      // Only exactly one coding, "chunked", is understood (RFC 9112 6.1, 6.3): anything else
+      // would leave the body's end to guess, which is how requests are smuggled.
+      if (te_fields_ > 1 || !iequals(trim_ows(value), "chunked"))
+        return reject(ec, 501, "Not Implemented",
+                      "Transfer-Encoding '" + std::string(value) + "' is not supported (only 'chunked')");
+    }
+    if (f == http::field::content_length) has_cl_ = true;
+    if (te_fields_ && has_cl_)
+      return reject(ec, 400, "Bad Request", "both Content-Length and Transfer-Encoding");
+    if (f == http::field::expect && iequals(value, "100-continue")) expect_continue = true;
+    if (f == http::field::if_none_match) if_none_match.assign(value.data(), value.size());
+    hr_.on_field(f, name, value);
+  }
+  void on_header_impl(error_code& ec) override {
+    hr_.header_done = true;
+    if (version >= 11 && hosts_ == 0) return reject(ec, 400, "Bad Request", "HTTP/1.1 request without Host");
+    if (te_fields_ && version < 11)
+      return reject(ec, 400, "Bad Request", "Transfer-Encoding in an HTTP/1.0 request");
+    if (where != route::proxy) return;
+    out_.clear();
+    out_ += method;
+    out_ += ' ';
+    out_ += target;
+    out_ += " HTTP/1.1\r\n";
+    hr_.emit(out_, true);
+    if (chunked())
+      out_ += "Transfer-Encoding: chunked\r\n";
+    else if (auto cl = content_length(); cl && (*cl > 0 || verb == http::verb::post || verb == http::verb::put))
+      append_content_length(out_, *cl);
+    out_ += "\r\n";
+  }
+  void on_body_init_impl(boost::optional<std::uint64_t> const& cl, error_code&) override {
+    if (where == route::proxy && cl) out_.reserve(out_.size() + *cl);
+  }
+  std::size_t on_body_impl(sv body, error_code&) override {
+    body_bytes += body.size();
+    if (where == route::proxy) out_.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, sv, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
+    body_bytes += body.size();
+    if (where == route::proxy && !body.empty()) append_hex_chunk(out_, body);
+    return body.size();
+  }
+  void on_finish_impl(error_code&) override {
+    if (where == route::proxy && chunked()) out_ += "0\r\n\r\n";
+  }
+
+  header_rewriter& hr_;
+  std::string& out_;
+  int hosts_ = 0;
+  int te_fields_ = 0;
+  bool has_cl_ = false;
+};
+
+/// Parses the engine's response and writes what the client gets into `out`.
+class response_parser final : public http::basic_parser<false> {
+ public:
+  response_parser(header_rewriter& hr, std::string& out, int client_version, bool client_keep_alive, bool head)
+      : hr_(hr), out_(out), client_version_(client_version), client_keep_alive_(client_keep_alive), head_(head) {
+    hr_.reset();
+    skip(head);
+  }
+  int status = 0;
+  bool header_sent = false;   ///< header bytes queued for the client
+  bool close_client = false;  ///< the client connection ends after this response
+  bool chunk_out = false;     ///< the body is re-framed as chunked
+  bool raw_close_delimited = false;
+
+  std::size_t feed(sv in, error_code& ec) {
+    hr_.in_begin = in.data();
+    hr_.in_end = in.data() + in.size();
+    return put(boost::asio::const_buffer(in.data(), in.size()), ec);
+  }
+
+ private:
+  void on_request_impl(http::verb, sv, sv, int, error_code&) override {}
+  void on_response_impl(int code, sv reason, int, error_code&) override {
+    status = code;
+    reason_.assign(reason.data(), reason.size());
+  }
+  // RFC 9112 5.2: a proxy replaces each obs-fold in a response with SP (Beast's unfolded value is
+  // exactly that; the rewriter copies it out of Beast's temporary buffer).
+  void on_field_impl(http::field f, sv name, sv value, error_code&) override { hr_.on_field(f, name, value); }
+  void on_header_impl(error_code&) override {
+    hr_.header_done = true;
+    bool no_body = head_ || status / 100 == 1 || status == 204 || status == 304;
+    auto cl = content_length();
+    close_client = !client_keep_alive_;
+    if (!no_body && !cl) {
+      if (client_version_ >= 11) {
+        chunk_out = true;
+      } else {
+        raw_close_delimited = true;
+        close_client = true;
+      }
+    }
+    out_ += "HTTP/1.1 ";
+    out_ += std::to_string(status);
+    out_ += ' ';
+    out_ += reason_.empty() ? std::string(http::obsolete_reason(static_cast<http::status>(status))) : reason_;
+    out_ += "\r\n";
+    hr_.emit(out_);
+    if (cl && (status / 100 != 1 && status != 204)) append_content_length(out_, *cl);
+    if (chunk_out) out_ += "Transfer-Encoding: chunked\r\n";
+    if (close_client) out_ += "Connection: close\r\n";
+    out_ += "\r\n";
+    header_sent = true;
+  }
+  void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
+  std::size_t on_body_impl(sv body, error_code&) override {
+    if (chunk_out)
+      append_hex_chunk(out_, body);
+    else
+      out_.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_chunk_header_impl(std::uint64_t, sv, error_code&) override {}
+  std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
+    if (body.empty()) return 0;
+    if (chunk_out)
+      append_hex_chunk(out_, body);
+    else
+      out_.append(body.data(), body.size());
+    return body.size();
+  }
+  void on_finish_impl(error_code&) override {
+    if (chunk_out) out_ += "0\r\n\r\n";
+  }
+
+  header_rewriter& hr_;
+  std::string& out_;
+  std::string reason_;
+  int client_version_;
+  bool client_keep_alive_;
+  bool head_;
+};
+
+}  // namespace bp::net::http1
