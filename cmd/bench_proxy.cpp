@@ -67,7 +67,15 @@ Options:
   --max-body BYTES       largest request body accepted (default 33554432 = 32 MiB)
   --idle-timeout S       close idle keep-alive client connections after S seconds (default 75)
   --request-timeout S    a request must arrive completely within S seconds (default 60)
+  --upstream-header-timeout S
+                         the engine must start its response within S seconds of the request
+                         (default 1800: minutes-long prefills pass); 504 otherwise
+  --upstream-idle-timeout S
+                         the engine may pause a response body at most S seconds (default 300)
+  --max-connections N    client connections at once; 503 beyond (default: what the fd limit allows)
   --log-level LEVEL      trace, debug, info, warn, error, off
+
+Every duration is a finite number of seconds greater than 0 and at most 86400.
 
 SIGINT/SIGTERM: stop accepting, let in-flight requests finish (drain_timeout_s), stop the engine
 (SIGTERM, SIGKILL after stop_grace_s), reap its whole process tree, exit 0.
@@ -93,7 +101,8 @@ sigset_t stop_signals() {
 int cmd_serve(const std::vector<std::string>& argv, const std::vector<std::string>& full_argv) {
   args a(argv,
          {"--listen", "--config", "--threads", "--run-dir", "--hash-threads", "--max-body", "--idle-timeout",
-          "--request-timeout", "--log-level"},
+          "--request-timeout", "--upstream-header-timeout", "--upstream-idle-timeout", "--max-connections",
+          "--log-level"},
          {"--help", "-h"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kServeUsage;
@@ -112,6 +121,9 @@ int cmd_serve(const std::vector<std::string>& argv, const std::vector<std::strin
   o.server.max_request_body = static_cast<std::uint64_t>(a.integer("--max-body", 32l << 20, 1024, 1l << 40));
   o.server.idle_timeout_s = a.number("--idle-timeout", 75, 0.1, 86400);
   o.server.request_timeout_s = a.number("--request-timeout", 60, 0.1, 86400);
+  o.server.upstream_header_timeout_s = a.number("--upstream-header-timeout", 1800, 0.1, 86400);
+  o.server.upstream_idle_timeout_s = a.number("--upstream-idle-timeout", 300, 0.1, 86400);
+  o.server.max_connections = static_cast<std::size_t>(a.integer("--max-connections", 0, 1, 1000000));
   o.argv = full_argv;
 
   become_subreaper();

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/numbers.hpp"
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -65,29 +67,16 @@ bool args::flag(const std::string& name) const {
 double args::number(const std::string& name, double def, double min, double max) const {
   auto v = get(name);
   if (!v) return def;
-  try {
-    std::size_t pos = 0;
-    double d = std::stod(*v, &pos);
-    if (pos != v->size() || d < min || d > max) throw std::invalid_argument("range");
-    return d;
-  } catch (const std::exception&) {
-    throw usage_error(name + ": expected a number from " + std::to_string(min) + " to " + std::to_string(max) +
-                      ", got '" + *v + "'");
-  }
+  if (auto d = base::parse_number(*v, min, max)) return *d;
+  throw usage_error(name + ": expected a finite number " + base::range_text(min, max) + ", got '" + *v + "'");
 }
 
 long args::integer(const std::string& name, long def, long min, long max) const {
   auto v = get(name);
   if (!v) return def;
-  try {
-    std::size_t pos = 0;
-    long d = std::stol(*v, &pos);
-    if (pos != v->size() || d < min || d > max) throw std::invalid_argument("range");
-    return d;
-  } catch (const std::exception&) {
-    throw usage_error(name + ": expected a whole number from " + std::to_string(min) + " to " +
-                      std::to_string(max) + ", got '" + *v + "'");
-  }
+  if (auto d = base::parse_integer(*v, min, max)) return static_cast<long>(*d);
+  throw usage_error(name + ": expected a whole number " + base::range_text(static_cast<double>(min), static_cast<double>(max)) +
+                    ", got '" + *v + "'");
 }
 
 void setup_logging(const std::string& level) {

@@ -1,4 +1,6 @@
 // mock-engine: a no-compute OpenAI-compatible server (see docs/mock-engine.md).
+#include "base/numbers.hpp"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -42,10 +44,9 @@ Fault switches (tests):
 }
 
 double number(const char* flag, const char* v) {
-  char* end = nullptr;
-  double d = std::strtod(v, &end);
-  if (end == v || *end != '\0' || d < 0) usage_error(std::string(flag) + ": expected a number, got '" + v + "'");
-  return d;
+  auto d = bp::base::parse_number(v, 0, 1e12);
+  if (!d) usage_error(std::string(flag) + ": expected a finite number >= 0, got '" + v + "'");
+  return *d;
 }
 
 }  // namespace

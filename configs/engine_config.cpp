@@ -1,5 +1,7 @@
 #include "configs/engine_config.hpp"
 
+#include "base/numbers.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,15 +99,14 @@ struct ctx {
       add(n, key, "expected a number of seconds");
       return std::nullopt;
     }
-    try {
-      std::size_t pos = 0;
-      double d = std::stod(n.Scalar(), &pos);
-      if (pos != n.Scalar().size() || !(d > 0)) throw std::invalid_argument("x");
-      return d;
-    } catch (const std::exception&) {
-      add(n, key, "expected a positive number of seconds, got '" + n.Scalar() + "'");
+    // Finite, positive, at most a day: NaN, inf and 1e20 would disable or overflow a deadline.
+    auto d = base::parse_number(n.Scalar(), 0, base::max_duration_s);
+    if (!d || *d <= 0) {
+      add(n, key, "expected a number of seconds greater than 0 and at most " +
+                      std::to_string(static_cast<long>(base::max_duration_s)) + ", got '" + n.Scalar() + "'");
       return std::nullopt;
     }
+    return d;
   }
 };
 

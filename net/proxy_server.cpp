@@ -11,6 +11,7 @@
 #include "net/proxy/http1.hpp"
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -166,6 +167,12 @@ class session final : public std::enable_shared_from_this<session> {
   bool connect_upstream(std::string& err);
   void write_upstream();
   void upstream_failed(const std::string& what);
+  void upstream_timed_out(const std::string& what);
+  void close_upstream() {
+    error_code ec;
+    upstream_.close(ec);
+    ++upstream_gen_;
+  }
   void read_upstream();
   void on_upstream_read(const error_code& ec, std::size_t n);
   void parse_response();
@@ -187,6 +194,8 @@ class session final : public std::enable_shared_from_this<session> {
   std::optional<request_parser> rp_;
   std::optional<response_parser> sp_;
   bool upstream_reused_ = false;
+  std::uint64_t upstream_gen_ = 0;  // bumped whenever upstream_ is closed or replaced
+  clock_type::time_point forwarded_at_, last_upstream_byte_;
   bool upstream_got_bytes_ = false;
   bool retried_ = false;
   bool response_complete_ = false;
@@ -230,10 +239,24 @@ class handle_impl final : public connection_handle {
 
 class server_impl final : public proxy_server {
  public:
-  server_impl(const server_options& o, run_status& st) : opts_(o), status_(st) {
-    int n = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    for (int i = 0; i < n; ++i) threads_.push_back(std::make_unique<thread_ctx>());
+  server_impl(const server_options& o, run_status& st)
+      : opts_(o), status_(st), threads_(make_threads(o)) {
     acceptor_.emplace(threads_[0]->ioc);
+    accept_pause_.emplace(threads_[0]->ioc);
+    max_connections_ = o.max_connections;
+    if (max_connections_ == 0) {
+      // Each proxied connection holds two descriptors (client and engine); keep some for the rest.
+      rlimit rl{};
+      ::getrlimit(RLIMIT_NOFILE, &rl);
+      std::uint64_t soft = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : rl.rlim_cur;
+      max_connections_ = static_cast<std::size_t>(std::max<std::uint64_t>(16, soft > 64 ? (soft - 64) / 2 : 16));
+    }
+  }
+  static std::vector<std::unique_ptr<thread_ctx>> make_threads(const server_options& o) {
+    int n = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    std::vector<std::unique_ptr<thread_ctx>> t;
+    for (int i = 0; i < n; ++i) t.push_back(std::make_unique<thread_ctx>());
+    return t;
   }
   ~server_impl() override { shutdown(); }
 
@@ -320,6 +343,7 @@ class server_impl final : public proxy_server {
     asio::post(threads_[0]->ioc, [this] {
       error_code ec;
       acceptor_->close(ec);
+      accept_pause_->cancel();
     });
     for (auto& t : threads_) {
       // Let the closes run, then stop.
@@ -339,7 +363,16 @@ class server_impl final : public proxy_server {
   void accept() {
     thread_ctx& target = *threads_[next_++ % threads_.size()];
     acceptor_->async_accept(target.ioc, [this, &target](const error_code& ec, tcp::socket s) {
-      if (!ec) {
+      if (!acceptor_->is_open()) return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) return;
+        // Out of descriptors (or kernel memory) the same accept fails again at once: pause
+        // instead of spinning, and say so, as nginx does.
+        return accept_failed(ec);
+      }
+      if (open_.load() >= max_connections_) {
+        refuse_over_limit(std::move(s));
+      } else {
         std::uint64_t id = ++ids_;
         std::string peer;
         error_code pec;
@@ -350,8 +383,40 @@ class server_impl final : public proxy_server {
         asio::post(target.ioc, [sess] { sess->start(); });
         if (hooks_.on_open) hooks_.on_open(std::make_shared<handle_impl>(w, target.ioc, id, peer));
       }
-      if (acceptor_->is_open()) accept();
+      accept();
     });
+  }
+
+  void accept_failed(const error_code& ec) {
+    auto now = clock_type::now();
+    ++accept_failures_;
+    if (now - last_accept_log_ >= std::chrono::seconds(1)) {
+      if (hooks_.on_error)
+        hooks_.on_error("accept4() failed (" + std::to_string(ec.value()) + ": " + ec.message() +
+                        "); pausing accepts for 100 ms" +
+                        (accept_failures_ > 1 ? " (" + std::to_string(accept_failures_) + " times since the last report)"
+                                              : std::string()));
+      last_accept_log_ = now;
+      accept_failures_ = 0;
+    }
+    accept_pause_->expires_after(std::chrono::milliseconds(100));
+    accept_pause_->async_wait([this](const error_code& e) {
+      if (!e && acceptor_->is_open()) accept();
+    });
+  }
+
+  void refuse_over_limit(tcp::socket s) {
+    ++refused_;
+    std::string body = json_error(503, "overloaded",
+                                  "bench-proxy serves at most " + std::to_string(max_connections_) +
+                                      " connections at once (--max-connections)");
+    std::string msg = "HTTP/1.1 503 Service Unavailable\r\nServer: bench-proxy\r\nContent-Type: application/json\r\n"
+                      "Content-Length: " + std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body;
+    error_code ec;
+    s.non_blocking(true, ec);
+    s.write_some(asio::buffer(msg), ec);  // best effort: a fresh socket's send buffer takes it
+    s.shutdown(tcp::socket::shutdown_both, ec);
+    s.close(ec);
   }
 
   void schedule_sweep(thread_ctx& tc) {
@@ -385,6 +450,11 @@ class server_impl final : public proxy_server {
   std::atomic<std::uint16_t> upstream_port_{0};
   std::atomic<std::uint64_t> ids_{0};
   std::size_t next_ = 0;
+  std::size_t max_connections_ = 0;
+  std::optional<asio::steady_timer> accept_pause_;
+  clock_type::time_point last_accept_log_{};
+  std::uint64_t accept_failures_ = 0;
+  std::uint64_t refused_ = 0;
   bool started_ = false;
   bool shut_ = false;
 };
@@ -601,7 +671,7 @@ bool session::connect_upstream(std::string& err) {
     return false;
   }
   error_code ec;
-  upstream_.close(ec);
+  close_upstream();
   upstream_ = tcp::socket(tc_.ioc);
   // Loopback: the handshake completes inside connect(), so a blocking connect costs no wait.
   upstream_.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), ec);
@@ -647,9 +717,9 @@ void session::write_upstream() {
         asio::buffer(up_out_.data.data() + up_out_.off, up_out_.data.size() - up_out_.off), ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
       writing_upstream_ = true;
-      upstream_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& e) {
+      upstream_.async_wait(tcp::socket::wait_write, [self = shared_from_this(), gen = upstream_gen_](const error_code& e) {
         self->writing_upstream_ = false;
-        if (self->phase_ == phase::closed || self->phase_ == phase::response || !self->upstream_.is_open()) return;
+        if (self->phase_ == phase::closed || self->phase_ == phase::response || gen != self->upstream_gen_) return;
         if (e) return self->upstream_failed("engine connection: " + e.message());
         self->write_upstream();
       });
@@ -670,6 +740,7 @@ void session::write_upstream() {
 
 void session::start_response() {
   phase_ = phase::response;
+  forwarded_at_ = last_upstream_byte_ = tc_.now;
   sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
   sp_->eager(true);
   sp_->body_limit(boost::none);
@@ -690,7 +761,7 @@ void session::upstream_failed(const std::string& what) {
     }
   }
   stats_.upstream_errors++;
-  upstream_.close(ec);
+  close_upstream();
   if (phase_ != phase::response || !sp_ || !sp_->header_sent) {
     // A body that was streaming cannot be finished for anyone: close after answering.
     return local_response(502, "Bad Gateway", json_error(502, "upstream_error", what), {}, streaming_);
@@ -701,8 +772,8 @@ void session::upstream_failed(const std::string& what) {
 
 void session::read_upstream() {
   // As for the client: the engine's answer is never there yet right after the request went out.
-  upstream_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
-    if (self->phase_ != phase::response) return;
+  upstream_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen = upstream_gen_](const error_code& ec) {
+    if (self->phase_ != phase::response || gen != self->upstream_gen_) return;
     if (ec) return self->on_upstream_read(ec, 0);
     error_code rec;
     std::size_t n = self->upstream_.read_some(self->uin_.prepare(16384), rec);
@@ -718,7 +789,7 @@ void session::on_upstream_read(const error_code& ec, std::size_t n) {
       error_code pec;
       sp_->put_eof(pec);
       if (!pec && sp_->is_done()) {
-        upstream_.close(pec);
+        close_upstream();
         response_complete_ = true;
         close_after_ = close_after_ || sp_->raw_close_delimited;
         return flush_client();
@@ -729,6 +800,7 @@ void session::on_upstream_read(const error_code& ec, std::size_t n) {
   upstream_got_bytes_ = true;
   uin_.commit(n);
   touch();
+  last_upstream_byte_ = tc_.now;
   parse_response();
 }
 
@@ -754,8 +826,7 @@ void session::parse_response() {
     } else {
       response_complete_ = true;
       if (!sp_->keep_alive()) {
-        error_code cec;
-        upstream_.close(cec);
+        close_upstream();
       } else {
         upstream_reused_ = true;
       }
@@ -817,6 +888,23 @@ void session::sweep(clock_type::time_point now) {
     }
   }
   if (writing_client_ && idle > o.send_timeout_s) return close("send timeout: client is not reading");
+  if (phase_ == phase::response && sp_ && !response_complete_ && !writing_client_) {
+    if (!sp_->is_header_done() && duration<double>(now - forwarded_at_).count() > o.upstream_header_timeout_s)
+      return upstream_timed_out("the engine sent no response header within " +
+                                std::to_string(static_cast<long>(o.upstream_header_timeout_s)) + " s");
+    if (sp_->is_header_done() && duration<double>(now - last_upstream_byte_).count() > o.upstream_idle_timeout_s)
+      return upstream_timed_out("the engine sent nothing for " +
+                                std::to_string(static_cast<long>(o.upstream_idle_timeout_s)) + " s mid-response");
+  }
+}
+
+void session::upstream_timed_out(const std::string& what) {
+  stats_.upstream_timeouts++;
+  srv_.status().count_upstream_timeout();
+  close_upstream();
+  if (!sp_->header_sent)
+    return local_response(504, "Gateway Timeout", json_error(504, "upstream_timeout", what), {}, streaming_);
+  close("engine timed out mid-response: " + what);
 }
 
 void session::close(const std::string& reason) {
@@ -826,7 +914,7 @@ void session::close(const std::string& reason) {
   error_code ec;
   client_.shutdown(tcp::socket::shutdown_both, ec);
   client_.close(ec);
-  upstream_.close(ec);
+  close_upstream();
   if (counted_in_flight_) {
     counted_in_flight_ = false;
     srv_.in_flight_--;

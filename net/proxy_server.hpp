@@ -20,6 +20,9 @@ struct server_options {
   double idle_timeout_s = 75;     ///< keep-alive connection with no request in progress
   double request_timeout_s = 60;  ///< from a request's first byte to its last
   double send_timeout_s = 60;     ///< client not reading what we have to send
+  double upstream_header_timeout_s = 1800;  ///< request forwarded -> the engine's response header (504)
+  double upstream_idle_timeout_s = 300;     ///< longest gap between response body bytes
+  std::size_t max_connections = 0;          ///< 0: (RLIMIT_NOFILE soft - 64) / 2
 };
 
 /// Per-connection counters, reported once when the connection closes.
@@ -31,6 +34,7 @@ struct conn_stats {
   std::uint64_t client_aborts = 0;  ///< client went away while a response was in flight
   std::uint64_t upstream_errors = 0;
   std::uint64_t bad_requests = 0;
+  std::uint64_t upstream_timeouts = 0;  ///< 504s and responses cut for an engine that went quiet
 };
 
 class connection_handle {

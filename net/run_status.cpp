@@ -48,6 +48,7 @@ std::string run_status::healthz_json() const {
   pid_t p = engine_pid();
   j["engine_pid"] = p > 0 ? nlohmann::json(p) : nlohmann::json(nullptr);
   j["uptime_s"] = duration<double>(steady_clock::now() - started_).count();
+  j["upstream_timeouts"] = upstream_timeouts();
   std::lock_guard<std::mutex> g(mu_);
   j["config"] = description_;
   j["snapshot_id"] = meta_ ? nlohmann::json(meta_->sha256) : nlohmann::json(nullptr);

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +37,10 @@ class run_status {
   bool publish(std::shared_ptr<const meta_document> doc);
   std::shared_ptr<const meta_document> meta() const;
 
+  /// The proxy counts an engine that did not answer in time (504 or a cut response).
+  void count_upstream_timeout() { upstream_timeouts_.fetch_add(1, std::memory_order_relaxed); }
+  std::uint64_t upstream_timeouts() const { return upstream_timeouts_.load(std::memory_order_relaxed); }
+
   std::string healthz_json() const;
   std::string meta_pending_json() const;
 
@@ -43,6 +48,7 @@ class run_status {
   std::atomic<int> state_{0};
   std::atomic<pid_t> pid_{0};
   std::atomic<int> port_{0};
+  std::atomic<std::uint64_t> upstream_timeouts_{0};
   std::chrono::steady_clock::time_point started_;
   std::chrono::system_clock::time_point started_wall_;
   mutable std::mutex mu_;

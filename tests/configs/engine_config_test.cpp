@@ -186,12 +186,24 @@ TEST_F(ConfigTest, MissingFileIsAClearError) {
 TEST_F(ConfigTest, WarmupAndTimeoutsAreValidated) {
   auto r = load(std::string(kBase) + "warmup: -1\nready_timeout_s: soon\nstop_grace_s: 0\n");
   EXPECT_TRUE(has_error(r, "warmup", "whole number")) << all(r);
-  EXPECT_TRUE(has_error(r, "ready_timeout_s", "positive number")) << all(r);
-  EXPECT_TRUE(has_error(r, "stop_grace_s", "positive number")) << all(r);
+  EXPECT_TRUE(has_error(r, "ready_timeout_s", "greater than 0 and at most 86400")) << all(r);
+  EXPECT_TRUE(has_error(r, "stop_grace_s", "greater than 0 and at most 86400")) << all(r);
   r = load(std::string(kBase) + "warmup: 0\nready_timeout_s: 1800\n");
   ASSERT_TRUE(r.config) << all(r);
   EXPECT_EQ(r.config->warmup, 0);
   EXPECT_EQ(r.config->ready_timeout_s, 1800);
+}
+
+TEST_F(ConfigTest, DurationsMustBeFiniteAndAtMostADay) {
+  for (const char* v : {"nan", "NaN", "inf", "-inf", "infinity", ".inf", "1e10", "1e20", "86400.5", "-5", "0x10p9999"})
+    for (const char* key : {"ready_timeout_s", "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s"}) {
+      auto r = load(std::string(kBase) + key + ": " + v + "\n");
+      EXPECT_FALSE(r.config) << key << "=" << v;
+      EXPECT_TRUE(has_error(r, key, "at most 86400")) << key << "=" << v << ": " << all(r);
+    }
+  auto r = load(std::string(kBase) + "stop_grace_s: 86400\nready_timeout_s: 0.5\n");
+  ASSERT_TRUE(r.config) << all(r);
+  EXPECT_EQ(r.config->stop_grace_s, 86400);
 }
 
 TEST_F(ConfigTest, EnvValuesMustBeStringsOrSecrets) {

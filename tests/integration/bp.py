@@ -105,14 +105,15 @@ def write_config(dir, name="engine.yaml", mock_args=(), env=None, extra=""):
 class Proxy:
     """A running `bench-proxy serve`; stderr is collected line by line."""
 
-    def __init__(self, config, listen="127.0.0.1:0", args=(), env=None, cwd=None):
+    def __init__(self, config, listen="127.0.0.1:0", args=(), env=None, cwd=None, preexec_fn=None):
         self.lines = []
         self.cwd = cwd or tempfile.mkdtemp(prefix="bp_it_")
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.p = subprocess.Popen([BENCH_PROXY, "--listen", listen, "--config", config, "--run-dir",
                                    os.path.join(self.cwd, "run"), *args],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.cwd, env=full_env)
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.cwd, env=full_env,
+                                  preexec_fn=preexec_fn)
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
         self.port = None

@@ -1,5 +1,8 @@
 """Proxy behaviours: cancellation on client disconnect, listen errors."""
 import json
+import os
+import resource
+import signal
 import socket
 import subprocess
 import time
@@ -55,6 +58,88 @@ class ProxyTest(ProxyCase):
                            capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 2)
         self.assertRegex(r.stderr, r"engine.yaml:\d+:1: warmpu: unknown key")
+
+    def test_a_stopped_engine_gets_504_after_the_upstream_header_timeout_and_healthz_counts_it(self):
+        p = self.start(self.config(extra="warmup: 0"), args=["--upstream-header-timeout", "1"])
+        h = p.wait_ready()
+        engine = h["engine_pid"]
+        os.kill(engine, signal.SIGSTOP)
+        try:
+            status, body = p.post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+            self.assertEqual(status, 504, body)
+            self.assertIn("no response header within 1 s", json.loads(body)["error"]["message"])
+            self.assertEqual(p.healthz()["upstream_timeouts"], 1)
+        finally:
+            os.kill(engine, signal.SIGCONT)
+        # The engine is back: the next request is answered.
+        status, _ = p.post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        self.assertEqual(status, 200)
+        self.assertEqual(p.stop(), 0)
+
+    def test_out_of_descriptors_accepting_pauses_and_logs_and_recovers(self):
+        def low_fd_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
+        p = self.start(self.config(extra="warmup: 0"), args=["--max-connections", "100000"], preexec_fn=low_fd_limit)
+        p.wait_ready()
+        hogs = []
+        try:
+            for _ in range(150):
+                hogs.append(socket.create_connection(("127.0.0.1", p.port)))
+            wait_for(lambda: p.grep(r"accept4\(\) failed \(24: Too many open files\); pausing accepts"), timeout=30,
+                     what="the EMFILE log line")
+        finally:
+            for s in hogs:
+                s.close()
+        # Descriptors are back: the proxy accepts and answers again.
+        wait_for(lambda: p.healthz().get("state") == "ready", timeout=30, what="healthz after EMFILE")
+        self.assertEqual(p.stop(), 0)
+
+    def test_connections_beyond_max_connections_get_503(self):
+        p = self.start(self.config(extra="warmup: 0"), args=["--max-connections", "3"])
+        p.wait_ready()
+        held = []
+
+        def one_more_held():
+            # The polling connections of wait_ready close asynchronously: retry until a slot is free.
+            s = socket.create_connection(("127.0.0.1", p.port))
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            if b"200 OK" in s.recv(4096):
+                held.append(s)
+                return True
+            s.close()
+            return False
+        try:
+            for _ in range(3):
+                wait_for(one_more_held, timeout=30, what="a connection slot")
+            # Three are held open: a fourth is refused.
+            extra = socket.create_connection(("127.0.0.1", p.port))
+            got = b""
+            while True:
+                chunk = extra.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+            extra.close()
+            self.assertTrue(got.startswith(b"HTTP/1.1 503 "), got)
+            self.assertIn(b"--max-connections", got)
+        finally:
+            for s in held:
+                s.close()
+        self.assertEqual(p.stop(), 0)
+
+    def test_nan_and_infinite_durations_are_usage_errors_naming_the_option(self):
+        for opt in ["--idle-timeout", "--request-timeout", "--upstream-header-timeout", "--upstream-idle-timeout"]:
+            for v in ["nan", "inf", "-inf", "1e20", "0", "5s"]:
+                r = subprocess.run([BENCH_PROXY, "--listen", "127.0.0.1:0", "--config", self.config(), opt, v],
+                                   cwd=self.dir, capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 2, (opt, v, r.stderr))
+                self.assertIn(opt, r.stderr)
+        for opt in ["--timeout", "--rate"]:
+            for v in ["nan", "inf", "1e300"]:
+                r = subprocess.run([BENCH_PROXY, "bench", "--url", "http://127.0.0.1:1", "--queries", "x.csv", opt, v],
+                                   cwd=self.dir, capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 2, (opt, v, r.stderr))
+                self.assertIn(opt, r.stderr)
 
 
 if __name__ == "__main__":

@@ -326,7 +326,8 @@ namespace {
 /// canned bytes. Lets a test see exactly what the proxy forwarded, or that it forwarded nothing.
 class raw_upstream {
  public:
-  explicit raw_upstream(std::string response) : response_(std::move(response)) {
+  /// `hold`: after answering, keep the connection open and silent until the upstream is destroyed.
+  explicit raw_upstream(std::string response, bool hold = false) : response_(std::move(response)), hold_(hold) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -352,8 +353,13 @@ class raw_upstream {
           std::lock_guard<std::mutex> l(mu_);
           received_ += got;
         }
-        if (!got.empty()) ::send(c, response_.data(), response_.size(), MSG_NOSIGNAL);
-        ::close(c);
+        if (!got.empty() && !response_.empty()) ::send(c, response_.data(), response_.size(), MSG_NOSIGNAL);
+        if (hold_) {
+          std::lock_guard<std::mutex> l(mu_);
+          held_.push_back(c);
+        } else {
+          ::close(c);
+        }
       }
     });
   }
@@ -361,6 +367,7 @@ class raw_upstream {
     ::shutdown(fd_, SHUT_RDWR);
     ::close(fd_);
     thread_.join();
+    for (int c : held_) ::close(c);
   }
   std::uint16_t port() const { return port_; }
   int accepted() const { return accepted_.load(); }
@@ -371,6 +378,8 @@ class raw_upstream {
 
  private:
   std::string response_;
+  bool hold_ = false;
+  std::vector<int> held_;
   int fd_ = -1;
   std::uint16_t port_ = 0;
   std::atomic<int> accepted_{0};
@@ -447,4 +456,33 @@ TEST_F(ProxyTest, LaxRequestsThatNginxRefusesAreRefused) {
     EXPECT_NE(r.find("application/json"), std::string::npos);
   }
   EXPECT_EQ(up.accepted(), 0);
+}
+
+TEST_F(ProxyTest, AnEngineSilentBeforeItsHeaderGets504AndOneSilentMidBodyIsCut) {
+  proxy_->shutdown();
+  server_options o;
+  o.listen = "127.0.0.1:0";
+  o.threads = 1;
+  o.upstream_header_timeout_s = 0.2;
+  o.upstream_idle_timeout_s = 0.2;
+  std::string err;
+  proxy_ = proxy_server::create(o, status_, err);
+  ASSERT_TRUE(proxy_) << err;
+  proxy_->start({});
+  {
+    raw_upstream silent("", true);
+    proxy_->set_upstream_port(silent.port());
+    auto r = raw("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(r.rfind("HTTP/1.1 504 ", 0), 0u) << r;
+    EXPECT_NE(r.find("no response header"), std::string::npos) << r;
+  }
+  {
+    raw_upstream stalls("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial", true);
+    proxy_->set_upstream_port(stalls.port());
+    auto r = raw("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n");
+    // The header and the bytes that came left; then the connection was cut (raw() read to EOF).
+    EXPECT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r;
+    EXPECT_TRUE(r.size() >= 7 && r.compare(r.size() - 7, 7, "partial") == 0) << r;
+  }
+  EXPECT_EQ(status_.upstream_timeouts(), 2u);
 }
