@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -18,10 +19,12 @@
 #include <fstream>
 #include <future>
 #include <queue>
+#include <set>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
+#include "base/own_children.hpp"
 #include "snapshot/proc.hpp"
 #include "snapshot/sha256.hpp"
 
@@ -184,6 +187,7 @@ engine_child::~engine_child() {
   if (reaper_.joinable()) reaper_.join();
   if (pump_.joinable()) pump_.join();
   if (log_fd_ >= 0) ::close(log_fd_);
+  if (pump_wake_fd_ >= 0) ::close(pump_wake_fd_);
 }
 
 void engine_child::signal_group(int sig) const {
@@ -227,7 +231,9 @@ std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit
   if (devnull >= 0) devnull = move_high(devnull);
 
   pid_t pid = launcher::get().run([&]() -> pid_t {
+    auto own = base::own_children::guard();
     pid_t p = ::fork();
+    if (p > 0) base::own_children::add(p);
     if (p == 0) {
       ::dup2(devnull, 0);
       ::dup2(out[1], 1);
@@ -260,6 +266,7 @@ std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit
     return nullptr;
   }
   c->shim_ = pid;
+  c->pump_wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
   c->status_fd_ = st[0];
   c->out_fd_ = out[0];
   c->err_fd_ = er[0];
@@ -303,16 +310,33 @@ void engine_child::reaper_loop(exit_fn on_exit) {
     }
   }
   ::close(status_fd_);
-  if (!got_exit) {
-    // The shim itself died: contain what it supervised.
-    if (pid_ > 0) ::kill(-pid_, SIGKILL);
-    status_ = -1;
-  }
-  exited_ = true;
   int ws = 0;
   while (::waitpid(shim_, &ws, 0) < 0 && errno == EINTR) {
   }
-  if (pump_.joinable()) pump_.join();  // all output is in before anyone hears of the exit
+  base::own_children::remove(shim_);
+  if (!got_exit) {
+    // The shim itself died (even SIGKILL): what it supervised is ours to end. Its engine dies by
+    // its parent-death signal; every other process of the tree was re-parented to bench-proxy
+    // (a subreaper) and is killed here, whatever its group or session.
+    status_ = -1;
+    spdlog::error("the engine shim (PID {}) died ({}): killing the engine tree of PID {}", shim_,
+                  describe_wait_status(ws), pid_);
+    if (pid_ > 0) ::kill(-pid_, SIGKILL);
+    kill_orphans();
+  }
+  exited_ = true;
+  // All output is in before anyone hears of the exit; a pipe still held open by a process that
+  // escaped us must not hold the exit back forever.
+  {
+    std::unique_lock<std::mutex> g(mu_);
+    if (!cv_.wait_for(g, std::chrono::seconds(5), [this] { return pump_done_.load(); })) {
+      spdlog::warn("engine output pipes still open 5 s after the engine ended; no longer reading them");
+      std::uint64_t one = 1;
+      ssize_t ignored = ::write(pump_wake_fd_, &one, sizeof(one));
+      (void)ignored;
+    }
+  }
+  if (pump_.joinable()) pump_.join();
   {
     std::lock_guard<std::mutex> g(mu_);
     gone_ = true;
@@ -322,7 +346,7 @@ void engine_child::reaper_loop(exit_fn on_exit) {
 }
 
 void engine_child::pump_loop(std::vector<std::string> secrets, std::string prefix) {
-  pollfd fds[2] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}};
+  pollfd fds[3] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}, {pump_wake_fd_, POLLIN, 0}};
   std::string partial[2];
   char buf[65536];
   int open = 2;
@@ -338,11 +362,12 @@ void engine_child::pump_loop(std::vector<std::string> secrets, std::string prefi
     spdlog::info("[{} {}{}] {}", prefix, pid_, which == 1 ? " stderr" : "", line);
   };
   while (open > 0) {
-    int r = ::poll(fds, 2, -1);
+    int r = ::poll(fds, 3, -1);
     if (r < 0) {
       if (errno == EINTR) continue;
       break;
     }
+    if (fds[2].revents & POLLIN) break;  // told to give up on pipes an escaped process holds
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       ssize_t n = ::read(fds[i].fd, buf, sizeof(buf));
@@ -365,8 +390,38 @@ void engine_child::pump_loop(std::vector<std::string> secrets, std::string prefi
       }
     }
   }
-  for (int i = 0; i < 2; ++i)
+  for (int i = 0; i < 2; ++i) {
     if (!partial[i].empty()) emit(partial[i], i);
+    if (fds[i].fd >= 0) ::close(fds[i].fd);
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  pump_done_ = true;
+  cv_.notify_all();
+}
+
+void kill_orphans() {
+  // Children of bench-proxy that it did not fork itself are orphans of a dead shim's tree (a
+  // live shim is the subreaper of its own tree, so nothing of a live engine comes here).
+  pid_t me = ::getpid();
+  std::set<pid_t> killed;
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<pid_t> orphans;
+    {
+      auto own = base::own_children::guard();
+      for (pid_t k : snap::children("/proc", me))
+        if (!base::own_children::contains(k)) orphans.push_back(k);
+    }
+    for (pid_t k : orphans) {
+      if (killed.insert(k).second) spdlog::warn("killing PID {}, left behind by a dead engine shim", k);
+      ::kill(-k, SIGKILL);
+      ::kill(k, SIGKILL);
+    }
+    // Reap only these: the statuses of our own tools belong to whoever waits for them.
+    for (pid_t k : orphans) ::waitpid(k, nullptr, WNOHANG);
+    if (orphans.empty()) return;
+    ::usleep(5000);
+  }
+  spdlog::error("processes left behind by the engine shim would not die");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -91,12 +91,18 @@ class engine_child {
   int status_fd_ = -1, out_fd_ = -1, err_fd_ = -1, log_fd_ = -1;
   std::atomic<bool> exited_{false};
   std::atomic<bool> gone_{false};
+  std::atomic<bool> pump_done_{false};
+  int pump_wake_fd_ = -1;
   std::atomic<int> status_{0};
   std::thread reaper_, pump_;
   std::shared_ptr<output_capture> capture_ = std::make_shared<output_capture>();
   std::mutex mu_;
   std::condition_variable cv_;
 };
+
+/// Kills and reaps every child of bench-proxy it did not fork itself: the orphans a dead shim's
+/// engine tree left behind (re-parented here, since bench-proxy is a child subreaper).
+void kill_orphans();
 
 /// "exited with status 3" / "killed by signal 9 (SIGKILL)".
 std::string describe_wait_status(int status);

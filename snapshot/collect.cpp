@@ -1,5 +1,7 @@
 #include "snapshot/collect.hpp"
 
+#include "base/own_children.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -95,8 +97,11 @@ std::string run_program(const std::vector<std::string>& argv, std::chrono::milli
   std::vector<char*> av;
   for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
   av.push_back(nullptr);
+  auto own = base::own_children::guard();
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid > 0) base::own_children::add(pid);
+  own.unlock();
   if (pid == 0) {
     ::dup2(out[1], 1);
     int devnull = ::open("/dev/null", O_RDWR);
@@ -135,6 +140,7 @@ std::string run_program(const std::vector<std::string>& argv, std::chrono::milli
   int st = 0;
   while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
   }
+  base::own_children::remove(pid);
   if (exit_status) *exit_status = st;
   if (timed_out)
     throw std::runtime_error(argv[0] + " did not finish within " + std::to_string(timeout.count()) + " ms (killed)");

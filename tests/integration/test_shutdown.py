@@ -9,6 +9,18 @@ import unittest
 from bp import BENCH_PROXY, ProxyCase, alive, pids_with_marker, stream_events, wait_for
 
 
+def shims(pids):
+    out = []
+    for q in pids:
+        try:
+            with open(f"/proc/{q}/comm") as f:
+                if f.read().strip() == "bp-engine-shim":
+                    out.append(q)
+        except OSError:
+            pass
+    return out
+
+
 class ShutdownTest(ProxyCase):
     def marker_config(self, mock_args=(), extra="warmup: 0\nstop_grace_s: 1\ndrain_timeout_s: 2"):
         self.marker = f"BP_MARKER_{os.getpid()}_{time.monotonic_ns()}"
@@ -22,6 +34,33 @@ class ShutdownTest(ProxyCase):
         self.assertEqual(p.stop(signal.SIGINT), 0, p.log())
         self.assertEqual([q for q in tree if alive(q)], [])
         self.assertEqual(pids_with_marker(self.marker), [])
+
+    def test_a_sigkilled_shim_ends_the_whole_tree_and_the_run(self):
+        p = self.start(self.marker_config(["--workers", "2", "--detached-grandchild"],
+                                          extra="warmup: 0\nstop_grace_s: 2\ndrain_timeout_s: 2"))
+        h = p.wait_ready()
+        tree = pids_with_marker(self.marker)
+        shim = shims(p.tree())
+        self.assertEqual(len(shim), 1, p.tree())
+        tree = [q for q in tree if q != shim[0]]
+        self.assertGreaterEqual(len(tree), 4, tree)  # engine, 2 workers, detached grandchild
+        os.kill(shim[0], signal.SIGKILL)
+        # bench-proxy hears of it as an engine exit: it ends the run, non-zero, and nothing survives.
+        wait_for(lambda: p.p.poll() is not None, timeout=60, what="bench-proxy to end the run")
+        self.assertNotEqual(p.p.returncode, 0, p.log())
+        self.assertTrue(p.grep(r"engine shim \(PID %d\) died" % shim[0]), p.log())
+        self.assertEqual([q for q in tree if alive(q)], [], p.log())
+        self.assertEqual(pids_with_marker(self.marker), [])
+        self.assertNotEqual(h["engine_pid"], None)
+
+    def test_sigint_right_after_a_shim_death_still_stops_and_leaves_nothing(self):
+        p = self.start(self.marker_config(["--detached-grandchild"]))
+        p.wait_ready()
+        shim = shims(p.tree())
+        os.kill(shim[0], signal.SIGKILL)
+        p.p.send_signal(signal.SIGINT)
+        wait_for(lambda: p.p.poll() is not None, timeout=60, what="bench-proxy to exit")
+        self.assertEqual(pids_with_marker(self.marker), [], p.log())
 
     def test_sigterm_lets_an_inflight_stream_finish(self):
         p = self.start(self.marker_config(["--itl-ms", "50", "--tokens", "20"]))
