@@ -26,7 +26,7 @@
 
 #include "base/own_children.hpp"
 #include "snapshot/proc.hpp"
-#include "snapshot/sha256.hpp"
+#include "base/sha256.hpp"
 
 extern char** environ;
 
@@ -98,16 +98,6 @@ std::string describe_wait_status(int status) {
     return "killed by signal " + std::to_string(sig) + (name ? std::string(" (SIG") + name + ")" : "");
   }
   return "ended with wait status " + std::to_string(status);
-}
-
-std::string scrub(std::string s, const std::vector<std::string>& secrets) {
-  for (const auto& sec : secrets) {
-    if (sec.empty()) continue;
-    std::string mark = "[REDACTED sha256:" + sha256_hex(sec).substr(0, 12) + "]";
-    for (std::size_t pos = 0; (pos = s.find(sec, pos)) != std::string::npos; pos += mark.size())
-      s.replace(pos, sec.size(), mark);
-  }
-  return s;
 }
 
 void become_subreaper() { ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); }
@@ -271,7 +261,7 @@ std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit
   c->out_fd_ = out[0];
   c->err_fd_ = er[0];
   engine_child* raw = c.get();
-  c->pump_ = std::thread([raw, secrets = spec.secrets, prefix = spec.log_prefix] { raw->pump_loop(secrets, prefix); });
+  c->pump_ = std::thread([raw, redact = spec.redact, prefix = spec.log_prefix] { raw->pump_loop(redact, prefix); });
   c->reaper_ = std::thread([raw, on_exit = std::move(on_exit)] { raw->reaper_loop(on_exit); });
   {
     std::unique_lock<std::mutex> g(c->mu_);
@@ -345,13 +335,13 @@ void engine_child::reaper_loop(exit_fn on_exit) {
   if (on_exit) on_exit(status_.load());
 }
 
-void engine_child::pump_loop(std::vector<std::string> secrets, std::string prefix) {
+void engine_child::pump_loop(base::redactor redact, std::string prefix) {
   pollfd fds[3] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}, {pump_wake_fd_, POLLIN, 0}};
   std::string partial[2];
   char buf[65536];
   int open = 2;
   auto emit = [&](std::string line, int which) {
-    line = scrub(std::move(line), secrets);
+    line = redact.scrub(std::move(line));
     std::string with_nl = line + "\n";
     if (log_fd_ >= 0) {
       ssize_t ignored = ::write(log_fd_, with_nl.data(), with_nl.size());

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "base/redact.hpp"
+
 namespace bp {
 
 class sha256_hasher;
@@ -34,7 +36,7 @@ struct launch_spec {
   std::vector<std::string> envp;      ///< "NAME=value", exactly what the engine gets
   std::string cwd;
   std::string log_path;               ///< engine.log (stdout and stderr, secrets scrubbed)
-  std::vector<std::string> secrets;   ///< scrubbed from every line bench-proxy logs or writes
+  base::redactor redact;              ///< applied to every line bench-proxy logs or writes
   std::string log_prefix = "engine";
 };
 
@@ -85,7 +87,7 @@ class engine_child {
  private:
   engine_child() = default;
   void reaper_loop(exit_fn on_exit);
-  void pump_loop(std::vector<std::string> secrets, std::string prefix);
+  void pump_loop(base::redactor redact, std::string prefix);
 
   pid_t shim_ = -1, pid_ = -1;
   int status_fd_ = -1, out_fd_ = -1, err_fd_ = -1, log_fd_ = -1;
@@ -106,9 +108,6 @@ void kill_orphans();
 
 /// "exited with status 3" / "killed by signal 9 (SIGKILL)".
 std::string describe_wait_status(int status);
-
-/// Replaces every secret in `s` with a redaction marker.
-std::string scrub(std::string s, const std::vector<std::string>& secrets);
 
 /// Entry point of `bench-proxy __engine-shim`; never returns to normal CLI handling.
 int engine_shim_main(int argc, char** argv);

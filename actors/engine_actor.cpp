@@ -72,7 +72,7 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_
   for (const auto& [k, v] : cfg.env) spec.envp.push_back(k + "=" + v.value);
   spec.cwd = cfg.cwd;
   spec.log_path = ctx->run_dir + "/engine.log";
-  spec.secrets = cfg.secret_values();
+  spec.redact = cfg.redactor();
   caf::actor me = caf::actor_cast<caf::actor>(self);
   std::shared_ptr<engine_child> child =
       engine_child::launch(spec, [me](int status) { caf::anon_send(me, atom::exited::value, status); }, err);

@@ -12,7 +12,7 @@
 #include "actors/actors.hpp"
 #include "actors/child_process.hpp"
 #include "snapshot/collect.hpp"
-#include "snapshot/sha256.hpp"
+#include "base/sha256.hpp"
 
 namespace bp {
 
@@ -154,7 +154,7 @@ void assemble(caf::stateful_actor<meta_state>* self) {
     if (!r.ok) status[def.name]["error"] = r.error;
   }
   doc["collectors"] = status;
-  snap::redact_secrets(doc, cfg.secret_values());
+  cfg.redactor().redact(doc);
   auto m = std::make_shared<net::meta_document>();
   m->bytes = doc.dump() + "\n";
   m->sha256 = sha256_hex(m->bytes);

@@ -7,7 +7,7 @@
 #include "cmd/commands.hpp"
 #include "net/http_client.hpp"
 #include "snapshot/diff.hpp"
-#include "snapshot/sha256.hpp"
+#include "base/sha256.hpp"
 
 namespace bp::cli {
 

@@ -1,6 +1,8 @@
 #include "configs/engine_config.hpp"
 
+#include "base/files.hpp"
 #include "base/numbers.hpp"
+#include "base/text.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,7 +16,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "snapshot/sha256.hpp"
+#include "base/sha256.hpp"
 
 extern char** environ;
 
@@ -80,8 +82,14 @@ struct ctx {
       std::string err;
       auto v = interpolate(n.begin()->second.Scalar(), *env, err);
       if (!v) {
-        // Never echo the secret's text: the error names only the variable.
-        add(n.begin()->second, key, err);
+        // Never echo the secret's text (an error message can quote part of it).
+        add(n.begin()->second, key, "the secret's value has a bad $-reference (its text is not shown; write $$ for a literal dollar)");
+        return std::nullopt;
+      }
+      if (v->size() < base::min_secret_length) {
+        add(n.begin()->second, key,
+            "a secret must be at least " + std::to_string(base::min_secret_length) +
+                " characters long (shorter ones are guessable and cannot be redacted from free text)");
         return std::nullopt;
       }
       return config_value{*v, true};
@@ -240,9 +248,7 @@ std::string default_health_path(const std::string&) {
   return "/health";
 }
 
-nlohmann::json redacted(const std::string& plaintext) {
-  return {{"redacted", true}, {"sha256", sha256_hex(plaintext)}};
-}
+base::redactor engine_config::redactor() const { return base::redactor(secret_values(), base::secret_key()); }
 
 load_result load_config(const std::string& path, const env_map& proc_env) {
   load_result res;
@@ -257,8 +263,30 @@ load_result load_config(const std::string& path, const env_map& proc_env) {
                                                                             : "no such file")});
     return res;
   }
+  std::string text;
   try {
-    root = YAML::LoadFile(abs.string());
+    text = base::read_file_limited(abs.string(), max_config_bytes);
+  } catch (const std::exception& e) {
+    res.errors.push_back({path, 0, 0, "", std::string("cannot read config file: ") + e.what()});
+    return res;
+  }
+  // YAML is Unicode text; a stray byte must be named here, not deep inside a JSON library later.
+  if (auto bad = base::first_invalid_utf8(text)) {
+    auto at = base::position_of(text, *bad);
+    char hex[8];
+    std::snprintf(hex, sizeof(hex), "0x%02x", static_cast<unsigned char>(text[*bad]));
+    res.errors.push_back({path, static_cast<int>(at.line), static_cast<int>(at.column), "",
+                          std::string("byte ") + hex + " is not valid UTF-8"});
+    return res;
+  }
+  try {
+    auto docs = YAML::LoadAll(text);
+    if (docs.size() > 1) {
+      res.errors.push_back({path, docs[1].Mark().line + 1, docs[1].Mark().column + 1, "",
+                            "a second YAML document: a config file holds exactly one"});
+      return res;
+    }
+    if (!docs.empty()) root = docs[0];
   } catch (const YAML::ParserException& e) {
     res.errors.push_back({path, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax: " + e.msg});
     return res;
@@ -335,9 +363,9 @@ load_result load_config(const std::string& path, const env_map& proc_env) {
         std::string key = "args[" + std::to_string(i) + "]";
         auto v = c.value(n[i], key);
         if (!v) continue;
-        if (!v->secret && is_host_or_port_flag(v->value)) {
-          c.add(n[i], key, "'" + v->value +
-                               "' is not allowed: bench-proxy injects --host 127.0.0.1 --port N itself");
+        if (is_host_or_port_flag(v->value)) {
+          c.add(n[i], key, (v->secret ? std::string("a secret that is a host or port flag") : "'" + v->value + "'") +
+                               " is not allowed: bench-proxy injects --host 127.0.0.1 --port N itself");
         }
         cfg.args.push_back(*v);
       }
@@ -448,8 +476,9 @@ std::vector<config_error> check_launchable(const engine_config& c) {
 }
 
 nlohmann::json to_json(const engine_config& c) {
-  auto show = [](const config_value& v) -> nlohmann::json {
-    return v.secret ? redacted(v.value) : nlohmann::json(v.value);
+  auto red = c.redactor();
+  auto show = [&red](const config_value& v) -> nlohmann::json {
+    return v.secret ? red.redacted_value(v.value) : nlohmann::json(v.value);
   };
   nlohmann::json args = nlohmann::json::array();
   for (const auto& a : c.args) args.push_back(show(a));
@@ -477,6 +506,8 @@ nlohmann::json to_json(const engine_config& c) {
       {"model", c.model.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.model)},
   };
   if (!resolved) j["resolved_cmd_error"] = why;
+  // A secret may also appear inside a plain value (a description, a path): redact those too.
+  red.redact(j);
   return j;
 }
 

@@ -3,6 +3,7 @@
 ///
 /// A config is loaded from YAML, interpolated from bench-proxy's own environment, and validated
 /// strictly: unknown keys are errors, and every error names the file, line and column.
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -10,10 +11,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/redact.hpp"
+
 namespace bp {
 
 /// A string that may be a secret. Secrets never leave bench-proxy in plaintext: wherever they are
-/// shown they become {"redacted": true, "sha256": "<hex>"}.
+/// shown they become {"redacted": true, "hmac_sha256": "<hex>", "key_id": "<hex>"} (base/redact.hpp).
 struct config_value {
   std::string value;
   bool secret = false;
@@ -41,6 +44,8 @@ struct engine_config {
   std::string env_path() const;
   /// Every secret plaintext in this config (for scrubbing logs and /proc reads).
   std::vector<std::string> secret_values() const;
+  /// The redaction policy for everything this config's run writes or prints.
+  base::redactor redactor() const;
   /// argv[1..] as plain strings (secrets included: for the child only).
   std::vector<std::string> plain_args() const;
 };
@@ -64,6 +69,9 @@ using env_map = std::map<std::string, std::string>;
 /// The current process environment as a map.
 env_map process_env();
 
+/// The largest config file read (a config is a page of YAML; anything near this is a mistake).
+inline constexpr std::uint64_t max_config_bytes = 1u << 20;
+
 /// Loads and validates one config file. `env` is bench-proxy's own environment, the only source of
 /// $VAR values. Never throws for bad input: problems come back as errors.
 load_result load_config(const std::string& path, const env_map& env);
@@ -75,9 +83,6 @@ std::vector<config_error> check_launchable(const engine_config& c);
 
 /// Resolved config as JSON, secrets redacted. Adds "resolved_cmd" (path or null).
 nlohmann::json to_json(const engine_config& c);
-
-/// {"redacted": true, "sha256": hex}
-nlohmann::json redacted(const std::string& plaintext);
 
 /// Interpolates $VAR, ${VAR} and $$ in `in`. On an unset variable or a stray '$', returns
 /// nullopt and sets `error`.

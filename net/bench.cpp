@@ -10,10 +10,11 @@
 #include <sstream>
 #include <thread>
 
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/redact.hpp"
+#include "base/sha256.hpp"
 #include "net/http_client.hpp"
 
 namespace bp::bench {
@@ -444,18 +445,6 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
 
 namespace {
 
-std::string sha256_of(const std::string& data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 15]);
-  }
-  return out;
-}
 
 std::string iso_now() {
   std::time_t t = std::time(nullptr);
@@ -650,7 +639,7 @@ json run(const options& o) {
     json meta = json::array();
     for (const auto& q : queries) meta.push_back({{"line", q.line}, {"metadata", q.metadata}});
     result["workload"] = {{"path", o.queries_path}, {"sha256", ""}, {"rows", queries.size()}, {"metadata", meta}};
-    result["workload"]["sha256"] = sha256_of(ss.str());
+    result["workload"]["sha256"] = sha256_hex(ss.str());
   }
   result["requests"] = reqs;
   result["finished_at"] = iso_now();
@@ -675,7 +664,42 @@ json run(const options& o) {
   result["valid"] = valid;
   if (!valid) result["invalid_reason"] = why;
   result["snapshot"] = before ? before->doc : json(nullptr);
+  if (before) redact_like_snapshot(result, before->doc);
   return result;
+}
+
+namespace {
+void collect_digests(const json& j, const std::string& key_id, std::set<std::string>& out) {
+  if (j.is_object()) {
+    if (j.value("redacted", false) && j.contains("hmac_sha256") && j.value("key_id", "") == key_id) {
+      out.insert(j["hmac_sha256"].get<std::string>());
+      return;
+    }
+    for (const auto& v : j) collect_digests(v, key_id, out);
+  } else if (j.is_array()) {
+    for (const auto& v : j) collect_digests(v, key_id, out);
+  }
+}
+void redact_matching(json& j, const base::redactor& red, const std::set<std::string>& digests) {
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    if (s.size() >= base::min_secret_length && digests.count(red.digest(s))) j = red.redacted_value(s);
+  } else if (j.is_object() || j.is_array()) {
+    for (auto& v : j) redact_matching(v, red, digests);
+  }
+}
+}  // namespace
+
+void redact_like_snapshot(json& result, const json& snapshot) {
+  // The bench never sees the config's secrets, but the snapshot names them by keyed digest: any
+  // string of the result whose digest under the same key matches (a model name given as a
+  // secret, echoed by /v1/models) is redacted the same way.
+  base::redactor red({}, base::secret_key());
+  std::set<std::string> digests;
+  collect_digests(snapshot, red.key_id(), digests);
+  if (digests.empty()) return;
+  for (auto it = result.begin(); it != result.end(); ++it)
+    if (it.key() != "snapshot" && it.key() != "requests") redact_matching(it.value(), red, digests);
 }
 
 double headline(const json& result) {

@@ -100,6 +100,9 @@ class client {
   std::unique_ptr<impl> impl_;
 };
 
+/// Redacts every string of `result` that is a secret the snapshot names by its keyed digest.
+void redact_like_snapshot(nlohmann::json& result, const nlohmann::json& snapshot);
+
 /// The headline number: median of the per-request output tokens per second.
 double headline(const nlohmann::json& result);
 

@@ -26,7 +26,7 @@
 #include "snapshot/libs.hpp"
 #include "snapshot/merkle.hpp"
 #include "snapshot/proc.hpp"
-#include "snapshot/sha256.hpp"
+#include "base/sha256.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -151,37 +151,6 @@ std::string run_program(const std::vector<std::string>& argv, std::chrono::milli
                                             : "signal " + std::to_string(WTERMSIG(st))) +
                              ")");
   return data;
-}
-
-void redact_secrets(json& j, const std::vector<std::string>& secrets) {
-  if (secrets.empty()) return;
-  if (j.is_string()) {
-    const std::string& s = j.get_ref<const std::string&>();
-    for (const auto& sec : secrets) {
-      if (sec.empty()) continue;
-      if (s == sec) {
-        j = json{{"redacted", true}, {"sha256", sha256_hex(sec)}};
-        return;
-      }
-    }
-    std::string masked = s;
-    std::string hash;
-    for (const auto& sec : secrets) {
-      if (sec.size() < 4) continue;  // too short to scrub out of free text without mangling it
-      for (std::size_t pos = 0; (pos = masked.find(sec, pos)) != std::string::npos;) {
-        masked.replace(pos, sec.size(), "<redacted>");
-        hash = sha256_hex(sec);
-        pos += 10;
-      }
-    }
-    if (!hash.empty()) j = json{{"redacted", true}, {"sha256", hash}, {"masked", masked}};
-    return;
-  }
-  if (j.is_array()) {
-    for (auto& e : j) redact_secrets(e, secrets);
-  } else if (j.is_object()) {
-    for (auto it = j.begin(); it != j.end(); ++it) redact_secrets(it.value(), secrets);
-  }
 }
 
 json collect_command(const collect_input& in) {

@@ -53,9 +53,5 @@ nlohmann::json collect_loaded_libs(const collect_input& in);
 std::string run_program(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
                         int* exit_status = nullptr, bool merge_stderr = false);
 
-/// Replaces secrets everywhere in a JSON value (strings only): an exact match becomes
-/// {"redacted": true, "sha256": ...}; a string that contains one becomes the same object with
-/// "masked": the string with the secret cut out.
-void redact_secrets(nlohmann::json& j, const std::vector<std::string>& secrets);
 
 }  // namespace bp::snap

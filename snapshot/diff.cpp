@@ -56,7 +56,7 @@ std::string element_key(const std::string& array_path, const json& e, std::map<s
 void flatten(const json& j, const std::string& path, std::map<std::string, json>& out) {
   if (j.is_object()) {
     // A redacted secret is one value, not an object to look into.
-    if (j.contains("redacted") && j.contains("sha256") && j.size() <= 3) {
+    if (j.contains("redacted") && j.contains("hmac_sha256") && j.size() <= 3) {
       out[path] = j;
       return;
     }

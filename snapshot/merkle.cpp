@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "snapshot/sha256.hpp"
+#include "base/sha256.hpp"
 
 namespace bp::snap {
 

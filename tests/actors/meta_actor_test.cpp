@@ -34,7 +34,7 @@ class MetaActorTest : public ::testing::Test {
     s.argv = {"mock-engine", "--workers", "2", "--port", std::to_string(port_)};
     s.envp = {"PATH=/usr/bin:/bin", "HF_TOKEN=hf_test_secret_value_42", "PER_RUN=1"};
     s.cwd = dir_.string();
-    s.secrets = {"hf_test_secret_value_42"};
+    s.redact = bp::base::redactor({"hf_test_secret_value_42"}, "test key");
     child_ = engine_child::launch(s, nullptr, err);
     ASSERT_TRUE(child_) << err;
     std::this_thread::sleep_for(300ms);  // the workers exist

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "snapshot/sha256.hpp"
+#include "base/sha256.hpp"
 
 namespace fs = std::filesystem;
 using namespace bp;
@@ -122,14 +122,46 @@ TEST_F(ConfigTest, StrayDollarIsAnError) {
   EXPECT_TRUE(has_error(r, "args[1]", "stray '$'")) << all(r);
 }
 
-TEST_F(ConfigTest, SecretIsRedactedInJsonWithItsSha256) {
+TEST_F(ConfigTest, SecretIsRedactedInJsonWithItsKeyedDigest) {
   auto r = load(std::string(kBase) + "env:\n  HF_TOKEN: { secret: $HF_TOKEN }\n  PLAIN: x\n");
   ASSERT_TRUE(r.config) << all(r);
   auto text = to_json(*r.config).dump();
   EXPECT_EQ(text.find("hf_supersecret_token_123"), std::string::npos) << text;
-  EXPECT_NE(text.find(sha256_hex("hf_supersecret_token_123")), std::string::npos) << text;
+  EXPECT_EQ(text.find(sha256_hex("hf_supersecret_token_123")), std::string::npos) << text;  // unkeyed: guessable
+  EXPECT_NE(text.find(r.config->redactor().digest("hf_supersecret_token_123")), std::string::npos) << text;
   EXPECT_NE(text.find("\"redacted\":true"), std::string::npos);
   ASSERT_EQ(r.config->secret_values().size(), 1u);
+}
+
+TEST_F(ConfigTest, ShortSecretsAreRefusedAndErrorsNeverQuoteASecret) {
+  auto r = load(std::string(kBase) + "env:\n  K: { secret: \"a\" }\n  L: { secret: \"1234567\" }\n  M: { secret: \"12345678\" }\n");
+  EXPECT_TRUE(has_error(r, "env.K", "at least 8 characters")) << all(r);
+  EXPECT_TRUE(has_error(r, "env.L", "at least 8 characters")) << all(r);
+  EXPECT_FALSE(has_error(r, "env.M", "at least")) << all(r);
+  r = load(std::string(kBase) + "env:\n  K: { secret: \"hunter2-pass${not a var}\" }\n");
+  EXPECT_EQ(all(r).find("hunter2"), std::string::npos) << all(r);
+  EXPECT_EQ(all(r).find("not a var"), std::string::npos) << all(r);
+  EXPECT_TRUE(has_error(r, "env.K", "not shown")) << all(r);
+  r = load(std::string(kBase) + "args: [{ secret: \"--port=1234\" }]\n");
+  EXPECT_TRUE(has_error(r, "args[0]", "not allowed")) << all(r);
+  EXPECT_EQ(all(r).find("1234"), std::string::npos) << all(r);
+}
+
+TEST_F(ConfigTest, BadBytesSecondDocumentsAndKernelFilesAreConfigErrorsNamingTheFile) {
+  auto path = write("u.yaml", std::string(kBase) + "description: caf\xb1\n");
+  auto r = load_config(path, env_);
+  ASSERT_EQ(r.errors.size(), 1u) << all(r);
+  EXPECT_NE(r.errors[0].str().find("u.yaml:"), std::string::npos);
+  EXPECT_NE(r.errors[0].str().find("0xb1 is not valid UTF-8"), std::string::npos) << all(r);
+  EXPECT_GT(r.errors[0].line, 0);
+  r = load(std::string(kBase) + "---\ndescription: second\n");
+  EXPECT_TRUE(!r.config && all(r).find("second YAML document") != std::string::npos) << all(r);
+  r = load_config("/proc/self/mem", env_);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].str().find("/proc/self/mem"), std::string::npos) << all(r);
+  r = load_config("/dev/zero", env_);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].str().find("/dev/zero"), std::string::npos) << all(r);
 }
 
 TEST_F(ConfigTest, SecretNeverAppearsInErrors) {

@@ -87,7 +87,8 @@ def write_config(dir, name="engine.yaml", mock_args=(), env=None, extra=""):
         "description: integration test mock engine",
         "engine: mock",
         f"cmd: {MOCK}",
-        "args: [" + ", ".join(json.dumps(str(a)) for a in mock_args) + "]",
+        "args: [" + ", ".join(f"{{ secret: {json.dumps(a['secret'])} }}" if isinstance(a, dict) else json.dumps(str(a))
+                              for a in mock_args) + "]",
         "env:",
     ]
     for k, v in env.items():

@@ -96,7 +96,13 @@ class MetaTest(ProxyCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("plaintext-never-shown-123", r.stdout + r.stderr)
         j = json.loads(r.stdout)
-        self.assertEqual(j["env"]["TOK"]["sha256"], __import__("hashlib").sha256(b"plaintext-never-shown-123").hexdigest())
+        # The digest is keyed (HMAC-SHA256 with the key file), never the guessable plain sha256.
+        import hashlib, hmac
+        key = open(os.environ["BENCH_PROXY_SECRET_KEY_FILE"], "rb").read()
+        self.assertEqual(j["env"]["TOK"]["hmac_sha256"],
+                         hmac.new(key, b"plaintext-never-shown-123", hashlib.sha256).hexdigest())
+        self.assertEqual(j["env"]["TOK"]["key_id"], hashlib.sha256(key).hexdigest()[:12])
+        self.assertNotIn(hashlib.sha256(b"plaintext-never-shown-123").hexdigest(), r.stdout)
         bad = os.path.join(self.dir, "bad.yaml")
         with open(bad, "w") as f:
             f.write("engine: nope\ncmd: x\nargs: [--port=1]\ntypo: 1\nenv:\n  A: $NOT_SET_ANYWHERE\n")
@@ -108,7 +114,7 @@ class MetaTest(ProxyCase):
         self.assertEqual(r.stdout, "")
 
     def test_shipped_configs_validate(self):
-        env = dict(os.environ, CUDA_HOME="/usr/local/cuda", HF_HOME="/hf", HF_TOKEN="hf_x",
+        env = dict(os.environ, CUDA_HOME="/usr/local/cuda", HF_HOME="/hf", HF_TOKEN="hf_xxxxxxxxxxxx",
                    LLAMA_SERVER="/opt/llama/llama-server", LLAMA_MODEL="/opt/llama/tiny.gguf")
         cfgs = sorted(os.path.join(os.environ.get("BP_SOURCE_DIR", "../.."), "configs", f)
                       for f in os.listdir(os.path.join(os.environ.get("BP_SOURCE_DIR", "../.."), "configs"))

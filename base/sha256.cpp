@@ -1,4 +1,4 @@
-#include "snapshot/sha256.hpp"
+#include "base/sha256.hpp"
 
 #include <fcntl.h>
 #include <openssl/evp.h>

@@ -1,0 +1,28 @@
+#pragma once
+/// Small text helpers shared by every library (one copy each).
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace bp::base {
+
+/// Without leading and trailing spaces, tabs, CR and LF.
+std::string_view trim(std::string_view s);
+
+/// Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlongs, no
+/// surrogates, nothing above U+10FFFF); nullopt when all of `s` is valid.
+std::optional<std::size_t> first_invalid_utf8(std::string_view s);
+
+/// 1-based line and column (in bytes) of `offset` in `s`.
+struct text_position {
+  std::size_t line = 1, column = 1;
+};
+text_position position_of(std::string_view s, std::size_t offset);
+
+/// UTC time as ISO 8601 with milliseconds: 2026-12-01T07:39:04.123Z.
+std::string utc_now_iso();
+/// UTC time for folder names: 20261201T073904Z.
+std::string utc_now_compact();
+
+}  // namespace bp::base

@@ -1,0 +1,37 @@
+#include "base/text.hpp"
+
+#include <gtest/gtest.h>
+
+#include "base/numbers.hpp"
+
+using namespace bp::base;
+
+TEST(Utf8, AcceptsWellFormedTextAndNamesTheFirstBadByte) {
+  EXPECT_FALSE(first_invalid_utf8("plain ascii"));
+  EXPECT_FALSE(first_invalid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_EQ(first_invalid_utf8("ab\xb1"), 2u);          // lone continuation byte
+  EXPECT_EQ(first_invalid_utf8("a\xc0\xaf"), 1u);       // overlong
+  EXPECT_EQ(first_invalid_utf8("a\xed\xa0\x80"), 1u);   // surrogate
+  EXPECT_EQ(first_invalid_utf8("a\xf4\x90\x80\x80"), 1u);  // above U+10FFFF
+  EXPECT_EQ(first_invalid_utf8("a\xe2\x82"), 1u);       // truncated
+  EXPECT_EQ(first_invalid_utf8("\xff"), 0u);
+}
+
+TEST(Utf8, PositionIsOneBasedLineAndColumn) {
+  auto p = position_of("ab\ncd\xb1", 5);
+  EXPECT_EQ(p.line, 2u);
+  EXPECT_EQ(p.column, 3u);
+}
+
+TEST(Trim, StripsBlanksOnBothSides) {
+  EXPECT_EQ(trim(" \t x y \r\n"), "x y");
+  EXPECT_EQ(trim(""), "");
+}
+
+TEST(Numbers, OnlyFiniteNumbersInRangePass) {
+  EXPECT_EQ(parse_number("1.5", 0, 10), 1.5);
+  for (const char* bad : {"nan", "NAN", "inf", "-inf", "infinity", "1e400", "5s", " 5", "", "0x", "11"})
+    EXPECT_FALSE(parse_number(bad, 0, 10)) << bad;
+  EXPECT_EQ(parse_integer("42", 0, 100), 42);
+  for (const char* bad : {"4.2", "1e3", "99999999999999999999", "-1", "12a"}) EXPECT_FALSE(parse_integer(bad, 0, 100)) << bad;
+}
