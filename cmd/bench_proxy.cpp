@@ -84,17 +84,11 @@ SIGINT/SIGTERM: stop accepting, let in-flight requests finish (drain_timeout_s),
 const char* kValidateUsage = R"(usage: bench-proxy validate CONFIG...
 
 Loads each config, interpolates $VAR/${VAR} from this environment and prints it resolved as JSON
-(one object, or an array for several configs) with secrets shown as {"redacted": true, "sha256"}.
+(one object, or an array for several configs) with secrets shown as {"redacted": true, "hmac_sha256", "key_id"}
+(keyed with $BENCH_PROXY_SECRET_KEY_FILE, default ~/.config/bench-proxy/secret-key, made on first use).
 Every error of every file is printed to stderr with file:line:column; exit status 2 if any.
 )";
 
-sigset_t stop_signals() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  return set;
-}
 
 }  // namespace
 

@@ -1,4 +1,5 @@
 #include "cmd/cli_common.hpp"
+#include "cmd/commands.hpp"
 
 #include <algorithm>
 
@@ -77,6 +78,14 @@ long args::integer(const std::string& name, long def, long min, long max) const 
   if (auto d = base::parse_integer(*v, min, max)) return static_cast<long>(*d);
   throw usage_error(name + ": expected a whole number " + base::range_text(static_cast<double>(min), static_cast<double>(max)) +
                     ", got '" + *v + "'");
+}
+
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
 }
 
 void setup_logging(const std::string& level) {

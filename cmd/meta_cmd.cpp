@@ -7,7 +7,11 @@
 #include "cmd/commands.hpp"
 #include "net/http_client.hpp"
 #include "snapshot/diff.hpp"
+#include "base/files.hpp"
+#include "base/numbers.hpp"
 #include "base/sha256.hpp"
+
+#include <signal.h>
 
 namespace bp::cli {
 
@@ -26,10 +30,17 @@ diff   what differs, grouped by section: argv and env per process, engine versio
        Exit status: 0 equal, 1 different, 2 error.
 show     print the snapshot, indented
 summary  a few lines: config, engine, argv, processes, warmup, libraries, venv, GPUs, host
+
+A file must be a regular file (or - for standard input); nothing larger than --max-bytes is read.
+  --max-bytes N   the largest snapshot read from a file or URL (default 268435456 = 256 MiB)
+  --timeout S     per URL: connect, send and the whole response within S seconds (default 30)
 )";
 
 /// The snapshot's bytes from a file or a running proxy, and its id: the sha256 of exactly those
 /// bytes (a proxy also sends it as the ETag).
+std::uint64_t g_max_bytes = bp::base::default_read_limit;
+double g_timeout_s = 30;
+
 std::string read_snapshot_bytes(const std::string& src) {
   if (src.rfind("http://", 0) == 0) {
     std::string url = src;
@@ -37,18 +48,16 @@ std::string read_snapshot_bytes(const std::string& src) {
     std::string err;
     if (!net::parse_url(url, u, err)) throw std::runtime_error(err);
     if (u.target == "/") url += url.back() == '/' ? "meta" : "/meta";
-    auto r = net::http_fetch("GET", url, "", std::chrono::seconds(30), err);
+    auto r = net::http_fetch("GET", url, "", std::chrono::milliseconds(static_cast<long>(g_timeout_s * 1000)), err,
+                             g_max_bytes);
     if (!r) throw std::runtime_error(src + ": " + err);
     if (r->status != 200)
       throw std::runtime_error(src + ": HTTP " + std::to_string(r->status) + " (snapshot not published yet?): " +
                                r->body.substr(0, 300));
     return std::move(r->body);
   }
-  std::ifstream f(src, std::ios::binary);
-  if (!f) throw std::runtime_error(src + ": cannot read file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  if (src.rfind("https://", 0) == 0) throw std::runtime_error(src + ": https is not supported (use http:// or a file)");
+  return base::read_file_limited(src, g_max_bytes);
 }
 
 nlohmann::json parse_snapshot(const std::string& src, const std::string& text) {
@@ -69,13 +78,18 @@ nlohmann::json load_snapshot(const std::string& src) { return parse_snapshot(src
 }  // namespace
 
 int cmd_meta(const std::vector<std::string>& argv) {
-  args a(argv, {}, {"--json", "--help", "-h"});
+  // Nothing here needs a graceful teardown: Ctrl-C ends a slow read at once.
+  sigset_t stop = stop_signals();
+  pthread_sigmask(SIG_UNBLOCK, &stop, nullptr);
+  args a(argv, {"--max-bytes", "--timeout"}, {"--json", "--help", "-h"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kMetaUsage;
     return 0;
   }
   const auto& pos = a.positionals();
   if (pos.empty()) throw usage_error("meta needs a subcommand: diff or show");
+  g_max_bytes = static_cast<std::uint64_t>(a.integer("--max-bytes", static_cast<long>(g_max_bytes), 1024, 1l << 40));
+  g_timeout_s = a.number("--timeout", 30, 0.1, base::max_duration_s);
   try {
     if (pos[0] == "diff") {
       if (pos.size() != 3) throw usage_error("meta diff needs exactly two snapshots A and B");

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/files.hpp"
 #include "base/redact.hpp"
 #include "base/sha256.hpp"
 #include "net/http_client.hpp"
@@ -129,12 +130,14 @@ json csv_value(const std::string& col, const std::string& v) {
 
 bool is_request_field(const std::string& name) { return kRequestFields.count(name) > 0; }
 
-std::vector<query> load_workload(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error(path + ": cannot read workload file");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string text = ss.str();
+std::vector<query> load_workload(const std::string& path, std::string* sha256) {
+  std::string text;
+  try {
+    text = base::read_file_limited(path);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("cannot read workload file: ") + e.what());
+  }
+  if (sha256) *sha256 = sha256_hex(text);
   std::vector<query> out;
   bool jsonl = path.size() >= 6 && (path.substr(path.size() - 6) == ".jsonl" || path.substr(path.size() - 5) == ".json");
   if (jsonl) {
@@ -475,7 +478,8 @@ json request_json(const request_result& r) {
 }  // namespace
 
 json run(const options& o) {
-  auto queries = load_workload(o.queries_path);
+  std::string workload_sha256;
+  auto queries = load_workload(o.queries_path, &workload_sha256);
   std::string base = o.url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   net::url_parts up;
@@ -633,13 +637,10 @@ json run(const options& o) {
                        {"stream", o.stream}, {"timeout_s", o.timeout_s},
                        {"max_tokens", o.max_tokens ? json(*o.max_tokens) : json(nullptr)}};
   {
-    std::ifstream f(o.queries_path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
     json meta = json::array();
     for (const auto& q : queries) meta.push_back({{"line", q.line}, {"metadata", q.metadata}});
     result["workload"] = {{"path", o.queries_path}, {"sha256", ""}, {"rows", queries.size()}, {"metadata", meta}};
-    result["workload"]["sha256"] = sha256_hex(ss.str());
+    result["workload"]["sha256"] = workload_sha256;
   }
   result["requests"] = reqs;
   result["finished_at"] = iso_now();

@@ -23,7 +23,8 @@ struct query {
 
 /// Loads CSV (header row; `prompt` or `messages` column required) or JSONL (one object per line;
 /// `messages` or `prompt` required). Throws std::runtime_error naming file:line on bad rows.
-std::vector<query> load_workload(const std::string& path);
+/// `sha256`, when given, receives the digest of exactly the bytes parsed.
+std::vector<query> load_workload(const std::string& path, std::string* sha256 = nullptr);
 
 /// Fields of an OpenAI chat completion request that bench sends; anything else is metadata.
 bool is_request_field(const std::string& name);

@@ -68,12 +68,16 @@ bool response_reader::on_headers_complete() {
 }
 
 bool response_reader::feed(std::string_view data, const std::function<void(std::string_view)>& on_body) {
+  bool too_big = false;
   auto emit = [&](std::string_view piece) {
     if (piece.empty()) return;
-    if (on_body)
+    if (on_body) {
       on_body(piece);
-    else
+    } else if (resp_.body.size() + piece.size() > max_body_) {
+      too_big = true;
+    } else {
       resp_.body.append(piece.data(), piece.size());
+    }
   };
   std::size_t i = 0;
   while (i < data.size() && st_ != state::done && st_ != state::error) {
@@ -92,6 +96,11 @@ bool response_reader::feed(std::string_view data, const std::function<void(std::
         }
         line_.append(data.substr(i, nl - i));
         i = nl + 1;
+        if (st_ == state::status_line || st_ == state::headers || st_ == state::trailers) {
+          header_bytes_ += line_.size() + 2;
+          if (header_bytes_ > max_header_bytes)
+            return fail("response header larger than " + std::to_string(max_header_bytes) + " bytes");
+        }
         if (!line_.empty() && line_.back() == '\r') line_.pop_back();
         std::string line = std::move(line_);
         line_.clear();
@@ -147,6 +156,7 @@ bool response_reader::feed(std::string_view data, const std::function<void(std::
       default:
         break;
     }
+    if (too_big) return fail("response body larger than the limit of " + std::to_string(max_body_) + " bytes");
   }
   return st_ != state::error;
 }
@@ -286,7 +296,7 @@ bool http_connection::send_all(const std::string& data, std::chrono::steady_cloc
 bool http_connection::request(const std::string& method, const std::string& target, const std::string& body,
                               const std::vector<std::pair<std::string, std::string>>& headers,
                               std::chrono::milliseconds timeout, http_response& out, std::string& err,
-                              const std::function<void(std::string_view)>& on_body) {
+                              const std::function<void(std::string_view)>& on_body, std::uint64_t max_body) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + host_ + ":" + std::to_string(port_) + "\r\n";
   bool has_ct = false;
@@ -309,7 +319,7 @@ bool http_connection::request(const std::string& method, const std::string& targ
       if (was_reused && attempt == 0) continue;
       return false;
     }
-    response_reader rr(method == "HEAD");
+    response_reader rr(method == "HEAD", max_body);
     bool got_any = false;
     char buf[16384];
     // Bytes left over from an earlier response cannot exist: responses are read to their end.
@@ -373,13 +383,15 @@ bool http_connection::request(const std::string& method, const std::string& targ
 }
 
 std::optional<http_response> http_fetch(const std::string& method, const std::string& url, const std::string& body,
-                                        std::chrono::milliseconds timeout, std::string& err) {
+                                        std::chrono::milliseconds timeout, std::string& err,
+                                        std::uint64_t max_body) {
   url_parts u;
   if (!parse_url(url, u, err)) return std::nullopt;
   http_connection c;
   if (!c.connect(u.host, u.port, timeout, err)) return std::nullopt;
   http_response r;
-  if (!c.request(method, u.target, body, {{"Connection", "close"}}, timeout, r, err)) return std::nullopt;
+  if (!c.request(method, u.target, body, {{"Connection", "close"}}, timeout, r, err, nullptr, max_body))
+    return std::nullopt;
   return r;
 }
 

@@ -26,7 +26,12 @@ struct http_response {
 class response_reader {
  public:
   enum class state { status_line, headers, body_length, chunk_size, chunk_data, chunk_crlf, trailers, body_eof, done, error };
-  explicit response_reader(bool head_request = false) : head_(head_request) {}
+  /// Header bytes of one response, at most (endless headers are an error, not a memory leak).
+  static constexpr std::size_t max_header_bytes = 256 * 1024;
+  /// `max_body`: the most body bytes accumulated into response().body (an endless body is an
+  /// error); a streaming `on_body` consumer sees every byte regardless.
+  explicit response_reader(bool head_request = false, std::uint64_t max_body = 256ull << 20)
+      : head_(head_request), max_body_(max_body) {}
   /// Feeds bytes; body pieces go to `on_body` (or into response().body when null).
   /// Returns false on a protocol error (see error()).
   bool feed(std::string_view data, const std::function<void(std::string_view)>& on_body = nullptr);
@@ -51,6 +56,8 @@ class response_reader {
   http_response resp_;
   std::uint64_t remain_ = 0;
   bool head_ = false;
+  std::uint64_t max_body_;
+  std::size_t header_bytes_ = 0;
   bool keep_alive_ = true;
   std::string err_;
 };
@@ -81,7 +88,8 @@ class http_connection {
   bool request(const std::string& method, const std::string& target, const std::string& body,
                const std::vector<std::pair<std::string, std::string>>& headers,
                std::chrono::milliseconds timeout, http_response& out, std::string& err,
-               const std::function<void(std::string_view)>& on_body = nullptr);
+               const std::function<void(std::string_view)>& on_body = nullptr,
+               std::uint64_t max_body = 256ull << 20);
 
   /// Stops waiting for the current response from another thread (closes the socket).
   int native_fd() const { return fd_; }
@@ -96,7 +104,9 @@ class http_connection {
 };
 
 /// One-shot GET/POST to a URL with a deadline (new connection, closed afterwards).
+/// The response body may be at most `max_body` bytes (an error beyond it).
 std::optional<http_response> http_fetch(const std::string& method, const std::string& url, const std::string& body,
-                                        std::chrono::milliseconds timeout, std::string& err);
+                                        std::chrono::milliseconds timeout, std::string& err,
+                                        std::uint64_t max_body = 256ull << 20);
 
 }  // namespace bp::net
