@@ -26,6 +26,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using json = nlohmann::json;
+// Client bytes can reach error messages: invalid UTF-8 is replaced when serialising, never thrown on.
+constexpr auto kReplaceBadUtf8 = json::error_handler_t::replace;
 using clock_type = std::chrono::steady_clock;
 
 namespace {
@@ -104,15 +106,15 @@ class session : public std::enable_shared_from_this<session> {
                                        {"owned_by", "mock-engine"},
                                        {"root", st_.opts.model},
                                        {"max_model_len", 4096}}})}};
-      return reply(200, "OK", j.dump());
+      return reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8));
     }
     if (req.method() == http::verb::get && path == "/version")
-      return reply(200, "OK", json{{"version", std::string("mock-") + BENCH_PROXY_VERSION}}.dump());
+      return reply(200, "OK", json{{"version", std::string("mock-") + BENCH_PROXY_VERSION}}.dump(-1, ' ', false, kReplaceBadUtf8));
     if (req.method() == http::verb::get && path == "/mock/stats") {
       json j = {{"started", st_.started.load()},     {"completed", st_.completed.load()},
                 {"cancelled", st_.cancelled.load()}, {"active", st_.active.load()},
                 {"pid", ::getpid()}};
-      return reply(200, "OK", j.dump());
+      return reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8));
     }
     if (path == "/v1/mock/echo") {
       // Echoes method, target, headers and body: lets tests see exactly what the proxy forwarded.
@@ -120,7 +122,7 @@ class session : public std::enable_shared_from_this<session> {
       for (const auto& f : req) h[std::string(f.name_string())].push_back(std::string(f.value()));
       json j = {{"method", std::string(req.method_string())}, {"target", target}, {"headers", h},
                 {"body", req.body()}};
-      return reply(200, "OK", j.dump());
+      return reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8));
     }
     bool chat = path == "/v1/chat/completions";
     if (req.method() == http::verb::post && (chat || path == "/v1/completions"))
@@ -128,7 +130,7 @@ class session : public std::enable_shared_from_this<session> {
     if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/health" ||
         path == "/v1/models")
       return reply(405, "Method Not Allowed", R"({"error":{"message":"method not allowed"}})");
-    reply(404, "Not Found", json{{"error", {{"message", "no route for " + path}, {"code", 404}}}}.dump());
+    reply(404, "Not Found", json{{"error", {{"message", "no route for " + path}, {"code", 404}}}}.dump(-1, ' ', false, kReplaceBadUtf8));
   }
 
   void completion(bool chat, const std::string& body) {
@@ -140,7 +142,7 @@ class session : public std::enable_shared_from_this<session> {
       return reply(400, "Bad Request",
                    json{{"error", {{"message", std::string("invalid JSON body: ") + e.what()},
                                    {"type", "invalid_request_error"}}}}
-                       .dump());
+                       .dump(-1, ' ', false, kReplaceBadUtf8));
     }
     if (chat && (!req.contains("messages") || !req["messages"].is_array()))
       return reply(400, "Bad Request",
@@ -230,7 +232,7 @@ class session : public std::enable_shared_from_this<session> {
               {"choices", json::array({choice})},
               {"usage", usage_json()}};
     end_request(false);
-    reply(200, "OK", j.dump());
+    reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8));
   }
 
   json chunk_json(const json& choice) const {
@@ -249,7 +251,7 @@ class session : public std::enable_shared_from_this<session> {
     // Final events: finish_reason, usage, [DONE], then the chunked terminator.
     json fin = chat_ ? json{{"index", 0}, {"delta", json::object()}, {"finish_reason", "length"}}
                      : json{{"index", 0}, {"text", ""}, {"finish_reason", "length"}};
-    out_ = chunk("data: " + chunk_json(fin).dump() + "\n\n");
+    out_ = chunk("data: " + chunk_json(fin).dump(-1, ' ', false, kReplaceBadUtf8) + "\n\n");
     if (usage_) {
       json u = {{"id", id_},
                 {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
@@ -257,7 +259,7 @@ class session : public std::enable_shared_from_this<session> {
                 {"model", st_.opts.model},
                 {"choices", json::array()},
                 {"usage", usage_json()}};
-      out_ += chunk("data: " + u.dump() + "\n\n");
+      out_ += chunk("data: " + u.dump(-1, ' ', false, kReplaceBadUtf8) + "\n\n");
     }
     out_ += chunk("data: [DONE]\n\n");
     out_ += "0\r\n\r\n";
@@ -276,7 +278,7 @@ class session : public std::enable_shared_from_this<session> {
     delta["content"] = token_text(seed_, sent_);
     json choice = chat_ ? json{{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}}
                         : json{{"index", 0}, {"text", token_text(seed_, sent_)}, {"finish_reason", nullptr}};
-    out_ = chunk("data: " + chunk_json(choice).dump() + "\n\n");
+    out_ = chunk("data: " + chunk_json(choice).dump(-1, ' ', false, kReplaceBadUtf8) + "\n\n");
     ++sent_;
     ++events_;
     write_out([self = shared_from_this()] { self->schedule_next(); });

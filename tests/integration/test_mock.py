@@ -46,6 +46,19 @@ class MockEngineTest(unittest.TestCase):
         wait_for(lambda: self.req("GET", "/health")[0] == 200, what="ready")
         self.assertEqual(json.loads(self.req("GET", "/health")[1]), {"status": "ok"})
 
+    def test_a_body_with_invalid_utf8_is_a_400_and_the_engine_keeps_serving(self):
+        self.start()
+        for raw in (b'{"model": "\xb1"}', b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}', b"\xc0\xaf"):
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            c.request("POST", "/v1/chat/completions", body=raw, headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            self.assertEqual(r.status, 400, body)
+            self.assertIn("invalid JSON body", json.loads(body)["error"]["message"])
+        self.assertIsNone(self.p.poll())
+        self.assertEqual(self.req("GET", "/health")[0], 200)
+
     def test_models_version_stats_and_errors(self):
         self.start("--model", "m1")
         models = json.loads(self.req("GET", "/v1/models")[1])
