@@ -6,7 +6,12 @@
 #include <filesystem>
 #include <thread>
 
+#include <signal.h>
+
 #include <spdlog/spdlog.h>
+
+#include "base/files.hpp"
+#include "base/text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -26,14 +31,7 @@ std::string self_exe() {
   return ec ? std::string() : p.string();
 }
 
-std::string utc_stamp() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
-  return buf;
-}
+std::string utc_stamp() { return base::utc_now_compact(); }
 
 std::string default_run_dir(const std::string& config_path) {
   return (fs::path("runs") / (utc_stamp() + "_" + fs::path(config_path).stem().string() + "_" +
@@ -68,12 +66,12 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
     code = exit_code::listen_failed;
     return nullptr;
   }
-  std::string dir = o.run_dir.empty() ? default_run_dir(o.config_path) : o.run_dir;
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    err = "cannot create run folder " + dir + ": " + ec.message();
-    code = exit_code::failure;
+  std::string dir;
+  try {
+    dir = claim_run_dir(o.run_dir, o.config_path);
+  } catch (const std::exception& e) {
+    err = e.what();
+    code = exit_code::usage;
     return nullptr;
   }
   r->ctx_->run_dir = fs::absolute(dir).string();
@@ -112,7 +110,28 @@ engine_run::~engine_run() {
 
 std::string engine_run::url() const { return "http://" + proxy_->local_address(); }
 
-void engine_run::stop() { caf::anon_send(supervisor_, atom::stop::value); }
+void engine_run::stop(const std::string& why) { caf::anon_send(supervisor_, atom::stop::value, why); }
+
+void engine_run::kill_now() {
+  // The engine's root leads its process group; the shim then reaps and kills whatever is left.
+  pid_t pid = status_->engine_pid();
+  if (pid > 0) {
+    spdlog::warn("killing the engine's process group {} now (SIGKILL, no grace period)", pid);
+    ::kill(-pid, SIGKILL);
+  }
+}
+
+std::string claim_run_dir(const std::string& wanted, const std::string& config_path) {
+  if (wanted.empty()) return base::make_unique_dir(default_run_dir(config_path));
+  std::error_code ec;
+  for (const char* f : {"result.json", "meta.json", "engine.log"})
+    if (fs::exists(fs::path(wanted) / f, ec))
+      throw std::runtime_error("run folder " + wanted + " already holds " + f +
+                               " from another run (results are never overwritten: choose a new folder)");
+  fs::create_directories(wanted, ec);
+  if (ec) throw std::runtime_error("cannot create run folder " + wanted + ": " + ec.message());
+  return wanted;
+}
 
 bool engine_run::finished() const {
   return future_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;

@@ -32,8 +32,10 @@ class engine_run {
   net::run_status& status() { return *status_; }
   const engine_config& config() const { return ctx_->config; }
   const std::string& run_dir() const { return ctx_->run_dir; }
-  /// Asks for an orderly stop (drain, TERM, KILL after the grace period).
-  void stop();
+  /// Asks for an orderly stop (drain, TERM, KILL after the grace period); `why` is logged.
+  void stop(const std::string& why = "signal");
+  /// SIGKILLs the engine's process group now (a second Ctrl-C); the run then ends as usual.
+  void kill_now();
   bool finished() const;
   /// Blocks until the run ended and the engine's tree is gone; shuts the proxy down.
   run_result wait();
@@ -63,5 +65,9 @@ std::string utc_stamp();
 
 /// Default run folder for a config: runs/<UTC time>_<config stem>_<pid>.
 std::string default_run_dir(const std::string& config_path);
+
+/// The run folder to use: `wanted`, refused (std::runtime_error) when it already holds a result,
+/// meta.json or engine.log; or, when empty, a fresh default folder (never an existing one).
+std::string claim_run_dir(const std::string& wanted, const std::string& config_path);
 
 }  // namespace bp

@@ -180,7 +180,7 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
         spdlog::info("[run] {}; its process tree is gone", desc);
         if (s.stopping) finish(self);
       },
-      [self](atom::stop) { begin_shutdown(self, exit_code::ok, "stop requested (signal): shutting down"); },
+      [self](atom::stop, std::string why) { begin_shutdown(self, exit_code::ok, "stop requested (" + why + "): shutting down"); },
       [self](atom::drain) {
         auto& s = self->state;
         if (s.done) return;

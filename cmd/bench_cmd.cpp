@@ -19,6 +19,8 @@
 
 #include "actors/child_process.hpp"
 #include "actors/engine_run.hpp"
+#include "actors/measure/measure.hpp"
+#include "base/files.hpp"
 #include "cmd/cli_common.hpp"
 #include "cmd/commands.hpp"
 #include "net/bench.hpp"
@@ -33,7 +35,7 @@ namespace bp::cli {
 namespace {
 
 const char* kBenchOptions = R"(Workload and load:
-  --queries FILE         CSV or JSONL workload (docs/workload.md); required
+  --queries FILE         CSV or JSONL workload (docs/metrics.md, "Workload"); required
   --model NAME           model to ask for (default: the first of GET /v1/models)
   --concurrency N        requests in flight at once (default 1: batch size 1, sequential)
   --rate R               Poisson arrivals at R requests/s (default: as fast as concurrency allows)
@@ -45,12 +47,15 @@ const char* kBenchOptions = R"(Workload and load:
   --timeout S            per-request timeout (default 600)
   --seed N               seed of the Poisson arrivals (default 1)
   --keep-text            store each response's text in result.json
+  --max-error-rate F     failed/total requests tolerated in a valid result (default 0: any error
+                         makes the result invalid)
 Output:
   --out DIR              folder for result.json (bench: bench-results/<UTC time>; run: the run folder)
   --results FILE         results TSV to append one row to (default results.tsv)
   --no-progress          no progress bar
   --log-level LEVEL      trace, debug, info, warn, error, off
-The last line on stdout is the headline number: median output tokens/s per request.
+The last line on stdout is the headline number (median output tokens/s per request) for a valid
+result; otherwise a line that is not a number: "invalid: REASONS" or "failed: REASON".
 )";
 
 const char* kBenchUsage = R"(usage: bench-proxy bench --url http://HOST:PORT --queries FILE [options]
@@ -88,7 +93,7 @@ its snapshot differs in from the first. Ctrl-C tears everything down cleanly.
 
 std::vector<std::string> bench_value_opts() {
   return {"--queries", "--model", "--concurrency", "--rate", "-n", "--requests", "--repeats", "--warmup",
-          "--max-tokens", "--timeout", "--seed", "--out", "--results", "--log-level"};
+          "--max-tokens", "--timeout", "--seed", "--out", "--results", "--max-error-rate", "--log-level"};
 }
 std::vector<std::string> bench_flag_opts() { return {"--no-stream", "--keep-text", "--no-progress", "--help", "-h"}; }
 
@@ -109,6 +114,7 @@ bench::options bench_options(const args& a) {
   o.timeout_s = a.number("--timeout", 600, 0.001, 86400);
   o.seed = static_cast<std::uint64_t>(a.integer("--seed", 1, 0, 1l << 62));
   o.keep_text = a.flag("--keep-text");
+  o.max_error_rate = a.number("--max-error-rate", 0, 0, 1);
   if (!a.flag("--no-progress") && ::isatty(2)) {
     o.progress = [](long done, long total, long errors) {
       int width = 30;
@@ -121,155 +127,34 @@ bench::options bench_options(const args& a) {
   return o;
 }
 
-void print_summary(const json& r, std::ostream& os) {
-  const auto& s = r["summary"];
-  auto line = [&](const char* name, const json& st, const char* unit) {
-    if (!st.contains("median")) {
-      os << "  " << std::left << std::setw(16) << name << "n=0\n";
-      return;
-    }
-    os << "  " << std::left << std::setw(16) << name << std::fixed << std::setprecision(2) << "median "
-       << st["median"].get<double>() << "  p90 " << st["p90"].get<double>() << "  p99 " << st["p99"].get<double>()
-       << " " << unit << "\n";
-  };
-  os << "requests " << s["requests"] << ", completed " << s["completed"] << ", errors " << s["errors"];
-  if (!s["error_kinds"].empty()) os << " " << s["error_kinds"].dump();
-  os << ", wall " << std::fixed << std::setprecision(2) << s["wall_s"].get<double>() << " s\n";
-  line("ttft", s["ttft_ms"], "ms");
-  line("itl", s["itl_ms"], "ms");
-  line("tpot", s["tpot_ms"], "ms");
-  line("e2e", s["e2e_ms"], "ms");
-  line("output_tps", s["output_tps"], "tok/s per request");
-  os << "  request throughput " << s["request_throughput"].get<double>() << " req/s, total output "
-     << s["total_output_tps"].get<double>() << " tok/s, usage from " << s["usage_source"].get<std::string>() << "\n";
-  os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>())
-     << (r["valid"].get<bool>() ? " (valid)" : " INVALID: " + r.value("invalid_reason", std::string())) << "\n";
+measure::options measure_options(const args& a, const std::string& config, const std::vector<std::string>& full_argv) {
+  measure::options mo;
+  mo.config_path = config;
+  mo.listen = a.get("--listen").value_or("127.0.0.1:0");
+  mo.threads = static_cast<int>(a.integer("--threads", 1, 1, 256));
+  mo.results_tsv = a.get("--results").value_or("results.tsv");
+  mo.argv = full_argv;
+  mo.bench = bench_options(a);
+  return mo;
 }
 
-std::string write_result(const json& r, const std::string& dir) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  std::string path = (fs::path(dir) / "result.json").string();
-  std::ofstream f(path);
-  f << r.dump(2) << "\n";
-  if (!f) throw std::runtime_error(path + ": cannot write the result");
-  return fs::absolute(path).string();
-}
-
-/// Polls SIGINT/SIGTERM while `busy` runs; on the first signal calls on_signal.
-template <class F>
-auto run_interruptible(F busy, const std::function<void()>& on_signal, bool& interrupted) {
-  auto fut = std::async(std::launch::async, std::move(busy));
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  while (fut.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
-    timespec ts{0, 50 * 1000 * 1000};
-    int sig = sigtimedwait(&set, nullptr, &ts);
-    if ((sig == SIGINT || sig == SIGTERM) && !interrupted) {
-      interrupted = true;
-      spdlog::warn("received {}: tearing down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-      on_signal();
+/// Run and sweep check everything they can before anything starts (exit 2 with every error, a
+/// ledger row, and a last stdout line that is not a number).
+void preflight_or_throw(const std::vector<std::string>& configs, const std::string& workload,
+                        const std::string& tsv) {
+  auto errors = measure::preflight(configs, workload);
+  if (errors.empty()) return;
+  std::string all;
+  for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
+  if (!tsv.empty()) {
+    try {
+      bench::append_tsv(tsv, measure::failed_result(configs.size() == 1 ? configs[0] : "", all, ""), "");
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
     }
   }
-  return fut.get();
-}
-
-struct one_run {
-  bool started = false, published = false, ok = false;
-  int exit_code = 0;
-  std::string reason;
-  json result;
-  std::string result_path, run_dir, meta_path;
-  double headline = 0;
-  bool teardown_verified = false;
-};
-
-/// serve + bench + teardown for one config, inside `sys`.
-one_run measure(caf::actor_system& sys, const std::string& config, const args& a, bench::options bo,
-                const std::string& run_dir, const std::vector<std::string>& full_argv, bool& interrupted,
-                std::atomic<bool>& cancel) {
-  one_run out;
-  run_options ro;
-  ro.config_path = config;
-  ro.listen = a.get("--listen").value_or("127.0.0.1:0");
-  ro.threads = static_cast<int>(a.integer("--threads", 1, 1, 256));
-  ro.run_dir = run_dir;
-  ro.argv = full_argv;
-  std::string err;
-  int code = 0;
-  auto run = engine_run::start(sys, ro, err, code);
-  if (!run) {
-    out.exit_code = code;
-    out.reason = err;
-    return out;
-  }
-  out.started = true;
-  out.run_dir = run->run_dir();
-  const auto& cfg = run->config();
-  auto budget = std::chrono::milliseconds(
-      static_cast<long>((cfg.ready_timeout_s + cfg.snapshot_timeout_s + 600.0 * cfg.warmup + 30) * 1000));
-  bool published = run_interruptible([&] { return run->wait_published(budget); }, [&] { run->stop(); }, interrupted);
-  if (!published || interrupted) {
-    if (!run->finished()) run->stop();
-    auto r = run->wait();
-    out.exit_code = r.exit_code != 0 ? r.exit_code : exit_code::failure;
-    out.reason = interrupted ? "interrupted" : (r.message.empty() ? "no snapshot was published" : r.message);
-    return out;
-  }
-  out.published = true;
-  bo.url = run->url();
-  bo.cancel = &cancel;
-  try {
-    out.result = run_interruptible([&] { return bench::run(bo); },
-                                   [&] {
-                                     cancel = true;
-                                     run->stop();
-                                   },
-                                   interrupted);
-    out.result["run_dir"] = out.run_dir;
-  } catch (const std::exception& e) {
-    out.reason = std::string("bench failed: ") + e.what();
-  }
-  int engine_pid = run->status().engine_pid();
-  int engine_port = run->status().engine_port();
-  if (!run->finished()) run->stop();
-  auto r = run->wait();
-  // Verify the teardown: the engine's root and its whole process group are gone, and nothing
-  // listens on its port any more.
-  bool root_gone = engine_pid > 0 && ::kill(engine_pid, 0) != 0 && errno == ESRCH;
-  bool group_gone = engine_pid > 0 && ::kill(-engine_pid, 0) != 0 && errno == ESRCH;
-  std::string ignore;
-  net::http_connection probe;
-  bool port_free = engine_port > 0 &&
-                   !probe.connect("127.0.0.1", static_cast<std::uint16_t>(engine_port), std::chrono::seconds(1), ignore);
-  out.teardown_verified = root_gone && group_gone && port_free;
-  if (!out.teardown_verified)
-    spdlog::error("[sweep] teardown of {} not verified: root gone {}, group gone {}, port {} free {}", config,
-                  root_gone, group_gone, engine_port, port_free);
-  if (!out.result.is_null()) {
-    std::string dir = a.get("--out").value_or(out.run_dir);
-    out.result_path = write_result(out.result, dir);
-    out.headline = bench::headline(out.result);
-    bench::append_tsv(a.get("--results").value_or("results.tsv"), out.result, out.result_path);
-  }
-  out.meta_path = r.meta_path;
-  if (r.exit_code != 0) {
-    out.exit_code = r.exit_code;
-    out.reason = r.message;
-  } else if (interrupted) {
-    out.exit_code = exit_code::interrupted;
-    out.reason = "interrupted";
-  } else if (out.result.is_null()) {
-    out.exit_code = exit_code::failure;
-  } else if (!out.result.value("valid", false)) {
-    out.exit_code = exit_code::failure;
-    out.reason = "invalid result: " + out.result.value("invalid_reason", std::string());
-  } else {
-    out.ok = true;
-  }
-  return out;
+  std::cout << "failed: " << errors[0] << "\n";
+  throw usage_error(all);
 }
 
 }  // namespace
@@ -290,22 +175,54 @@ int cmd_bench(const std::vector<std::string>& argv) {
   auto o = bench_options(a);
   o.url = *a.get("--url");
   o.require_snapshot = !a.flag("--allow-no-snapshot");
-  std::atomic<bool> cancel{false};
-  o.cancel = &cancel;
-  bool interrupted = false;
-  json r;
+  std::string tsv = a.get("--results").value_or("results.tsv");
+  // The result's folder is claimed before the first request: an existing result is never replaced.
+  std::string out_dir;
   try {
-    r = run_interruptible([&] { return bench::run(o); }, [&] { cancel = true; }, interrupted);
+    if (auto d = a.get("--out")) {
+      if (fs::exists(fs::path(*d) / "result.json"))
+        throw usage_error("--out " + *d + " already holds a result.json (results are never overwritten)");
+    }
+    bench::load_workload(o.queries_path);
+  } catch (const usage_error&) {
+    throw;
   } catch (const std::exception& e) {
     std::cerr << "bench-proxy bench: " << e.what() << "\n";
-    return exit_code::failure;
+    std::cout << "invalid: " << e.what() << "\n";
+    return exit_code::usage;
   }
-  std::string path = write_result(r, a.get("--out").value_or("bench-results/" + utc_stamp()));
-  bench::append_tsv(a.get("--results").value_or("results.tsv"), r, path);
-  print_summary(r, std::cout);
+  measure::interrupt_state st;
+  o.cancel = &st.cancel;
+  json r;
+  std::string failure;
+  measure::run_interruptible(
+      [&] {
+        try {
+          r = bench::run(o);
+        } catch (const std::exception& e) {
+          failure = e.what();
+        }
+      },
+      st, [] {}, [] {});
+  if (r.is_null()) {
+    std::cerr << "bench-proxy bench: " << failure << "\n";
+    bench::append_tsv(tsv, measure::failed_result("", st.interrupted() ? "interrupted" : failure, ""), "");
+    std::cout << "failed: " << (st.interrupted() ? "interrupted" : failure.substr(0, failure.find('\n'))) << "\n";
+    return st.interrupted() ? exit_code::interrupted : exit_code::failure;
+  }
+  if (st.interrupted()) bench::add_invalid_reason(r, "interrupted");
+  if (auto d = a.get("--out")) {
+    out_dir = *d;
+  } else {
+    out_dir = base::make_unique_dir("bench-results/" + utc_stamp());
+  }
+  std::string path = measure::write_result(r, out_dir);
+  bench::append_tsv(tsv, r, path);
+  std::cout << measure::summary_text(r);
   std::cout << "result: " << path << "\n";
-  std::cout << std::fixed << std::setprecision(2) << bench::headline(r) << "\n";
-  return r.value("valid", false) && !interrupted ? 0 : exit_code::failure;
+  std::cout << bench::headline_line(r) << "\n";
+  if (st.interrupted()) return exit_code::interrupted;
+  return r.value("valid", false) ? 0 : exit_code::failure;
 }
 
 int cmd_run(const std::vector<std::string>& argv, const std::vector<std::string>& full_argv) {
@@ -318,22 +235,34 @@ int cmd_run(const std::vector<std::string>& argv, const std::vector<std::string>
   }
   if (!a.positionals().empty()) throw usage_error("unexpected argument '" + a.positionals()[0] + "'");
   if (!a.get("--config")) throw usage_error("--config CONFIG is required");
+  if (a.get("--out")) throw usage_error("--out is for bench; run writes result.json into its run folder (--run-dir)");
   setup_logging(a.get("--log-level").value_or("info"));
-  auto bo = bench_options(a);
+  auto mo = measure_options(a, *a.get("--config"), full_argv);
+  preflight_or_throw({mo.config_path}, mo.bench.queries_path, mo.results_tsv);
+  if (auto d = a.get("--run-dir")) {
+    try {
+      mo.run_dir = measure::claim_run_dir(*d, mo.config_path);
+    } catch (const std::exception& e) {
+      std::cout << "failed: " << e.what() << "\n";
+      throw usage_error(e.what());
+    }
+  }
   become_subreaper();
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
-  bool interrupted = false;
-  std::atomic<bool> cancel{false};
-  auto r = measure(sys, *a.get("--config"), a, bo, a.get("--run-dir").value_or(""), full_argv, interrupted, cancel);
+  measure::interrupt_state st;
+  auto r = measure::measure(sys, mo, st);
   if (!r.result.is_null()) {
-    print_summary(r.result, std::cout);
+    std::cout << measure::summary_text(r.result);
     std::cout << "result: " << r.result_path << "\n";
   }
-  if (!r.ok) std::cerr << "bench-proxy run: " << r.reason << "\n";
-  std::cout << std::fixed << std::setprecision(2) << r.headline << "\n";
-  return r.ok ? 0 : (r.exit_code ? r.exit_code : exit_code::failure);
+  if (!r.valid) std::cerr << "bench-proxy run: " << r.reason << "\n";
+  std::cout << (r.result.is_null() ? "failed: " + r.reason.substr(0, r.reason.find('\n'))
+                                   : bench::headline_line(r.result))
+            << "\n";
+  if (st.interrupted()) return exit_code::interrupted;
+  return r.valid ? 0 : (r.exit_code ? r.exit_code : exit_code::failure);
 }
 
 int cmd_sweep(const std::vector<std::string>& argv, const std::vector<std::string>& full_argv) {
@@ -346,55 +275,74 @@ int cmd_sweep(const std::vector<std::string>& argv, const std::vector<std::strin
   }
   const auto& configs = a.positionals();
   if (configs.empty()) throw usage_error("sweep needs at least one CONFIG");
+  if (a.get("--out"))
+    throw usage_error("--out is for bench; a sweep writes each row into its own folder under --sweep-dir");
   setup_logging(a.get("--log-level").value_or("info"));
-  auto bo = bench_options(a);
-  std::string sweep_dir = a.get("--sweep-dir").value_or("sweeps/" + utc_stamp());
-  std::error_code ec;
-  fs::create_directories(sweep_dir, ec);
-  if (ec) throw std::runtime_error(sweep_dir + ": " + ec.message());
+  auto base_opts = measure_options(a, "", full_argv);
+  // Every config and the workload are checked before the first engine starts.
+  preflight_or_throw(configs, base_opts.bench.queries_path, base_opts.results_tsv);
+  std::string sweep_dir;
+  if (auto d = a.get("--sweep-dir")) {
+    std::error_code ec;
+    if (fs::exists(fs::path(*d) / "sweep.json", ec))
+      throw usage_error("--sweep-dir " + *d + " already holds a sweep.json (results are never overwritten)");
+    fs::create_directories(*d, ec);
+    if (ec) throw std::runtime_error(*d + ": " + ec.message());
+    sweep_dir = *d;
+  } else {
+    sweep_dir = base::make_unique_dir("sweeps/" + utc_stamp());
+  }
   become_subreaper();
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
-  bool interrupted = false;
-  std::atomic<bool> cancel{false};
-  std::vector<std::pair<std::string, one_run>> rows;
-  for (std::size_t i = 0; i < configs.size() && !interrupted; ++i) {
-    std::string dir = (fs::path(sweep_dir) / (std::to_string(i + 1) + "_" + fs::path(configs[i]).stem().string())).string();
+  measure::interrupt_state st;
+  std::vector<std::pair<std::string, measure::outcome>> rows;
+  for (std::size_t i = 0; i < configs.size() && !st.interrupted(); ++i) {
+    auto mo = base_opts;
+    mo.config_path = configs[i];
+    mo.run_dir = base::make_unique_dir(
+        (fs::path(sweep_dir) / (std::to_string(i + 1) + "_" + fs::path(configs[i]).stem().string())).string());
     spdlog::info("[sweep] {}/{}: {}", i + 1, configs.size(), configs[i]);
-    auto r = measure(sys, configs[i], a, bo, dir, full_argv, interrupted, cancel);
-    if (r.ok)
-      spdlog::info("[sweep] {}: {:.2f} tok/s (teardown verified: {})", configs[i], r.headline, r.teardown_verified);
+    auto r = measure::measure(sys, mo, st);
+    if (r.valid)
+      spdlog::info("[sweep] {}: {:.2f} tok/s (teardown verified: {})", configs[i], bench::headline(r.result),
+                   r.teardown_verified);
     else
-      spdlog::warn("[sweep] {} failed: {}", configs[i], r.reason);
+      spdlog::warn("[sweep] {}: {}", configs[i], r.reason);
     rows.emplace_back(configs[i], std::move(r));
   }
-  // The table: successful rows by headline, each compared with the first config.
+  // The table: valid rows by headline, each compared with the first config; then the others.
   const json* first_snap = nullptr;
   double first_headline = 0;
-  if (!rows.empty() && rows[0].second.ok) {
+  if (!rows.empty() && rows[0].second.valid) {
     first_snap = &rows[0].second.result["snapshot"];
-    first_headline = rows[0].second.headline;
+    first_headline = bench::headline(rows[0].second.result);
   }
   std::vector<std::size_t> order(rows.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
-    if (rows[x].second.ok != rows[y].second.ok) return rows[x].second.ok;
-    return rows[x].second.headline > rows[y].second.headline;
+    if (rows[x].second.valid != rows[y].second.valid) return rows[x].second.valid;
+    return bench::headline(rows[x].second.result) > bench::headline(rows[y].second.result);
   });
-  json sweep = {{"sweep_dir", fs::absolute(sweep_dir).string()}, {"interrupted", interrupted}, {"rows", json::array()}};
+  json sweep = {{"sweep_dir", fs::absolute(sweep_dir).string()}, {"interrupted", st.interrupted()},
+                {"rows", json::array()}};
   std::ostringstream table;
   table << std::left << std::setw(4) << "#" << std::setw(34) << "config" << std::right << std::setw(12) << "tok/s"
-        << std::setw(10) << "delta" << std::setw(11) << "ttft ms" << "  differs from first in\n";
+        << std::setw(10) << "delta" << std::setw(11) << "ttft ms" << std::setw(8) << "errors"
+        << "  differs from first in\n";
   int rank = 0;
   for (std::size_t idx : order) {
-    auto& [cfg, r] = rows[idx];
-    json row = {{"config", cfg}, {"ok", r.ok}, {"run_dir", r.run_dir}, {"teardown_verified", r.teardown_verified}};
-    std::string name = fs::path(cfg).filename().string();
+    auto& [cfg_path, r] = rows[idx];
+    json row = {{"config", cfg_path}, {"ok", r.valid}, {"valid", r.valid}, {"run_dir", r.run_dir},
+                {"teardown_verified", r.teardown_verified}};
+    std::string name = fs::path(cfg_path).filename().string();
     if (name.size() > 32) name = name.substr(0, 29) + "...";
-    table << std::left << std::setw(4) << (r.ok ? std::to_string(++rank) : "-") << std::setw(34) << name;
-    if (r.ok) {
-      double delta = first_headline > 0 ? (r.headline / first_headline - 1.0) * 100.0 : 0;
+    table << std::left << std::setw(4) << (r.valid ? std::to_string(++rank) : "-") << std::setw(34) << name;
+    std::string errors = r.result.is_null() ? "-" : r.result["summary"].value("errors", json(0)).dump();
+    if (r.valid) {
+      double h = bench::headline(r.result);
+      double delta = first_headline > 0 ? (h / first_headline - 1.0) * 100.0 : 0;
       std::string differs;
       if (first_snap && idx != 0) {
         auto d = snap::diff_snapshots(*first_snap, r.result["snapshot"]);
@@ -407,34 +355,41 @@ int cmd_sweep(const std::vector<std::string>& argv, const std::vector<std::strin
       }
       std::ostringstream d;
       d << std::showpos << std::fixed << std::setprecision(1) << delta << "%";
-      table << std::right << std::fixed << std::setprecision(2) << std::setw(12) << r.headline << std::setw(10)
+      table << std::right << std::fixed << std::setprecision(2) << std::setw(12) << h << std::setw(10)
             << (first_headline > 0 ? d.str() : "n/a") << std::setw(11)
-            << r.result["summary"]["ttft_ms"].value("median", 0.0) << "  " << differs << "\n";
-      row["headline"] = r.headline;
+            << r.result["summary"]["ttft_ms"].value("median", 0.0) << std::setw(8) << errors << "  " << differs
+            << "\n";
+      row["headline"] = h;
       row["delta_pct"] = delta;
-      row["result"] = r.result_path;
-      row["snapshot_id"] = r.result["snapshot_id"];
     } else {
-      table << "  FAILED: " << r.reason.substr(0, r.reason.find('\n')) << "\n";
+      std::string why = r.reason.substr(0, r.reason.find('\n'));
+      table << std::right << std::setw(12) << "-" << std::setw(10) << "-" << std::setw(11) << "-" << std::setw(8)
+            << errors << "  " << (r.result.is_null() ? "FAILED: " : "INVALID: ") << why << "\n";
       row["error"] = r.reason;
       row["exit_code"] = r.exit_code;
     }
+    if (!r.result_path.empty()) row["result"] = r.result_path;
+    if (!r.result.is_null()) row["snapshot_id"] = r.result["snapshot_id"];
     sweep["rows"].push_back(row);
   }
-  std::ofstream(fs::path(sweep_dir) / "sweep.json") << sweep.dump(2) << "\n";
+  std::string sweep_json = (fs::path(sweep_dir) / "sweep.json").string();
+  measure::write_result(sweep, sweep_dir);  // never replaces: the folder is this sweep's own
+  fs::rename(fs::path(sweep_dir) / "result.json", sweep_json);
   std::cout << table.str();
-  std::cout << "sweep: " << fs::absolute(sweep_dir / fs::path("sweep.json")).string() << "\n";
-  bool best = false;
+  std::cout << "sweep: " << fs::absolute(sweep_json).string() << "\n";
+  const measure::outcome* best = nullptr;
   for (std::size_t idx : order)
-    if (rows[idx].second.ok) {
-      std::cout << std::fixed << std::setprecision(2) << rows[idx].second.headline << "\n";
-      best = true;
+    if (rows[idx].second.valid) {
+      best = &rows[idx].second;
       break;
     }
-  if (!best) std::cout << "0.00\n";
-  if (interrupted) return exit_code::interrupted;
-  bool any_failed = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.second.ok; });
-  return any_failed ? exit_code::failure : 0;
+  if (best)
+    std::cout << bench::headline_line(best->result) << "\n";
+  else
+    std::cout << (st.interrupted() ? "invalid: interrupted" : "invalid: no config gave a valid result") << "\n";
+  if (st.interrupted()) return exit_code::interrupted;
+  bool any_bad = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.second.valid; });
+  return any_bad ? exit_code::failure : 0;
 }
 
 }  // namespace bp::cli

@@ -252,11 +252,8 @@ base::redactor engine_config::redactor() const { return base::redactor(secret_va
 
 load_result load_config(const std::string& path, const env_map& proc_env) {
   load_result res;
-  ctx c;
   std::error_code ec;
   fs::path abs = fs::absolute(path, ec);
-  c.file = path;
-  YAML::Node root;
   if (!fs::is_regular_file(abs, ec)) {
     res.errors.push_back({path, 0, 0, "", "cannot read config file: " +
                                              std::string(fs::exists(abs, ec) ? "not a regular file"
@@ -270,6 +267,16 @@ load_result load_config(const std::string& path, const env_map& proc_env) {
     res.errors.push_back({path, 0, 0, "", std::string("cannot read config file: ") + e.what()});
     return res;
   }
+  return load_config_text(text, path, proc_env);
+}
+
+load_result load_config_text(const std::string& text, const std::string& path, const env_map& proc_env) {
+  load_result res;
+  ctx c;
+  std::error_code ec;
+  fs::path abs = fs::absolute(path, ec);
+  c.file = path;
+  YAML::Node root;
   // YAML is Unicode text; a stray byte must be named here, not deep inside a JSON library later.
   if (auto bad = base::first_invalid_utf8(text)) {
     auto at = base::position_of(text, *bad);

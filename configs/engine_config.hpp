@@ -76,6 +76,9 @@ inline constexpr std::uint64_t max_config_bytes = 1u << 20;
 /// $VAR values. Never throws for bad input: problems come back as errors.
 load_result load_config(const std::string& path, const env_map& env);
 
+/// The same for text already read; `path` names it in errors and anchors relative paths.
+load_result load_config_text(const std::string& text, const std::string& path, const env_map& env);
+
 /// Checks that can only be made on the machine that launches the engine: cmd found on the
 /// YAML env's PATH and executable, cwd and venv exist. Returns the resolved executable path.
 std::optional<std::string> resolve_command(const engine_config& c, std::string& why);

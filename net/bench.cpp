@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/files.hpp"
+#include "base/numbers.hpp"
 #include "base/redact.hpp"
 #include "base/sha256.hpp"
 #include "net/http_client.hpp"
@@ -109,16 +110,14 @@ json csv_value(const std::string& col, const std::string& v) {
   static const std::set<std::string> ints = {"max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"};
   static const std::set<std::string> nums = {"temperature", "top_p", "presence_penalty", "frequency_penalty"};
   if (ints.count(col)) {
-    std::size_t pos = 0;
-    long x = std::stol(v, &pos);
-    if (pos != v.size()) throw std::invalid_argument("not an integer");
-    return x;
+    auto x = base::parse_integer(v, -(1ll << 53), 1ll << 53);
+    if (!x) throw std::invalid_argument("'" + col + "' must be a whole number, got '" + v + "'");
+    return *x;
   }
   if (nums.count(col)) {
-    std::size_t pos = 0;
-    double x = std::stod(v, &pos);
-    if (pos != v.size()) throw std::invalid_argument("not a number");
-    return x;
+    auto x = base::parse_number(v, -1e300, 1e300);
+    if (!x) throw std::invalid_argument("'" + col + "' must be a finite number, got '" + v + "'");
+    return *x;
   }
   if (col == "messages" || col == "stop" || col == "response_format" || col == "tools" || col == "tool_choice" ||
       col == "logit_bias")
@@ -208,6 +207,8 @@ std::vector<query> load_workload(const std::string& path, std::string* sha256) {
           if (v.empty()) continue;
           try {
             q.request[col] = csv_value(col, v);
+          } catch (const std::invalid_argument& e) {
+            throw std::runtime_error(where + ": column " + e.what());
           } catch (const std::exception& e) {
             throw std::runtime_error(where + ": column '" + col + "': bad value '" + v.substr(0, 80) + "': " + e.what());
           }
@@ -644,26 +645,31 @@ json run(const options& o) {
   }
   result["requests"] = reqs;
   result["finished_at"] = iso_now();
-  bool valid = true;
-  std::string why;
+  result["valid"] = true;
+  result["invalid_reasons"] = json::array();
+  bool cancelled = o.cancel && o.cancel->load();
+  if (cancelled) add_invalid_reason(result, "interrupted");
   if (!before) {
-    valid = false;
-    why = "no snapshot before the run: " + err;
-  } else if (!after) {
-    valid = false;
-    why = "no snapshot after the run (did the engine restart or the proxy stop?)";
-  } else if (after->id != before->id) {
-    valid = false;
-    why = "the snapshot changed during the run (" + before->id + " -> " + after->id + "): another process answered";
+    add_invalid_reason(result, "no snapshot before the run: " + err);
+  } else if (!after && !cancelled) {
+    add_invalid_reason(result, "no snapshot after the run (did the engine restart or the proxy stop?)");
+  } else if (after && after->id != before->id) {
+    add_invalid_reason(result, "the snapshot changed during the run (" + before->id + " -> " + after->id +
+                                   "): another process answered");
   }
-  if (completed == 0) {
-    valid = false;
-    why += std::string(why.empty() ? "" : "; ") + "no request completed";
+  if (completed == 0 && !cancelled) add_invalid_reason(result, "no request completed");
+  long failed = total - completed;
+  if (failed > 0 && !cancelled && static_cast<double>(failed) > o.max_error_rate * static_cast<double>(total)) {
+    std::string kinds;
+    for (auto it = error_kinds.begin(); it != error_kinds.end(); ++it)
+      kinds += (kinds.empty() ? "" : ", ") + it.key() + ": " + std::to_string(it.value().get<long>());
+    char rate[32];
+    std::snprintf(rate, sizeof(rate), "%g", o.max_error_rate);
+    add_invalid_reason(result, std::to_string(failed) + " of " + std::to_string(total) + " requests failed (" + kinds +
+                                   "), above --max-error-rate " + rate);
   }
   result["snapshot_id"] = before ? json(before->id) : json(nullptr);
   result["snapshot_id_after"] = after ? json(after->id) : json(nullptr);
-  result["valid"] = valid;
-  if (!valid) result["invalid_reason"] = why;
   result["snapshot"] = before ? before->doc : json(nullptr);
   if (before) redact_like_snapshot(result, before->doc);
   return result;
@@ -703,6 +709,34 @@ void redact_like_snapshot(json& result, const json& snapshot) {
     if (it.key() != "snapshot" && it.key() != "requests") redact_matching(it.value(), red, digests);
 }
 
+void add_invalid_reason(json& result, const std::string& reason) {
+  auto& reasons = result["invalid_reasons"];
+  if (!reasons.is_array()) reasons = json::array();
+  for (const auto& r : reasons)
+    if (r == reason) return;
+  reasons.push_back(reason);
+  result["valid"] = false;
+  std::string joined;
+  for (const auto& r : reasons) joined += (joined.empty() ? "" : "; ") + r.get<std::string>();
+  result["invalid_reason"] = joined;
+}
+
+std::string headline_line(const json& result) {
+  if (result.is_null()) return "failed: no result";
+  if (!result.value("valid", false)) {
+    // One line: each reason by its first line.
+    std::string line;
+    for (const auto& r : result.value("invalid_reasons", json::array())) {
+      std::string s = r.get<std::string>();
+      line += (line.empty() ? "" : "; ") + s.substr(0, s.find('\n'));
+    }
+    return "invalid: " + (line.empty() ? std::string("unknown reason") : line);
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.2f", headline(result));
+  return buf;
+}
+
 double headline(const json& result) {
   try {
     return result.at("summary").at("headline").at("value").get<double>();
@@ -711,9 +745,24 @@ double headline(const json& result) {
   }
 }
 
+namespace {
+const char* kTsvHeaderV1 =
+    "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
+    "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult";
+const char* kTsvHeaderV2 =
+    "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
+    "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult\tconfig\treasons";
+}  // namespace
+
 std::string append_tsv(const std::string& path, const json& r, const std::string& result_path) {
-  struct stat st {};
-  bool fresh = ::stat(path.c_str(), &st) != 0 || st.st_size == 0;
+  // The header decides the format: a ledger started by an older bench-proxy keeps its columns.
+  std::string first_line;
+  {
+    std::ifstream in(path);
+    std::getline(in, first_line);
+  }
+  bool fresh = first_line.empty();
+  bool v1 = !fresh && first_line == kTsvHeaderV1;
   auto get = [&](const json& j, std::initializer_list<const char*> keys) -> std::string {
     const json* cur = &j;
     for (const char* k : keys) {
@@ -733,19 +782,21 @@ std::string append_tsv(const std::string& path, const json& r, const std::string
     std::snprintf(num, sizeof(num), "%.3f", std::atof(v.c_str()));
     return std::string(num);
   };
+  std::string status = r.value("failed", false) ? "failed" : r.value("valid", false) ? "valid" : "invalid";
   std::string row = get(r, {"finished_at"}) + "\t" + get(r, {"snapshot", "config", "description"}) + "\t" +
                     get(r, {"snapshot", "config", "engine"}) + "\t" + get(r, {"snapshot_id"}) + "\t" +
                     get(r, {"snapshot", "venv", "merkle_sha256"}) + "\t" + get(r, {"summary", "requests"}) + "\t" +
                     get(r, {"summary", "errors"}) + "\t" + fmt(r, {"summary", "output_tps", "median"}) + "\t" +
                     fmt(r, {"summary", "ttft_ms", "median"}) + "\t" + fmt(r, {"summary", "itl_ms", "median"}) + "\t" +
                     fmt(r, {"summary", "e2e_ms", "p99"}) + "\t" + fmt(r, {"summary", "total_output_tps"}) + "\t" +
-                    (r.value("valid", false) ? "valid" : "invalid") + "\t" + result_path;
+                    (v1 && status == "failed" ? "invalid" : status) + "\t" + result_path;
+  if (!v1) row += "\t" + get(r, {"config_path"}) + "\t" + get(r, {"invalid_reason"});
   std::ofstream f(path, std::ios::app);
   if (!f) throw std::runtime_error(path + ": cannot append to the results TSV");
-  if (fresh)
-    f << "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
-         "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult\n";
+  if (fresh) f << kTsvHeaderV2 << "\n";
   f << row << "\n";
+  f.flush();
+  if (!f) throw std::runtime_error(path + ": cannot append to the results TSV");
   return row;
 }
 

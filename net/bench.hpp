@@ -70,6 +70,7 @@ struct options {
   std::uint64_t seed = 1;
   bool keep_text = false;
   bool require_snapshot = true;
+  double max_error_rate = 0;  ///< failed/total above this makes the result invalid
   std::function<void(long done, long total, long errors)> progress;
   const std::atomic<bool>* cancel = nullptr;  ///< set: no new request is started
 };
@@ -103,6 +104,13 @@ class client {
 
 /// Redacts every string of `result` that is a secret the snapshot names by its keyed digest.
 void redact_like_snapshot(nlohmann::json& result, const nlohmann::json& snapshot);
+
+/// Marks `result` invalid with one more reason (kept once; `invalid_reason` joins them all).
+void add_invalid_reason(nlohmann::json& result, const std::string& reason);
+
+/// The last line bench/run/sweep print: the headline number for a valid result, otherwise a line
+/// no shell loop can mistake for a number ("invalid: ...", "failed: ...").
+std::string headline_line(const nlohmann::json& result);
 
 /// The headline number: median of the per-request output tokens per second.
 double headline(const nlohmann::json& result);

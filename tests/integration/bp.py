@@ -111,8 +111,14 @@ class Proxy:
         self.cwd = cwd or tempfile.mkdtemp(prefix="bp_it_")
         full_env = dict(os.environ)
         full_env.update(env or {})
+        # Each run gets its own folder: run folders are never reused (results are never overwritten).
+        self.run_dir = os.path.join(self.cwd, "run")
+        n = 1
+        while os.path.exists(self.run_dir):
+            n += 1
+            self.run_dir = os.path.join(self.cwd, f"run{n}")
         self.p = subprocess.Popen([BENCH_PROXY, "--listen", listen, "--config", config, "--run-dir",
-                                   os.path.join(self.cwd, "run"), *args],
+                                   self.run_dir, *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.cwd, env=full_env,
                                   preexec_fn=preexec_fn)
         self._t = threading.Thread(target=self._read, daemon=True)

@@ -77,8 +77,17 @@ class BenchTest(ProxyCase):
         with open(bad, "w") as f:
             f.write('{"prompt": "fine"}\n{"messages": "not a list"}\n')
         r = run(["bench", "--url", "http://127.0.0.1:1", "--queries", bad], self.dir)
-        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.returncode, 2)
         self.assertIn("bad.jsonl:2:", r.stderr)
+        self.assertTrue(r.stdout.strip().splitlines()[-1].startswith("invalid: "), r.stdout)
+        # A bad cell names its column and value, never a C++ function.
+        bad = os.path.join(self.dir, "bad.csv")
+        with open(bad, "w") as f:
+            f.write("prompt,max_tokens\nhello,abc\n")
+        r = run(["bench", "--url", "http://127.0.0.1:1", "--queries", bad], self.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("bad.csv:2: column 'max_tokens' must be a whole number, got 'abc'", r.stderr)
+        self.assertNotIn("stol", r.stderr)
 
     def test_changed_snapshot_id_marks_the_result_invalid(self):
         calls = {"meta": 0}

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import threading
+import tempfile
 import time
 import unittest
 
@@ -33,7 +34,8 @@ class FaultTest(ProxyCase):
     def run_with_faults(self, faults, mock_args=(), timeout=60):
         cfg = self.marked(mock_args)
         env = dict(os.environ, BENCH_PROXY_FAULTS=faults)
-        r = subprocess.run([BENCH_PROXY, "--listen", "127.0.0.1:0", "--config", cfg, "--run-dir", self.dir + "/r"],
+        run_dir = tempfile.mkdtemp(prefix="r", dir=self.dir)  # a fresh folder each time
+        r = subprocess.run([BENCH_PROXY, "--listen", "127.0.0.1:0", "--config", cfg, "--run-dir", run_dir],
                            capture_output=True, text=True, timeout=timeout, env=env)
         self.assertEqual(pids_with_marker(self.marker), [], r.stderr)
         return r

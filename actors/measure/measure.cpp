@@ -1,0 +1,237 @@
+#include "actors/measure/measure.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <filesystem>
+#include <future>
+#include <iomanip>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/engine_run.hpp"
+#include "base/files.hpp"
+#include "base/text.hpp"
+#include "configs/engine_config.hpp"
+#include "net/http_client.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace bp::measure {
+
+void run_interruptible(const std::function<void()>& work, interrupt_state& st, const std::function<void()>& first,
+                       const std::function<void()>& again) {
+  auto fut = std::async(std::launch::async, work);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  while (fut.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+    timespec ts{0, 50 * 1000 * 1000};
+    int sig = sigtimedwait(&set, nullptr, &ts);
+    if (sig != SIGINT && sig != SIGTERM) continue;
+    const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    if (st.signals.fetch_add(1) == 0) {
+      spdlog::warn("received {}: tearing down (again to kill the engine at once)", name);
+      st.cancel = true;
+      first();
+    } else {
+      spdlog::warn("received {} again: killing the engine now", name);
+      again();
+    }
+  }
+  fut.get();
+}
+
+std::vector<std::string> preflight(const std::vector<std::string>& configs, const std::string& workload) {
+  std::vector<std::string> errors;
+  try {
+    bench::load_workload(workload);
+  } catch (const std::exception& e) {
+    errors.push_back(e.what());
+  }
+  auto env = process_env();
+  for (const auto& c : configs) {
+    auto r = load_config(c, env);
+    for (const auto& e : r.errors) errors.push_back(e.str());
+    if (r.config)
+      for (const auto& e : check_launchable(*r.config)) errors.push_back(e.str());
+  }
+  return errors;
+}
+
+std::string claim_run_dir(const std::string& wanted, const std::string& config_path) {
+  return bp::claim_run_dir(wanted, config_path);
+}
+
+std::string write_result(const json& result, const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::string path = (fs::path(dir) / "result.json").string();
+  base::write_file_atomic(path, result.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
+  return fs::absolute(path).string();
+}
+
+json failed_result(const std::string& config_path, const std::string& reason, const std::string& run_dir) {
+  json r;
+  r["schema_version"] = 1;
+  r["kind"] = "bench-proxy failed run";
+  r["finished_at"] = base::utc_now_iso();
+  r["config_path"] = config_path;
+  r["run_dir"] = run_dir.empty() ? json(nullptr) : json(run_dir);
+  r["failed"] = true;
+  r["valid"] = false;
+  r["invalid_reasons"] = json::array({reason});
+  r["invalid_reason"] = reason;
+  return r;
+}
+
+std::string summary_text(const json& r) {
+  std::ostringstream os;
+  const auto& s = r["summary"];
+  auto line = [&](const char* name, const json& st, const char* unit) {
+    if (!st.contains("median")) {
+      os << "  " << std::left << std::setw(16) << name << "n=0\n";
+      return;
+    }
+    os << "  " << std::left << std::setw(16) << name << std::fixed << std::setprecision(2) << "median "
+       << st["median"].get<double>() << "  p90 " << st["p90"].get<double>() << "  p99 " << st["p99"].get<double>()
+       << " " << unit << "\n";
+  };
+  os << "requests " << s["requests"] << ", completed " << s["completed"] << ", errors " << s["errors"];
+  if (!s["error_kinds"].empty()) os << " " << s["error_kinds"].dump();
+  os << ", wall " << std::fixed << std::setprecision(2) << s["wall_s"].get<double>() << " s\n";
+  line("ttft", s["ttft_ms"], "ms");
+  line("itl", s["itl_ms"], "ms");
+  line("tpot", s["tpot_ms"], "ms");
+  line("e2e", s["e2e_ms"], "ms");
+  line("output_tps", s["output_tps"], "tok/s per request");
+  os << "  request throughput " << s["request_throughput"].get<double>() << " req/s, total output "
+     << s["total_output_tps"].get<double>() << " tok/s, usage from " << s["usage_source"].get<std::string>() << "\n";
+  os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
+  if (r.value("valid", false)) {
+    os << " (valid)\n";
+  } else {
+    os << " INVALID:\n";
+    for (const auto& why : r.value("invalid_reasons", json::array())) os << "  - " << why.get<std::string>() << "\n";
+  }
+  return os.str();
+}
+
+outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
+  outcome out;
+  run_options ro;
+  ro.config_path = o.config_path;
+  ro.listen = o.listen;
+  ro.threads = o.threads;
+  ro.run_dir = o.run_dir;
+  ro.argv = o.argv;
+  std::string err;
+  int code = 0;
+  auto record_failure = [&](const std::string& reason) {
+    out.reason = reason;
+    if (!o.results_tsv.empty()) {
+      try {
+        bench::append_tsv(o.results_tsv, failed_result(o.config_path, reason, out.run_dir), "");
+      } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+      }
+    }
+  };
+  auto run = engine_run::start(sys, ro, err, code);
+  if (!run) {
+    out.exit_code = code;
+    record_failure(err);
+    return out;
+  }
+  out.started = true;
+  out.run_dir = run->run_dir();
+  const auto& cfg = run->config();
+  auto first = [&] { run->stop("interrupted"); };
+  auto again = [&] { run->kill_now(); };
+  auto budget = std::chrono::milliseconds(
+      static_cast<long>((cfg.ready_timeout_s + cfg.snapshot_timeout_s + 600.0 * cfg.warmup + 30) * 1000));
+  bool published = false;
+  run_interruptible([&] { published = run->wait_published(budget); }, st, first, again);
+  if (!published || st.interrupted()) {
+    if (!run->finished()) run->stop(st.interrupted() ? "interrupted" : "no snapshot in time");
+    auto r = run->wait();
+    out.meta_path = r.meta_path;
+    if (st.interrupted()) {
+      out.exit_code = exit_code::interrupted;
+      record_failure("interrupted");
+    } else {
+      out.exit_code = r.exit_code != 0 ? r.exit_code : exit_code::failure;
+      record_failure(r.message.empty() ? "no snapshot was published" : r.message);
+    }
+    return out;
+  }
+  out.published = true;
+  bench::options bo = o.bench;
+  bo.url = run->url();
+  bo.cancel = &st.cancel;
+  int engine_pid = run->status().engine_pid();
+  int engine_port = run->status().engine_port();
+  std::string bench_error;
+  run_interruptible(
+      [&] {
+        try {
+          out.result = bench::run(bo);
+        } catch (const std::exception& e) {
+          bench_error = std::string("bench failed: ") + e.what();
+        }
+      },
+      st, [&] { run->stop("interrupted"); }, again);
+  // Did the engine live through the measurement as the same process?
+  bool died = run->finished();
+  int pid_after = run->status().engine_pid();
+  if (!run->finished()) run->stop(st.interrupted() ? "interrupted" : "measurement done");
+  auto r = run->wait();
+  out.meta_path = r.meta_path;
+  if (died && !st.interrupted()) out.engine_exit = r.message.empty() ? "the run ended early" : r.message;
+  // Verify the teardown: the engine's root and its whole process group are gone, and nothing
+  // listens on its port any more.
+  bool root_gone = engine_pid > 0 && ::kill(engine_pid, 0) != 0 && errno == ESRCH;
+  bool group_gone = engine_pid > 0 && ::kill(-engine_pid, 0) != 0 && errno == ESRCH;
+  std::string ignore;
+  net::http_connection probe;
+  bool port_free = engine_port > 0 && !probe.connect("127.0.0.1", static_cast<std::uint16_t>(engine_port),
+                                                     std::chrono::seconds(1), ignore);
+  out.teardown_verified = root_gone && group_gone && port_free;
+  if (!out.teardown_verified)
+    spdlog::error("teardown of {} not verified: root gone {}, group gone {}, port {} free {}", o.config_path,
+                  root_gone, group_gone, engine_port, port_free);
+  if (out.result.is_null()) {
+    out.exit_code = st.interrupted() ? exit_code::interrupted : (r.exit_code ? r.exit_code : exit_code::failure);
+    record_failure(st.interrupted() ? "interrupted" : !out.engine_exit.empty() ? out.engine_exit : bench_error);
+    return out;
+  }
+  out.result["run_dir"] = out.run_dir;
+  out.result["config_path"] = o.config_path;
+  if (st.interrupted()) bench::add_invalid_reason(out.result, "interrupted");
+  if (!out.engine_exit.empty())
+    bench::add_invalid_reason(out.result, "the engine exited during the measurement: " + out.engine_exit);
+  if (pid_after != engine_pid)
+    bench::add_invalid_reason(out.result, "the engine's PID changed from " + std::to_string(engine_pid) + " to " +
+                                              std::to_string(pid_after));
+  if (!out.teardown_verified) bench::add_invalid_reason(out.result, "the engine's teardown was not verified");
+  // What the bench never saw, the config knows: its secrets are redacted from the result too.
+  cfg.redactor().redact(out.result);
+  out.result_path = write_result(out.result, out.run_dir);
+  if (!o.results_tsv.empty()) bench::append_tsv(o.results_tsv, out.result, out.result_path);
+  out.valid = out.result.value("valid", false);
+  if (st.interrupted()) {
+    out.exit_code = exit_code::interrupted;
+    out.reason = "interrupted";
+  } else if (!out.valid) {
+    out.exit_code = r.exit_code != 0 ? r.exit_code : exit_code::failure;
+    out.reason = "invalid result: " + out.result.value("invalid_reason", std::string());
+  }
+  return out;
+}
+
+}  // namespace bp::measure

@@ -1,0 +1,81 @@
+#pragma once
+/// One measured run (engine up, warmup, snapshot, bench through the proxy, teardown verified) and
+/// what `run` and `sweep` make of it: the result folder, the ledger row, the printed summary.
+/// cmd/ only parses options and calls this; tests call it directly.
+///
+/// Rules kept here (docs/cli.md, "Results"):
+/// - a result is valid only if the snapshot was unchanged, the engine lived throughout as the same
+///   process, the run was not interrupted, and errors stayed within max_error_rate;
+/// - no result file is ever overwritten (exclusive atomic writes, fresh folders);
+/// - failed and invalid runs get ledger rows too.
+#include <atomic>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/bench.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace bp::measure {
+
+struct options {
+  std::string config_path;
+  std::string listen = "127.0.0.1:0";
+  int threads = 1;
+  std::string run_dir;  ///< empty: a fresh runs/<UTC>_<config>_<pid>; else must not hold a result yet
+  std::string results_tsv = "results.tsv";  ///< empty: no ledger row
+  std::vector<std::string> argv;            ///< bench-proxy's own argv (recorded in /meta)
+  bench::options bench;                     ///< url and cancel are filled in here
+};
+
+/// Ctrl-C as the CLI sees it: the first asks for an orderly teardown, the second kills the
+/// engine's tree at once.
+struct interrupt_state {
+  std::atomic<int> signals{0};
+  std::atomic<bool> cancel{false};  ///< no new request is started
+  bool interrupted() const { return signals.load() > 0; }
+};
+
+struct outcome {
+  bool started = false;    ///< the engine was launched
+  bool published = false;  ///< /meta was published
+  bool valid = false;      ///< a result exists and is valid
+  int exit_code = 0;
+  std::string reason;  ///< why it is not valid (first line is the short form)
+  nlohmann::json result;
+  std::string result_path, run_dir, meta_path;
+  bool teardown_verified = false;
+  std::string engine_exit;  ///< how the engine ended, when it did so on its own
+};
+
+/// Runs `work` on another thread while this one takes SIGINT/SIGTERM (blocked everywhere else):
+/// `first` on the first signal, `again` on each later one. Returns what `work` returned.
+void run_interruptible(const std::function<void()>& work, interrupt_state& st, const std::function<void()>& first,
+                       const std::function<void()>& again);
+
+/// The whole run of one config.
+outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st);
+
+/// Everything a run or sweep can check before anything starts: the workload parses and every
+/// config loads and is launchable here. Returns every error (file:line where known).
+std::vector<std::string> preflight(const std::vector<std::string>& configs, const std::string& workload);
+
+/// The run folder to use: `wanted` (refused if it already holds a result, meta or engine log) or
+/// a fresh default. Throws std::runtime_error naming the folder.
+std::string claim_run_dir(const std::string& wanted, const std::string& config_path);
+
+/// result.json in `dir`, written atomically and never over an existing one. Returns its path.
+std::string write_result(const nlohmann::json& result, const std::string& dir);
+
+/// One ledger row for a run that produced no result (config error, engine never ready, ...).
+nlohmann::json failed_result(const std::string& config_path, const std::string& reason, const std::string& run_dir);
+
+/// The text summary bench/run print (medians with p90/p99, errors, validity with every reason).
+std::string summary_text(const nlohmann::json& result);
+
+}  // namespace bp::measure
