@@ -6,10 +6,11 @@
 /// Header-only on purpose: it sits on the proxy's hot path (inlined into the session) and is fed
 /// byte by byte by tests/net/proxy/http1_test.cpp. Include it only from Beast translation units.
 ///
-/// Lifetime rule: every string_view a parser keeps points into the bytes given to `feed()` (which
-/// stay put until the header is emitted, all inside one call), or into storage the rewriter owns.
-/// Beast unfolds obs-fold header values into a buffer local to its field parser; such a value is
-/// never kept as a view (requests with obs-fold are rejected, folded response values are copied).
+/// Lifetime rule: nothing here keeps a view into parser input past the callback that received it.
+/// Beast consumes a header field by field (a header split over reads is parsed across put()
+/// calls), and unfolds obs-fold values into a buffer local to its field parser: the rewriter
+/// copies what it keeps (requests with obs-fold are rejected, folded response values relayed
+/// unfolded, each fold replaced by SP).
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -141,52 +142,58 @@ inline void append_hex_chunk(std::string& out, sv body) {
   out.append("\r\n", 2);
 }
 
-/// Filters and re-emits header fields; shared by both directions. Beast delivers the whole header
-/// (every field, then on_header) inside one put() call, so views into the fed bytes stay valid
-/// until the header is emitted. Values that do not lie in the fed bytes (Beast's unfolded obs-fold
-/// values) are copied into `owned_` first.
+/// Filters and re-emits header fields; shared by both directions.
+///
+/// It keeps no view into any parser input: every name and value it keeps is copied into `store`.
+/// Beast reports a field and consumes its bytes as soon as the field is complete (a header that
+/// arrives in several reads is consumed field by field, across put() calls), and it unfolds
+/// obs-fold values into a buffer local to its field parser; a view into either would dangle.
 struct header_rewriter {
-  std::vector<std::pair<sv, sv>> fields;
-  std::vector<sv> connection_tokens;
-  std::deque<std::string> owned_;
-  const char* in_begin = nullptr;
+  struct span {
+    std::uint32_t off = 0, len = 0;
+  };
+  std::string store;
+  std::vector<std::pair<span, span>> fields;
+  std::vector<span> connection_tokens;
+  const char* in_begin = nullptr;  ///< the bytes of the current feed() (for obs-fold detection only)
   const char* in_end = nullptr;
   bool header_done = false;
 
   void reset() {
+    store.clear();
     fields.clear();
     connection_tokens.clear();
-    owned_.clear();
     header_done = false;
   }
-  /// Is `s` inside the bytes currently being parsed?
+  /// Is `s` inside the bytes currently being parsed? (Beast's unfolded values are not.)
   bool in_input(sv s) const { return s.empty() || (s.data() >= in_begin && s.data() + s.size() <= in_end); }
-  /// A view that outlives the parser's temporaries.
-  sv keep(sv s) {
-    if (in_input(s)) return s;
-    owned_.emplace_back(s.data(), s.size());
-    return owned_.back();
+  span keep(sv s) {
+    span r{static_cast<std::uint32_t>(store.size()), static_cast<std::uint32_t>(s.size())};
+    store.append(s.data(), s.size());
+    return r;
   }
+  sv at(span s) const { return sv(store.data() + s.off, s.len); }
   void on_field(http::field f, sv name, sv value) {
     if (header_done) return;  // trailers are dropped
-    value = keep(value);
     if (f == http::field::connection) {
       std::size_t pos = 0;
       while (pos <= value.size()) {
         auto comma = value.find(',', pos);
         sv tok = trim_ows(value.substr(pos, comma == sv::npos ? sv::npos : comma - pos));
-        if (!tok.empty()) connection_tokens.push_back(tok);
+        if (!tok.empty()) connection_tokens.push_back(keep(tok));
         if (comma == sv::npos) break;
         pos = comma + 1;
       }
     }
     if (hop_by_hop(f)) return;
-    fields.emplace_back(name, value);
+    span n = keep(name);
+    fields.emplace_back(n, keep(value));
   }
   void emit(std::string& out, bool skip_expect = false) const {
-    for (const auto& [n, v] : fields) {
-      if (!connection_tokens.empty() &&
-          std::any_of(connection_tokens.begin(), connection_tokens.end(), [&](sv t) { return iequals(t, n); }))
+    for (const auto& field : fields) {
+      sv n = at(field.first), v = at(field.second);
+      if (!connection_tokens.empty() && std::any_of(connection_tokens.begin(), connection_tokens.end(),
+                                                    [&](span t) { return iequals(at(t), n); }))
         continue;
       if (skip_expect && iequals(n, "expect")) continue;
       out.append(n.data(), n.size());
@@ -385,7 +392,7 @@ class response_parser final : public http::basic_parser<false> {
     reason_.assign(reason.data(), reason.size());
   }
   // RFC 9112 5.2: a proxy replaces each obs-fold in a response with SP (Beast's unfolded value is
-  // exactly that; the rewriter copies it out of Beast's temporary buffer).
+  // exactly that; the rewriter copies it, as every value it keeps).
   void on_field_impl(http::field f, sv name, sv value, error_code&) override { hr_.on_field(f, name, value); }
   void on_header_impl(error_code&) override {
     hr_.header_done = true;
