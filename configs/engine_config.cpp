@@ -1,6 +1,7 @@
 #include "configs/engine_config.hpp"
 
 #include "base/files.hpp"
+#include "configs/engine_kinds.hpp"
 #include "base/numbers.hpp"
 #include "base/text.hpp"
 
@@ -26,7 +27,6 @@ namespace bp {
 
 namespace {
 
-const std::vector<std::string> kEngineKinds = {"vllm", "sglang", "trt-llm", "llama.cpp", "mock"};
 
 const std::set<std::string> kKnownKeys = {
     "description", "engine",        "cmd",          "args",          "cwd",
@@ -117,6 +117,12 @@ struct ctx {
     return d;
   }
 };
+
+std::string known_kinds_text() {
+  std::string s;
+  for (const auto& k : engine_kinds_table()) s += (s.empty() ? "" : ", ") + k.name;
+  return s;
+}
 
 std::string find_repo_root(const fs::path& config_dir) {
   std::error_code ec;
@@ -237,15 +243,17 @@ std::optional<std::string> interpolate(const std::string& in, const env_map& env
   return out;
 }
 
-bool known_engine(const std::string& kind) {
-  return std::find(kEngineKinds.begin(), kEngineKinds.end(), kind) != kEngineKinds.end();
+bool known_engine(const std::string& kind) { return find_engine_kind(kind) != nullptr; }
+
+std::vector<std::string> engine_kinds() {
+  std::vector<std::string> names;
+  for (const auto& k : engine_kinds_table()) names.push_back(k.name);
+  return names;
 }
 
-std::vector<std::string> engine_kinds() { return kEngineKinds; }
-
-std::string default_health_path(const std::string&) {
-  // vLLM, SGLang, TensorRT-LLM, llama.cpp and the mock all answer GET /health (docs/config.md).
-  return "/health";
+std::string default_health_path(const std::string& kind) {
+  const auto* k = find_engine_kind(kind);
+  return k ? k->health_path : "/health";
 }
 
 base::redactor engine_config::redactor() const { return base::redactor(secret_values(), base::secret_key()); }
@@ -354,7 +362,7 @@ load_result load_config_text(const std::string& text, const std::string& path, c
     c.add(root, "engine", "required key is missing");
   } else if (!n.IsScalar() || !known_engine(n.Scalar())) {
     c.add(n, "engine", "unknown engine '" + (n.IsScalar() ? n.Scalar() : std::string("?")) +
-                           "' (known: vllm, sglang, trt-llm, llama.cpp, mock)");
+                           "' (known: " + known_kinds_text() + ")");
   } else {
     cfg.engine = n.Scalar();
   }

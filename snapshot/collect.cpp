@@ -1,6 +1,7 @@
 #include "snapshot/collect.hpp"
 
 #include "base/own_children.hpp"
+#include "configs/engine_kinds.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -357,10 +358,9 @@ json collect_engine_version(const collect_input& in) {
         }
     j["python"] = py;
     j["site_packages"] = site.empty() ? json(nullptr) : json(site);
-    static const std::map<std::string, std::string> pkg = {
-        {"vllm", "vllm"}, {"sglang", "sglang"}, {"trt-llm", "tensorrt_llm"}};
+    const auto* kind = find_engine_kind(in.engine_kind);
     json packages = json::object();
-    std::string wanted = pkg.count(in.engine_kind) ? pkg.at(in.engine_kind) : "";
+    std::string wanted = kind ? kind->python_package : "";
     static const std::set<std::string> interesting = {"vllm",         "sglang", "tensorrt_llm", "torch",
                                                       "transformers", "flashinfer_python", "triton", "xformers",
                                                       "flash_attn",   "nvidia_cublas_cu12", "nvidia_nccl_cu12"};
@@ -393,7 +393,7 @@ json collect_engine_version(const collect_input& in) {
       j["reason"] = "no " + wanted + " *.dist-info in " + (site.empty() ? in.venv : site);
     }
   }
-  if (in.engine_kind == "llama.cpp" || in.engine_kind == "mock") {
+  if (const auto* kind = find_engine_kind(in.engine_kind); kind && kind->version_from_binary) {
     // Native engines: ask the binary itself (llama-server prints "version: N (commit)").
     try {
       int st = 0;
@@ -527,16 +527,10 @@ json collect_inputs(const collect_input& in) {
 }
 
 json collect_engine_reported(const collect_input& in) {
-  static const std::map<std::string, std::vector<std::string>> endpoints = {
-      {"vllm", {"/version", "/v1/models"}},
-      {"sglang", {"/get_server_info", "/get_model_info", "/v1/models"}},
-      {"trt-llm", {"/version", "/v1/models"}},
-      {"llama.cpp", {"/props", "/v1/models"}},
-      {"mock", {"/version", "/v1/models"}}};
   json out = json::object();
-  auto it = endpoints.find(in.engine_kind);
-  if (it == endpoints.end()) return out;
-  for (const auto& path : it->second) {
+  const auto* kind = find_engine_kind(in.engine_kind);
+  if (!kind) return out;
+  for (const auto& path : kind->config_endpoints) {
     std::string err;
     auto r = net::http_fetch("GET", "http://127.0.0.1:" + std::to_string(in.engine_port) + path, "",
                              std::chrono::milliseconds(std::min(remaining_ms(in), 30000)), err);

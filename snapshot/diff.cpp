@@ -1,5 +1,10 @@
 #include "snapshot/diff.hpp"
 
+#include <algorithm>
+#include <cctype>
+
+#include "configs/engine_kinds.hpp"
+
 #include <map>
 #include <set>
 #include <sstream>
@@ -53,6 +58,89 @@ std::string element_key(const std::string& array_path, const json& e, std::map<s
   return n == 0 ? k : k + "#" + std::to_string(n + 1);
 }
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_argv(const std::string& path) { return ends_with(path, "argv") || path == "config.args"; }
+
+std::string token_text(const json& t) { return t.is_string() ? t.get<std::string>() : t.dump(); }
+
+/// An argv as units, so that one inserted flag shifts nothing: "--flag value" (or "--flag=value")
+/// is keyed by the flag, a lone "--flag" by itself, and a positional by its place among the
+/// positionals (argv[0] is "#0"). Repeated flags get "#2", "#3". Flag order is not compared.
+void flatten_argv(const json& j, const std::string& path, std::map<std::string, json>& out) {
+  if (j.empty()) out[path] = json::array();
+  std::map<std::string, int> seen;
+  auto key_of = [&](const std::string& k) {
+    int n = ++seen[k];
+    return n == 1 ? k : k + "#" + std::to_string(n);
+  };
+  int positional = 0;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const json& t = j[i];
+    std::string s = token_text(t);
+    bool flag = s.size() > 1 && s[0] == '-' && !t.is_object();
+    if (!flag) {
+      json v = t;
+      out[path + "[#" + std::to_string(positional++) + "]"] = v;
+      continue;
+    }
+    if (auto eq = s.find('='); eq != std::string::npos && s.rfind("--", 0) == 0) {
+      out[path + "[" + key_of(s.substr(0, eq)) + "]"] = s.substr(eq + 1);
+      continue;
+    }
+    std::string k = path + "[" + key_of(s) + "]";
+    bool has_value = i + 1 < j.size() && !(token_text(j[i + 1]).size() > 1 && token_text(j[i + 1])[0] == '-' &&
+                                           !j[i + 1].is_object());
+    if (!has_value) {
+      out[k] = true;
+      continue;
+    }
+    ++i;
+    // The loopback port bench-proxy injects differs on every run: an instance fact.
+    out[k] = s == "--port" ? json("<injected port>") : j[i];
+  }
+}
+
+/// "argv[10]" after "argv[9]": digit runs compare as numbers.
+bool natural_less(const std::string& a, const std::string& b) {
+  std::size_t i = 0, k = 0;
+  while (i < a.size() && k < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[k]))) {
+      std::size_t i2 = i, k2 = k;
+      while (i2 < a.size() && std::isdigit(static_cast<unsigned char>(a[i2]))) ++i2;
+      while (k2 < b.size() && std::isdigit(static_cast<unsigned char>(b[k2]))) ++k2;
+      std::string na = a.substr(i, i2 - i), nb = b.substr(k, k2 - k);
+      while (na.size() > 1 && na[0] == '0') na.erase(0, 1);
+      while (nb.size() > 1 && nb[0] == '0') nb.erase(0, 1);
+      if (na.size() != nb.size()) return na.size() < nb.size();
+      if (na != nb) return na < nb;
+      i = i2;
+      k = k2;
+      continue;
+    }
+    if (a[i] != b[k]) return a[i] < b[k];
+    ++i;
+    ++k;
+  }
+  return a.size() - i < b.size() - k;
+}
+
+/// What a change is, wherever it was seen: the last path component (the env var, the flag, the
+/// key) and both values. The same change seen in config, command and process_tree is one change.
+std::string change_identity(const json& c) {
+  std::string p = c["path"].get<std::string>();
+  std::string last = p;
+  if (!p.empty() && p.back() == ']') {
+    last = p.substr(p.rfind('['));
+  } else if (auto dot = p.rfind('.'); dot != std::string::npos) {
+    last = p.substr(dot + 1);
+  }
+  return c["change"].get<std::string>() + "\x1f" + last + "\x1f" + c.value("a", json()).dump() + "\x1f" +
+         c.value("b", json()).dump();
+}
+
 void flatten(const json& j, const std::string& path, std::map<std::string, json>& out) {
   if (j.is_object()) {
     // A redacted secret is one value, not an object to look into.
@@ -68,20 +156,14 @@ void flatten(const json& j, const std::string& path, std::map<std::string, json>
     return;
   }
   if (j.is_array()) {
+    if (is_argv(path)) return flatten_argv(j, path, out);
     std::map<std::string, int> seen;
     bool keyed = !j.empty() && !element_key(path, j[0], seen).empty();
     seen.clear();
     if (j.empty()) out[path] = json::array();
-    bool argv = path.size() >= 4 && path.compare(path.size() - 4, 4, "argv") == 0;
     for (std::size_t i = 0; i < j.size(); ++i) {
       std::string k = keyed ? element_key(path, j[i], seen) : std::string();
-      std::string p = path + "[" + (k.empty() ? std::to_string(i) : k) + "]";
-      // The loopback port bench-proxy injects differs on every run: an instance fact.
-      if (argv && i > 0 && j[i - 1] == "--port") {
-        out[p] = "<injected port>";
-        continue;
-      }
-      flatten(j[i], p, out);
+      flatten(j[i], path + "[" + (k.empty() ? std::to_string(i) : k) + "]", out);
     }
     return;
   }
@@ -92,21 +174,53 @@ void flatten(const json& j, const std::string& path, std::map<std::string, json>
 
 json diff_snapshots(const json& a, const json& b) {
   json res = {{"equal", true}, {"sections", json::object()}};
+  // Fields the engine changes on every start (engine-kind table) are not differences.
+  std::set<std::string> volatile_paths;
+  for (const json* side : {&a, &b})
+    if (side->contains("config") && (*side)["config"].contains("engine") && (*side)["config"]["engine"].is_string())
+      if (const auto* kind = find_engine_kind((*side)["config"]["engine"].get<std::string>()))
+        for (const auto& v : kind->volatile_fields) volatile_paths.insert("engine_reported." + v);
+  auto is_volatile = [&](const std::string& p) {
+    for (const auto& v : volatile_paths)
+      if (p == v || (p.size() > v.size() && p.compare(0, v.size(), v) == 0 && (p[v.size()] == '.' || p[v.size()] == '[')))
+        return true;
+    return false;
+  };
+  std::map<std::string, std::pair<std::string, std::size_t>> first_seen;  // identity -> (section, index)
   for (const auto& sec : kSections) {
     if (!a.contains(sec) && !b.contains(sec)) continue;
     std::map<std::string, json> fa, fb;
     if (a.contains(sec)) flatten(a[sec], sec, fa);
     if (b.contains(sec)) flatten(b[sec], sec, fb);
-    json changes = json::array();
+    std::vector<json> found;
     for (const auto& [k, v] : fa) {
+      if (is_volatile(k)) continue;
       auto it = fb.find(k);
       if (it == fb.end())
-        changes.push_back({{"path", k}, {"change", "removed"}, {"a", v}});
+        found.push_back({{"path", k}, {"change", "removed"}, {"a", v}});
       else if (it->second != v)
-        changes.push_back({{"path", k}, {"change", "changed"}, {"a", v}, {"b", it->second}});
+        found.push_back({{"path", k}, {"change", "changed"}, {"a", v}, {"b", it->second}});
     }
     for (const auto& [k, v] : fb)
-      if (!fa.count(k)) changes.push_back({{"path", k}, {"change", "added"}, {"b", v}});
+      if (!fa.count(k) && !is_volatile(k)) found.push_back({{"path", k}, {"change", "added"}, {"b", v}});
+    std::stable_sort(found.begin(), found.end(), [](const json& x, const json& y) {
+      return natural_less(x["path"].get<std::string>(), y["path"].get<std::string>());
+    });
+    json changes = json::array();
+    for (auto& c : found) {
+      // Reported once, where it was first seen, with every other place it shows.
+      auto id = change_identity(c);
+      auto it = first_seen.find(id);
+      if (it != first_seen.end()) {
+        auto& first = it->second.first == sec ? changes[it->second.second]
+                                              : res["sections"][it->second.first][it->second.second];
+        first["seen_in"].push_back(c["path"]);
+        continue;
+      }
+      c["seen_in"] = json::array({c["path"]});
+      first_seen[id] = {sec, changes.size()};
+      changes.push_back(c);
+    }
     if (!changes.empty()) {
       res["equal"] = false;
       res["sections"][sec] = changes;
@@ -148,6 +262,12 @@ std::string render_diff(const json& d) {
         os << "  + " << path << ": " << show(c["b"]) << "\n";
       else
         os << "  - " << path << ": " << show(c["a"]) << "\n";
+      if (c.contains("seen_in") && c["seen_in"].size() > 1) {
+        std::string also;
+        for (std::size_t k = 1; k < c["seen_in"].size(); ++k)
+          also += (also.empty() ? "" : ", ") + c["seen_in"][k].get<std::string>();
+        os << "      also in " << also << "\n";
+      }
     }
   }
   return os.str();

@@ -6,9 +6,13 @@
 
 namespace bp::snap {
 
-/// {"equal": bool, "sections": {section: [{"path", "change": added|removed|changed, "a", "b"}]}}
-/// Values that describe one process instance rather than its configuration (PIDs, ports,
-/// timestamps, durations) are ignored.
+/// {"equal": bool, "sections": {section: [{"path", "change": added|removed|changed, "a", "b",
+/// "seen_in": [paths]}]}}. Values that describe one process instance rather than its
+/// configuration (PIDs, ports, timestamps, durations, the engine kind's volatile fields) are
+/// ignored. An argv is compared as flag units ("--flag value" keyed by the flag, positionals by
+/// their place), so an inserted flag shifts nothing. A change seen in several places (config,
+/// command, process_tree) is reported once, in the first, with every place in "seen_in". Paths
+/// sort naturally (argv[#2] before argv[#10]).
 nlohmann::json diff_snapshots(const nlohmann::json& a, const nlohmann::json& b);
 
 /// Human-readable rendering of diff_snapshots' result.

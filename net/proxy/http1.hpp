@@ -299,6 +299,7 @@ class request_parser final : public http::basic_parser<true> {
   }
   void on_response_impl(int, sv, int, error_code&) override {}
   void on_field_impl(http::field f, sv name, sv value, error_code& ec) override {
+    if (hr_.header_done) return;  // a trailer: dropped unread, never forwarded
     // RFC 9112 5.2: a server may reject obs-fold with 400; nginx does, and so do we.
     if (!hr_.in_input(value) || folded_in_place(name, value))
       return reject(ec, 400, "Bad Request",

@@ -152,7 +152,7 @@ class LlamaTest(ProxyCase):
         self.assertEqual(len(failed), 1)
         self.assertIn("during startup", failed[0]["error"])
         other = "ctx1024.yaml"
-        paths = [c["path"] for sec in ok[other]["differs_from_first"]["sections"].values() for c in sec]
+        paths = [x for sec in ok[other]["differs_from_first"]["sections"].values() for c in sec for x in c["seen_in"]]
         self.assertTrue(any("n_ctx" in x for x in paths), paths)  # the engine's own view differs
         self.assertTrue(any(x.startswith("command.argv") for x in paths), paths)
         self.assertEqual(pids_with_marker(marker), [])

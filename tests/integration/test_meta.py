@@ -74,7 +74,9 @@ class MetaTest(ProxyCase):
                 r = subprocess.run([BENCH_PROXY, "meta", "diff", docs[0], live, "--json"], capture_output=True, text=True)
                 self.assertEqual(r.returncode, 1, r.stderr)
                 d = json.loads(r.stdout)
-                paths = sorted(c["path"] for sec in d["sections"].values() for c in sec)
+                # Each change once, with every place it was seen.
+                paths = sorted(x for sec in d["sections"].values() for c in sec for x in c["seen_in"])
+                self.assertEqual(sum(len(sec) for sec in d["sections"].values()), 1, d)
                 self.assertIn("command.env.TUNABLE", paths)
                 self.assertIn("config.env.TUNABLE", paths)
                 for path_ in paths:

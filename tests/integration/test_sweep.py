@@ -34,10 +34,10 @@ class SweepTest(ProxyCase):
         for row in ok:
             self.assertTrue(row["teardown_verified"])
         diff = ok[1]["differs_from_first"]
-        paths = [c["path"] for sec in diff["sections"].values() for c in sec]
+        paths = [x for sec in diff["sections"].values() for c in sec for x in c["seen_in"]]
         self.assertIn("command.env.KNOB", paths)
         self.assertIn("FAILED", r.stdout)
-        self.assertIn("command (", r.stdout)
+        self.assertIn("config (", r.stdout)
         self.assertEqual(float(r.stdout.strip().splitlines()[-1]), float("%.2f" % ok[0]["headline"]))
         self.assertEqual(pids_with_marker(marker), [])
 

@@ -303,3 +303,16 @@ TEST(Http1Response, ReframesAnUndelimitedBodyAsChunkedForHttp11Clients) {
   EXPECT_EQ(body, "abc");
   EXPECT_EQ(rest, "0\r\n\r\n");
 }
+
+TEST(Http1Request, TrailersAreDroppedUncheckedOnceTheHeaderWasForwarded) {
+  // Found by the fuzzer: a folded or duplicate-Host trailer used to refuse a request whose header
+  // and body had already been written for the engine.
+  auto r = parse_request(
+      "POST /v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+      "X-Trailer: a\r\n b\r\nHost: y\r\n\r\n",
+      1 << 20);
+  EXPECT_TRUE(r.done) << r.message;
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.forwarded.find("X-Trailer"), std::string::npos);
+  EXPECT_TRUE(ends_with(r.forwarded, "5\r\nhello\r\n0\r\n\r\n")) << r.forwarded;
+}
