@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actors.hpp"
+#include "base/build_info.hpp"
 #include "actors/child_process.hpp"
 #include "snapshot/collect.hpp"
 #include "base/sha256.hpp"
@@ -127,11 +128,11 @@ void assemble(caf::stateful_actor<meta_state>* self) {
   const auto& cfg = s.ctx->config;
   nlohmann::json doc;
   doc["schema_version"] = 1;
-  doc["bench_proxy"] = {{"version", BENCH_PROXY_VERSION},
-                        {"pid", ::getpid()},
+  doc["bench_proxy"] = base::to_json(base::this_build());
+  doc["bench_proxy"].update({{"pid", ::getpid()},
                         {"argv", s.ctx->bench_proxy_argv},
                         {"listen", s.ctx->listen_address},
-                        {"run_dir", s.ctx->run_dir}};
+                        {"run_dir", s.ctx->run_dir}});
   doc["snapshot"] = {
       {"started_at", s.started_at},
       {"created_at", iso_utc_now()},

@@ -11,6 +11,7 @@
 
 #include "actors/child_process.hpp"
 #include "actors/engine_run.hpp"
+#include "base/build_info.hpp"
 #include "cmd/cli_common.hpp"
 #include "cmd/commands.hpp"
 #include "configs/engine_config.hpp"
@@ -210,7 +211,10 @@ int main(int argc, char** argv) {
         return 0;
       }
       if (rest.size() == 1 && rest[0] == "--version") {
-        std::cout << "bench-proxy " << BENCH_PROXY_VERSION << "\n";
+        const auto& b = bp::base::this_build();
+        std::cout << "bench-proxy " << b.version << "\ncommit " << b.git_commit
+                  << (b.git_dirty ? " (built from a dirty tree)" : "") << "\nbinary " << b.binary_path
+                  << " sha256 " << b.binary_sha256 << "\n";
         return 0;
       }
       return bp::cli::cmd_serve(rest, full);

@@ -438,6 +438,100 @@ json collect_venv(const collect_input& in) {
           {"files", files}};
 }
 
+namespace {
+
+bool looks_like_repo_id(const std::string& a) {
+  auto slash = a.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 >= a.size() || a.find('/', slash + 1) != std::string::npos)
+    return false;
+  for (char c : a)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == '/')) return false;
+  return a[0] != '.' && a.find("..") == std::string::npos;
+}
+
+}  // namespace
+
+json hf_models(const collect_input& in, const proc_info& p) {
+  // A model named by its Hugging Face repo id resolves through the hub cache the engine uses
+  // (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub, from the engine's own env).
+  std::string hub, home;
+  std::string hf_home, hf_hub_cache;
+  for (const auto& [k, v] : p.env) {
+    if (k == "HF_HUB_CACHE") hf_hub_cache = v;
+    if (k == "HF_HOME") hf_home = v;
+    if (k == "HOME") home = v;
+  }
+  hub = !hf_hub_cache.empty() ? hf_hub_cache
+        : !hf_home.empty()    ? hf_home + "/hub"
+        : !home.empty()       ? home + "/.cache/huggingface/hub"
+                              : "";
+  json models = json::array();
+  std::set<std::string> seen;
+  for (std::size_t i = 1; i < p.argv.size(); ++i) {
+    std::string a = p.argv[i];
+    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) a = a.substr(eq + 1);
+    if (!looks_like_repo_id(a) || !seen.insert(a).second) continue;
+    std::error_code ec;
+    if (fs::exists(fs::path(p.cwd) / a, ec)) continue;  // a real relative path: an input file or folder
+    std::string repo_dir = hub + "/models--" + a.substr(0, a.find('/')) + "--" + a.substr(a.find('/') + 1);
+    json m = {{"arg_index", i}, {"repo_id", a}, {"hub_cache", hub.empty() ? json(nullptr) : json(hub)}};
+    if (hub.empty() || !fs::is_directory(repo_dir, ec)) {
+      m["resolved"] = false;
+      m["reason"] = hub.empty() ? "no HF_HUB_CACHE, HF_HOME or HOME in the engine's environment"
+                                : "not in the hub cache (" + repo_dir + "): the engine may download it";
+      models.push_back(m);
+      continue;
+    }
+    auto ref = read_file(repo_dir + "/refs/main", 4096);
+    std::string rev = ref ? trim(*ref) : "";
+    m["revision"] = rev.empty() ? json(nullptr) : json(rev);
+    std::string snap = repo_dir + "/snapshots/" + rev;
+    if (rev.empty() || !fs::is_directory(snap, ec)) {
+      m["resolved"] = false;
+      m["reason"] = rev.empty() ? "no refs/main in " + repo_dir : "snapshot " + snap + " is missing";
+      models.push_back(m);
+      continue;
+    }
+    m["resolved"] = true;
+    m["snapshot"] = snap;
+    json files = json::array();
+    std::uint64_t total = 0;
+    for (auto it = fs::recursive_directory_iterator(snap, fs::directory_options::skip_permission_denied, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      check_deadline(in, "hashing a model snapshot");
+      if (!fs::is_regular_file(it->path(), ec)) continue;  // follows the links into blobs/
+      std::string rel = it->path().lexically_relative(snap).string();  // the link's name, not its blob
+      std::string target = fs::canonical(it->path(), ec).string();
+      std::string blob = fs::path(target).filename().string();
+      auto size = fs::file_size(it->path(), ec);
+      total += size;
+      json f = {{"path", rel}, {"size", size}};
+      bool blob_is_sha256 = blob.size() == 64 && std::all_of(blob.begin(), blob.end(), [](char c) {
+                              return std::isxdigit(static_cast<unsigned char>(c));
+                            });
+      if (blob_is_sha256 && size > (64u << 20)) {
+        // The hub stores large (LFS) files under their sha256: trusted rather than re-reading GBs.
+        f["sha256"] = blob;
+        f["sha256_source"] = "hub blob name";
+      } else {
+        std::string hex, herr;
+        std::uint64_t sz = 0;
+        if (sha256_file(target, hex, sz, herr)) {
+          f["sha256"] = hex;
+          f["sha256_source"] = "hashed";
+        } else {
+          f["error"] = herr;
+        }
+      }
+      files.push_back(f);
+    }
+    m["files"] = files;
+    m["total_bytes"] = total;
+    models.push_back(m);
+  }
+  return models;
+}
+
 json collect_inputs(const collect_input& in) {
   std::string err;
   auto p = read_proc(in.proc_root, in.engine_pid, err);
@@ -523,7 +617,7 @@ json collect_inputs(const collect_input& in) {
       dirs.push_back(d);
     }
   }
-  return {{"files", files}, {"directories", dirs}};
+  return {{"files", files}, {"directories", dirs}, {"models", hf_models(in, *p)}};
 }
 
 json collect_engine_reported(const collect_input& in) {

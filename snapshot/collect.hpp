@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "snapshot/proc.hpp"
+
 namespace bp::snap {
 
 struct collect_input {
@@ -47,6 +49,10 @@ nlohmann::json collect_inputs(const collect_input& in);
 nlohmann::json collect_engine_reported(const collect_input& in);
 nlohmann::json collect_engine_log(const collect_input& in);
 nlohmann::json collect_loaded_libs(const collect_input& in);
+
+/// Models named by a Hugging Face repo id in the engine's argv, resolved through the hub cache of
+/// the engine's environment: revision (refs/main), snapshot folder, and every file with its sha256.
+nlohmann::json hf_models(const collect_input& in, const proc_info& p);
 
 /// Runs a program with a deadline; returns its stdout. Throws with a reason when it cannot run,
 /// times out (it is killed) or exits non-zero.

@@ -305,6 +305,25 @@ std::string render_summary(const json& m, const std::string& id) {
     }
     os << "ms\n";
   }
+  if (m.contains("inputs") && m["inputs"].is_object()) {
+    // The model: files named in argv, and Hugging Face repo ids resolved through the hub cache.
+    for (const auto& f : m["inputs"].value("files", json::array()))
+      os << "input      " << str(f, "path") << "  " << str(f, "size") << " B  sha256 " << str(f, "sha256") << "\n";
+    for (const auto& mod : m["inputs"].value("models", json::array())) {
+      if (!mod.value("resolved", false)) {
+        os << "model      " << str(mod, "repo_id") << ": not resolved (" << str(mod, "reason") << ")\n";
+        continue;
+      }
+      os << "model      " << str(mod, "repo_id") << " @ " << str(mod, "revision") << " (" << mod["files"].size()
+         << " files, " << str(mod, "total_bytes") << " B)\n";
+      for (const auto& f : mod["files"]) os << "             " << str(f, "path") << "  sha256 " << str(f, "sha256") << "\n";
+    }
+  }
+  if (m.contains("bench_proxy") && m["bench_proxy"].is_object()) {
+    const auto& b = m["bench_proxy"];
+    os << "bench-proxy " << str(b, "version") << ", commit " << str(b, "git_commit")
+       << (b.value("git_dirty", false) ? " (dirty tree)" : "") << ", binary sha256 " << str(b, "binary_sha256") << "\n";
+  }
   if (m.contains("loaded_libs") && m["loaded_libs"].contains("count"))
     os << "libraries  " << m["loaded_libs"]["count"] << " shared objects mapped, each with its sha256\n";
   if (m.contains("venv")) {

@@ -115,6 +115,61 @@ class MetaTest(ProxyCase):
             self.assertIn(needle, r.stderr)
         self.assertEqual(r.stdout, "")
 
+    def test_a_hugging_face_repo_id_resolves_to_its_revision_and_hashed_files(self):
+        import hashlib
+        hub = os.path.join(self.dir, "hf", "hub")
+        repo = os.path.join(hub, "models--Qwen--Qwen2.5-0.5B-Instruct")
+        rev = "a8b602d9dafd3a75d382e62757d83d89fca3be54"
+        content = b'{"architectures": ["Qwen2ForCausalLM"]}'
+        blob = hashlib.sha256(content).hexdigest()
+        os.makedirs(os.path.join(repo, "blobs"))
+        os.makedirs(os.path.join(repo, "snapshots", rev))
+        os.makedirs(os.path.join(repo, "refs"))
+        with open(os.path.join(repo, "blobs", blob), "wb") as f:
+            f.write(content)
+        os.symlink(f"../../blobs/{blob}", os.path.join(repo, "snapshots", rev, "config.json"))
+        with open(os.path.join(repo, "refs", "main"), "w") as f:
+            f.write(rev + "\n")
+        cfg = self.config(mock_args=["--model", "Qwen/Qwen2.5-0.5B-Instruct"],
+                          env={"PATH": "/usr/bin:/bin", "HF_HOME": os.path.join(self.dir, "hf")}, extra="warmup: 0")
+        p = self.start(cfg)
+        p.wait_ready()
+        doc = json.loads(p.get("/meta")[2])
+        models = doc["inputs"]["models"]
+        self.assertEqual(len(models), 1, models)
+        m = models[0]
+        self.assertTrue(m["resolved"], m)
+        self.assertEqual(m["repo_id"], "Qwen/Qwen2.5-0.5B-Instruct")
+        self.assertEqual(m["revision"], rev)
+        self.assertEqual(m["files"], [{"path": "config.json", "size": len(content), "sha256": blob,
+                                       "sha256_source": "hashed"}])
+        meta_path = os.path.join(self.dir, "m.json")
+        with open(meta_path, "wb") as f:
+            f.write(p.get("/meta")[2])
+        r = subprocess.run([BENCH_PROXY, "meta", "summary", meta_path], capture_output=True, text=True)
+        self.assertIn(f"model      Qwen/Qwen2.5-0.5B-Instruct @ {rev}", r.stdout)
+        self.assertIn(f"config.json  sha256 {blob}", r.stdout)
+        self.assertEqual(p.stop(), 0)
+
+    def test_version_names_the_commit_and_the_binarys_sha256_also_in_meta(self):
+        import hashlib
+        r = subprocess.run([BENCH_PROXY, "--version"], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0)
+        digest = hashlib.sha256(open(BENCH_PROXY, "rb").read()).hexdigest()
+        self.assertIn(f"sha256 {digest}", r.stdout)
+        src = os.environ.get("BP_SOURCE_DIR", "../..")
+        head = subprocess.run(["git", "-C", src, "rev-parse", "HEAD"], capture_output=True, text=True)
+        if head.returncode == 0:
+            self.assertIn("commit " + head.stdout.strip(), r.stdout)
+        p = self.start(self.config(extra="warmup: 0"))
+        p.wait_ready()
+        b = json.loads(p.get("/meta")[2])["bench_proxy"]
+        self.assertEqual(b["binary_sha256"], digest)
+        self.assertIn(b["git_dirty"], (True, False))
+        if head.returncode == 0:
+            self.assertEqual(b["git_commit"], head.stdout.strip())
+        self.assertEqual(p.stop(), 0)
+
     def test_shipped_configs_validate(self):
         env = dict(os.environ, CUDA_HOME="/usr/local/cuda", HF_HOME="/hf", HF_TOKEN="hf_xxxxxxxxxxxx",
                    LLAMA_SERVER="/opt/llama/llama-server", LLAMA_MODEL="/opt/llama/tiny.gguf")
