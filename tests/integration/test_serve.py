@@ -1,5 +1,7 @@
 """serve: /healthz, /meta, concurrent and streamed completions through the proxy."""
+import http.client
 import json
+import socket
 import threading
 import time
 import unittest
@@ -17,8 +19,12 @@ class ServeTest(ProxyCase):
         self.assertIn(json.loads(body)["state"], ("starting", "warming", "snapshotting"))
         hz = p.healthz()
         self.assertIn(hz["state"], ("starting", "warming", "snapshotting"))
-        self.assertGreater(hz["engine_pid"], 0)
         self.assertIn("uptime_s", hz)
+        # engine_pid is null until the engine is started (docs/cli.md): poll for it, never assume it.
+        self.assertTrue(hz["engine_pid"] is None or hz["engine_pid"] > 0, hz)
+        hz = wait_for(lambda: (lambda h: h if h.get("engine_pid") else None)(p.healthz()), timeout=60,
+                      what="an engine pid on /healthz")
+        self.assertGreater(hz["engine_pid"], 0)
         p.wait_ready()
         st1, h1, b1 = p.get("/meta")
         st2, h2, b2 = p.get("/meta")
@@ -33,24 +39,43 @@ class ServeTest(ProxyCase):
         self.assertEqual(p.stop(), 0)
 
     def test_five_concurrent_chat_completions(self):
-        p = self.start(self.config(mock_args=["--ttft-ms", "100", "--tokens", "4"], extra="warmup: 0"))
+        p = self.start(self.config(mock_args=["--tokens", "4"], extra="warmup: 0"))
         p.wait_ready()
+        engine_port = json.loads(p.get("/meta")[2])["engine"]["port"]
+
+        def engine_stats():
+            c = http.client.HTTPConnection("127.0.0.1", engine_port, timeout=30)
+            c.request("GET", "/mock/stats")
+            j = json.loads(c.getresponse().read())
+            c.close()
+            return j
+        # Five requests whose first token the engine holds back for a minute: if the proxy
+        # serialised them anywhere, the engine would never see five at once.
+        body = json.dumps({"model": "mock-model", "messages": [{"role": "user", "content": "q"}],
+                           "mock_ttft_ms": 60000}).encode()
+        socks = []
+        for _ in range(5):
+            s = socket.create_connection(("127.0.0.1", p.port))
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            socks.append(s)
+        wait_for(lambda: engine_stats()["active"] == 5, timeout=60, what="five requests in flight at the engine")
+        for s in socks:
+            s.close()
+        # And five ordinary ones concurrently all succeed with distinct ids.
         results = []
 
         def one(i):
             st, body = p.post("/v1/chat/completions", {"model": "mock-model", "messages": [{"role": "user", "content": f"q{i}"}]})
             results.append((st, json.loads(body)))
 
-        t0 = time.monotonic()
         ts = [threading.Thread(target=one, args=(i,)) for i in range(5)]
         for t in ts:
             t.start()
         for t in ts:
             t.join()
-        elapsed = time.monotonic() - t0
         self.assertEqual([r[0] for r in results], [200] * 5)
         self.assertEqual(len({r[1]["id"] for r in results}), 5)
-        self.assertLess(elapsed, 0.45, "requests were serialised somewhere")
         self.assertEqual(p.stop(), 0)
 
     def test_delayed_stream_arrives_progressively(self):
@@ -63,8 +88,7 @@ class ServeTest(ProxyCase):
                    and json.loads(d)["choices"][0]["delta"].get("content")]
         self.assertEqual(len(content), 8)
         gaps = [b[0] - a[0] for a, b in zip(content, content[1:])]
-        self.assertGreater(content[0][0] - t0, 0.04)
-        self.assertLess(content[0][0] - t0, 0.2)
+        self.assertGreater(content[0][0] - t0, 0.04)  # a lower bound only: speed is perf/'s business
         # each event arrived on its own, about 40 ms after the previous one
         for g in gaps:
             self.assertGreater(g, 0.025, gaps)

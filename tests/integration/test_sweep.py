@@ -53,7 +53,9 @@ class SweepTest(ProxyCase):
                               os.path.join(self.dir, "sw"), "--results", os.path.join(self.dir, "r.tsv"),
                               "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.dir)
         wait_for(lambda: len(pids_with_marker(marker)) >= 2, timeout=30, what="the first engine")
-        time.sleep(0.5)  # the benchmark is running
+        # The benchmark starts once the first row's snapshot is written.
+        wait_for(lambda: os.path.exists(os.path.join(self.dir, "sw", "1_slow1", "meta.json")), timeout=60,
+                 what="the first row's snapshot")
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
         self.assertEqual(p.returncode, 130, err)

@@ -147,9 +147,10 @@ TEST_F(ProxyTest, StreamArrivesProgressively) {
                         [&](std::string_view) { at.push_back(std::chrono::steady_clock::now()); }))
       << err;
   ASSERT_GE(at.size(), 8u);
-  // 8 tokens 30 ms apart: the first piece arrives long before the last.
-  EXPECT_LT(at.front() - t0, 150ms);
+  // 8 tokens 30 ms apart: the pieces arrive spread over the stream, not in one batch at the end
+  // (a lower bound only; how fast is perf/'s business).
   EXPECT_GT(at.back() - at.front(), 150ms);
+  (void)t0;
 }
 
 TEST_F(ProxyTest, MalformedRequestsGet400AsJsonAndUnknownPaths404) {

@@ -4,9 +4,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${1:?usage: run.sh BIN_DIR}
-if [ ! -f "$here/node_modules/openai/package.json" ]; then
-  (cd "$here" && npm install --no-audit --no-fund --silent -E openai@6.30.1 >/dev/null)
-fi
+[ -f "$here/node_modules/openai/package.json" ] ||
+  { echo "tests/node/node_modules is missing: the CTest fixture setup.node_modules installs it (npm ci)"; exit 1; }
 work=$(mktemp -d)
 cfg="$work/engine.yaml"
 cat > "$cfg" <<YAML
