@@ -156,6 +156,9 @@ int cmd_serve(const std::vector<std::string>& argv, const std::vector<std::strin
 }
 
 int cmd_validate(const std::vector<std::string>& argv) {
+  // Nothing to tear down here: SIGINT/SIGTERM end it at once.
+  sigset_t stop = stop_signals();
+  pthread_sigmask(SIG_UNBLOCK, &stop, nullptr);
   args a(argv, {"--log-level"}, {"--help", "-h"});
   if (a.flag("--help") || a.flag("-h")) {
     std::cout << kValidateUsage;

@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "base/sha256.hpp"
@@ -116,6 +117,24 @@ struct ctx {
     }
     return d;
   }
+};
+
+/// Counts YAML documents (and where the first two start) without building them.
+struct document_counter : YAML::EventHandler {
+  int count = 0;
+  YAML::Mark first, second;
+  void OnDocumentStart(const YAML::Mark& m) override {
+    if (++count == 1) first = m;
+    if (count == 2) second = m;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
 };
 
 std::string known_kinds_text() {
@@ -295,13 +314,21 @@ load_result load_config_text(const std::string& text, const std::string& path, c
     return res;
   }
   try {
-    auto docs = YAML::LoadAll(text);
-    if (docs.size() > 1) {
-      res.errors.push_back({path, docs[1].Mark().line + 1, docs[1].Mark().column + 1, "",
-                            "a second YAML document: a config file holds exactly one"});
+    // Count documents without YAML::LoadAll: in yaml-cpp 0.7 it loops forever on some invalid
+    // input (a stray ',' at the top level; yaml-cpp issue 1040, found here by the fuzzer).
+    document_counter docs;
+    std::stringstream ss(text);
+    YAML::Parser parser(ss);
+    for (int i = 0; i < 2 && parser.HandleNextDocument(docs); ++i) {
+    }
+    if (docs.count > 1) {
+      bool progressed = docs.second.pos > docs.first.pos;
+      res.errors.push_back({path, docs.second.line + 1, docs.second.column + 1, "",
+                            progressed ? "a second YAML document: a config file holds exactly one"
+                                       : "YAML syntax: nothing can be parsed here (a stray ',' or the like)"});
       return res;
     }
-    if (!docs.empty()) root = docs[0];
+    root = YAML::Load(text);
   } catch (const YAML::ParserException& e) {
     res.errors.push_back({path, e.mark.line + 1, e.mark.column + 1, "", "YAML syntax: " + e.msg});
     return res;

@@ -260,3 +260,13 @@ TEST_F(ConfigTest, ShippedConfigsValidateOnceTheirVariablesAreSet) {
     EXPECT_TRUE(r.config) << e.path() << "\n" << all(r);
   }
 }
+
+TEST_F(ConfigTest, AStrayCommaIsAnErrorNotAHang) {
+  // yaml-cpp 0.7's LoadAll loops forever on these (found by the fuzzer): the loader must not.
+  for (const char* text : {",\n", "# vLLM se}\n ,HF_TOKEN\n", "description: d\n,\n"}) {
+    auto r = load(text);
+    EXPECT_FALSE(r.config) << text;
+    ASSERT_FALSE(r.errors.empty()) << text;
+    EXPECT_NE(r.errors[0].str().find("c.yaml:"), std::string::npos) << all(r);
+  }
+}
