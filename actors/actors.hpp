@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "configs/engine_config.hpp"
-#include "net/proxy_server.hpp"
-#include "net/run_status.hpp"
+#include "net/proxy/proxy_server.hpp"
+#include "net/proxy/run_status.hpp"
 
 namespace bp {
 

@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actors.hpp"
-#include "actors/child_process.hpp"
-#include "net/http_client.hpp"
+#include "actors/process/engine_child.hpp"
+#include "net/client/http_client.hpp"
 
 namespace bp {
 

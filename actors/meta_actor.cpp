@@ -11,7 +11,7 @@
 
 #include "actors/actors.hpp"
 #include "base/build_info.hpp"
-#include "actors/child_process.hpp"
+#include "actors/process/engine_child.hpp"
 #include "snapshot/collect.hpp"
 #include "base/sha256.hpp"
 

@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actors.hpp"
-#include "actors/child_process.hpp"
+#include "actors/process/engine_child.hpp"
 
 namespace bp {
 

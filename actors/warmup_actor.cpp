@@ -1,7 +1,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actors.hpp"
-#include "net/http_client.hpp"
+#include "net/client/http_client.hpp"
 
 namespace bp {
 

@@ -17,14 +17,14 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/child_process.hpp"
+#include "actors/process/engine_child.hpp"
 #include "actors/engine_run.hpp"
 #include "actors/measure/measure.hpp"
 #include "base/files.hpp"
 #include "cmd/cli_common.hpp"
 #include "cmd/commands.hpp"
-#include "net/bench.hpp"
-#include "net/http_client.hpp"
+#include "net/loadgen/bench.hpp"
+#include "net/client/http_client.hpp"
 #include "snapshot/diff.hpp"
 
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/child_process.hpp"
+#include "actors/process/engine_child.hpp"
 #include "actors/engine_run.hpp"
 #include "base/build_info.hpp"
 #include "cmd/cli_common.hpp"

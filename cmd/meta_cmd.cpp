@@ -5,7 +5,7 @@
 
 #include "cmd/cli_common.hpp"
 #include "cmd/commands.hpp"
-#include "net/http_client.hpp"
+#include "net/client/http_client.hpp"
 #include "snapshot/diff.hpp"
 #include "base/files.hpp"
 #include "base/numbers.hpp"

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <string>
 
-#include "net/mock_server.hpp"
+#include "net/mock/mock_server.hpp"
 
 namespace {
 

@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "net/http_client.hpp"
+#include "net/client/http_client.hpp"
 #include "snapshot/gpu.hpp"
 #include "snapshot/libs.hpp"
 #include "snapshot/merkle.hpp"

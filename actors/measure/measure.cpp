@@ -16,7 +16,7 @@
 #include "base/files.hpp"
 #include "base/text.hpp"
 #include "configs/engine_config.hpp"
-#include "net/http_client.hpp"
+#include "net/client/http_client.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/bench.hpp"
+#include "net/loadgen/bench.hpp"
 
 namespace caf {
 class actor_system;

@@ -7,7 +7,7 @@
 #include <future>
 
 #include "actors/actors.hpp"
-#include "actors/child_process.hpp"
+#include "actors/process/engine_child.hpp"
 #include "snapshot/proc.hpp"
 
 using namespace bp;

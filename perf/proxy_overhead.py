@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Proxy overhead benchmark: the mock engine directly, through bench-proxy, and through nginx.
 
-usage: bench/proxy_overhead.py [--rounds 3] [--seq 10000] [--wrk-seconds 5] [--streams 30] [--json OUT]
+usage: perf/proxy_overhead.py [--rounds 3] [--seq 10000] [--wrk-seconds 5] [--streams 30] [--json OUT]
 
 One mock engine (started by bench-proxy as its engine) serves all three targets; bench-proxy and
 nginx each get one worker/I/O thread; everything on loopback. Rounds are interleaved (the target

@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "net/run_status.hpp"
+#include "net/proxy/run_status.hpp"
 
 namespace bp::net {
 

@@ -1,4 +1,4 @@
-// bp-latency-probe: the measuring client of bench/proxy_overhead.py.
+// bp-latency-probe: the measuring client of perf/proxy_overhead.py.
 //
 //   bp-latency-probe seq URL N            N sequential non-streaming POSTs on one keep-alive
 //                                         connection; prints one latency (us) per line
@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "net/bench.hpp"
-#include "net/http_client.hpp"
+#include "net/loadgen/bench.hpp"
+#include "net/client/http_client.hpp"
 
 using clock_type = std::chrono::steady_clock;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak: many concurrent streaming connections with random client aborts, bounded in time.
 
-usage: bench/soak.py [--connections 200] [--seconds 30] [--abort 0.3]
+usage: perf/soak.py [--connections 200] [--seconds 30] [--abort 0.3]
 
 bench-proxy (in front of the mock engine) must keep serving; afterwards its RSS and open file
 descriptors return to their idle level, and every stream that completed is byte-identical to the

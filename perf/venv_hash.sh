@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # venv hashing throughput: bench-proxy's venv collector (bp-hash-bench) against OpenSSL's own tool
 # on all cores, same files, warm page cache, interleaved rounds, medians.
-# usage: bench/venv_hash.sh [FILES=20000] [TOTAL_MB=2048] [ROUNDS=3]
+# usage: perf/venv_hash.sh [FILES=20000] [TOTAL_MB=2048] [ROUNDS=3]
 set -euo pipefail
 files=${1:-20000}; total_mb=${2:-2048}; rounds=${3:-3}
 command -v bc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bc >/dev/null

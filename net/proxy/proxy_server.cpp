@@ -6,7 +6,7 @@
 //   when it would block): no composed async_read/async_write on the hot path;
 // - one write per read batch: the response header leaves with whatever body bytes came with it,
 //   and every SSE event already read leaves in the same write; nothing is held back for more.
-#include "net/proxy_server.hpp"
+#include "net/proxy/proxy_server.hpp"
 
 #include "net/proxy/http1.hpp"
 

@@ -1,4 +1,4 @@
-#include "net/mock_server.hpp"
+#include "net/mock/mock_server.hpp"
 
 #include <signal.h>
 #include <sys/prctl.h>

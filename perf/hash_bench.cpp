@@ -1,5 +1,5 @@
 // bp-hash-bench ROOT [THREADS]: hashes ROOT/{bin,lib,lib64} as the venv collector does and prints
-// files, bytes, seconds, MB/s and the merkle root (bench/venv_hash.sh compares it with OpenSSL).
+// files, bytes, seconds, MB/s and the merkle root (perf/venv_hash.sh compares it with OpenSSL).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

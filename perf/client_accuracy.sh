@@ -5,7 +5,7 @@
 #     within 0.5 ms of the configured values;
 #  2. against the no-compute mock, sequential requests on one core (client pinned to CPU 0,
 #     engine to CPU 1): at least 20,000 requests/s.
-# usage: bench/client_accuracy.sh [TTFT_MS=50] [ITL_MS=20] [REQUESTS=100000]
+# usage: perf/client_accuracy.sh [TTFT_MS=50] [ITL_MS=20] [REQUESTS=100000]
 set -euo pipefail
 ttft=${1:-50}; itl=${2:-20}; n=${3:-100000}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,5 +1,5 @@
 // The proxy in-process, against the real mock-engine binary as upstream.
-#include "net/proxy_server.hpp"
+#include "net/proxy/proxy_server.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -15,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/child_process.hpp"
-#include "net/http_client.hpp"
+#include "actors/process/engine_child.hpp"
+#include "net/client/http_client.hpp"
 
 using namespace bp::net;
 using namespace std::chrono_literals;

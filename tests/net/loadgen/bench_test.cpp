@@ -1,4 +1,4 @@
-#include "net/bench.hpp"
+#include "net/loadgen/bench.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "net/bench.hpp"
+#include "net/loadgen/bench.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -17,7 +17,7 @@
 #include "base/numbers.hpp"
 #include "base/redact.hpp"
 #include "base/sha256.hpp"
-#include "net/http_client.hpp"
+#include "net/client/http_client.hpp"
 
 namespace bp::bench {
 

@@ -1,4 +1,4 @@
-#include "net/run_status.hpp"
+#include "net/proxy/run_status.hpp"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "actors/child_process.hpp"
+#include "actors/process/engine_child.hpp"
 
 #include <arpa/inet.h>
 #include <dirent.h>

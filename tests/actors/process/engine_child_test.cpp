@@ -1,4 +1,4 @@
-#include "actors/child_process.hpp"
+#include "actors/process/engine_child.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
