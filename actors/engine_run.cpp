@@ -25,11 +25,7 @@ void configure_actor_system(caf::actor_system_config& cfg) {
   cfg.set("scheduler.policy", caf::atom("sharing"));
 }
 
-std::string self_exe() {
-  std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? std::string() : p.string();
-}
+std::string self_exe() { return base::self_exe(); }
 
 std::string utc_stamp() { return base::utc_now_compact(); }
 

@@ -11,6 +11,7 @@
 
 #include "actors/actors.hpp"
 #include "base/build_info.hpp"
+#include "base/text.hpp"
 #include "actors/process/engine_child.hpp"
 #include "snapshot/collect.hpp"
 #include "base/sha256.hpp"
@@ -19,18 +20,6 @@ namespace bp {
 
 namespace {
 
-std::string iso_utc_now() {
-  auto now = std::chrono::system_clock::now();
-  std::time_t t = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[80];
-  std::snprintf(out, sizeof(out), "%s.%03lldZ", buf, static_cast<long long>(ms));
-  return out;
-}
 
 snap::collect_input make_input(const run_context& ctx, const engine_started& e,
                                std::chrono::steady_clock::time_point deadline) {
@@ -135,7 +124,7 @@ void assemble(caf::stateful_actor<meta_state>* self) {
                         {"run_dir", s.ctx->run_dir}});
   doc["snapshot"] = {
       {"started_at", s.started_at},
-      {"created_at", iso_utc_now()},
+      {"created_at", base::utc_now_iso()},
       {"collect_ms", std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - s.started).count()}};
   doc["engine"] = {{"kind", cfg.engine}, {"pid", s.engine.pid}, {"port", s.engine.port}, {"exe", s.engine.exe},
                    {"supervisor_pid", s.engine.shim_pid}};
@@ -230,7 +219,7 @@ caf::behavior meta_actor(caf::stateful_actor<meta_state>* self, std::shared_ptr<
   s.warmup = std::move(warmup);
   s.supervisor = supervisor;
   s.started = std::chrono::steady_clock::now();
-  s.started_at = iso_utc_now();
+  s.started_at = base::utc_now_iso();
   s.deadline = s.started + std::chrono::milliseconds(static_cast<long>(ctx->config.snapshot_timeout_s * 1000));
   std::string fault = fault_for(ctx->faults, "meta");
   static std::atomic<bool> thrown_once{false};

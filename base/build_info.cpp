@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "base/files.hpp"
 #include "base/sha256.hpp"
 #include "bp_git_version.hpp"
 
@@ -13,8 +14,7 @@ const build_info& this_build() {
     i.version = BENCH_PROXY_VERSION;
     i.git_commit = BENCH_PROXY_GIT_COMMIT;
     i.git_dirty = BENCH_PROXY_GIT_DIRTY;
-    std::error_code ec;
-    i.binary_path = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    i.binary_path = self_exe();
     std::string hex, err;
     std::uint64_t size = 0;
     if (sha256_file(i.binary_path, hex, size, err)) i.binary_sha256 = hex;

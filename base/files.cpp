@@ -110,6 +110,12 @@ void write_file_atomic(const std::string& path, const std::string& data, bool ex
   }
 }
 
+std::string self_exe() {
+  std::error_code ec;
+  auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : p.string();
+}
+
 std::string make_unique_dir(const std::string& base) {
   namespace fs = std::filesystem;
   std::error_code ec;

@@ -18,6 +18,9 @@ std::string read_file_limited(const std::string& path, std::uint64_t limit = def
 /// With `exclusive`, an existing `path` is never replaced: throws instead.
 void write_file_atomic(const std::string& path, const std::string& data, bool exclusive = true);
 
+/// Path of the running executable (/proc/self/exe), or empty.
+std::string self_exe();
+
 /// Creates a new folder `base`, or `base-2`, `base-3`, ... when it exists: never an existing one.
 /// Returns the path made. Throws std::runtime_error naming the folder on failure.
 std::string make_unique_dir(const std::string& base);

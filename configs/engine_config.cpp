@@ -153,10 +153,8 @@ std::string find_repo_root(const fs::path& config_dir) {
 }
 
 std::string self_bin_dir() {
-  std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return {};
-  return p.parent_path().string();
+  auto exe = base::self_exe();
+  return exe.empty() ? std::string() : fs::path(exe).parent_path().string();
 }
 
 bool is_host_or_port_flag(const std::string& a) {

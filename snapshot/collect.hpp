@@ -30,12 +30,19 @@ struct collect_input {
   std::function<void(const std::string&)> progress;  ///< log line for long collectors
 };
 
+/// How `meta diff` treats a collector's section (it reads these from the registry, so a new
+/// collector is compared without touching diff.cpp).
+struct diff_rules {
+  bool compare = true;  ///< false: recorded in /meta, never compared (e.g. raw log bytes)
+};
+
 struct collector_def {
   std::string name;
   std::function<nlohmann::json(const collect_input&)> run;
+  diff_rules diff;
 };
 
-/// Every collector, in the order they appear in /meta.
+/// Every collector, in the order they appear in /meta (snapshot/collectors/registry.cpp).
 std::vector<collector_def> all_collectors();
 
 nlohmann::json collect_command(const collect_input& in);

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "configs/engine_kinds.hpp"
+#include "snapshot/collect.hpp"
 
 #include <map>
 #include <set>
@@ -15,10 +16,15 @@ using json = nlohmann::json;
 
 namespace {
 
-// Sections compared, in report order. Left out: bench_proxy, snapshot, engine (instance facts),
-// warmup (timings), engine_log (its bytes hold PIDs and times), collectors (timings).
-const std::vector<std::string> kSections = {"config", "command", "process_tree", "engine_version", "loaded_libs",
-                                            "venv", "inputs", "engine_reported", "host", "gpus", "lshw"};
+// Sections compared, in report order: the config, then every collector the registry says to
+// compare. Left out: bench_proxy, snapshot, engine (instance facts), warmup (timings), collectors
+// (timings), and collectors registered with diff.compare = false (engine_log).
+std::vector<std::string> compared_sections() {
+  std::vector<std::string> out = {"config"};
+  for (const auto& def : all_collectors())
+    if (def.diff.compare) out.push_back(def.name);
+  return out;
+}
 
 const std::set<std::string> kIgnoredKeys = {"pid", "ppid", "pgid", "sid", "start_time_unix", "elapsed_ms",
                                             "raw_xml", "pids", "root_pid", "supervisor_pid", "threads",
@@ -187,7 +193,7 @@ json diff_snapshots(const json& a, const json& b) {
     return false;
   };
   std::map<std::string, std::pair<std::string, std::size_t>> first_seen;  // identity -> (section, index)
-  for (const auto& sec : kSections) {
+  for (const auto& sec : compared_sections()) {
     if (!a.contains(sec) && !b.contains(sec)) continue;
     std::map<std::string, json> fa, fb;
     if (a.contains(sec)) flatten(a[sec], sec, fa);

@@ -1,5 +1,7 @@
 #include "snapshot/gpu.hpp"
 
+#include "base/text.hpp"
+
 #include <cctype>
 #include <stdexcept>
 
@@ -61,12 +63,7 @@ std::string decode_entities(const std::string& s) {
   return out;
 }
 
-std::string trim(const std::string& s) {
-  auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
+std::string trim(const std::string& s) { return std::string(base::trim(s)); }
 
 class xml_reader {
  public:

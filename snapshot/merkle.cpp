@@ -1,5 +1,7 @@
 #include "snapshot/merkle.hpp"
 
+#include "base/parallel.hpp"
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -86,7 +88,7 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
     if (!res.entries[i].link) order.push_back(i);
   std::sort(order.begin(), order.end(),
             [&](std::size_t a, std::size_t b) { return res.entries[a].size > res.entries[b].size; });
-  int n = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = base::thread_count(threads);
   res.threads = n;
   std::atomic<std::size_t> next{0};
   std::atomic<std::uint64_t> done_bytes{0};
@@ -110,25 +112,19 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
       done_bytes += size;
     }
   };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < n; ++i) pool.emplace_back(work);
   if (progress) {
     // The calling thread reports progress while the pool works.
-    std::thread main_worker(work);
     auto last = std::chrono::steady_clock::now();
-    while (next.load() < order.size() && !late.load()) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    base::run_parallel(n, work, [&] {
       if (std::chrono::steady_clock::now() - last > std::chrono::seconds(5)) {
         last = std::chrono::steady_clock::now();
         progress("hashed " + std::to_string(std::min(next.load(), order.size())) + " of " +
                  std::to_string(order.size()) + " files, " + std::to_string(done_bytes.load() >> 20) + " MiB");
       }
-    }
-    main_worker.join();
+    });
   } else {
-    work();
+    base::run_parallel(n, work);
   }
-  for (auto& t : pool) t.join();
   if (late.load()) throw std::runtime_error("deadline passed while hashing " + root);
   std::sort(res.entries.begin(), res.entries.end(),
             [](const tree_entry& a, const tree_entry& b) { return a.path < b.path; });

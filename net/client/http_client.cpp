@@ -1,5 +1,7 @@
 #include "net/client/http_client.hpp"
 
+#include "base/text.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -23,11 +25,7 @@ bool iequal(std::string_view a, std::string_view b) {
          });
 }
 
-std::string trim(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t"));
-  s.erase(s.find_last_not_of(" \t\r") + 1);
-  return s;
-}
+std::string trim(const std::string& s) { return std::string(base::trim(s)); }
 
 int remaining_ms(std::chrono::steady_clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/files.hpp"
+#include "base/text.hpp"
 #include "base/numbers.hpp"
 #include "base/redact.hpp"
 #include "base/sha256.hpp"
@@ -32,11 +33,7 @@ const std::set<std::string> kRequestFields = {
     "response_format",   "tools",          "tool_choice", "logprobs",              "top_logprobs",
     "logit_bias",        "user",           "model"};
 
-std::string trim(std::string s) {
-  s.erase(0, s.find_first_not_of(" \t\r\n"));
-  s.erase(s.find_last_not_of(" \t\r\n") + 1);
-  return s;
-}
+std::string trim(const std::string& s) { return std::string(base::trim(s)); }
 
 /// RFC 4180 records with the line each starts on.
 std::vector<std::pair<int, std::vector<std::string>>> parse_csv(const std::string& text, const std::string& path) {
@@ -450,14 +447,6 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
 namespace {
 
 
-std::string iso_now() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 json request_json(const request_result& r) {
   json j = {{"index", r.index},          {"query_line", r.query_line}, {"ok", r.ok},
@@ -492,7 +481,7 @@ json run(const options& o) {
   result["kind"] = "bench-proxy bench result";
   result["bench_proxy_version"] = BENCH_PROXY_VERSION;
   result["metric_definitions"] = "docs/metrics.md (bench-proxy " BENCH_PROXY_VERSION ")";
-  result["started_at"] = iso_now();
+  result["started_at"] = base::utc_now_iso();
   result["url"] = base;
 
   int meta_status = 0;
@@ -644,7 +633,7 @@ json run(const options& o) {
     result["workload"]["sha256"] = workload_sha256;
   }
   result["requests"] = reqs;
-  result["finished_at"] = iso_now();
+  result["finished_at"] = base::utc_now_iso();
   result["valid"] = true;
   result["invalid_reasons"] = json::array();
   bool cancelled = o.cancel && o.cancel->load();

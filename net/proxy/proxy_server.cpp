@@ -253,7 +253,7 @@ class server_impl final : public proxy_server {
     }
   }
   static std::vector<std::unique_ptr<thread_ctx>> make_threads(const server_options& o) {
-    int n = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    int n = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));  // I/O threads, one io_context each
     std::vector<std::unique_ptr<thread_ctx>> t;
     for (int i = 0; i < n; ++i) t.push_back(std::make_unique<thread_ctx>());
     return t;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <future>
 
 #include "actors/actors.hpp"
@@ -38,10 +39,19 @@ class MetaActorTest : public ::testing::Test {
     s.redact = bp::base::redactor({"hf_test_secret_value_42"}, "test key");
     child_ = engine_child::launch(s, nullptr, err);
     ASSERT_TRUE(child_) << err;
-    // The workers exist: poll for them with a deadline (their count is asserted later).
+    // The workers exist and have renamed themselves: poll with a deadline (asserted later).
+    auto named = [this] {
+      int n = 0;
+      for (int pid : bp::snap::descendants("/proc", {child_->pid()})) {
+        std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+        std::string comm;
+        std::getline(f, comm);
+        n += comm.rfind("MOCK::Worker_", 0) == 0;
+      }
+      return n;
+    };
     auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (bp::snap::descendants("/proc", {child_->pid()}).size() < 2 && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(5ms);
+    while (named() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
     ctx_ = std::make_shared<run_context>();
     ctx_->config.description = "meta actor test";
     ctx_->config.engine = "mock";

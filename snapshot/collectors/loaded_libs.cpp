@@ -1,0 +1,100 @@
+// The `loaded_libs` collector (docs/meta-schema.md). Registered in snapshot/collectors/registry.cpp.
+#include "snapshot/collect.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "base/parallel.hpp"
+#include "base/sha256.hpp"
+#include "snapshot/libs.hpp"
+#include "snapshot/proc.hpp"
+#include "snapshot/collectors/common.hpp"
+
+namespace fs = std::filesystem;
+
+namespace bp::snap {
+
+using namespace detail;
+
+json collect_loaded_libs(const collect_input& in) {
+  struct lib {
+    std::set<int> pids;
+    bool deleted = false;
+  };
+  std::map<std::string, lib> libs;
+  std::vector<std::string> errors;
+  for (int pid : engine_tree(in)) {
+    auto maps = read_file(in.proc_root + "/" + std::to_string(pid) + "/maps", 64u << 20);
+    if (!maps) {
+      errors.push_back("PID " + std::to_string(pid) + ": cannot read maps: " + std::strerror(errno));
+      continue;
+    }
+    std::istringstream is(*maps);
+    std::string line;
+    while (std::getline(is, line)) {
+      auto m = parse_maps_line(line);
+      if (!m || m->inode == 0 || m->path.empty() || m->path[0] != '/') continue;
+      if (!is_shared_object(m->path)) continue;
+      auto& l = libs[m->path];
+      l.pids.insert(pid);
+      l.deleted = l.deleted || m->deleted;
+    }
+  }
+  std::string venv_real;
+  if (!in.venv.empty()) {
+    std::error_code ec;
+    venv_real = fs::weakly_canonical(in.venv, ec).string();
+  }
+  std::vector<std::string> paths;
+  for (const auto& [p, l] : libs) paths.push_back(p);
+  std::vector<json> rows(paths.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t k; (k = next.fetch_add(1)) < paths.size();) {
+      const std::string& p = paths[k];
+      const lib& l = libs[p];
+      json r = {{"path", p}, {"pids", std::vector<int>(l.pids.begin(), l.pids.end())}};
+      std::string v = version_from_filename(p);
+      r["version"] = v.empty() ? json(nullptr) : json(v);
+      bool in_venv = !in.venv.empty() && (p.rfind(in.venv + "/", 0) == 0 || (!venv_real.empty() && p.rfind(venv_real + "/", 0) == 0));
+      r["in_venv"] = in_venv;
+      std::string hex, err;
+      std::uint64_t size = 0;
+      if (l.deleted) {
+        r["deleted"] = true;
+        // The file on disk is not the one mapped: hash what the process maps instead.
+        r["note"] = "mapped file was replaced or deleted on disk";
+      }
+      if (sha256_file(p, hex, size, err)) {
+        r["size"] = size;
+        r["sha256"] = hex;
+      } else {
+        r["error"] = err;
+      }
+      rows[k] = std::move(r);
+    }
+  };
+  base::run_parallel(base::thread_count(in.threads), work);
+  check_deadline(in, "hashing loaded libraries");
+  json j = {{"count", rows.size()}, {"libraries", rows}};
+  if (!errors.empty()) j["errors"] = errors;
+  return j;
+}
+
+}  // namespace bp::snap

@@ -1,0 +1,53 @@
+// The `venv` collector (docs/meta-schema.md). Registered in snapshot/collectors/registry.cpp.
+#include "snapshot/collect.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "snapshot/merkle.hpp"
+#include "snapshot/collectors/common.hpp"
+
+namespace fs = std::filesystem;
+
+namespace bp::snap {
+
+using namespace detail;
+
+json collect_venv(const collect_input& in) {
+  if (in.venv.empty()) return {{"configured", false}};
+  struct stat st {};
+  if (::stat(in.venv.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw std::runtime_error("venv " + in.venv + " is not a directory");
+  auto t = hash_tree(in.venv, {"bin", "lib", "lib64"}, in.threads, in.deadline, in.progress);
+  json files = json::array();
+  for (const auto& e : t.entries) {
+    if (e.link)
+      files.push_back({{"path", e.path}, {"link", e.target}});
+    else if (!e.error.empty())
+      files.push_back({{"path", e.path}, {"size", e.size}, {"error", e.error}});
+    else
+      files.push_back({{"path", e.path}, {"size", e.size}, {"sha256", e.sha256}});
+  }
+  return {{"configured", true},      {"path", in.venv},         {"merkle_sha256", t.merkle_sha256},
+          {"file_count", t.file_count}, {"link_count", t.link_count}, {"total_bytes", t.total_bytes},
+          {"error_count", t.error_count}, {"threads", t.threads}, {"elapsed_ms", t.elapsed_ms},
+          {"files", files}};
+}
+
+}  // namespace bp::snap
