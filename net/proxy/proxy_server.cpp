@@ -9,6 +9,7 @@
 #include "net/proxy/proxy_server.hpp"
 
 #include "net/proxy/http1.hpp"
+#include "net/proxy/routes.hpp"
 
 #include <malloc.h>
 #include <sys/resource.h>
@@ -136,11 +137,6 @@ struct thread_ctx {
   std::thread thread;
 };
 
-// Messages can quote client bytes (a method, a path): invalid UTF-8 is replaced, never thrown on.
-std::string json_error(int code, const std::string& type, const std::string& msg) {
-  nlohmann::json j = {{"error", {{"message", msg}, {"type", type}, {"code", code}}}};
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 class session final : public std::enable_shared_from_this<session> {
  public:
@@ -621,31 +617,21 @@ void session::request_done() {
       }
       return forward();
     case route::healthz:
-      if (rp_->verb != http::verb::get && !head)
-        return local_response(405, "Method Not Allowed", json_error(405, "invalid_request_error", "use GET"),
-                              "Allow: GET, HEAD\r\n");
-      return local_response(200, "OK", srv_.status().healthz_json(), "Cache-Control: no-store\r\n", false, head);
-    case route::meta: {
-      if (rp_->verb != http::verb::get && !head)
-        return local_response(405, "Method Not Allowed", json_error(405, "invalid_request_error", "use GET"),
-                              "Allow: GET, HEAD\r\n");
-      auto doc = srv_.status().meta();
-      if (!doc)
-        return local_response(503, "Service Unavailable", srv_.status().meta_pending_json(),
-                              "Retry-After: 2\r\nCache-Control: no-store\r\n", false, head);
-      std::string etag = "\"" + doc->sha256 + "\"";
-      if (!rp_->if_none_match.empty() &&
-          (rp_->if_none_match == etag || rp_->if_none_match == "*"))
-        return local_response(304, "Not Modified", {}, "ETag: " + etag + "\r\n", false, true);
-      return local_response(200, "OK", doc->bytes, "ETag: " + etag + "\r\n", false, head);
-    }
+    case route::meta:
     case route::not_found:
       break;
   }
-  std::string path = rp_->target.substr(0, rp_->target.find('?'));
-  local_response(404, "Not Found",
-                 json_error(404, "not_found", "no route for " + rp_->method + " " + path +
-                                                  " (bench-proxy serves /v1/*, /healthz and /meta)"));
+  local_request lr;
+  lr.where = rp_->where == route::healthz ? local_route::healthz
+             : rp_->where == route::meta  ? local_route::meta
+                                          : local_route::not_found;
+  lr.method = rp_->method;
+  lr.target = rp_->target;
+  lr.get = rp_->verb == http::verb::get;
+  lr.head = head;
+  lr.if_none_match = rp_->if_none_match;
+  auto a = answer_locally(lr, srv_.status());
+  local_response(a.status, a.reason, a.body, a.headers, false, a.body_omitted);
 }
 
 void session::local_response(int status, const char* reason, const std::string& body, const std::string& extra,
