@@ -16,7 +16,7 @@
 
 namespace bp {
 
-class engine_child;
+class output_capture;
 
 namespace atom {
 using start = caf::atom_constant<caf::atom("start")>;
@@ -71,13 +71,15 @@ struct run_context {
   std::string faults;
 };
 
-/// Engine facts the engine actor reports once the child is up.
+/// Engine facts the engine actor reports once the child is up: immutable data only. The engine
+/// actor alone owns the engine_child (so the child dies with the actor, on the actor's own
+/// thread); others get its PIDs, port and a read-only handle on the captured output.
 struct engine_started {
   int pid = 0;
   int shim_pid = 0;
   int port = 0;
   std::string exe;
-  std::shared_ptr<engine_child> child;
+  std::shared_ptr<const output_capture> output;
 };
 
 /// A collector's report: its section, or why it has none.

@@ -12,7 +12,7 @@ struct engine_state {
   static inline const char* name = "engine";
   std::shared_ptr<run_context> ctx;
   caf::actor supervisor;
-  std::shared_ptr<engine_child> child;
+  std::unique_ptr<engine_child> child;  ///< owned here alone
   int port = 0;
   std::chrono::steady_clock::time_point deadline;
   bool ready = false;
@@ -74,18 +74,19 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_
   spec.log_path = ctx->run_dir + "/engine.log";
   spec.redact = cfg.redactor();
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  std::shared_ptr<engine_child> child =
+  std::unique_ptr<engine_child> child =
       engine_child::launch(spec, [me](int status) { caf::anon_send(me, atom::exited::value, status); }, err);
   if (!child) {
     fail("cannot start the engine: " + err, exit_code::engine_start_failed);
     return {};
   }
-  st.child = child;
+  st.child = std::move(child);
+  auto& c = *st.child;
   st.deadline = std::chrono::steady_clock::now() +
                 std::chrono::milliseconds(static_cast<long>(cfg.ready_timeout_s * 1000));
-  spdlog::info("[engine] started {} (pid {}, port {}, supervised by shim pid {}), log {}", *exe, child->pid(), port,
-               child->shim_pid(), spec.log_path);
-  engine_started es{child->pid(), child->shim_pid(), port, *exe, child};
+  spdlog::info("[engine] started {} (pid {}, port {}, supervised by shim pid {}), log {}", *exe, c.pid(), port,
+               c.shim_pid(), spec.log_path);
+  engine_started es{c.pid(), c.shim_pid(), port, *exe, c.output_handle()};
   self->send(supervisor, atom::started::value, es);
   self->send(self, atom::poll::value);
 

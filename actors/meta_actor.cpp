@@ -34,10 +34,11 @@ snap::collect_input make_input(const run_context& ctx, const engine_started& e,
   in.deadline = deadline;
   if (const char* p = std::getenv("BENCH_PROXY_NVIDIA_SMI")) in.nvidia_smi = p;
   if (const char* p = std::getenv("BENCH_PROXY_LSHW")) in.lshw = p;
-  std::shared_ptr<engine_child> child = e.child;
+  std::shared_ptr<const output_capture> output = e.output;
   std::string log_path = ctx.run_dir + "/engine.log";
-  in.engine_log = [child, log_path]() -> nlohmann::json {
-    auto v = child->output().snapshot();
+  in.engine_log = [output, log_path]() -> nlohmann::json {
+    if (!output) throw std::runtime_error("no engine output capture");
+    auto v = output->snapshot();
     nlohmann::json j = {{"path", log_path}, {"total_bytes", v.total_bytes}, {"sha256", v.sha256},
                         {"truncated", v.truncated}, {"head", v.head}};
     j["tail"] = v.tail.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.tail);

@@ -85,7 +85,8 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
     if (dm.source == s.engine.address()) {
       s.engine_gone = true;
       if (dm.reason && dm.reason != caf::exit_reason::normal) {
-        // The engine actor failed: its child dies with it (engine_child's destructor). Never a
+        // The engine actor failed: its child dies with it (the actor alone owns it; engine_child's
+        // destructor, on the detached actor's own thread, kills the group and waits). Never a
         // silent restart: the process /meta describes would be another one.
         begin_shutdown(self, exit_code::failure, "engine actor failed: " + reason);
       }

@@ -83,6 +83,8 @@ class engine_child {
   /// Blocks until the engine and the shim are gone, up to `timeout`.
   bool wait_gone(std::chrono::milliseconds timeout);
   const output_capture& output() const { return *capture_; }
+  /// The captured output, for readers that must not own the child (the engine_log collector).
+  std::shared_ptr<const output_capture> output_handle() const { return capture_; }
 
  private:
   engine_child() = default;

@@ -75,7 +75,7 @@ class MetaActorTest : public ::testing::Test {
     caf::actor_system sys{cfg};
     auto result = std::make_shared<std::promise<published_msg>>();
     auto count = std::make_shared<int>(0);
-    engine_started e{child_->pid(), child_->shim_pid(), port_, ctx_->config.cmd, child_};
+    engine_started e{child_->pid(), child_->shim_pid(), port_, ctx_->config.cmd, child_->output_handle()};
     auto ctx = ctx_;
     auto parent = sys.spawn([=](caf::event_based_actor* self) -> caf::behavior {
       spawn_meta_actor(self, ctx, e, nlohmann::json{{"requests", 0}});

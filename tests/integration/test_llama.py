@@ -14,6 +14,10 @@ from bp import BENCH_PROXY, SRC, ProxyCase, pids_with_marker, wait_for
 CACHE = os.environ.get("BENCH_PROXY_CACHE",
                        os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bench-proxy"))
 WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
+# With random weights llama-server's own output parser sometimes rejects what the model generated
+# and ends the stream with an error event (counted as "stream error"); a result is only valid with
+# errors when they are tolerated explicitly, so these tests say so (and check the kind below).
+TOLERATE_ENGINE_PARSER = ["--max-error-rate", "0.5"]
 
 
 def llama_env():
@@ -47,7 +51,10 @@ class LlamaTest(ProxyCase):
         env = {"LLAMA_SERVER": self.llama["LLAMA_SERVER"], "LLAMA_MODEL": self.llama["LLAMA_MODEL"]}
         p = self.start(os.path.join(SRC, "configs", "llama-cpu.yaml"), env=env)
         p.wait_ready(timeout=120)
-        st, body = p.post("/v1/chat/completions", {"model": "tiny", "max_tokens": 8,
+        # Greedy decoding: with random weights a sampled answer sometimes fails llama-server's own
+        # output parser (HTTP 500 "does not match the expected peg-native format"); greedy is the
+        # same answer every time.
+        st, body = p.post("/v1/chat/completions", {"model": "tiny", "max_tokens": 8, "temperature": 0,
                                                    "messages": [{"role": "user", "content": "hi"}]})
         self.assertEqual(st, 200, body)
         self.assertEqual(json.loads(body)["usage"]["completion_tokens"], 8)
@@ -101,12 +108,13 @@ class LlamaTest(ProxyCase):
         p = self.start(self.llama_config())
         p.wait_ready(timeout=120)
         r = subprocess.run([BENCH_PROXY, "bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", WORKLOAD,
-                            "-n", "8", "--max-tokens", "16", "--out", self.dir + "/o", "--results", self.dir + "/r.tsv",
+                            "-n", "8", "--max-tokens", "16", *TOLERATE_ENGINE_PARSER, "--out", self.dir + "/o", "--results", self.dir + "/r.tsv",
                             "--no-progress"], capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         res = json.load(open(self.dir + "/o/result.json"))
         s = res["summary"]
-        self.assertEqual(s["completed"], 8)
+        self.assertEqual(set(s["error_kinds"]) - {"stream error"}, set(), s["error_kinds"])
+        self.assertGreaterEqual(s["completed"], 4)
         self.assertEqual(s["usage_source"], "server")
         self.assertGreater(s["ttft_ms"]["median"], 0)
         self.assertGreater(float(r.stdout.strip().splitlines()[-1]), 0)
@@ -138,10 +146,11 @@ class LlamaTest(ProxyCase):
         with open(broken, "w") as f:
             f.write(text)
         r = subprocess.run([BENCH_PROXY, "run", "--config", a, "--queries", WORKLOAD, "-n", "4", "--max-tokens", "8",
-                            "--run-dir", self.dir + "/run", "--results", self.dir + "/r.tsv", "--no-progress"],
+                            *TOLERATE_ENGINE_PARSER, "--run-dir", self.dir + "/run", "--results", self.dir + "/r.tsv", "--no-progress"],
                            capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         r = subprocess.run([BENCH_PROXY, "sweep", a, b, broken, "--queries", WORKLOAD, "-n", "4", "--max-tokens", "8",
+                            *TOLERATE_ENGINE_PARSER,
                             "--sweep-dir", self.dir + "/sw", "--results", self.dir + "/r.tsv", "--no-progress"],
                            capture_output=True, text=True, timeout=600)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
