@@ -139,10 +139,11 @@ int cmd_serve(const std::vector<std::string>& argv, const std::vector<std::strin
     int sig = sigtimedwait(&set, nullptr, &ts);
     if (sig == SIGINT || sig == SIGTERM) {
       if (++signals == 1) {
-        spdlog::info("received {}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        spdlog::info("received {}: stopping (again to kill the engine at once)", sig == SIGINT ? "SIGINT" : "SIGTERM");
         run->stop();
       } else {
-        spdlog::warn("received another signal: still stopping (the engine gets SIGKILL after stop_grace_s)");
+        // A second Ctrl-C skips the grace period.
+        run->kill_now();
       }
     }
   }

@@ -91,6 +91,17 @@ class ShutdownTest(ProxyCase):
         self.assertTrue(p.grep("SIGKILL to process group"), p.log())
         self.assertEqual(pids_with_marker(self.marker), [])
 
+    def test_a_second_sigint_skips_the_grace_period(self):
+        # The engine ignores SIGTERM and the grace period is an hour: only the second Ctrl-C ends it.
+        p = self.start(self.marker_config(["--ignore-sigterm", "--workers", "1"],
+                                          extra="warmup: 0\nstop_grace_s: 3600\ndrain_timeout_s: 1"))
+        p.wait_ready()
+        p.p.send_signal(signal.SIGINT)
+        wait_for(lambda: p.grep("SIGTERM to process group"), timeout=60, what="the first SIGINT to be taken")
+        self.assertEqual(p.stop(signal.SIGINT, timeout=120), 0, p.log())
+        self.assertTrue(p.grep("killing the engine's process group"), p.log())
+        self.assertEqual(pids_with_marker(self.marker), [])
+
     def test_sigkill_of_bench_proxy_takes_the_engine_tree_down(self):
         p = self.start(self.marker_config(["--workers", "2", "--detached-grandchild", "--ignore-sigterm"]))
         p.wait_ready()
