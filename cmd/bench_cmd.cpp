@@ -49,6 +49,12 @@ const char* kBenchOptions = R"(Workload and load:
   --keep-text            store each response's text in result.json
   --max-error-rate F     failed/total requests tolerated in a valid result (default 0: any error
                          makes the result invalid)
+Statistics (docs/metrics.md, "Uncertainty"):
+  --percentiles LIST     percentiles of every metric (default 50,90,99; each 0.1..99.9);
+                         throughput metrics also get p10 and p1 (their bad tail is low)
+  --bootstrap N          bootstrap resamples for the confidence interval of each median
+                         (default 2000; 0: none); seeded by --seed
+  --confidence C         level of those intervals (default 0.95)
 Output:
   --out DIR              folder for result.json (bench: bench-results/<UTC time>; run: the run folder)
   --results FILE         results TSV to append one row to (default results.tsv)
@@ -93,7 +99,8 @@ its snapshot differs in from the first. Ctrl-C tears everything down cleanly.
 
 std::vector<std::string> bench_value_opts() {
   return {"--queries", "--model", "--concurrency", "--rate", "-n", "--requests", "--repeats", "--warmup",
-          "--max-tokens", "--timeout", "--seed", "--out", "--results", "--max-error-rate", "--log-level"};
+          "--max-tokens", "--timeout", "--seed", "--out", "--results", "--max-error-rate", "--percentiles", "--bootstrap",
+          "--confidence", "--log-level"};
 }
 std::vector<std::string> bench_flag_opts() { return {"--no-stream", "--keep-text", "--no-progress", "--help", "-h"}; }
 
@@ -115,6 +122,16 @@ bench::options bench_options(const args& a) {
   o.seed = static_cast<std::uint64_t>(a.integer("--seed", 1, 0, 1l << 62));
   o.keep_text = a.flag("--keep-text");
   o.max_error_rate = a.number("--max-error-rate", 0, 0, 1);
+  if (auto p = a.get("--percentiles")) {
+    try {
+      o.stats.percentiles = bench::parse_percentiles(*p);
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(std::string("--percentiles: ") + e.what());
+    }
+  }
+  o.stats.bootstrap_resamples = static_cast<int>(a.integer("--bootstrap", 2000, 0, 1000000));
+  o.stats.confidence = a.number("--confidence", 0.95, 0.5, 0.999);
+  o.stats.seed = o.seed;
   if (!a.flag("--no-progress") && ::isatty(2)) {
     o.progress = [](long done, long total, long errors) {
       int width = 30;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <filesystem>
@@ -99,8 +100,14 @@ std::string summary_text(const json& r) {
       return;
     }
     os << "  " << std::left << std::setw(16) << name << std::fixed << std::setprecision(2) << "median "
-       << st["median"].get<double>() << "  p90 " << st["p90"].get<double>() << "  p99 " << st["p99"].get<double>()
-       << " " << unit << "\n";
+       << st["median"].get<double>();
+    if (st.contains("median_ci") && st["median_ci"].is_array())
+      os << " [" << st["median_ci"][0].get<double>() << ", " << st["median_ci"][1].get<double>() << "]";
+    for (auto it = st.begin(); it != st.end(); ++it)
+      if (it.key().size() > 1 && it.key()[0] == 'p' && std::isdigit(static_cast<unsigned char>(it.key()[1])) &&
+          it.key() != "p50")
+        os << "  " << it.key() << " " << it.value().get<double>();
+    os << " " << unit << "\n";
   };
   os << "requests " << s["requests"] << ", completed " << s["completed"] << ", errors " << s["errors"];
   if (!s["error_kinds"].empty()) os << " " << s["error_kinds"].dump();
@@ -112,6 +119,10 @@ std::string summary_text(const json& r) {
   line("output_tps", s["output_tps"], "tok/s per request");
   os << "  request throughput " << s["request_throughput"].get<double>() << " req/s, total output "
      << s["total_output_tps"].get<double>() << " tok/s, usage from " << s["usage_source"].get<std::string>() << "\n";
+  if (s.contains("statistics")) {
+    os << "  [..] " << static_cast<int>(s["statistics"].value("confidence", 0.95) * 100)
+       << "% bootstrap interval of each median over requests: request-to-request noise only\n";
+  }
   os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
   if (r.value("valid", false)) {
     os << " (valid)\n";

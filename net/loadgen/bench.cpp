@@ -611,13 +611,28 @@ json run(const options& o) {
   s["streaming"] = o.stream;
   s["usage_counted_by_server"] = completed > 0 && server_usage == completed;
   s["usage_source"] = server_usage == completed ? "server" : (server_usage == 0 ? "stream_events" : "mixed");
-  s["ttft_ms"] = to_json(summarize(ttft));
-  s["itl_ms"] = to_json(summarize(itl));
-  s["tpot_ms"] = to_json(summarize(tpot));
-  s["e2e_ms"] = to_json(summarize(e2e));
-  s["output_tokens"] = to_json(summarize(tokens));
-  s["output_tps"] = to_json(summarize(tps));
-  s["decode_tps"] = to_json(summarize(decode_tps));
+  // Uncertainty on every number (docs/metrics.md, "Uncertainty"): each metric with its spread,
+  // the chosen percentiles and a seeded bootstrap interval of its median; throughput-type metrics
+  // (bad tail low) also get p10 and p1.
+  std::uint64_t metric_seed = o.stats.seed;
+  auto stat = [&](const std::vector<double>& v, bool low_tail) {
+    stats_options so = o.stats;
+    so.low_tail = low_tail;
+    so.seed = metric_seed++;
+    return to_json(compute_stats(v, so), so);
+  };
+  s["ttft_ms"] = stat(ttft, false);
+  s["itl_ms"] = stat(itl, false);
+  s["tpot_ms"] = stat(tpot, false);
+  s["e2e_ms"] = stat(e2e, false);
+  s["output_tokens"] = stat(tokens, false);
+  s["output_tps"] = stat(tps, true);
+  s["decode_tps"] = stat(decode_tps, true);
+  s["statistics"] = {{"bootstrap_resamples", o.stats.bootstrap_resamples},
+                     {"confidence", o.stats.confidence},
+                     {"seed", o.stats.seed},
+                     {"ci_method", "percentile bootstrap of the median over requests (one run: request-to-request "
+                                   "noise only, not run-to-run noise)"}};
   s["request_throughput"] = wall_s > 0 ? completed / wall_s : 0;
   s["total_output_tps"] = wall_s > 0 ? total_tokens / wall_s : 0;
   s["headline"] = {{"metric", "median output_tps"}, {"value", summarize(tps).median}};

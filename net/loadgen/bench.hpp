@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "net/loadgen/stats.hpp"
+
 namespace bp::bench {
 
 /// One workload row: the OpenAI request fields (sent) and everything else (kept, never sent).
@@ -71,6 +73,7 @@ struct options {
   bool keep_text = false;
   bool require_snapshot = true;
   double max_error_rate = 0;  ///< failed/total above this makes the result invalid
+  stats_options stats;        ///< percentiles, bootstrap resamples, confidence, seed
   std::function<void(long done, long total, long errors)> progress;
   const std::atomic<bool>* cancel = nullptr;  ///< set: no new request is started
 };

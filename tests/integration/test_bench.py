@@ -57,6 +57,38 @@ class BenchTest(ProxyCase):
         self.assertEqual(rows[1][12], "valid")
         p.stop()
 
+    def test_every_metric_carries_its_spread_percentiles_and_a_seeded_interval(self):
+        p = self.start(self.config(mock_args=["--ttft-ms", "5", "--itl-ms", "2", "--tokens", "8"], extra="warmup: 0"))
+        p.wait_ready()
+        outs = []
+        for k in range(2):
+            out = os.path.join(self.dir, f"stats{k}")
+            r = run(["bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", WORKLOAD, "-n", "20",
+                     "--percentiles", "50,90,99.9", "--bootstrap", "500", "--seed", "9", "--out", out,
+                     "--results", os.path.join(self.dir, "r.tsv"), "--no-progress"], self.dir)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs.append(json.load(open(os.path.join(out, "result.json"))))
+            self.assertRegex(r.stdout, r"ttft +median [\d.]+ \[[\d.]+, [\d.]+\]")
+            self.assertIn("request-to-request noise only", r.stdout)
+        s = outs[0]["summary"]
+        for m in ("ttft_ms", "itl_ms", "e2e_ms", "output_tps"):
+            lo, hi = s[m]["median_ci"]
+            self.assertLessEqual(lo, s[m]["median"])
+            self.assertGreaterEqual(hi, s[m]["median"])
+            for k in ("mean", "std", "cv", "p50", "p90", "p99.9", "min", "max"):
+                self.assertIn(k, s[m])
+        self.assertIn("p10", s["output_tps"])  # a throughput's bad tail is low
+        self.assertIn("p1", s["output_tps"])
+        self.assertNotIn("p10", s["ttft_ms"])
+        self.assertEqual(s["statistics"]["bootstrap_resamples"], 500)
+        # Same data and seed, same interval: the bootstrap is seeded.
+        self.assertEqual(s["output_tokens"]["median_ci"], outs[1]["summary"]["output_tokens"]["median_ci"])
+        r = run(["bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", WORKLOAD, "--percentiles", "50,100"],
+                self.dir)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--percentiles", r.stderr)
+        p.stop()
+
     def test_concurrency_rate_and_errors_are_counted(self):
         p = self.start(self.config(mock_args=["--crash-after", "1000000", "--tokens", "4"], extra="warmup: 0"))
         p.wait_ready()

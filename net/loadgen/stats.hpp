@@ -1,0 +1,47 @@
+#pragma once
+/// Statistics of one metric's samples (docs/metrics.md, "Uncertainty"): location, spread, chosen
+/// percentiles, and a seeded percentile-bootstrap confidence interval of the median. Pure logic.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace bp::bench {
+
+struct stats_options {
+  std::vector<double> percentiles = {50, 90, 99};  ///< any of 0.1 .. 99.9
+  bool low_tail = false;        ///< throughput-type metric: its bad tail is low, add p10 and p1
+  int bootstrap_resamples = 2000;  ///< 0: no interval
+  double confidence = 0.95;
+  std::uint64_t seed = 1;
+};
+
+struct metric_stats {
+  std::size_t n = 0;
+  double mean = 0, std = 0, cv = 0, median = 0, min = 0, max = 0;
+  std::vector<std::pair<double, double>> percentiles;  ///< (p, value), requested then low tail
+  bool has_ci = false;
+  double ci_low = 0, ci_high = 0;
+};
+
+/// Percentile with linear interpolation between closest ranks (numpy's default) of sorted data.
+double percentile_sorted(const std::vector<double>& sorted, double p);
+
+/// Percentile-bootstrap interval of the median: `resamples` resamples with replacement (a
+/// 64-bit Mersenne twister seeded with `seed`), the (1-c)/2 and (1+c)/2 quantiles of their medians.
+std::pair<double, double> bootstrap_median_ci(const std::vector<double>& values, int resamples, double confidence,
+                                              std::uint64_t seed);
+
+metric_stats compute_stats(std::vector<double> values, const stats_options& o);
+
+/// {"n", "mean", "std", "cv", "median", "median_ci": [lo, hi], "ci_level", "p50", "p90", ..., "min", "max"}
+nlohmann::json to_json(const metric_stats& s, const stats_options& o);
+
+/// "p99.9" for 99.9, "p50" for 50.
+std::string percentile_key(double p);
+
+/// Parses "50,90,99" (each 0.1..99.9); throws std::invalid_argument naming the bad item.
+std::vector<double> parse_percentiles(const std::string& list);
+
+}  // namespace bp::bench
