@@ -1,6 +1,8 @@
 // The proxy's HTTP/1 reframing without sockets: bytes in (whole, or one at a time), bytes out.
 #include "net/proxy/http1.hpp"
 
+#include "tests/net/proxy/feed_in_steps.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -26,25 +28,10 @@ request_result parse_request(const std::string& bytes, std::size_t step) {
   request_parser p(hr, r.forwarded, line);
   p.eager(true);
   p.header_limit(64 * 1024);
-  std::string buf;
-  for (std::size_t off = 0; off < bytes.size() && !p.is_done();) {
-    std::size_t n = std::min(step, bytes.size() - off);
-    buf.append(bytes, off, n);
-    off += n;
-    for (;;) {
-      error_code ec;
-      std::size_t used = p.feed(sv(buf.data(), buf.size()), ec);
-      buf.erase(0, used);
-      if (ec == http::error::need_more) break;
-      if (ec) {
-        r.ec = ec;
-        r.status = p.rejected.status;
-        r.message = p.rejected.message;
-        r.where = p.where;
-        return r;
-      }
-      if (p.is_done() || used == 0 || buf.empty()) break;
-    }
+  r.ec = feed_in_steps(p, bytes, step);
+  if (r.ec) {
+    r.status = p.rejected.status;
+    r.message = p.rejected.message;
   }
   r.done = p.is_done();
   r.where = p.where;
@@ -63,25 +50,9 @@ response_result parse_response(const std::string& bytes, std::size_t step, int c
   response_result r;
   response_parser p(hr, r.out, client_version, true, false);
   p.eager(true);
-  std::string buf;
-  for (std::size_t off = 0; off < bytes.size() && !p.is_done();) {
-    std::size_t n = std::min(step, bytes.size() - off);
-    buf.append(bytes, off, n);
-    off += n;
-    for (;;) {
-      error_code ec;
-      std::size_t used = p.feed(sv(buf.data(), buf.size()), ec);
-      buf.erase(0, used);
-      if (ec == http::error::need_more) break;
-      if (ec) {
-        r.ec = ec;
-        return r;
-      }
-      if (p.is_header_done() && r.fields.empty())
-        for (auto& f : hr.fields) r.fields.emplace_back(std::string(hr.at(f.first)), std::string(hr.at(f.second)));
-      if (p.is_done() || used == 0 || buf.empty()) break;
-    }
-  }
+  r.ec = feed_in_steps(p, bytes, step);
+  if (!r.ec && p.is_header_done())
+    for (auto& f : hr.fields) r.fields.emplace_back(std::string(hr.at(f.first)), std::string(hr.at(f.second)));
   r.done = p.is_done();
   return r;
 }
