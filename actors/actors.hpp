@@ -1,6 +1,8 @@
 #pragma once
-/// Every actor of bench-proxy and the message vocabulary between them (docs/actors.md has the map:
-/// who spawns, monitors, restarts and escalates whom).
+/// Every actor of bench-proxy and the message vocabulary between them: the typed protocol. Each
+/// actor's handle is a caf::typed_actor, so the compiler checks what actors say to each other;
+/// each atom has one meaning. docs/architecture.md has the map (who spawns, monitors, restarts
+/// and escalates whom).
 #include <chrono>
 #include <future>
 #include <memory>
@@ -35,6 +37,10 @@ using opened = caf::atom_constant<caf::atom("opened")>;
 using closed = caf::atom_constant<caf::atom("closed")>;
 using drain = caf::atom_constant<caf::atom("drain")>;
 using stats = caf::atom_constant<caf::atom("stats")>;
+using reaped = caf::atom_constant<caf::atom("reaped")>;
+using terminate = caf::atom_constant<caf::atom("terminate")>;
+using close = caf::atom_constant<caf::atom("close")>;
+using report = caf::atom_constant<caf::atom("report")>;
 }  // namespace atom
 
 /// How a run ended; the CLI maps `exit_code` to the process exit status (docs/cli.md).
@@ -92,31 +98,120 @@ struct collector_report {
   int attempts = 1;
 };
 
-/// The supervisor of one engine run: engine, warmup, snapshot, connections. Delivers `result`
-/// once, when the run has ended and the engine's tree is gone.
-caf::actor spawn_run_supervisor(caf::actor_system& sys, std::shared_ptr<run_context> ctx,
-                                std::shared_ptr<std::promise<run_result>> result);
+// ---------------------------------------------------------------------------------------------
+// Interfaces. A child holds only the narrow interface of its supervisor that it talks to; the
+// run supervisor implements all of them (a typed handle converts to any subset of itself).
+
+/// What the engine actor tells its supervisor.
+using engine_listener = caf::typed_actor<
+    /// The engine child is up: PIDs, port, output handle (immutable data only).
+    caf::reacts_to<atom::started, engine_started>,
+    /// The engine answers its readiness probe on this loopback port.
+    caf::reacts_to<atom::ready, int>,
+    /// The engine ended on its own: description, last output lines, whether it had been ready.
+    caf::reacts_to<atom::exited, std::string, std::string, bool>,
+    /// The engine was stopped as asked and its whole tree is gone: description.
+    caf::reacts_to<atom::stopped, std::string>,
+    /// A child gives up on the run: who, why, the exit code to end with.
+    caf::reacts_to<atom::failed, std::string, std::string, int>>;
+
+/// What the warmup actor tells its supervisor.
+using warmup_listener = caf::typed_actor<
+    /// Warmup finished: elapsed ms per request, the model asked for.
+    caf::reacts_to<atom::warmup, std::vector<double>, std::string>,
+    caf::reacts_to<atom::failed, std::string, std::string, int>>;
+
+/// What the meta actor tells its supervisor.
+using meta_listener = caf::typed_actor<
+    /// The snapshot is published: its id (sha256 of the bytes), the meta.json path.
+    caf::reacts_to<atom::published, std::string, std::string>>;
+
+/// What a connection actor tells its supervisor.
+using connection_listener = caf::typed_actor<
+    /// A closed connection's final counters.
+    caf::reacts_to<atom::stats, net::conn_stats>>;
+
+/// The supervisor of one engine run: engine, warmup, snapshot, connections. Delivers its
+/// run_result once, when the run has ended and the engine's tree is gone.
+using run_supervisor_actor = caf::typed_actor<
+    caf::reacts_to<atom::started, engine_started>, caf::reacts_to<atom::ready, int>,
+    caf::reacts_to<atom::exited, std::string, std::string, bool>, caf::reacts_to<atom::stopped, std::string>,
+    caf::reacts_to<atom::failed, std::string, std::string, int>,
+    caf::reacts_to<atom::warmup, std::vector<double>, std::string>,
+    caf::reacts_to<atom::published, std::string, std::string>, caf::reacts_to<atom::stats, net::conn_stats>,
+    /// Stop the run (the CLI): why, for the log.
+    caf::reacts_to<atom::stop, std::string>,
+    /// Internal: wait for in-flight requests (drain_timeout_s), then stop the engine.
+    caf::reacts_to<atom::drain>,
+    /// From the proxy's accept loop: a new connection.
+    caf::reacts_to<atom::opened, std::shared_ptr<net::connection_handle>>,
+    /// From the proxy's I/O thread: connection id, its counters, why it closed.
+    caf::reacts_to<atom::closed, std::uint64_t, net::conn_stats, std::string>>;
 
 /// Owns the engine child: launch, readiness, exit detection, stop (TERM -> grace -> KILL).
-/// Detached (readiness probes and launches block); monitored by `parent`.
-caf::actor spawn_engine_actor(caf::event_based_actor* parent, std::shared_ptr<run_context> ctx);
+using engine_actor = caf::typed_actor<
+    /// Internal: one readiness probe.
+    caf::reacts_to<atom::poll>,
+    /// Internal, from the reaper thread: the engine's wait status (its tree is gone).
+    caf::reacts_to<atom::reaped, int>,
+    /// Stop: SIGTERM to the process group, SIGKILL after this grace period (s).
+    caf::reacts_to<atom::terminate, double>,
+    /// The grace period is over: SIGKILL to the process group.
+    caf::reacts_to<atom::kill>>;
 
-/// N timed chat completions after readiness. Detached.
-caf::behavior warmup_actor(caf::event_based_actor* self, std::shared_ptr<run_context> ctx, int port,
-                           caf::actor supervisor);
+/// N timed chat completions after readiness.
+using warmup_actor = caf::typed_actor<
+    /// Internal: run the warmup requests.
+    caf::reacts_to<atom::start>>;
+
+/// One snapshot collector.
+using collector_actor = caf::typed_actor<
+    /// Collect this section within the budget (s); the report says ok or why not.
+    caf::replies_to<atom::collect, double>::with<collector_report>>;
 
 /// Starts every collector, waits for all (or their deadlines), assembles, freezes, publishes.
-/// Monitored by `parent`.
-caf::actor spawn_meta_actor(caf::event_based_actor* parent, std::shared_ptr<run_context> ctx, engine_started engine,
-                            nlohmann::json warmup);
-
-/// One snapshot collector. Detached: its work reads /proc, runs tools and hashes files.
-caf::behavior collector_actor(caf::event_based_actor* self, std::string name, std::shared_ptr<run_context> ctx,
-                              engine_started engine);
+using meta_actor = caf::typed_actor<
+    /// Stop (why): ignored, it works from its start and quits once published; the supervisor
+    /// ends it with an exit message when the run ends first.
+    caf::reacts_to<atom::stop, std::string>>;
 
 /// Owns one proxied connection's lifecycle: statistics, cancellation on shutdown.
-caf::behavior connection_actor(caf::event_based_actor* self, std::shared_ptr<net::connection_handle> handle,
-                               caf::actor supervisor);
+using connection_actor = caf::typed_actor<
+    /// From the proxy's I/O thread: the connection closed with these counters, for this reason.
+    caf::reacts_to<atom::report, net::conn_stats, std::string>,
+    /// Close the connection (shutdown): the reason.
+    caf::reacts_to<atom::close, std::string>,
+    /// Fault injection only: fail (throw).
+    caf::reacts_to<atom::kill>>;
+
+// ---------------------------------------------------------------------------------------------
+// Spawn functions.
+
+run_supervisor_actor spawn_run_supervisor(caf::actor_system& sys, std::shared_ptr<run_context> ctx,
+                                          std::shared_ptr<std::promise<run_result>> result);
+
+/// Each child is spawned monitored by `parent` and reports to `listener` (the supervisor itself,
+/// or a test's stand-in implementing that narrow interface).
+
+/// Detached (readiness probes and launches block).
+engine_actor spawn_engine_actor(caf::local_actor* parent, engine_listener listener, std::shared_ptr<run_context> ctx);
+
+/// Detached (its requests block).
+warmup_actor spawn_warmup_actor(caf::local_actor* parent, warmup_listener listener, std::shared_ptr<run_context> ctx,
+                                int port);
+
+meta_actor spawn_meta_actor(caf::local_actor* parent, meta_listener listener, std::shared_ptr<run_context> ctx,
+                            engine_started engine, nlohmann::json warmup);
+
+/// One collector's behavior (spawned detached by the meta actor: it reads /proc, runs tools,
+/// hashes files).
+collector_actor::behavior_type collector_behavior(collector_actor::pointer self, std::string name,
+                                                  std::shared_ptr<run_context> ctx, engine_started engine);
+
+/// One connection's behavior (spawned monitored by the supervisor).
+connection_actor::behavior_type connection_behavior(connection_actor::pointer self,
+                                                    std::shared_ptr<net::connection_handle> handle,
+                                                    connection_listener supervisor);
 
 /// Test-only fault hook: does `actor_name` have fault `kind` at `point`? (docs/fault-injection.md)
 std::string fault_for(const std::string& faults, const std::string& actor_name);

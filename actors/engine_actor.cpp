@@ -11,7 +11,7 @@ namespace bp {
 struct engine_state {
   static inline const char* name = "engine";
   std::shared_ptr<run_context> ctx;
-  caf::actor supervisor;
+  engine_listener supervisor;
   std::unique_ptr<engine_child> child;  ///< owned here alone
   int port = 0;
   std::chrono::steady_clock::time_point deadline;
@@ -23,6 +23,11 @@ struct engine_state {
 
 namespace {
 
+/// The behavior of an actor that already quit (it failed while starting).
+engine_actor::behavior_type quitting() {
+  return {engine_actor::behavior_type::unsafe_init{}, caf::behavior{}};
+}
+
 std::string tail_text(const engine_child& c, std::size_t n) {
   std::string out;
   for (const auto& l : c.output().tail_lines(n)) out += "\n  | " + l;
@@ -33,8 +38,8 @@ std::string tail_text(const engine_child& c, std::size_t n) {
 
 namespace {
 
-caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_ptr<run_context> ctx,
-                           caf::actor supervisor) {
+engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engine_state> self,
+                                            std::shared_ptr<run_context> ctx, engine_listener supervisor) {
   auto& st = self->state;
   st.ctx = ctx;
   st.supervisor = supervisor;
@@ -49,17 +54,17 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_
   auto exe = resolve_command(cfg, why);
   if (!exe) {
     fail(cfg.source_path + ": " + why, exit_code::engine_start_failed);
-    return {};
+    return quitting();
   }
   for (const auto& e : check_launchable(cfg)) {
     fail(e.str(), exit_code::engine_start_failed);
-    return {};
+    return quitting();
   }
   std::string err;
   int port = free_loopback_port(err);
   if (port <= 0) {
     fail(err, exit_code::engine_start_failed);
-    return {};
+    return quitting();
   }
   st.port = port;
   launch_spec spec;
@@ -73,12 +78,12 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_
   spec.cwd = cfg.cwd;
   spec.log_path = ctx->run_dir + "/engine.log";
   spec.redact = cfg.redactor();
-  caf::actor me = caf::actor_cast<caf::actor>(self);
+  engine_actor me = caf::actor_cast<engine_actor>(self);
   std::unique_ptr<engine_child> child =
-      engine_child::launch(spec, [me](int status) { caf::anon_send(me, atom::exited::value, status); }, err);
+      engine_child::launch(spec, [me](int status) { caf::anon_send(me, atom::reaped::value, status); }, err);
   if (!child) {
     fail("cannot start the engine: " + err, exit_code::engine_start_failed);
-    return {};
+    return quitting();
   }
   st.child = std::move(child);
   auto& c = *st.child;
@@ -125,7 +130,7 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_
         }
         self->delayed_send(self, std::chrono::milliseconds(200), atom::poll::value);
       },
-      [self](atom::exited, int status) {
+      [self](atom::reaped, int status) {
         auto& s = self->state;
         s.exited = true;
         std::string desc = "engine (pid " + std::to_string(s.child->pid()) + ") " + describe_wait_status(status);
@@ -137,7 +142,7 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_
         }
         self->quit();
       },
-      [self](atom::stop, double grace_s) {
+      [self](atom::terminate, double grace_s) {
         auto& s = self->state;
         s.stopping = true;
         if (s.exited) return;
@@ -156,8 +161,8 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, std::shared_
 
 }  // namespace
 
-caf::actor spawn_engine_actor(caf::event_based_actor* parent, std::shared_ptr<run_context> ctx) {
-  return parent->spawn<caf::monitored + caf::detached>(engine_actor, ctx, caf::actor_cast<caf::actor>(parent));
+engine_actor spawn_engine_actor(caf::local_actor* parent, engine_listener listener, std::shared_ptr<run_context> ctx) {
+  return parent->spawn<caf::monitored + caf::detached>(engine_behavior, ctx, listener);
 }
 
 }  // namespace bp

@@ -84,7 +84,7 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   r->promise_ = std::make_shared<std::promise<run_result>>();
   r->future_ = r->promise_->get_future().share();
   r->supervisor_ = spawn_run_supervisor(sys, r->ctx_, r->promise_);
-  caf::actor sup = r->supervisor_;
+  run_supervisor_actor sup = r->supervisor_;
   net::server_hooks hooks;
   hooks.on_open = [sup](std::shared_ptr<net::connection_handle> h) { caf::anon_send(sup, atom::opened::value, h); };
   hooks.on_close = [sup](std::uint64_t id, const net::conn_stats& st, const std::string& reason) {

@@ -47,7 +47,7 @@ class engine_run {
   std::shared_ptr<run_context> ctx_;
   std::unique_ptr<net::run_status> status_;
   std::unique_ptr<net::proxy_server> proxy_;
-  caf::actor supervisor_;
+  run_supervisor_actor supervisor_;
   std::shared_ptr<std::promise<run_result>> promise_;
   std::shared_future<run_result> future_;
   bool waited_ = false;

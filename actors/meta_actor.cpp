@@ -63,8 +63,8 @@ std::string fault_for(const std::string& faults, const std::string& actor_name) 
   return {};
 }
 
-caf::behavior collector_actor(caf::event_based_actor* self, std::string name, std::shared_ptr<run_context> ctx,
-                              engine_started engine) {
+collector_actor::behavior_type collector_behavior(collector_actor::pointer self, std::string name,
+                                                  std::shared_ptr<run_context> ctx, engine_started engine) {
   return {
       [self, name, ctx, engine](atom::collect, double budget_s) -> caf::result<collector_report> {
         auto t0 = std::chrono::steady_clock::now();
@@ -101,7 +101,7 @@ struct meta_state {
   std::shared_ptr<run_context> ctx;
   engine_started engine;
   nlohmann::json warmup;
-  caf::actor supervisor;
+  meta_listener supervisor;
   std::map<std::string, collector_report> reports;
   std::map<std::string, int> attempts;
   std::size_t pending = 0;
@@ -111,9 +111,9 @@ struct meta_state {
 
 namespace {
 
-void ask(caf::stateful_actor<meta_state>* self, const std::string& name);
+void ask(meta_actor::stateful_pointer<meta_state> self, const std::string& name);
 
-void assemble(caf::stateful_actor<meta_state>* self) {
+void assemble(meta_actor::stateful_pointer<meta_state> self) {
   auto& s = self->state;
   const auto& cfg = s.ctx->config;
   nlohmann::json doc;
@@ -162,7 +162,7 @@ void assemble(caf::stateful_actor<meta_state>* self) {
   self->quit();
 }
 
-void record(caf::stateful_actor<meta_state>* self, collector_report r) {
+void record(meta_actor::stateful_pointer<meta_state> self, collector_report r) {
   auto& s = self->state;
   if (s.reports.count(r.name)) return;  // exactly one report per collector
   r.attempts = s.attempts[r.name];
@@ -174,12 +174,12 @@ void record(caf::stateful_actor<meta_state>* self, collector_report r) {
   if (--s.pending == 0) assemble(self);
 }
 
-void ask(caf::stateful_actor<meta_state>* self, const std::string& name) {
+void ask(meta_actor::stateful_pointer<meta_state> self, const std::string& name) {
   auto& s = self->state;
   s.attempts[name]++;
   double budget = std::chrono::duration<double>(s.deadline - std::chrono::steady_clock::now()).count();
   if (budget < 0.05) budget = 0.05;
-  auto c = self->spawn<caf::detached>(collector_actor, name, s.ctx, s.engine);
+  auto c = self->spawn<caf::detached>(collector_behavior, name, s.ctx, s.engine);
   auto t0 = std::chrono::steady_clock::now();
   // The reply timeout is the collector's deadline plus a margin: the collector is expected to
   // give up on its own first; a collector that does not is recorded as stalled.
@@ -212,8 +212,8 @@ void ask(caf::stateful_actor<meta_state>* self, const std::string& name) {
 
 namespace {
 
-caf::behavior meta_actor(caf::stateful_actor<meta_state>* self, std::shared_ptr<run_context> ctx,
-                         engine_started engine, nlohmann::json warmup, caf::actor supervisor) {
+meta_actor::behavior_type meta_behavior(meta_actor::stateful_pointer<meta_state> self, std::shared_ptr<run_context> ctx,
+                                        engine_started engine, nlohmann::json warmup, meta_listener supervisor) {
   auto& s = self->state;
   s.ctx = ctx;
   s.engine = engine;
@@ -229,14 +229,14 @@ caf::behavior meta_actor(caf::stateful_actor<meta_state>* self, std::shared_ptr<
   auto defs = snap::all_collectors();
   s.pending = defs.size();
   for (const auto& d : defs) ask(self, d.name);
-  return {[](atom::stop) {}};
+  return {[](atom::stop, const std::string&) {}};
 }
 
 }  // namespace
 
-caf::actor spawn_meta_actor(caf::event_based_actor* parent, std::shared_ptr<run_context> ctx, engine_started engine,
-                            nlohmann::json warmup) {
-  return parent->spawn<caf::monitored>(meta_actor, ctx, engine, warmup, caf::actor_cast<caf::actor>(parent));
+meta_actor spawn_meta_actor(caf::local_actor* parent, meta_listener listener, std::shared_ptr<run_context> ctx,
+                            engine_started engine, nlohmann::json warmup) {
+  return parent->spawn<caf::monitored>(meta_behavior, ctx, engine, warmup, listener);
 }
 
 }  // namespace bp

@@ -11,12 +11,14 @@ struct run_supervisor_state {
   static inline const char* name = "run";
   std::shared_ptr<run_context> ctx;
   std::shared_ptr<std::promise<run_result>> promise;
-  caf::actor engine, warmup, meta;
+  engine_actor engine;
+  warmup_actor warmup;
+  meta_actor meta;
   engine_started engine_info;
   bool engine_known = false, engine_gone = false, ready = false, stopping = false, done = false;
   int meta_restarts = 0;
   nlohmann::json warmup_json;
-  std::map<std::uint64_t, caf::actor> connections;
+  std::map<std::uint64_t, connection_actor> connections;
   std::map<caf::actor_addr, std::shared_ptr<net::connection_handle>> handles;
   net::conn_stats totals;
   std::uint64_t connections_total = 0;
@@ -26,7 +28,7 @@ struct run_supervisor_state {
 
 namespace {
 
-using self_ptr = caf::stateful_actor<run_supervisor_state>*;
+using self_ptr = run_supervisor_actor::stateful_pointer<run_supervisor_state>;
 
 void finish(self_ptr self) {
   auto& s = self->state;
@@ -70,14 +72,14 @@ void begin_shutdown(self_ptr self, int code, const std::string& message) {
 
 namespace {
 
-caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, std::shared_ptr<run_context> ctx,
-                             std::shared_ptr<std::promise<run_result>> result) {
+run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_ptr<run_context> ctx,
+                                                   std::shared_ptr<std::promise<run_result>> result) {
   auto& s = self->state;
   s.ctx = ctx;
   s.promise = result;
   ctx->status->set_state(net::run_state::starting);
   ctx->status->set_config_description(ctx->config.description);
-  s.engine = spawn_engine_actor(self, ctx);
+  s.engine = spawn_engine_actor(self, self, ctx);
 
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
@@ -104,7 +106,7 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
       if (dm.reason && dm.reason != caf::exit_reason::normal && !s.stopping && !s.ctx->status->meta()) {
         if (s.meta_restarts++ < 1) {
           spdlog::warn("[run] meta actor failed ({}); restarting it once", reason);
-          s.meta = spawn_meta_actor(self, s.ctx, s.engine_info, s.warmup_json);
+          s.meta = spawn_meta_actor(self, self, s.ctx, s.engine_info, s.warmup_json);
         } else {
           begin_shutdown(self, exit_code::failure, "meta actor failed twice: " + reason + "; no snapshot");
         }
@@ -141,15 +143,14 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
           return;
         }
         spdlog::info("[run] engine ready on 127.0.0.1:{}; warming up with {} requests", port, s.ctx->config.warmup);
-        s.warmup = self->spawn<caf::monitored + caf::detached>(warmup_actor, s.ctx, port,
-                                                                caf::actor_cast<caf::actor>(self));
+        s.warmup = spawn_warmup_actor(self, self, s.ctx, port);
       },
       [self](atom::warmup, std::vector<double> elapsed, std::string model) {
         auto& s = self->state;
         if (s.stopping) return;
         s.warmup_json = {{"requests", elapsed.size()}, {"model", model}, {"elapsed_ms", elapsed}};
         s.ctx->status->set_state(net::run_state::snapshotting);
-        s.meta = spawn_meta_actor(self, s.ctx, s.engine_info, s.warmup_json);
+        s.meta = spawn_meta_actor(self, self, s.ctx, s.engine_info, s.warmup_json);
       },
       [self](atom::published, std::string id, std::string path) {
         auto& s = self->state;
@@ -194,16 +195,17 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
         if (s.engine_gone || !s.engine_known) {
           if (!s.engine_known && !s.engine_gone) {
             // The engine actor may still be launching: ask it to stop; it answers when gone.
-            self->send(s.engine, atom::stop::value, s.ctx->config.stop_grace_s);
+            self->send(s.engine, atom::terminate::value, s.ctx->config.stop_grace_s);
             return;
           }
           return finish(self);
         }
-        self->send(s.engine, atom::stop::value, s.ctx->config.stop_grace_s);
+        self->send(s.engine, atom::terminate::value, s.ctx->config.stop_grace_s);
       },
       [self](atom::opened, std::shared_ptr<net::connection_handle> h) {
         auto& s = self->state;
-        auto a = self->spawn<caf::monitored>(connection_actor, h, caf::actor_cast<caf::actor>(self));
+        connection_listener me = self;
+        auto a = self->spawn<caf::monitored>(connection_behavior, h, me);
         s.connections[h->id()] = a;
         s.handles[a.address()] = h;
         s.connections_total++;
@@ -217,7 +219,7 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
           self->send(self, atom::stats::value, st);
           return;
         }
-        self->send(it->second, atom::closed::value, st, reason);
+        self->send(it->second, atom::report::value, st, reason);
       },
       [self](atom::stats, net::conn_stats st) {
         auto& t = self->state.totals;
@@ -234,8 +236,8 @@ caf::behavior run_supervisor(caf::stateful_actor<run_supervisor_state>* self, st
 
 }  // namespace
 
-caf::actor spawn_run_supervisor(caf::actor_system& sys, std::shared_ptr<run_context> ctx,
-                                std::shared_ptr<std::promise<run_result>> result) {
+run_supervisor_actor spawn_run_supervisor(caf::actor_system& sys, std::shared_ptr<run_context> ctx,
+                                          std::shared_ptr<std::promise<run_result>> result) {
   return sys.spawn(run_supervisor, ctx, result);
 }
 

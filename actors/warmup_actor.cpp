@@ -5,8 +5,10 @@
 
 namespace bp {
 
-caf::behavior warmup_actor(caf::event_based_actor* self, std::shared_ptr<run_context> ctx, int port,
-                           caf::actor supervisor) {
+namespace {
+
+warmup_actor::behavior_type warmup_behavior(warmup_actor::pointer self, std::shared_ptr<run_context> ctx, int port,
+                                            warmup_listener supervisor) {
   self->send(self, atom::start::value);
   return {
       [self, ctx, port, supervisor](atom::start) {
@@ -56,6 +58,13 @@ caf::behavior warmup_actor(caf::event_based_actor* self, std::shared_ptr<run_con
         self->quit();
       },
   };
+}
+
+}  // namespace
+
+warmup_actor spawn_warmup_actor(caf::local_actor* parent, warmup_listener listener, std::shared_ptr<run_context> ctx,
+                                int port) {
+  return parent->spawn<caf::monitored + caf::detached>(warmup_behavior, ctx, port, listener);
 }
 
 }  // namespace bp

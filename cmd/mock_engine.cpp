@@ -52,8 +52,9 @@ double number(const char* flag, const char* v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 3 && std::strcmp(argv[1], "--worker") == 0) return bp::mock::run_worker(std::atoi(argv[2]));
-  if (argc >= 2 && std::strcmp(argv[1], "--detached") == 0) return bp::mock::run_worker(-1);
+  if (argc >= 3 && std::strcmp(argv[1], "--worker") == 0)
+    return bp::mock::run_worker(std::atoi(argv[2]), argc >= 4 ? std::atoi(argv[3]) : -1);
+  if (argc >= 2 && std::strcmp(argv[1], "--detached") == 0) return bp::mock::run_worker(-1, -1);
   bp::mock::options o;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];

@@ -1,11 +1,13 @@
 #include "net/mock/mock_server.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -351,19 +353,37 @@ void do_accept(tcp::acceptor& acc, shared_state& st) {
 std::vector<pid_t> g_children;
 
 void start_workers(const options& o) {
+  // Like a real engine, the mock is not up before its workers are: each writes one byte to this
+  // pipe once it has renamed itself, and the engine waits for all of them before it serves.
+  int ready[2] = {-1, -1};
+  if (o.workers > 0 && ::pipe2(ready, O_CLOEXEC) != 0) ready[0] = ready[1] = -1;
+  std::string ready_fd = std::to_string(ready[1]);
   for (int i = 0; i < o.workers; ++i) {
     pid_t pid = ::fork();
     if (pid == 0) {
       ::signal(SIGTERM, SIG_DFL);  // --ignore-sigterm is the engine's, not its workers'
+      if (ready[1] >= 0) ::fcntl(ready[1], F_SETFD, 0);  // kept across exec
       std::string name = "MOCK::Worker_" + std::to_string(i);
       std::string rank = std::to_string(i);
       if (o.worker_rank_env) ::setenv("CUDA_VISIBLE_DEVICES", rank.c_str(), 1);
       char* argv[] = {const_cast<char*>(name.c_str()), const_cast<char*>("--worker"),
-                      const_cast<char*>(rank.c_str()), nullptr};
+                      const_cast<char*>(rank.c_str()), const_cast<char*>(ready_fd.c_str()), nullptr};
       ::execv("/proc/self/exe", argv);
       _exit(127);
     }
     if (pid > 0) g_children.push_back(pid);
+  }
+  if (ready[1] >= 0) {
+    ::close(ready[1]);
+    int got = 0;
+    char b;
+    while (got < o.workers) {
+      ssize_t n = ::read(ready[0], &b, 1);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;  // a worker died before it was up: serve anyway, the tests will say
+      ++got;
+    }
+    ::close(ready[0]);
   }
   if (o.detached_grandchild) {
     pid_t pid = ::fork();
@@ -382,13 +402,19 @@ void start_workers(const options& o) {
 
 }  // namespace
 
-int run_worker(int rank) {
+int run_worker(int rank, int ready_fd) {
   std::string name = rank >= 0 ? "MOCK::Worker_" + std::to_string(rank) : "MOCK::Detached";
   ::prctl(PR_SET_NAME, name.c_str(), 0, 0, 0);
   if (rank >= 0) {
     // Dies with its parent, as vLLM's workers do; the detached grandchild deliberately does not.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() == 1) return 0;
+    if (ready_fd >= 0) {
+      char one = '1';
+      ssize_t ignored = ::write(ready_fd, &one, 1);
+      (void)ignored;
+      ::close(ready_fd);
+    }
   } else {
     ::signal(SIGTERM, SIG_IGN);  // it tries hard to outlive the tree: only SIGKILL ends it
     ::signal(SIGHUP, SIG_IGN);

@@ -31,6 +31,8 @@ struct options {
 int run(const options& opts, int argc, char** argv);
 
 /// Entry point for the helper worker processes (argv[0] = MOCK::Worker_<i>).
-int run_worker(int rank);
+/// A worker process: renames itself, then writes one byte to `ready_fd` (when >= 0) so the
+/// engine answers /health only once every worker is up, as real engines do.
+int run_worker(int rank, int ready_fd);
 
 }  // namespace bp::mock

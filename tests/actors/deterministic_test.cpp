@@ -36,27 +36,36 @@ struct observed {
   caf::error last_reason;
 };
 
-/// A supervisor stand-in: records stats and the down messages of what it monitors.
-caf::behavior recorder(caf::event_based_actor* self, std::shared_ptr<observed> o) {
+/// A supervisor stand-in: implements the connection actor's narrow view of its supervisor
+/// (connection_listener), and records the down messages of what it is told to monitor.
+using recorder_actor = caf::typed_actor<caf::reacts_to<atom::stats, net::conn_stats>,
+                                        caf::reacts_to<atom::opened, connection_actor>>;
+
+recorder_actor::behavior_type recorder(recorder_actor::pointer self, std::shared_ptr<observed> o) {
   self->set_down_handler([o](caf::down_msg& dm) {
     o->downs++;
     o->last_reason = dm.reason;
   });
   return {
       [o](atom::stats, net::conn_stats st) { o->stats_requests += st.requests; },
-      [self](atom::opened, caf::actor a) { self->monitor(a); },
+      [self](atom::opened, connection_actor a) { self->monitor(a); },
   };
+}
+
+connection_actor spawn_connection(caf::actor_system& sys, std::shared_ptr<fake_handle> h, recorder_actor sup) {
+  connection_listener listener = sup;
+  return sys.spawn(connection_behavior, std::static_pointer_cast<net::connection_handle>(h), listener);
 }
 
 }  // namespace
 
-TEST_F(Deterministic, ConnectionActorClosesItsConnectionOnStop) {
+TEST_F(Deterministic, ConnectionActorClosesItsConnectionWhenAskedTo) {
   auto h = std::make_shared<fake_handle>();
   auto o = std::make_shared<observed>();
   auto sup = sys.spawn(recorder, o);
-  auto conn = sys.spawn(connection_actor, std::static_pointer_cast<net::connection_handle>(h), sup);
+  auto conn = spawn_connection(sys, h, sup);
   sched.run();
-  caf::anon_send(conn, atom::stop::value, std::string("bench-proxy shutting down"));
+  caf::anon_send(conn, atom::close::value, std::string("bench-proxy shutting down"));
   sched.run();
   ASSERT_EQ(h->closes.size(), 1u);
   EXPECT_EQ(h->closes[0], "bench-proxy shutting down");
@@ -68,12 +77,12 @@ TEST_F(Deterministic, ConnectionActorReportsStatsOnceAndEnds) {
   auto h = std::make_shared<fake_handle>();
   auto o = std::make_shared<observed>();
   auto sup = sys.spawn(recorder, o);
-  auto conn = sys.spawn(connection_actor, std::static_pointer_cast<net::connection_handle>(h), sup);
+  auto conn = spawn_connection(sys, h, sup);
   caf::anon_send(sup, atom::opened::value, conn);
   sched.run();
   net::conn_stats st;
   st.requests = 7;
-  caf::anon_send(conn, atom::closed::value, st, std::string("client closed the connection"));
+  caf::anon_send(conn, atom::report::value, st, std::string("client closed the connection"));
   sched.run();
   EXPECT_EQ(o->stats_requests, 7u);
   EXPECT_EQ(o->downs, 1);  // it quit after reporting
@@ -87,7 +96,7 @@ TEST_F(Deterministic, AFailingConnectionActorIsSeenByItsMonitorAsAnError) {
   auto h = std::make_shared<fake_handle>();
   auto o = std::make_shared<observed>();
   auto sup = sys.spawn(recorder, o);
-  auto conn = sys.spawn(connection_actor, std::static_pointer_cast<net::connection_handle>(h), sup);
+  auto conn = spawn_connection(sys, h, sup);
   caf::anon_send(sup, atom::opened::value, conn);
   sched.run();
   caf::anon_send(conn, atom::kill::value);  // the injected fault: the actor throws

@@ -78,7 +78,7 @@ class MetaActorTest : public ::testing::Test {
     engine_started e{child_->pid(), child_->shim_pid(), port_, ctx_->config.cmd, child_->output_handle()};
     auto ctx = ctx_;
     auto parent = sys.spawn([=](caf::event_based_actor* self) -> caf::behavior {
-      spawn_meta_actor(self, ctx, e, nlohmann::json{{"requests", 0}});
+      spawn_meta_actor(self, caf::actor_cast<meta_listener>(self), ctx, e, nlohmann::json{{"requests", 0}});
       self->set_down_handler([=](caf::down_msg&) {
         // The meta actor is done: give a late second publish a moment to show up, then report.
         self->delayed_send(self, 300ms, atom::stop::value);
