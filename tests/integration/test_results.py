@@ -180,6 +180,25 @@ class ResultsTest(ProxyCase):
         self.assertNotIn("no snapshot after the run", " ".join(res["invalid_reasons"]))
         self.assertEqual(pids_with_marker(self.marker), [])
 
+    def test_sigint_during_bench_exits_130_with_an_invalid_result(self):
+        p = self.start(self.config(mock_args=["--itl-ms", "50", "--tokens", "200"], extra="warmup: 0"),
+                       args=["--log-level", "debug"])
+        p.wait_ready()
+        before = sum("] opened from" in l for l in p.lines)
+        b = subprocess.Popen([BENCH_PROXY, "bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", WORKLOAD,
+                              "-n", "20", "--warmup", "0", "--no-progress", "--out", os.path.join(self.dir, "b")],
+                             cwd=self.dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # /meta, /v1/models, then the first measured request (10 s long) has its connection.
+        wait_for(lambda: sum("] opened from" in l for l in p.lines) >= before + 3, timeout=60,
+                 what="a measured request")
+        b.send_signal(signal.SIGINT)
+        out, err = b.communicate(timeout=120)
+        self.assertEqual(b.returncode, 130, err)
+        self.assertTrue(out.strip().splitlines()[-1].startswith("invalid: "), out)
+        res = json.load(open(os.path.join(self.dir, "b", "result.json")))
+        self.assertIn("interrupted", res["invalid_reasons"])
+        self.assertEqual(p.stop(), 0)
+
     def test_a_normal_run_does_not_claim_a_signal(self):
         r = self.run_cmd(["run", "--config", self.marked(["--tokens", "2"]), "--queries", WORKLOAD, "-n", "2",
                           "--no-progress"])
