@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -103,10 +104,14 @@ std::string summary_text(const json& r) {
        << st["median"].get<double>();
     if (st.contains("median_ci") && st["median_ci"].is_array())
       os << " [" << st["median_ci"][0].get<double>() << ", " << st["median_ci"][1].get<double>() << "]";
+    // Percentiles in numeric order (p1 p10 p90 p99 p99.9), the median already shown.
+    std::vector<std::pair<double, double>> ps;
     for (auto it = st.begin(); it != st.end(); ++it)
       if (it.key().size() > 1 && it.key()[0] == 'p' && std::isdigit(static_cast<unsigned char>(it.key()[1])) &&
           it.key() != "p50")
-        os << "  " << it.key() << " " << it.value().get<double>();
+        ps.emplace_back(std::stod(it.key().substr(1)), it.value().get<double>());
+    std::sort(ps.begin(), ps.end());
+    for (const auto& [p, v] : ps) os << "  " << bench::percentile_key(p) << " " << v;
     os << " " << unit << "\n";
   };
   os << "requests " << s["requests"] << ", completed " << s["completed"] << ", errors " << s["errors"];
