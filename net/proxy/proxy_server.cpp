@@ -403,6 +403,14 @@ class server_impl final : public proxy_server {
 
   void refuse_over_limit(tcp::socket s) {
     ++refused_;
+    auto now = clock_type::now();
+    if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
+      last_refusal_log_ = now;
+      if (hooks_.on_error)
+        hooks_.on_error("refused a connection with 503: " + std::to_string(open_.load()) + " open, limit " +
+                        std::to_string(max_connections_) + " (--max-connections); " + std::to_string(refused_) +
+                        " refused so far");
+    }
     std::string body = json_error(503, "overloaded",
                                   "bench-proxy serves at most " + std::to_string(max_connections_) +
                                       " connections at once (--max-connections)");
@@ -449,6 +457,7 @@ class server_impl final : public proxy_server {
   std::size_t max_connections_ = 0;
   std::optional<asio::steady_timer> accept_pause_;
   clock_type::time_point last_accept_log_{};
+  clock_type::time_point last_refusal_log_{};
   std::uint64_t accept_failures_ = 0;
   std::uint64_t refused_ = 0;
   bool started_ = false;

@@ -112,7 +112,8 @@ class FaultTest(ProxyCase):
         th.join(10)
         self.assertEqual(events[-1], "[DONE]")  # the other connection never noticed
         self.assertTrue(p.grep(r"connection actor \d+ failed .*closing that connection only"), p.log())
-        self.assertEqual(p.get("/healthz")[0], 200)
+        st, _, body = p.get("/healthz")
+        self.assertEqual(st, 200, body.decode(errors="replace") + "\n" + p.log())
         wait_for(lambda: fd_count(p.p.pid) <= idle_fds, what="file descriptors back to idle")
         self.assertLessEqual(thread_count(p.p.pid), idle_threads)
         self.assertEqual(p.stop(), 0)
