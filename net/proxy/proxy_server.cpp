@@ -206,6 +206,7 @@ class session final : public std::enable_shared_from_this<session> {
   static constexpr std::size_t kReadSize = 8192;
   std::unique_ptr<char[]> rbuf_;
   bool counted_in_flight_ = false;
+  bool counted_open_ = false;
   bool continue_sent_ = false;
   clock_type::time_point last_activity_;
   clock_type::time_point request_started_;
@@ -470,6 +471,7 @@ session::session(server_impl& srv, thread_ctx& tc, tcp::socket s, std::uint64_t 
   client_.set_option(tcp::no_delay(true), ec);
   client_.non_blocking(true, ec);
   srv_.open_++;
+  counted_open_ = true;
   last_activity_ = tc_.now;
 }
 
@@ -483,6 +485,7 @@ void session::start() {
 }
 
 void session::begin_request() {
+  if (phase_ == phase::closed) return;
   phase_ = phase::request;
   rp_.emplace(req_hr_, up_out_.data, req_line_);
   rp_->eager(true);
@@ -645,6 +648,7 @@ void session::request_done() {
 
 void session::local_response(int status, const char* reason, const std::string& body, const std::string& extra,
                              bool force_close, bool head) {
+  if (phase_ == phase::closed) return;
   if (force_close) close_after_ = true;
   cl_out_.clear();
   std::string& o = cl_out_.data;
@@ -699,6 +703,7 @@ bool session::begin_upstream(bool force_close_on_error) {
 }
 
 void session::forward() {
+  if (phase_ == phase::closed) return;
   stats_.proxied++;
   if (!begin_upstream(false)) return;
   phase_ = phase::upstream_write;
@@ -734,6 +739,7 @@ void session::write_upstream() {
 }
 
 void session::start_response() {
+  if (phase_ == phase::closed) return;
   phase_ = phase::response;
   forwarded_at_ = last_upstream_byte_ = tc_.now;
   sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
@@ -914,7 +920,12 @@ void session::close(const std::string& reason) {
     counted_in_flight_ = false;
     srv_.in_flight_--;
   }
-  srv_.open_--;
+  // Counted once, whatever happens: an underflow here once made every later connection a 503
+  // (the open count wrapped to 2^64-1; seen under load in test_faults).
+  if (counted_open_) {
+    counted_open_ = false;
+    srv_.open_--;
+  }
   tc_.sessions.erase(id_);
   if (!reported_) {
     reported_ = true;
