@@ -258,7 +258,7 @@ int cmd_run(const std::vector<std::string>& argv, const std::vector<std::string>
   preflight_or_throw({mo.config_path}, mo.bench.queries_path, mo.results_tsv);
   if (auto d = a.get("--run-dir")) {
     try {
-      mo.run_dir = measure::claim_run_dir(*d, mo.config_path);
+      mo.run_dir = claim_run_dir(*d, mo.config_path);
     } catch (const std::exception& e) {
       std::cout << "failed: " << e.what() << "\n";
       throw usage_error(e.what());

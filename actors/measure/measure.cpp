@@ -66,10 +66,6 @@ std::vector<std::string> preflight(const std::vector<std::string>& configs, cons
   return errors;
 }
 
-std::string claim_run_dir(const std::string& wanted, const std::string& config_path) {
-  return bp::claim_run_dir(wanted, config_path);
-}
-
 std::string write_result(const json& result, const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);

@@ -65,10 +65,6 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st);
 /// config loads and is launchable here. Returns every error (file:line where known).
 std::vector<std::string> preflight(const std::vector<std::string>& configs, const std::string& workload);
 
-/// The run folder to use: `wanted` (refused if it already holds a result, meta or engine log) or
-/// a fresh default. Throws std::runtime_error naming the folder.
-std::string claim_run_dir(const std::string& wanted, const std::string& config_path);
-
 /// result.json in `dir`, written atomically and never over an existing one. Returns its path.
 std::string write_result(const nlohmann::json& result, const std::string& dir);
 

@@ -258,12 +258,8 @@ void sse_parser::feed(std::string_view bytes, const std::function<void(const std
 }
 
 double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
-  double rank = p / 100.0 * static_cast<double>(v.size() - 1);
-  auto lo = static_cast<std::size_t>(std::floor(rank));
-  auto hi = static_cast<std::size_t>(std::ceil(rank));
-  return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
+  return percentile_sorted(v, p);
 }
 
 summary_stats summarize(std::vector<double> v) {
@@ -274,9 +270,9 @@ summary_stats summarize(std::vector<double> v) {
   double sum = 0;
   for (double x : v) sum += x;
   s.mean = sum / static_cast<double>(v.size());
-  s.median = percentile(v, 50);
-  s.p90 = percentile(v, 90);
-  s.p99 = percentile(v, 99);
+  s.median = percentile_sorted(v, 50);
+  s.p90 = percentile_sorted(v, 90);
+  s.p99 = percentile_sorted(v, 99);
   s.min = v.front();
   s.max = v.back();
   return s;
@@ -635,7 +631,7 @@ json run(const options& o) {
                                    "noise only, not run-to-run noise)"}};
   s["request_throughput"] = wall_s > 0 ? completed / wall_s : 0;
   s["total_output_tps"] = wall_s > 0 ? total_tokens / wall_s : 0;
-  s["headline"] = {{"metric", "median output_tps"}, {"value", summarize(tps).median}};
+  s["headline"] = {{"metric", "median output_tps"}, {"value", s["output_tps"].value("median", 0.0)}};
   result["summary"] = s;
   result["options"] = {{"queries", o.queries_path}, {"concurrency", conc}, {"rate", o.rate},
                        {"requests", total}, {"repeats", o.repeats}, {"warmup", o.warmup},

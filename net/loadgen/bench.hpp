@@ -86,7 +86,7 @@ summary_stats summarize(std::vector<double> v);
 nlohmann::json to_json(const summary_stats& s);
 
 /// Percentile with linear interpolation between closest ranks (numpy's default).
-double percentile(std::vector<double> sorted, double p);
+double percentile(std::vector<double> values, double p);
 
 /// Runs the benchmark and returns result.json's content. Throws on setup errors (unreachable
 /// server, bad workload); per-request failures are counted in the result.
