@@ -21,8 +21,8 @@
 #include "actors/engine_run.hpp"
 #include "actors/measure/measure.hpp"
 #include "base/files.hpp"
-#include "cmd/cli_common.hpp"
-#include "cmd/commands.hpp"
+#include "base/numbers.hpp"
+#include "cmd/cli.hpp"
 #include "net/loadgen/bench.hpp"
 #include "net/client/http_client.hpp"
 #include "snapshot/diff.hpp"
@@ -34,105 +34,127 @@ namespace bp::cli {
 
 namespace {
 
-const char* kBenchOptions = R"(Workload and load:
-  --queries FILE         CSV or JSONL workload (docs/metrics.md, "Workload"); required
-  --model NAME           model to ask for (default: the first of GET /v1/models)
-  --concurrency N        requests in flight at once (default 1: batch size 1, sequential)
-  --rate R               Poisson arrivals at R requests/s (default: as fast as concurrency allows)
-  -n, --requests N       measured requests (default: every query once per repeat)
-  --repeats N            passes over the workload (default 1)
-  --warmup N             requests sent first and excluded from statistics (default 1)
-  --max-tokens N         override max_tokens of every request
-  --no-stream            plain responses (TTFT then equals end-to-end latency)
-  --timeout S            per-request timeout (default 600)
-  --seed N               seed of the Poisson arrivals (default 1)
-  --keep-text            store each response's text in result.json
-  --max-error-rate F     failed/total requests tolerated in a valid result (default 0: any error
-                         makes the result invalid)
-Statistics (docs/metrics.md, "Uncertainty"):
-  --percentiles LIST     percentiles of every metric (default 50,90,99; each 0.1..99.9);
-                         throughput metrics also get p10 and p1 (their bad tail is low)
-  --bootstrap N          bootstrap resamples for the confidence interval of each median
-                         (default 2000; 0: none); seeded by --seed
-  --confidence C         level of those intervals (default 0.95)
-Output:
-  --out DIR              folder for result.json (bench: bench-results/<UTC time>; run: the run folder)
-  --results FILE         results TSV to append one row to (default results.tsv)
-  --no-progress          no progress bar
-  --log-level LEVEL      trace, debug, info, warn, error, off
-The last line on stdout is the headline number (median output tokens/s per request) for a valid
+const char* kBenchFooter = R"(The last line on stdout is the headline number (median output tokens/s per request) for a valid
 result; otherwise a line that is not a number: "invalid: REASONS" or "failed: REASON".
-)";
+Workload format: docs/metrics.md, "Workload"; statistics: docs/metrics.md, "Uncertainty".)";
 
-const char* kBenchUsage = R"(usage: bench-proxy bench --url http://HOST:PORT --queries FILE [options]
-
-Benchmarks an OpenAI-compatible server (normally a bench-proxy). Fetches /meta before and after:
+const char* kBenchAbout = R"(Benchmarks an OpenAI-compatible server (normally a bench-proxy). Fetches /meta before and after:
 the result records the snapshot and is marked invalid if the snapshot id changed.
-Exit status: 0 valid result, 1 invalid result or failure, 2 usage error.
+Exit status: 0 valid result, 1 invalid result or failure, 2 usage error.)";
 
-  --url URL              the proxy (required)
-  --allow-no-snapshot    accept a server without /meta (the result is marked invalid)
-)";
-
-const char* kRunUsage = R"(usage: bench-proxy run --config CONFIG --queries FILE [options]
-
-Starts the engine under bench-proxy exactly as serve does (on a free loopback port unless --listen
+const char* kRunAbout = R"(Starts the engine under bench-proxy exactly as serve does (on a free loopback port unless --listen
 is given), waits for /meta, benchmarks through the proxy, records, tears everything down and
-prints the headline number last.
+prints the headline number last.)";
 
-  --config CONFIG        engine config (required)
-  --listen ADDR          proxy address (default 127.0.0.1:0: any free port)
-  --run-dir DIR          run folder (engine.log, meta.json, result.json)
-  --threads N            proxy I/O threads
-)";
-
-const char* kSweepUsage = R"(usage: bench-proxy sweep CONFIG... --queries FILE [options]
-
-Runs every config in turn from one process: engine, proxy, warmup, snapshot and bench come up,
+const char* kSweepAbout = R"(Runs every config in turn from one process: engine, proxy, warmup, snapshot and bench come up,
 the row is recorded, everything is torn down and verified gone before the next config starts.
 A config that fails to start, crashes or times out becomes a failed row and the sweep goes on.
 At the end: a table sorted by the headline metric, each row's delta to the first config and what
-its snapshot differs in from the first. Ctrl-C tears everything down cleanly.
+its snapshot differs in from the first. Ctrl-C tears everything down cleanly.)";
 
-  --sweep-dir DIR        folder for the runs and sweep.json (default sweeps/<UTC time>)
-)";
-
-std::vector<std::string> bench_value_opts() {
-  return {"--queries", "--model", "--concurrency", "--rate", "-n", "--requests", "--repeats", "--warmup",
-          "--max-tokens", "--timeout", "--seed", "--out", "--results", "--max-error-rate", "--percentiles", "--bootstrap",
-          "--confidence", "--log-level"};
-}
-std::vector<std::string> bench_flag_opts() { return {"--no-stream", "--keep-text", "--no-progress", "--help", "-h"}; }
-
-bench::options bench_options(const args& a) {
+/// The options bench, run and sweep share.
+struct bench_flags {
   bench::options o;
-  if (!a.get("--queries")) throw usage_error("--queries FILE is required");
-  o.queries_path = *a.get("--queries");
-  o.model = a.get("--model").value_or("");
-  o.concurrency = static_cast<int>(a.integer("--concurrency", 1, 1, 4096));
-  o.rate = a.number("--rate", 0, 0, 1e6);
-  long n = a.integer("-n", 0, 1, 100000000);
-  n = a.integer("--requests", n, 1, 100000000);
-  o.num_requests = n;
-  o.repeats = static_cast<int>(a.integer("--repeats", 1, 1, 100000));
-  o.warmup = static_cast<int>(a.integer("--warmup", 1, 0, 100000));
-  if (a.get("--max-tokens")) o.max_tokens = static_cast<int>(a.integer("--max-tokens", 0, 1, 10000000));
-  o.stream = !a.flag("--no-stream");
-  o.timeout_s = a.number("--timeout", 600, 0.001, 86400);
-  o.seed = static_cast<std::uint64_t>(a.integer("--seed", 1, 0, 1l << 62));
-  o.keep_text = a.flag("--keep-text");
-  o.max_error_rate = a.number("--max-error-rate", 0, 0, 1);
-  if (auto p = a.get("--percentiles")) {
+  std::string percentiles;
+  std::string out;
+  std::string results = "results.tsv";
+  std::string log_level = "info";
+  int max_tokens = 0;
+  bool no_stream = false, no_progress = false;
+  // run and sweep
+  std::string config, listen = "127.0.0.1:0", run_dir, sweep_dir;
+  int threads = 1;
+  std::vector<std::string> configs;
+};
+
+void add_bench_options(CLI::App& app, bench_flags& f) {
+  auto& o = f.o;
+  const char* load = "Workload and load";
+  app.add_option("--queries", o.queries_path, "CSV or JSONL workload")
+      ->type_name("FILE")
+      ->required()
+      ->group(load);
+  app.add_option("--model", o.model, "model to ask for (default: the first of GET /v1/models)")
+      ->type_name("NAME")
+      ->group(load);
+  app.add_option("--concurrency", o.concurrency, "requests in flight at once (default 1: batch size 1, sequential)")
+      ->type_name("N")
+      ->check(whole_in(1, 4096))
+      ->group(load);
+  app.add_option("--rate", o.rate, "Poisson arrivals at R requests/s (default: as fast as concurrency allows)")
+      ->type_name("R")
+      ->check(finite_in(0, 1e6))
+      ->group(load);
+  app.add_option("-n,--requests", o.num_requests, "measured requests (default: every query once per repeat)")
+      ->type_name("N")
+      ->check(whole_in(1, 100000000))
+      ->group(load);
+  app.add_option("--repeats", o.repeats, "passes over the workload (default 1)")
+      ->type_name("N")
+      ->check(whole_in(1, 100000))
+      ->group(load);
+  app.add_option("--warmup", o.warmup, "requests sent first and excluded from statistics (default 1)")
+      ->type_name("N")
+      ->check(whole_in(0, 100000))
+      ->group(load);
+  app.add_option("--max-tokens", f.max_tokens, "override max_tokens of every request")
+      ->type_name("N")
+      ->check(whole_in(1, 10000000))
+      ->group(load);
+  app.add_flag("--no-stream", f.no_stream, "plain responses (TTFT then equals end-to-end latency)")->group(load);
+  app.add_option("--timeout", o.timeout_s, "per-request timeout in seconds (default 600)")
+      ->type_name("S")
+      ->check(finite_in(0.001, base::max_duration_s))
+      ->group(load);
+  app.add_option("--seed", o.seed, "seed of the Poisson arrivals and the bootstrap (default 1)")
+      ->type_name("N")
+      ->check(whole_in(0, 1ll << 62))
+      ->group(load);
+  app.add_flag("--keep-text", o.keep_text, "store each response's text in result.json")->group(load);
+  app.add_option("--max-error-rate", o.max_error_rate,
+                 "failed/total requests tolerated in a valid result (default 0: any error makes it invalid)")
+      ->type_name("F")
+      ->check(finite_in(0, 1))
+      ->group(load);
+  const char* stats = "Statistics";
+  app.add_option("--percentiles", f.percentiles,
+                 "percentiles of every metric (default 50,90,99; each 0.1..99.9); throughput metrics also get "
+                 "p10 and p1 (their bad tail is low)")
+      ->type_name("LIST")
+      ->group(stats);
+  app.add_option("--bootstrap", o.stats.bootstrap_resamples,
+                 "bootstrap resamples for the confidence interval of each median (default 2000; 0: none); "
+                 "seeded by --seed")
+      ->type_name("N")
+      ->check(whole_in(0, 1000000))
+      ->group(stats);
+  app.add_option("--confidence", o.stats.confidence, "level of those intervals (default 0.95)")
+      ->type_name("C")
+      ->check(finite_in(0.5, 0.999))
+      ->group(stats);
+  const char* output = "Output";
+  app.add_option("--results", f.results, "results TSV to append one row to (default results.tsv)")
+      ->type_name("FILE")
+      ->group(output);
+  app.add_flag("--no-progress", f.no_progress, "no progress bar")->group(output);
+  add_log_level(app, f.log_level)->group(output);
+  app.footer(app.get_footer() + "\n\n" + kBenchFooter);
+}
+
+/// The parsed flags completed: percentiles, seeds, progress bar.
+bench::options bench_options(const bench_flags& f) {
+  bench::options o = f.o;
+  if (f.max_tokens > 0) o.max_tokens = f.max_tokens;
+  o.stream = !f.no_stream;
+  if (!f.percentiles.empty()) {
     try {
-      o.stats.percentiles = bench::parse_percentiles(*p);
+      o.stats.percentiles = bench::parse_percentiles(f.percentiles);
     } catch (const std::invalid_argument& e) {
       throw usage_error(std::string("--percentiles: ") + e.what());
     }
   }
-  o.stats.bootstrap_resamples = static_cast<int>(a.integer("--bootstrap", 2000, 0, 1000000));
-  o.stats.confidence = a.number("--confidence", 0.95, 0.5, 0.999);
   o.stats.seed = o.seed;
-  if (!a.flag("--no-progress") && ::isatty(2)) {
+  if (!f.no_progress && ::isatty(2)) {
     o.progress = [](long done, long total, long errors) {
       int width = 30;
       int filled = static_cast<int>(width * done / std::max(1l, total));
@@ -144,14 +166,14 @@ bench::options bench_options(const args& a) {
   return o;
 }
 
-measure::options measure_options(const args& a, const std::string& config, const std::vector<std::string>& full_argv) {
+measure::options measure_options(const bench_flags& f, const std::string& config, const std::vector<std::string>& full_argv) {
   measure::options mo;
   mo.config_path = config;
-  mo.listen = a.get("--listen").value_or("127.0.0.1:0");
-  mo.threads = static_cast<int>(a.integer("--threads", 1, 1, 256));
-  mo.results_tsv = a.get("--results").value_or("results.tsv");
+  mo.listen = f.listen;
+  mo.threads = f.threads;
+  mo.results_tsv = f.results;
   mo.argv = full_argv;
-  mo.bench = bench_options(a);
+  mo.bench = bench_options(f);
   return mo;
 }
 
@@ -176,30 +198,32 @@ void preflight_or_throw(const std::vector<std::string>& configs, const std::stri
 
 }  // namespace
 
-int cmd_bench(const std::vector<std::string>& argv) {
-  auto vo = bench_value_opts();
-  vo.push_back("--url");
-  auto fo = bench_flag_opts();
-  fo.push_back("--allow-no-snapshot");
-  args a(argv, vo, fo);
-  if (a.flag("--help") || a.flag("-h")) {
-    std::cout << kBenchUsage << kBenchOptions;
-    return 0;
-  }
-  if (!a.positionals().empty()) throw usage_error("unexpected argument '" + a.positionals()[0] + "'");
-  if (!a.get("--url")) throw usage_error("--url http://HOST:PORT is required");
-  setup_logging(a.get("--log-level").value_or("info"));
-  auto o = bench_options(a);
-  o.url = *a.get("--url");
-  o.require_snapshot = !a.flag("--allow-no-snapshot");
-  std::string tsv = a.get("--results").value_or("results.tsv");
+int bench_main(const bench_flags& f);
+int run_main(const bench_flags& f, const std::vector<std::string>& full_argv);
+int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv);
+
+runner define_bench(CLI::App& app, const std::vector<std::string>&) {
+  auto f = std::make_shared<bench_flags>();
+  app.footer(kBenchAbout);
+  app.add_option("--url", f->o.url, "the proxy, http://HOST:PORT")->type_name("URL")->required();
+  app.add_flag("--allow-no-snapshot", [f](std::int64_t) { f->o.require_snapshot = false; },
+               "accept a server without /meta (the result is marked invalid)");
+  app.add_option("--out", f->out, "folder for result.json (default bench-results/<UTC time>)")
+      ->type_name("DIR")
+      ->group("Output");
+  add_bench_options(app, *f);
+  return [f]() -> int { return bench_main(*f); };
+}
+
+int bench_main(const bench_flags& f) {
+  setup_logging(f.log_level);
+  auto o = bench_options(f);
+  const std::string& tsv = f.results;
   // The result's folder is claimed before the first request: an existing result is never replaced.
   std::string out_dir;
   try {
-    if (auto d = a.get("--out")) {
-      if (fs::exists(fs::path(*d) / "result.json"))
-        throw usage_error("--out " + *d + " already holds a result.json (results are never overwritten)");
-    }
+    if (!f.out.empty() && fs::exists(fs::path(f.out) / "result.json"))
+      throw usage_error("--out " + f.out + " already holds a result.json (results are never overwritten)");
     bench::load_workload(o.queries_path);
   } catch (const usage_error&) {
     throw;
@@ -228,8 +252,8 @@ int cmd_bench(const std::vector<std::string>& argv) {
     return st.interrupted() ? exit_code::interrupted : exit_code::failure;
   }
   if (st.interrupted()) bench::add_invalid_reason(r, "interrupted");
-  if (auto d = a.get("--out")) {
-    out_dir = *d;
+  if (!f.out.empty()) {
+    out_dir = f.out;
   } else {
     out_dir = base::make_unique_dir("bench-results/" + utc_stamp());
   }
@@ -242,23 +266,26 @@ int cmd_bench(const std::vector<std::string>& argv) {
   return r.value("valid", false) ? 0 : exit_code::failure;
 }
 
-int cmd_run(const std::vector<std::string>& argv, const std::vector<std::string>& full_argv) {
-  auto vo = bench_value_opts();
-  for (const char* o : {"--config", "--listen", "--run-dir", "--threads"}) vo.push_back(o);
-  args a(argv, vo, bench_flag_opts());
-  if (a.flag("--help") || a.flag("-h")) {
-    std::cout << kRunUsage << kBenchOptions;
-    return 0;
-  }
-  if (!a.positionals().empty()) throw usage_error("unexpected argument '" + a.positionals()[0] + "'");
-  if (!a.get("--config")) throw usage_error("--config CONFIG is required");
-  if (a.get("--out")) throw usage_error("--out is for bench; run writes result.json into its run folder (--run-dir)");
-  setup_logging(a.get("--log-level").value_or("info"));
-  auto mo = measure_options(a, *a.get("--config"), full_argv);
+runner define_run(CLI::App& app, const std::vector<std::string>& argv) {
+  auto f = std::make_shared<bench_flags>();
+  app.footer(kRunAbout);
+  app.add_option("--config", f->config, "engine config")->type_name("CONFIG")->required();
+  app.add_option("--listen", f->listen, "proxy address (default 127.0.0.1:0: any free port)")->type_name("ADDR");
+  app.add_option("--run-dir", f->run_dir, "run folder (engine.log, meta.json, result.json)")->type_name("DIR");
+  app.add_option("--threads", f->threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
+  app.add_option("--out", f->out)->group("");  // refused below with a hint
+  add_bench_options(app, *f);
+  return [f, argv]() -> int { return run_main(*f, argv); };
+}
+
+int run_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
+  if (!f.out.empty()) throw usage_error("--out is for bench; run writes result.json into its run folder (--run-dir)");
+  setup_logging(f.log_level);
+  auto mo = measure_options(f, f.config, full_argv);
   preflight_or_throw({mo.config_path}, mo.bench.queries_path, mo.results_tsv);
-  if (auto d = a.get("--run-dir")) {
+  if (!f.run_dir.empty()) {
     try {
-      mo.run_dir = claim_run_dir(*d, mo.config_path);
+      mo.run_dir = claim_run_dir(f.run_dir, mo.config_path);
     } catch (const std::exception& e) {
       std::cout << "failed: " << e.what() << "\n";
       throw usage_error(e.what());
@@ -282,30 +309,35 @@ int cmd_run(const std::vector<std::string>& argv, const std::vector<std::string>
   return r.valid ? 0 : (r.exit_code ? r.exit_code : exit_code::failure);
 }
 
-int cmd_sweep(const std::vector<std::string>& argv, const std::vector<std::string>& full_argv) {
-  auto vo = bench_value_opts();
-  for (const char* o : {"--sweep-dir", "--threads"}) vo.push_back(o);
-  args a(argv, vo, bench_flag_opts());
-  if (a.flag("--help") || a.flag("-h")) {
-    std::cout << kSweepUsage << kBenchOptions;
-    return 0;
-  }
-  const auto& configs = a.positionals();
-  if (configs.empty()) throw usage_error("sweep needs at least one CONFIG");
-  if (a.get("--out"))
+runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
+  auto f = std::make_shared<bench_flags>();
+  app.footer(kSweepAbout);
+  app.add_option("CONFIG", f->configs, "engine configs, measured in this order")->required();
+  app.add_option("--sweep-dir", f->sweep_dir, "folder for the runs and sweep.json (default sweeps/<UTC time>)")
+      ->type_name("DIR");
+  app.add_option("--threads", f->threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
+  app.add_option("--out", f->out)->group("");  // refused below with a hint
+  add_bench_options(app, *f);
+  return [f, argv]() -> int { return sweep_main(*f, argv); };
+}
+
+int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
+  const auto& configs = f.configs;
+  if (!f.out.empty())
     throw usage_error("--out is for bench; a sweep writes each row into its own folder under --sweep-dir");
-  setup_logging(a.get("--log-level").value_or("info"));
-  auto base_opts = measure_options(a, "", full_argv);
+  setup_logging(f.log_level);
+  auto base_opts = measure_options(f, "", full_argv);
   // Every config and the workload are checked before the first engine starts.
   preflight_or_throw(configs, base_opts.bench.queries_path, base_opts.results_tsv);
   std::string sweep_dir;
-  if (auto d = a.get("--sweep-dir")) {
+  if (!f.sweep_dir.empty()) {
+    const std::string& d = f.sweep_dir;
     std::error_code ec;
-    if (fs::exists(fs::path(*d) / "sweep.json", ec))
-      throw usage_error("--sweep-dir " + *d + " already holds a sweep.json (results are never overwritten)");
-    fs::create_directories(*d, ec);
-    if (ec) throw std::runtime_error(*d + ": " + ec.message());
-    sweep_dir = *d;
+    if (fs::exists(fs::path(d) / "sweep.json", ec))
+      throw usage_error("--sweep-dir " + d + " already holds a sweep.json (results are never overwritten)");
+    fs::create_directories(d, ec);
+    if (ec) throw std::runtime_error(d + ": " + ec.message());
+    sweep_dir = d;
   } else {
     sweep_dir = base::make_unique_dir("sweeps/" + utc_stamp());
   }

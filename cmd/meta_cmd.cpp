@@ -3,8 +3,7 @@
 #include <iostream>
 #include <sstream>
 
-#include "cmd/cli_common.hpp"
-#include "cmd/commands.hpp"
+#include "cmd/cli.hpp"
 #include "net/client/http_client.hpp"
 #include "snapshot/diff.hpp"
 #include "base/files.hpp"
@@ -17,24 +16,14 @@ namespace bp::cli {
 
 namespace {
 
-const char* kMetaUsage = R"(usage: bench-proxy meta diff A B [--json]
-       bench-proxy meta show A
-       bench-proxy meta summary A
+const char* kMetaAbout = R"(A and B are /meta snapshots: files (e.g. a run's meta.json) or URLs of running proxies
+(http://HOST:PORT, /meta is added when no path is given). A file must be a regular file (or -
+for standard input); nothing larger than --max-bytes is read.)";
 
-A and B are /meta snapshots: files (e.g. a run's meta.json) or URLs of running proxies
-(http://HOST:PORT, /meta is added when no path is given).
-
-diff   what differs, grouped by section: argv and env per process, engine version, library
-       versions and hashes, venv files (with the merkle roots), inputs, host tunables, GPUs.
-       Instance facts (PIDs, ports, timestamps, durations) are not compared.
-       Exit status: 0 equal, 1 different, 2 error.
-show     print the snapshot, indented
-summary  a few lines: config, engine, argv, processes, warmup, libraries, venv, GPUs, host
-
-A file must be a regular file (or - for standard input); nothing larger than --max-bytes is read.
-  --max-bytes N   the largest snapshot read from a file or URL (default 268435456 = 256 MiB)
-  --timeout S     per URL: connect, send and the whole response within S seconds (default 30)
-)";
+const char* kDiffAbout = R"(What differs, grouped by section: argv and env per process, engine version, library
+versions and hashes, venv files (with the merkle roots), inputs, host tunables, GPUs.
+Instance facts (PIDs, ports, timestamps, durations) are not compared.
+Exit status: 0 equal, 1 different, 2 error.)";
 
 /// The snapshot's bytes from a file or a running proxy, and its id: the sha256 of exactly those
 /// bytes (a proxy also sends it as the ETag).
@@ -77,47 +66,58 @@ nlohmann::json load_snapshot(const std::string& src) { return parse_snapshot(src
 
 }  // namespace
 
-int cmd_meta(const std::vector<std::string>& argv) {
-  // Nothing here needs a graceful teardown: Ctrl-C ends a slow read at once.
-  sigset_t stop = stop_signals();
-  pthread_sigmask(SIG_UNBLOCK, &stop, nullptr);
-  args a(argv, {"--max-bytes", "--timeout"}, {"--json", "--help", "-h"});
-  if (a.flag("--help") || a.flag("-h")) {
-    std::cout << kMetaUsage;
-    return 0;
-  }
-  const auto& pos = a.positionals();
-  if (pos.empty()) throw usage_error("meta needs a subcommand: diff or show");
-  g_max_bytes = static_cast<std::uint64_t>(a.integer("--max-bytes", static_cast<long>(g_max_bytes), 1024, 1l << 40));
-  g_timeout_s = a.number("--timeout", 30, 0.1, base::max_duration_s);
-  try {
-    if (pos[0] == "diff") {
-      if (pos.size() != 3) throw usage_error("meta diff needs exactly two snapshots A and B");
-      auto d = snap::diff_snapshots(load_snapshot(pos[1]), load_snapshot(pos[2]));
-      if (a.flag("--json"))
-        std::cout << d.dump(2) << "\n";
-      else
-        std::cout << snap::render_diff(d);
-      return d["equal"].get<bool>() ? 0 : 1;
-    }
-    if (pos[0] == "summary") {
-      if (pos.size() != 2) throw usage_error("meta summary needs one snapshot");
-      std::string bytes = read_snapshot_bytes(pos[1]);
-      std::cout << snap::render_summary(parse_snapshot(pos[1], bytes), sha256_hex(bytes));
+runner define_meta(CLI::App& app, const std::vector<std::string>&) {
+  struct flags {
+    std::string a, b;
+    bool json = false;
+  };
+  auto f = std::make_shared<flags>();
+  app.footer(kMetaAbout);
+  app.require_subcommand(1);
+  app.add_option("--max-bytes", g_max_bytes, "the largest snapshot read from a file or URL (default 268435456 = 256 MiB)")
+      ->type_name("N")
+      ->check(whole_in(1024, 1ll << 40));
+  app.add_option("--timeout", g_timeout_s,
+                 "per URL: connect, send and the whole response within S seconds (default 30)")
+      ->type_name("S")
+      ->check(finite_in(0.1, base::max_duration_s));
+  auto* diff = app.add_subcommand("diff", "what differs between snapshots A and B")->fallthrough();
+  diff->footer(kDiffAbout);
+  diff->add_option("A", f->a, "the baseline snapshot (file, - or URL)")->required();
+  diff->add_option("B", f->b, "the other snapshot")->required();
+  diff->add_flag("--json", f->json, "the differences as JSON");
+  auto* show = app.add_subcommand("show", "print the snapshot, indented")->fallthrough();
+  show->add_option("A", f->a, "the snapshot (file, - or URL)")->required();
+  auto* summary = app.add_subcommand("summary",
+                                     "a few lines: config, engine, argv, processes, warmup, libraries, venv, GPUs, host")
+                      ->fallthrough();
+  summary->add_option("A", f->a, "the snapshot (file, - or URL)")->required();
+  return [f, diff, show, summary]() -> int {
+    // Nothing here needs a graceful teardown: Ctrl-C ends a slow read at once.
+    sigset_t stop = stop_signals();
+    pthread_sigmask(SIG_UNBLOCK, &stop, nullptr);
+    const char* name = diff->parsed() ? "diff" : show->parsed() ? "show" : "summary";
+    try {
+      if (diff->parsed()) {
+        auto d = snap::diff_snapshots(load_snapshot(f->a), load_snapshot(f->b));
+        if (f->json)
+          std::cout << d.dump(2) << "\n";
+        else
+          std::cout << snap::render_diff(d);
+        return d["equal"].get<bool>() ? 0 : 1;
+      }
+      if (summary->parsed()) {
+        std::string bytes = read_snapshot_bytes(f->a);
+        std::cout << snap::render_summary(parse_snapshot(f->a, bytes), sha256_hex(bytes));
+        return 0;
+      }
+      std::cout << load_snapshot(f->a).dump(2) << "\n";
       return 0;
+    } catch (const std::exception& e) {
+      std::cerr << "bench-proxy meta " << name << ": " << e.what() << "\n";
+      return 2;
     }
-    if (pos[0] == "show") {
-      if (pos.size() != 2) throw usage_error("meta show needs one snapshot");
-      std::cout << load_snapshot(pos[1]).dump(2) << "\n";
-      return 0;
-    }
-  } catch (const usage_error&) {
-    throw;
-  } catch (const std::exception& e) {
-    std::cerr << "bench-proxy meta " << pos[0] << ": " << e.what() << "\n";
-    return 2;
-  }
-  throw usage_error("unknown meta subcommand '" + pos[0] + "' (diff or show)");
+  };
 }
 
 }  // namespace bp::cli

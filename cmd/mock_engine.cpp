@@ -1,53 +1,18 @@
 // mock-engine: a no-compute OpenAI-compatible server (see docs/mock-engine.md).
-#include "base/numbers.hpp"
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
 #include <string>
 
+#include "cmd/cli.hpp"
 #include "net/mock/mock_server.hpp"
 
 namespace {
 
-const char* kUsage = R"(usage: mock-engine [--host H] [--port P] [options]
-
-A no-compute OpenAI-compatible engine for bench-proxy's demo, tests and benchmarks.
+const char* kAbout = R"(A no-compute OpenAI-compatible engine for bench-proxy's demo, tests and benchmarks.
 Serves GET /health, GET /v1/models, GET /version, GET /mock/stats, /v1/mock/echo,
-POST /v1/chat/completions and POST /v1/completions (plain, and SSE with "stream": true).
-
-Options:
-  --host H                 address to listen on (default 127.0.0.1)
-  --port P                 port (default 8000; 0 = any)
-  --model NAME             served model name (default mock-model)
-  --tokens N               output tokens per response (default 16); max_tokens or the
-                           extra body field mock_tokens override it per request
-  --ttft-ms MS             time to first token (body field: mock_ttft_ms)
-  --itl-ms MS              delay between tokens (body field: mock_itl_ms)
-  --startup-delay-ms MS    /health answers 503 until then
-  --threads N              I/O threads (default 1)
-  --workers N              start N helper processes named MOCK::Worker_<i>
-  --worker-rank-env        give worker i CUDA_VISIBLE_DEVICES=i
-  --chat-template FILE     read a template file at startup (an input file, as real engines take)
-Fault switches (tests):
-  --fail-startup MSG       print MSG on stderr and exit 3 while starting
-  --crash-after N          answer N requests, abort on the next one
-  --crash-mid-stream K     abort after K events of a stream
-  --ignore-sigterm         ignore SIGTERM (only SIGKILL stops it)
-  --stall                  accept completion requests but never answer
-  --detached-grandchild    start a new-session grandchild that tries to outlive the tree
-)";
-
-[[noreturn]] void usage_error(const std::string& msg) {
-  std::fprintf(stderr, "mock-engine: %s\n%s", msg.c_str(), kUsage);
-  std::exit(2);
-}
-
-double number(const char* flag, const char* v) {
-  auto d = bp::base::parse_number(v, 0, 1e12);
-  if (!d) usage_error(std::string(flag) + ": expected a finite number >= 0, got '" + v + "'");
-  return *d;
-}
+POST /v1/chat/completions and POST /v1/completions (plain, and SSE with "stream": true).)";
 
 }  // namespace
 
@@ -55,46 +20,74 @@ int main(int argc, char** argv) {
   if (argc >= 3 && std::strcmp(argv[1], "--worker") == 0)
     return bp::mock::run_worker(std::atoi(argv[2]), argc >= 4 ? std::atoi(argv[3]) : -1);
   if (argc >= 2 && std::strcmp(argv[1], "--detached") == 0) return bp::mock::run_worker(-1, -1);
+  using bp::cli::finite_in;
+  using bp::cli::whole_in;
   bp::mock::options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    std::string val;
-    bool has_inline = false;
-    if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
-      val = a.substr(eq + 1);
-      a = a.substr(0, eq);
-      has_inline = true;
-    }
-    auto next = [&]() -> const char* {
-      if (has_inline) return strdup(val.c_str());
-      if (i + 1 >= argc) usage_error(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--version") {
-      std::printf("mock-engine (bench-proxy) version: %s\n", BENCH_PROXY_VERSION);
+  CLI::App app{kAbout, "mock-engine"};
+  app.get_formatter()->column_width(28);
+  bool version = false;
+  app.add_flag("--version", version, "print the version");
+  app.add_option("--host", o.host, "address to listen on (default 127.0.0.1)")->type_name("H");
+  app.add_option("--port", o.port, "port (default 8000; 0 = any)")->type_name("P")->check(whole_in(0, 65535));
+  app.add_option("--model", o.model, "served model name (default mock-model)")->type_name("NAME");
+  app.add_option("--tokens", o.tokens,
+                 "output tokens per response (default 16); max_tokens or the body field mock_tokens override it")
+      ->type_name("N")
+      ->check(whole_in(0, 100000000));
+  app.add_option("--ttft-ms", o.ttft_ms, "time to first token (body field: mock_ttft_ms)")
+      ->type_name("MS")
+      ->check(finite_in(0, 1e9));
+  app.add_option("--itl-ms", o.itl_ms, "delay between tokens (body field: mock_itl_ms)")
+      ->type_name("MS")
+      ->check(finite_in(0, 1e9));
+  app.add_option("--jitter", o.jitter,
+                 "noise: each request's pace and each token's delay are multiplied by exp(F z), z standard "
+                 "normal (default 0; body field: mock_jitter)")
+      ->type_name("F")
+      ->check(finite_in(0, 5));
+  app.add_option("--jitter-seed", o.jitter_seed, "seed of that noise (default 0: the random device)")
+      ->type_name("N")
+      ->check(whole_in(0, 1ll << 62));
+  app.add_option("--startup-delay-ms", o.startup_delay_ms, "/health answers 503 until then")
+      ->type_name("MS")
+      ->check(finite_in(0, 1e9));
+  app.add_option("--threads", o.threads, "I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
+  app.add_option("--workers", o.workers, "start N helper processes named MOCK::Worker_<i>")
+      ->type_name("N")
+      ->check(whole_in(0, 256));
+  app.add_flag("--worker-rank-env", o.worker_rank_env, "give worker i CUDA_VISIBLE_DEVICES=i");
+  app.add_option("--chat-template", o.chat_template, "read a template file at startup (an input file, as real engines take)")
+      ->type_name("FILE");
+  const char* faults = "Fault switches (tests)";
+  app.add_option("--fail-startup", o.fail_startup, "print MSG on stderr and exit 3 while starting")
+      ->type_name("MSG")
+      ->group(faults);
+  app.add_option("--crash-after", o.crash_after, "answer N requests, abort on the next one")
+      ->type_name("N")
+      ->check(whole_in(0, 1ll << 40))
+      ->group(faults);
+  app.add_option("--crash-mid-stream", o.crash_mid_stream, "abort after K events of a stream")
+      ->type_name("K")
+      ->check(whole_in(0, 1ll << 40))
+      ->group(faults);
+  app.add_flag("--ignore-sigterm", o.ignore_sigterm, "ignore SIGTERM (only SIGKILL stops it)")->group(faults);
+  app.add_flag("--stall", o.stall, "accept completion requests but never answer")->group(faults);
+  app.add_flag("--detached-grandchild", o.detached_grandchild,
+               "start a new-session grandchild that tries to outlive the tree")
+      ->group(faults);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      std::cout << app.help();
       return 0;
     }
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (a == "--host") o.host = next();
-    else if (a == "--port") o.port = static_cast<std::uint16_t>(number("--port", next()));
-    else if (a == "--model") o.model = next();
-    else if (a == "--tokens") o.tokens = static_cast<int>(number("--tokens", next()));
-    else if (a == "--ttft-ms") o.ttft_ms = number("--ttft-ms", next());
-    else if (a == "--itl-ms") o.itl_ms = number("--itl-ms", next());
-    else if (a == "--startup-delay-ms") o.startup_delay_ms = number("--startup-delay-ms", next());
-    else if (a == "--threads") o.threads = std::max(1, static_cast<int>(number("--threads", next())));
-    else if (a == "--workers") o.workers = static_cast<int>(number("--workers", next()));
-    else if (a == "--worker-rank-env") o.worker_rank_env = true;
-    else if (a == "--chat-template") o.chat_template = next();
-    else if (a == "--fail-startup") o.fail_startup = next();
-    else if (a == "--crash-after") o.crash_after = static_cast<long>(number("--crash-after", next()));
-    else if (a == "--crash-mid-stream") o.crash_mid_stream = static_cast<long>(number("--crash-mid-stream", next()));
-    else if (a == "--ignore-sigterm") o.ignore_sigterm = true;
-    else if (a == "--stall") o.stall = true;
-    else if (a == "--detached-grandchild") o.detached_grandchild = true;
-    else usage_error("unknown option '" + a + "'");
+    std::cerr << "mock-engine: " << e.what() << "\n(see mock-engine --help)\n";
+    return 2;
+  }
+  if (version) {
+    std::printf("mock-engine (bench-proxy) version: %s\n", BENCH_PROXY_VERSION);
+    return 0;
   }
   return bp::mock::run(o, argc, argv);
 }

@@ -10,9 +10,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -171,6 +173,15 @@ class session : public std::enable_shared_from_this<session> {
       if (req.contains(k) && req[k].is_number_integer()) tokens_ = std::max(0, req[k].get<int>());
     ttft_ms_ = req.value("mock_ttft_ms", st_.opts.ttft_ms);
     itl_ms_ = req.value("mock_itl_ms", st_.opts.itl_ms);
+    jitter_ = std::max(0.0, req.value("mock_jitter", st_.opts.jitter));
+    if (jitter_ > 0) {
+      // Each request has its own pace (a lognormal factor on TTFT and ITL), and each token its
+      // own delay around it: the request-to-request and token-to-token noise of a real engine.
+      double pace = std::exp(jitter_ * noise());
+      ttft_ms_ *= pace;
+      itl_ms_ *= pace;
+    }
+    next_at_ = ttft_ms_;
     stream_ = req.value("stream", false);
     usage_ = stream_ && req.contains("stream_options") && req["stream_options"].is_object() &&
              req["stream_options"].value("include_usage", false);
@@ -247,7 +258,8 @@ class session : public std::enable_shared_from_this<session> {
 
   void schedule_next() {
     if (sent_ < tokens_) {
-      double at = ttft_ms_ + sent_ * itl_ms_;
+      double at = next_at_;
+      next_at_ += jitter_ > 0 ? itl_ms_ * std::exp(jitter_ * noise()) : itl_ms_;
       return after_ms(at, [self = shared_from_this()] { self->send_token(); });
     }
     // Final events: finish_reason, usage, [DONE], then the chunked terminator.
@@ -336,8 +348,17 @@ class session : public std::enable_shared_from_this<session> {
   bool in_request_ = false;
   bool stream_ = false, usage_ = false, chat_ = true;
   int tokens_ = 0, sent_ = 0, events_ = 0, prompt_tokens_ = 0;
-  double ttft_ms_ = 0, itl_ms_ = 0;
+  double ttft_ms_ = 0, itl_ms_ = 0, jitter_ = 0, next_at_ = 0;
   std::size_t seed_ = 0;
+
+  /// A standard normal draw from this thread's generator (seeded once per thread from --jitter-seed
+  /// and the thread, or from the random device).
+  double noise() {
+    thread_local std::mt19937_64 gen(st_.opts.jitter_seed != 0
+                                         ? st_.opts.jitter_seed + std::hash<std::thread::id>{}(std::this_thread::get_id())
+                                         : std::random_device{}());
+    return std::normal_distribution<double>(0.0, 1.0)(gen);
+  }
   std::string id_;
   long created_ = 0;
   clock_type::time_point start_;
