@@ -4,6 +4,7 @@
 /// each atom has one meaning. docs/architecture.md has the map (who spawns, monitors, restarts
 /// and escalates whom).
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/errors.hpp"
 #include "configs/engine_config.hpp"
 #include "net/proxy/proxy_server.hpp"
 #include "net/proxy/run_status.hpp"
@@ -43,39 +45,15 @@ using close = caf::atom_constant<caf::atom("close")>;
 using report = caf::atom_constant<caf::atom("report")>;
 }  // namespace atom
 
-/// How a run ended; the CLI maps `exit_code` to the process exit status (docs/cli.md).
+/// How a run ended: `error` is none for an orderly stop, else an errc (actors/errors.hpp) with
+/// the reason; the CLI maps it to the exit status (cmd/exit_status.cpp).
 struct run_result {
-  int exit_code = 0;
-  std::string message;
+  caf::error error;
   std::string snapshot_id;
   std::string meta_path;
 };
 
-/// Exit codes (docs/cli.md).
-namespace exit_code {
-constexpr int ok = 0;
-constexpr int failure = 1;
-constexpr int usage = 2;
-constexpr int listen_failed = 3;
-constexpr int engine_start_failed = 4;
-constexpr int engine_died = 5;
-constexpr int warmup_failed = 6;
-constexpr int interrupted = 130;
-}  // namespace exit_code
-
-/// Everything one run needs; shared by the supervisor and its children.
-struct run_context {
-  engine_config config;
-  std::string run_dir;       ///< engine.log and meta.json land here
-  std::string shim_exe;      ///< bench-proxy binary (engine shim)
-  net::run_status* status = nullptr;
-  net::proxy_server* proxy = nullptr;
-  int hash_threads = 0;
-  std::vector<std::string> bench_proxy_argv;
-  std::string listen_address;
-  /// Test-only fault hooks (BENCH_PROXY_FAULTS, see docs/fault-injection.md); empty in normal runs.
-  std::string faults;
-};
+struct run_context;
 
 /// Engine facts the engine actor reports once the child is up: immutable data only. The engine
 /// actor alone owns the engine_child (so the child dies with the actor, on the actor's own
@@ -112,14 +90,14 @@ using engine_listener = caf::typed_actor<
     caf::reacts_to<atom::exited, std::string, std::string, bool>,
     /// The engine was stopped as asked and its whole tree is gone: description.
     caf::reacts_to<atom::stopped, std::string>,
-    /// A child gives up on the run: who, why, the exit code to end with.
-    caf::reacts_to<atom::failed, std::string, std::string, int>>;
+    /// A child gives up on the run: who, and the error (an errc with the reason) to end with.
+    caf::reacts_to<atom::failed, std::string, caf::error>>;
 
 /// What the warmup actor tells its supervisor.
 using warmup_listener = caf::typed_actor<
     /// Warmup finished: elapsed ms per request, the model asked for.
     caf::reacts_to<atom::warmup, std::vector<double>, std::string>,
-    caf::reacts_to<atom::failed, std::string, std::string, int>>;
+    caf::reacts_to<atom::failed, std::string, caf::error>>;
 
 /// What the meta actor tells its supervisor.
 using meta_listener = caf::typed_actor<
@@ -136,7 +114,7 @@ using connection_listener = caf::typed_actor<
 using run_supervisor_actor = caf::typed_actor<
     caf::reacts_to<atom::started, engine_started>, caf::reacts_to<atom::ready, int>,
     caf::reacts_to<atom::exited, std::string, std::string, bool>, caf::reacts_to<atom::stopped, std::string>,
-    caf::reacts_to<atom::failed, std::string, std::string, int>,
+    caf::reacts_to<atom::failed, std::string, caf::error>,
     caf::reacts_to<atom::warmup, std::vector<double>, std::string>,
     caf::reacts_to<atom::published, std::string, std::string>, caf::reacts_to<atom::stats, net::conn_stats>,
     /// Stop the run (the CLI): why, for the log.
@@ -184,6 +162,29 @@ using connection_actor = caf::typed_actor<
     /// Fault injection only: fail (throw).
     caf::reacts_to<atom::kill>>;
 
+/// Everything one run needs; shared by the supervisor and its children.
+struct run_context {
+  engine_config config;
+  std::string run_dir;       ///< engine.log and meta.json land here
+  std::string shim_exe;      ///< bench-proxy binary (engine shim)
+  net::run_status* status = nullptr;
+  net::proxy_server* proxy = nullptr;
+  int hash_threads = 0;
+  std::vector<std::string> bench_proxy_argv;
+  std::string listen_address;
+  /// Test-only fault hooks (BENCH_PROXY_FAULTS, see docs/fault-injection.md); empty in normal runs.
+  std::string faults;
+  /// How the supervisor spawns its children; empty members mean the real actors below. Tests on
+  /// CAF's test coordinator put stand-ins here (tests/actors/supervisor_test.cpp).
+  struct spawners {
+    std::function<engine_actor(caf::local_actor*, engine_listener, std::shared_ptr<run_context>)> engine;
+    std::function<warmup_actor(caf::local_actor*, warmup_listener, std::shared_ptr<run_context>, int)> warmup;
+    std::function<meta_actor(caf::local_actor*, meta_listener, std::shared_ptr<run_context>, engine_started,
+                             nlohmann::json)>
+        meta;
+  } spawn;
+};
+
 // ---------------------------------------------------------------------------------------------
 // Spawn functions.
 
@@ -193,12 +194,14 @@ run_supervisor_actor spawn_run_supervisor(caf::actor_system& sys, std::shared_pt
 /// Each child is spawned monitored by `parent` and reports to `listener` (the supervisor itself,
 /// or a test's stand-in implementing that narrow interface).
 
-/// Detached (readiness probes and launches block).
-engine_actor spawn_engine_actor(caf::local_actor* parent, engine_listener listener, std::shared_ptr<run_context> ctx);
+/// `detached`: on a thread of its own (readiness probes and launches block); false only on CAF's
+/// test coordinator, where the test thread runs every step.
+engine_actor spawn_engine_actor(caf::local_actor* parent, engine_listener listener, std::shared_ptr<run_context> ctx,
+                                bool detached = true);
 
-/// Detached (its requests block).
+/// `detached` as for the engine actor (its requests block).
 warmup_actor spawn_warmup_actor(caf::local_actor* parent, warmup_listener listener, std::shared_ptr<run_context> ctx,
-                                int port);
+                                int port, bool detached = true);
 
 meta_actor spawn_meta_actor(caf::local_actor* parent, meta_listener listener, std::shared_ptr<run_context> ctx,
                             engine_started engine, nlohmann::json warmup);

@@ -46,24 +46,24 @@ engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engin
   const auto& cfg = ctx->config;
   if (fault_for(ctx->faults, "engine") == "throw-on-start") throw std::runtime_error("injected fault: engine actor throws on start");
 
-  auto fail = [self](const std::string& why, int code) {
-    self->send(self->state.supervisor, atom::failed::value, std::string("engine"), why, code);
+  auto fail = [self](const std::string& why, errc code) {
+    self->send(self->state.supervisor, atom::failed::value, std::string("engine"), make_error(code, why));
     self->quit();
   };
   std::string why;
   auto exe = resolve_command(cfg, why);
   if (!exe) {
-    fail(cfg.source_path + ": " + why, exit_code::engine_start_failed);
+    fail(cfg.source_path + ": " + why, errc::engine_start_failed);
     return quitting();
   }
   for (const auto& e : check_launchable(cfg)) {
-    fail(e.str(), exit_code::engine_start_failed);
+    fail(e.str(), errc::engine_start_failed);
     return quitting();
   }
   std::string err;
   int port = free_loopback_port(err);
   if (port <= 0) {
-    fail(err, exit_code::engine_start_failed);
+    fail(err, errc::engine_start_failed);
     return quitting();
   }
   st.port = port;
@@ -82,7 +82,7 @@ engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engin
   std::unique_ptr<engine_child> child =
       engine_child::launch(spec, [me](int status) { caf::anon_send(me, atom::reaped::value, status); }, err);
   if (!child) {
-    fail("cannot start the engine: " + err, exit_code::engine_start_failed);
+    fail("cannot start the engine: " + err, errc::engine_start_failed);
     return quitting();
   }
   st.child = std::move(child);
@@ -113,18 +113,16 @@ engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engin
         }
         if (r && (r->status == 404 || r->status == 405)) {
           self->send(s.supervisor, atom::failed::value, std::string("engine"),
-                     "readiness probe GET " + c.health_path + " answered " + std::to_string(r->status) +
-                         " (set health_path in " + c.source_path + ")",
-                     exit_code::engine_start_failed);
+                     make_error(errc::engine_start_failed, "readiness probe GET " + c.health_path + " answered " + std::to_string(r->status) +
+                         " (set health_path in " + c.source_path + ")"));
           s.stopping = true;
           return;
         }
         s.last_probe = r ? "HTTP " + std::to_string(r->status) : err;
         if (std::chrono::steady_clock::now() > s.deadline) {
           self->send(s.supervisor, atom::failed::value, std::string("engine"),
-                     "engine not ready within " + std::to_string(static_cast<long>(c.ready_timeout_s)) +
-                         " s (ready_timeout_s); last probe of " + c.health_path + ": " + s.last_probe,
-                     exit_code::engine_start_failed);
+                     make_error(errc::engine_start_failed, "engine not ready within " + std::to_string(static_cast<long>(c.ready_timeout_s)) +
+                         " s (ready_timeout_s); last probe of " + c.health_path + ": " + s.last_probe));
           s.stopping = true;
           return;
         }
@@ -161,7 +159,9 @@ engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engin
 
 }  // namespace
 
-engine_actor spawn_engine_actor(caf::local_actor* parent, engine_listener listener, std::shared_ptr<run_context> ctx) {
+engine_actor spawn_engine_actor(caf::local_actor* parent, engine_listener listener, std::shared_ptr<run_context> ctx,
+                                bool detached) {
+  if (!detached) return parent->spawn<caf::monitored>(engine_behavior, ctx, listener);
   return parent->spawn<caf::monitored + caf::detached>(engine_behavior, ctx, listener);
 }
 

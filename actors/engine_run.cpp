@@ -23,6 +23,7 @@ void configure_actor_system(caf::actor_system_config& cfg) {
   // stealing polls every 10 ms per idle thread, wake-ups that steal the CPU from the I/O threads
   // and show in the proxy's tail latency; actors here only see lifecycle events.
   cfg.set("scheduler.policy", caf::atom("sharing"));
+  add_error_category(cfg);
 }
 
 std::string self_exe() { return base::self_exe(); }
@@ -35,20 +36,22 @@ std::string default_run_dir(const std::string& config_path) {
       .string();
 }
 
-std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_options& o, std::string& err,
-                                              int& code) {
+std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_options& o, caf::error& error) {
   std::unique_ptr<engine_run> r(new engine_run());
+  std::string err;
+  auto fail = [&](errc code) -> std::unique_ptr<engine_run> {
+    error = make_error(code, err);
+    return nullptr;
+  };
   auto loaded = load_config(o.config_path, process_env());
   if (!loaded.config) {
     for (const auto& e : loaded.errors) err += (err.empty() ? "" : "\n") + e.str();
-    code = exit_code::usage;
-    return nullptr;
+    return fail(errc::usage);
   }
   auto launch_errors = check_launchable(*loaded.config);
   if (!launch_errors.empty()) {
     for (const auto& e : launch_errors) err += (err.empty() ? "" : "\n") + e.str();
-    code = exit_code::usage;
-    return nullptr;
+    return fail(errc::usage);
   }
   r->ctx_ = std::make_shared<run_context>();
   r->ctx_->config = std::move(*loaded.config);
@@ -58,17 +61,13 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   so.threads = o.threads;
   // Bind first: if the address is taken, no engine is ever started.
   r->proxy_ = net::proxy_server::create(so, *r->status_, err);
-  if (!r->proxy_) {
-    code = exit_code::listen_failed;
-    return nullptr;
-  }
+  if (!r->proxy_) return fail(errc::listen_failed);
   std::string dir;
   try {
     dir = claim_run_dir(o.run_dir, o.config_path);
   } catch (const std::exception& e) {
     err = e.what();
-    code = exit_code::usage;
-    return nullptr;
+    return fail(errc::usage);
   }
   r->ctx_->run_dir = fs::absolute(dir).string();
   r->ctx_->shim_exe = self_exe();

@@ -23,8 +23,8 @@ struct run_options {
 class engine_run {
  public:
   /// Loads the config, binds the listen address (before anything starts), starts the proxy and
-  /// the run supervisor. On failure returns nullptr with `err` and the exit code to use.
-  static std::unique_ptr<engine_run> start(caf::actor_system& sys, const run_options& o, std::string& err, int& code);
+  /// the run supervisor. On failure returns nullptr and sets `error` (usage, listen_failed).
+  static std::unique_ptr<engine_run> start(caf::actor_system& sys, const run_options& o, caf::error& error);
   ~engine_run();
 
   /// http://HOST:PORT of the proxy.
@@ -54,7 +54,7 @@ class engine_run {
   run_result result_;
 };
 
-/// The scheduler bench-proxy's actors run on (serve, run and sweep alike).
+/// The scheduler bench-proxy's actors run on (serve, run and sweep alike), and its error category.
 void configure_actor_system(caf::actor_system_config& cfg);
 
 /// Path of the running bench-proxy binary (the engine shim re-executes it).

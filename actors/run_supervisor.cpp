@@ -40,30 +40,32 @@ void finish(self_ptr self) {
   for (auto& [id, a] : s.connections) self->send_exit(a, caf::exit_reason::user_shutdown);
   if (s.warmup) self->send_exit(s.warmup, caf::exit_reason::user_shutdown);
   if (s.meta) self->send_exit(s.meta, caf::exit_reason::user_shutdown);
-  s.ctx->status->set_state(s.pending.exit_code == 0 ? net::run_state::stopping : net::run_state::failed);
+  s.ctx->status->set_state(!s.pending.error ? net::run_state::stopping : net::run_state::failed);
   s.promise->set_value(s.pending);
   self->quit();
 }
 
-void begin_shutdown(self_ptr self, int code, const std::string& message) {
+/// Starts the orderly end of the run. `error` none: a requested stop (`message` is logged);
+/// else the run fails with it (the first failure wins).
+void begin_shutdown(self_ptr self, caf::error error, const std::string& message = {}) {
   auto& s = self->state;
   if (s.stopping) {
-    if (code != 0 && s.pending.exit_code == 0) s.pending = {code, message, s.pending.snapshot_id, s.pending.meta_path};
+    if (error && !s.pending.error) s.pending.error = std::move(error);
     return;
   }
   s.stopping = true;
-  s.pending.exit_code = code;
-  s.pending.message = message;
-  if (code != 0) {
-    spdlog::error("[run] {}", message);
-    s.ctx->status->set_detail(message);
+  s.pending.error = error;
+  if (error) {
+    std::string why = reason_of(error);
+    spdlog::error("[run] {}", why);
+    s.ctx->status->set_detail(why);
   } else {
     spdlog::info("[run] {}", message);
   }
-  s.ctx->status->set_state(code == 0 ? net::run_state::stopping : net::run_state::failed);
+  s.ctx->status->set_state(!error ? net::run_state::stopping : net::run_state::failed);
   if (s.ctx->proxy) s.ctx->proxy->stop_accepting();
   // In-flight streams may finish (drain_timeout_s) only on an orderly stop.
-  double drain = code == 0 ? s.ctx->config.drain_timeout_s : 0;
+  double drain = !error ? s.ctx->config.drain_timeout_s : 0;
   s.drain_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(drain * 1000));
   self->send(self, atom::drain::value);
 }
@@ -79,7 +81,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
   s.promise = result;
   ctx->status->set_state(net::run_state::starting);
   ctx->status->set_config_description(ctx->config.description);
-  s.engine = spawn_engine_actor(self, self, ctx);
+  s.engine = ctx->spawn.engine(self, self, ctx);
 
   self->set_down_handler([self](caf::down_msg& dm) {
     auto& s = self->state;
@@ -90,7 +92,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
         // The engine actor failed: its child dies with it (the actor alone owns it; engine_child's
         // destructor, on the detached actor's own thread, kills the group and waits). Never a
         // silent restart: the process /meta describes would be another one.
-        begin_shutdown(self, exit_code::failure, "engine actor failed: " + reason);
+        begin_shutdown(self, make_error(errc::failure, "engine actor failed: " + reason));
       }
       if (s.stopping) self->send(self, atom::drain::value);
       return;
@@ -98,7 +100,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
     if (dm.source == s.warmup.address()) {
       s.warmup = nullptr;
       if (dm.reason && dm.reason != caf::exit_reason::normal && !s.stopping)
-        begin_shutdown(self, exit_code::warmup_failed, "warmup actor failed: " + reason);
+        begin_shutdown(self, make_error(errc::warmup_failed, "warmup actor failed: " + reason));
       return;
     }
     if (dm.source == s.meta.address()) {
@@ -106,9 +108,9 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
       if (dm.reason && dm.reason != caf::exit_reason::normal && !s.stopping && !s.ctx->status->meta()) {
         if (s.meta_restarts++ < 1) {
           spdlog::warn("[run] meta actor failed ({}); restarting it once", reason);
-          s.meta = spawn_meta_actor(self, self, s.ctx, s.engine_info, s.warmup_json);
+          s.meta = s.ctx->spawn.meta(self, self, s.ctx, s.engine_info, s.warmup_json);
         } else {
-          begin_shutdown(self, exit_code::failure, "meta actor failed twice: " + reason + "; no snapshot");
+          begin_shutdown(self, make_error(errc::failure, "meta actor failed twice: " + reason + "; no snapshot"));
         }
       }
       return;
@@ -143,14 +145,14 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
           return;
         }
         spdlog::info("[run] engine ready on 127.0.0.1:{}; warming up with {} requests", port, s.ctx->config.warmup);
-        s.warmup = spawn_warmup_actor(self, self, s.ctx, port);
+        s.warmup = s.ctx->spawn.warmup(self, self, s.ctx, port);
       },
       [self](atom::warmup, std::vector<double> elapsed, std::string model) {
         auto& s = self->state;
         if (s.stopping) return;
         s.warmup_json = {{"requests", elapsed.size()}, {"model", model}, {"elapsed_ms", elapsed}};
         s.ctx->status->set_state(net::run_state::snapshotting);
-        s.meta = spawn_meta_actor(self, self, s.ctx, s.engine_info, s.warmup_json);
+        s.meta = s.ctx->spawn.meta(self, self, s.ctx, s.engine_info, s.warmup_json);
       },
       [self](atom::published, std::string id, std::string path) {
         auto& s = self->state;
@@ -160,9 +162,9 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
         s.ctx->status->set_state(net::run_state::ready);
         spdlog::info("[run] ready: serving {} with snapshot {}", s.ctx->listen_address, id);
       },
-      [self](atom::failed, std::string who, std::string why, int code) {
+      [self](atom::failed, std::string who, caf::error error) {
         spdlog::debug("[run] failure reported by {}", who);
-        begin_shutdown(self, code, why);
+        begin_shutdown(self, std::move(error));
       },
       [self](atom::exited, std::string desc, std::string tail, bool was_ready) {
         auto& s = self->state;
@@ -171,10 +173,9 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
                           "; bench-proxy does not restart engines (the snapshot would describe another process)." +
                           (tail.empty() ? "" : " Last output:" + tail);
         if (s.stopping) {
-          if (s.pending.exit_code == 0 && !was_ready) s.pending.message += "; " + desc;
           return finish(self);
         }
-        begin_shutdown(self, was_ready ? exit_code::engine_died : exit_code::engine_start_failed, msg);
+        begin_shutdown(self, make_error(was_ready ? errc::engine_died : errc::engine_start_failed, msg));
       },
       [self](atom::stopped, std::string desc) {
         auto& s = self->state;
@@ -182,7 +183,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
         spdlog::info("[run] {}; its process tree is gone", desc);
         if (s.stopping) finish(self);
       },
-      [self](atom::stop, std::string why) { begin_shutdown(self, exit_code::ok, "stop requested (" + why + "): shutting down"); },
+      [self](atom::stop, std::string why) { begin_shutdown(self, caf::error{}, "stop requested (" + why + "): shutting down"); },
       [self](atom::drain) {
         auto& s = self->state;
         if (s.done) return;
@@ -238,6 +239,15 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
 
 run_supervisor_actor spawn_run_supervisor(caf::actor_system& sys, std::shared_ptr<run_context> ctx,
                                           std::shared_ptr<std::promise<run_result>> result) {
+  if (!ctx->spawn.engine)
+    ctx->spawn.engine = [](caf::local_actor* p, engine_listener l, std::shared_ptr<run_context> c) {
+      return spawn_engine_actor(p, std::move(l), std::move(c));
+    };
+  if (!ctx->spawn.warmup)
+    ctx->spawn.warmup = [](caf::local_actor* p, warmup_listener l, std::shared_ptr<run_context> c, int port) {
+      return spawn_warmup_actor(p, std::move(l), std::move(c), port);
+    };
+  if (!ctx->spawn.meta) ctx->spawn.meta = spawn_meta_actor;
   return sys.spawn(run_supervisor, ctx, result);
 }
 

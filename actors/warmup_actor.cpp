@@ -14,7 +14,7 @@ warmup_actor::behavior_type warmup_behavior(warmup_actor::pointer self, std::sha
       [self, ctx, port, supervisor](atom::start) {
         const auto& cfg = ctx->config;
         auto fail = [&](const std::string& why) {
-          self->send(supervisor, atom::failed::value, std::string("warmup"), why, exit_code::warmup_failed);
+          self->send(supervisor, atom::failed::value, std::string("warmup"), make_error(errc::warmup_failed, why));
           self->quit();
         };
         std::string fault = fault_for(ctx->faults, "warmup");
@@ -63,7 +63,8 @@ warmup_actor::behavior_type warmup_behavior(warmup_actor::pointer self, std::sha
 }  // namespace
 
 warmup_actor spawn_warmup_actor(caf::local_actor* parent, warmup_listener listener, std::shared_ptr<run_context> ctx,
-                                int port) {
+                                int port, bool detached) {
+  if (!detached) return parent->spawn<caf::monitored>(warmup_behavior, ctx, port, listener);
   return parent->spawn<caf::monitored + caf::detached>(warmup_behavior, ctx, port, listener);
 }
 

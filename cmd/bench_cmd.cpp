@@ -23,6 +23,7 @@
 #include "base/files.hpp"
 #include "base/numbers.hpp"
 #include "cmd/cli.hpp"
+#include "cmd/exit_status.hpp"
 #include "net/loadgen/bench.hpp"
 #include "net/client/http_client.hpp"
 #include "snapshot/diff.hpp"
@@ -230,7 +231,7 @@ int bench_main(const bench_flags& f) {
   } catch (const std::exception& e) {
     std::cerr << "bench-proxy bench: " << e.what() << "\n";
     std::cout << "invalid: " << e.what() << "\n";
-    return exit_code::usage;
+    return exit_status(errc::usage);
   }
   measure::interrupt_state st;
   o.cancel = &st.cancel;
@@ -249,7 +250,7 @@ int bench_main(const bench_flags& f) {
     std::cerr << "bench-proxy bench: " << failure << "\n";
     bench::append_tsv(tsv, measure::failed_result("", st.interrupted() ? "interrupted" : failure, ""), "");
     std::cout << "failed: " << (st.interrupted() ? "interrupted" : failure.substr(0, failure.find('\n'))) << "\n";
-    return st.interrupted() ? exit_code::interrupted : exit_code::failure;
+    return exit_status(st.interrupted() ? errc::interrupted : errc::failure);
   }
   if (st.interrupted()) bench::add_invalid_reason(r, "interrupted");
   if (!f.out.empty()) {
@@ -262,8 +263,8 @@ int bench_main(const bench_flags& f) {
   std::cout << measure::summary_text(r);
   std::cout << "result: " << path << "\n";
   std::cout << bench::headline_line(r) << "\n";
-  if (st.interrupted()) return exit_code::interrupted;
-  return r.value("valid", false) ? 0 : exit_code::failure;
+  if (st.interrupted()) return exit_status(errc::interrupted);
+  return r.value("valid", false) ? 0 : exit_status(errc::failure);
 }
 
 runner define_run(CLI::App& app, const std::vector<std::string>& argv) {
@@ -305,8 +306,8 @@ int run_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
   std::cout << (r.result.is_null() ? "failed: " + r.reason.substr(0, r.reason.find('\n'))
                                    : bench::headline_line(r.result))
             << "\n";
-  if (st.interrupted()) return exit_code::interrupted;
-  return r.valid ? 0 : (r.exit_code ? r.exit_code : exit_code::failure);
+  if (st.interrupted()) return exit_status(errc::interrupted);
+  return r.valid ? 0 : exit_status(r.error ? r.error : make_error(errc::failure));
 }
 
 runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
@@ -415,7 +416,7 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
       table << std::right << std::setw(12) << "-" << std::setw(10) << "-" << std::setw(11) << "-" << std::setw(8)
             << errors << "  " << (r.result.is_null() ? "FAILED: " : "INVALID: ") << why << "\n";
       row["error"] = r.reason;
-      row["exit_code"] = r.exit_code;
+      row["exit_code"] = exit_status(r.error);
     }
     if (!r.result_path.empty()) row["result"] = r.result_path;
     if (!r.result.is_null()) row["snapshot_id"] = r.result["snapshot_id"];
@@ -436,9 +437,9 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
     std::cout << bench::headline_line(best->result) << "\n";
   else
     std::cout << (st.interrupted() ? "invalid: interrupted" : "invalid: no config gave a valid result") << "\n";
-  if (st.interrupted()) return exit_code::interrupted;
+  if (st.interrupted()) return exit_status(errc::interrupted);
   bool any_bad = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.second.valid; });
-  return any_bad ? exit_code::failure : 0;
+  return any_bad ? exit_status(errc::failure) : 0;
 }
 
 }  // namespace bp::cli

@@ -9,6 +9,7 @@
 #include "actors/process/engine_child.hpp"
 #include "base/numbers.hpp"
 #include "cmd/cli.hpp"
+#include "cmd/exit_status.hpp"
 #include "configs/engine_config.hpp"
 
 namespace bp::cli {
@@ -84,12 +85,11 @@ runner define_serve(CLI::App& app, const std::vector<std::string>& argv) {
     caf::actor_system_config cfg;
     configure_actor_system(cfg);
     caf::actor_system sys{cfg};
-    std::string err;
-    int code = 0;
-    auto run = engine_run::start(sys, o, err, code);
+    caf::error error;
+    auto run = engine_run::start(sys, o, error);
     if (!run) {
-      spdlog::error("{}", err);
-      return code;
+      spdlog::error("{}", reason_of(error));
+      return exit_status(error);
     }
     sigset_t set = stop_signals();
     int signals = 0;
@@ -106,12 +106,12 @@ runner define_serve(CLI::App& app, const std::vector<std::string>& argv) {
       }
     }
     auto r = run->wait();
-    if (r.exit_code != 0) {
-      spdlog::error("{}", r.message);
+    if (r.error) {
+      spdlog::error("{}", reason_of(r.error));
     } else {
       spdlog::info("done{}", r.snapshot_id.empty() ? "" : ": snapshot " + r.snapshot_id + " (" + r.meta_path + ")");
     }
-    return r.exit_code;
+    return exit_status(r.error);
   };
 }
 
@@ -141,7 +141,7 @@ runner define_validate(CLI::App& app, const std::vector<std::string>&) {
                   << " (serve will refuse to start it here)\n";
       all.push_back(j);
     }
-    if (bad) return exit_code::usage;
+    if (bad) return exit_status(errc::usage);
     std::cout << (all.size() == 1 ? all[0] : all).dump(2) << "\n";
     return 0;
   };

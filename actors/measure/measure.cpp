@@ -142,8 +142,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   ro.threads = o.threads;
   ro.run_dir = o.run_dir;
   ro.argv = o.argv;
-  std::string err;
-  int code = 0;
+  caf::error start_error;
   auto record_failure = [&](const std::string& reason) {
     out.reason = reason;
     if (!o.results_tsv.empty()) {
@@ -154,10 +153,10 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
       }
     }
   };
-  auto run = engine_run::start(sys, ro, err, code);
+  auto run = engine_run::start(sys, ro, start_error);
   if (!run) {
-    out.exit_code = code;
-    record_failure(err);
+    out.error = start_error;
+    record_failure(reason_of(start_error));
     return out;
   }
   out.started = true;
@@ -174,11 +173,11 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
     auto r = run->wait();
     out.meta_path = r.meta_path;
     if (st.interrupted()) {
-      out.exit_code = exit_code::interrupted;
+      out.error = make_error(errc::interrupted, "interrupted");
       record_failure("interrupted");
     } else {
-      out.exit_code = r.exit_code != 0 ? r.exit_code : exit_code::failure;
-      record_failure(r.message.empty() ? "no snapshot was published" : r.message);
+      out.error = r.error ? r.error : make_error(errc::failure, "no snapshot was published");
+      record_failure(reason_of(out.error));
     }
     return out;
   }
@@ -204,7 +203,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   if (!run->finished()) run->stop(st.interrupted() ? "interrupted" : "measurement done");
   auto r = run->wait();
   out.meta_path = r.meta_path;
-  if (died && !st.interrupted()) out.engine_exit = r.message.empty() ? "the run ended early" : r.message;
+  if (died && !st.interrupted()) out.engine_exit = r.error ? reason_of(r.error) : "the run ended early";
   // Verify the teardown: the engine's root and its whole process group are gone, and nothing
   // listens on its port any more.
   bool root_gone = engine_pid > 0 && ::kill(engine_pid, 0) != 0 && errno == ESRCH;
@@ -218,8 +217,10 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
     spdlog::error("teardown of {} not verified: root gone {}, group gone {}, port {} free {}", o.config_path,
                   root_gone, group_gone, engine_port, port_free);
   if (out.result.is_null()) {
-    out.exit_code = st.interrupted() ? exit_code::interrupted : (r.exit_code ? r.exit_code : exit_code::failure);
-    record_failure(st.interrupted() ? "interrupted" : !out.engine_exit.empty() ? out.engine_exit : bench_error);
+    std::string why = st.interrupted() ? "interrupted" : !out.engine_exit.empty() ? out.engine_exit : bench_error;
+    out.error = st.interrupted() ? make_error(errc::interrupted, why)
+                                 : r.error ? r.error : make_error(errc::failure, why);
+    record_failure(why);
     return out;
   }
   out.result["run_dir"] = out.run_dir;
@@ -237,11 +238,11 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   if (!o.results_tsv.empty()) bench::append_tsv(o.results_tsv, out.result, out.result_path);
   out.valid = out.result.value("valid", false);
   if (st.interrupted()) {
-    out.exit_code = exit_code::interrupted;
+    out.error = make_error(errc::interrupted, "interrupted");
     out.reason = "interrupted";
   } else if (!out.valid) {
-    out.exit_code = r.exit_code != 0 ? r.exit_code : exit_code::failure;
     out.reason = "invalid result: " + out.result.value("invalid_reason", std::string());
+    out.error = r.error ? r.error : make_error(errc::failure, out.reason);
   }
   return out;
 }

@@ -17,6 +17,8 @@
 
 #include "net/loadgen/bench.hpp"
 
+#include "actors/errors.hpp"
+
 namespace caf {
 class actor_system;
 }
@@ -45,7 +47,7 @@ struct outcome {
   bool started = false;    ///< the engine was launched
   bool published = false;  ///< /meta was published
   bool valid = false;      ///< a result exists and is valid
-  int exit_code = 0;
+  caf::error error;    ///< none when valid; else an errc (actors/errors.hpp) with the reason
   std::string reason;  ///< why it is not valid (first line is the short form)
   nlohmann::json result;
   std::string result_path, run_dir, meta_path;
