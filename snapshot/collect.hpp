@@ -3,6 +3,7 @@
 /// or throws with a reason. Actors (actors/meta_actor.cpp) only sequence, time out and report.
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,18 @@ struct collect_input {
 /// collector is compared without touching diff.cpp).
 struct diff_rules {
   bool compare = true;  ///< false: recorded in /meta, never compared (e.g. raw log bytes)
+  /// Arrays of objects in this section, by the array's own name (the last component of its
+  /// path, so "files" covers every files array in the section), whose elements `meta diff`
+  /// pairs up by this key instead of by position: a reordering is then no difference. Equal
+  /// keys are told apart as KEY#2, KEY#3. An empty key means "by position" for that element.
+  std::map<std::string, std::function<std::string(const nlohmann::json& element)>> element_keys;
 };
+
+/// An element key: the string value of `field` (empty when absent).
+std::function<std::string(const nlohmann::json&)> key_by(std::string field);
+
+/// "libLLVM-15.so.1" -> "libLLVM.so": a library's name without version (loaded_libs' key).
+std::string library_stem(const std::string& path);
 
 struct collector_def {
   std::string name;

@@ -30,36 +30,29 @@ const std::set<std::string> kIgnoredKeys = {"pid", "ppid", "pgid", "sid", "start
                                             "raw_xml", "pids", "root_pid", "supervisor_pid", "threads",
                                             "created", "uptime_s", "collect_ms"};
 
-std::string lib_stem(const std::string& path) {
-  auto slash = path.rfind('/');
-  std::string b = slash == std::string::npos ? path : path.substr(slash + 1);
-  auto so = b.find(".so");
-  std::string stem = so == std::string::npos ? b : b.substr(0, so + 3);
-  // libLLVM-15.so -> libLLVM.so
-  auto dash = stem.rfind('-');
-  if (dash != std::string::npos && dash + 1 < stem.size() && std::isdigit(static_cast<unsigned char>(stem[dash + 1])))
-    stem = stem.substr(0, dash) + ".so";
-  return stem;
+/// The rules of every compared section, from the registry.
+const std::map<std::string, diff_rules>& rules_by_section() {
+  static const auto rules = [] {
+    std::map<std::string, diff_rules> m;
+    for (const auto& def : all_collectors()) m[def.name] = def.diff;
+    return m;
+  }();
+  return rules;
 }
 
-/// Key for an element of a known array of objects, so that reordering is no difference.
+/// Key for an element of an array of objects its collector's diff rules name, so that
+/// reordering is no difference; empty for arrays compared by position.
 std::string element_key(const std::string& array_path, const json& e, std::map<std::string, int>& seen) {
-  std::string k;
   if (!e.is_object()) return {};
-  if (array_path == "process_tree.processes" && e.contains("comm")) {
-    k = e["comm"].is_string() ? e["comm"].get<std::string>() : "?";
-  } else if (array_path == "loaded_libs.libraries" && e.contains("path")) {
-    k = lib_stem(e["path"].get<std::string>());
-  } else if ((array_path == "venv.files" || array_path == "inputs.files" || array_path == "inputs.directories" ||
-              (array_path.size() > 6 && array_path.compare(array_path.size() - 6, 6, ".files") == 0)) &&
-             e.contains("path") && e["path"].is_string()) {
-    k = e["path"].get<std::string>();
-  } else if (array_path == "gpus.gpus") {
-    k = e.contains("uuid") && e["uuid"].is_string() ? e["uuid"].get<std::string>()
-                                                     : (e.contains("index") ? e["index"].dump() : "");
-  } else {
-    return {};
-  }
+  std::string section = array_path.substr(0, array_path.find('.'));
+  auto r = rules_by_section().find(section);
+  if (r == rules_by_section().end()) return {};
+  auto dot = array_path.rfind('.');
+  std::string name = dot == std::string::npos ? array_path : array_path.substr(dot + 1);
+  auto rule = r->second.element_keys.find(name);
+  if (rule == r->second.element_keys.end()) return {};
+  std::string k = rule->second(e);
+  if (k.empty()) return {};
   int n = seen[k]++;
   return n == 0 ? k : k + "#" + std::to_string(n + 1);
 }

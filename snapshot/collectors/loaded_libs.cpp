@@ -1,4 +1,5 @@
 // The `loaded_libs` collector (docs/meta-schema.md). Registered in snapshot/collectors/registry.cpp.
+#include <cctype>
 #include "snapshot/collect.hpp"
 
 #include <dirent.h>
@@ -95,6 +96,18 @@ json collect_loaded_libs(const collect_input& in) {
   json j = {{"count", rows.size()}, {"libraries", rows}};
   if (!errors.empty()) j["errors"] = errors;
   return j;
+}
+
+std::string library_stem(const std::string& path) {
+  auto slash = path.rfind('/');
+  std::string b = slash == std::string::npos ? path : path.substr(slash + 1);
+  auto so = b.find(".so");
+  std::string stem = so == std::string::npos ? b : b.substr(0, so + 3);
+  // libLLVM-15.so -> libLLVM.so
+  auto dash = stem.rfind('-');
+  if (dash != std::string::npos && dash + 1 < stem.size() && std::isdigit(static_cast<unsigned char>(stem[dash + 1])))
+    stem = stem.substr(0, dash) + ".so";
+  return stem;
 }
 
 }  // namespace bp::snap
