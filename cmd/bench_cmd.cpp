@@ -20,6 +20,7 @@
 #include "actors/process/engine_child.hpp"
 #include "actors/engine_run.hpp"
 #include "actors/measure/measure.hpp"
+#include "actors/measure/trials.hpp"
 #include "base/files.hpp"
 #include "base/numbers.hpp"
 #include "cmd/cli.hpp"
@@ -66,7 +67,42 @@ struct bench_flags {
   std::string config, listen = "127.0.0.1:0", run_dir, sweep_dir;
   int threads = 1;
   std::vector<std::string> configs;
+  std::string headline = bench::default_headline, slo, label, order = "interleaved", noise = "1%";
+  int trials = 1;
 };
+
+CLI::Validator metric_name() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        return bench::find_metric(v) ? std::string() : "unknown metric '" + v + "' (one of " + bench::metric_names() + ")";
+      },
+      "");
+}
+
+void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
+  const char* g = "Trials";
+  app.add_option("--trials", f.trials,
+                 sweep ? "full engine lifecycles per config (default 1), interleaved: A B C A B C ..."
+                       : "full engine lifecycles of the config (default 1): fresh engine, warmup, snapshot, bench, "
+                         "teardown each time")
+      ->type_name("K")
+      ->check(whole_in(1, 1000))
+      ->group(g);
+  if (sweep) {
+    app.add_option("--order", f.order, "interleaved (default) or shuffled: each round in a random order (--seed)")
+        ->type_name("ORDER")
+        ->check(CLI::Validator(
+            [](std::string& v) -> std::string {
+              return v == "interleaved" || v == "shuffled" ? "" : "expected interleaved or shuffled, got '" + v + "'";
+            },
+            ""))
+        ->group(g);
+    app.add_option("--noise", f.noise, "changes within ±this count as no change in the table (default 1%)")
+        ->type_name("X%")
+        ->check(relative_threshold())
+        ->group(g);
+  }
+}
 
 void add_bench_options(CLI::App& app, bench_flags& f) {
   auto& o = f.o;
@@ -117,6 +153,18 @@ void add_bench_options(CLI::App& app, bench_flags& f) {
       ->type_name("F")
       ->check(finite_in(0, 1))
       ->group(load);
+  app.add_option("--headline", f.headline,
+                 "the metric of the last line, the ledger and the sweep table (default output_tps; also "
+                 "total_output_tps, ttft_p50, ttft_p99, itl_p50, itl_p99, tpot_p50, e2e_p50, e2e_p99, goodput)")
+      ->type_name("METRIC")
+      ->check(metric_name())
+      ->group("Output");
+  app.add_option("--slo", f.slo, "goodput thresholds, e.g. ttft_ms=500,itl_ms=50,e2e_ms=4000")
+      ->type_name("LIST")
+      ->group("Output");
+  app.add_option("--label", f.label, "a note for the ledger row (what this iteration tries)")
+      ->type_name("TEXT")
+      ->group("Output");
   const char* stats = "Statistics";
   app.add_option("--percentiles", f.percentiles,
                  "percentiles of every metric (default 50,90,99; each 0.1..99.9); throughput metrics also get "
@@ -155,6 +203,15 @@ bench::options bench_options(const bench_flags& f) {
     }
   }
   o.stats.seed = o.seed;
+  o.headline = f.headline;
+  if (!f.slo.empty()) {
+    try {
+      o.slo = bench::parse_slo(f.slo);
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(std::string("--slo: ") + e.what());
+    }
+  }
+  if (o.headline == "goodput" && o.slo.empty()) throw usage_error("--headline goodput needs --slo thresholds");
   if (!f.no_progress && ::isatty(2)) {
     o.progress = [](long done, long total, long errors) {
       int width = 30;
@@ -175,6 +232,7 @@ measure::options measure_options(const bench_flags& f, const std::string& config
   mo.results_tsv = f.results;
   mo.argv = full_argv;
   mo.bench = bench_options(f);
+  mo.label = f.label;
   return mo;
 }
 
@@ -253,6 +311,7 @@ int bench_main(const bench_flags& f) {
     return exit_status(st.interrupted() ? errc::interrupted : errc::failure);
   }
   if (st.interrupted()) bench::add_invalid_reason(r, "interrupted");
+  if (!f.label.empty()) r["label"] = f.label;
   if (!f.out.empty()) {
     out_dir = f.out;
   } else {
@@ -276,6 +335,7 @@ runner define_run(CLI::App& app, const std::vector<std::string>& argv) {
   app.add_option("--threads", f->threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
   app.add_option("--out", f->out)->group("");  // refused below with a hint
   add_bench_options(app, *f);
+  add_trial_options(app, *f, false);
   return [f, argv]() -> int { return run_main(*f, argv); };
 }
 
@@ -297,17 +357,44 @@ int run_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
   measure::interrupt_state st;
-  auto r = measure::measure(sys, mo, st);
-  if (!r.result.is_null()) {
-    std::cout << measure::summary_text(r.result);
-    std::cout << "result: " << r.result_path << "\n";
+  if (f.trials == 1) {
+    auto r = measure::measure(sys, mo, st);
+    if (!r.result.is_null()) {
+      std::cout << measure::summary_text(r.result);
+      std::cout << "result: " << r.result_path << "\n";
+    }
+    if (!r.valid) std::cerr << "bench-proxy run: " << r.reason << "\n";
+    std::cout << (r.result.is_null() ? "failed: " + r.reason.substr(0, r.reason.find('\n'))
+                                     : bench::headline_line(r.result))
+              << "\n";
+    if (st.interrupted()) return exit_status(errc::interrupted);
+    return r.valid ? 0 : exit_status(r.error ? r.error : make_error(errc::failure));
   }
-  if (!r.valid) std::cerr << "bench-proxy run: " << r.reason << "\n";
-  std::cout << (r.result.is_null() ? "failed: " + r.reason.substr(0, r.reason.find('\n'))
-                                   : bench::headline_line(r.result))
-            << "\n";
+  // K lifecycles: <run folder>/trial-N each, trials.json and one ledger row for them all.
+  std::string dir = mo.run_dir.empty() ? claim_run_dir("", mo.config_path) : mo.run_dir;
+  std::string tsv = mo.results_tsv;
+  mo.results_tsv.clear();
+  std::vector<measure::outcome> trials;
+  for (int t = 1; t <= f.trials && !st.interrupted(); ++t) {
+    mo.run_dir = claim_run_dir((fs::path(dir) / ("trial-" + std::to_string(t))).string(), mo.config_path);
+    spdlog::info("[run] trial {}/{}: {}", t, f.trials, mo.config_path);
+    trials.push_back(measure::measure(sys, mo, st));
+    if (!trials.back().valid) spdlog::warn("[run] trial {}: {}", t, trials.back().reason);
+  }
+  auto agg = measure::aggregate_trials(mo.config_path, trials, mo.bench, dir);
+  if (!f.label.empty()) agg["label"] = f.label;
+  if (st.interrupted()) bench::add_invalid_reason(agg, "interrupted");
+  std::string path = (fs::path(dir) / "trials.json").string();
+  base::write_file_atomic(path, agg.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
+  if (!tsv.empty()) bench::append_tsv(tsv, agg, fs::absolute(path).string());
+  std::cout << measure::trials_text(agg) << "trials: " << fs::absolute(path).string() << "\n";
+  bool any = agg.value("results", nlohmann::json::array()).size() > 0;
+  std::cout << (any ? bench::headline_line(agg) : "failed: no trial gave a result") << "\n";
   if (st.interrupted()) return exit_status(errc::interrupted);
-  return r.valid ? 0 : exit_status(r.error ? r.error : make_error(errc::failure));
+  if (agg.value("valid", false)) return 0;
+  for (const auto& t : trials)
+    if (t.error && code_of(t.error) != errc::failure) return exit_status(t.error);
+  return exit_status(errc::failure);
 }
 
 runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
@@ -319,6 +406,7 @@ runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
   app.add_option("--threads", f->threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
   app.add_option("--out", f->out)->group("");  // refused below with a hint
   add_bench_options(app, *f);
+  add_trial_options(app, *f, true);
   return [f, argv]() -> int { return sweep_main(*f, argv); };
 }
 
@@ -347,99 +435,66 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
   measure::interrupt_state st;
-  std::vector<std::pair<std::string, measure::outcome>> rows;
-  for (std::size_t i = 0; i < configs.size() && !st.interrupted(); ++i) {
-    auto mo = base_opts;
-    mo.config_path = configs[i];
-    mo.run_dir = base::make_unique_dir(
+  std::vector<measure::sweep_entry> entries(configs.size());
+  std::vector<std::string> dirs(configs.size());
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    entries[i].config = configs[i];
+    dirs[i] = base::make_unique_dir(
         (fs::path(sweep_dir) / (std::to_string(i + 1) + "_" + fs::path(configs[i]).stem().string())).string());
-    spdlog::info("[sweep] {}/{}: {}", i + 1, configs.size(), configs[i]);
+  }
+  // One trial: each run writes its own ledger row (as a single run does); several: one row per
+  // config at the end, for all its trials.
+  if (f.trials > 1) base_opts.results_tsv.clear();
+  auto plan = measure::trial_order(configs.size(), f.trials, f.order == "shuffled", base_opts.bench.seed);
+  std::size_t step = 0;
+  for (const auto& [ci, t] : plan) {
+    if (st.interrupted()) break;
+    auto mo = base_opts;
+    mo.config_path = configs[ci];
+    mo.run_dir = f.trials == 1 ? dirs[ci]
+                               : base::make_unique_dir((fs::path(dirs[ci]) / ("trial-" + std::to_string(t + 1))).string());
+    spdlog::info("[sweep] {}/{}: {}{}", ++step, plan.size(), configs[ci],
+                 f.trials > 1 ? " (trial " + std::to_string(t + 1) + ")" : "");
     auto r = measure::measure(sys, mo, st);
     if (r.valid)
-      spdlog::info("[sweep] {}: {:.2f} tok/s (teardown verified: {})", configs[i], bench::headline(r.result),
-                   r.teardown_verified);
+      spdlog::info("[sweep] {}: {:.2f} {} (teardown verified: {})", configs[ci], bench::headline(r.result),
+                   base_opts.bench.headline, r.teardown_verified);
     else
-      spdlog::warn("[sweep] {}: {}", configs[i], r.reason);
-    rows.emplace_back(configs[i], std::move(r));
+      spdlog::warn("[sweep] {}: {}", configs[ci], r.reason);
+    entries[ci].trials.push_back(std::move(r));
   }
-  // The table: valid rows by headline, each compared with the first config; then the others.
-  const json* first_snap = nullptr;
-  double first_headline = 0;
-  if (!rows.empty() && rows[0].second.valid) {
-    first_snap = &rows[0].second.result["snapshot"];
-    first_headline = bench::headline(rows[0].second.result);
-  }
-  std::vector<std::size_t> order(rows.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
-    if (rows[x].second.valid != rows[y].second.valid) return rows[x].second.valid;
-    return bench::headline(rows[x].second.result) > bench::headline(rows[y].second.result);
-  });
-  json sweep = {{"sweep_dir", fs::absolute(sweep_dir).string()}, {"interrupted", st.interrupted()},
-                {"rows", json::array()}};
-  std::ostringstream table;
-  table << std::left << std::setw(4) << "#" << std::setw(34) << "config" << std::right << std::setw(12) << "tok/s"
-        << std::setw(10) << "delta" << std::setw(11) << "ttft ms" << std::setw(8) << "errors"
-        << "  differs from first in\n";
-  int rank = 0;
-  for (std::size_t idx : order) {
-    auto& [cfg_path, r] = rows[idx];
-    json row = {{"config", cfg_path}, {"ok", r.valid}, {"valid", r.valid}, {"run_dir", r.run_dir},
-                {"teardown_verified", r.teardown_verified}};
-    std::string name = fs::path(cfg_path).filename().string();
-    if (name.size() > 32) name = name.substr(0, 29) + "...";
-    table << std::left << std::setw(4) << (r.valid ? std::to_string(++rank) : "-") << std::setw(34) << name;
-    std::string errors = r.result.is_null() ? "-" : r.result["summary"].value("errors", json(0)).dump();
-    if (r.valid) {
-      double h = bench::headline(r.result);
-      double delta = first_headline > 0 ? (h / first_headline - 1.0) * 100.0 : 0;
-      std::string differs;
-      if (first_snap && idx != 0) {
-        auto d = snap::diff_snapshots(*first_snap, r.result["snapshot"]);
-        for (auto it = d["sections"].begin(); it != d["sections"].end(); ++it)
-          differs += (differs.empty() ? "" : ", ") + it.key() + " (" + std::to_string(it.value().size()) + ")";
-        row["differs_from_first"] = d;
-        if (differs.empty()) differs = "nothing";
-      } else if (idx == 0) {
-        differs = "(first)";
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    auto& e = entries[i];
+    e.aggregate = measure::aggregate_trials(e.config, e.trials, base_opts.bench, dirs[i]);
+    if (!f.label.empty()) e.aggregate["label"] = f.label;
+    if (f.trials > 1) {
+      if (e.trials.size() < static_cast<std::size_t>(f.trials))
+        bench::add_invalid_reason(e.aggregate, st.interrupted() ? "interrupted" : "not every trial ran");
+      std::string path = (fs::path(dirs[i]) / "trials.json").string();
+      base::write_file_atomic(path, e.aggregate.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
+      if (!f.results.empty()) {
+        try {
+          bench::append_tsv(f.results, e.aggregate, fs::absolute(path).string());
+        } catch (const std::exception& ex) {
+          spdlog::error("{}", ex.what());
+        }
       }
-      std::ostringstream d;
-      d << std::showpos << std::fixed << std::setprecision(1) << delta << "%";
-      table << std::right << std::fixed << std::setprecision(2) << std::setw(12) << h << std::setw(10)
-            << (first_headline > 0 ? d.str() : "n/a") << std::setw(11)
-            << r.result["summary"]["ttft_ms"].value("median", 0.0) << std::setw(8) << errors << "  " << differs
-            << "\n";
-      row["headline"] = h;
-      row["delta_pct"] = delta;
-    } else {
-      std::string why = r.reason.substr(0, r.reason.find('\n'));
-      table << std::right << std::setw(12) << "-" << std::setw(10) << "-" << std::setw(11) << "-" << std::setw(8)
-            << errors << "  " << (r.result.is_null() ? "FAILED: " : "INVALID: ") << why << "\n";
-      row["error"] = r.reason;
-      row["exit_code"] = exit_status(r.error);
     }
-    if (!r.result_path.empty()) row["result"] = r.result_path;
-    if (!r.result.is_null()) row["snapshot_id"] = r.result["snapshot_id"];
-    sweep["rows"].push_back(row);
   }
+  bench::compare_options co;
+  co.noise = relative_value(f.noise);
+  co.confidence = base_opts.bench.stats.confidence;
+  co.resamples = std::max(2000, base_opts.bench.stats.bootstrap_resamples);
+  co.seed = base_opts.bench.seed;
+  auto rep = measure::report_sweep(entries, base_opts.bench, co, sweep_dir, st.interrupted());
+  rep.doc["order"] = f.order;
   std::string sweep_json = (fs::path(sweep_dir) / "sweep.json").string();
-  measure::write_result(sweep, sweep_dir);  // never replaces: the folder is this sweep's own
-  fs::rename(fs::path(sweep_dir) / "result.json", sweep_json);
-  std::cout << table.str();
+  base::write_file_atomic(sweep_json, rep.doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
+  std::cout << rep.table;
   std::cout << "sweep: " << fs::absolute(sweep_json).string() << "\n";
-  const measure::outcome* best = nullptr;
-  for (std::size_t idx : order)
-    if (rows[idx].second.valid) {
-      best = &rows[idx].second;
-      break;
-    }
-  if (best)
-    std::cout << bench::headline_line(best->result) << "\n";
-  else
-    std::cout << (st.interrupted() ? "invalid: interrupted" : "invalid: no config gave a valid result") << "\n";
+  std::cout << rep.best_line << "\n";
   if (st.interrupted()) return exit_status(errc::interrupted);
-  bool any_bad = std::any_of(rows.begin(), rows.end(), [](const auto& r) { return !r.second.valid; });
-  return any_bad ? exit_status(errc::failure) : 0;
+  return rep.any_bad ? exit_status(errc::failure) : 0;
 }
 
 }  // namespace bp::cli

@@ -21,14 +21,21 @@ const command kCommands[] = {
     {"meta", "compare or show /meta snapshots", define_meta},
     {"bench", "benchmark an OpenAI-compatible server (normally a bench-proxy)", define_bench},
     {"run", "serve + bench + tear down: one measurement of one configuration", define_run},
-    {"sweep", "run several configs in turn from one process; a table at the end", define_sweep},
+    {"sweep", "run several configs in turn from one process, K trials each, interleaved; a table with "
+              "intervals and verdicts at the end",
+     define_sweep},
+    {"compare", "is the difference real? ratios with confidence intervals and verdicts (faster, slower, no change, "
+                "inconclusive), after checking the inputs are comparable",
+     define_compare},
+    {"results", "the results TSV as a tuning campaign: each row's keep/discard verdict and the running best",
+     define_results},
 };
 
 const char* kFooter = R"(With no command, the options are serve's: bench-proxy --listen ADDR --config CONFIG.
 
 Exit codes: 0 success; 1 failure; 2 usage or config error; 3 listen address unusable;
 4 engine failed to start; 5 engine died after it was ready; 6 warmup failed; 130 interrupted;
-meta diff: 1 = differ. See docs/cli.md.)";
+meta diff: 1 = differ; compare: 1 = slower beyond noise, 3 = not comparable. See docs/cli.md.)";
 
 std::string version_text() {
   const auto& b = base::this_build();

@@ -1,5 +1,7 @@
 #include "cmd/cli.hpp"
 
+#include <optional>
+
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -25,6 +27,28 @@ CLI::Validator whole_in(long long min, long long max) {
       },
       "");
 }
+
+namespace {
+std::optional<double> parse_relative(const std::string& text) {
+  std::string t = text;
+  bool percent = !t.empty() && t.back() == '%';
+  if (percent) t.pop_back();
+  auto x = base::parse_number(t, 0, percent ? 50 : 0.5);
+  if (!x) return std::nullopt;
+  return percent ? *x / 100.0 : *x;
+}
+}  // namespace
+
+CLI::Validator relative_threshold() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        if (parse_relative(v)) return {};
+        return "expected a relative threshold such as 1% or 0.01 (at most 50%), got '" + v + "'";
+      },
+      "");
+}
+
+double relative_value(const std::string& text) { return parse_relative(text).value_or(0.01); }
 
 CLI::Option* add_log_level(CLI::App& app, std::string& level) {
   return app

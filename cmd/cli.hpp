@@ -36,6 +36,10 @@ CLI::Validator finite_in(double min, double max);
 /// Only whole numbers in [min, max].
 CLI::Validator whole_in(long long min, long long max);
 
+/// A relative threshold written "1%" or "0.01" (at most 50%), and its value as a fraction.
+CLI::Validator relative_threshold();
+double relative_value(const std::string& text);
+
 /// --log-level LEVEL on `app`, checked; apply with setup_logging.
 CLI::Option* add_log_level(CLI::App& app, std::string& level);
 void setup_logging(const std::string& level);
@@ -50,5 +54,7 @@ runner define_meta(CLI::App& app, const std::vector<std::string>& argv);
 runner define_bench(CLI::App& app, const std::vector<std::string>& argv);
 runner define_run(CLI::App& app, const std::vector<std::string>& argv);
 runner define_sweep(CLI::App& app, const std::vector<std::string>& argv);
+runner define_compare(CLI::App& app, const std::vector<std::string>& argv);
+runner define_results(CLI::App& app, const std::vector<std::string>& argv);
 
 }  // namespace bp::cli

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
+#include "actors/measure/trials.hpp"
 #include "base/files.hpp"
 #include "base/text.hpp"
 #include "configs/engine_config.hpp"
@@ -74,8 +75,11 @@ std::string write_result(const json& result, const std::string& dir) {
   return fs::absolute(path).string();
 }
 
-json failed_result(const std::string& config_path, const std::string& reason, const std::string& run_dir) {
+json failed_result(const std::string& config_path, const std::string& reason, const std::string& run_dir,
+                   const std::string& label) {
   json r;
+  if (!label.empty()) r["label"] = label;
+  if (!config_path.empty()) r["repo"] = repo_state(config_path);
   r["schema_version"] = 1;
   r["kind"] = "bench-proxy failed run";
   r["finished_at"] = base::utc_now_iso();
@@ -124,6 +128,15 @@ std::string summary_text(const json& r) {
     os << "  [..] " << static_cast<int>(s["statistics"].value("confidence", 0.95) * 100)
        << "% bootstrap interval of each median over requests: request-to-request noise only\n";
   }
+  if (s.contains("headline") && s["headline"].contains("metric")) {
+    const auto& h = s["headline"];
+    os << "headline " << h.value("metric", std::string()) << " " << std::fixed << std::setprecision(2)
+       << h.value("value", 0.0);
+    if (h.contains("ci") && h["ci"].is_array())
+      os << " [" << h["ci"][0].get<double>() << ", " << h["ci"][1].get<double>() << "]";
+    os << " " << h.value("unit", std::string()) << " (" << h.value("description", std::string()) << ")\n";
+  }
+  for (const auto& w : r.value("warnings", json::array())) os << "warning: " << w.get<std::string>() << "\n";
   os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
   if (r.value("valid", false)) {
     os << " (valid)\n";
@@ -147,7 +160,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
     out.reason = reason;
     if (!o.results_tsv.empty()) {
       try {
-        bench::append_tsv(o.results_tsv, failed_result(o.config_path, reason, out.run_dir), "");
+        bench::append_tsv(o.results_tsv, failed_result(o.config_path, reason, out.run_dir, o.label), "");
       } catch (const std::exception& e) {
         spdlog::error("{}", e.what());
       }
@@ -225,6 +238,8 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   }
   out.result["run_dir"] = out.run_dir;
   out.result["config_path"] = o.config_path;
+  if (!o.label.empty()) out.result["label"] = o.label;
+  out.result["repo"] = repo_state(o.config_path);
   if (st.interrupted()) bench::add_invalid_reason(out.result, "interrupted");
   if (!out.engine_exit.empty())
     bench::add_invalid_reason(out.result, "the engine exited during the measurement: " + out.engine_exit);

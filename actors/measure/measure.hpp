@@ -33,6 +33,7 @@ struct options {
   std::string results_tsv = "results.tsv";  ///< empty: no ledger row
   std::vector<std::string> argv;            ///< bench-proxy's own argv (recorded in /meta)
   bench::options bench;                     ///< url and cancel are filled in here
+  std::string label;                        ///< --label: recorded in the result and the ledger
 };
 
 /// Ctrl-C as the CLI sees it: the first asks for an orderly teardown, the second kills the
@@ -71,7 +72,8 @@ std::vector<std::string> preflight(const std::vector<std::string>& configs, cons
 std::string write_result(const nlohmann::json& result, const std::string& dir);
 
 /// One ledger row for a run that produced no result (config error, engine never ready, ...).
-nlohmann::json failed_result(const std::string& config_path, const std::string& reason, const std::string& run_dir);
+nlohmann::json failed_result(const std::string& config_path, const std::string& reason, const std::string& run_dir,
+                             const std::string& label = "");
 
 /// The text summary bench/run print (medians with p90/p99, errors, validity with every reason).
 std::string summary_text(const nlohmann::json& result);

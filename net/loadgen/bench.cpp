@@ -1,4 +1,5 @@
 #include "net/loadgen/bench.hpp"
+#include "net/loadgen/warnings.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -631,7 +632,6 @@ json run(const options& o) {
                                    "noise only, not run-to-run noise)"}};
   s["request_throughput"] = wall_s > 0 ? completed / wall_s : 0;
   s["total_output_tps"] = wall_s > 0 ? total_tokens / wall_s : 0;
-  s["headline"] = {{"metric", "median output_tps"}, {"value", s["output_tps"].value("median", 0.0)}};
   result["summary"] = s;
   result["options"] = {{"queries", o.queries_path}, {"concurrency", conc}, {"rate", o.rate},
                        {"requests", total}, {"repeats", o.repeats}, {"warmup", o.warmup},
@@ -644,6 +644,23 @@ json run(const options& o) {
     result["workload"]["sha256"] = workload_sha256;
   }
   result["requests"] = reqs;
+  {
+    // The headline: the chosen metric with its interval, read back from exactly these requests.
+    const metric_def* def = find_metric(o.headline);
+    if (!def) throw std::invalid_argument("--headline: unknown metric '" + o.headline + "' (" + metric_names() + ")");
+    std::string why;
+    auto samples = samples_of(result, o.headline, o.slo, why);
+    json h;
+    if (samples) {
+      h = to_json(estimator({*samples}).run(o.stats.bootstrap_resamples, o.stats.confidence, o.stats.seed + 100), *def);
+    } else {
+      h = {{"metric", def->name}, {"description", def->description}, {"unit", def->unit},
+           {"higher_is_better", def->higher_is_better}, {"value", 0.0}, {"ci", nullptr}, {"trials", 1},
+           {"error", why}};
+    }
+    result["summary"]["headline"] = h;
+    result["warnings"] = result_warnings(result, o.stats.percentiles);
+  }
   result["finished_at"] = base::utc_now_iso();
   result["valid"] = true;
   result["invalid_reasons"] = json::array();
@@ -743,61 +760,6 @@ double headline(const json& result) {
   } catch (const std::exception&) {
     return 0;
   }
-}
-
-namespace {
-const char* kTsvHeaderV1 =
-    "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
-    "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult";
-const char* kTsvHeaderV2 =
-    "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
-    "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult\tconfig\treasons";
-}  // namespace
-
-std::string append_tsv(const std::string& path, const json& r, const std::string& result_path) {
-  // The header decides the format: a ledger started by an older bench-proxy keeps its columns.
-  std::string first_line;
-  {
-    std::ifstream in(path);
-    std::getline(in, first_line);
-  }
-  bool fresh = first_line.empty();
-  bool v1 = !fresh && first_line == kTsvHeaderV1;
-  auto get = [&](const json& j, std::initializer_list<const char*> keys) -> std::string {
-    const json* cur = &j;
-    for (const char* k : keys) {
-      if (!cur->is_object() || !cur->contains(k)) return "";
-      cur = &(*cur)[k];
-    }
-    if (cur->is_null()) return "";
-    std::string s = cur->is_string() ? cur->get<std::string>() : cur->dump();
-    for (auto& c : s)
-      if (c == '\t' || c == '\n' || c == '\r') c = ' ';
-    return s;
-  };
-  char num[64];
-  auto fmt = [&](const json& j, std::initializer_list<const char*> keys) {
-    std::string v = get(j, keys);
-    if (v.empty()) return v;
-    std::snprintf(num, sizeof(num), "%.3f", std::atof(v.c_str()));
-    return std::string(num);
-  };
-  std::string status = r.value("failed", false) ? "failed" : r.value("valid", false) ? "valid" : "invalid";
-  std::string row = get(r, {"finished_at"}) + "\t" + get(r, {"snapshot", "config", "description"}) + "\t" +
-                    get(r, {"snapshot", "config", "engine"}) + "\t" + get(r, {"snapshot_id"}) + "\t" +
-                    get(r, {"snapshot", "venv", "merkle_sha256"}) + "\t" + get(r, {"summary", "requests"}) + "\t" +
-                    get(r, {"summary", "errors"}) + "\t" + fmt(r, {"summary", "output_tps", "median"}) + "\t" +
-                    fmt(r, {"summary", "ttft_ms", "median"}) + "\t" + fmt(r, {"summary", "itl_ms", "median"}) + "\t" +
-                    fmt(r, {"summary", "e2e_ms", "p99"}) + "\t" + fmt(r, {"summary", "total_output_tps"}) + "\t" +
-                    (v1 && status == "failed" ? "invalid" : status) + "\t" + result_path;
-  if (!v1) row += "\t" + get(r, {"config_path"}) + "\t" + get(r, {"invalid_reason"});
-  std::ofstream f(path, std::ios::app);
-  if (!f) throw std::runtime_error(path + ": cannot append to the results TSV");
-  if (fresh) f << kTsvHeaderV2 << "\n";
-  f << row << "\n";
-  f.flush();
-  if (!f) throw std::runtime_error(path + ": cannot append to the results TSV");
-  return row;
 }
 
 }  // namespace bp::bench

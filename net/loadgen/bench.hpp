@@ -12,6 +12,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "net/loadgen/ledger.hpp"
+#include "net/loadgen/metrics.hpp"
 #include "net/loadgen/stats.hpp"
 
 namespace bp::bench {
@@ -74,6 +76,8 @@ struct options {
   bool require_snapshot = true;
   double max_error_rate = 0;  ///< failed/total above this makes the result invalid
   stats_options stats;        ///< percentiles, bootstrap resamples, confidence, seed
+  std::string headline = "output_tps";  ///< the metric the last line, the TSV and sweep tables report
+  slo_map slo;                          ///< thresholds for the goodput metric
   std::function<void(long done, long total, long errors)> progress;
   const std::atomic<bool>* cancel = nullptr;  ///< set: no new request is started
 };
@@ -115,11 +119,9 @@ void add_invalid_reason(nlohmann::json& result, const std::string& reason);
 /// no shell loop can mistake for a number ("invalid: ...", "failed: ...").
 std::string headline_line(const nlohmann::json& result);
 
-/// The headline number: median of the per-request output tokens per second.
+/// The headline number (summary.headline.value): by default the median of the per-request
+/// output tokens per second; --headline chooses another metric (net/loadgen/metrics.hpp).
 double headline(const nlohmann::json& result);
-
-/// Appends one row to a results TSV (creating it with a header). Returns the row.
-std::string append_tsv(const std::string& path, const nlohmann::json& result, const std::string& result_path);
 
 /// GET /meta: {id, json} or nullopt with `err` (and the HTTP status when there was one).
 struct snapshot_ref {

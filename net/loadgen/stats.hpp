@@ -28,10 +28,44 @@ struct metric_stats {
 /// Percentile with linear interpolation between closest ranks (numpy's default) of sorted data.
 double percentile_sorted(const std::vector<double>& sorted, double p);
 
-/// Percentile-bootstrap interval of the median: `resamples` resamples with replacement (a
-/// 64-bit Mersenne twister seeded with `seed`), the (1-c)/2 and (1+c)/2 quantiles of their medians.
+/// The bootstrap's generator: xoshiro256** seeded through splitmix64 (fast, and the same stream
+/// for the same seed on every platform). A UniformRandomBitGenerator.
+class rng {
+ public:
+  using result_type = std::uint64_t;
+  explicit rng(std::uint64_t seed);
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return ~result_type{0}; }
+  result_type operator()();
+  double uniform();  ///< in [0, 1)
+ private:
+  std::uint64_t s_[4];
+};
+
+/// One bootstrap draw of the p-th percentile (numpy's linear interpolation) of a resample with
+/// replacement of `sorted` (same size). Drawn exactly through the resample's order statistics:
+/// the k-th smallest of n uniforms is Beta(k, n-k+1) and the next one follows from it, so a
+/// draw costs O(1) instead of O(n) and has the same distribution as resampling indices
+/// (docs/metrics.md, "Uncertainty").
+double resampled_percentile(const std::vector<double>& sorted, double p, rng& g);
+
+/// The (1-c)/2 and (1+c)/2 quantiles of `draws` (sorted in place).
+std::pair<double, double> percentile_interval(std::vector<double>& draws, double confidence);
+
+/// Percentile-bootstrap interval of the p-th percentile of `sorted`: `resamples` draws as above.
+std::pair<double, double> bootstrap_percentile_ci(const std::vector<double>& sorted, double p, int resamples,
+                                                  double confidence, std::uint64_t seed);
+
+/// The same for the median, from unsorted values.
 std::pair<double, double> bootstrap_median_ci(const std::vector<double>& values, int resamples, double confidence,
                                               std::uint64_t seed);
+
+/// Median absolute deviation (unscaled) of sorted data around its median.
+double mad_sorted(const std::vector<double>& sorted);
+
+/// Two-sided Mann-Whitney U test of a vs b (normal approximation with tie correction; both
+/// sizes >= 8 for it to mean much). Returns the p-value.
+double mann_whitney_p(const std::vector<double>& a, const std::vector<double>& b);
 
 metric_stats compute_stats(std::vector<double> values, const stats_options& o);
 

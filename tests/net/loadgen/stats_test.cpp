@@ -78,3 +78,46 @@ TEST(Stats, PercentileListsAreValidated) {
   EXPECT_THROW(parse_percentiles(""), std::invalid_argument);
   EXPECT_EQ(percentile_key(99.9), "p99.9");
 }
+
+TEST(Stats, OrderStatisticDrawsHaveTheDistributionOfResamplingIndices) {
+  // The same bootstrap, two ways: resampling indices (O(n) a draw) and drawing the resample's
+  // order statistics directly (O(1)). Their quantiles agree within sampling error.
+  for (std::size_t n : {9u, 100u, 101u}) {
+    std::vector<double> v;
+    std::mt19937_64 g(3);
+    std::exponential_distribution<double> e(1.0);
+    for (std::size_t i = 0; i < n; ++i) v.push_back(e(g));
+    std::sort(v.begin(), v.end());
+    const int B = 40000;
+    std::vector<double> brute(B), fast(B), sample(n);
+    std::uniform_int_distribution<std::size_t> pick(0, n - 1);
+    bp::bench::rng r(5);
+    for (int b = 0; b < B; ++b) {
+      for (auto& x : sample) x = v[pick(g)];
+      std::sort(sample.begin(), sample.end());
+      brute[b] = bp::bench::percentile_sorted(sample, 50);
+      fast[b] = bp::bench::resampled_percentile(v, 50, r);
+    }
+    std::sort(brute.begin(), brute.end());
+    std::sort(fast.begin(), fast.end());
+    for (double q : {5.0, 25.0, 50.0, 75.0, 95.0}) {
+      double a = bp::bench::percentile_sorted(brute, q), b = bp::bench::percentile_sorted(fast, q);
+      double spread = bp::bench::percentile_sorted(brute, 97.5) - bp::bench::percentile_sorted(brute, 2.5);
+      EXPECT_NEAR(a, b, 0.05 * spread) << "n=" << n << " q=" << q;
+    }
+  }
+}
+
+TEST(Stats, MannWhitneySeparatesShiftedSamplesAndNotEqualOnes) {
+  std::mt19937_64 g(9);
+  std::normal_distribution<double> z(0, 1);
+  std::vector<double> a, b, c;
+  for (int i = 0; i < 60; ++i) {
+    a.push_back(z(g));
+    b.push_back(z(g));
+    c.push_back(z(g) + 1.0);
+  }
+  EXPECT_GT(bp::bench::mann_whitney_p(a, b), 0.05);
+  EXPECT_LT(bp::bench::mann_whitney_p(a, c), 0.001);
+  EXPECT_DOUBLE_EQ(bp::bench::mann_whitney_p(std::vector<double>(10, 1.0), std::vector<double>(10, 1.0)), 1.0);
+}

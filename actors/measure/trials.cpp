@@ -1,0 +1,343 @@
+#include "actors/measure/trials.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iomanip>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "base/text.hpp"
+#include "net/loadgen/warnings.hpp"
+#include "snapshot/collect.hpp"
+#include "snapshot/diff.hpp"
+
+namespace bp::measure {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+std::vector<std::pair<std::size_t, int>> trial_order(std::size_t configs, int trials, bool shuffled,
+                                                     std::uint64_t seed) {
+  std::vector<std::pair<std::size_t, int>> out;
+  std::mt19937_64 g(seed);
+  for (int t = 0; t < trials; ++t) {
+    std::vector<std::size_t> round(configs);
+    std::iota(round.begin(), round.end(), 0);
+    if (shuffled) std::shuffle(round.begin(), round.end(), g);
+    for (std::size_t c : round) out.emplace_back(c, t);
+  }
+  return out;
+}
+
+json repo_state(const std::string& config_path) {
+  std::string dir;
+  if (const char* r = std::getenv("REPO_ROOT"); r && *r) {
+    dir = r;
+  } else {
+    std::error_code ec;
+    dir = fs::absolute(fs::path(config_path), ec).parent_path().string();
+  }
+  try {
+    auto git = [&](std::vector<std::string> args) -> std::string {
+      args.insert(args.begin(), {"git", "-C", dir});
+      std::string out = snap::run_program(args, std::chrono::seconds(10));
+      return std::string(base::trim(out));
+    };
+    std::string root = git({"rev-parse", "--show-toplevel"});
+    std::string commit = git({"rev-parse", "HEAD"});
+    bool dirty = !git({"status", "--porcelain", "--untracked-files=no"}).empty();
+    return {{"root", root}, {"commit", commit}, {"dirty", dirty}};
+  } catch (const std::exception&) {
+    return nullptr;  // not a git work tree (or no git): nothing to record
+  }
+}
+
+json aggregate_trials(const std::string& config_path, const std::vector<outcome>& trials, const bench::options& bo,
+                      const std::string& dir) {
+  json a;
+  a["schema_version"] = 1;
+  a["kind"] = "bench-proxy trials";
+  a["config_path"] = config_path;
+  a["dir"] = dir;
+  a["trials"] = trials.size();
+  a["finished_at"] = base::utc_now_iso();
+  a["results"] = json::array();
+  a["per_trial"] = json::array();
+  a["invalid_reasons"] = json::array();
+  a["warnings"] = json::array();
+  const json* first = nullptr;
+  std::vector<bench::trial_samples> samples;
+  std::map<std::string, std::vector<std::size_t>> seen;  // a warning and the trials that gave it
+  std::vector<std::string> warning_order;
+  double requests = 0, errors = 0;
+  std::map<std::string, std::vector<double>> means;
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const auto& t = trials[i];
+    std::string tag = "trial " + std::to_string(i + 1);
+    json pt = {{"trial", i + 1}, {"run_dir", t.run_dir}, {"valid", t.valid}, {"teardown_verified", t.teardown_verified}};
+    if (!t.valid) {
+      std::string why = t.reason.empty() ? "no result" : t.reason.substr(0, t.reason.find('\n'));
+      a["invalid_reasons"].push_back(tag + ": " + why);
+      pt["reason"] = t.reason;
+    }
+    if (!t.result.is_null()) {
+      if (!first) first = &t.result;
+      a["results"].push_back(t.result_path);
+      pt["result"] = t.result_path;
+      pt["headline"] = t.result["summary"]["headline"].value("value", 0.0);
+      std::string why;
+      if (auto s = bench::samples_of(t.result, bo.headline, bo.slo, why)) samples.push_back(std::move(*s));
+      const json& s = t.result["summary"];
+      requests += s.value("requests", 0.0);
+      errors += s.value("errors", 0.0);
+      for (const char* k : {"output_tps", "ttft_ms", "itl_ms"})
+        if (s.contains(k) && s[k].contains("median")) means[k].push_back(s[k]["median"].get<double>());
+      if (s.contains("e2e_ms") && s["e2e_ms"].contains("p99")) means["e2e_p99"].push_back(s["e2e_ms"]["p99"].get<double>());
+      means["total_output_tps"].push_back(s.value("total_output_tps", 0.0));
+      for (const auto& w : t.result.value("warnings", json::array())) {
+        std::string text = w.get<std::string>();
+        if (!seen.count(text)) warning_order.push_back(text);
+        seen[text].push_back(i + 1);
+      }
+    }
+    a["per_trial"].push_back(pt);
+  }
+  for (const auto& text : warning_order) {
+    const auto& ts = seen[text];
+    std::string who;
+    if (trials.size() == 1) {
+      who = "";
+    } else if (ts.size() == trials.size()) {
+      who = "every trial: ";
+    } else {
+      for (std::size_t t : ts) who += (who.empty() ? "trial " : ", ") + std::to_string(t);
+      who += ": ";
+    }
+    a["warnings"].push_back(who + text);
+  }
+  a["failed"] = first == nullptr;
+  a["valid"] = first != nullptr && a["invalid_reasons"].empty();
+  std::string joined;
+  for (const auto& r : a["invalid_reasons"]) joined += (joined.empty() ? "" : "; ") + r.get<std::string>();
+  a["invalid_reason"] = joined;
+  auto mean = [](const std::vector<double>& v) {
+    return v.empty() ? 0.0 : std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  };
+  const bench::metric_def* def = bench::find_metric(bo.headline);
+  json summary = {{"requests", requests},
+                  {"errors", errors},
+                  {"output_tps", {{"median", mean(means["output_tps"])}}},
+                  {"ttft_ms", {{"median", mean(means["ttft_ms"])}}},
+                  {"itl_ms", {{"median", mean(means["itl_ms"])}}},
+                  {"e2e_ms", {{"p99", mean(means["e2e_p99"])}}},
+                  {"total_output_tps", mean(means["total_output_tps"])}};
+  if (def && !samples.empty()) {
+    auto est = bench::estimator(samples).run(bo.stats.bootstrap_resamples, bo.stats.confidence, bo.stats.seed + 200);
+    summary["headline"] = bench::to_json(est, *def);
+    for (const auto& w : bench::trial_warnings(est, *def, 0.01)) a["warnings"].push_back(w);
+    if (samples.size() == 1 && trials.size() > 1)
+      a["warnings"].push_back("only one of " + std::to_string(trials.size()) + " trials has a result");
+  }
+  if (first) a["summary"] = summary;  // a config without any result has no numbers to log
+  else a["summary"] = json::object();
+  if (first) {
+    for (const char* k : {"snapshot", "snapshot_id", "workload", "options", "model", "label", "repo"})
+      if (first->contains(k)) a[k] = (*first)[k];
+  }
+  return a;
+}
+
+namespace {
+
+std::string fmt(double v, int prec = 2) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(prec) << v;
+  return os.str();
+}
+
+bench::side side_of(const sweep_entry& e) {
+  bench::side s;
+  s.label = e.config;
+  for (const auto& t : e.trials)
+    if (!t.result.is_null()) {
+      s.trials.push_back(t.result);
+      s.paths.push_back(t.result_path);
+    }
+  return s;
+}
+
+}  // namespace
+
+std::string trials_text(const json& a) {
+  std::ostringstream os;
+  const json h = a["summary"].value("headline", json::object());
+  for (const auto& t : a.value("per_trial", json::array())) {
+    os << "trial " << t.value("trial", 0) << ": ";
+    if (t.contains("headline"))
+      os << fmt(t["headline"].get<double>()) << (t.value("valid", false) ? "" : " (invalid)");
+    else
+      os << "no result";
+    os << "  " << t.value("run_dir", std::string()) << "\n";
+  }
+  if (h.contains("value")) {
+    os << "headline " << h.value("metric", std::string()) << " " << fmt(h.value("value", 0.0));
+    if (h.contains("ci") && h["ci"].is_array())
+      os << " [" << fmt(h["ci"][0].get<double>()) << ", " << fmt(h["ci"][1].get<double>()) << "]";
+    os << " " << h.value("unit", std::string()) << ", mean of " << h.value("trials", 0) << " trials";
+    if (h.contains("between_trial_cv")) os << ", between-trial CV " << fmt(h["between_trial_cv"].get<double>() * 100) << "%";
+    os << "\n  (" << h.value("ci_method", std::string()) << ")\n";
+  }
+  if (a.value("valid", false))
+    os << "valid\n";
+  else
+    for (const auto& r : a.value("invalid_reasons", json::array())) os << "INVALID: " << r.get<std::string>() << "\n";
+  for (const auto& w : a.value("warnings", json::array())) os << "warning: " << w.get<std::string>() << "\n";
+  return os.str();
+}
+
+sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::options& bo,
+                          const bench::compare_options& co, const std::string& sweep_dir, bool interrupted) {
+  sweep_report rep;
+  int trials = entries.empty() ? 0 : static_cast<int>(entries[0].trials.size());
+  const bench::metric_def* def = bench::find_metric(bo.headline);
+  bool higher = def ? def->higher_is_better : true;
+  auto valid = [](const sweep_entry& e) { return e.aggregate.value("valid", false); };
+  auto head = [](const sweep_entry& e) { return e.aggregate["summary"].value("headline", json::object()); };
+  auto value = [&](const sweep_entry& e) { return head(e).value("value", 0.0); };
+  std::vector<std::size_t> order(entries.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) {
+    if (valid(entries[x]) != valid(entries[y])) return valid(entries[x]);
+    return higher ? value(entries[x]) > value(entries[y]) : value(entries[x]) < value(entries[y]);
+  });
+  bench::side first_side;
+  bool first_ok = !entries.empty() && valid(entries[0]);
+  if (first_ok) first_side = side_of(entries[0]);
+  double noise_floor = -1;
+  if (first_ok && trials >= 2) noise_floor = head(entries[0]).value("between_trial_cv", 0.0);
+  bench::compare_options vo = co;
+  vo.metrics = {bo.headline};
+  vo.slo = bo.slo;
+  json doc = {{"sweep_dir", fs::absolute(sweep_dir).string()},
+              {"interrupted", interrupted},
+              {"trials", trials},
+              {"headline_metric", bo.headline},
+              {"noise", co.noise},
+              {"noise_floor", noise_floor >= 0 ? json(noise_floor) : json(nullptr)},
+              {"configs", json::array()},
+              {"rows", json::array()}};
+  for (const auto& e : entries) {
+    json c = {{"config", e.config}, {"results", json::array()}, {"valid", valid(e)}, {"headline", head(e)}};
+    for (const auto& t : e.trials)
+      if (!t.result_path.empty()) c["results"].push_back(t.result_path);
+    doc["configs"].push_back(c);
+  }
+  std::ostringstream table;
+  std::string unit = def ? def->unit : "";
+  table << std::left << std::setw(4) << "#" << std::setw(30) << "config" << std::right << std::setw(12)
+        << bo.headline << std::setw(22) << (trials >= 2 ? "CI (trials+requests)" : "CI (requests only)")
+        << std::setw(9) << "delta" << "  " << std::left << std::setw(15) << "vs first" << std::right << std::setw(7)
+        << "errors" << "  differs from first in\n";
+  int rank = 0;
+  for (std::size_t idx : order) {
+    const auto& e = entries[idx];
+    if (e.trials.empty()) {  // interrupted before it started: no row, nothing to tear down
+      table << std::left << std::setw(4) << "-" << std::setw(30) << fs::path(e.config).filename().string()
+            << "not run (interrupted)\n";
+      doc["configs"][idx]["not_run"] = true;
+      continue;
+    }
+    bool ok = valid(e);
+    bool teardown = std::all_of(e.trials.begin(), e.trials.end(), [](const outcome& t) { return t.teardown_verified; });
+    json row = {{"config", e.config}, {"ok", ok}, {"valid", ok}, {"teardown_verified", teardown},
+                {"trials", e.trials.size()}};
+    if (!e.trials.empty()) row["run_dir"] = e.trials[0].run_dir;
+    std::string name = std::to_string(idx + 1) + ". " + fs::path(e.config).filename().string();
+    if (name.size() > 28) name = name.substr(0, 25) + "...";
+    table << std::left << std::setw(4) << (ok ? std::to_string(++rank) : "-") << std::setw(30) << name;
+    std::string errors = e.aggregate["summary"].contains("errors") ? fmt(e.aggregate["summary"]["errors"].get<double>(), 0) : "-";
+    if (ok) {
+      json h = head(e);
+      double v = h.value("value", 0.0);
+      double fv = first_ok ? value(entries[0]) : 0;
+      double delta = fv > 0 ? (v / fv - 1.0) * 100.0 : 0;
+      std::string ci = h.contains("ci") && h["ci"].is_array()
+                           ? "[" + fmt(h["ci"][0].get<double>()) + ", " + fmt(h["ci"][1].get<double>()) + "]"
+                           : "(none)";
+      std::string verdict = "(first)", differs;
+      if (idx != 0 && first_ok) {
+        auto cmp = bench::compare_sides(first_side, side_of(e), vo);
+        verdict = !cmp.comparable ? "not comparable" : cmp.metrics.empty() ? "-" : cmp.metrics[0].verdict;
+        row["verdict"] = verdict;
+        row["comparison"] = bench::to_json(cmp);
+        auto d = snap::diff_snapshots(entries[0].trials[0].result["snapshot"], side_of(e).trials[0]["snapshot"]);
+        for (auto it = d["sections"].begin(); it != d["sections"].end(); ++it)
+          differs += (differs.empty() ? "" : ", ") + it.key() + " (" + std::to_string(it.value().size()) + ")";
+        row["differs_from_first"] = d;
+        if (differs.empty()) differs = "nothing";
+      } else if (idx != 0) {
+        verdict = "-";
+      }
+      std::ostringstream d;
+      d << std::showpos << std::fixed << std::setprecision(1) << delta << "%";
+      table << std::right << std::setw(12) << fmt(v) << std::setw(22) << ci << std::setw(9)
+            << (fv > 0 && idx != 0 ? d.str() : "") << "  " << std::left << std::setw(15) << verdict << std::right
+            << std::setw(7) << errors << "  " << (idx == 0 ? "(first)" : differs) << "\n";
+      row["headline"] = v;
+      row["headline_ci"] = h.contains("ci") ? h["ci"] : json(nullptr);
+      row["delta_pct"] = delta;
+    } else {
+      // The whole reason of the first trial that has one (the engine's last output included).
+      std::string why;
+      for (std::size_t t = 0; t < e.trials.size() && why.empty(); ++t)
+        if (!e.trials[t].reason.empty())
+          why = (e.trials.size() > 1 ? "trial " + std::to_string(t + 1) + ": " : "") + e.trials[t].reason;
+      if (why.empty()) why = e.aggregate.value("invalid_reason", std::string());
+      bool failed = e.aggregate.value("failed", false);
+      table << std::right << std::setw(12) << "-" << std::setw(22) << "" << std::setw(9) << "" << "  " << std::left
+            << std::setw(15) << (failed ? "FAILED" : "INVALID") << std::right << std::setw(7) << errors << "  "
+            << why.substr(0, why.find('\n')) << "\n";
+      row["error"] = why;
+      for (const auto& t : e.trials)
+        if (t.error) {
+          row["error_code"] = to_string(code_of(t.error));
+          break;
+        }
+      rep.any_bad = true;
+    }
+    const auto& rs = e.aggregate.value("results", json::array());
+    if (!rs.empty()) row["result"] = rs[0];
+    if (!e.trials.empty() && !e.trials[0].result.is_null()) row["snapshot_id"] = e.trials[0].result["snapshot_id"];
+    doc["rows"].push_back(row);
+  }
+  if (noise_floor >= 0)
+    table << "noise floor: the first config's trials spread by " << fmt(noise_floor * 100, 2)
+          << "% (between-trial CV of " << bo.headline << "); an A/A sweep (the same config twice) measures it\n";
+  else if (trials < 2)
+    table << "one trial per config: intervals cover request-to-request noise only (--trials 3 sees run-to-run noise)\n";
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    for (const auto& w : entries[i].aggregate.value("warnings", json::array()))
+      table << "warning: config " << i + 1 << " (" << fs::path(entries[i].config).filename().string()
+            << "): " << w.get<std::string>() << "\n";
+  rep.doc = doc;
+  rep.table = table.str();
+  const sweep_entry* best = nullptr;
+  for (std::size_t idx : order)
+    if (valid(entries[idx])) {
+      best = &entries[idx];
+      break;
+    }
+  if (best) {
+    char buf[64];
+    std::snprintf(buf, sizeof(buf), "%.2f", value(*best));
+    rep.best_line = buf;
+  } else {
+    rep.best_line = interrupted ? "invalid: interrupted" : "invalid: no config gave a valid result";
+  }
+  if (interrupted) rep.any_bad = true;
+  return rep;
+}
+
+}  // namespace bp::measure

@@ -1,0 +1,153 @@
+// bench-proxy compare | results
+#include <signal.h>
+
+#include <iostream>
+
+#include "base/numbers.hpp"
+#include "cmd/cli.hpp"
+#include "net/loadgen/compare.hpp"
+#include "net/loadgen/ledger.hpp"
+#include "snapshot/diff.hpp"
+
+namespace bp::cli {
+
+namespace {
+
+const char* kCompareAbout = R"(Is the difference real? The first input is the baseline; each other config is compared with it.
+Inputs: result.json files, run folders (a result.json, or trials.json from run --trials), sweep
+folders (every config with its trials; alone, its first config is the baseline).
+
+Per metric: candidate/baseline with its confidence interval (bootstrap: trials resampled, then
+requests within them), and a verdict: faster or slower (the interval lies entirely beyond
+±noise, "faster" meaning better in the metric's own direction), no change (entirely within
+±noise), or inconclusive (with the trials or requests needed to resolve ±noise). First, whether
+the two are comparable at all: workload bytes, the set of answered queries, model and load shape,
+validity. Beneath: what the snapshots differ in (meta diff, summarised). docs/metrics.md, "Verdicts".
+
+Exit status: 0 no metric slower beyond noise; 1 one was; 3 the inputs are not comparable;
+2 usage errors (and inputs that cannot be read).)";
+
+const char* kResultsAbout = R"(The results TSV as the log of a tuning campaign: each row, its verdict against the best valid
+row before it (keep: better beyond noise, the new best; discard: worse beyond noise; within noise;
+inconclusive; invalid; failed; not comparable: another headline metric, workload or load shape),
+and the running best. Ledgers written by older bench-proxy versions load too.)";
+
+void unblock_signals() {
+  // Nothing to tear down: Ctrl-C ends it at once.
+  sigset_t stop = stop_signals();
+  pthread_sigmask(SIG_UNBLOCK, &stop, nullptr);
+}
+
+}  // namespace
+
+runner define_compare(CLI::App& app, const std::vector<std::string>&) {
+  struct flags {
+    std::vector<std::string> inputs, metrics;
+    std::string noise = "1%", slo;
+    bool json = false;
+    bench::compare_options o;
+  };
+  auto f = std::make_shared<flags>();
+  app.footer(kCompareAbout);
+  app.add_option("INPUT", f->inputs, "BASELINE CANDIDATE...: result.json files, run folders or sweep folders")->required();
+  app.add_option("--noise", f->noise, "changes within ±this are no change (default 1%)")->type_name("X%")->check(relative_threshold());
+  app.add_option("--confidence", f->o.confidence, "level of the intervals (default 0.95)")
+      ->type_name("C")
+      ->check(finite_in(0.5, 0.999));
+  app.add_option("--metric", f->metrics,
+                 "compare this metric (repeatable; default: the headline, output_tps, total_output_tps, ttft_p50, "
+                 "itl_p50, e2e_p99); one of " + bench::metric_names())
+      ->type_name("M")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return bench::find_metric(v) ? "" : "unknown metric '" + v + "' (one of " + bench::metric_names() + ")";
+          },
+          ""));
+  app.add_option("--slo", f->slo, "goodput thresholds, e.g. ttft_ms=500,e2e_ms=4000")->type_name("LIST");
+  app.add_option("--bootstrap", f->o.resamples, "bootstrap resamples (default 10000)")
+      ->type_name("N")
+      ->check(whole_in(100, 10000000));
+  app.add_option("--seed", f->o.seed, "seed of the bootstrap (default 1)")->type_name("N")->check(whole_in(0, 1ll << 62));
+  app.add_flag("--json", f->json, "the comparisons as JSON");
+  return [f]() -> int {
+    unblock_signals();
+    auto o = f->o;
+    o.noise = relative_value(f->noise);
+    o.metrics = f->metrics;
+    if (!f->slo.empty()) {
+      try {
+        o.slo = bench::parse_slo(f->slo);
+      } catch (const std::invalid_argument& e) {
+        throw usage_error(std::string("--slo: ") + e.what());
+      }
+    }
+    std::vector<bench::side> sides;
+    for (const auto& in : f->inputs) {
+      try {
+        for (auto& s : bench::load_sides(in)) sides.push_back(std::move(s));
+      } catch (const std::exception& e) {
+        throw usage_error(e.what());
+      }
+    }
+    if (sides.size() < 2)
+      throw usage_error("compare needs a baseline and at least one candidate (got " + std::to_string(sides.size()) +
+                        " config from " + f->inputs[0] + ")");
+    std::vector<bench::comparison> all;
+    nlohmann::json out = {{"comparisons", nlohmann::json::array()}};
+    for (std::size_t i = 1; i < sides.size(); ++i) {
+      auto c = bench::compare_sides(sides[0], sides[i], o);
+      auto j = bench::to_json(c);
+      std::string differs;
+      const auto& a = sides[0].trials[0], &b = sides[i].trials[0];
+      if (a.contains("snapshot") && b.contains("snapshot") && a["snapshot"].is_object() && b["snapshot"].is_object()) {
+        auto d = snap::diff_snapshots(a["snapshot"], b["snapshot"]);
+        j["snapshot_diff"] = d;
+        for (auto it = d["sections"].begin(); it != d["sections"].end(); ++it)
+          differs += (differs.empty() ? "" : ", ") + it.key() + " (" + std::to_string(it.value().size()) + ")";
+        if (differs.empty()) differs = "nothing (instance facts aside)";
+      } else {
+        differs = "(a side has no snapshot)";
+      }
+      if (!f->json) {
+        if (i > 1) std::cout << "\n";
+        std::cout << bench::render(c) << "snapshots differ in: " << differs << "\n";
+      }
+      out["comparisons"].push_back(j);
+      all.push_back(std::move(c));
+    }
+    int status = bench::compare_status(all);
+    out["exit_status"] = status;
+    if (f->json) std::cout << out.dump(2) << "\n";
+    return status;
+  };
+}
+
+runner define_results(CLI::App& app, const std::vector<std::string>&) {
+  struct flags {
+    std::string tsv = "results.tsv", noise = "1%";
+    bool json = false;
+  };
+  auto f = std::make_shared<flags>();
+  app.footer(kResultsAbout);
+  app.add_option("TSV", f->tsv, "the ledger (default results.tsv)");
+  app.add_option("--noise", f->noise, "changes within ±this are within noise (default 1%)")->type_name("X%")->check(relative_threshold());
+  app.add_flag("--json", f->json, "the campaign as JSON");
+  return [f]() -> int {
+    unblock_signals();
+    std::vector<bench::ledger_row> rows;
+    try {
+      rows = bench::load_ledger(f->tsv);
+    } catch (const std::exception& e) {
+      throw usage_error(e.what());
+    }
+    double noise = relative_value(f->noise);
+    auto c = bench::campaign(rows, noise);
+    if (f->json)
+      std::cout << bench::to_json(c).dump(2) << "\n";
+    else
+      std::cout << bench::render_campaign(c, noise);
+    return 0;
+  };
+}
+
+}  // namespace bp::cli

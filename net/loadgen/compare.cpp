@@ -1,0 +1,357 @@
+#include "net/loadgen/compare.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "base/files.hpp"
+#include "net/loadgen/warnings.hpp"
+
+namespace bp::bench {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+json read_json(const std::string& path) {
+  std::string text = base::read_file_limited(path, base::default_read_limit);
+  try {
+    return json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw std::runtime_error(path + ": not JSON: " + e.what());
+  }
+}
+
+json read_result(const std::string& path) {
+  json j = read_json(path);
+  if (!j.is_object() || j.value("kind", "") != "bench-proxy bench result")
+    throw std::runtime_error(path + ": not a bench-proxy result (no \"kind\": \"bench-proxy bench result\")");
+  return j;
+}
+
+/// Paths inside a listing file are relative to the folder holding it, or absolute.
+std::string resolve(const fs::path& dir, const std::string& p) {
+  fs::path q(p);
+  return q.is_absolute() ? q.string() : (dir / q).string();
+}
+
+side side_from_listing(const fs::path& dir, const std::string& label, const json& results) {
+  side s;
+  s.label = label;
+  for (const auto& r : results) {
+    std::string p = resolve(dir, r.get<std::string>());
+    s.trials.push_back(read_result(p));
+    s.paths.push_back(p);
+  }
+  return s;
+}
+
+std::string fmt(double v, int prec = 2) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(prec) << v;
+  return os.str();
+}
+
+std::string pct(double ratio) {
+  std::ostringstream os;
+  os << std::showpos << std::fixed << std::setprecision(1) << (ratio - 1.0) * 100.0 << "%";
+  return os.str();
+}
+
+std::set<int> answered(const json& result) {
+  std::set<int> s;
+  for (const auto& r : result.value("requests", json::array()))
+    if (r.value("ok", false)) s.insert(r.value("query_line", 0));
+  return s;
+}
+
+std::string str(const json& j, std::initializer_list<const char*> keys) {
+  const json* cur = &j;
+  for (const char* k : keys) {
+    if (!cur->is_object() || !cur->contains(k)) return "(none)";
+    cur = &(*cur)[k];
+  }
+  return cur->is_string() ? cur->get<std::string>() : cur->dump();
+}
+
+}  // namespace
+
+std::vector<side> load_sides(const std::string& path) {
+  std::error_code ec;
+  fs::path p(path);
+  if (fs::is_directory(p, ec)) {
+    if (fs::exists(p / "sweep.json")) {
+      json sw = read_json((p / "sweep.json").string());
+      std::vector<side> out;
+      std::size_t i = 0;
+      for (const auto& c : sw.value("configs", json::array())) {
+        ++i;
+        if (c.value("results", json::array()).empty()) continue;  // failed every trial: nothing to compare
+        out.push_back(side_from_listing(
+            p, path + " config " + std::to_string(i) + " (" + c.value("config", std::string("?")) + ")", c["results"]));
+      }
+      if (out.empty()) throw std::runtime_error(path + "/sweep.json: no config of this sweep has a result");
+      return out;
+    }
+    if (fs::exists(p / "trials.json")) {
+      json t = read_json((p / "trials.json").string());
+      return {side_from_listing(p, path, t.value("results", json::array()))};
+    }
+    if (fs::exists(p / "result.json")) return {side{path, {read_result((p / "result.json").string())}, {(p / "result.json").string()}}};
+    throw std::runtime_error(path + ": a folder without result.json, trials.json or sweep.json");
+  }
+  if (!fs::exists(p, ec)) throw std::runtime_error(path + ": no such file or folder");
+  return {side{path, {read_result(path)}, {path}}};
+}
+
+std::vector<std::string> default_compare_metrics(const std::string& headline) {
+  std::vector<std::string> out = {headline};
+  for (const char* m : {"output_tps", "total_output_tps", "ttft_p50", "itl_p50", "e2e_p99"})
+    if (m != headline) out.push_back(m);
+  return out;
+}
+
+std::vector<std::string> comparability(const side& a, const side& b) {
+  std::vector<std::string> why;
+  auto each = [&](const side& s, const char* name) {
+    for (std::size_t i = 0; i < s.trials.size(); ++i)
+      if (!s.trials[i].value("valid", false))
+        why.push_back(std::string(name) + (s.trials.size() > 1 ? " trial " + std::to_string(i + 1) : "") +
+                      " is invalid: " + s.trials[i].value("invalid_reason", std::string("(no reason recorded)")));
+  };
+  each(a, "baseline");
+  each(b, "candidate");
+  if (a.trials.empty() || b.trials.empty()) {
+    why.push_back("a side has no result");
+    return why;
+  }
+  const json& ra = a.trials[0];
+  // Every trial of both sides against the baseline's first.
+  std::vector<std::pair<std::string, const json*>> all;
+  for (std::size_t i = 0; i < a.trials.size(); ++i) all.emplace_back("baseline trial " + std::to_string(i + 1), &a.trials[i]);
+  for (std::size_t i = 0; i < b.trials.size(); ++i) all.emplace_back("candidate trial " + std::to_string(i + 1), &b.trials[i]);
+  std::set<std::string> said;
+  auto differ = [&](const std::string& what, const std::string& x, const std::string& y, const std::string& who) {
+    if (x == y || said.count(what)) return;
+    said.insert(what);
+    why.push_back(what + " differs: " + x + " (baseline) vs " + y + " (" + who + ")");
+  };
+  std::set<int> base_ok = answered(ra);
+  for (const auto& [who, r] : all) {
+    differ("workload (sha256)", str(ra, {"workload", "sha256"}), str(*r, {"workload", "sha256"}), who);
+    differ("model", str(ra, {"model"}), str(*r, {"model"}), who);
+    for (const char* k : {"concurrency", "rate", "max_tokens", "requests", "repeats", "stream"})
+      differ(std::string("load shape (") + k + ")", str(ra, {"options", k}), str(*r, {"options", k}), who);
+    std::set<int> ok = answered(*r);
+    if (ok != base_ok && !said.count("answered")) {
+      said.insert("answered");
+      std::vector<int> missing, extra;
+      std::set_difference(base_ok.begin(), base_ok.end(), ok.begin(), ok.end(), std::back_inserter(missing));
+      std::set_difference(ok.begin(), ok.end(), base_ok.begin(), base_ok.end(), std::back_inserter(extra));
+      std::string lines;
+      for (std::size_t i = 0; i < missing.size() && i < 10; ++i) lines += (i ? ", " : "") + std::to_string(missing[i]);
+      why.push_back("the set of answered queries differs: " + std::to_string(base_ok.size()) + " (baseline) vs " +
+                    std::to_string(ok.size()) + " (" + who + ")" +
+                    (missing.empty() ? "" : "; not answered there: workload lines " + lines + (missing.size() > 10 ? ", ..." : "")) +
+                    (extra.empty() ? "" : "; " + std::to_string(extra.size()) + " answered only there"));
+    }
+  }
+  return why;
+}
+
+std::string verdict_of(double low, double high, double noise, bool higher_is_better) {
+  double up = 1.0 + noise, down = 1.0 - noise;
+  if (low >= down && high <= up) return "no change";
+  bool above = low > up, below = high < down;
+  if (above) return higher_is_better ? "faster" : "slower";
+  if (below) return higher_is_better ? "slower" : "faster";
+  return "inconclusive";
+}
+
+comparison compare_sides(const side& baseline, const side& candidate, const compare_options& o) {
+  comparison c;
+  c.baseline = baseline.label;
+  c.candidate = candidate.label;
+  c.noise = o.noise;
+  c.reasons = comparability(baseline, candidate);
+  c.comparable = c.reasons.empty();
+  std::string headline = default_headline;
+  if (!baseline.trials.empty())
+    headline = baseline.trials[0].value("summary", json::object()).value("headline", json::object()).value("metric", headline);
+  if (!find_metric(headline)) headline = default_headline;  // results of an older bench-proxy: "median output_tps"
+  std::vector<std::string> metrics = o.metrics.empty() ? default_compare_metrics(headline) : o.metrics;
+  auto collect = [&](const side& s, const std::string& m, std::string& err) {
+    std::vector<trial_samples> t;
+    for (const auto& r : s.trials) {
+      std::string why;
+      auto x = samples_of(r, m, o.slo, why);
+      if (!x) {
+        err = s.label + ": " + why;
+        return t;
+      }
+      t.push_back(std::move(*x));
+    }
+    return t;
+  };
+  for (const auto& s : {&baseline, &candidate}) {
+    // The same warning from several trials is said once, naming them.
+    std::vector<std::string> order;
+    std::map<std::string, std::vector<std::size_t>> from;
+    for (std::size_t i = 0; i < s->trials.size(); ++i)
+      for (const auto& w : s->trials[i].value("warnings", json::array())) {
+        std::string text = w.get<std::string>();
+        if (!from.count(text)) order.push_back(text);
+        from[text].push_back(i + 1);
+      }
+    for (const auto& text : order) {
+      std::string who;
+      if (s->trials.size() > 1) {
+        if (from[text].size() == s->trials.size()) {
+          who = " (every trial)";
+        } else {
+          for (std::size_t t : from[text]) who += (who.empty() ? " (trial " : ", ") + std::to_string(t);
+          who += ")";
+        }
+      }
+      c.warnings.push_back(s->label + who + ": " + text);
+    }
+  }
+  std::uint64_t seed = o.seed;
+  for (const auto& m : metrics) {
+    metric_verdict v;
+    v.metric = m;
+    const metric_def* def = find_metric(m);
+    std::string err;
+    auto tb = collect(baseline, m, err);
+    auto tc = err.empty() ? collect(candidate, m, err) : std::vector<trial_samples>{};
+    if (!def || !err.empty()) {
+      v.error = def ? err : "unknown metric '" + m + "'";
+      v.verdict = "inconclusive";
+      c.metrics.push_back(v);
+      continue;
+    }
+    estimator eb(tb), ec(tc);
+    v.base = eb.run(o.resamples, o.confidence, seed++);
+    v.cand = ec.run(o.resamples, o.confidence, seed++);
+    for (const auto* e : {&v.base, &v.cand})
+      for (const auto& w : trial_warnings(*e, *def, o.noise))
+        c.warnings.push_back((e == &v.base ? baseline.label : candidate.label) + ": " + w);
+    v.ratio = v.base.value != 0 ? v.cand.value / v.base.value : 0;
+    if ((eb.resamplable() || ec.resamplable()) && o.resamples > 0 && v.base.value != 0) {
+      // Both sides resampled independently in each draw; the interval of the ratio of the draws.
+      rng g(seed++);
+      std::vector<double> ratios;
+      ratios.reserve(static_cast<std::size_t>(o.resamples));
+      for (int i = 0; i < o.resamples; ++i) {
+        double b = eb.draw(g), x = ec.draw(g);
+        if (b != 0) ratios.push_back(x / b);
+      }
+      auto [lo, hi] = percentile_interval(ratios, o.confidence);
+      v.has_ci = true;
+      v.ratio_low = lo;
+      v.ratio_high = hi;
+      v.verdict = verdict_of(lo, hi, o.noise, def->higher_is_better);
+    } else {
+      v.verdict = "inconclusive";
+    }
+    if (v.verdict == "inconclusive") {
+      if (!v.has_ci) {
+        v.needed = "no interval: " + v.base.method + "; measure with --trials 2 or more";
+      } else {
+        // The interval narrows as 1/sqrt(units): how many units would bring the nearer noise
+        // boundary outside it, at the observed spread (pyperf's estimate, for a ratio).
+        double w = (v.ratio_high - v.ratio_low) / 2.0;
+        double target = std::fabs(std::fabs(v.ratio - 1.0) - o.noise);
+        std::size_t units = std::max(eb.units(), ec.units());
+        bool trials = std::max(eb.trials(), ec.trials()) >= 2;
+        if (target < 1e-9) {
+          v.needed = "the estimate lies on the noise boundary: no number of " + std::string(trials ? "trials" : "requests") +
+                     " resolves ±" + fmt(o.noise * 100, 1) + "%";
+        } else {
+          double n = std::ceil(static_cast<double>(units) * (w / target) * (w / target));
+          v.needed = "about " + fmt(n, 0) + (trials ? " trials per config" : " requests (each trial)") +
+                     " to resolve ±" + fmt(o.noise * 100, 1) + "% at this spread" +
+                     (trials ? "" : "; a single trial cannot see run-to-run noise, use --trials");
+        }
+      }
+    }
+    c.metrics.push_back(v);
+  }
+  return c;
+}
+
+bool comparison::regressed() const {
+  return std::any_of(metrics.begin(), metrics.end(), [](const metric_verdict& v) { return v.verdict == "slower"; });
+}
+
+json to_json(const comparison& c) {
+  json j = {{"baseline", c.baseline},   {"candidate", c.candidate}, {"comparable", c.comparable},
+            {"not_comparable_because", c.reasons}, {"noise", c.noise}, {"metrics", json::array()},
+            {"warnings", c.warnings}};
+  for (const auto& v : c.metrics) {
+    const metric_def* def = find_metric(v.metric);
+    json m = {{"metric", v.metric}, {"verdict", c.comparable ? v.verdict : "not comparable"}};
+    if (!v.error.empty()) {
+      m["error"] = v.error;
+    } else if (def) {
+      m["baseline"] = to_json(v.base, *def);
+      m["candidate"] = to_json(v.cand, *def);
+      m["ratio"] = v.ratio;
+      m["ratio_ci"] = v.has_ci ? json::array({v.ratio_low, v.ratio_high}) : json(nullptr);
+      m["higher_is_better"] = def->higher_is_better;
+    }
+    if (!v.needed.empty()) m["needed"] = v.needed;
+    j["metrics"].push_back(m);
+  }
+  return j;
+}
+
+std::string render(const comparison& c) {
+  std::ostringstream os;
+  os << "baseline:  " << c.baseline << "\ncandidate: " << c.candidate << "\n";
+  if (!c.comparable) {
+    os << "NOT COMPARABLE:\n";
+    for (const auto& r : c.reasons) os << "  - " << r << "\n";
+  }
+  os << std::left << std::setw(18) << "metric" << std::right << std::setw(14) << "baseline" << std::setw(14)
+     << "candidate" << std::setw(9) << "change" << "  " << std::left << std::setw(22) << "95% CI of the change"
+     << "verdict (noise ±" << fmt(c.noise * 100, 1) << "%)\n";
+  for (const auto& v : c.metrics) {
+    os << std::left << std::setw(18) << v.metric;
+    if (!v.error.empty()) {
+      os << "  " << v.error << "\n";
+      continue;
+    }
+    std::string ci = v.has_ci ? "[" + pct(v.ratio_low) + ", " + pct(v.ratio_high) + "]" : "(none)";
+    os << std::right << std::setw(14) << fmt(v.base.value) << std::setw(14) << fmt(v.cand.value) << std::setw(9)
+       << pct(v.ratio) << "  " << std::left << std::setw(22) << ci << (c.comparable ? v.verdict : "not comparable")
+       << "\n";
+    if (!v.needed.empty() && c.comparable) os << "  " << std::string(16, ' ') << v.needed << "\n";
+  }
+  if (!c.metrics.empty() && c.metrics[0].error.empty()) {
+    const auto& v = c.metrics[0];
+    os << "(" << v.base.trials << " vs " << v.cand.trials << " trial" << (v.cand.trials == 1 ? "" : "s") << "; "
+       << (v.base.trials >= 2 && v.cand.trials >= 2 ? "intervals include run-to-run noise"
+                                                   : "intervals cover request-to-request noise only, not run-to-run noise")
+       << ")\n";
+  }
+  for (const auto& w : c.warnings) os << "warning: " << w << "\n";
+  return os.str();
+}
+
+int compare_status(const std::vector<comparison>& all) {
+  for (const auto& c : all)
+    if (!c.comparable) return 3;
+  for (const auto& c : all)
+    if (c.regressed()) return 1;
+  return 0;
+}
+
+}  // namespace bp::bench

@@ -1,0 +1,76 @@
+#pragma once
+/// Is this delta real? Two measurements of configs (each one or more trials), a ratio with its
+/// confidence interval per metric, and a verdict against a noise threshold, after checking that
+/// the two are comparable at all (docs/metrics.md, "Verdicts"). Pure logic over result.json
+/// documents; `bench-proxy compare`, the sweep table and the ledger use it.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/loadgen/metrics.hpp"
+
+namespace bp::bench {
+
+/// One config's measurement: its trials' result.json documents.
+struct side {
+  std::string label;
+  std::vector<nlohmann::json> trials;
+  std::vector<std::string> paths;
+};
+
+/// A result.json; a run folder (result.json, or trials.json listing trial results); a sweep
+/// folder (sweep.json: one side per config, in sweep order). Throws std::runtime_error naming
+/// the path and what is wrong.
+std::vector<side> load_sides(const std::string& path);
+
+struct compare_options {
+  double noise = 0.01;       ///< relative: changes within ±noise count as no change
+  double confidence = 0.95;  ///< of the ratio's interval
+  int resamples = 10000;
+  std::uint64_t seed = 1;
+  std::vector<std::string> metrics;  ///< empty: the baseline's headline, then the usual set
+  slo_map slo;
+};
+
+/// The metrics compared when none are named: the headline first.
+std::vector<std::string> default_compare_metrics(const std::string& headline);
+
+struct metric_verdict {
+  std::string metric;
+  estimate base, cand;
+  bool has_ci = false;
+  double ratio = 0, ratio_low = 0, ratio_high = 0;  ///< candidate / baseline
+  /// faster, slower, no change, inconclusive ("faster" = better in the metric's own direction).
+  std::string verdict;
+  std::string needed;  ///< inconclusive: what would resolve ±noise, estimated from the observed spread
+  std::string error;   ///< the metric could not be read on one side
+};
+
+struct comparison {
+  std::string baseline, candidate;
+  bool comparable = true;
+  std::vector<std::string> reasons;  ///< why not comparable
+  std::vector<metric_verdict> metrics;
+  std::vector<std::string> warnings;  ///< from both sides' results and their trials
+  double noise = 0.01;
+  bool regressed() const;  ///< some metric is "slower"
+};
+
+/// Why `a` and `b` cannot be compared (empty: they can): invalid results, different workload
+/// bytes, a different set of answered queries, different model or load shape.
+std::vector<std::string> comparability(const side& a, const side& b);
+
+comparison compare_sides(const side& baseline, const side& candidate, const compare_options& o);
+
+/// The verdict for a ratio interval of a metric (pure rule, docs/metrics.md).
+std::string verdict_of(double low, double high, double noise, bool higher_is_better);
+
+nlohmann::json to_json(const comparison& c);
+std::string render(const comparison& c);
+
+/// compare's exit status: 3 when any pair is not comparable, else 1 when any metric regressed
+/// beyond noise, else 0.
+int compare_status(const std::vector<comparison>& all);
+
+}  // namespace bp::bench

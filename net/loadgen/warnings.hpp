@@ -1,0 +1,20 @@
+#pragma once
+/// What makes a number suspect (docs/metrics.md, "Warnings"): a slow start (warmup too short),
+/// drift within a run, outliers, high variation, too few requests for a percentile, a first
+/// trial unlike the rest. Warnings never change a verdict; they are printed beside it.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/loadgen/metrics.hpp"
+
+namespace bp::bench {
+
+/// Warnings about one result (its "requests", in start order). `percentiles`: those reported.
+std::vector<std::string> result_warnings(const nlohmann::json& result, const std::vector<double>& percentiles);
+
+/// Warnings about a config's trials of `metric`: the first trial much worse than the others.
+std::vector<std::string> trial_warnings(const estimate& e, const metric_def& metric, double noise);
+
+}  // namespace bp::bench

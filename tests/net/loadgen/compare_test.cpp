@@ -1,0 +1,286 @@
+// Verdicts, comparability, the headline metrics, warnings and the ledger, on synthetic results
+// whose truth is known.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "net/loadgen/compare.hpp"
+#include "net/loadgen/ledger.hpp"
+#include "net/loadgen/warnings.hpp"
+
+using namespace bp::bench;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A valid result of n requests whose output tok/s per request are `speed` * (1 + noise * z).
+json make_result(int n, double speed, double noise, std::uint64_t seed, const std::string& workload = "w1") {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> z(0, 1);
+  json reqs = json::array();
+  double t = 0;
+  for (int i = 0; i < n; ++i) {
+    double tps = speed * std::max(0.05, 1 + noise * z(g));
+    double e2e = 32 / tps * 1000;
+    json itl = json::array();
+    for (int k = 0; k < 31; ++k) itl.push_back(e2e / 32);
+    reqs.push_back({{"index", i}, {"query_line", 2 + i % 50}, {"ok", true}, {"start_ms", t}, {"e2e_ms", e2e},
+                    {"ttft_ms", e2e / 32}, {"output_tokens", 32}, {"itl_ms", itl}});
+    t += e2e;
+  }
+  return {{"kind", "bench-proxy bench result"},
+          {"valid", true},
+          {"model", "m"},
+          {"workload", {{"sha256", workload}}},
+          {"options", {{"concurrency", 1}, {"rate", 0}, {"max_tokens", nullptr}, {"requests", n}, {"repeats", 1}, {"stream", true}}},
+          {"summary", {{"wall_s", t / 1000}, {"completed", n}, {"total_output_tps", 32.0 * n / (t / 1000)},
+                       {"headline", {{"metric", "output_tps"}}}}},
+          {"requests", reqs}};
+}
+
+side one(const json& r, const std::string& label = "x") { return side{label, {r}, {label}}; }
+
+compare_options opts() {
+  compare_options o;
+  o.resamples = 4000;
+  o.metrics = {"output_tps"};
+  return o;
+}
+
+}  // namespace
+
+TEST(Verdict, TheRuleOnTheIntervalOfTheRatio) {
+  EXPECT_EQ(verdict_of(1.02, 1.05, 0.01, true), "faster");
+  EXPECT_EQ(verdict_of(0.90, 0.95, 0.01, true), "slower");
+  EXPECT_EQ(verdict_of(0.995, 1.004, 0.01, true), "no change");
+  EXPECT_EQ(verdict_of(0.98, 1.02, 0.01, true), "inconclusive");
+  // Lower is better (latency): a ratio above 1 + noise is slower.
+  EXPECT_EQ(verdict_of(1.02, 1.05, 0.01, false), "slower");
+  EXPECT_EQ(verdict_of(0.90, 0.95, 0.01, false), "faster");
+}
+
+TEST(Compare, AnAATestIsNoChange) {
+  auto c = compare_sides(one(make_result(400, 100, 0.02, 1)), one(make_result(400, 100, 0.02, 2)), opts());
+  ASSERT_TRUE(c.comparable);
+  EXPECT_EQ(c.metrics[0].verdict, "no change") << c.metrics[0].ratio_low << " " << c.metrics[0].ratio_high;
+  EXPECT_FALSE(c.regressed());
+}
+
+TEST(Compare, TenPercentSlowerIsSlowerAndRegresses) {
+  auto c = compare_sides(one(make_result(200, 100, 0.05, 1)), one(make_result(200, 90, 0.05, 2)), opts());
+  EXPECT_EQ(c.metrics[0].verdict, "slower");
+  EXPECT_LT(c.metrics[0].ratio_high, 0.99);
+  EXPECT_TRUE(c.regressed());
+  EXPECT_EQ(compare_status({c}), 1);
+  // And the other way round.
+  auto d = compare_sides(one(make_result(200, 90, 0.05, 2)), one(make_result(200, 100, 0.05, 1)), opts());
+  EXPECT_EQ(d.metrics[0].verdict, "faster");
+  EXPECT_EQ(compare_status({d}), 0);
+}
+
+TEST(Compare, ASmallDifferenceInsideTheNoiseIsNeverFasterOrSlower) {
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    auto c = compare_sides(one(make_result(100, 100, 0.05, seed)), one(make_result(100, 100.3, 0.05, seed + 100)), opts());
+    EXPECT_TRUE(c.metrics[0].verdict == "no change" || c.metrics[0].verdict == "inconclusive") << c.metrics[0].verdict;
+    if (c.metrics[0].verdict == "inconclusive") {
+      EXPECT_NE(c.metrics[0].needed, "");
+    }
+  }
+}
+
+TEST(Compare, InconclusiveSaysHowManyRequestsWouldResolveIt) {
+  auto c = compare_sides(one(make_result(20, 100, 0.2, 1)), one(make_result(20, 104, 0.2, 2)), opts());
+  ASSERT_EQ(c.metrics[0].verdict, "inconclusive");
+  EXPECT_NE(c.metrics[0].needed.find("requests"), std::string::npos) << c.metrics[0].needed;
+}
+
+TEST(Compare, LatencyMetricsAreBetterWhenLower) {
+  compare_options o = opts();
+  o.metrics = {"e2e_p50"};
+  // 10% faster tokens: 10% lower latency, which is "faster".
+  auto c = compare_sides(one(make_result(200, 100, 0.02, 1)), one(make_result(200, 110, 0.02, 2)), o);
+  EXPECT_EQ(c.metrics[0].verdict, "faster");
+  EXPECT_LT(c.metrics[0].ratio, 1.0);
+}
+
+TEST(Comparability, DifferentWorkloadsAreNotComparable) {
+  auto c = compare_sides(one(make_result(50, 100, 0.02, 1, "w1")), one(make_result(50, 100, 0.02, 2, "w2")), opts());
+  EXPECT_FALSE(c.comparable);
+  ASSERT_FALSE(c.reasons.empty());
+  EXPECT_NE(c.reasons[0].find("workload (sha256) differs"), std::string::npos) << c.reasons[0];
+  EXPECT_EQ(compare_status({c}), 3);
+}
+
+TEST(Comparability, ARunThatLostQueriesIsNotComparableWithOneThatDidNot) {
+  json lost = make_result(50, 100, 0.02, 2);
+  for (int i = 0; i < 5; ++i) {
+    lost["requests"][i * 7]["ok"] = false;
+    lost["requests"][i * 7].erase("e2e_ms");
+  }
+  auto c = compare_sides(one(make_result(50, 100, 0.02, 1)), one(lost), opts());
+  EXPECT_FALSE(c.comparable);
+  bool found = false;
+  for (const auto& r : c.reasons)
+    if (r.find("the set of answered queries differs: 50 (baseline) vs 45") != std::string::npos) found = true;
+  EXPECT_TRUE(found) << (c.reasons.empty() ? "" : c.reasons[0]);
+}
+
+TEST(Comparability, InvalidResultsAndOtherLoadShapesAreNamed) {
+  json bad = make_result(50, 100, 0.02, 2);
+  bad["valid"] = false;
+  bad["invalid_reason"] = "the snapshot changed";
+  json other = make_result(50, 100, 0.02, 3);
+  other["options"]["concurrency"] = 8;
+  auto c = compare_sides(one(make_result(50, 100, 0.02, 1)), side{"c", {bad, other}, {"a", "b"}}, opts());
+  EXPECT_FALSE(c.comparable);
+  std::string all;
+  for (const auto& r : c.reasons) all += r + "\n";
+  EXPECT_NE(all.find("candidate trial 1 is invalid: the snapshot changed"), std::string::npos) << all;
+  EXPECT_NE(all.find("load shape (concurrency) differs: 1 (baseline) vs 8"), std::string::npos) << all;
+}
+
+TEST(Trials, TheTwoLevelIntervalSeesRunToRunNoiseThatOneTrialCannot) {
+  // Each trial has its own offset (run-to-run noise of 3%); one trial's interval is far narrower.
+  std::vector<trial_samples> trials;
+  std::mt19937_64 g(7);
+  std::normal_distribution<double> off(0, 0.03);
+  std::string why;
+  for (int t = 0; t < 6; ++t) trials.push_back(*samples_of(make_result(200, 100 * (1 + off(g)), 0.01, 10 + t), "output_tps", {}, why));
+  auto one_trial = estimator({trials[0]}).run(4000, 0.95, 1);
+  auto all = estimator(trials).run(4000, 0.95, 1);
+  EXPECT_EQ(all.trials, 6u);
+  EXPECT_GT(all.between_trial_cv, 0.005);
+  EXPECT_GT(all.ci_high - all.ci_low, 3 * (one_trial.ci_high - one_trial.ci_low));
+  EXPECT_NE(one_trial.method.find("request-to-request noise only"), std::string::npos);
+}
+
+TEST(Trials, AHierarchicalIntervalCoversTheTruthNinetyToNinetyNinePercentOfTheTime) {
+  // 200 simulated configs, 10 trials each of 100 requests: trial offsets N(0, 2%), request noise
+  // N(0, 5%); the truth is the population's mean of trial medians, 100.
+  int covered = 0;
+  std::mt19937_64 g(12345);
+  std::normal_distribution<double> off(0, 0.02);
+  for (int sim = 0; sim < 200; ++sim) {
+    std::vector<trial_samples> trials;
+    std::string why;
+    for (int t = 0; t < 10; ++t)
+      trials.push_back(*samples_of(make_result(100, 100 * (1 + off(g)), 0.05, g()), "output_tps", {}, why));
+    auto e = estimator(trials).run(1000, 0.95, static_cast<std::uint64_t>(sim));
+    if (e.ci_low <= 100 && 100 <= e.ci_high) ++covered;
+  }
+  std::cout << "coverage of the 95% two-level interval (10 trials): " << covered / 200.0 << " (" << covered
+            << " of 200)\n";
+  EXPECT_GE(covered, 180);
+  EXPECT_LE(covered, 198);
+}
+
+TEST(Metrics, EveryNamedMetricIsReadFromTheRequests) {
+  json r = make_result(100, 100, 0.0, 1);
+  std::string why;
+  for (const auto& m : all_metrics()) {
+    if (m.name == "goodput") continue;
+    auto s = samples_of(r, m.name, {}, why);
+    ASSERT_TRUE(s) << m.name << ": " << why;
+    EXPECT_GT(s->value(), 0) << m.name;
+  }
+  EXPECT_NEAR(samples_of(r, "output_tps", {}, why)->value(), 100, 1e-6);
+  EXPECT_FALSE(samples_of(r, "goodput", {}, why));
+  EXPECT_NE(why.find("--slo"), std::string::npos);
+  // Every request takes 320 ms end to end: an SLO of 300 ms lets none through, 400 ms all.
+  EXPECT_EQ(samples_of(r, "goodput", parse_slo("e2e_ms=300"), why)->value(), 0);
+  EXPECT_NEAR(samples_of(r, "goodput", parse_slo("e2e_ms=400"), why)->value(), 100 / r["summary"]["wall_s"].get<double>(), 1e-9);
+  EXPECT_THROW(parse_slo("ttft=5"), std::invalid_argument);
+  EXPECT_THROW(parse_slo("ttft_ms=nan"), std::invalid_argument);
+}
+
+TEST(Warnings, SlowStartDriftOutliersAndThinPercentilesAreNamed) {
+  json r = make_result(100, 100, 0.01, 1);
+  EXPECT_TRUE(result_warnings(r, {50}).empty()) << result_warnings(r, {50})[0];
+  json slow = r;
+  for (int i = 0; i < 10; ++i) slow["requests"][i]["e2e_ms"] = slow["requests"][i]["e2e_ms"].get<double>() * 3;
+  auto w = result_warnings(slow, {50});
+  ASSERT_FALSE(w.empty());
+  EXPECT_NE(w[0].find("the first 10 requests took"), std::string::npos) << w[0];
+  json drift = r;
+  for (int i = 50; i < 100; ++i) drift["requests"][i]["e2e_ms"] = drift["requests"][i]["e2e_ms"].get<double>() * 1.1;
+  bool said = false;
+  for (const auto& x : result_warnings(drift, {50}))
+    if (x.find("drift within the run") != std::string::npos) said = true;
+  EXPECT_TRUE(said);
+  json outlier = r;
+  outlier["requests"][40]["e2e_ms"] = 1e6;
+  said = false;
+  for (const auto& x : result_warnings(outlier, {50}))
+    if (x.find("1 of 100 requests are outliers in end-to-end latency") != std::string::npos) said = true;
+  EXPECT_TRUE(said);
+  auto thin = result_warnings(r, {50, 99});
+  ASSERT_EQ(thin.size(), 1u);
+  EXPECT_NE(thin[0].find("p99 rests on 100 requests"), std::string::npos) << thin[0];
+}
+
+TEST(Ledger, AScriptedCampaignGetsItsKeepAndDiscardColumn) {
+  auto p = fs::temp_directory_path() / ("bp_ledger_" + std::to_string(::getpid()) + ".tsv");
+  fs::remove(p);
+  auto row = [&](double speed, std::uint64_t seed, const std::string& label) {
+    json r = make_result(200, speed, 0.02, seed);
+    std::string why;
+    r["summary"]["headline"] = to_json(estimator({*samples_of(r, "output_tps", {}, why)}).run(2000, 0.95, seed),
+                                       *find_metric("output_tps"));
+    r["label"] = label;
+    r["finished_at"] = "2026-12-01T00:00:0" + std::to_string(seed) + "Z";
+    append_tsv(p.string(), r, "/r/" + label + "/result.json");
+  };
+  row(100, 1, "baseline");
+  row(110, 2, "bigger batch");   // keep: +10%
+  json failed = {{"failed", true}, {"valid", false}, {"label", "broken flag"}, {"invalid_reason", "engine exited 1"}};
+  append_tsv(p.string(), failed, "");
+  row(100, 4, "smaller batch");  // discard: -9% against the new best
+  row(110.2, 5, "tiny tweak");   // within noise of the best
+  auto c = campaign(load_ledger(p.string()), 0.01);
+  ASSERT_EQ(c.size(), 5u);
+  std::vector<std::string> verdicts;
+  for (const auto& e : c) verdicts.push_back(e.verdict);
+  EXPECT_EQ(verdicts, (std::vector<std::string>{"keep", "keep", "failed", "discard", "within noise"}));
+  EXPECT_EQ(*c[4].best_line, 3u);  // line 3 of the TSV: "bigger batch"
+  EXPECT_EQ(c[1].row.label, "bigger batch");
+  std::string text = render_campaign(c, 0.01);
+  EXPECT_NE(text.find("bigger batch"), std::string::npos);
+  fs::remove(p);
+}
+
+TEST(Ledger, OlderLedgersStillLoad) {
+  auto p = fs::temp_directory_path() / ("bp_ledger_v2_" + std::to_string(::getpid()) + ".tsv");
+  std::ofstream(p) << "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
+                      "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult\tconfig\treasons\n"
+                   << "t1\td\tmock\ts\tm\t5\t0\t100.000\t1\t1\t1\t1\tvalid\t/a\tc.yaml\t\n"
+                   << "t2\td\tmock\ts\tm\t5\t0\t120.000\t1\t1\t1\t1\tvalid\t/b\tc.yaml\t\n"
+                   << "t3\td\tmock\ts\tm\t5\t5\t\t\t\t\t\tinvalid\t/c\tc.yaml\t5 requests failed\n";
+  auto rows = load_ledger(p.string());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].metric, "output_tps");
+  EXPECT_EQ(*rows[1].value, 120);
+  auto c = campaign(rows, 0.01);
+  EXPECT_EQ(c[1].verdict, "keep");
+  EXPECT_EQ(c[2].verdict, "invalid");
+  // Appending to it keeps its columns.
+  json r = make_result(10, 100, 0, 1);
+  std::string added = append_tsv(p.string(), r, "/d");
+  EXPECT_EQ(std::count(added.begin(), added.end(), '\t'), 15);
+  std::ofstream(p, std::ios::app) << "t5\tonly\ttwo\n";
+  EXPECT_THROW(
+      {
+        try {
+          load_ledger(p.string());
+        } catch (const std::runtime_error& e) {
+          EXPECT_NE(std::string(e.what()).find(":6: 3 fields, the header has 16"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      std::runtime_error);
+  fs::remove(p);
+}
