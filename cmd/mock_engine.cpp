@@ -70,6 +70,10 @@ int main(int argc, char** argv) {
       ->type_name("K")
       ->check(whole_in(0, 1ll << 40))
       ->group(faults);
+  app.add_option("--fail-every", o.fail_every, "answer every Nth completion request with HTTP 500")
+      ->type_name("N")
+      ->check(whole_in(1, 1ll << 40))
+      ->group(faults);
   app.add_flag("--ignore-sigterm", o.ignore_sigterm, "ignore SIGTERM (only SIGKILL stops it)")->group(faults);
   app.add_flag("--stall", o.stall, "accept completion requests but never answer")->group(faults);
   app.add_flag("--detached-grandchild", o.detached_grandchild,

@@ -263,7 +263,7 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
     }
     if (v.verdict == "inconclusive") {
       if (!v.has_ci) {
-        v.needed = "no interval: " + v.base.method + "; measure with --trials 2 or more";
+        v.needed = "no interval (one trial of a run-level metric): measure with --trials 2 or more";
       } else {
         // The interval narrows as 1/sqrt(units): how many units would bring the nearer noise
         // boundary outside it, at the observed spread (pyperf's estimate, for a ratio).

@@ -49,6 +49,7 @@ struct shared_state {
   std::atomic<long> cancelled{0};
   std::atomic<long> active{0};
   std::atomic<long> seq{0};
+  std::atomic<long> fail_counter{0};
 };
 
 std::string token_text(std::size_t seed, int i) {
@@ -165,6 +166,9 @@ class session : public std::enable_shared_from_this<session> {
       std::fflush(stderr);
       std::abort();
     }
+    if (st_.opts.fail_every > 0 && ++st_.fail_counter % st_.opts.fail_every == 0)
+      return reply(500, "Internal Server Error",
+                   R"x({"error":{"message":"mock-engine: failing this request (--fail-every)","type":"server_error"}})x");
     st_.started++;
     st_.active++;
     in_request_ = true;

@@ -1,0 +1,145 @@
+"""Verdicts on the mock engine with per-token jitter: A/A is no change, 10% slower is slower, a 0.3%
+difference is never called, incomparable inputs are refused, and the ledger tells keep from discard."""
+import csv
+import json
+import os
+import subprocess
+import unittest
+
+from bp import BENCH_PROXY, SRC, ProxyCase, write_config
+
+WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
+
+
+def mock(itl_ms, extra_args=()):
+    # 8 tokens a request; the jitter gives each request its own pace and each token its own delay.
+    return ["--tokens", "8", "--ttft-ms", str(itl_ms), "--itl-ms", str(itl_ms), "--jitter", "0.02", *extra_args]
+
+
+class CompareTest(ProxyCase):
+    def cfg(self, name, itl_ms, extra_args=(), extra="warmup: 2"):
+        return write_config(self.dir, name, mock(itl_ms, extra_args), extra=extra)
+
+    def bp(self, *args, timeout=300):
+        return subprocess.run([BENCH_PROXY, *args], capture_output=True, text=True, cwd=self.dir, timeout=timeout)
+
+    def run_one(self, config, run_dir, n="100", *extra):
+        r = self.bp("run", "--config", config, "--queries", WORKLOAD, "-n", n, "--max-tokens", "8", "--run-dir",
+                    os.path.join(self.dir, run_dir), "--results", os.path.join(self.dir, "r.tsv"), "--no-progress", *extra)
+        return r
+
+    def compare(self, *inputs, extra=()):
+        r = self.bp("compare", *[os.path.join(self.dir, i) for i in inputs], "--json", *extra)
+        self.assertIn(r.returncode, (0, 1, 3), r.stdout + r.stderr)
+        return r.returncode, json.loads(r.stdout)
+
+    def verdict(self, doc, metric="output_tps"):
+        return [m for m in doc["comparisons"][0]["metrics"] if m["metric"] == metric][0]
+
+    def test_an_a_a_sweep_with_trials_is_no_change_and_measures_the_noise_floor(self):
+        a = self.cfg("a.yaml", 4)
+        r = self.bp("sweep", a, a, "--trials", "3", "--queries", WORKLOAD, "-n", "100", "--max-tokens", "8", "--sweep-dir",
+                    os.path.join(self.dir, "sw"), "--results", os.path.join(self.dir, "r.tsv"), "--no-progress")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(self.dir, "sw", "sweep.json")) as f:
+            sw = json.load(f)
+        self.assertEqual(sw["trials"], 3)
+        self.assertEqual([len(c["results"]) for c in sw["configs"]], [3, 3])
+        second = [row for row in sw["rows"] if "verdict" in row][0]
+        self.assertEqual(second["verdict"], "no change", r.stdout)
+        self.assertIsNotNone(sw["noise_floor"])
+        self.assertIn("noise floor", r.stdout)
+        self.assertIn("CI (trials+requests)", r.stdout)
+        # Interleaved: A B A B A B, visible in the order the trial folders were made.
+        trials = sorted((os.stat(os.path.join(self.dir, "sw", d, t, "result.json")).st_mtime, d)
+                        for d in os.listdir(os.path.join(self.dir, "sw")) if os.path.isdir(os.path.join(self.dir, "sw", d))
+                        for t in os.listdir(os.path.join(self.dir, "sw", d)) if t.startswith("trial-"))
+        self.assertEqual([d for _, d in trials], ["1_a", "2_a"] * 3)
+        # compare reads the sweep folder: its first config is the baseline.
+        code, doc = self.compare("sw")
+        self.assertEqual(code, 0, doc)
+        v = self.verdict(doc)
+        self.assertEqual(v["verdict"], "no change")
+        self.assertEqual(v["baseline"]["trials"], 3)
+        self.assertIn("two-level bootstrap", v["baseline"]["ci_method"])
+        # One ledger row per config for its three trials.
+        with open(os.path.join(self.dir, "r.tsv")) as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        self.assertEqual([row["trials"] for row in rows], ["3", "3"])
+        self.assertEqual(rows[0]["headline_metric"], "output_tps")
+        self.assertTrue(float(rows[0]["headline_ci_low"]) <= float(rows[0]["headline"]) <= float(rows[0]["headline_ci_high"]))
+
+    def test_ten_percent_slower_is_slower_and_a_tiny_difference_is_never_called(self):
+        base = self.cfg("base.yaml", 4)
+        slow = self.cfg("slow.yaml", 4.4)
+        tiny = self.cfg("tiny.yaml", 4.012)
+        for c, d in [(base, "base"), (slow, "slow"), (tiny, "tiny")]:
+            r = self.run_one(c, d)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        code, doc = self.compare("base", "slow")
+        self.assertEqual(code, 1, doc)  # a regression beyond noise: a CI job fails
+        self.assertEqual(self.verdict(doc)["verdict"], "slower")
+        self.assertLess(self.verdict(doc)["ratio"], 0.95)
+        self.assertEqual(self.verdict(doc, "e2e_p99")["verdict"], "slower")
+        # The text form says the same, and that one trial cannot see run-to-run noise.
+        r = self.bp("compare", os.path.join(self.dir, "base"), os.path.join(self.dir, "slow"))
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("slower", r.stdout)
+        self.assertIn("request-to-request noise only", r.stdout)
+        self.assertIn("snapshots differ in: config (", r.stdout)  # the args
+        code, doc = self.compare("base", "tiny", extra=("--noise", "1%"))
+        v = self.verdict(doc)
+        self.assertIn(v["verdict"], ("no change", "inconclusive"), v)
+        self.assertEqual(code, 0)
+
+    def test_inputs_that_are_not_comparable_are_refused_with_the_reason(self):
+        base = self.cfg("base.yaml", 2)
+        lossy = self.cfg("lossy.yaml", 2, ["--fail-every", "10"], extra="warmup: 0")
+        other = os.path.join(self.dir, "other.jsonl")
+        with open(other, "w") as f:
+            for i in range(50):
+                f.write(json.dumps({"prompt": f"question {i}"}) + "\n")
+        self.assertEqual(self.run_one(base, "base", "50", "--warmup", "0").returncode, 0)
+        r = self.run_one(lossy, "lossy", "50", "--warmup", "0", "--max-error-rate", "0.2")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)  # valid: 5 errors are tolerated here
+        r = self.bp("run", "--config", base, "--queries", other, "-n", "50", "--max-tokens", "8", "--warmup", "0", "--run-dir",
+                    os.path.join(self.dir, "other"), "--results", os.path.join(self.dir, "r.tsv"), "--no-progress")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        code, doc = self.compare("base", "lossy")
+        self.assertEqual(code, 3, doc)
+        reasons = doc["comparisons"][0]["not_comparable_because"]
+        self.assertTrue(any("the set of answered queries differs: 50 (baseline) vs 45" in x for x in reasons), reasons)
+        self.assertEqual(self.verdict(doc)["verdict"], "not comparable")
+        code, doc = self.compare("base", "other")
+        self.assertEqual(code, 3)
+        self.assertTrue(any("workload (sha256) differs" in x for x in doc["comparisons"][0]["not_comparable_because"]))
+        # Usage errors: one input, a file that is not a result.
+        r = self.bp("compare", os.path.join(self.dir, "base"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("needs a baseline and at least one candidate", r.stderr)
+        r = self.bp("compare", os.path.join(self.dir, "base"), other)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("other.jsonl: not JSON", r.stderr)
+
+    def test_a_scripted_campaign_gets_its_keep_and_discard_column(self):
+        ledger = os.path.join(self.dir, "ledger.tsv")
+        steps = [("baseline", self.cfg("c1.yaml", 4)), ("more speed", self.cfg("c2.yaml", 3.2)),
+                 ("broken flag", self.cfg("c3.yaml", 4, ["--fail-startup", "unknown flag"])),
+                 ("too far", self.cfg("c4.yaml", 4.8)), ("the same again", self.cfg("c5.yaml", 3.2))]
+        for label, c in steps:
+            self.bp("run", "--config", c, "--queries", WORKLOAD, "-n", "60", "--max-tokens", "8", "--results", ledger,
+                    "--label", label, "--no-progress")
+        r = self.bp("results", ledger, "--json", "--noise", "5%")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = json.loads(r.stdout)
+        self.assertEqual([row["label"] for row in rows], [s[0] for s in steps])
+        self.assertEqual([row["verdict"] for row in rows], ["keep", "keep", "failed", "discard", "within noise"])
+        self.assertEqual(rows[4]["best_line"], 3)  # "more speed" stays the best
+        self.assertTrue(all(row["repo_commit"] == "" or len(row["repo_commit"]) == 40 for row in rows))
+        r = self.bp("results", ledger)
+        self.assertIn("more speed", r.stdout)
+        self.assertIn("discard", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
