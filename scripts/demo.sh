@@ -46,4 +46,14 @@ say "Ctrl-C (SIGINT): drain, stop the engine, reap its whole process tree"
 engine=$(curl -s "$url/healthz" | sed -n 's/.*"engine_pid":\([0-9]*\).*/\1/p')
 kill -INT $pid; wait $pid; rc=$?; trap - EXIT
 echo "bench-proxy exited with $rc; engine pid $engine alive afterwards: $(kill -0 "$engine" 2>/dev/null && echo yes || echo no)"
-echo "run folder: $work/run (engine.log, meta.json); log: $work/bench-proxy.log"
+
+say "is a difference real? an A/A sweep: the same config twice, 2 interleaved trials each, with intervals and verdicts"
+"$bin/bench-proxy" sweep configs/demo-mock.yaml configs/demo-mock.yaml --trials 2 --queries configs/workloads/bank-intents.csv \
+  -n 20 --max-tokens 8 --sweep-dir "$work/sweep" --results "$work/results.tsv" --no-progress --log-level warn
+
+say "bench-proxy compare $work/sweep (its first config is the baseline)"
+"$bin/bench-proxy" compare "$work/sweep" --metric output_tps --metric ttft_p50 || true
+
+say "bench-proxy results: the ledger as a campaign (keep / discard / within noise)"
+"$bin/bench-proxy" results "$work/results.tsv"
+echo "run folder: $work/run (engine.log, meta.json); log: $work/bench-proxy.log; sweep: $work/sweep"
