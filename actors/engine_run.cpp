@@ -119,7 +119,7 @@ void engine_run::kill_now() {
 std::string claim_run_dir(const std::string& wanted, const std::string& config_path) {
   if (wanted.empty()) return base::make_unique_dir(default_run_dir(config_path));
   std::error_code ec;
-  for (const char* f : {"result.json", "meta.json", "engine.log"})
+  for (const char* f : {"result.json", "meta.json", "engine.log", "trials.json", "sweep.json"})
     if (fs::exists(fs::path(wanted) / f, ec))
       throw std::runtime_error("run folder " + wanted + " already holds " + f +
                                " from another run (results are never overwritten: choose a new folder)");

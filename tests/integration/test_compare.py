@@ -121,6 +121,36 @@ class CompareTest(ProxyCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("other.jsonl: not JSON", r.stderr)
 
+    def test_run_with_trials_writes_each_lifecycle_and_one_combined_record(self):
+        a = self.cfg("a.yaml", 2)
+        for d in ("r1", "r2"):
+            r = self.run_one(a, d, "40", "--trials", "2", "--label", "two trials")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("trial 1: ", r.stdout)
+        self.assertIn("mean of 2 trials", r.stdout)
+        self.assertIn("two-level bootstrap", r.stdout)
+        for t in ("trial-1", "trial-2"):
+            self.assertTrue(os.path.exists(os.path.join(self.dir, "r1", t, "result.json")))
+            self.assertTrue(os.path.exists(os.path.join(self.dir, "r1", t, "meta.json")))
+        with open(os.path.join(self.dir, "r1", "trials.json")) as f:
+            agg = json.load(f)
+        self.assertEqual(agg["kind"], "bench-proxy trials")
+        self.assertEqual(agg["trials"], 2)
+        self.assertEqual(len(agg["summary"]["headline"]["per_trial"]), 2)
+        self.assertTrue(agg["valid"])
+        self.assertEqual(agg["label"], "two trials")
+        # The last line is the combined headline.
+        with open(os.path.join(self.dir, "r2", "trials.json")) as f:
+            last = json.load(f)["summary"]["headline"]["value"]
+        self.assertAlmostEqual(float(r.stdout.strip().splitlines()[-1]), last, places=1)
+        code, doc = self.compare("r1", "r2")
+        self.assertEqual(code, 0, doc)
+        self.assertIn(self.verdict(doc)["verdict"], ("no change", "inconclusive"))
+        self.assertEqual(self.verdict(doc)["candidate"]["trials"], 2)
+        # A run folder that already holds trials is never reused.
+        r = self.run_one(a, "r1", "40", "--trials", "2")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+
     def test_a_scripted_campaign_gets_its_keep_and_discard_column(self):
         ledger = os.path.join(self.dir, "ledger.tsv")
         steps = [("baseline", self.cfg("c1.yaml", 4)), ("more speed", self.cfg("c2.yaml", 3.2)),
