@@ -20,6 +20,7 @@
 #include "actors/process/engine_child.hpp"
 #include "actors/engine_run.hpp"
 #include "actors/measure/measure.hpp"
+#include "actors/measure/report.hpp"
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
 #include "base/numbers.hpp"
@@ -255,6 +256,15 @@ void preflight_or_throw(const std::vector<std::string>& configs, const std::stri
   throw usage_error(all);
 }
 
+/// report.html into `dir`, its path printed; a report that cannot be made is logged, never fatal.
+void write_report_beside(const std::vector<std::string>& paths, const std::string& dir) {
+  try {
+    std::cout << "report: " << measure::write_report(paths, (fs::path(dir) / "report.html").string()) << "\n";
+  } catch (const std::exception& e) {
+    spdlog::warn("no report.html: {}", e.what());
+  }
+}
+
 }  // namespace
 
 int bench_main(const bench_flags& f);
@@ -362,6 +372,7 @@ int run_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
     if (!r.result.is_null()) {
       std::cout << measure::summary_text(r.result);
       std::cout << "result: " << r.result_path << "\n";
+      write_report_beside({r.run_dir}, r.run_dir);
     }
     if (!r.valid) std::cerr << "bench-proxy run: " << r.reason << "\n";
     std::cout << (r.result.is_null() ? "failed: " + r.reason.substr(0, r.reason.find('\n'))
@@ -388,6 +399,7 @@ int run_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
   base::write_file_atomic(path, agg.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
   if (!tsv.empty()) bench::append_tsv(tsv, agg, fs::absolute(path).string());
   std::cout << measure::trials_text(agg) << "trials: " << fs::absolute(path).string() << "\n";
+  if (!agg.value("results", nlohmann::json::array()).empty()) write_report_beside({dir}, dir);
   bool any = agg.value("results", nlohmann::json::array()).size() > 0;
   std::cout << (any ? bench::headline_line(agg) : "failed: no trial gave a result") << "\n";
   if (st.interrupted()) return exit_status(errc::interrupted);
@@ -484,7 +496,7 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   bench::compare_options co;
   co.noise = relative_value(f.noise);
   co.confidence = base_opts.bench.stats.confidence;
-  co.resamples = std::max(2000, base_opts.bench.stats.bootstrap_resamples);
+  co.resamples = 10000;  // as compare does by default: the table and `compare DIR` agree
   co.seed = base_opts.bench.seed;
   auto rep = measure::report_sweep(entries, base_opts.bench, co, sweep_dir, st.interrupted());
   rep.doc["order"] = f.order;
@@ -492,6 +504,7 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   base::write_file_atomic(sweep_json, rep.doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
   std::cout << rep.table;
   std::cout << "sweep: " << fs::absolute(sweep_json).string() << "\n";
+  write_report_beside({sweep_dir}, sweep_dir);
   std::cout << rep.best_line << "\n";
   if (st.interrupted()) return exit_status(errc::interrupted);
   return rep.any_bad ? exit_status(errc::failure) : 0;

@@ -29,6 +29,7 @@ const command kCommands[] = {
      define_compare},
     {"results", "the results TSV as a tuning campaign: each row's keep/discard verdict and the running best",
      define_results},
+    {"report", "one self-contained HTML page with charts for runs, sweeps or a results TSV", define_report},
 };
 
 const char* kFooter = R"(With no command, the options are serve's: bench-proxy --listen ADDR --config CONFIG.

@@ -3,6 +3,9 @@
 
 #include <iostream>
 
+#include <filesystem>
+
+#include "actors/measure/report.hpp"
 #include "base/numbers.hpp"
 #include "cmd/cli.hpp"
 #include "net/loadgen/compare.hpp"
@@ -119,6 +122,35 @@ runner define_compare(CLI::App& app, const std::vector<std::string>&) {
     out["exit_status"] = status;
     if (f->json) std::cout << out.dump(2) << "\n";
     return status;
+  };
+}
+
+runner define_report(CLI::App& app, const std::vector<std::string>&) {
+  struct flags {
+    std::vector<std::string> paths;
+    std::string out = "report.html";
+  };
+  auto f = std::make_shared<flags>();
+  app.footer(R"(One self-contained HTML page (Chart.js inlined, nothing fetched from anywhere): each config's headline
+with its interval and verdict against the first, errors, validity, warnings, snapshot ids and links;
+CDFs of TTFT, ITL, end-to-end latency and per-request tok/s; per-request timelines per trial; the
+campaign of a results TSV; what each config's snapshot differs in from the baseline. PATH: run
+folders, result.json files, sweep folders, results TSVs. docs/report.md.)");
+  app.add_option("PATH", f->paths, "what to show; the first config is the baseline")->required();
+  app.add_option("-o,--out", f->out, "the page to write (default report.html; never over an existing file)")->type_name("FILE");
+  return [f]() -> int {
+    unblock_signals();
+    std::error_code ec;
+    if (std::filesystem::exists(f->out, ec))
+      throw usage_error(f->out + " already exists (reports are never overwritten: choose another -o)");
+    std::string path;
+    try {
+      path = measure::write_report(f->paths, f->out);
+    } catch (const std::exception& e) {
+      throw usage_error(e.what());
+    }
+    std::cout << "report: " << path << "\n";
+    return 0;
   };
 }
 

@@ -46,8 +46,13 @@ class CompareTest(ProxyCase):
         self.assertEqual(sw["trials"], 3)
         self.assertEqual([len(c["results"]) for c in sw["configs"]], [3, 3])
         second = [row for row in sw["rows"] if "verdict" in row][0]
-        self.assertEqual(second["verdict"], "no change", r.stdout)
+        # An A/A test is never called faster or slower. On a quiet machine (trials spread below
+        # 0.2%) it is "no change"; on a loaded one the interval may straddle ±1%: "inconclusive",
+        # with the spread that explains it in the table.
         self.assertIsNotNone(sw["noise_floor"])
+        self.assertIn(second["verdict"], ("no change", "inconclusive"), r.stdout)
+        if sw["noise_floor"] < 0.002:
+            self.assertEqual(second["verdict"], "no change", r.stdout)
         self.assertIn("noise floor", r.stdout)
         self.assertIn("CI (trials+requests)", r.stdout)
         # Interleaved: A B A B A B, visible in the order the trial folders were made.
@@ -59,7 +64,7 @@ class CompareTest(ProxyCase):
         code, doc = self.compare("sw")
         self.assertEqual(code, 0, doc)
         v = self.verdict(doc)
-        self.assertEqual(v["verdict"], "no change")
+        self.assertEqual(v["verdict"], second["verdict"])
         self.assertEqual(v["baseline"]["trials"], 3)
         self.assertIn("two-level bootstrap", v["baseline"]["ci_method"])
         # One ledger row per config for its three trials.
@@ -80,7 +85,7 @@ class CompareTest(ProxyCase):
         self.assertEqual(code, 1, doc)  # a regression beyond noise: a CI job fails
         self.assertEqual(self.verdict(doc)["verdict"], "slower")
         self.assertLess(self.verdict(doc)["ratio"], 0.95)
-        self.assertEqual(self.verdict(doc, "e2e_p99")["verdict"], "slower")
+        self.assertEqual(self.verdict(doc, "itl_p50")["verdict"], "slower")
         # The text form says the same, and that one trial cannot see run-to-run noise.
         r = self.bp("compare", os.path.join(self.dir, "base"), os.path.join(self.dir, "slow"))
         self.assertEqual(r.returncode, 1)

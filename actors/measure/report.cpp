@@ -1,0 +1,370 @@
+#include "actors/measure/report.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "base/files.hpp"
+#include "base/text.hpp"
+#include "net/loadgen/compare.hpp"
+#include "net/loadgen/ledger.hpp"
+#include "snapshot/diff.hpp"
+
+namespace bp::embedded {
+extern const unsigned char chart_js[];
+extern const std::size_t chart_js_size;
+}  // namespace bp::embedded
+
+namespace bp::measure {
+
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kCdfPoints = 400;       // quantiles at evenly spaced ranks
+constexpr std::size_t kTimelinePoints = 600;  // every k-th request
+
+/// (value, cumulative fraction) at up to kCdfPoints evenly spaced ranks of the sorted values.
+json cdf(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  json pts = json::array();
+  std::size_t n = v.size();
+  if (n == 0) return pts;
+  std::size_t m = std::min(n, kCdfPoints);
+  for (std::size_t i = 0; i < m; ++i) {
+    std::size_t r = m == 1 ? n - 1 : i * (n - 1) / (m - 1);
+    pts.push_back({v[r], static_cast<double>(r + 1) / static_cast<double>(n)});
+  }
+  return pts;
+}
+
+/// [index, value] of every k-th request, k chosen so at most kTimelinePoints remain.
+json timeline(const std::vector<std::pair<double, double>>& v) {
+  json pts = json::array();
+  std::size_t k = std::max<std::size_t>(1, (v.size() + kTimelinePoints - 1) / kTimelinePoints);
+  for (std::size_t i = 0; i < v.size(); i += k) pts.push_back({v[i].first, v[i].second});
+  return pts;
+}
+
+bool is_ledger(const std::string& path) {
+  std::ifstream in(path);
+  std::string first;
+  std::getline(in, first);
+  return first.rfind("time\t", 0) == 0;
+}
+
+std::string meta_of(const std::string& result_path) {
+  fs::path m = fs::path(result_path).parent_path() / "meta.json";
+  std::error_code ec;
+  return fs::exists(m, ec) ? fs::absolute(m).string() : "";
+}
+
+json config_entry(const bench::side& s, const bench::side* baseline, const std::string& headline,
+                  const bench::compare_options& co) {
+  json c;
+  c["label"] = s.label;
+  c["results"] = s.paths;
+  c["trials"] = s.trials.size();
+  json metas = json::array();
+  for (const auto& p : s.paths) metas.push_back(meta_of(p));
+  c["metas"] = metas;
+  bool valid = true;
+  double errors = 0;
+  json warnings = json::array();
+  std::vector<double> ttft, itl, e2e, tps;
+  json tl_tps = json::array(), tl_ttft = json::array();
+  for (std::size_t t = 0; t < s.trials.size(); ++t) {
+    const json& r = s.trials[t];
+    valid = valid && r.value("valid", false);
+    errors += r.value("summary", json::object()).value("errors", 0.0);
+    for (const auto& w : r.value("warnings", json::array()))
+      warnings.push_back((s.trials.size() > 1 ? "trial " + std::to_string(t + 1) + ": " : "") + w.get<std::string>());
+    std::vector<std::pair<double, double>> a, b;
+    for (const auto& q : r.value("requests", json::array())) {
+      if (!q.value("ok", false)) continue;
+      double e = q.value("e2e_ms", 0.0);
+      ttft.push_back(q.value("ttft_ms", 0.0));
+      e2e.push_back(e);
+      if (q.contains("itl_ms") && q["itl_ms"].is_array())
+        for (const auto& g : q["itl_ms"])
+          if (g.is_number()) itl.push_back(g.get<double>());
+      double x = q.value("index", 0.0);
+      if (e > 0) {
+        tps.push_back(q.value("output_tokens", 0.0) / (e / 1000.0));
+        a.emplace_back(x, tps.back());
+      }
+      b.emplace_back(x, q.value("ttft_ms", 0.0));
+    }
+    std::string tag = s.trials.size() > 1 ? " trial " + std::to_string(t + 1) : "";
+    tl_tps.push_back({{"trial", t + 1}, {"points", timeline(a)}});
+    tl_ttft.push_back({{"trial", t + 1}, {"points", timeline(b)}});
+  }
+  c["valid"] = valid;
+  c["errors"] = errors;
+  c["warnings"] = warnings;
+  c["snapshot_id"] = s.trials.empty() ? json(nullptr) : s.trials[0].value("snapshot_id", json(nullptr));
+  c["cdf"] = {{"ttft_ms", cdf(ttft)}, {"itl_ms", cdf(itl)}, {"e2e_ms", cdf(e2e)}, {"output_tps", cdf(tps)}};
+  c["timeline"] = {{"output_tps", tl_tps}, {"ttft_ms", tl_ttft}};
+  // The headline over this config's trials, with the same estimator as everywhere else.
+  std::vector<bench::trial_samples> samples;
+  std::string why;
+  for (const auto& r : s.trials)
+    if (auto x = bench::samples_of(r, headline, co.slo, why)) samples.push_back(std::move(*x));
+  // One trial: exactly the headline its result.json holds; several: the two-level estimate.
+  const json own = s.trials.size() == 1 ? s.trials[0].value("summary", json::object()).value("headline", json::object())
+                                        : json::object();
+  if (own.value("metric", std::string()) == headline && own.contains("value"))
+    c["headline"] = own;
+  else if (const auto* def = bench::find_metric(headline); def && !samples.empty())
+    c["headline"] = bench::to_json(bench::estimator(samples).run(10000, co.confidence, co.seed), *def);
+  if (baseline && baseline != &s) {
+    bench::compare_options o = co;
+    o.metrics = {headline};
+    auto cmp = bench::compare_sides(*baseline, s, o);
+    c["verdict"] = !cmp.comparable ? "not comparable" : cmp.metrics.empty() ? "-" : cmp.metrics[0].verdict;
+    c["not_comparable_because"] = cmp.reasons;
+    if (!cmp.metrics.empty() && cmp.metrics[0].has_ci)
+      c["change_ci"] = {cmp.metrics[0].ratio_low - 1, cmp.metrics[0].ratio_high - 1};
+    if (!cmp.metrics.empty()) c["change"] = cmp.metrics[0].ratio - 1;
+    const json& a = baseline->trials[0], &b = s.trials[0];
+    if (a.contains("snapshot") && b.contains("snapshot") && a["snapshot"].is_object() && b["snapshot"].is_object())
+      c["diff"] = snap::diff_snapshots(a["snapshot"], b["snapshot"])["sections"];
+  } else {
+    c["verdict"] = "baseline";
+  }
+  return c;
+}
+
+}  // namespace
+
+json report_data(const std::vector<std::string>& paths) {
+  std::vector<bench::side> sides;
+  json failed = json::array(), campaign = nullptr;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec) && is_ledger(p)) {
+      auto rows = bench::load_ledger(p);
+      campaign = bench::to_json(bench::campaign(rows, 0.01));
+      for (const auto& r : rows) {
+        if (r.status != "valid" || r.result.empty() || !fs::exists(r.result, ec)) continue;
+        std::string src = fs::path(r.result).filename() == "trials.json" ? fs::path(r.result).parent_path().string() : r.result;
+        for (auto& s : bench::load_sides(src)) {
+          s.label = (r.label.empty() ? r.description : r.label) + " (line " + std::to_string(r.line) + ")";
+          sides.push_back(std::move(s));
+        }
+      }
+      continue;
+    }
+    if (fs::is_directory(p, ec) && fs::exists(fs::path(p) / "sweep.json")) {
+      std::ifstream in(fs::path(p) / "sweep.json");
+      json sw = json::parse(in, nullptr, false);
+      if (sw.is_object())
+        for (const auto& row : sw.value("rows", json::array()))
+          if (!row.value("ok", false))
+            failed.push_back({{"label", row.value("config", std::string())}, {"error", row.value("error", std::string())}});
+      bool any = false;
+      for (const auto& c : sw.value("configs", json::array()))
+        if (!c.value("results", json::array()).empty()) any = true;
+      if (!any) continue;  // every config failed: the failed rows say it
+    }
+    // Short labels: a sweep's configs by number and file name, anything else by its folder.
+    auto loaded = bench::load_sides(p);
+    bool sweep = fs::is_directory(p, ec) && fs::exists(fs::path(p) / "sweep.json");
+    for (std::size_t i = 0; i < loaded.size(); ++i) {
+      auto& s = loaded[i];
+      if (sweep) {
+        auto open = s.label.rfind(" (");
+        std::string cfg = open == std::string::npos ? s.label : s.label.substr(open + 2, s.label.size() - open - 3);
+        auto num = s.label.rfind(" config ");
+        std::string n = num == std::string::npos ? std::to_string(i + 1) : s.label.substr(num + 8, open - num - 8);
+        s.label = n + ". " + fs::path(cfg).filename().string();
+      } else {
+        fs::path q = fs::path(p);
+        s.label = (fs::is_directory(q, ec) ? fs::absolute(q).filename() : fs::absolute(q).parent_path().filename()).string();
+      }
+      sides.push_back(std::move(s));
+    }
+  }
+  json data;
+  data["title"] = paths.size() == 1 ? "bench-proxy report: " + paths[0] : "bench-proxy report";
+  data["generated_at"] = base::utc_now_iso();
+  data["bench_proxy_version"] = BENCH_PROXY_VERSION;
+  data["sources"] = paths;
+  data["failed"] = failed;
+  data["campaign"] = campaign;
+  data["downsampling"] = "CDFs: at most " + std::to_string(kCdfPoints) +
+                         " quantiles at evenly spaced ranks of all requests; timelines: every k-th request, at most " +
+                         std::to_string(kTimelinePoints) + " points per trial";
+  std::string headline = bench::default_headline;
+  if (!sides.empty() && !sides[0].trials.empty()) {
+    std::string h = sides[0].trials[0].value("summary", json::object()).value("headline", json::object()).value("metric", headline);
+    if (bench::find_metric(h)) headline = h;
+  }
+  const auto* def = bench::find_metric(headline);
+  data["headline_metric"] = {{"name", headline}, {"unit", def->unit}, {"description", def->description},
+                             {"higher_is_better", def->higher_is_better}};
+  bench::compare_options co;
+  data["noise"] = co.noise;
+  data["configs"] = json::array();
+  for (const auto& s : sides) data["configs"].push_back(config_entry(s, sides.empty() ? nullptr : &sides[0], headline, co));
+  return data;
+}
+
+namespace {
+
+const char* kStyle = R"CSS(
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1200px;color:#1b1f24;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+.meta{color:#57606a;font-size:12px}table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{border-bottom:1px solid #eaeef2;padding:4px 6px;text-align:left;vertical-align:top}th{background:#f6f8fa}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.v-faster{color:#1a7f37;font-weight:600}.v-slower{color:#cf222e;font-weight:600}.v-inconclusive{color:#9a6700}
+.v-not{color:#8250df}.bad{color:#cf222e}.warn{color:#9a6700;font-size:12px}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}.chart{position:relative;height:300px;break-inside:avoid}
+details{margin:6px 0}summary{cursor:pointer}code{font-size:12px;word-break:break-all}
+@media print{body{max-width:none}.grid{grid-template-columns:1fr}.chart{height:260px}}
+)CSS";
+
+const char* kScript = R"JS(
+(function(){
+const errors=[];window.addEventListener('error',e=>errors.push(String(e.message)));
+const origError=console.error;console.error=function(){errors.push(Array.from(arguments).join(' '));origError.apply(console,arguments);};
+const D=JSON.parse(document.getElementById('bp-data').textContent);
+const $=(t,a,...k)=>{const e=document.createElement(t);for(const[n,v]of Object.entries(a||{}))if(n==='text')e.textContent=v;else e.setAttribute(n,v);for(const c of k)e.append(c);return e;};
+const fmt=(x,d=2)=>x==null?'-':Number(x).toFixed(d);const pct=x=>x==null?'':(x>=0?'+':'')+(100*x).toFixed(1)+'%';
+const root=document.getElementById('bp-root');const charts=[];
+const palette=['#0969da','#cf222e','#1a7f37','#8250df','#bf8700','#57606a','#e16f24','#1b7c83','#a475f9','#d1242f'];
+const color=i=>palette[i%palette.length];
+const H=D.headline_metric;
+root.append($('h1',{text:D.title}),$('div',{class:'meta',text:'generated '+D.generated_at+' by bench-proxy '+D.bench_proxy_version+' from '+D.sources.join(', ')}));
+// Overview, sorted like the sweep table: valid first, by the headline.
+const cfgs=D.configs.map((c,i)=>Object.assign({index:i},c));
+const val=c=>c.headline?c.headline.value:null;
+const order=cfgs.slice().sort((a,b)=>(b.valid-a.valid)||((H.higher_is_better?-1:1)*((val(a)??0)-(val(b)??0))));
+root.append($('h2',{text:'Overview'}));
+const t=$('table',{id:'overview'});
+t.append($('tr',{},...['#','config',H.name+' ('+H.unit+')','95% CI','change','verdict (noise \u00b1'+(100*D.noise).toFixed(1)+'%)','errors','validity','trials','snapshot','files'].map(h=>$('th',{text:h}))));
+let rank=0;
+for(const c of order){const h=c.headline||{};const ci=h.ci?'['+fmt(h.ci[0])+', '+fmt(h.ci[1])+']':'(none)';
+ const v=c.verdict||'';const vc=v.startsWith('not')?'v-not':'v-'+v.replace(' ','-');
+ const files=$('td',{});c.results.forEach((p,i)=>{files.append($('a',{href:'file://'+p,text:'result'+(c.results.length>1?' '+(i+1):'')}),' ');if(c.metas[i])files.append($('a',{href:'file://'+c.metas[i],text:'meta'}),' ');});
+ const tr=$('tr',{'data-config':c.label},$('td',{text:c.valid?String(++rank):'-'}),$('td',{text:c.label}),$('td',{class:'num',text:fmt(h.value)}),$('td',{class:'num',text:ci}),
+  $('td',{class:'num',text:c.change!=null?pct(c.change)+(c.change_ci?' ['+pct(c.change_ci[0])+', '+pct(c.change_ci[1])+']':''):''}),$('td',{class:vc,text:v}),$('td',{class:'num',text:String(c.errors)}),
+  $('td',{class:c.valid?'':'bad',text:c.valid?'valid':'INVALID'}),$('td',{class:'num',text:String(c.trials)}),$('td',{},$('code',{text:(c.snapshot_id||'').slice(0,12)})),files);
+ t.append(tr);}
+for(const f of D.failed)t.append($('tr',{'data-config':f.label,class:'failed'},$('td',{text:'-'}),$('td',{text:f.label}),$('td',{colspan:'9',class:'bad',style:'white-space:pre-wrap',text:'FAILED: '+f.error})));
+root.append(t);
+for(const c of cfgs){if(c.warnings.length||(c.not_comparable_because||[]).length){const d=$('details',{},$('summary',{class:'warn',text:c.label+': '+c.warnings.length+' warning(s)'+((c.not_comparable_because||[]).length?', not comparable':'')}));
+ for(const w of c.warnings)d.append($('div',{class:'warn',text:'\u26a0 '+w}));for(const w of (c.not_comparable_because||[]))d.append($('div',{class:'v-not',text:'not comparable: '+w}));root.append(d);}}
+function chart(id,title,cfg){const box=$('div',{class:'chart'});const cv=$('canvas',{id:id});box.append(cv);const wrap=$('div',{},$('div',{class:'meta',text:title}),box);
+ cfg.options=Object.assign({animation:false,responsive:true,maintainAspectRatio:false,parsing:false,normalized:true,plugins:{legend:{labels:{boxWidth:12}}}},cfg.options||{});
+ const ch=new Chart(cv.getContext('2d'),cfg);charts.push({id:id,chart:ch});return wrap;}
+// The headline with its interval.
+const withH=cfgs.filter(c=>c.headline);
+if(withH.length){root.append($('h2',{text:'Headline: '+H.description}));
+ const labels=withH.map(c=>c.label.length>40?'\u2026'+c.label.slice(-39):c.label);
+ root.append(chart('headline',H.name+' ('+H.unit+'); bars: 95% interval, dots: value',{type:'bar',data:{labels:labels,datasets:[
+  {label:'95% CI',data:withH.map(c=>c.headline.ci||[c.headline.value,c.headline.value]),backgroundColor:'rgba(9,105,218,0.25)',borderColor:'#0969da',borderWidth:1},
+  {type:'line',label:'value',data:withH.map(c=>c.headline.value),showLine:false,pointRadius:5,borderColor:'#1b1f24',backgroundColor:'#1b1f24'}]},
+  options:{parsing:true,scales:{y:{beginAtZero:false,title:{display:true,text:H.unit}}}}}));}
+// Distributions.
+root.append($('h2',{text:'Distributions (CDF, all configs overlaid)'}));
+const g=$('div',{class:'grid'});
+for(const[key,title,unit]of[['ttft_ms','time to first token','ms'],['itl_ms','inter-token latency','ms'],['e2e_ms','end-to-end latency','ms'],['output_tps','output tokens/s per request','tok/s']]){
+ g.append(chart('cdf-'+key,title+' ('+unit+')',{type:'line',data:{datasets:cfgs.map((c,i)=>({label:c.label,data:c.cdf[key].map(p=>({x:p[0],y:p[1]})),borderColor:color(i),pointRadius:0,borderWidth:1.5,stepped:true}))},
+  options:{scales:{x:{type:'linear',title:{display:true,text:unit}},y:{min:0,max:1,title:{display:true,text:'fraction of requests'}}}}}));}
+root.append(g);
+// Timelines.
+root.append($('h2',{text:'Timeline (per request, one series per trial)'}));
+const g2=$('div',{class:'grid'});
+for(const[key,title]of[['output_tps','output tokens/s per request'],['ttft_ms','time to first token (ms)']]){
+ const ds=[];cfgs.forEach((c,i)=>c.timeline[key].forEach(tr=>ds.push({label:c.label+(c.trials>1?' trial '+tr.trial:''),data:tr.points.map(p=>({x:p[0],y:p[1]})),borderColor:color(i),backgroundColor:color(i),pointRadius:1.5,showLine:false})));
+ g2.append(chart('timeline-'+key,title+' against request index',{type:'scatter',data:{datasets:ds},options:{scales:{x:{type:'linear',title:{display:true,text:'request index'}}}}}));}
+root.append(g2);root.append($('div',{class:'meta',text:'downsampling: '+D.downsampling}));
+// The campaign.
+if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('table',{id:'campaign'});
+ ct.append($('tr',{},...['line','time','label','metric','value','verdict','best'].map(h=>$('th',{text:h}))));
+ for(const r of D.campaign)ct.append($('tr',{},$('td',{text:String(r.line)}),$('td',{text:r.time}),$('td',{text:r.label}),$('td',{text:r.metric}),$('td',{class:'num',text:fmt(r.value)}),
+  $('td',{class:'v-'+String(r.verdict).replace(' ','-'),text:r.verdict}),$('td',{text:r.best_line==null?'-':'line '+r.best_line})));root.append(ct);}
+// What differs.
+const withDiff=cfgs.filter(c=>c.diff);
+if(withDiff.length){root.append($('h2',{text:'What differs from the baseline (meta diff)'}));
+ for(const c of withDiff){const secs=Object.entries(c.diff);const n=secs.reduce((a,[,v])=>a+v.length,0);
+  const d=$('details',{class:'diff'},$('summary',{text:c.label+': '+(n?n+' difference(s) in '+secs.map(([k,v])=>k+' ('+v.length+')').join(', '):'nothing')}));
+  for(const[sec,changes]of secs){const st=$('table',{},$('tr',{},...['path','change','baseline','this'].map(h=>$('th',{text:h}))));
+   for(const ch of changes)st.append($('tr',{},$('td',{},$('code',{text:ch.path})),$('td',{text:ch.change}),$('td',{},$('code',{text:ch.a===undefined?'':JSON.stringify(ch.a)})),$('td',{},$('code',{text:ch.b===undefined?'':JSON.stringify(ch.b)}))));
+   d.append($('details',{},$('summary',{text:sec+' ('+changes.length+')'}),st));}
+  root.append(d);}}
+window.addEventListener('beforeprint',()=>document.querySelectorAll('details').forEach(d=>d.open=true));
+// What was drawn, for tests and for anyone checking the page: charts, series, points, errors, requests.
+const st={charts:charts.map(c=>({id:c.id,type:c.chart.config.type,datasets:c.chart.data.datasets.map(ds=>({label:ds.label,points:ds.data.length}))})),
+ errors:errors,resources:performance.getEntriesByType('resource').map(r=>r.name),overview_rows:document.querySelectorAll('#overview tr').length-1,rendered_ms:performance.now()};
+document.getElementById('bp-selftest').textContent=JSON.stringify(st);
+})();
+)JS";
+
+/// JSON inside a <script> element: "</" must not appear in it.
+std::string script_safe(std::string s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '<' && i + 1 < s.size() && s[i + 1] == '/') {
+      out += "<\\/";
+      ++i;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_report(const json& data) {
+  std::string chart(reinterpret_cast<const char*>(embedded::chart_js), embedded::chart_js_size);
+  std::string out;
+  out.reserve(chart.size() + 65536);
+  out += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
+  // Nothing outside this file may be loaded: the policy forbids every fetch the page might try.
+  out += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; script-src 'unsafe-inline'; "
+         "style-src 'unsafe-inline'; img-src data:\">\n";
+  out += "<title>" + html_escape(data.value("title", std::string("bench-proxy report"))) + "</title>\n<style>";
+  out += kStyle;
+  out += "</style></head><body>\n<div id=\"bp-root\"></div>\n<pre id=\"bp-selftest\" hidden></pre>\n";
+  out += "<script type=\"application/json\" id=\"bp-data\">" +
+         script_safe(data.dump(-1, ' ', false, json::error_handler_t::replace)) + "</script>\n";
+  // Inlined as it is: it must not hold the one sequence that would end the element early.
+  std::string lower = chart;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower.find("</script") != std::string::npos)
+    throw std::runtime_error("the embedded Chart.js contains \"</script\": it cannot be inlined");
+  out += "<script>/* Chart.js from Debian's libjs-chart.js (MIT license) */\n" + chart + "\n</script>\n";
+  out += "<script>";
+  out += kScript;
+  out += "</script>\n</body></html>\n";
+  return out;
+}
+
+std::string write_report(const std::vector<std::string>& paths, const std::string& out) {
+  std::string page = render_report(report_data(paths));
+  base::write_file_atomic(out, page, true);
+  return fs::absolute(out).string();
+}
+
+}  // namespace bp::measure

@@ -1,0 +1,134 @@
+"""The HTML report, loaded from disk in Debian's headless Chromium with networking disabled: every
+chart with the expected series and points, no console error, no request, not blank, and the same
+numbers as result.json."""
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import unittest
+import zlib
+
+from bp import BENCH_PROXY, SRC, ProxyCase, write_config
+
+WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
+CHROMIUM = shutil.which("chromium")
+
+
+def png_distinct_values(path):
+    """Distinct byte values of the decoded pixel rows (a blank page has one or two)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    return len(set(zlib.decompress(idat)))
+
+
+class ReportTest(ProxyCase):
+    def chromium(self, html, *extra):
+        args = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                f"--user-data-dir={self.dir}/chrome", "--host-resolver-rules=MAP * ~NOTFOUND",
+                "--proxy-server=127.0.0.1:9", "--virtual-time-budget=10000", *extra, "file://" + html]
+        return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+    def rendered(self, html):
+        r = self.chromium(html, "--dump-dom")
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        m = re.search(r'<pre id="bp-selftest"[^>]*>(.*?)</pre>', r.stdout, re.S)
+        self.assertIsNotNone(m, "the page's scripts did not run")
+        st = json.loads(m.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+        self.assertEqual(st["errors"], [])
+        self.assertEqual(st["resources"], [])  # nothing fetched: everything is inline
+        shot = os.path.join(self.dir, os.path.basename(html) + ".png")
+        r = self.chromium(html, f"--screenshot={shot}", "--window-size=1280,2200", "--hide-scrollbars")
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertGreater(png_distinct_values(shot), 50, "the screenshot is blank")
+        return st, r
+
+    def charts(self, st):
+        return {c["id"]: c for c in st["charts"]}
+
+    @unittest.skipUnless(CHROMIUM, "chromium is installed by scripts/deps.sh")
+    def test_a_single_run_report(self):
+        cfg = write_config(self.dir, "a.yaml", ["--tokens", "8", "--itl-ms", "1", "--jitter", "0.05"], extra="warmup: 1")
+        run_dir = os.path.join(self.dir, "run")
+        r = subprocess.run([BENCH_PROXY, "run", "--config", cfg, "--queries", WORKLOAD, "-n", "30", "--max-tokens", "8",
+                            "--run-dir", run_dir, "--results", os.path.join(self.dir, "r.tsv"), "--no-progress"],
+                           capture_output=True, text=True, cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        html = os.path.join(run_dir, "report.html")
+        self.assertIn("report: " + html, r.stdout)
+        with open(html) as f:
+            page = f.read()
+        self.assertNotIn('src="http', page)
+        self.assertNotIn("<link", page)
+        st, _ = self.rendered(html)
+        ch = self.charts(st)
+        for cid in ["headline", "cdf-ttft_ms", "cdf-itl_ms", "cdf-e2e_ms", "cdf-output_tps", "timeline-output_tps",
+                    "timeline-ttft_ms"]:
+            self.assertIn(cid, ch)
+        self.assertEqual(st["overview_rows"], 1)
+        self.assertEqual([d["points"] for d in ch["cdf-ttft_ms"]["datasets"]], [30])
+        self.assertEqual([d["points"] for d in ch["cdf-itl_ms"]["datasets"]], [30 * 7])
+        self.assertEqual([d["points"] for d in ch["timeline-output_tps"]["datasets"]], [30])
+        # The page's numbers are result.json's.
+        with open(os.path.join(run_dir, "result.json")) as f:
+            res = json.load(f)
+        data = json.loads(re.search(r'<script type="application/json" id="bp-data">(.*?)</script>', page, re.S)
+                          .group(1).replace("<\\/", "</"))
+        h = data["configs"][0]["headline"]
+        self.assertEqual(h["value"], res["summary"]["headline"]["value"])
+        self.assertEqual(h["ci"], res["summary"]["headline"]["ci"])
+        dom = self.chromium(html, "--dump-dom").stdout
+        self.assertIn("%.2f" % res["summary"]["headline"]["value"], dom)
+        # The same report again is refused, never overwritten; a path that is not a result is named.
+        r = subprocess.run([BENCH_PROXY, "report", run_dir, "-o", html], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("already exists", r.stderr)
+        r = subprocess.run([BENCH_PROXY, "report", WORKLOAD, "-o", os.path.join(self.dir, "x.html")],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("bank-intents.csv", r.stderr)
+
+    @unittest.skipUnless(CHROMIUM, "chromium is installed by scripts/deps.sh")
+    def test_a_sweep_of_three_configs_with_a_failed_row_and_the_ledger(self):
+        a = write_config(self.dir, "a.yaml", ["--tokens", "8", "--itl-ms", "1"], env={"PATH": "/usr/bin:/bin", "KNOB": "a"},
+                         extra="warmup: 1")
+        b = write_config(self.dir, "b.yaml", ["--fail-startup", "out of memory"], extra="warmup: 1")
+        c = write_config(self.dir, "c.yaml", ["--tokens", "8", "--itl-ms", "2"], env={"PATH": "/usr/bin:/bin", "KNOB": "c"},
+                         extra="warmup: 1")
+        sw = os.path.join(self.dir, "sw")
+        tsv = os.path.join(self.dir, "r.tsv")
+        r = subprocess.run([BENCH_PROXY, "sweep", a, b, c, "--queries", WORKLOAD, "-n", "20", "--max-tokens", "8",
+                            "--sweep-dir", sw, "--results", tsv, "--no-progress"],
+                           capture_output=True, text=True, cwd=self.dir, timeout=180)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        html = os.path.join(sw, "report.html")
+        self.assertIn("report: " + html, r.stdout)
+        st, _ = self.rendered(html)
+        ch = self.charts(st)
+        self.assertEqual(st["overview_rows"], 3)  # two results and the failed row
+        self.assertEqual(len(ch["cdf-e2e_ms"]["datasets"]), 2)
+        self.assertEqual([d["points"] for d in ch["cdf-e2e_ms"]["datasets"]], [20, 20])
+        self.assertEqual(ch["headline"]["datasets"][0]["points"], 2)
+        dom = self.chromium(html, "--dump-dom").stdout
+        body = dom[:dom.index('<script type="application/json"')]  # what the page shows, not its data
+        self.assertTrue(re.search(r"FAILED: [^<]*out of memory", body), "the failed row and its reason")
+        self.assertTrue('difference(s) in config (' in body, "what c differs in from a, collapsible")
+        # The ledger as a page: the campaign table and the charts of its valid rows.
+        out = os.path.join(self.dir, "ledger.html")
+        r = subprocess.run([BENCH_PROXY, "report", tsv, "-o", out], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st, _ = self.rendered(out)
+        self.assertEqual(len(self.charts(st)["cdf-ttft_ms"]["datasets"]), 2)
+        self.assertIn('id="campaign"', self.chromium(out, "--dump-dom").stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
