@@ -153,6 +153,11 @@ using meta_actor = caf::typed_actor<
     /// ends it with an exit message when the run ends first.
     caf::reacts_to<atom::stop, std::string>>;
 
+/// Samples the run's conditions (host, processes, GPUs) into telemetry.csv from warmup to the end.
+using telemetry_actor = caf::typed_actor<
+    /// Internal: take one sample of every source, then re-arm.
+    caf::reacts_to<atom::poll>>;
+
 /// Owns one proxied connection's lifecycle: statistics, cancellation on shutdown.
 using connection_actor = caf::typed_actor<
     /// From the proxy's I/O thread: the connection closed with these counters, for this reason.
@@ -174,6 +179,8 @@ struct run_context {
   std::string listen_address;
   /// Test-only fault hooks (BENCH_PROXY_FAULTS, see docs/fault-injection.md); empty in normal runs.
   std::string faults;
+  /// Telemetry sample interval (ms); 0: no telemetry.
+  int telemetry_interval_ms = 200;
   /// How the supervisor spawns its children; empty members mean the real actors below. Tests on
   /// CAF's test coordinator put stand-ins here (tests/actors/supervisor_test.cpp).
   struct spawners {
@@ -182,6 +189,7 @@ struct run_context {
     std::function<meta_actor(caf::local_actor*, meta_listener, std::shared_ptr<run_context>, engine_started,
                              nlohmann::json)>
         meta;
+    std::function<telemetry_actor(caf::local_actor*, std::shared_ptr<run_context>, engine_started)> telemetry;
   } spawn;
 };
 
@@ -205,6 +213,10 @@ warmup_actor spawn_warmup_actor(caf::local_actor* parent, warmup_listener listen
 
 meta_actor spawn_meta_actor(caf::local_actor* parent, meta_listener listener, std::shared_ptr<run_context> ctx,
                             engine_started engine, nlohmann::json warmup);
+
+/// Detached (it reads /proc and a child's pipe); writes <run_dir>/telemetry.csv.
+telemetry_actor spawn_telemetry_actor(caf::local_actor* parent, std::shared_ptr<run_context> ctx,
+                                      engine_started engine);
 
 /// One collector's behavior (spawned detached by the meta actor: it reads /proc, runs tools,
 /// hashes files).

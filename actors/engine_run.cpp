@@ -74,6 +74,7 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   r->ctx_->status = r->status_.get();
   r->ctx_->proxy = r->proxy_.get();
   r->ctx_->hash_threads = o.hash_threads;
+  r->ctx_->telemetry_interval_ms = o.telemetry_interval_ms;
   r->ctx_->bench_proxy_argv = o.argv;
   r->ctx_->listen_address = r->proxy_->local_address();
   if (const char* f = std::getenv("BENCH_PROXY_FAULTS")) {

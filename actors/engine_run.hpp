@@ -18,6 +18,7 @@ struct run_options {
   int hash_threads = 0;
   std::vector<std::string> argv;  ///< bench-proxy's own argv, recorded in /meta
   net::server_options server;     ///< listen/threads are filled from the fields above
+  int telemetry_interval_ms = 200;  ///< 0: no telemetry.csv
 };
 
 class engine_run {

@@ -14,6 +14,7 @@ struct run_supervisor_state {
   engine_actor engine;
   warmup_actor warmup;
   meta_actor meta;
+  telemetry_actor telemetry;
   engine_started engine_info;
   bool engine_known = false, engine_gone = false, ready = false, stopping = false, done = false;
   int meta_restarts = 0;
@@ -40,6 +41,7 @@ void finish(self_ptr self) {
   for (auto& [id, a] : s.connections) self->send_exit(a, caf::exit_reason::user_shutdown);
   if (s.warmup) self->send_exit(s.warmup, caf::exit_reason::user_shutdown);
   if (s.meta) self->send_exit(s.meta, caf::exit_reason::user_shutdown);
+  if (s.telemetry) self->send_exit(s.telemetry, caf::exit_reason::user_shutdown);
   s.ctx->status->set_state(!s.pending.error ? net::run_state::stopping : net::run_state::failed);
   s.promise->set_value(s.pending);
   self->quit();
@@ -97,6 +99,13 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
       if (s.stopping) self->send(self, atom::drain::value);
       return;
     }
+    if (s.telemetry && dm.source == s.telemetry.address()) {
+      // Conditions are recorded, never required: a failed telemetry actor is logged, not fatal.
+      if (dm.reason && dm.reason != caf::exit_reason::normal && dm.reason != caf::exit_reason::user_shutdown)
+        spdlog::warn("[run] telemetry actor failed ({}); telemetry.csv ends here", reason);
+      s.telemetry = nullptr;
+      return;
+    }
     if (dm.source == s.warmup.address()) {
       s.warmup = nullptr;
       if (dm.reason && dm.reason != caf::exit_reason::normal && !s.stopping)
@@ -140,6 +149,8 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
         s.ctx->status->set_engine_port(port);
         if (s.ctx->proxy) s.ctx->proxy->set_upstream_port(static_cast<std::uint16_t>(port));
         s.ctx->status->set_state(net::run_state::warming);
+        if (s.ctx->telemetry_interval_ms > 0 && !s.ctx->run_dir.empty() && !s.telemetry && s.ctx->spawn.telemetry)
+          s.telemetry = s.ctx->spawn.telemetry(self, s.ctx, s.engine_info);
         if (s.ctx->config.warmup == 0) {
           self->send(self, atom::warmup::value, std::vector<double>{}, s.ctx->config.model);
           return;
@@ -248,6 +259,7 @@ run_supervisor_actor spawn_run_supervisor(caf::actor_system& sys, std::shared_pt
       return spawn_warmup_actor(p, std::move(l), std::move(c), port);
     };
   if (!ctx->spawn.meta) ctx->spawn.meta = spawn_meta_actor;
+  if (!ctx->spawn.telemetry) ctx->spawn.telemetry = spawn_telemetry_actor;
   return sys.spawn(run_supervisor, ctx, result);
 }
 

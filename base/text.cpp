@@ -79,6 +79,10 @@ std::string utc_now_iso() {
   return buf;
 }
 
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 std::string utc_now_compact() {
   std::tm tm = utc_tm(std::chrono::system_clock::now());
   char buf[32];

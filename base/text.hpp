@@ -24,5 +24,7 @@ text_position position_of(std::string_view s, std::size_t offset);
 std::string utc_now_iso();
 /// UTC time for folder names: 20261201T073904Z.
 std::string utc_now_compact();
+/// Seconds since the Unix epoch, with sub-second precision (telemetry timestamps).
+double unix_now();
 
 }  // namespace bp::base

@@ -70,6 +70,7 @@ struct bench_flags {
   std::vector<std::string> configs;
   std::string headline = bench::default_headline, slo, label, order = "interleaved", noise = "1%";
   int trials = 1;
+  int telemetry_interval_ms = 200;
 };
 
 CLI::Validator metric_name() {
@@ -81,6 +82,12 @@ CLI::Validator metric_name() {
 }
 
 void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
+  app.add_option("--telemetry-interval-ms", f.telemetry_interval_ms,
+                 "sample the host, the processes and the GPUs every N ms from warmup to the end (default 200; 0: off); "
+                 "telemetry.csv and result.conditions (docs/telemetry.md)")
+      ->type_name("N")
+      ->check(whole_in(0, 60000))
+      ->group("Output");
   const char* g = "Trials";
   app.add_option("--trials", f.trials,
                  sweep ? "full engine lifecycles per config (default 1), interleaved: A B C A B C ..."
@@ -234,6 +241,7 @@ measure::options measure_options(const bench_flags& f, const std::string& config
   mo.argv = full_argv;
   mo.bench = bench_options(f);
   mo.label = f.label;
+  mo.telemetry_interval_ms = f.telemetry_interval_ms;
   return mo;
 }
 

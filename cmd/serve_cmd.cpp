@@ -76,6 +76,11 @@ runner define_serve(CLI::App& app, const std::vector<std::string>& argv) {
                  "client connections at once; 503 beyond (default: what the fd limit allows)")
       ->type_name("N")
       ->check(whole_in(1, 1000000));
+  app.add_option("--telemetry-interval-ms", o.telemetry_interval_ms,
+                 "sample the host, the processes and the GPUs into <run-dir>/telemetry.csv every N ms from warmup "
+                 "on (default 200; 0: off)")
+      ->type_name("N")
+      ->check(whole_in(0, 60000));
   add_log_level(app, f->log_level);
   return [f, argv]() -> int {
     setup_logging(f->log_level);

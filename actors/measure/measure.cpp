@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
+#include "snapshot/telemetry/telemetry.hpp"
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
 #include "base/text.hpp"
@@ -136,6 +137,23 @@ std::string summary_text(const json& r) {
       os << " [" << h["ci"][0].get<double>() << ", " << h["ci"][1].get<double>() << "]";
     os << " " << h.value("unit", std::string()) << " (" << h.value("description", std::string()) << ")\n";
   }
+  if (r.contains("conditions") && r["conditions"].contains("sources")) {
+    // One line of conditions: what the machine did during the measured requests.
+    const json& src = r["conditions"]["sources"];
+    std::ostringstream c;
+    auto mean = [&](const char* s, const char* k) -> double {
+      return src.contains(s) && src[s].contains(k) ? src[s][k].value("mean", -1.0) : -1.0;
+    };
+    if (mean("others", "cpu_cores") >= 0) c << " other processes " << std::setprecision(2) << mean("others", "cpu_cores") << " cores;";
+    if (mean("engine", "cpu_cores") >= 0) c << " engine " << std::setprecision(2) << mean("engine", "cpu_cores") << " cores;";
+    if (mean("cpu", "steal_pct") >= 0) c << " steal " << std::setprecision(1) << mean("cpu", "steal_pct") << "%;";
+    for (auto it = src.begin(); it != src.end(); ++it)
+      if (it.key().rfind("gpu", 0) == 0 && it.value().contains("sm_clock_mhz"))
+        c << " " << it.key() << " SM " << std::setprecision(0) << it.value()["sm_clock_mhz"]["min"].get<double>() << "-"
+          << it.value()["sm_clock_mhz"]["max"].get<double>() << " MHz;";
+    if (src.contains("gpu") && src["gpu"].contains("absent")) c << " no GPU telemetry;";
+    os << "conditions:" << c.str() << " (" << r["conditions"].value("sample_times", 0) << " samples, telemetry.csv)\n";
+  }
   for (const auto& w : r.value("warnings", json::array())) os << "warning: " << w.get<std::string>() << "\n";
   os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
   if (r.value("valid", false)) {
@@ -155,6 +173,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   ro.threads = o.threads;
   ro.run_dir = o.run_dir;
   ro.argv = o.argv;
+  ro.telemetry_interval_ms = o.telemetry_interval_ms;
   caf::error start_error;
   auto record_failure = [&](const std::string& reason) {
     out.reason = reason;
@@ -201,6 +220,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   int engine_pid = run->status().engine_pid();
   int engine_port = run->status().engine_port();
   std::string bench_error;
+  double bench_start = base::unix_now();
   run_interruptible(
       [&] {
         try {
@@ -210,6 +230,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
         }
       },
       st, [&] { run->stop("interrupted"); }, again);
+  double bench_end = base::unix_now();
   // Did the engine live through the measurement as the same process?
   bool died = run->finished();
   int pid_after = run->status().engine_pid();
@@ -237,6 +258,15 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
     return out;
   }
   out.result["run_dir"] = out.run_dir;
+  // The conditions of the measured window (docs/telemetry.md).
+  if (o.telemetry_interval_ms > 0) {
+    std::string csv = out.run_dir + "/telemetry.csv";
+    auto cond = telemetry::summarize(telemetry::read_csv(csv), bench_start, bench_end);
+    cond["interval_ms"] = o.telemetry_interval_ms;
+    cond["file"] = csv;
+    out.result["conditions"] = cond;
+    for (const auto& w : telemetry::condition_warnings(cond)) out.result["warnings"].push_back(w);
+  }
   out.result["config_path"] = o.config_path;
   if (!o.label.empty()) out.result["label"] = o.label;
   out.result["repo"] = repo_state(o.config_path);

@@ -34,6 +34,7 @@ struct options {
   std::vector<std::string> argv;            ///< bench-proxy's own argv (recorded in /meta)
   bench::options bench;                     ///< url and cancel are filled in here
   std::string label;                        ///< --label: recorded in the result and the ledger
+  int telemetry_interval_ms = 200;          ///< 0: none; else telemetry.csv and result.conditions
 };
 
 /// Ctrl-C as the CLI sees it: the first asks for an orderly teardown, the second kills the

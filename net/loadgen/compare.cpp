@@ -12,6 +12,7 @@
 
 #include "base/files.hpp"
 #include "net/loadgen/warnings.hpp"
+#include "snapshot/telemetry/telemetry.hpp"
 
 namespace bp::bench {
 
@@ -223,6 +224,11 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
       c.warnings.push_back(s->label + who + ": " + text);
     }
   }
+  // Conditions (docs/telemetry.md): said when the two ran under different ones.
+  if (!baseline.trials.empty() && !candidate.trials.empty())
+    for (const auto& d : telemetry::conditions_differ(baseline.trials[0].value("conditions", json()),
+                                                      candidate.trials[0].value("conditions", json())))
+      c.warnings.push_back("different conditions: " + d);
   std::uint64_t seed = o.seed;
   for (const auto& m : metrics) {
     metric_verdict v;

@@ -48,6 +48,7 @@ class RunSupervisor : public bp::testing::Coordinator {
   RunSupervisor() {
     ctx->config = config("cmd: /bin/true\nwarmup: 2\nstop_grace_s: 7\ndrain_timeout_s: 1\n");
     ctx->status = &status;
+    ctx->telemetry_interval_ms = 0;  // no sampling thread in these tests
     ctx->spawn.engine = [st = st](caf::local_actor* p, engine_listener l, std::shared_ptr<run_context>) {
       st->engine_to = l;
       st->engines++;
