@@ -181,6 +181,11 @@ struct run_context {
   std::string faults;
   /// Telemetry sample interval (ms); 0: no telemetry.
   int telemetry_interval_ms = 200;
+  /// `caches: fresh`: VAR=directory pairs the engine gets on top of the YAML env (documented
+  /// exception to "exactly the YAML env"); and the cache scan from before the engine started.
+  std::vector<std::pair<std::string, std::string>> cache_env;
+  nlohmann::json caches_before = nlohmann::json::object();
+  nlohmann::json caches_injected = nlohmann::json::object();
   /// How the supervisor spawns its children; empty members mean the real actors below. Tests on
   /// CAF's test coordinator put stand-ins here (tests/actors/supervisor_test.cpp).
   struct spawners {

@@ -1,4 +1,6 @@
 #include "actors/engine_run.hpp"
+#include "configs/engine_kinds.hpp"
+#include "snapshot/collect.hpp"
 
 #include <unistd.h>
 
@@ -75,6 +77,23 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   r->ctx_->proxy = r->proxy_.get();
   r->ctx_->hash_threads = o.hash_threads;
   r->ctx_->telemetry_interval_ms = o.telemetry_interval_ms;
+  // Caches: `fresh` gives each of the kind's caches an empty directory under the run folder;
+  // either way their state is scanned now, before the engine starts, and again at snapshot time.
+  if (const engine_kind* k = find_engine_kind(r->ctx_->config.engine); k && r->ctx_->config.caches_fresh)
+    for (const auto& c : k->caches) {
+      std::string d = r->ctx_->run_dir + "/caches/" + c.name;
+      std::error_code mk;
+      fs::create_directories(d, mk);
+      r->ctx_->cache_env.emplace_back(c.env_var, d);
+      r->ctx_->caches_injected[c.name] = d;
+    }
+  {
+    std::vector<std::pair<std::string, std::string>> env;
+    for (const auto& [k, v] : r->ctx_->config.env) env.emplace_back(k, v.value);
+    for (const auto& kv : r->ctx_->cache_env) env.push_back(kv);
+    r->ctx_->caches_before =
+        snap::scan_caches(r->ctx_->config.engine, env, std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  }
   r->ctx_->bench_proxy_argv = o.argv;
   r->ctx_->listen_address = r->proxy_->local_address();
   if (const char* f = std::getenv("BENCH_PROXY_FAULTS")) {

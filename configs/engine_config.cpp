@@ -32,7 +32,7 @@ namespace {
 const std::set<std::string> kKnownKeys = {
     "description", "engine",        "cmd",          "args",          "cwd",
     "venv",        "warmup",        "env",          "health_path",   "ready_timeout_s",
-    "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s", "model"};
+    "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s", "model", "caches"};
 
 bool valid_var_name(const std::string& s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
@@ -437,6 +437,12 @@ load_result load_config_text(const std::string& text, const std::string& path, c
     }
     if (!ok) c.add(n, "warmup", "expected a whole number of requests from 0 to 1000");
   }
+  if (YAML::Node n = root["caches"]; n.IsDefined() && !n.IsNull()) {
+    if (n.IsScalar() && (n.Scalar() == "fresh" || n.Scalar() == "shared"))
+      cfg.caches_fresh = n.Scalar() == "fresh";
+    else
+      c.add(n, "caches", "expected fresh (new empty cache directories for this run) or shared (the default)");
+  }
   if (YAML::Node n = root["env"]; n.IsDefined() && !n.IsNull()) {
     if (!n.IsMap()) {
       c.add(n, "env", "expected a mapping NAME: value");
@@ -544,6 +550,7 @@ nlohmann::json to_json(const engine_config& c) {
       {"drain_timeout_s", c.drain_timeout_s},
       {"snapshot_timeout_s", c.snapshot_timeout_s},
       {"model", c.model.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.model)},
+      {"caches", c.caches_fresh ? "fresh" : "shared"},
   };
   if (!resolved) j["resolved_cmd_error"] = why;
   // A secret may also appear inside a plain value (a description, a path): redact those too.

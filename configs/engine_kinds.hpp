@@ -6,6 +6,22 @@
 
 namespace bp {
 
+/// A compile, JIT or autotuning cache an engine uses (docs/engines.md, caches).
+struct cache_def {
+  std::string name;     ///< short name in /meta's caches section
+  std::string env_var;  ///< the variable that moves it
+  std::string default_under_home;  ///< its place relative to HOME when the variable is unset ("": none)
+};
+
+/// How to empty an engine's prefix cache (--reset-prefix-cache).
+struct prefix_reset {
+  std::string method;  ///< "" : the kind has none
+  std::string path;    ///< for llama.cpp: per slot, {id} replaced (slots listed by GET /slots)
+  bool per_slot = false;
+  bool retry_until_idle = false;  ///< SGLang refuses while requests run
+  std::string needs_env;          ///< vLLM: served only with VLLM_SERVER_DEV_MODE=1
+};
+
 struct engine_kind {
   std::string name;            ///< the config's `engine:` value
   std::string health_path;     ///< readiness: 200 when ready (default of the config's health_path)
@@ -16,6 +32,8 @@ struct engine_kind {
   /// Fields under engine_reported that differ on every start of the same config (random markers,
   /// timestamps): `meta diff` never reports them. "/props.body.media_marker" = endpoint, then keys.
   std::vector<std::string> volatile_fields;
+  std::vector<cache_def> caches;  ///< recorded in /meta's caches section; `caches: fresh` moves them
+  prefix_reset reset;
 };
 
 /// Every known kind, in the order the docs list them.

@@ -21,6 +21,10 @@ struct collect_input {
   std::string etc_root = "/etc";
   std::string engine_kind;
   std::string engine_exe;
+  /// The engine's environment as launched (the YAML env, and what `caches: fresh` injected).
+  std::vector<std::pair<std::string, std::string>> engine_env;
+  nlohmann::json caches_before = nlohmann::json::object();    ///< scan_caches before the engine started
+  nlohmann::json caches_injected = nlohmann::json::object();  ///< name -> directory made for this run
   std::string venv;
   std::uint16_t engine_port = 0;
   int threads = 0;  ///< hashing threads; 0 = every core
@@ -68,6 +72,11 @@ nlohmann::json collect_inputs(const collect_input& in);
 nlohmann::json collect_engine_reported(const collect_input& in);
 nlohmann::json collect_engine_log(const collect_input& in);
 nlohmann::json collect_loaded_libs(const collect_input& in);
+nlohmann::json collect_caches(const collect_input& in);
+/// Where each of the engine kind's caches lives for `env`, and its state (exists, files, bytes,
+/// newest mtime, manifest hash of names, sizes and mtimes).
+nlohmann::json scan_caches(const std::string& kind, const std::vector<std::pair<std::string, std::string>>& env,
+                           std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max());
 
 /// Models named by a Hugging Face repo id in the engine's argv, resolved through the hub cache of
 /// the engine's environment: revision (refs/main), snapshot folder, and every file with its sha256.

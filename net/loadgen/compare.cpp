@@ -229,6 +229,16 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
     for (const auto& d : telemetry::conditions_differ(baseline.trials[0].value("conditions", json()),
                                                       candidate.trials[0].value("conditions", json())))
       c.warnings.push_back("different conditions: " + d);
+  // Caches (/meta's caches section): a cache cold in one and warm in the other is said.
+  if (!baseline.trials.empty() && !candidate.trials.empty()) {
+    const json a = baseline.trials[0].value("snapshot", json::object()).value("caches", json::object());
+    const json b = candidate.trials[0].value("snapshot", json::object()).value("caches", json::object());
+    for (auto it = a.begin(); it != a.end(); ++it)
+      if (b.contains(it.key()) && it.value().is_object() && b[it.key()].is_object() &&
+          it.value().value("state", "") != b[it.key()].value("state", ""))
+        c.warnings.push_back("cache " + it.key() + " was " + it.value().value("state", "?") + " in the baseline and " +
+                             b[it.key()].value("state", "?") + " in the candidate");
+  }
   std::uint64_t seed = o.seed;
   for (const auto& m : metrics) {
     metric_verdict v;

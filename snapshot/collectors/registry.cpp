@@ -26,6 +26,8 @@ std::vector<collector_def> all_collectors() {
           {"venv", collect_venv, {true, {{"files", key_by("path")}}}},
           {"inputs", collect_inputs, {true, {{"files", key_by("path")}, {"directories", key_by("path")}}}},
           {"engine_reported", collect_engine_reported, {}},
+          // Compile/JIT/autotuning caches: cold, warm or written during this run.
+          {"caches", collect_caches, {}},
           // Its bytes hold PIDs and times: recorded, never compared.
           {"engine_log", collect_engine_log, {false, {}}},
           // Libraries by name without version: an upgrade is one change, not a removal and an addition.

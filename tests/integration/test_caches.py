@@ -1,0 +1,65 @@
+"""Cache provenance in /meta: cold, written during the run, warm on the next; `caches: fresh` gives
+each run empty directories through the engine's own variables (read back from its environment)."""
+import json
+import os
+import subprocess
+import unittest
+
+from bp import BENCH_PROXY, ProxyCase, write_config
+
+
+class CachesTest(ProxyCase):
+    def meta_of(self, cfg):
+        p = self.start(cfg)
+        p.wait_ready()
+        body = p.get("/meta")[2]
+        self.assertEqual(p.stop(), 0)
+        return json.loads(body), p.run_dir
+
+    def test_a_cache_is_cold_then_written_then_warm_and_meta_diff_shows_it(self):
+        home = os.path.join(self.dir, "home")
+        os.makedirs(home)
+        cfg = write_config(self.dir, "c.yaml", ["--tokens", "2"], env={"PATH": "/usr/bin:/bin", "HOME": home},
+                           extra="warmup: 0")
+        m1, run1 = self.meta_of(cfg)
+        c = m1["caches"]["mock"]
+        self.assertEqual(c["var"], "MOCK_CACHE_DIR")
+        self.assertEqual(c["path"], os.path.join(home, ".cache/mock-engine"))
+        self.assertIn("default under HOME", c["source"])
+        self.assertEqual(c["state"], "written during this run (was cold)")
+        self.assertFalse(c["before_start"]["exists"])
+        self.assertEqual(c["at_snapshot"]["files"], 1)
+        m2, run2 = self.meta_of(cfg)
+        self.assertEqual(m2["caches"]["mock"]["state"], "warm")
+        self.assertEqual(m2["caches"]["mock"]["at_snapshot"]["manifest_sha256"],
+                         m1["caches"]["mock"]["at_snapshot"]["manifest_sha256"])
+        r = subprocess.run([BENCH_PROXY, "meta", "diff", os.path.join(run1, "meta.json"), os.path.join(run2, "meta.json")],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("caches:", r.stdout)
+        self.assertIn("state", r.stdout)
+
+    def test_fresh_caches_are_empty_directories_of_the_run_in_the_engines_real_environment(self):
+        home = os.path.join(self.dir, "home")
+        os.makedirs(home)
+        cfg = write_config(self.dir, "f.yaml", ["--tokens", "2"], env={"PATH": "/usr/bin:/bin", "HOME": home},
+                           extra="warmup: 0\ncaches: fresh")
+        for _ in range(2):
+            m, run = self.meta_of(cfg)
+            c = m["caches"]["mock"]
+            self.assertTrue(c["injected"])
+            self.assertEqual(c["path"], os.path.join(run, "caches", "mock"))
+            self.assertEqual(c["state"], "written during this run (was cold)")  # cold every time
+            env = m["process_tree"]["processes"][0]["env"]
+            self.assertEqual(env.get("MOCK_CACHE_DIR"), os.path.join(run, "caches", "mock"))
+        self.assertFalse(os.path.exists(os.path.join(home, ".cache")))  # the shared one was never touched
+
+    def test_a_bad_caches_value_names_the_key_and_line(self):
+        cfg = write_config(self.dir, "bad.yaml", [], extra="caches: sometimes")
+        r = subprocess.run([BENCH_PROXY, "validate", cfg], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertRegex(r.stderr, r"bad.yaml:\d+:\d+: caches: expected fresh")
+
+
+if __name__ == "__main__":
+    unittest.main()
