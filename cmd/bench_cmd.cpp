@@ -170,6 +170,10 @@ void add_bench_options(CLI::App& app, bench_flags& f) {
   app.add_option("--slo", f.slo, "goodput thresholds, e.g. ttft_ms=500,itl_ms=50,e2e_ms=4000")
       ->type_name("LIST")
       ->group("Output");
+  app.add_flag("--reset-prefix-cache", f.o.reset_prefix_cache,
+               "empty the engine's prefix cache after warmup, before the measured requests (vLLM: needs "
+               "VLLM_SERVER_DEV_MODE=1; SGLang: /flush_cache; llama.cpp: every slot erased); recorded in result.json")
+      ->group("Workload and load");
   app.add_option("--label", f.label, "a note for the ledger row (what this iteration tries)")
       ->type_name("TEXT")
       ->group("Output");

@@ -20,6 +20,7 @@
 #include "base/files.hpp"
 #include "base/text.hpp"
 #include "configs/engine_config.hpp"
+#include "configs/engine_kinds.hpp"
 #include "net/client/http_client.hpp"
 
 namespace fs = std::filesystem;
@@ -194,6 +195,14 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   out.started = true;
   out.run_dir = run->run_dir();
   const auto& cfg = run->config();
+  if (o.bench.reset_prefix_cache)
+    if (const engine_kind* k = find_engine_kind(cfg.engine); k && !k->reset.needs_env.empty()) {
+      bool set = false;
+      for (const auto& [name, v] : cfg.env) set = set || (name == k->reset.needs_env && v.value == "1");
+      if (!set)
+        spdlog::warn("--reset-prefix-cache: {} serves its reset endpoint only with {}=1, which {} does not set in env:",
+                     cfg.engine, k->reset.needs_env, cfg.source_path);
+    }
   auto first = [&] { run->stop("interrupted"); };
   auto again = [&] { run->kill_now(); };
   auto budget = std::chrono::milliseconds(

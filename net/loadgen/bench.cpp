@@ -1,4 +1,5 @@
 #include "net/loadgen/bench.hpp"
+#include "net/loadgen/prefix_cache.hpp"
 #include "net/loadgen/warnings.hpp"
 
 #include <algorithm>
@@ -527,6 +528,15 @@ json run(const options& o) {
       if (!r.ok) throw std::runtime_error("warmup request " + std::to_string(i + 1) + " failed: " + r.error);
     }
   }
+  // Prefix-cache hygiene: the measured requests start from an empty prefix cache. The engine's
+  // kind and private port come from the snapshot; the engine is on this host, behind the proxy.
+  json reset = nullptr;
+  if (o.reset_prefix_cache) {
+    if (!before || !before->doc.contains("engine") || !before->doc["engine"].is_object())
+      throw std::invalid_argument("--reset-prefix-cache needs a bench-proxy with /meta (the engine's kind and port)");
+    const json& e = before->doc["engine"];
+    reset = reset_prefix_cache(e.value("kind", std::string()), "127.0.0.1", e.value("port", 0), 30);
+  }
 
   std::vector<double> arrivals(static_cast<std::size_t>(total), 0.0);
   if (o.rate > 0) {
@@ -664,6 +674,11 @@ json run(const options& o) {
   result["finished_at"] = base::utc_now_iso();
   result["valid"] = true;
   result["invalid_reasons"] = json::array();
+  if (o.reset_prefix_cache) {
+    result["prefix_cache_reset"] = reset;
+    if (!reset.value("ok", false))
+      add_invalid_reason(result, "the prefix cache was not reset: " + reset.value("error", std::string("unknown")));
+  }
   bool cancelled = o.cancel && o.cancel->load();
   if (cancelled) add_invalid_reason(result, "interrupted");
   if (!before) {

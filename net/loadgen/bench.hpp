@@ -78,6 +78,7 @@ struct options {
   stats_options stats;        ///< percentiles, bootstrap resamples, confidence, seed
   std::string headline = "output_tps";  ///< the metric the last line, the TSV and sweep tables report
   slo_map slo;                          ///< thresholds for the goodput metric
+  bool reset_prefix_cache = false;      ///< empty the engine's prefix cache after warmup (needs /meta)
   std::function<void(long done, long total, long errors)> progress;
   const std::atomic<bool>* cancel = nullptr;  ///< set: no new request is started
 };

@@ -51,6 +51,7 @@ struct shared_state {
   std::atomic<long> active{0};
   std::atomic<long> seq{0};
   std::atomic<long> fail_counter{0};
+  std::atomic<long> resets{0};
 };
 
 std::string token_text(std::size_t seed, int i) {
@@ -119,8 +120,13 @@ class session : public std::enable_shared_from_this<session> {
     if (req.method() == http::verb::get && path == "/mock/stats") {
       json j = {{"started", st_.started.load()},     {"completed", st_.completed.load()},
                 {"cancelled", st_.cancelled.load()}, {"active", st_.active.load()},
-                {"pid", ::getpid()}};
+                {"prefix_cache_resets", st_.resets.load()}, {"pid", ::getpid()}};
       return reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8));
+    }
+    if (req.method() == http::verb::post && path == "/reset_prefix_cache") {
+      // As vLLM's (dev mode): empties the (pretend) prefix cache.
+      st_.resets++;
+      return reply(200, "OK", R"({"reset":true})");
     }
     if (path == "/v1/mock/echo") {
       // Echoes method, target, headers and body: lets tests see exactly what the proxy forwarded.

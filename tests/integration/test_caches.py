@@ -2,10 +2,13 @@
 each run empty directories through the engine's own variables (read back from its environment)."""
 import json
 import os
+import re
 import subprocess
 import unittest
 
-from bp import BENCH_PROXY, ProxyCase, write_config
+from bp import BENCH_PROXY, SRC, ProxyCase, write_config
+
+WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
 
 
 class CachesTest(ProxyCase):
@@ -53,6 +56,38 @@ class CachesTest(ProxyCase):
             env = m["process_tree"]["processes"][0]["env"]
             self.assertEqual(env.get("MOCK_CACHE_DIR"), os.path.join(run, "caches", "mock"))
         self.assertFalse(os.path.exists(os.path.join(home, ".cache")))  # the shared one was never touched
+
+    def test_reset_prefix_cache_before_the_measured_requests_is_recorded(self):
+        cfg = write_config(self.dir, "r.yaml", ["--tokens", "2"], extra="warmup: 1")
+        r = subprocess.run([BENCH_PROXY, "run", "--config", cfg, "--queries", WORKLOAD, "-n", "3", "--trials", "2",
+                            "--reset-prefix-cache", "--run-dir", os.path.join(self.dir, "rr"), "--results",
+                            os.path.join(self.dir, "r.tsv"), "--no-progress"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for t in ("trial-1", "trial-2"):  # before each trial's measured requests
+            with open(os.path.join(self.dir, "rr", t, "result.json")) as f:
+                reset = json.load(f)["prefix_cache_reset"]
+            self.assertTrue(reset["ok"])
+            self.assertEqual([(q["method"], q["path"], q["status"]) for q in reset["requests"]],
+                             [("POST", "/reset_prefix_cache", 200)])
+        # A server without /meta: no engine kind or port to reset; said before any request.
+        m = subprocess.Popen([os.path.join(os.environ["BP_BIN_DIR"], "mock-engine"), "--port", "0"],
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            port = None
+            for line in m.stderr:
+                mm = re.search(r"listening on [\d.]+:(\d+)", line)
+                if mm:
+                    port = mm.group(1)
+                    break
+            r = subprocess.run([BENCH_PROXY, "bench", "--url", f"http://127.0.0.1:{port}", "--queries", WORKLOAD, "-n",
+                                "2", "--allow-no-snapshot", "--reset-prefix-cache", "--out", os.path.join(self.dir, "o"),
+                                "--results", os.path.join(self.dir, "r.tsv"), "--no-progress"],
+                               capture_output=True, text=True, timeout=60)
+        finally:
+            m.kill()
+            m.wait()
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--reset-prefix-cache needs a bench-proxy with /meta", r.stdout + r.stderr)
 
     def test_a_bad_caches_value_names_the_key_and_line(self):
         cfg = write_config(self.dir, "bad.yaml", [], extra="caches: sometimes")

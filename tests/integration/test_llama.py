@@ -47,6 +47,21 @@ class LlamaTest(ProxyCase):
                     f"model: tiny\nready_timeout_s: 120\nstop_grace_s: 5\nenv:\n{env}{extra}\n")
         return path
 
+    def test_reset_prefix_cache_erases_every_slot_of_the_shipped_config(self):
+        env = dict(os.environ, LLAMA_SERVER=self.llama["LLAMA_SERVER"], LLAMA_MODEL=self.llama["LLAMA_MODEL"])
+        r = subprocess.run([BENCH_PROXY, "run", "--config", os.path.join(SRC, "configs", "llama-cpu.yaml"), "--queries",
+                            WORKLOAD, "-n", "4", "--max-tokens", "8", *TOLERATE_ENGINE_PARSER, "--reset-prefix-cache",
+                            "--run-dir", self.dir + "/reset", "--results", self.dir + "/r.tsv", "--no-progress"],
+                           capture_output=True, text=True, timeout=300, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        res = json.load(open(self.dir + "/reset/result.json"))
+        reset = res["prefix_cache_reset"]
+        self.assertTrue(reset["ok"], reset)
+        self.assertEqual(reset["requests"][0]["path"], "/slots")
+        erased = [q for q in reset["requests"] if "action=erase" in q["path"]]
+        self.assertGreaterEqual(len(erased), 1)
+        self.assertTrue(all(q["status"] == 200 for q in erased))
+
     def test_shipped_config_serves_plain_streamed_and_openai_client(self):
         env = {"LLAMA_SERVER": self.llama["LLAMA_SERVER"], "LLAMA_MODEL": self.llama["LLAMA_MODEL"]}
         p = self.start(os.path.join(SRC, "configs", "llama-cpu.yaml"), env=env)
