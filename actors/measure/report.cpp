@@ -10,6 +10,7 @@
 #include "net/loadgen/compare.hpp"
 #include "net/loadgen/ledger.hpp"
 #include "snapshot/diff.hpp"
+#include "snapshot/telemetry/telemetry.hpp"
 
 namespace bp::embedded {
 extern const unsigned char chart_js[];
@@ -101,6 +102,30 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
     tl_tps.push_back({{"trial", t + 1}, {"points", timeline(a)}});
     tl_ttft.push_back({{"trial", t + 1}, {"points", timeline(b)}});
   }
+  // Conditions over time, where the run recorded telemetry (docs/telemetry.md).
+  json tele = json::array();
+  for (std::size_t t = 0; t < s.paths.size(); ++t) {
+    fs::path csv = fs::path(s.paths[t]).parent_path() / "telemetry.csv";
+    std::error_code ec;
+    if (!fs::exists(csv, ec)) continue;
+    auto samples = telemetry::read_csv(csv.string());
+    if (samples.empty()) continue;
+    double t0 = samples.front().t;
+    std::map<std::string, std::vector<std::pair<double, double>>> series;
+    for (const auto& x : samples) {
+      bool gpu = x.source.rfind("gpu", 0) == 0 && x.source != "gpu";
+      bool wanted = (gpu && (x.series == "sm_clock_mhz" || x.series == "power_w" || x.series == "temp_c" ||
+                             x.series == "sw_power_cap" || x.series == "hw_slowdown" || x.series == "hw_thermal_slowdown" ||
+                             x.series == "sw_thermal_slowdown" || x.series == "hw_power_brake_slowdown")) ||
+                    (x.source == "cpu" && x.series == "steal_pct") || (x.source == "others" && x.series == "cpu_cores") ||
+                    (x.source == "engine" && x.series == "cpu_cores");
+      if (wanted && x.text.empty()) series[x.source + "." + x.series].emplace_back(x.t - t0, x.value);
+    }
+    json js = json::object();
+    for (const auto& [k, v] : series) js[k] = timeline(v);
+    tele.push_back({{"trial", t + 1}, {"series", js}});
+  }
+  if (!tele.empty()) c["telemetry"] = tele;
   c["valid"] = valid;
   c["errors"] = errors;
   c["warnings"] = warnings;
@@ -195,8 +220,8 @@ json report_data(const std::vector<std::string>& paths) {
   data["failed"] = failed;
   data["campaign"] = campaign;
   data["downsampling"] = "CDFs: at most " + std::to_string(kCdfPoints) +
-                         " quantiles at evenly spaced ranks of all requests; timelines: every k-th request, at most " +
-                         std::to_string(kTimelinePoints) + " points per trial";
+                         " quantiles at evenly spaced ranks of all requests; timelines and telemetry: every k-th point, "
+                         "at most " + std::to_string(kTimelinePoints) + " per series and trial";
   std::string headline = bench::default_headline;
   if (!sides.empty() && !sides[0].trials.empty()) {
     std::string h = sides[0].trials[0].value("summary", json::object()).value("headline", json::object()).value("metric", headline);
@@ -283,6 +308,16 @@ for(const[key,title]of[['output_tps','output tokens/s per request'],['ttft_ms','
  const ds=[];cfgs.forEach((c,i)=>c.timeline[key].forEach(tr=>ds.push({label:c.label+(c.trials>1?' trial '+tr.trial:''),data:tr.points.map(p=>({x:p[0],y:p[1]})),borderColor:color(i),backgroundColor:color(i),pointRadius:1.5,showLine:false})));
  g2.append(chart('timeline-'+key,title+' against request index',{type:'scatter',data:{datasets:ds},options:{scales:{x:{type:'linear',title:{display:true,text:'request index'}}}}}));}
 root.append(g2);root.append($('div',{class:'meta',text:'downsampling: '+D.downsampling}));
+// Conditions: GPU clocks, power, temperature and clock-event reasons; CPU steal and noisy neighbours.
+const withT=cfgs.filter(c=>c.telemetry);
+if(withT.length){root.append($('h2',{text:'Conditions (telemetry, seconds since the first sample)'}));const g3=$('div',{class:'grid'});
+ const groups=[['gpu-sm','GPU SM clock (MHz)',k=>k.endsWith('.sm_clock_mhz')],['gpu-power','GPU power (W)',k=>k.endsWith('.power_w')],
+  ['gpu-temp','GPU temperature (°C)',k=>k.endsWith('.temp_c')],['gpu-reasons','clock-event reasons active (1 = active)',k=>/^gpu\d+\.(sw_|hw_)/.test(k)],
+  ['cpu','CPU steal (%) and cores used by the engine and by other processes',k=>k==='cpu.steal_pct'||k.endsWith('.cpu_cores')]];
+ for(const[id,title,pick]of groups){const ds=[];withT.forEach((c,i)=>c.telemetry.forEach(tr=>Object.entries(tr.series).filter(([k])=>pick(k)).forEach(([k,pts],j)=>
+   ds.push({label:c.label+(c.trials>1?' trial '+tr.trial:'')+' '+k,data:pts.map(p=>({x:p[0],y:p[1]})),borderColor:color(i+j),pointRadius:0,borderWidth:1.5,stepped:id==='gpu-reasons'}))));
+  if(ds.length)g3.append(chart('conditions-'+id,title,{type:'line',data:{datasets:ds},options:{scales:{x:{type:'linear',title:{display:true,text:'s'}}}}}));}
+ root.append(g3);}
 // The campaign.
 if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('table',{id:'campaign'});
  ct.append($('tr',{},...['line','time','label','metric','value','verdict','best'].map(h=>$('th',{text:h}))));

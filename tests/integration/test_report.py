@@ -74,6 +74,8 @@ class ReportTest(ProxyCase):
                     "timeline-ttft_ms"]:
             self.assertIn(cid, ch)
         self.assertEqual(st["overview_rows"], 1)
+        self.assertIn("conditions-cpu", ch)  # the run's telemetry: steal, engine and other processes' cores
+        self.assertEqual(len(ch["conditions-cpu"]["datasets"]), 3)
         self.assertEqual([d["points"] for d in ch["cdf-ttft_ms"]["datasets"]], [30])
         self.assertEqual([d["points"] for d in ch["cdf-itl_ms"]["datasets"]], [30 * 7])
         self.assertEqual([d["points"] for d in ch["timeline-output_tps"]["datasets"]], [30])

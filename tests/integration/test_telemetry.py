@@ -44,6 +44,11 @@ class TelemetryTest(ProxyCase):
             rows = f.read().splitlines()
         self.assertEqual(header, "time_unix_s,source,series,value")
         self.assertTrue(any(",gpu0,sm_clock_mhz," in row for row in rows))
+        # The run's report draws them (the charts themselves are checked in a browser by test_report).
+        with open(os.path.join(self.dir, "run", "report.html")) as f:
+            page = f.read()
+        self.assertIn('"gpu0.sm_clock_mhz"', page)
+        self.assertIn('"gpu0.sw_power_cap"', page)
 
     def test_without_nvidia_smi_the_gpu_section_says_so_and_zero_turns_it_off(self):
         cfg = write_config(self.dir, "cpu.yaml", ["--tokens", "4"], extra="warmup: 0")
