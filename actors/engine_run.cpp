@@ -77,6 +77,10 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   r->ctx_->proxy = r->proxy_.get();
   r->ctx_->hash_threads = o.hash_threads;
   r->ctx_->telemetry_interval_ms = o.telemetry_interval_ms;
+  if (const engine_kind* k = find_engine_kind(r->ctx_->config.engine))
+    r->status_->set_engine_metrics(k->metrics_path, k->name);
+  else
+    r->status_->set_engine_metrics("", r->ctx_->config.engine);
   // Caches: `fresh` gives each of the kind's caches an empty directory under the run folder;
   // either way their state is scanned now, before the engine starts, and again at snapshot time.
   if (const engine_kind* k = find_engine_kind(r->ctx_->config.engine); k && r->ctx_->config.caches_fresh)

@@ -340,6 +340,7 @@ int bench_main(const bench_flags& f) {
     out_dir = base::make_unique_dir("bench-results/" + utc_stamp());
   }
   std::string path = measure::write_result(r, out_dir);
+  measure::strip_raw_engine_metrics(r);
   bench::append_tsv(tsv, r, path);
   std::cout << measure::summary_text(r);
   std::cout << "result: " << path << "\n";

@@ -22,6 +22,16 @@ struct prefix_reset {
   std::string needs_env;          ///< vLLM: served only with VLLM_SERVER_DEV_MODE=1
 };
 
+/// One series of the engine's own Prometheus /metrics that bench-proxy reads around a bench.
+struct engine_series {
+  engine_series(std::string k, std::string n, bool c = true, std::string l = "")
+      : key(std::move(k)), name(std::move(n)), counter(c), by_label(std::move(l)) {}
+  std::string key;     ///< our name in result.json's engine_metrics ("prompt_tokens")
+  std::string name;    ///< the exposition name ("vllm:prompt_tokens_total")
+  bool counter = true;  ///< counter: the delta between the scrapes; gauge: the value at the end
+  std::string by_label;  ///< "" : summed over label sets; else one value per value of this label
+};
+
 struct engine_kind {
   std::string name;            ///< the config's `engine:` value
   std::string health_path;     ///< readiness: 200 when ready (default of the config's health_path)
@@ -34,6 +44,9 @@ struct engine_kind {
   std::vector<std::string> volatile_fields;
   std::vector<cache_def> caches;  ///< recorded in /meta's caches section; `caches: fresh` moves them
   prefix_reset reset;
+  std::string metrics_path;  ///< the engine's Prometheus endpoint ("" : none)
+  std::string metrics_note;  ///< which versions the names hold for, and how to enable them
+  std::vector<engine_series> metrics;
 };
 
 /// Every known kind, in the order the docs list them.

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
+#include "net/loadgen/engine_metrics.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
@@ -69,9 +70,26 @@ std::vector<std::string> preflight(const std::vector<std::string>& configs, cons
   return errors;
 }
 
-std::string write_result(const json& result, const std::string& dir) {
+void strip_raw_engine_metrics(json& result) {
+  if (!result.contains("engine_metrics") || !result["engine_metrics"].contains("raw")) return;
+  result["engine_metrics"].erase("raw");
+  result["engine_metrics"]["files"] = {{"before", "engine_metrics_before.txt"}, {"after", "engine_metrics_after.txt"}};
+}
+
+std::string write_result(const json& in, const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
+  json result = in;
+  // The engine's two /metrics texts go beside result.json, which names them.
+  if (result.contains("engine_metrics") && result["engine_metrics"].contains("raw")) {
+    json& em = result["engine_metrics"];
+    for (const char* when : {"before", "after"}) {
+      std::string file = std::string("engine_metrics_") + when + ".txt";
+      base::write_file_atomic((fs::path(dir) / file).string(), em["raw"].value(when, std::string()), true);
+      em["files"][when] = file;
+    }
+    em.erase("raw");
+  }
   std::string path = (fs::path(dir) / "result.json").string();
   base::write_file_atomic(path, result.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
   return fs::absolute(path).string();
@@ -154,6 +172,14 @@ std::string summary_text(const json& r) {
           << it.value()["sm_clock_mhz"]["max"].get<double>() << " MHz;";
     if (src.contains("gpu") && src["gpu"].contains("absent")) c << " no GPU telemetry;";
     os << "conditions:" << c.str() << " (" << r["conditions"].value("sample_times", 0) << " samples, telemetry.csv)\n";
+  }
+  if (r.contains("engine_metrics") && !r["engine_metrics"].contains("error")) {
+    std::string line = bench::engine_metric_line(r["engine_metrics"]);
+    std::string check;
+    for (auto it = r["engine_metrics"]["cross_check"].begin(); it != r["engine_metrics"]["cross_check"].end(); ++it)
+      check += (check.empty() ? "" : ", ") + it.key() + (it.value().value("equal", false) ? " match" : " DIFFER");
+    os << "engine counters: " << (line.empty() ? "no speculative decoding or prefix-cache figures" : line)
+       << (check.empty() ? "" : " (against the bench's counts: " + check + ")") << "\n";
   }
   for (const auto& w : r.value("warnings", json::array())) os << "warning: " << w.get<std::string>() << "\n";
   os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
@@ -289,6 +315,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   // What the bench never saw, the config knows: its secrets are redacted from the result too.
   cfg.redactor().redact(out.result);
   out.result_path = write_result(out.result, out.run_dir);
+  strip_raw_engine_metrics(out.result);
   if (!o.results_tsv.empty()) bench::append_tsv(o.results_tsv, out.result, out.result_path);
   out.valid = out.result.value("valid", false);
   if (st.interrupted()) {

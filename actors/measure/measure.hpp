@@ -69,8 +69,13 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st);
 /// config loads and is launchable here. Returns every error (file:line where known).
 std::vector<std::string> preflight(const std::vector<std::string>& configs, const std::string& workload);
 
-/// result.json in `dir`, written atomically and never over an existing one. Returns its path.
+/// result.json in `dir`, written atomically and never over an existing one; the engine's raw
+/// /metrics texts (engine_metrics.raw) go beside it as engine_metrics_{before,after}.txt. Returns
+/// the path.
 std::string write_result(const nlohmann::json& result, const std::string& dir);
+
+/// Replaces engine_metrics.raw by the names of the files write_result wrote.
+void strip_raw_engine_metrics(nlohmann::json& result);
 
 /// One ledger row for a run that produced no result (config error, engine never ready, ...).
 nlohmann::json failed_result(const std::string& config_path, const std::string& reason, const std::string& run_dir,

@@ -126,6 +126,7 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
     tele.push_back({{"trial", t + 1}, {"series", js}});
   }
   if (!tele.empty()) c["telemetry"] = tele;
+  if (!s.trials.empty() && s.trials[0].contains("engine_metrics")) c["engine_metrics"] = s.trials[0]["engine_metrics"];
   c["valid"] = valid;
   c["errors"] = errors;
   c["warnings"] = warnings;
@@ -318,6 +319,15 @@ if(withT.length){root.append($('h2',{text:'Conditions (telemetry, seconds since 
    ds.push({label:c.label+(c.trials>1?' trial '+tr.trial:'')+' '+k,data:pts.map(p=>({x:p[0],y:p[1]})),borderColor:color(i+j),pointRadius:0,borderWidth:1.5,stepped:id==='gpu-reasons'}))));
   if(ds.length)g3.append(chart('conditions-'+id,title,{type:'line',data:{datasets:ds},options:{scales:{x:{type:'linear',title:{display:true,text:'s'}}}}}));}
  root.append(g3);}
+// The engine's own counters (acceptance, prefix cache, preemptions, token cross-check).
+const withE=cfgs.filter(c=>c.engine_metrics&&c.engine_metrics.derived);
+if(withE.length){root.append($('h2',{text:'Engine counters (first trial, deltas over the measured requests)'}));
+ const et=$('table',{id:'engine-counters'},$('tr',{},...['config','mean acceptance length','acceptance rate','prefix-cache hit rate','preemptions','tokens vs the bench','absent series'].map(h=>$('th',{text:h}))));
+ for(const c of withE){const d=c.engine_metrics.derived||{};const x=c.engine_metrics.cross_check||{};
+  et.append($('tr',{},$('td',{text:c.label}),$('td',{class:'num',text:fmt(d.mean_acceptance_length)}),$('td',{class:'num',text:d.acceptance_rate==null?'-':(100*d.acceptance_rate).toFixed(1)+'%'}),
+   $('td',{class:'num',text:d.prefix_cache_hit_rate==null?'-':(100*d.prefix_cache_hit_rate).toFixed(1)+'%'}),$('td',{class:'num',text:d.preemptions==null?'-':String(d.preemptions)}),
+   $('td',{text:Object.entries(x).map(([k,v])=>k+(v.equal?' match':' DIFFER')).join(', ')||'-'}),$('td',{text:(c.engine_metrics.absent||[]).join(', ')||'none'})));}
+ root.append(et);}
 // The campaign.
 if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('table',{id:'campaign'});
  ct.append($('tr',{},...['line','time','label','metric','value','verdict','best'].map(h=>$('th',{text:h}))));

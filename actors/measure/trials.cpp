@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/text.hpp"
+#include "net/loadgen/engine_metrics.hpp"
 #include "net/loadgen/warnings.hpp"
 #include "snapshot/collect.hpp"
 #include "snapshot/diff.hpp"
@@ -317,6 +318,15 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
           << "% (between-trial CV of " << bo.headline << "); an A/A sweep (the same config twice) measures it\n";
   else if (trials < 2)
     table << "one trial per config: intervals cover request-to-request noise only (--trials 3 sees run-to-run noise)\n";
+  for (std::size_t i = 0; i < entries.size(); ++i)
+    for (const auto& t : entries[i].trials)
+      if (!t.result.is_null() && t.result.contains("engine_metrics")) {
+        std::string line = bench::engine_metric_line(t.result["engine_metrics"]);
+        if (!line.empty())
+          table << "engine counters: config " << i + 1 << " (" << fs::path(entries[i].config).filename().string()
+                << "): " << line << "\n";
+        break;
+      }
   for (std::size_t i = 0; i < entries.size(); ++i)
     for (const auto& w : entries[i].aggregate.value("warnings", json::array()))
       table << "warning: config " << i + 1 << " (" << fs::path(entries[i].config).filename().string()

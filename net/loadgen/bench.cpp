@@ -1,4 +1,6 @@
 #include "net/loadgen/bench.hpp"
+#include "configs/engine_kinds.hpp"
+#include "net/loadgen/engine_metrics.hpp"
 #include "net/loadgen/prefix_cache.hpp"
 #include "net/loadgen/warnings.hpp"
 
@@ -537,6 +539,18 @@ json run(const options& o) {
     const json& e = before->doc["engine"];
     reset = reset_prefix_cache(e.value("kind", std::string()), "127.0.0.1", e.value("port", 0), 30);
   }
+  // The engine's own counters, scraped right before and right after the measured requests.
+  std::string metrics_url, metrics_before, metrics_kind;
+  if (before && before->doc.contains("engine") && before->doc["engine"].is_object()) {
+    const json& e = before->doc["engine"];
+    metrics_kind = e.value("kind", std::string());
+    if (const engine_kind* k = find_engine_kind(metrics_kind); k && !k->metrics_path.empty() && e.value("port", 0) > 0) {
+      metrics_url = "http://127.0.0.1:" + std::to_string(e.value("port", 0)) + k->metrics_path;
+      std::string merr;
+      auto r = net::http_fetch("GET", metrics_url, "", std::chrono::seconds(10), merr, 64 << 20);
+      if (r && r->status == 200) metrics_before = r->body;
+    }
+  }
 
   std::vector<double> arrivals(static_cast<std::size_t>(total), 0.0);
   if (o.rate > 0) {
@@ -580,6 +594,12 @@ json run(const options& o) {
   for (auto& t : pool) t.join();
   double wall_s = std::chrono::duration<double>(clock_type::now() - run_start).count();
 
+  std::string metrics_after;
+  if (!metrics_url.empty()) {
+    std::string merr;
+    auto r = net::http_fetch("GET", metrics_url, "", std::chrono::seconds(10), merr, 64 << 20);
+    if (r && r->status == 200) metrics_after = r->body;
+  }
   auto after = fetch_snapshot(base, err);
   std::vector<double> ttft, itl, tpot, e2e, tokens, tps, decode_tps;
   json reqs = json::array();
@@ -670,6 +690,22 @@ json run(const options& o) {
     }
     result["summary"]["headline"] = h;
     result["warnings"] = result_warnings(result, o.stats.percentiles);
+  }
+  if (!metrics_url.empty()) {
+    double prompt = 0, output = 0;
+    bool server_counts = true;
+    for (const auto& r : results)
+      if (r.ok) {
+        prompt += r.prompt_tokens;
+        output += r.output_tokens;
+        server_counts = server_counts && r.usage_from_server;
+      }
+    json em = engine_metrics(metrics_kind, metrics_before, metrics_after, server_counts ? prompt : -1,
+                             server_counts ? output : -1);
+    em["url"] = metrics_url;
+    em["raw"] = {{"before", metrics_before}, {"after", metrics_after}};  // write_result moves them to files
+    for (const auto& w : engine_metric_warnings(em)) result["warnings"].push_back(w);
+    result["engine_metrics"] = em;
   }
   result["finished_at"] = base::utc_now_iso();
   result["valid"] = true;

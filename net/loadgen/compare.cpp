@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "base/files.hpp"
+#include "net/loadgen/engine_metrics.hpp"
 #include "net/loadgen/warnings.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 
@@ -229,6 +230,11 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
     for (const auto& d : telemetry::conditions_differ(baseline.trials[0].value("conditions", json()),
                                                       candidate.trials[0].value("conditions", json())))
       c.warnings.push_back("different conditions: " + d);
+  for (const auto& [who, s] : {std::pair<const char*, const side*>{"baseline", &baseline}, {"candidate", &candidate}})
+    if (!s->trials.empty() && s->trials[0].contains("engine_metrics")) {
+      std::string line = engine_metric_line(s->trials[0]["engine_metrics"]);
+      if (!line.empty()) c.engine_lines.emplace_back(who, line);
+    }
   // Caches (/meta's caches section): a cache cold in one and warm in the other is said.
   if (!baseline.trials.empty() && !candidate.trials.empty()) {
     const json a = baseline.trials[0].value("snapshot", json::object()).value("caches", json::object());
@@ -311,6 +317,7 @@ json to_json(const comparison& c) {
   json j = {{"baseline", c.baseline},   {"candidate", c.candidate}, {"comparable", c.comparable},
             {"not_comparable_because", c.reasons}, {"noise", c.noise}, {"metrics", json::array()},
             {"warnings", c.warnings}};
+  for (const auto& [who, line] : c.engine_lines) j["engine_counters"][who] = line;
   for (const auto& v : c.metrics) {
     const metric_def* def = find_metric(v.metric);
     json m = {{"metric", v.metric}, {"verdict", c.comparable ? v.verdict : "not comparable"}};
@@ -358,6 +365,7 @@ std::string render(const comparison& c) {
                                                    : "intervals cover request-to-request noise only, not run-to-run noise")
        << ")\n";
   }
+  for (const auto& [who, line] : c.engine_lines) os << "engine counters (" << who << "): " << line << "\n";
   for (const auto& w : c.warnings) os << "warning: " << w << "\n";
   return os.str();
 }

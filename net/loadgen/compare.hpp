@@ -53,6 +53,7 @@ struct comparison {
   std::vector<std::string> reasons;  ///< why not comparable
   std::vector<metric_verdict> metrics;
   std::vector<std::string> warnings;  ///< from both sides' results and their trials
+  std::vector<std::pair<std::string, std::string>> engine_lines;  ///< engine counters, per side, where present
   double noise = 0.01;
   bool regressed() const;  ///< some metric is "slower"
 };

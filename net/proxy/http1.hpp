@@ -204,7 +204,7 @@ struct header_rewriter {
   }
 };
 
-enum class route { proxy, healthz, meta, not_found };
+enum class route { proxy, engine_metrics, healthz, meta, not_found };
 
 /// Request-line strings live in the session so their capacity is reused across requests.
 struct request_line {
@@ -266,6 +266,8 @@ class request_parser final : public http::basic_parser<true> {
     sv path = t.substr(0, t.find('?'));
     if (path.starts_with("/v1/") || path == "/v1")
       where = route::proxy;
+    else if (path == "/engine/metrics")
+      where = route::engine_metrics;  // the engine's own /metrics, passed through unchanged
     else if (path == "/healthz")
       where = route::healthz;
     else if (path == "/meta")
@@ -273,6 +275,8 @@ class request_parser final : public http::basic_parser<true> {
     else
       where = route::not_found;
     if (v == http::verb::connect) return reject(ec, 400, "Bad Request", "CONNECT is not supported");
+    if (where == route::engine_metrics && v != http::verb::get && v != http::verb::head)
+      return reject(ec, 405, "Method Not Allowed", "use GET for /engine/metrics", "Allow: GET, HEAD\r\n");
     if (where == route::proxy && !proxied_method(v))
       return reject(ec, 405, "Method Not Allowed", "method " + method + " is not proxied",
                     "Allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n");
@@ -328,11 +332,18 @@ class request_parser final : public http::basic_parser<true> {
     if (version >= 11 && hosts_ == 0) return reject(ec, 400, "Bad Request", "HTTP/1.1 request without Host");
     if (te_fields_ && version < 11)
       return reject(ec, 400, "Bad Request", "Transfer-Encoding in an HTTP/1.0 request");
-    if (where != route::proxy) return;
+    if (where != route::proxy && where != route::engine_metrics) return;
     out_.clear();
     out_ += method;
     out_ += ' ';
-    out_ += target;
+    if (where == route::engine_metrics) {
+      // Every engine kind bench-proxy knows serves Prometheus at /metrics; the query passes through.
+      auto q = target.find('?');
+      out_ += "/metrics";
+      if (q != std::string::npos) out_.append(target, q, std::string::npos);
+    } else {
+      out_ += target;
+    }
     out_ += " HTTP/1.1\r\n";
     hr_.emit(out_, true);
     if (chunked())

@@ -628,6 +628,14 @@ void session::request_done() {
         return;
       }
       return forward();
+    case route::engine_metrics:
+      if (srv_.status().engine_metrics_path().empty())
+        return local_response(404, "Not Found",
+                              json_error(404, "not_found",
+                                         "the engine kind '" + srv_.status().engine_kind() +
+                                             "' exposes no Prometheus /metrics that bench-proxy knows of"),
+                              "", false, head);
+      return forward();
     case route::healthz:
     case route::meta:
     case route::not_found:

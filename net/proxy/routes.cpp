@@ -56,7 +56,7 @@ local_answer answer_locally(const local_request& r, const run_status& status) {
   a.body_omitted = false;
   a.body = json_error(404, "not_found",
                       "no route for " + std::string(r.method) + " " + std::string(path) +
-                          " (bench-proxy serves /v1/*, /healthz and /meta)");
+                          " (bench-proxy serves /v1/*, /engine/metrics, /healthz and /meta)");
   return a;
 }
 

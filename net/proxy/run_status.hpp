@@ -31,6 +31,14 @@ class run_status {
   void set_engine_port(int p) { port_.store(p); }
   int engine_port() const { return port_.load(); }
   void set_config_description(std::string d);
+  /// The engine's Prometheus path for GET /engine/metrics ("" : its kind exposes none); set once
+  /// before the proxy serves, read by I/O threads afterwards.
+  void set_engine_metrics(std::string path, std::string kind) {
+    engine_metrics_path_ = std::move(path);
+    engine_kind_ = std::move(kind);
+  }
+  const std::string& engine_metrics_path() const { return engine_metrics_path_; }
+  const std::string& engine_kind() const { return engine_kind_; }
   void set_detail(std::string d);  ///< e.g. why it failed; shown on /healthz and /meta's 503 body
 
   /// Publishes the snapshot exactly once; later calls are ignored and return false.
@@ -46,6 +54,7 @@ class run_status {
 
  private:
   std::atomic<int> state_{0};
+  std::string engine_metrics_path_, engine_kind_;
   std::atomic<pid_t> pid_{0};
   std::atomic<int> port_{0};
   std::atomic<std::uint64_t> upstream_timeouts_{0};

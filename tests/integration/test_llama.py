@@ -61,11 +61,26 @@ class LlamaTest(ProxyCase):
         erased = [q for q in reset["requests"] if "action=erase" in q["path"]]
         self.assertGreaterEqual(len(erased), 1)
         self.assertTrue(all(q["status"] == 200 for q in erased))
+        # The engine's own counters over the measured requests equal the bench's counts.
+        em = res["engine_metrics"]
+        self.assertEqual(em["absent"], [])
+        self.assertTrue(em["cross_check"]["generation_tokens"]["equal"], em["cross_check"])
+        self.assertTrue(em["cross_check"]["prompt_tokens"]["equal"], em["cross_check"])
+        out_tokens = sum(q["output_tokens"] for q in res["requests"] if q["ok"])
+        self.assertEqual(em["series"]["generation_tokens"]["value"], out_tokens)
+        for f in ("engine_metrics_before.txt", "engine_metrics_after.txt"):
+            with open(os.path.join(self.dir, "reset", f)) as fh:
+                self.assertIn("llamacpp:tokens_predicted_total", fh.read())
+        self.assertIn("engine counters:", r.stdout)
 
     def test_shipped_config_serves_plain_streamed_and_openai_client(self):
         env = {"LLAMA_SERVER": self.llama["LLAMA_SERVER"], "LLAMA_MODEL": self.llama["LLAMA_MODEL"]}
         p = self.start(os.path.join(SRC, "configs", "llama-cpu.yaml"), env=env)
         p.wait_ready(timeout=120)
+        # The engine's own Prometheus metrics, through the proxy, unchanged.
+        status, headers, body = p.get("/engine/metrics")
+        self.assertEqual(status, 200, body[:300])
+        self.assertIn(b"llamacpp:tokens_predicted_total", body)
         # Greedy decoding: with random weights a sampled answer sometimes fails llama-server's own
         # output parser (HTTP 500 "does not match the expected peg-native format"); greedy is the
         # same answer every time.

@@ -127,6 +127,20 @@ class ProxyTest(ProxyCase):
                 s.close()
         self.assertEqual(p.stop(), 0)
 
+    def test_engine_metrics_of_a_kind_without_them_is_a_json_404_naming_the_reason(self):
+        p = self.start(self.config(mock_args=["--tokens", "2"], extra="warmup: 0"))
+        p.wait_ready()
+        status, headers, body = p.get("/engine/metrics")
+        self.assertEqual(status, 404)
+        self.assertIn("the engine kind 'mock' exposes no Prometheus /metrics", json.loads(body)["error"]["message"])
+        c = p.conn()
+        c.request("POST", "/engine/metrics", body=b"")
+        r = c.getresponse()
+        self.assertEqual(r.status, 405)
+        r.read()
+        c.close()
+        self.assertEqual(p.stop(), 0)
+
     def test_nan_and_infinite_durations_are_usage_errors_naming_the_option(self):
         for opt in ["--idle-timeout", "--request-timeout", "--upstream-header-timeout", "--upstream-idle-timeout"]:
             for v in ["nan", "inf", "-inf", "1e20", "0", "5s"]:
