@@ -141,6 +141,14 @@ runner define_validate(CLI::App& app, const std::vector<std::string>&) {
         continue;
       }
       auto j = to_json(*r.config);
+      // SGLang counts nothing bench-proxy can read unless asked to (docs/metrics.md, "Engine counters").
+      if (r.config->engine == "sglang") {
+        bool on = false;
+        for (const auto& a : r.config->plain_args()) on = on || a == "--enable-metrics";
+        if (!on)
+          std::cerr << "warning: " << path << ": args: sglang without --enable-metrics exposes no /metrics "
+                    << "(result.json's engine_metrics will be empty)\n";
+      }
       if (j["resolved_cmd"].is_null())
         std::cerr << "warning: " << path << ": cmd: " << j["resolved_cmd_error"].get<std::string>()
                   << " (serve will refuse to start it here)\n";
