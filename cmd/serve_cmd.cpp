@@ -11,6 +11,7 @@
 #include "cmd/cli.hpp"
 #include "cmd/exit_status.hpp"
 #include "configs/engine_config.hpp"
+#include "configs/engine_kinds.hpp"
 
 namespace bp::cli {
 
@@ -123,10 +124,13 @@ runner define_serve(CLI::App& app, const std::vector<std::string>& argv) {
 runner define_validate(CLI::App& app, const std::vector<std::string>&) {
   auto paths = std::make_shared<std::vector<std::string>>();
   auto level = std::make_shared<std::string>("info");
+  auto reset = std::make_shared<bool>(false);
   app.footer(kValidateAbout);
   app.add_option("CONFIG", *paths, "engine config YAML files")->required();
+  app.add_flag("--reset-prefix-cache", *reset,
+               "also check that each config's engine can reset its prefix cache (vLLM needs VLLM_SERVER_DEV_MODE=1 in env:)");
   add_log_level(app, *level);
-  return [paths]() -> int {
+  return [paths, reset]() -> int {
     // Nothing to tear down here: SIGINT/SIGTERM end it at once.
     sigset_t stop = stop_signals();
     pthread_sigmask(SIG_UNBLOCK, &stop, nullptr);
@@ -141,6 +145,16 @@ runner define_validate(CLI::App& app, const std::vector<std::string>&) {
         continue;
       }
       auto j = to_json(*r.config);
+      if (*reset)
+        if (const engine_kind* k = find_engine_kind(r.config->engine)) {
+          bool set = false;
+          for (const auto& [name, v] : r.config->env) set = set || (name == k->reset.needs_env && v.value == "1");
+          if (k->reset.method.empty())
+            std::cerr << "warning: " << path << ": engine: " << k->name << " has no prefix-cache reset\n";
+          else if (!k->reset.needs_env.empty() && !set)
+            std::cerr << "warning: " << path << ": env: " << k->name << " serves its prefix-cache reset only with "
+                      << k->reset.needs_env << "=1, which env: does not set\n";
+        }
       // SGLang counts nothing bench-proxy can read unless asked to (docs/metrics.md, "Engine counters").
       if (r.config->engine == "sglang") {
         bool on = false;
