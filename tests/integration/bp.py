@@ -17,7 +17,7 @@ BENCH_PROXY = os.path.join(BIN, "bench-proxy")
 MOCK = os.path.join(BIN, "mock-engine")
 
 
-def wait_for(cond, timeout=10.0, step=0.02, what="condition"):
+def wait_for(cond, timeout=60.0, step=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         v = cond()
@@ -125,7 +125,7 @@ class Proxy:
         self._t.start()
         self.port = None
         m = wait_for(lambda: self.grep(r"listening on [\d.]+:(\d+)") or (self.p.poll() is not None and "exited"),
-                     timeout=15, what="bench-proxy to listen")
+                     timeout=60, what="bench-proxy to listen")
         if m == "exited":
             return
         self.port = int(m.group(1))
@@ -169,7 +169,7 @@ class Proxy:
         except OSError:
             return {}
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout=120):
         def ready():
             if self.p.poll() is not None:
                 raise AssertionError("bench-proxy exited early:\n" + self.log())

@@ -163,7 +163,7 @@ class LlamaTest(ProxyCase):
         while got.count(b"data:") < 3:
             got += s.recv(4096)
         s.close()
-        wait_for(lambda: p.grep(r"cancel task"), timeout=10, what="llama-server to cancel the task")
+        wait_for(lambda: p.grep(r"cancel task"), timeout=60, what="llama-server to cancel the task")
         self.assertEqual(p.stop(), 0)
 
     def test_run_and_a_sweep_of_two_llama_configs_and_a_broken_one(self):

@@ -109,7 +109,7 @@ class ShutdownTest(ProxyCase):
         self.assertGreaterEqual(len(tree), 4)
         p.p.kill()
         p.p.wait()
-        wait_for(lambda: not pids_with_marker(self.marker), timeout=10, what="the engine tree to die")
+        wait_for(lambda: not pids_with_marker(self.marker), timeout=60, what="the engine tree to die")
 
     def test_engine_exiting_during_startup_reports_its_stderr_tail(self):
         cfg = self.marker_config(["--fail-startup", "CUDA error: no kernel image is available"])
