@@ -119,9 +119,9 @@ class InputsTest(unittest.TestCase):
             p = subprocess.Popen([BENCH_PROXY, "meta", "show", f"http://127.0.0.1:{srv.port}", "--timeout", "600"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
             wait_for(lambda: any(os.readlink(f"/proc/{p.pid}/fd/{fd}").startswith("socket:")
-                                 for fd in os.listdir(f"/proc/{p.pid}/fd")), timeout=30, what="the connection")
+                                 for fd in os.listdir(f"/proc/{p.pid}/fd")), timeout=60, what="the connection")
             p.send_signal(signal.SIGINT)
-            wait_for(lambda: p.poll() is not None, timeout=30, what="meta to end on SIGINT")
+            wait_for(lambda: p.poll() is not None, timeout=60, what="meta to end on SIGINT")
             self.assertNotEqual(p.returncode, 0)
             p.communicate()
         finally:

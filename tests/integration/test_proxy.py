@@ -91,7 +91,7 @@ class ProxyTest(ProxyCase):
             for s in hogs:
                 s.close()
         # Descriptors are back: the proxy accepts and answers again.
-        wait_for(lambda: p.healthz().get("state") == "ready", timeout=30, what="healthz after EMFILE")
+        wait_for(lambda: p.healthz().get("state") == "ready", timeout=60, what="healthz after EMFILE")
         self.assertEqual(p.stop(), 0)
 
     def test_connections_beyond_max_connections_get_503(self):
@@ -110,7 +110,7 @@ class ProxyTest(ProxyCase):
             return False
         try:
             for _ in range(3):
-                wait_for(one_more_held, timeout=30, what="a connection slot")
+                wait_for(one_more_held, timeout=60, what="a connection slot")
             # Three are held open: a fourth is refused.
             extra = socket.create_connection(("127.0.0.1", p.port))
             got = b""

@@ -144,7 +144,7 @@ class ResultsTest(ProxyCase):
         p = subprocess.Popen([BENCH_PROXY, "run", "--config", cfg, "--queries", WORKLOAD, "--no-progress", "--results",
                               os.path.join(self.dir, "results.tsv")], cwd=self.dir, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: len(pids_with_marker(self.marker)) >= 2, timeout=30, what="the engine to start")
+        wait_for(lambda: len(pids_with_marker(self.marker)) >= 2, timeout=60, what="the engine to start")
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=120)
         self.assertEqual(p.returncode, 130, err)

@@ -52,7 +52,7 @@ class SweepTest(ProxyCase):
         p = subprocess.Popen([BENCH_PROXY, "sweep", a, b, "--queries", WORKLOAD, "-n", "50", "--sweep-dir",
                               os.path.join(self.dir, "sw"), "--results", os.path.join(self.dir, "r.tsv"),
                               "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.dir)
-        wait_for(lambda: len(pids_with_marker(marker)) >= 2, timeout=30, what="the first engine")
+        wait_for(lambda: len(pids_with_marker(marker)) >= 2, timeout=60, what="the first engine")
         # The benchmark starts once the first row's snapshot is written.
         wait_for(lambda: os.path.exists(os.path.join(self.dir, "sw", "1_slow1", "meta.json")), timeout=60,
                  what="the first row's snapshot")
