@@ -25,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BIN = os.environ.get("BP_BIN_DIR", os.path.join(ROOT, "build", "bin"))
 TICK = os.sysconf("SC_CLK_TCK")
+TELEMETRY_MS = 200
 
 
 def ensure_tools():
@@ -79,7 +80,8 @@ env:
 """)
     log = open(os.path.join(work, "bench-proxy.log"), "w+")
     p = subprocess.Popen([f"{BIN}/bench-proxy", "--listen", "127.0.0.1:0", "--config", cfg, "--threads", "1",
-                          "--run-dir", os.path.join(work, "run")], stderr=log)
+                          "--run-dir", os.path.join(work, "run"),
+                          "--telemetry-interval-ms", str(TELEMETRY_MS)], stderr=log)
     deadline = time.time() + 30
     port = None
     while time.time() < deadline and port is None:
@@ -196,7 +198,11 @@ def main():
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--streams", type=int, default=30)
     ap.add_argument("--json", help="also write the raw numbers here")
+    ap.add_argument("--telemetry-interval-ms", type=int, default=200,
+                    help="bench-proxy's telemetry sampling during the measurement (default 200, as serve; 0: off)")
     a = ap.parse_args()
+    global TELEMETRY_MS
+    TELEMETRY_MS = a.telemetry_interval_ms
     ensure_tools()
     work = tempfile.mkdtemp(prefix="bp_overhead_")
     bp, bp_url, engine_port, engine_pid = start_bench_proxy(work)
