@@ -166,7 +166,9 @@ class CompareTest(ProxyCase):
         for label, c in steps:
             self.bp("run", "--config", c, "--queries", WORKLOAD, "-n", "60", "--max-tokens", "8", "--results", ledger,
                     "--label", label, "--no-progress")
-        r = self.bp("results", ledger, "--json", "--noise", "5%")
+        # The speeds differ by 20-50%; a repeat of the same config on a loaded machine (stress-ng on
+        # both cores beside ctest -j2) came out 5% apart, so the band is 10%.
+        r = self.bp("results", ledger, "--json", "--noise", "10%")
         self.assertEqual(r.returncode, 0, r.stderr)
         rows = json.loads(r.stdout)
         self.assertEqual([row["label"] for row in rows], [s[0] for s in steps])
