@@ -80,8 +80,9 @@ std::optional<stat_fields> parse_stat(const std::string& raw) {
   }
   if (!cur.empty()) f.push_back(cur);
   // f[0] = state (field 3), f[1] = ppid (4), f[2] = pgrp (5), f[3] = session (6),
-  // f[17] = num_threads (20), f[19] = starttime (22)
-  if (f.size() < 20) return std::nullopt;
+  // f[11] = utime (14), f[12] = stime (15), f[17] = num_threads (20), f[19] = starttime (22),
+  // f[21] = rss (24)
+  if (f.size() < 22) return std::nullopt;
   try {
     s.state = f[0][0];
     s.ppid = std::stoi(f[1]);
@@ -89,6 +90,9 @@ std::optional<stat_fields> parse_stat(const std::string& raw) {
     s.session = std::stoi(f[3]);
     s.num_threads = std::stol(f[17]);
     s.starttime_ticks = std::stoull(f[19]);
+    s.utime_ticks = std::stoull(f[11]);
+    s.stime_ticks = std::stoull(f[12]);
+    s.rss_pages = std::stol(f[21]);
   } catch (const std::exception&) {
     return std::nullopt;
   }

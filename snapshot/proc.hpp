@@ -25,6 +25,8 @@ struct stat_fields {
   int session = 0;
   long num_threads = 0;
   std::uint64_t starttime_ticks = 0;
+  std::uint64_t utime_ticks = 0, stime_ticks = 0;  ///< CPU time so far (telemetry's per-process deltas)
+  long rss_pages = 0;
 };
 /// /proc/PID/stat; comm may hold spaces and parentheses, so parse around the last ')'.
 std::optional<stat_fields> parse_stat(const std::string& raw);
