@@ -185,6 +185,9 @@ struct run_context {
   /// exception to "exactly the YAML env"); and the cache scan from before the engine started.
   std::vector<std::pair<std::string, std::string>> cache_env;
   nlohmann::json caches_before = nlohmann::json::object();
+  /// The environment the engine is launched with: the YAML env, with each `cache_env` variable
+  /// replacing the YAML's value or added after it. The one place that composes it.
+  std::vector<std::pair<std::string, std::string>> engine_env() const;
   nlohmann::json caches_injected = nlohmann::json::object();
   /// How the supervisor spawns its children; empty members mean the real actors below. Tests on
   /// CAF's test coordinator put stand-ins here (tests/actors/supervisor_test.cpp).

@@ -74,12 +74,7 @@ engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engin
   for (const auto& a : cfg.plain_args()) spec.argv.push_back(a);
   for (const char* a : {"--host", "127.0.0.1", "--port"}) spec.argv.push_back(a);
   spec.argv.push_back(std::to_string(port));
-  for (const auto& [k, v] : cfg.env) {
-    bool moved = false;  // caches: fresh moves this variable to the run's own directory
-    for (const auto& kv : ctx->cache_env) moved = moved || kv.first == k;
-    if (!moved) spec.envp.push_back(k + "=" + v.value);
-  }
-  for (const auto& [k, v] : ctx->cache_env) spec.envp.push_back(k + "=" + v);
+  for (const auto& [k, v] : ctx->engine_env()) spec.envp.push_back(k + "=" + v);
   spec.cwd = cfg.cwd;
   spec.log_path = ctx->run_dir + "/engine.log";
   spec.redact = cfg.redactor();

@@ -91,13 +91,8 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
       r->ctx_->cache_env.emplace_back(c.env_var, d);
       r->ctx_->caches_injected[c.name] = d;
     }
-  {
-    std::vector<std::pair<std::string, std::string>> env;
-    for (const auto& [k, v] : r->ctx_->config.env) env.emplace_back(k, v.value);
-    for (const auto& kv : r->ctx_->cache_env) env.push_back(kv);
-    r->ctx_->caches_before =
-        snap::scan_caches(r->ctx_->config.engine, env, std::chrono::steady_clock::now() + std::chrono::seconds(30));
-  }
+  r->ctx_->caches_before = snap::scan_caches(r->ctx_->config.engine, r->ctx_->engine_env(),
+                                             std::chrono::steady_clock::now() + std::chrono::seconds(30));
   r->ctx_->bench_proxy_argv = o.argv;
   r->ctx_->listen_address = r->proxy_->local_address();
   if (const char* f = std::getenv("BENCH_PROXY_FAULTS")) {
@@ -138,6 +133,17 @@ void engine_run::kill_now() {
     spdlog::warn("killing the engine's process group {} now (SIGKILL, no grace period)", pid);
     ::kill(-pid, SIGKILL);
   }
+}
+
+std::vector<std::pair<std::string, std::string>> run_context::engine_env() const {
+  std::vector<std::pair<std::string, std::string>> env;
+  for (const auto& [k, v] : config.env) {
+    bool moved = false;  // caches: fresh moves this variable to the run's own directory
+    for (const auto& kv : cache_env) moved = moved || kv.first == k;
+    if (!moved) env.emplace_back(k, v.value);
+  }
+  for (const auto& kv : cache_env) env.push_back(kv);
+  return env;
 }
 
 std::string claim_run_dir(const std::string& wanted, const std::string& config_path) {

@@ -29,8 +29,7 @@ snap::collect_input make_input(const run_context& ctx, const engine_started& e,
   in.engine_kind = ctx.config.engine;
   in.engine_exe = e.exe;
   in.venv = ctx.config.venv;
-  for (const auto& [k, v] : ctx.config.env) in.engine_env.emplace_back(k, v.value);
-  for (const auto& kv : ctx.cache_env) in.engine_env.push_back(kv);
+  in.engine_env = ctx.engine_env();
   in.caches_before = ctx.caches_before;
   in.caches_injected = ctx.caches_injected;
   in.engine_port = static_cast<std::uint16_t>(e.port);

@@ -31,10 +31,7 @@ namespace {
 
 /// nvidia-smi on the engine's PATH (the YAML env's), as the engine would find it.
 std::string find_nvidia_smi(const engine_config& cfg) {
-  std::string path;
-  for (const auto& [k, v] : cfg.env)
-    if (k == "PATH") path = v.value;
-  std::stringstream ss(path);
+  std::stringstream ss(cfg.env_path());
   std::string dir;
   while (std::getline(ss, dir, ':')) {
     if (dir.empty()) continue;
