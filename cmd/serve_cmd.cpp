@@ -146,15 +146,8 @@ runner define_validate(CLI::App& app, const std::vector<std::string>&) {
       }
       auto j = to_json(*r.config);
       if (*reset)
-        if (const engine_kind* k = find_engine_kind(r.config->engine)) {
-          bool set = false;
-          for (const auto& [name, v] : r.config->env) set = set || (name == k->reset.needs_env && v.value == "1");
-          if (k->reset.method.empty())
-            std::cerr << "warning: " << path << ": engine: " << k->name << " has no prefix-cache reset\n";
-          else if (!k->reset.needs_env.empty() && !set)
-            std::cerr << "warning: " << path << ": env: " << k->name << " serves its prefix-cache reset only with "
-                      << k->reset.needs_env << "=1, which env: does not set\n";
-        }
+        if (std::string why = prefix_reset_problem(*r.config); !why.empty())
+          std::cerr << "warning: " << path << ": " << why << "\n";
       // SGLang counts nothing bench-proxy can read unless asked to (docs/metrics.md, "Engine counters").
       if (r.config->engine == "sglang") {
         bool on = false;

@@ -177,6 +177,16 @@ std::string config_error::str() const {
   return os.str();
 }
 
+std::string prefix_reset_problem(const engine_config& cfg) {
+  const engine_kind* k = find_engine_kind(cfg.engine);
+  if (!k || k->reset.method.empty()) return "engine: " + cfg.engine + " has no prefix-cache reset";
+  if (k->reset.needs_env.empty()) return {};
+  for (const auto& [name, v] : cfg.env)
+    if (name == k->reset.needs_env && v.value == "1") return {};
+  return "env: " + k->name + " serves its prefix-cache reset only with " + k->reset.needs_env +
+         "=1, which env: does not set";
+}
+
 std::string engine_config::env_path() const {
   for (const auto& [k, v] : env)
     if (k == "PATH") return v.value;

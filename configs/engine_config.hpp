@@ -51,6 +51,10 @@ struct engine_config {
   std::vector<std::string> plain_args() const;
 };
 
+/// Why this config's engine cannot empty its prefix cache on request ("key: reason", as
+/// config errors name their key), or "" when it can (--reset-prefix-cache; the engine-kind table).
+std::string prefix_reset_problem(const engine_config& cfg);
+
 struct config_error {
   std::string file;
   int line = 0;    ///< 1-based; 0 when unknown

@@ -70,10 +70,14 @@ std::vector<std::string> preflight(const std::vector<std::string>& configs, cons
   return errors;
 }
 
+namespace {
+std::string engine_metrics_file(const char* when) { return std::string("engine_metrics_") + when + ".txt"; }
+}  // namespace
+
 void strip_raw_engine_metrics(json& result) {
   if (!result.contains("engine_metrics") || !result["engine_metrics"].contains("raw")) return;
   result["engine_metrics"].erase("raw");
-  result["engine_metrics"]["files"] = {{"before", "engine_metrics_before.txt"}, {"after", "engine_metrics_after.txt"}};
+  for (const char* when : {"before", "after"}) result["engine_metrics"]["files"][when] = engine_metrics_file(when);
 }
 
 std::string write_result(const json& in, const std::string& dir) {
@@ -84,7 +88,7 @@ std::string write_result(const json& in, const std::string& dir) {
   if (result.contains("engine_metrics") && result["engine_metrics"].contains("raw")) {
     json& em = result["engine_metrics"];
     for (const char* when : {"before", "after"}) {
-      std::string file = std::string("engine_metrics_") + when + ".txt";
+      std::string file = engine_metrics_file(when);
       base::write_file_atomic((fs::path(dir) / file).string(), em["raw"].value(when, std::string()), true);
       em["files"][when] = file;
     }
@@ -222,13 +226,8 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   out.run_dir = run->run_dir();
   const auto& cfg = run->config();
   if (o.bench.reset_prefix_cache)
-    if (const engine_kind* k = find_engine_kind(cfg.engine); k && !k->reset.needs_env.empty()) {
-      bool set = false;
-      for (const auto& [name, v] : cfg.env) set = set || (name == k->reset.needs_env && v.value == "1");
-      if (!set)
-        spdlog::warn("--reset-prefix-cache: {} serves its reset endpoint only with {}=1, which {} does not set in env:",
-                     cfg.engine, k->reset.needs_env, cfg.source_path);
-    }
+    if (std::string why = prefix_reset_problem(cfg); !why.empty())
+      spdlog::warn("--reset-prefix-cache: {}: {}", cfg.source_path, why);
   auto first = [&] { run->stop("interrupted"); };
   auto again = [&] { run->kill_now(); };
   auto budget = std::chrono::milliseconds(
