@@ -24,6 +24,10 @@ text_position position_of(std::string_view s, std::size_t offset);
 std::string utc_now_iso();
 /// UTC time for folder names: 20261201T073904Z.
 std::string utc_now_compact();
+/// `v` with exactly `decimals` digits after the point ("%.*f"): the one number format of tables
+/// and TSVs.
+std::string fixed(double v, int decimals);
+
 /// Seconds since the Unix epoch, with sub-second precision (telemetry timestamps).
 double unix_now();
 

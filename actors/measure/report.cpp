@@ -98,7 +98,6 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
       }
       b.emplace_back(x, q.value("ttft_ms", 0.0));
     }
-    std::string tag = s.trials.size() > 1 ? " trial " + std::to_string(t + 1) : "";
     tl_tps.push_back({{"trial", t + 1}, {"points", timeline(a)}});
     tl_ttft.push_back({{"trial", t + 1}, {"points", timeline(b)}});
   }

@@ -70,8 +70,6 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
   a["warnings"] = json::array();
   const json* first = nullptr;
   std::vector<bench::trial_samples> samples;
-  std::map<std::string, std::vector<std::size_t>> seen;  // a warning and the trials that gave it
-  std::vector<std::string> warning_order;
   double requests = 0, errors = 0;
   std::map<std::string, std::vector<double>> means;
   for (std::size_t i = 0; i < trials.size(); ++i) {
@@ -97,27 +95,13 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
         if (s.contains(k) && s[k].contains("median")) means[k].push_back(s[k]["median"].get<double>());
       if (s.contains("e2e_ms") && s["e2e_ms"].contains("p99")) means["e2e_p99"].push_back(s["e2e_ms"]["p99"].get<double>());
       means["total_output_tps"].push_back(s.value("total_output_tps", 0.0));
-      for (const auto& w : t.result.value("warnings", json::array())) {
-        std::string text = w.get<std::string>();
-        if (!seen.count(text)) warning_order.push_back(text);
-        seen[text].push_back(i + 1);
-      }
     }
     a["per_trial"].push_back(pt);
   }
-  for (const auto& text : warning_order) {
-    const auto& ts = seen[text];
-    std::string who;
-    if (trials.size() == 1) {
-      who = "";
-    } else if (ts.size() == trials.size()) {
-      who = "every trial: ";
-    } else {
-      for (std::size_t t : ts) who += (who.empty() ? "trial " : ", ") + std::to_string(t);
-      who += ": ";
-    }
-    a["warnings"].push_back(who + text);
-  }
+  std::vector<const json*> results;
+  for (const auto& t : trials) results.push_back(t.result.is_null() ? nullptr : &t.result);
+  for (const auto& w : bench::merge_trial_warnings(results))
+    a["warnings"].push_back((w.who.empty() ? "" : w.who + ": ") + w.text);
   a["failed"] = first == nullptr;
   a["valid"] = first != nullptr && a["invalid_reasons"].empty();
   std::string joined;
@@ -152,11 +136,7 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
 
 namespace {
 
-std::string fmt(double v, int prec = 2) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(prec) << v;
-  return os.str();
-}
+std::string fmt(double v, int prec = 2) { return base::fixed(v, prec); }
 
 bench::side side_of(const sweep_entry& e) {
   bench::side s;
@@ -340,9 +320,7 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
       break;
     }
   if (best) {
-    char buf[64];
-    std::snprintf(buf, sizeof(buf), "%.2f", value(*best));
-    rep.best_line = buf;
+    rep.best_line = base::fixed(value(*best), 2);
   } else {
     rep.best_line = interrupted ? "invalid: interrupted" : "invalid: no config gave a valid result";
   }

@@ -540,17 +540,19 @@ json run(const options& o) {
     reset = reset_prefix_cache(e.value("kind", std::string()), "127.0.0.1", e.value("port", 0), 30);
   }
   // The engine's own counters, scraped right before and right after the measured requests.
-  std::string metrics_url, metrics_before, metrics_kind;
+  std::string metrics_url, metrics_kind;
+  auto scrape_metrics = [&]() -> std::string {
+    std::string merr;
+    auto r = net::http_fetch("GET", metrics_url, "", std::chrono::seconds(10), merr, 64 << 20);
+    return r && r->status == 200 ? r->body : std::string();
+  };
   if (before && before->doc.contains("engine") && before->doc["engine"].is_object()) {
     const json& e = before->doc["engine"];
     metrics_kind = e.value("kind", std::string());
-    if (const engine_kind* k = find_engine_kind(metrics_kind); k && !k->metrics_path.empty() && e.value("port", 0) > 0) {
+    if (const engine_kind* k = find_engine_kind(metrics_kind); k && !k->metrics_path.empty() && e.value("port", 0) > 0)
       metrics_url = "http://127.0.0.1:" + std::to_string(e.value("port", 0)) + k->metrics_path;
-      std::string merr;
-      auto r = net::http_fetch("GET", metrics_url, "", std::chrono::seconds(10), merr, 64 << 20);
-      if (r && r->status == 200) metrics_before = r->body;
-    }
   }
+  std::string metrics_before = metrics_url.empty() ? "" : scrape_metrics();
 
   std::vector<double> arrivals(static_cast<std::size_t>(total), 0.0);
   if (o.rate > 0) {
@@ -594,12 +596,7 @@ json run(const options& o) {
   for (auto& t : pool) t.join();
   double wall_s = std::chrono::duration<double>(clock_type::now() - run_start).count();
 
-  std::string metrics_after;
-  if (!metrics_url.empty()) {
-    std::string merr;
-    auto r = net::http_fetch("GET", metrics_url, "", std::chrono::seconds(10), merr, 64 << 20);
-    if (r && r->status == 200) metrics_after = r->body;
-  }
+  std::string metrics_after = metrics_url.empty() ? "" : scrape_metrics();
   auto after = fetch_snapshot(base, err);
   std::vector<double> ttft, itl, tpot, e2e, tokens, tps, decode_tps;
   json reqs = json::array();

@@ -1,4 +1,5 @@
 #include "net/loadgen/compare.hpp"
+#include "base/text.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -55,11 +56,7 @@ side side_from_listing(const fs::path& dir, const std::string& label, const json
   return s;
 }
 
-std::string fmt(double v, int prec = 2) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(prec) << v;
-  return os.str();
-}
+std::string fmt(double v, int prec = 2) { return base::fixed(v, prec); }
 
 std::string pct(double ratio) {
   std::ostringstream os;
@@ -204,26 +201,10 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
   };
   for (const auto& s : {&baseline, &candidate}) {
     // The same warning from several trials is said once, naming them.
-    std::vector<std::string> order;
-    std::map<std::string, std::vector<std::size_t>> from;
-    for (std::size_t i = 0; i < s->trials.size(); ++i)
-      for (const auto& w : s->trials[i].value("warnings", json::array())) {
-        std::string text = w.get<std::string>();
-        if (!from.count(text)) order.push_back(text);
-        from[text].push_back(i + 1);
-      }
-    for (const auto& text : order) {
-      std::string who;
-      if (s->trials.size() > 1) {
-        if (from[text].size() == s->trials.size()) {
-          who = " (every trial)";
-        } else {
-          for (std::size_t t : from[text]) who += (who.empty() ? " (trial " : ", ") + std::to_string(t);
-          who += ")";
-        }
-      }
-      c.warnings.push_back(s->label + who + ": " + text);
-    }
+    std::vector<const json*> results;
+    for (const auto& r : s->trials) results.push_back(&r);
+    for (const auto& w : merge_trial_warnings(results))
+      c.warnings.push_back(s->label + (w.who.empty() ? "" : " (" + w.who + ")") + ": " + w.text);
   }
   // Conditions (docs/telemetry.md): said when the two ran under different ones.
   if (!baseline.trials.empty() && !candidate.trials.empty())

@@ -1,4 +1,5 @@
 #include "net/loadgen/engine_metrics.hpp"
+#include "base/text.hpp"
 
 #include <cmath>
 #include <cstdlib>
@@ -74,11 +75,7 @@ std::map<std::string, double> values(const std::vector<prom_sample>& samples, co
   return out;
 }
 
-std::string fmt(double v, int prec) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(prec) << v;
-  return os.str();
-}
+std::string fmt(double v, int prec) { return base::fixed(v, prec); }
 
 }  // namespace
 

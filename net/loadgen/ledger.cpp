@@ -1,4 +1,5 @@
 #include "net/loadgen/ledger.hpp"
+#include "base/text.hpp"
 
 #include <cmath>
 #include <cstdio>
@@ -45,10 +46,7 @@ std::string field(const json& j, std::initializer_list<const char*> keys) {
 
 std::string number(const json& j, std::initializer_list<const char*> keys) {
   std::string v = field(j, keys);
-  if (v.empty()) return v;
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%.3f", std::atof(v.c_str()));
-  return buf;
+  return v.empty() ? v : base::fixed(std::atof(v.c_str()), 3);
 }
 
 std::vector<std::string> split_tabs(const std::string& line) {
@@ -74,11 +72,7 @@ std::optional<double> opt_number(const std::string& s) {
   return v;
 }
 
-std::string fmt(double v, int prec = 2) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(prec) << v;
-  return os.str();
-}
+std::string fmt(double v, int prec = 2) { return base::fixed(v, prec); }
 
 }  // namespace
 
@@ -109,11 +103,8 @@ std::string append_tsv(const std::string& path, const json& r, const std::string
     const json h = r.contains("summary") ? r["summary"].value("headline", json::object()) : json::object();
     std::string lo, hi;
     if (h.contains("ci") && h["ci"].is_array() && h["ci"].size() == 2) {
-      char buf[64];
-      std::snprintf(buf, sizeof(buf), "%.3f", h["ci"][0].get<double>());
-      lo = buf;
-      std::snprintf(buf, sizeof(buf), "%.3f", h["ci"][1].get<double>());
-      hi = buf;
+      lo = base::fixed(h["ci"][0].get<double>(), 3);
+      hi = base::fixed(h["ci"][1].get<double>(), 3);
     }
     row += "\t" + field(r, {"label"}) + "\t" + field(r, {"repo", "commit"}) + "\t" + field(r, {"repo", "dirty"}) +
            "\t" + field(r, {"workload", "sha256"}) + "\t" + shape + "\t" +

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
+#include <map>
 #include <sstream>
 
 namespace bp::bench {
@@ -97,6 +98,32 @@ std::vector<std::string> result_warnings(const json& result, const std::vector<d
          << static_cast<long>(std::ceil(5.0 / (1.0 - p / 100.0))) << " requests make it more than a maximum)";
       out.push_back(os.str());
     }
+  }
+  return out;
+}
+
+std::vector<trial_warning> merge_trial_warnings(const std::vector<const json*>& results) {
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<std::size_t>> from;
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (!results[i]) continue;
+    for (const auto& w : results[i]->value("warnings", json::array())) {
+      std::string text = w.get<std::string>();
+      if (!from.count(text)) order.push_back(text);
+      from[text].push_back(i + 1);
+    }
+  }
+  std::vector<trial_warning> out;
+  for (const auto& text : order) {
+    std::string who;
+    if (results.size() > 1) {
+      if (from[text].size() == results.size()) {
+        who = "every trial";
+      } else {
+        for (std::size_t t : from[text]) who += (who.empty() ? "trial " : ", ") + std::to_string(t);
+      }
+    }
+    out.push_back({text, who});
   }
   return out;
 }

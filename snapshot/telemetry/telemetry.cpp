@@ -18,6 +18,7 @@
 
 #include "base/own_children.hpp"
 #include "base/text.hpp"
+#include "snapshot/proc.hpp"
 
 namespace bp::telemetry {
 
@@ -25,43 +26,9 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string slurp(const std::string& path) { return snap::read_file(path, 1 << 20).value_or(std::string()); }
 
-std::string fmt(double v, int prec = 1) {
-  std::ostringstream os;
-  os << std::fixed << std::setprecision(prec) << v;
-  return os.str();
-}
-
-struct proc_stat {
-  pid_t pid = 0, ppid = 0;
-  unsigned long long ticks = 0;  // utime + stime
-  long rss_pages = 0;
-};
-
-bool read_proc_stat(const std::string& path, proc_stat& out) {
-  std::string s = slurp(path);
-  auto close = s.rfind(')');
-  if (close == std::string::npos) return false;
-  std::istringstream is(s.substr(close + 2));
-  std::string state;
-  long long f[24] = {};
-  is >> state;
-  // Fields after the state: ppid(4) pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-  // utime(14) stime(15) ... rss(24), numbered from 1 as in proc(5).
-  for (int i = 4; i <= 24 && is; ++i) is >> f[i - 4];
-  if (!is) return false;
-  out.pid = static_cast<pid_t>(std::atoll(s.c_str()));
-  out.ppid = static_cast<pid_t>(f[0]);
-  out.ticks = static_cast<unsigned long long>(f[10] + f[11]);
-  out.rss_pages = static_cast<long>(f[20]);
-  return true;
-}
+std::string fmt(double v, int prec = 1) { return base::fixed(v, prec); }
 
 }  // namespace
 
@@ -169,12 +136,13 @@ std::vector<sample> host_sampler::take(double t) {
     if (!f.empty()) add("cpu" + std::to_string(i), "freq_mhz", std::atof(f.c_str()) / 1000.0);
   }
   // Processes: the engine tree against everything else (bench-proxy itself excluded).
-  std::map<pid_t, proc_stat> procs;
+  // One scan gives both the tree (by ppid) and every process's CPU time.
+  std::map<pid_t, snap::stat_fields> procs;
   if (DIR* d = ::opendir(proc_.c_str())) {
     while (dirent* e = ::readdir(d)) {
       if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
-      proc_stat ps;
-      if (read_proc_stat(proc_ + "/" + e->d_name + "/stat", ps)) procs[ps.pid] = ps;
+      if (auto raw = snap::read_file(proc_ + "/" + e->d_name + "/stat", 4096))
+        if (auto ps = snap::parse_stat(*raw)) procs[ps->pid] = *ps;
     }
     ::closedir(d);
   }
@@ -192,11 +160,12 @@ std::vector<sample> host_sampler::take(double t) {
   long page = ::sysconf(_SC_PAGESIZE);
   std::map<pid_t, unsigned long long> now;
   for (const auto& [pid, ps] : procs) {
-    now[pid] = ps.ticks;
+    unsigned long long ticks = ps.utime_ticks + ps.stime_ticks;
+    now[pid] = ticks;
     auto it = last_proc_.find(pid);
     // A process that appeared since the last sample: all of its time is new (pid reuse aside).
-    double delta = it == last_proc_.end() ? static_cast<double>(ps.ticks)
-                                          : static_cast<double>(ps.ticks >= it->second ? ps.ticks - it->second : 0);
+    double delta = it == last_proc_.end() ? static_cast<double>(ticks)
+                                          : static_cast<double>(ticks >= it->second ? ticks - it->second : 0);
     if (tree.count(pid)) {
       tree_ticks += delta;
       rss += static_cast<double>(ps.rss_pages) * static_cast<double>(page);
