@@ -72,6 +72,8 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
     return fail(errc::usage);
   }
   r->ctx_->run_dir = fs::absolute(dir).string();
+  // Every proxied request's timing, appended as it finishes (docs/metrics.md, "Proxy-side timing").
+  if (!r->proxy_->requests().open_file(r->ctx_->run_dir + "/requests.jsonl", err)) return fail(errc::usage);
   r->ctx_->shim_exe = self_exe();
   r->ctx_->status = r->status_.get();
   r->ctx_->proxy = r->proxy_.get();
@@ -149,7 +151,7 @@ std::vector<std::pair<std::string, std::string>> run_context::engine_env() const
 std::string claim_run_dir(const std::string& wanted, const std::string& config_path) {
   if (wanted.empty()) return base::make_unique_dir(default_run_dir(config_path));
   std::error_code ec;
-  for (const char* f : {"result.json", "meta.json", "engine.log", "trials.json", "sweep.json"})
+  for (const char* f : {"result.json", "meta.json", "engine.log", "trials.json", "sweep.json", "requests.jsonl"})
     if (fs::exists(fs::path(wanted) / f, ec))
       throw std::runtime_error("run folder " + wanted + " already holds " + f +
                                " from another run (results are never overwritten: choose a new folder)");
@@ -175,6 +177,7 @@ run_result engine_run::wait() {
   if (waited_) return result_;
   result_ = future_.get();
   proxy_->shutdown();
+  proxy_->requests().close_file();
   waited_ = true;
   return result_;
 }

@@ -156,6 +156,12 @@ void add_bench_options(CLI::App& app, bench_flags& f) {
       ->check(whole_in(0, 1ll << 62))
       ->group(load);
   app.add_flag("--keep-text", o.keep_text, "store each response's text in result.json")->group(load);
+  app.add_option("--read-delay-ms", o.read_delay_ms,
+                 "be a slow client: wait this long before each read of a response (client_overhead_ms in "
+                 "result.json then shows what that does to the client's numbers against the proxy's)")
+      ->type_name("MS")
+      ->check(finite_in(0, 10000))
+      ->group(load);
   app.add_option("--max-error-rate", o.max_error_rate,
                  "failed/total requests tolerated in a valid result (default 0: any error makes it invalid)")
       ->type_name("F")

@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
                  "normal (default 0; body field: mock_jitter)")
       ->type_name("F")
       ->check(finite_in(0, 5));
+  app.add_flag("--role-event", o.role_event,
+               "stream a role-only first event ({\"role\":\"assistant\",\"content\":\"\"}) with the header, as vLLM "
+               "does, before the first token (body field: mock_role_event)");
   app.add_option("--jitter-seed", o.jitter_seed, "seed of that noise (default 0: the random device)")
       ->type_name("N")
       ->check(whole_in(0, 1ll << 62));

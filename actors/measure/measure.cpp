@@ -185,6 +185,17 @@ std::string summary_text(const json& r) {
     os << "engine counters: " << (line.empty() ? "no speculative decoding or prefix-cache figures" : line)
        << (check.empty() ? "" : " (against the bench's counts: " + check + ")") << "\n";
   }
+  if (r.contains("client_overhead_ms") && r["client_overhead_ms"].value("matched", 0) > 0) {
+    // The client against the proxy's stopwatch (docs/metrics.md, "Client overhead").
+    const json& co = r["client_overhead_ms"];
+    auto part = [&](const char* k) {
+      if (!co[k].is_object()) return std::string("n/a");
+      return "+" + base::fixed(co[k]["median"].get<double>(), 2) + " ms (p99 +" + base::fixed(co[k]["p99"].get<double>(), 2) +
+             ")";
+    };
+    os << "client overhead against the proxy's stopwatch: TTFT " << part("ttft") << ", E2E " << part("e2e") << " ("
+       << co.value("matched", 0) << " of " << co.value("requests", 0) << " requests joined by x-bench-proxy-request-id)\n";
+  }
   for (const auto& w : r.value("warnings", json::array())) os << "warning: " << w.get<std::string>() << "\n";
   os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
   if (r.value("valid", false)) {

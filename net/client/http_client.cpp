@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 namespace bp::net {
 
@@ -322,6 +323,7 @@ bool http_connection::request(const std::string& method, const std::string& targ
     char buf[16384];
     // Bytes left over from an earlier response cannot exist: responses are read to their end.
     for (;;) {
+      if (read_delay_.count() > 0) std::this_thread::sleep_for(read_delay_);  // a deliberately slow reader
       ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
       if (n > 0) {
         got_any = true;

@@ -93,6 +93,9 @@ class http_connection {
 
   /// Stops waiting for the current response from another thread (closes the socket).
   int native_fd() const { return fd_; }
+  /// Waits this long before every read of a response: a slow client, to see what that does
+  /// to its own numbers against the proxy's (bench --read-delay-ms).
+  void set_read_delay(std::chrono::microseconds d) { read_delay_ = d; }
 
  private:
   bool send_all(const std::string& data, std::chrono::steady_clock::time_point deadline, std::string& err);
@@ -101,6 +104,7 @@ class http_connection {
   std::uint16_t port_ = 0;
   std::string rbuf_;
   bool reused_ = false;
+  std::chrono::microseconds read_delay_{0};
 };
 
 /// One-shot GET/POST to a URL with a deadline (new connection, closed afterwards).

@@ -1,5 +1,6 @@
 #include "net/loadgen/bench.hpp"
 #include "configs/engine_kinds.hpp"
+#include "net/loadgen/crosscheck.hpp"
 #include "net/loadgen/engine_metrics.hpp"
 #include "net/loadgen/prefix_cache.hpp"
 #include "net/loadgen/warnings.hpp"
@@ -301,6 +302,10 @@ client::client(const std::string& url) : impl_(std::make_unique<impl>()) {
 
 client::~client() = default;
 
+void client::set_read_delay_ms(double ms) {
+  impl_->conn.set_read_delay(std::chrono::microseconds(static_cast<long>(ms * 1000)));
+}
+
 std::string client::last_error() const { return impl_->last_error; }
 
 request_result client::send(const std::string& body, bool stream, double timeout_s, bool keep_text) {
@@ -375,6 +380,8 @@ request_result client::send(const std::string& body, bool stream, double timeout
   auto t1 = clock_type::now();
   r.e2e_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
   r.http_status = resp.status;
+  if (auto id = base::parse_integer(resp.header("x-bench-proxy-request-id"), 1, 1ll << 62))
+    r.proxy_id = static_cast<std::uint64_t>(*id);
   if (!ok) {
     r.error = err.find("timed out") != std::string::npos ? "timeout: " + err : "broken connection: " + err;
     c.close();
@@ -451,6 +458,7 @@ namespace {
 json request_json(const request_result& r) {
   json j = {{"index", r.index},          {"query_line", r.query_line}, {"ok", r.ok},
             {"http_status", r.http_status}, {"start_ms", r.start_offset_ms}, {"e2e_ms", r.e2e_ms}};
+  if (r.proxy_id) j["proxy_request_id"] = r.proxy_id;
   if (!r.ok) {
     j["error"] = r.error;
     return j;
@@ -570,6 +578,7 @@ json run(const options& o) {
   std::mutex progress_mu;
   auto worker = [&] {
     client c(target);
+    if (o.read_delay_ms > 0) c.set_read_delay_ms(o.read_delay_ms);
     for (;;) {
       if (o.cancel && o.cancel->load()) return;
       long i = next.fetch_add(1);
@@ -662,7 +671,7 @@ json run(const options& o) {
   result["summary"] = s;
   result["options"] = {{"queries", o.queries_path}, {"concurrency", conc}, {"rate", o.rate},
                        {"requests", total}, {"repeats", o.repeats}, {"warmup", o.warmup},
-                       {"stream", o.stream}, {"timeout_s", o.timeout_s},
+                       {"stream", o.stream}, {"timeout_s", o.timeout_s}, {"read_delay_ms", o.read_delay_ms},
                        {"max_tokens", o.max_tokens ? json(*o.max_tokens) : json(nullptr)}};
   {
     json meta = json::array();
@@ -703,6 +712,32 @@ json run(const options& o) {
     em["raw"] = {{"before", metrics_before}, {"after", metrics_after}};  // write_result moves them to files
     for (const auto& w : engine_metric_warnings(em)) result["warnings"].push_back(w);
     result["engine_metrics"] = em;
+  }
+  {
+    // The client checked against the proxy's stopwatch, request by request.
+    std::vector<std::uint64_t> ids;
+    for (const auto& r : results)
+      if (r.ok && r.proxy_id) ids.push_back(r.proxy_id);
+    std::string cerr;
+    json co;
+    if (ids.empty()) {
+      co = {{"matched", 0}, {"requests", completed},
+            {"note", "the server sent no x-bench-proxy-request-id: not a bench-proxy (or an older one)"}};
+    } else {
+      auto recs = fetch_proxy_records(base, ids, cerr);
+      std::vector<timed_pair> pairs;
+      for (const auto& r : results) {
+        if (!r.ok || !r.proxy_id) continue;
+        auto it = recs.find(r.proxy_id);
+        if (it == recs.end() || !it->second["ttft_ms"].is_number() || !it->second["e2e_ms"].is_number()) continue;
+        pairs.push_back({r.ttft_ms, r.e2e_ms, it->second["ttft_ms"].get<double>(), it->second["e2e_ms"].get<double>()});
+      }
+      co = client_overhead(pairs, static_cast<std::size_t>(completed));
+      if (!cerr.empty()) co["error"] = cerr;
+      if (o.read_delay_ms > 0) co["read_delay_ms"] = o.read_delay_ms;
+    }
+    for (const auto& w : client_overhead_warnings(co)) result["warnings"].push_back(w);
+    result["client_overhead_ms"] = co;
   }
   result["finished_at"] = base::utc_now_iso();
   result["valid"] = true;

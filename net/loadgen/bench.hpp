@@ -56,6 +56,7 @@ struct request_result {
   int prompt_tokens = 0;
   int content_events = 0;
   double start_offset_ms = 0;  ///< when it was sent, relative to the run start
+  std::uint64_t proxy_id = 0;  ///< x-bench-proxy-request-id (0: the server is not bench-proxy)
   std::string output_text;     ///< kept only with keep_text
 };
 
@@ -79,6 +80,7 @@ struct options {
   std::string headline = "output_tps";  ///< the metric the last line, the TSV and sweep tables report
   slo_map slo;                          ///< thresholds for the goodput metric
   bool reset_prefix_cache = false;      ///< empty the engine's prefix cache after warmup (needs /meta)
+  double read_delay_ms = 0;             ///< a deliberately slow client: wait this long before each read
   std::function<void(long done, long total, long errors)> progress;
   const std::atomic<bool>* cancel = nullptr;  ///< set: no new request is started
 };
@@ -102,6 +104,7 @@ class client {
  public:
   explicit client(const std::string& url);
   ~client();
+  void set_read_delay_ms(double ms);
   request_result send(const std::string& body, bool stream, double timeout_s, bool keep_text = false);
   std::string last_error() const;
 

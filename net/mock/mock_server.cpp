@@ -194,6 +194,7 @@ class session : public std::enable_shared_from_this<session> {
     }
     next_at_ = ttft_ms_;
     stream_ = req.value("stream", false);
+    role_event_ = false;
     usage_ = stream_ && req.contains("stream_options") && req["stream_options"].is_object() &&
              req["stream_options"].value("include_usage", false);
     chat_ = chat;
@@ -216,6 +217,12 @@ class session : public std::enable_shared_from_this<session> {
       if (!keep_alive_) head += "Connection: close\r\n";
       head += "\r\n";
       out_ = std::move(head);
+      role_event_ = chat && req.value("mock_role_event", st_.opts.role_event);
+      if (role_event_) {
+        // vLLM's first event: the role with empty content, sent before any token exists.
+        json d = {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}};
+        out_ += chunk("data: " + chunk_json(d).dump(-1, ' ', false, kReplaceBadUtf8) + "\n\n");
+      }
       // Headers go out at once, like real engines do before the first token.
       write_out([self = shared_from_this()] { self->schedule_next(); });
     } else {
@@ -299,7 +306,7 @@ class session : public std::enable_shared_from_this<session> {
       std::abort();
     }
     json delta = json::object();
-    if (sent_ == 0) delta["role"] = "assistant";
+    if (sent_ == 0 && !role_event_) delta["role"] = "assistant";
     delta["content"] = token_text(seed_, sent_);
     json choice = chat_ ? json{{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}}
                         : json{{"index", 0}, {"text", token_text(seed_, sent_)}, {"finish_reason", nullptr}};
@@ -357,7 +364,7 @@ class session : public std::enable_shared_from_this<session> {
   char stall_buf_[1];
   bool keep_alive_ = true;
   bool in_request_ = false;
-  bool stream_ = false, usage_ = false, chat_ = true;
+  bool stream_ = false, usage_ = false, chat_ = true, role_event_ = false;
   int tokens_ = 0, sent_ = 0, events_ = 0, prompt_tokens_ = 0;
   double ttft_ms_ = 0, itl_ms_ = 0, jitter_ = 0, next_at_ = 0;
   std::size_t seed_ = 0;

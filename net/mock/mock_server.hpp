@@ -15,6 +15,7 @@ struct options {
   double itl_ms = 0;           ///< delay between tokens
   double jitter = 0;           ///< lognormal noise of this relative size on each request's pace and each token
   std::uint64_t jitter_seed = 0;  ///< 0: seeded from the random device
+  bool role_event = false;     ///< stream a role-only event first, at once (vLLM's habit)
   double startup_delay_ms = 0; ///< /health answers 503 "Loading model" until then
   int threads = 1;
   int workers = 0;             ///< helper child processes named MOCK::Worker_<i>

@@ -23,6 +23,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "net/proxy/request_timing.hpp"
+
 namespace bp::net::http1 {
 
 namespace beast = boost::beast;
@@ -204,7 +206,10 @@ struct header_rewriter {
   }
 };
 
-enum class route { proxy, engine_metrics, healthz, meta, not_found };
+enum class route { proxy, engine_metrics, healthz, meta, metrics, proxy_requests, not_found };
+
+/// The response header naming the proxy's record of a request (GET /proxy/requests).
+inline constexpr sv request_id_header = "x-bench-proxy-request-id";
 
 /// Request-line strings live in the session so their capacity is reused across requests.
 struct request_line {
@@ -272,6 +277,10 @@ class request_parser final : public http::basic_parser<true> {
       where = route::healthz;
     else if (path == "/meta")
       where = route::meta;
+    else if (path == "/metrics")
+      where = route::metrics;  // bench-proxy's own (the engine's is /engine/metrics)
+    else if (path == "/proxy/requests")
+      where = route::proxy_requests;
     else
       where = route::not_found;
     if (v == http::verb::connect) return reject(ec, 400, "Bad Request", "CONNECT is not supported");
@@ -386,6 +395,7 @@ class response_parser final : public http::basic_parser<false> {
     skip(head);
   }
   int status = 0;
+  bool event_stream = false;  ///< Content-Type text/event-stream
   bool header_sent = false;   ///< header bytes queued for the client
   bool close_client = false;  ///< the client connection ends after this response
   bool chunk_out = false;     ///< the body is re-framed as chunked
@@ -396,6 +406,11 @@ class response_parser final : public http::basic_parser<false> {
     hr_.in_end = in.data() + in.size();
     return put(boost::asio::const_buffer(in.data(), in.size()), ec);
   }
+  /// Stamps `x-bench-proxy-request-id: id` on the response and shows the body to `watch`.
+  void observe(std::uint64_t id, response_watch* watch) {
+    request_id_ = id;
+    watch_ = watch;
+  }
 
  private:
   void on_request_impl(http::verb, sv, sv, int, error_code&) override {}
@@ -405,9 +420,15 @@ class response_parser final : public http::basic_parser<false> {
   }
   // RFC 9112 5.2: a proxy replaces each obs-fold in a response with SP (Beast's unfolded value is
   // exactly that; the rewriter copies it, as every value it keeps).
-  void on_field_impl(http::field f, sv name, sv value, error_code&) override { hr_.on_field(f, name, value); }
+  void on_field_impl(http::field f, sv name, sv value, error_code&) override {
+    if (request_id_ && iequals(name, request_id_header)) return;  // only bench-proxy names its records
+    if (f == http::field::content_type && value.size() >= 17 && iequals(value.substr(0, 17), "text/event-stream"))
+      event_stream = true;
+    hr_.on_field(f, name, value);
+  }
   void on_header_impl(error_code&) override {
     hr_.header_done = true;
+    if (watch_) watch_->set_stream(event_stream);
     bool no_body = head_ || status / 100 == 1 || status == 204 || status == 304;
     auto cl = content_length();
     close_client = !client_keep_alive_;
@@ -425,6 +446,12 @@ class response_parser final : public http::basic_parser<false> {
     out_ += reason_.empty() ? std::string(http::obsolete_reason(static_cast<http::status>(status))) : reason_;
     out_ += "\r\n";
     hr_.emit(out_);
+    if (request_id_ && status / 100 != 1) {
+      char buf[64];
+      int n = std::snprintf(buf, sizeof(buf), "x-bench-proxy-request-id: %llu\r\n",
+                            static_cast<unsigned long long>(request_id_));
+      out_.append(buf, static_cast<std::size_t>(n));
+    }
     if (cl && (status / 100 != 1 && status != 204)) append_content_length(out_, *cl);
     if (chunk_out) out_ += "Transfer-Encoding: chunked\r\n";
     if (close_client) out_ += "Connection: close\r\n";
@@ -433,6 +460,7 @@ class response_parser final : public http::basic_parser<false> {
   }
   void on_body_init_impl(boost::optional<std::uint64_t> const&, error_code&) override {}
   std::size_t on_body_impl(sv body, error_code&) override {
+    if (watch_) watch_->feed(std::string_view(body.data(), body.size()));
     if (chunk_out)
       append_hex_chunk(out_, body);
     else
@@ -442,6 +470,7 @@ class response_parser final : public http::basic_parser<false> {
   void on_chunk_header_impl(std::uint64_t, sv, error_code&) override {}
   std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
     if (body.empty()) return 0;
+    if (watch_) watch_->feed(std::string_view(body.data(), body.size()));
     if (chunk_out)
       append_hex_chunk(out_, body);
     else
@@ -454,6 +483,8 @@ class response_parser final : public http::basic_parser<false> {
 
   header_rewriter& hr_;
   std::string& out_;
+  std::uint64_t request_id_ = 0;
+  response_watch* watch_ = nullptr;
   std::string reason_;
   int client_version_;
   bool client_keep_alive_;

@@ -9,6 +9,8 @@
 #include "net/proxy/proxy_server.hpp"
 
 #include "net/proxy/http1.hpp"
+#include "net/proxy/proxy_metrics.hpp"
+#include "net/proxy/request_timing.hpp"
 #include "net/proxy/routes.hpp"
 
 #include <malloc.h>
@@ -156,7 +158,7 @@ class session final : public std::enable_shared_from_this<session> {
   void request_done();
   bool request_line_too_long() const;
   void local_response(int status, const char* reason, const std::string& body, const std::string& extra = {},
-                      bool force_close = false, bool head = false);
+                      bool force_close = false, bool head = false, const char* content_type = "application/json");
   void forward();
   bool begin_upstream(bool force_close_on_error);
   void start_response();
@@ -176,6 +178,19 @@ class session final : public std::enable_shared_from_this<session> {
   void response_done();
   void begin_request();
   void touch() { last_activity_ = tc_.now; }
+  // Per-request timing (request_timing.hpp): only proxied /v1 requests get a record.
+  void begin_record();
+  void finish_record(const std::string& why);
+  void mark_upstream_error() {
+    if (rec_active_) rec_.upstream_error = true;
+  }
+  void mark_client_abort() {
+    stats_.client_aborts++;
+    if (rec_active_) rec_.client_aborted = true;
+  }
+  double since_t0(clock_type::time_point t) const {
+    return std::chrono::duration<double, std::milli>(t - t0_).count();
+  }
 
   server_impl& srv_;
   thread_ctx& tc_;
@@ -213,6 +228,12 @@ class session final : public std::enable_shared_from_this<session> {
   conn_stats stats_;
   std::string close_reason_;
   bool reported_ = false;
+  request_record rec_;
+  bool rec_active_ = false;
+  response_watch watch_;
+  clock_type::time_point read_at_{}, t0_{};  // the last client read; this request's t = 0
+  std::uint64_t req_bytes_ = 0, resp_bytes_ = 0;  // this request's bytes from / to the client
+  bool relayed_ = false;  // this request's response comes from the engine
 };
 
 class handle_impl final : public connection_handle {
@@ -351,6 +372,13 @@ class server_impl final : public proxy_server {
   }
 
   const server_options& opts() const { return opts_; }
+  request_log& requests() override { return log_; }
+  proxy_metrics& metrics() { return metrics_; }
+  /// A proxied request is over: counted in /metrics, kept for /proxy/requests and requests.jsonl.
+  void record(request_record&& r) {
+    metrics_.observe(r);
+    log_.add(std::move(r));
+  }
   run_status& status() { return status_; }
   server_hooks& hooks() { return hooks_; }
   std::atomic<std::size_t> in_flight_{0};
@@ -449,6 +477,8 @@ class server_impl final : public proxy_server {
 
   server_options opts_;
   run_status& status_;
+  request_log log_{opts_.request_window};
+  proxy_metrics metrics_;
   std::vector<std::unique_ptr<thread_ctx>> threads_;
   std::optional<tcp::acceptor> acceptor_;
   server_hooks hooks_;
@@ -495,6 +525,8 @@ void session::begin_request() {
   response_complete_ = false;
   streaming_ = false;
   compacted_ = false;
+  req_bytes_ = resp_bytes_ = 0;
+  relayed_ = false;
   cl_out_.clear();
   up_out_.clear();
   cin_.release_if_idle();
@@ -531,7 +563,7 @@ void session::on_client_read(const error_code& ec, std::size_t n) {
   if (ec) {
     if (phase_ != phase::request && !response_complete_) {
       // The client is gone while the engine still works for it: closing upstream stops it.
-      stats_.client_aborts++;
+      mark_client_abort();
       return close("client disconnected mid-response");
     }
     return close(ec == asio::error::eof ? "client closed the connection" : "client read: " + ec.message());
@@ -539,6 +571,7 @@ void session::on_client_read(const error_code& ec, std::size_t n) {
   std::memcpy(cin_.prepare(n).data(), rbuf_.get(), n);
   cin_.commit(n);
   stats_.bytes_from_client += n;
+  read_at_ = clock_type::now();
   touch();
   if (phase_ == phase::request) return parse_request();
   // Pipelined bytes during a response: keep them (up to a bound) and keep watching.
@@ -555,6 +588,7 @@ void session::parse_request() {
   while (!cin_.empty() && !rp_->is_done()) {
     std::size_t n = rp_->feed(as_sv(cin_), ec);
     cin_.consume(n);
+    req_bytes_ += n;
     if (ec == http::error::need_more) {
       ec = {};
       break;
@@ -562,6 +596,8 @@ void session::parse_request() {
     if (ec) break;
     if (n == 0) break;
   }
+  if (!rec_active_ && rp_->where == route::proxy && rp_->is_header_done()) begin_record();
+  if (rec_active_ && rp_->is_done() && rec_.request_body_ms < 0) rec_.request_body_ms = since_t0(read_at_);
   if (ec) {
     stats_.bad_requests++;
     if (rp_->rejected.status) {
@@ -638,31 +674,74 @@ void session::request_done() {
       return forward();
     case route::healthz:
     case route::meta:
+    case route::metrics:
+    case route::proxy_requests:
     case route::not_found:
       break;
   }
   local_request lr;
-  lr.where = rp_->where == route::healthz ? local_route::healthz
-             : rp_->where == route::meta  ? local_route::meta
-                                          : local_route::not_found;
+  switch (rp_->where) {
+    case route::healthz: lr.where = local_route::healthz; break;
+    case route::meta: lr.where = local_route::meta; break;
+    case route::metrics: lr.where = local_route::metrics; break;
+    case route::proxy_requests: lr.where = local_route::proxy_requests; break;
+    default: lr.where = local_route::not_found; break;
+  }
   lr.method = rp_->method;
   lr.target = rp_->target;
   lr.get = rp_->verb == http::verb::get;
   lr.head = head;
   lr.if_none_match = rp_->if_none_match;
-  auto a = answer_locally(lr, srv_.status());
-  local_response(a.status, a.reason, a.body, a.headers, false, a.body_omitted);
+  local_sources src{srv_.status(), &srv_.requests(), &srv_.metrics(),
+                    {srv_.in_flight_.load(), srv_.open_.load()}};
+  auto a = answer_locally(lr, src);
+  local_response(a.status, a.reason, a.body, a.headers, false, a.body_omitted, a.content_type);
+}
+
+void session::begin_record() {
+  rec_active_ = true;
+  rec_.content_ms.clear();
+  auto keep = std::move(rec_.content_ms);  // reuse its capacity
+  rec_ = request_record{};
+  rec_.content_ms = std::move(keep);
+  rec_.id = srv_.requests().next_id();
+  rec_.connection = id_;
+  rec_.method = rp_->method;
+  rec_.path.assign(rp_->target, 0, rp_->target.find('?'));
+  t0_ = read_at_;
+  auto wall = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                                     clock_type::now() - read_at_);
+  rec_.start_unix_us = std::chrono::duration_cast<std::chrono::microseconds>(wall.time_since_epoch()).count();
+}
+
+void session::finish_record(const std::string& why) {
+  if (!rec_active_) return;
+  rec_active_ = false;
+  rec_.bytes_in = req_bytes_;
+  rec_.bytes_out = resp_bytes_;
+  if (!why.empty() && rec_.error.empty()) rec_.error = why;
+  srv_.record(std::move(rec_));
 }
 
 void session::local_response(int status, const char* reason, const std::string& body, const std::string& extra,
-                             bool force_close, bool head) {
+                             bool force_close, bool head, const char* content_type) {
   if (phase_ == phase::closed) return;
   if (force_close) close_after_ = true;
   cl_out_.clear();
   std::string& o = cl_out_.data;
   o = "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nServer: bench-proxy\r\n";
-  if (status != 304) o += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+  if (status != 304)
+    o += std::string("Content-Type: ") + content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   o += extra;
+  if (rec_active_) {
+    // A proxied request bench-proxy had to answer itself (engine unreachable, body too large...).
+    rec_.local = true;
+    rec_.status = status;
+    o += std::string(http1::request_id_header) + ": " + std::to_string(rec_.id) + "\r\n";
+  } else {
+    srv_.metrics().count_local(rp_ ? std::string_view(rp_->target) : std::string_view(), status, req_bytes_,
+                               o.size() + 2 + (head ? 0 : body.size()));
+  }
   if (close_after_) o += "Connection: close\r\n";
   o += "\r\n";
   if (!head) o += body;
@@ -697,6 +776,7 @@ bool session::begin_upstream(bool force_close_on_error) {
     std::string err;
     if (!connect_upstream(err)) {
       stats_.upstream_errors++;
+      mark_upstream_error();
       bool not_ready = srv_.upstream_port() == 0;
       local_response(not_ready ? 503 : 502, not_ready ? "Service Unavailable" : "Bad Gateway",
                      json_error(not_ready ? 503 : 502, "upstream_error", err), {}, force_close_on_error);
@@ -743,6 +823,7 @@ void session::write_upstream() {
     read_client();  // resumes a read paused for back-pressure
     return;
   }
+  if (rec_active_) rec_.forwarded_ms = since_t0(clock_type::now());
   start_response();
 }
 
@@ -753,6 +834,11 @@ void session::start_response() {
   sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
   sp_->eager(true);
   sp_->body_limit(boost::none);
+  relayed_ = true;
+  if (rec_active_) {
+    watch_.begin(&rec_, t0_);
+    sp_->observe(rec_.id, &watch_);
+  }
   read_upstream();
   read_client();
 }
@@ -770,6 +856,7 @@ void session::upstream_failed(const std::string& what) {
     }
   }
   stats_.upstream_errors++;
+  mark_upstream_error();
   close_upstream();
   if (phase_ != phase::response || !sp_ || !sp_->header_sent) {
     // A body that was streaming cannot be finished for anyone: close after answering.
@@ -793,11 +880,13 @@ void session::read_upstream() {
 
 void session::on_upstream_read(const error_code& ec, std::size_t n) {
   if (phase_ != phase::response) return;
+  if (rec_active_) watch_.at(clock_type::now());
   if (ec) {
     if (ec == asio::error::eof && sp_->is_header_done() && !sp_->is_done()) {
       error_code pec;
       sp_->put_eof(pec);
       if (!pec && sp_->is_done()) {
+        if (rec_active_) watch_.finish();
         close_upstream();
         response_complete_ = true;
         close_after_ = close_after_ || sp_->raw_close_delimited;
@@ -825,14 +914,20 @@ void session::parse_response() {
     if (ec || used == 0) break;
   }
   if (ec) return upstream_failed("malformed response from the engine: " + ec.message());
+  if (rec_active_ && rec_.response_header_ms < 0 && sp_->is_header_done() && sp_->status / 100 != 1) {
+    rec_.response_header_ms = watch_.now_ms();
+    rec_.status = sp_->status;
+  }
   if (sp_->is_done()) {
     if (sp_->status / 100 == 1 && sp_->status != 101) {
       // Interim response: relay it and parse the final one.
       sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
       sp_->eager(true);
       sp_->body_limit(boost::none);
+      if (rec_active_) sp_->observe(rec_.id, &watch_);
       if (!uin_.empty()) return parse_response();
     } else {
+      if (rec_active_) watch_.finish();
       response_complete_ = true;
       if (!sp_->keep_alive()) {
         close_upstream();
@@ -862,14 +957,18 @@ void session::flush_client() {
       return;
     }
     if (ec) {
-      if (phase_ == phase::response && !response_complete_) stats_.client_aborts++;
+      if (phase_ == phase::response && !response_complete_) mark_client_abort();
       return close("client went away: " + ec.message());
     }
     cl_out_.off += n;
     stats_.bytes_to_client += n;
+    resp_bytes_ += n;
   }
   cl_out_.clear();
-  if (response_complete_) return response_done();
+  if (response_complete_) {
+    if (rec_active_) rec_.last_byte_ms = since_t0(clock_type::now());
+    return response_done();
+  }
   if (phase_ == phase::response) read_upstream();
 }
 
@@ -877,6 +976,11 @@ void session::response_done() {
   if (counted_in_flight_) {
     counted_in_flight_ = false;
     srv_.in_flight_--;
+  }
+  if (rec_active_) {
+    finish_record("");
+  } else if (relayed_) {  // /engine/metrics, relayed from the engine (local answers count themselves)
+    srv_.metrics().count_local("/engine/metrics", sp_->status, req_bytes_, resp_bytes_);
   }
   touch();
   if (close_after_) return close("client asked to close");
@@ -909,6 +1013,7 @@ void session::sweep(clock_type::time_point now) {
 
 void session::upstream_timed_out(const std::string& what) {
   stats_.upstream_timeouts++;
+  mark_upstream_error();
   srv_.status().count_upstream_timeout();
   close_upstream();
   if (!sp_->header_sent)
@@ -935,6 +1040,7 @@ void session::close(const std::string& reason) {
     srv_.open_--;
   }
   tc_.sessions.erase(id_);
+  finish_record(reason);
   if (!reported_) {
     reported_ = true;
     if (srv_.hooks().on_close) srv_.hooks().on_close(id_, stats_, reason);

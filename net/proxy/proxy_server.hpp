@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "net/proxy/request_log.hpp"
 #include "net/proxy/run_status.hpp"
 
 namespace bp::net {
@@ -23,6 +24,7 @@ struct server_options {
   double upstream_header_timeout_s = 1800;  ///< request forwarded -> the engine's response header (504)
   double upstream_idle_timeout_s = 300;     ///< longest gap between response body bytes
   std::size_t max_connections = 0;          ///< 0: (RLIMIT_NOFILE soft - 64) / 2
+  std::size_t request_window = 20000;       ///< records GET /proxy/requests keeps (requests.jsonl keeps all)
 };
 
 /// Per-connection counters, reported once when the connection closes.
@@ -67,6 +69,8 @@ class proxy_server {
   virtual std::string local_address() const = 0;
   virtual std::uint16_t local_port() const = 0;
   virtual void stop_accepting() = 0;
+  /// The per-request records (GET /proxy/requests; requests.jsonl once a file is opened).
+  virtual request_log& requests() = 0;
   /// Requests in flight (a request read or a response not yet fully sent).
   virtual std::size_t in_flight() const = 0;
   virtual std::size_t open_connections() const = 0;

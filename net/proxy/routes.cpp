@@ -1,5 +1,7 @@
 #include "net/proxy/routes.hpp"
 
+#include <charconv>
+
 #include <nlohmann/json.hpp>
 
 namespace bp::net {
@@ -9,7 +11,38 @@ std::string json_error(int code, std::string_view type, const std::string& msg) 
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-local_answer answer_locally(const local_request& r, const run_status& status) {
+namespace {
+
+/// The value of `name` in a query string ("" when absent); `found` says whether it was there.
+std::string_view query_param(std::string_view target, std::string_view name, bool& found) {
+  found = false;
+  auto q = target.find('?');
+  if (q == std::string_view::npos) return {};
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view kv = rest.substr(0, amp);
+    auto eq = kv.find('=');
+    if (kv.substr(0, eq) == name) {
+      found = true;
+      return eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
+    }
+    if (amp == std::string_view::npos) break;
+    rest.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+bool whole_number(std::string_view s, std::uint64_t& out) {
+  if (s.empty() || s.size() > 19) return false;
+  auto r = std::from_chars(s.data(), s.data() + s.size(), out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+}  // namespace
+
+local_answer answer_locally(const local_request& r, const local_sources& src) {
+  const run_status& status = src.status;
   local_answer a;
   a.body_omitted = r.head;
   auto method_not_allowed = [&] {
@@ -47,6 +80,44 @@ local_answer answer_locally(const local_request& r, const run_status& status) {
       a.body = doc->bytes;
       return a;
     }
+    case local_route::metrics:
+      if (!r.get && !r.head) return method_not_allowed();
+      a.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      a.headers = "Cache-Control: no-store\r\n";
+      a.body = src.metrics ? src.metrics->exposition(status, src.gauges) : std::string();
+      return a;
+    case local_route::proxy_requests: {
+      if (!r.get && !r.head) return method_not_allowed();
+      std::uint64_t after = 0, limit = kRequestsPageDefault;
+      bool found = false;
+      auto bad = [&](const std::string& msg) {
+        a.status = 400;
+        a.reason = "Bad Request";
+        a.body = json_error(400, "invalid_request_error", msg);
+        a.body_omitted = false;
+        return a;
+      };
+      std::string_view v = query_param(r.target, "after", found);
+      if (found && !whole_number(v, after))
+        return bad("/proxy/requests: 'after' must be a request id (a whole number), got '" + std::string(v) + "'");
+      v = query_param(r.target, "limit", found);
+      if (found && (!whole_number(v, limit) || limit == 0 || limit > kRequestsPageMax))
+        return bad("/proxy/requests: 'limit' must be a whole number from 1 to " + std::to_string(kRequestsPageMax) +
+                   ", got '" + std::string(v) + "'");
+      bool more = false;
+      std::uint64_t last = after;
+      if (src.requests)
+        for (const auto& rec : src.requests->after(after, static_cast<std::size_t>(limit), &more)) {
+          a.body += to_json(rec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+          a.body += '\n';
+          last = rec.id;
+        }
+      a.content_type = "application/x-ndjson";
+      // Paging: ask again with after=<X-Bench-Proxy-Last-Id> while X-Bench-Proxy-More is true.
+      a.headers = "Cache-Control: no-store\r\nX-Bench-Proxy-Last-Id: " + std::to_string(last) +
+                  "\r\nX-Bench-Proxy-More: " + (more ? "true" : "false") + "\r\n";
+      return a;
+    }
     case local_route::not_found:
       break;
   }
@@ -56,7 +127,7 @@ local_answer answer_locally(const local_request& r, const run_status& status) {
   a.body_omitted = false;
   a.body = json_error(404, "not_found",
                       "no route for " + std::string(r.method) + " " + std::string(path) +
-                          " (bench-proxy serves /v1/*, /engine/metrics, /healthz and /meta)");
+                          " (bench-proxy serves /v1/*, /engine/metrics, /metrics, /proxy/requests, /healthz and /meta)");
   return a;
 }
 

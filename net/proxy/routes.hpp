@@ -1,16 +1,19 @@
 #pragma once
-/// What bench-proxy answers itself (/healthz, /meta, 404 and the JSON error bodies): a pure
+/// What bench-proxy answers itself (/healthz, /meta, /metrics, /proxy/requests, 404 and the JSON
+/// error bodies): a pure
 /// function from request to response, apart from the session's I/O and Boost-free. Adding a
 /// local route: a case here, its path in http1::request_parser::on_request_impl, a test in
 /// tests/net/proxy/routes_test.cpp (docs/architecture.md, "Adding an HTTP route").
 #include <string>
 #include <string_view>
 
+#include "net/proxy/proxy_metrics.hpp"
+#include "net/proxy/request_log.hpp"
 #include "net/proxy/run_status.hpp"
 
 namespace bp::net {
 
-enum class local_route { healthz, meta, not_found };
+enum class local_route { healthz, meta, metrics, proxy_requests, not_found };
 
 struct local_request {
   local_route where = local_route::not_found;
@@ -24,12 +27,27 @@ struct local_answer {
   int status = 200;
   const char* reason = "OK";
   std::string body;
+  const char* content_type = "application/json";
   std::string headers;  ///< extra header lines, each ending in CRLF
   bool body_omitted = false;  ///< HEAD or 304: Content-Length as for GET, no body bytes
 };
 
+/// What the local routes read: the run's state, the proxy's request records and metrics.
+struct local_sources {
+  local_sources(const run_status& s, const request_log* r = nullptr, const proxy_metrics* m = nullptr,
+                proxy_metrics::gauges g = {})
+      : status(s), requests(r), metrics(m), gauges(g) {}
+  const run_status& status;
+  const request_log* requests = nullptr;
+  const proxy_metrics* metrics = nullptr;
+  proxy_metrics::gauges gauges;
+};
+
 /// The answer to a request for one of bench-proxy's own routes.
-local_answer answer_locally(const local_request& r, const run_status& status);
+local_answer answer_locally(const local_request& r, const local_sources& src);
+
+/// The most records one GET /proxy/requests returns (its `limit` default and ceiling).
+inline constexpr std::size_t kRequestsPageDefault = 1000, kRequestsPageMax = 10000;
 
 /// {"error": {"message", "type", "code"}}; invalid UTF-8 in `msg` (client bytes) is replaced.
 std::string json_error(int code, std::string_view type, const std::string& msg);

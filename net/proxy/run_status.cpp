@@ -24,6 +24,11 @@ void run_status::set_config_description(std::string d) {
   description_ = std::move(d);
 }
 
+std::string run_status::config_description() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return description_;
+}
+
 void run_status::set_detail(std::string d) {
   std::lock_guard<std::mutex> g(mu_);
   detail_ = std::move(d);

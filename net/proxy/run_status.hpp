@@ -31,6 +31,7 @@ class run_status {
   void set_engine_port(int p) { port_.store(p); }
   int engine_port() const { return port_.load(); }
   void set_config_description(std::string d);
+  std::string config_description() const;
   /// The engine's Prometheus path for GET /engine/metrics ("" : its kind exposes none); set once
   /// before the proxy serves, read by I/O threads afterwards.
   void set_engine_metrics(std::string path, std::string kind) {

@@ -41,6 +41,32 @@ assert.equal(usage.completion_tokens, 12);
 // Progressive delivery: the first token long before the last (the engine spaces them).
 assert.ok(arrivals[11] - arrivals[0] > 100, `events were not progressive: ${arrivals}`);
 
+// The same client checked against the proxy's stopwatch (docs/metrics.md, "Client overhead"):
+// the response's x-bench-proxy-request-id names the proxy's record of this very request.
+const c0 = performance.now();
+const { data: timed, response } = await client.chat.completions
+  .create({ model, messages: [{ role: "user", content: "timed" }], max_tokens: 6, stream: true })
+  .withResponse();
+let clientTtft = null;
+for await (const chunk of timed) {
+  if (clientTtft === null && chunk.choices[0]?.delta?.content) clientTtft = performance.now() - c0;
+}
+const clientE2e = performance.now() - c0;
+const rid = Number(response.headers.get("x-bench-proxy-request-id"));
+assert.ok(rid > 0, "no x-bench-proxy-request-id on the response");
+const page = await fetch(`${base}/proxy/requests?after=${rid - 1}&limit=1`);
+const rec = JSON.parse((await page.text()).split("\n")[0]);
+assert.equal(rec.id, rid);
+assert.equal(rec.content_events, 6);
+// The client's interval holds the proxy's, so its TTFT can only be longer: the difference is
+// the client's own overhead (connection setup, parsing, its event loop), reported, not hidden.
+assert.ok(clientTtft >= rec.ttft_ms, `client TTFT ${clientTtft} < proxy TTFT ${rec.ttft_ms}`);
+const overhead = {
+  client_ttft_ms: clientTtft, proxy_ttft_ms: rec.ttft_ms, ttft_overhead_ms: clientTtft - rec.ttft_ms,
+  client_e2e_ms: clientE2e, proxy_e2e_ms: rec.e2e_ms, e2e_overhead_ms: clientE2e - rec.e2e_ms,
+};
+console.log("openai npm client against the proxy's record: " + JSON.stringify(overhead));
+
 // Abort mid-stream: the client goes away, bench-proxy must cancel upstream.
 const controller = new AbortController();
 const long = await client.chat.completions.create(
@@ -55,4 +81,5 @@ try {
 } catch (e) {
   assert.ok(e.name === "APIUserAbortError" || e.name === "AbortError", `unexpected error ${e.name}`);
 }
-console.log(JSON.stringify({ ok: true, model, text, first_ms: arrivals[0], last_ms: arrivals[11], aborted_after: seen }));
+console.log(JSON.stringify({ ok: true, model, text, first_ms: arrivals[0], last_ms: arrivals[11], aborted_after: seen,
+  client_overhead: overhead }));

@@ -20,20 +20,20 @@ local_request get(local_route where, std::string_view target = "/x") {
 
 TEST(LocalRoutes, MetaIs503WithRetryAfterUntilPublishedThenBytesWithEtagAnd304) {
   run_status st;
-  auto a = answer_locally(get(local_route::meta), st);
+  auto a = answer_locally(get(local_route::meta), {st});
   EXPECT_EQ(a.status, 503);
   EXPECT_NE(a.headers.find("Retry-After: 2"), std::string::npos);
   auto doc = std::make_shared<meta_document>();
   doc->bytes = "{\"schema_version\":1}";
   doc->sha256 = "abc";
   st.publish(doc);
-  a = answer_locally(get(local_route::meta), st);
+  a = answer_locally(get(local_route::meta), {st});
   EXPECT_EQ(a.status, 200);
   EXPECT_EQ(a.body, doc->bytes);
   EXPECT_EQ(a.headers, "ETag: \"abc\"\r\n");
   auto cond = get(local_route::meta);
   cond.if_none_match = "\"abc\"";
-  a = answer_locally(cond, st);
+  a = answer_locally(cond, {st});
   EXPECT_EQ(a.status, 304);
   EXPECT_TRUE(a.body_omitted);
 }
@@ -43,13 +43,13 @@ TEST(LocalRoutes, OnlyGetAndHeadAreAllowedAndHeadOmitsTheBody) {
   auto post = get(local_route::healthz);
   post.get = false;
   post.method = "POST";
-  auto a = answer_locally(post, st);
+  auto a = answer_locally(post, {st});
   EXPECT_EQ(a.status, 405);
   EXPECT_EQ(a.headers, "Allow: GET, HEAD\r\n");
   auto head = get(local_route::healthz);
   head.get = false;
   head.head = true;
-  a = answer_locally(head, st);
+  a = answer_locally(head, {st});
   EXPECT_EQ(a.status, 200);
   EXPECT_TRUE(a.body_omitted);
   EXPECT_EQ(nlohmann::json::parse(a.body)["state"], "starting");
@@ -57,10 +57,80 @@ TEST(LocalRoutes, OnlyGetAndHeadAreAllowedAndHeadOmitsTheBody) {
 
 TEST(LocalRoutes, UnknownPathsAre404NamingThePathWithoutTheQueryEvenWithBadBytes) {
   run_status st;
-  auto a = answer_locally(get(local_route::not_found, "/admin\xff?token=secret"), st);
+  auto a = answer_locally(get(local_route::not_found, "/admin\xff?token=secret"), {st});
   EXPECT_EQ(a.status, 404);
   auto j = nlohmann::json::parse(a.body);
   std::string msg = j["error"]["message"];
   EXPECT_NE(msg.find("no route for GET /admin"), std::string::npos) << msg;
   EXPECT_EQ(msg.find("token"), std::string::npos);
+}
+
+namespace {
+request_record done_record(std::uint64_t id) {
+  request_record r;
+  r.id = id;
+  r.method = "POST";
+  r.path = "/v1/chat/completions";
+  r.status = 200;
+  r.stream = true;
+  r.first_content_ms = 10;
+  r.content_ms = {10, 12, 15};
+  r.last_byte_ms = 16;
+  return r;
+}
+}  // namespace
+
+TEST(LocalRoutes, ProxyRequestsPagesRecordsAfterAnIdInIdOrderAsJsonLines) {
+  run_status st;
+  request_log log(100);
+  for (std::uint64_t id : {3, 1, 2, 5, 4}) log.add(done_record(id));  // completion order != id order
+  local_sources src{st, &log};
+  auto a = answer_locally(get(local_route::proxy_requests, "/proxy/requests?after=1&limit=3"), src);
+  ASSERT_EQ(a.status, 200);
+  EXPECT_STREQ(a.content_type, "application/x-ndjson");
+  std::vector<std::uint64_t> ids;
+  std::size_t pos = 0;
+  while (pos < a.body.size()) {
+    auto nl = a.body.find('\n', pos);
+    ids.push_back(nlohmann::json::parse(a.body.substr(pos, nl - pos))["id"].get<std::uint64_t>());
+    pos = nl + 1;
+  }
+  EXPECT_EQ(ids, (std::vector<std::uint64_t>{2, 3, 4}));
+  EXPECT_NE(a.headers.find("X-Bench-Proxy-Last-Id: 4\r\n"), std::string::npos) << a.headers;
+  EXPECT_NE(a.headers.find("X-Bench-Proxy-More: true\r\n"), std::string::npos) << a.headers;
+  a = answer_locally(get(local_route::proxy_requests, "/proxy/requests?after=4"), src);
+  EXPECT_EQ(nlohmann::json::parse(a.body.substr(0, a.body.find('\n')))["id"], 5);
+  EXPECT_NE(a.headers.find("X-Bench-Proxy-More: false"), std::string::npos);
+}
+
+TEST(LocalRoutes, ProxyRequestsRefusesBadParametersNamingThem) {
+  run_status st;
+  request_log log;
+  local_sources src{st, &log};
+  for (const char* t : {"/proxy/requests?after=-1", "/proxy/requests?after=x", "/proxy/requests?limit=0",
+                        "/proxy/requests?limit=10001", "/proxy/requests?after=99999999999999999999"}) {
+    auto a = answer_locally(get(local_route::proxy_requests, t), src);
+    EXPECT_EQ(a.status, 400) << t;
+    std::string msg = nlohmann::json::parse(a.body)["error"]["message"];
+    EXPECT_TRUE(msg.find("'after'") != std::string::npos || msg.find("'limit'") != std::string::npos) << msg;
+  }
+}
+
+TEST(LocalRoutes, MetricsIsThePrometheusTextFormatWithTheInfoGauge) {
+  run_status st;
+  st.set_config_description("mock demo");
+  st.set_engine_metrics("/metrics", "mock");
+  proxy_metrics m;
+  m.observe(done_record(1));
+  local_sources src{st, nullptr, &m, {2, 3}};
+  auto a = answer_locally(get(local_route::metrics, "/metrics"), src);
+  ASSERT_EQ(a.status, 200);
+  EXPECT_STREQ(a.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_NE(a.body.find("bench_proxy_ttft_seconds_count 1"), std::string::npos) << a.body;
+  EXPECT_NE(a.body.find("bench_proxy_inter_token_latency_seconds_count 2"), std::string::npos);
+  EXPECT_NE(a.body.find("bench_proxy_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"),
+            std::string::npos);
+  EXPECT_NE(a.body.find("config=\"mock demo\""), std::string::npos);
+  EXPECT_NE(a.body.find("snapshot_id=\"\""), std::string::npos);
+  EXPECT_NE(a.body.find("bench_proxy_open_connections 3"), std::string::npos);
 }

@@ -1,0 +1,99 @@
+#include "net/loadgen/crosscheck.hpp"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "base/text.hpp"
+#include "net/client/http_client.hpp"
+#include "net/loadgen/stats.hpp"
+
+namespace bp::bench {
+
+using json = nlohmann::json;
+
+std::map<std::uint64_t, json> fetch_proxy_records(const std::string& base_url, const std::vector<std::uint64_t>& ids,
+                                                  std::string& err) {
+  std::map<std::uint64_t, json> out;
+  if (ids.empty()) return out;
+  std::set<std::uint64_t> wanted(ids.begin(), ids.end());
+  std::uint64_t after = *wanted.begin() - 1, last_wanted = *wanted.rbegin();
+  // Bounded: at most this many pages of 10000 (more records than any bench sends).
+  for (int page = 0; page < 1000 && after < last_wanted; ++page) {
+    auto r = net::http_fetch("GET", base_url + "/proxy/requests?after=" + std::to_string(after) + "&limit=10000", "",
+                             std::chrono::seconds(30), err, 512ull << 20);
+    if (!r) return {};
+    if (r->status != 200) {
+      err = "GET /proxy/requests answered HTTP " + std::to_string(r->status);
+      return {};
+    }
+    std::istringstream in(r->body);
+    std::string line;
+    std::uint64_t last = after;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      json j = json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.contains("id")) {
+        err = "GET /proxy/requests: a line is not a record";
+        return {};
+      }
+      std::uint64_t id = j["id"].get<std::uint64_t>();
+      last = std::max(last, id);
+      if (wanted.count(id)) out.emplace(id, std::move(j));
+    }
+    if (r->header("x-bench-proxy-more") != "true" || last == after) break;
+    after = last;
+  }
+  return out;
+}
+
+namespace {
+json median_p99(std::vector<double> v) {
+  if (v.empty()) return nullptr;
+  std::sort(v.begin(), v.end());
+  return {{"median", percentile_sorted(v, 50)}, {"p99", percentile_sorted(v, 99)}};
+}
+}  // namespace
+
+json client_overhead(const std::vector<timed_pair>& pairs, std::size_t requests) {
+  std::vector<double> dt, de, ct, ce, pt, pe;
+  for (const auto& p : pairs) {
+    dt.push_back(p.client_ttft_ms - p.proxy_ttft_ms);
+    de.push_back(p.client_e2e_ms - p.proxy_e2e_ms);
+    ct.push_back(p.client_ttft_ms);
+    ce.push_back(p.client_e2e_ms);
+    pt.push_back(p.proxy_ttft_ms);
+    pe.push_back(p.proxy_e2e_ms);
+  }
+  json j;
+  j["matched"] = pairs.size();
+  j["requests"] = requests;
+  j["definition"] =
+      "client minus proxy for the same request (joined by x-bench-proxy-request-id): TTFT from sending to the first "
+      "content event, E2E to the last byte; the proxy's clock starts when the request header is complete and stops "
+      "at the last byte written (docs/metrics.md, \"Client overhead\")";
+  j["ttft"] = median_p99(dt);
+  j["e2e"] = median_p99(de);
+  j["client"] = {{"ttft_ms", median_p99(ct)}, {"e2e_ms", median_p99(ce)}};
+  j["proxy"] = {{"ttft_ms", median_p99(pt)}, {"e2e_ms", median_p99(pe)}};
+  return j;
+}
+
+std::vector<std::string> client_overhead_warnings(const json& o) {
+  std::vector<std::string> out;
+  if (!o.is_object() || o.value("matched", 0) == 0) return out;
+  auto check = [&](const char* what, const char* key, const char* proxy_key) {
+    if (!o[key].is_object() || !o["proxy"][proxy_key].is_object()) return;
+    double over = o[key]["median"].get<double>(), base = o["proxy"][proxy_key]["median"].get<double>();
+    if (over > 0.5 && base > 0 && over > 0.05 * base)
+      out.push_back(std::string("client overhead: the client's median ") + what + " is " + base::fixed(over, 2) +
+                    " ms above the proxy's (" + base::fixed(over / base * 100.0, 1) + "% of the " +
+                    base::fixed(base, 2) + " ms measured at the proxy): the client's own time is large against what "
+                    "it measures");
+  };
+  check("TTFT", "ttft", "ttft_ms");
+  check("E2E", "e2e", "e2e_ms");
+  return out;
+}
+
+}  // namespace bp::bench

@@ -1,0 +1,68 @@
+#pragma once
+/// Where the proxy's per-request records go: a bounded in-memory window served by
+/// GET /proxy/requests?after=ID, and (for a run) every record appended to requests.jsonl in the
+/// run folder by a writer thread. The I/O threads only take a short lock to hand a record over:
+/// no system call, no formatting and no wake-up per request on the byte path.
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "net/proxy/request_timing.hpp"
+
+namespace bp::net {
+
+/// One record as a JSON object (the requests.jsonl line, docs/metrics.md "Proxy-side timing").
+nlohmann::json to_json(const request_record& r);
+
+class request_log {
+ public:
+  /// `window`: how many of the latest records /proxy/requests can still serve.
+  explicit request_log(std::size_t window = 100000);
+  ~request_log();
+  request_log(const request_log&) = delete;
+  request_log& operator=(const request_log&) = delete;
+
+  /// A fresh request id (ids grow in the order requests arrive, across all I/O threads).
+  std::uint64_t next_id() { return ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
+  std::uint64_t last_id() const { return ids_.load(std::memory_order_relaxed); }
+
+  /// Hands a finished request over (any thread).
+  void add(request_record&& r);
+
+  /// Completed records with id > `after`, by id, at most `limit`; `more` says whether the
+  /// window held more than `limit` of them. Records older than the window are gone from here
+  /// (but not from requests.jsonl).
+  std::vector<request_record> after(std::uint64_t after, std::size_t limit, bool* more = nullptr) const;
+  std::size_t recorded() const;  ///< records handed over so far
+
+  /// Appends every record (from now on) to `path`, which must not exist yet (results are never
+  /// overwritten). False with `err` when it cannot be created.
+  bool open_file(const std::string& path, std::string& err);
+  /// Writes what is pending and closes the file; idempotent.
+  void close_file();
+  const std::string& file_path() const { return path_; }
+
+ private:
+  void writer();
+  std::atomic<std::uint64_t> ids_{0};
+  std::size_t window_;
+  mutable std::mutex mu_;
+  std::deque<request_record> recent_;
+  std::vector<request_record> pending_;  // for the file
+  std::size_t total_ = 0;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::FILE* file_ = nullptr;
+  std::string path_;
+  std::thread thread_;
+};
+
+}  // namespace bp::net

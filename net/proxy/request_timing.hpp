@@ -1,0 +1,267 @@
+#pragma once
+/// The proxy as the stopwatch: what is timed of one proxied /v1 request, and the incremental
+/// scanner that finds content-bearing Server-Sent Events in the engine's response as it passes.
+///
+/// Header-only and Boost-free: the scanner runs inside the response parser's body callbacks on
+/// the I/O thread (no copy of the byte path, no mailbox hop, nothing held back); the record is
+/// handed to request_log (net/proxy/request_log.hpp) once the request is over. Definitions of
+/// every field: docs/metrics.md, "Proxy-side timing".
+#include <charconv>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace bp::net {
+
+using steady_clock = std::chrono::steady_clock;
+
+/// One proxied request as the proxy saw it. Times are milliseconds after the request's header
+/// was complete at the proxy (t = 0); -1 where the request never got there. No prompt or
+/// response content is ever kept.
+struct request_record {
+  std::uint64_t id = 0;          ///< also the x-bench-proxy-request-id response header
+  std::uint64_t connection = 0;  ///< the client connection it came on
+  std::string method, path;      ///< path without the query (a query may hold credentials)
+  std::int64_t start_unix_us = 0;  ///< wall clock at t = 0 (for joins across machines)
+  int status = 0;                ///< status sent to the client; 0: none was sent
+  bool stream = false;           ///< the response was text/event-stream
+  bool local = false;            ///< answered by bench-proxy itself (502/503/504/413...)
+  bool client_aborted = false;   ///< the client went away before the response was complete
+  bool upstream_error = false;   ///< the engine could not be reached or failed mid-response
+  std::string error;             ///< why it did not complete normally ("" when it did)
+  double request_body_ms = -1;   ///< request body complete
+  double forwarded_ms = -1;      ///< the last request byte written to the engine
+  double response_header_ms = -1;  ///< the engine's response header parsed
+  double first_content_ms = -1;  ///< first content-bearing event (non-streamed: the whole body)
+  double last_byte_ms = -1;      ///< the last response byte written to the client
+  std::vector<double> content_ms;  ///< every content-bearing event (streamed), the first included
+  std::uint64_t bytes_in = 0;    ///< request bytes read from the client (header and body)
+  std::uint64_t bytes_out = 0;   ///< response bytes written to the client
+  int prompt_tokens = -1;        ///< from the engine's usage (-1: not reported)
+  int completion_tokens = -1;
+
+  /// TTFT at the proxy: first content event (or whole body) after the request header.
+  double ttft_ms() const { return first_content_ms; }
+  /// E2E at the proxy: last byte to the client after the request header.
+  double e2e_ms() const { return last_byte_ms; }
+  /// Output tokens: the engine's usage when reported, else the content events counted.
+  int output_tokens() const {
+    return completion_tokens >= 0 ? completion_tokens : static_cast<int>(content_ms.size());
+  }
+  /// A successful response relayed in full from the engine.
+  bool complete() const {
+    return status / 100 == 2 && !local && last_byte_ms >= 0 && !client_aborted && error.empty();
+  }
+};
+
+namespace sse {
+
+inline std::size_t skip_ws(std::string_view s, std::size_t i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) ++i;
+  return i;
+}
+
+/// Position just after `"key":` and its whitespace, searching from `from`; npos when absent.
+/// In JSON a quote inside a string is always escaped, so `"key"` followed by ':' is a key.
+inline std::size_t value_after(std::string_view s, std::string_view quoted_key, std::size_t from = 0) {
+  for (std::size_t p = s.find(quoted_key, from); p != std::string_view::npos; p = s.find(quoted_key, p + 1)) {
+    std::size_t i = skip_ws(s, p + quoted_key.size());
+    if (i < s.size() && s[i] == ':') return skip_ws(s, i + 1);
+  }
+  return std::string_view::npos;
+}
+
+/// Does this event's JSON carry generated content? A non-empty "content", "text",
+/// "reasoning_content" or "reasoning" string, or non-empty "tool_calls" / a "function_call".
+/// A role-only delta ({"role":"assistant","content":""}), a null content, finish-only and
+/// usage-only events are not content.
+inline bool content_bearing(std::string_view data) {
+  static constexpr std::string_view string_keys[] = {"\"content\"", "\"text\"", "\"reasoning_content\"",
+                                                     "\"reasoning\""};
+  for (auto key : string_keys)
+    for (std::size_t i = value_after(data, key); i != std::string_view::npos; i = value_after(data, key, i)) {
+      if (i + 1 < data.size() && data[i] == '"' && data[i + 1] != '"') return true;
+    }
+  for (std::size_t i = value_after(data, "\"tool_calls\""); i != std::string_view::npos;
+       i = value_after(data, "\"tool_calls\"", i))
+    if (i < data.size() && data[i] == '[' && skip_ws(data, i + 1) < data.size() && data[skip_ws(data, i + 1)] != ']')
+      return true;
+  std::size_t f = value_after(data, "\"function_call\"");
+  return f != std::string_view::npos && f < data.size() && data[f] == '{';
+}
+
+/// The integer after `"key":` inside `obj`; -1 when absent or not a whole number.
+inline int int_field(std::string_view obj, std::string_view quoted_key) {
+  std::size_t i = value_after(obj, quoted_key);
+  if (i == std::string_view::npos) return -1;
+  int v = -1;
+  auto r = std::from_chars(obj.data() + i, obj.data() + obj.size(), v);
+  return r.ec == std::errc() && v >= 0 ? v : -1;
+}
+
+/// Reads prompt_tokens / completion_tokens of a "usage" object in `text` (an event or the tail
+/// of a plain body). Returns false when there is no usage object.
+inline bool usage(std::string_view text, int& prompt, int& completion) {
+  std::size_t i = std::string_view::npos;
+  // The last "usage" wins (a plain body's top-level usage is at its end).
+  for (std::size_t from = 0;;) {
+    std::size_t j = value_after(text, "\"usage\"", from);
+    if (j == std::string_view::npos) break;
+    if (j < text.size() && text[j] == '{') i = j;
+    from = j;
+  }
+  if (i == std::string_view::npos) return false;
+  // The object's extent: braces outside strings.
+  int depth = 0;
+  bool in_str = false, esc = false;
+  std::size_t end = i;
+  for (; end < text.size(); ++end) {
+    char c = text[end];
+    if (in_str) {
+      if (esc) esc = false;
+      else if (c == '\\') esc = true;
+      else if (c == '"') in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '{') {
+      ++depth;
+    } else if (c == '}' && --depth == 0) {
+      break;
+    }
+  }
+  if (end >= text.size()) return false;
+  std::string_view obj = text.substr(i, end - i + 1);
+  int p = int_field(obj, "\"prompt_tokens\""), c = int_field(obj, "\"completion_tokens\"");
+  if (p < 0 && c < 0) return false;
+  prompt = p;
+  completion = c;
+  return true;
+}
+
+}  // namespace sse
+
+/// Watches one response body as the proxy relays it. For text/event-stream it splits events at
+/// blank lines (LF or CRLF), notes the time of each content-bearing one and reads usage from a
+/// usage event; for other bodies it keeps the last few KiB to read usage at the end.
+class response_watch {
+ public:
+  /// A new response of the request that started at `t0`, recorded into `rec`.
+  void begin(request_record* rec, steady_clock::time_point t0) {
+    rec_ = rec;
+    t0_ = t0;
+    stream_ = false;
+    cur_.clear();
+    line_start_ = 0;
+    tail_.clear();
+    done_marker_ = false;
+  }
+  void set_stream(bool s) {
+    stream_ = s;
+    if (rec_) rec_->stream = s;
+  }
+  bool stream() const { return stream_; }
+  /// The time the bytes now being parsed were read from the engine.
+  void at(steady_clock::time_point now) { now_ = now; }
+  double ms(steady_clock::time_point t) const {
+    return std::chrono::duration<double, std::milli>(t - t0_).count();
+  }
+  double now_ms() const { return ms(now_); }
+  bool saw_done_marker() const { return done_marker_; }
+
+  /// De-chunked body bytes (called from the response parser).
+  void feed(std::string_view body) {
+    if (!rec_) return;
+    if (!stream_) {
+      tail_.append(body.data(), body.size());
+      if (tail_.size() > 2 * kTail) tail_.erase(0, tail_.size() - kTail);
+      return;
+    }
+    std::size_t pos = 0;
+    while (pos < body.size()) {
+      std::size_t nl = body.find('\n', pos);
+      std::size_t take = (nl == std::string_view::npos ? body.size() : nl + 1) - pos;
+      if (cur_.size() < kMaxEvent) cur_.append(body.data() + pos, std::min(take, kMaxEvent - cur_.size()));
+      pos += take;
+      if (nl == std::string_view::npos) break;
+      std::size_t line_len = cur_.size() - line_start_;
+      bool blank = line_len == 1 || (line_len == 2 && cur_[line_start_] == '\r');
+      if (blank) {
+        event(std::string_view(cur_).substr(0, line_start_));
+        cur_.clear();
+        line_start_ = 0;
+      } else {
+        line_start_ = cur_.size();
+      }
+    }
+  }
+
+  /// The body is complete (at the time last given to at()).
+  void finish() {
+    if (!rec_) return;
+    if (!stream_) {
+      if (rec_->status / 100 == 2 && rec_->first_content_ms < 0) rec_->first_content_ms = now_ms();
+      int p = -1, c = -1;
+      if (sse::usage(tail_, p, c)) {
+        rec_->prompt_tokens = p;
+        rec_->completion_tokens = c;
+      }
+    } else if (!cur_.empty()) {
+      event(cur_);  // an event the stream did not end with a blank line
+      cur_.clear();
+    }
+  }
+
+ private:
+  void event(std::string_view ev) {
+    // The data: lines; events normally hold one.
+    std::string_view data;
+    std::string joined;
+    int lines = 0;
+    for (std::size_t p = 0; p < ev.size();) {
+      std::size_t nl = ev.find('\n', p);
+      std::string_view line = ev.substr(p, nl == std::string_view::npos ? std::string_view::npos : nl - p);
+      p = nl == std::string_view::npos ? ev.size() : nl + 1;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (line.substr(0, 5) != "data:") continue;
+      line.remove_prefix(5);
+      if (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+      if (++lines == 1) {
+        data = line;
+      } else {
+        if (lines == 2) joined.assign(data.data(), data.size());
+        joined += '\n';
+        joined.append(line.data(), line.size());
+        data = joined;
+      }
+    }
+    if (lines == 0) return;
+    if (data == "[DONE]") {
+      done_marker_ = true;
+      return;
+    }
+    if (sse::content_bearing(data)) {
+      double t = now_ms();
+      if (rec_->first_content_ms < 0) rec_->first_content_ms = t;
+      rec_->content_ms.push_back(t);
+    }
+    int p = -1, c = -1;
+    if (data.find("\"usage\"") != std::string_view::npos && sse::usage(data, p, c)) {
+      rec_->prompt_tokens = p;
+      rec_->completion_tokens = c;
+    }
+  }
+
+  static constexpr std::size_t kTail = 8192;
+  static constexpr std::size_t kMaxEvent = 1 << 20;  // beyond this an event is judged by its start
+  request_record* rec_ = nullptr;
+  steady_clock::time_point t0_{}, now_{};
+  bool stream_ = false;
+  bool done_marker_ = false;
+  std::string cur_;
+  std::size_t line_start_ = 0;
+  std::string tail_;
+};
+
+}  // namespace bp::net

@@ -1,0 +1,264 @@
+"""The proxy as the stopwatch: per-request records (requests.jsonl, /proxy/requests, the
+x-bench-proxy-request-id header), bench-proxy's own /metrics read by real parsers and scraped by
+a real Prometheus server, and bench's client checked against the proxy's records."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.parse
+import urllib.request
+
+from bp import BENCH_PROXY, SRC, ProxyCase, free_port, wait_for, write_config
+
+WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
+
+
+def stream_with_headers(port, body, timeout=30):
+    """A streamed chat completion: (headers, [(monotonic time, data)])."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    headers = {k.lower(): v for k, v in r.getheaders()}
+    events, buf = [], b""
+    while True:
+        chunk = r.read1(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf:
+            ev, buf = buf.split(b"\n\n", 1)
+            for line in ev.split(b"\n"):
+                if line.startswith(b"data: "):
+                    events.append((time.monotonic(), line[6:].decode()))
+    c.close()
+    return r.status, headers, events
+
+
+def records(proxy, after=0, limit=None):
+    q = f"/proxy/requests?after={after}" + (f"&limit={limit}" if limit else "")
+    status, headers, body = proxy.get(q)
+    assert status == 200, (status, body)
+    return [json.loads(l) for l in body.decode().splitlines() if l], headers
+
+
+class ProxyTimingTest(ProxyCase):
+    def test_proxy_side_ttft_and_itl_match_the_engines_timing_and_a_role_only_event_is_no_token(self):
+        cfg = self.config(mock_args=["--role-event", "--ttft-ms", "50", "--itl-ms", "20", "--tokens", "6"],
+                          extra="warmup: 0")
+        p = self.start(cfg)
+        p.wait_ready()
+        ids = []
+        for i in range(11):
+            status, headers, events = stream_with_headers(
+                p.port, {"model": "m", "messages": [{"role": "user", "content": f"q{i}"}], "stream": True,
+                         "stream_options": {"include_usage": True}})
+            self.assertEqual(status, 200)
+            # The first event is the role alone (vLLM's habit), before any token exists.
+            first = json.loads(events[0][1])
+            self.assertEqual(first["choices"][0]["delta"], {"role": "assistant", "content": ""})
+            ids.append(int(headers["x-bench-proxy-request-id"]))
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(len(set(ids)), len(ids))
+        recs, _ = records(p, after=ids[0] - 1)
+        recs = [r for r in recs if r["id"] in ids]
+        self.assertEqual([r["id"] for r in recs], ids)
+        for r in recs:
+            self.assertEqual(r["status"], 200)
+            self.assertTrue(r["stream"])
+            self.assertEqual(r["content_events"], 6)  # the role-only event is not counted
+            self.assertEqual(r["usage"]["completion_tokens"], 6)
+            self.assertEqual(len(r["itl_ms"]), 5)
+            t = r["t_ms"]
+            self.assertLessEqual(t["request_header"], t["request_body"])
+            self.assertLessEqual(t["request_body"], t["forwarded"])
+            self.assertLessEqual(t["forwarded"], t["response_header"])
+            self.assertLess(t["response_header"], t["first_content"])
+            self.assertLessEqual(t["first_content"], t["last_byte"])
+        ttft = statistics.median(r["ttft_ms"] for r in recs)
+        itl = statistics.median(g for r in recs for g in r["itl_ms"])
+        # The mock's known timing: 50 ms to the first token, 20 ms per token after it.
+        self.assertAlmostEqual(ttft, 50.0, delta=0.5, msg=f"median proxy TTFT {ttft}")
+        self.assertAlmostEqual(itl, 20.0, delta=0.5, msg=f"median proxy ITL {itl}")
+
+    def test_every_proxied_request_lands_in_requests_jsonl_without_content_and_pages_by_id(self):
+        cfg = self.config(mock_args=["--tokens", "3"], extra="warmup: 1")
+        p = self.start(cfg)
+        p.wait_ready()
+        seen = []
+        for i in range(5):
+            c = p.conn()
+            c.request("POST", "/v1/chat/completions?api_key=SECRETQUERY",
+                      body=json.dumps({"model": "m", "messages": [{"role": "user", "content": "PRIVATE PROMPT"}]}),
+                      headers={"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            seen.append(int(r.getheader("x-bench-proxy-request-id")))
+            c.close()
+        # Local routes answer without a record; a 404 under /v1 comes from the engine, with one.
+        status, headers, _ = p.get("/healthz")
+        self.assertNotIn("x-bench-proxy-request-id", headers)
+        status, headers, _ = p.get("/v1/nothing-here")
+        self.assertIn("x-bench-proxy-request-id", headers)
+        seen.append(int(headers["x-bench-proxy-request-id"]))
+        # Paging: after= and limit=, with the last id and whether there is more.
+        page, h = records(p, after=seen[0], limit=2)
+        self.assertEqual([r["id"] for r in page], seen[1:3])
+        self.assertEqual(h["x-bench-proxy-more"], "true")
+        self.assertEqual(int(h["x-bench-proxy-last-id"]), seen[2])
+        status, _, body = p.get("/proxy/requests?after=abc")
+        self.assertEqual(status, 400)
+        self.assertIn("'after'", json.loads(body)["error"]["message"])
+        self.assertEqual(p.stop(), 0)
+        with open(os.path.join(p.run_dir, "requests.jsonl")) as f:
+            text = f.read()
+        lines = [json.loads(l) for l in text.splitlines()]
+        # The warmup request went through the proxy too; every request of ours is there once.
+        self.assertTrue(set(seen) <= {r["id"] for r in lines}, (seen, lines))
+        self.assertEqual(len(lines), len({r["id"] for r in lines}))
+        self.assertNotIn("PRIVATE PROMPT", text)
+        self.assertNotIn("SECRETQUERY", text)
+        plain = [r for r in lines if r["id"] in seen[:5]]
+        for r in plain:
+            self.assertEqual(r["path"], "/v1/chat/completions")
+            self.assertFalse(r["stream"])
+            self.assertEqual(r["usage"]["completion_tokens"], 3)
+            self.assertGreater(r["bytes_in"], 0)
+            self.assertGreater(r["bytes_out"], 0)
+            self.assertEqual(r["ttft_ms"], r["t_ms"]["first_content"])
+
+    def test_a_client_that_goes_away_is_recorded_as_aborted(self):
+        cfg = self.config(mock_args=["--tokens", "200", "--itl-ms", "10"], extra="warmup: 0")
+        p = self.start(cfg)
+        p.wait_ready()
+        c = p.conn()
+        c.request("POST", "/v1/chat/completions",
+                  body=json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}),
+                  headers={"Content-Type": "application/json"})
+        r = c.getresponse()
+        rid = int(r.getheader("x-bench-proxy-request-id"))
+        r.read1(100)
+        c.sock.close()
+        c.close()
+        rec = wait_for(lambda: next((x for x in records(p, after=rid - 1)[0] if x["id"] == rid), None),
+                       what="the aborted request's record")
+        self.assertTrue(rec["client_aborted"])
+        self.assertIsNotNone(rec["error"])
+        self.assertIsNone(rec["output_tps"])
+        status, _, body = p.get("/metrics")
+        self.assertIn("bench_proxy_client_aborts_total 1", body.decode())
+
+
+class MetricsTest(ProxyCase):
+    def test_metrics_parse_with_real_parsers_and_a_real_prometheus_counts_every_request(self):
+        cfg = self.config(mock_args=["--tokens", "4", "--itl-ms", "1"], extra="warmup: 0")
+        p = self.start(cfg)
+        health = p.wait_ready()
+        n = 7
+        for i in range(n):
+            status, _, events = stream_with_headers(
+                p.port, {"model": "m", "messages": [{"role": "user", "content": str(i)}], "stream": True})
+            self.assertEqual(status, 200)
+        status, headers, body = p.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"))
+        text = body.decode()
+        # Python's reference parser.
+        from prometheus_client.parser import text_string_to_metric_families
+        fams = {f.name: f for f in text_string_to_metric_families(text)}
+        self.assertEqual(fams["bench_proxy_ttft_seconds"].type, "histogram")
+        count = [s for s in fams["bench_proxy_e2e_seconds"].samples if s.name.endswith("_count")][0].value
+        self.assertEqual(count, n)
+        buckets = [s for s in fams["bench_proxy_inter_token_latency_seconds"].samples if s.name.endswith("_bucket")]
+        self.assertEqual(float(buckets[0].labels["le"]), 0.0001)  # fine enough for batch size 1
+        itl_count = [s for s in fams["bench_proxy_inter_token_latency_seconds"].samples
+                     if s.name.endswith("_count")][0].value
+        self.assertEqual(itl_count, n * 3)
+        info = fams["bench_proxy_info"].samples[0]
+        self.assertEqual(info.labels["snapshot_id"], health["snapshot_id"])
+        self.assertEqual(info.labels["engine_kind"], "mock")
+        self.assertEqual(info.labels["config"], "integration test mock engine")
+        reqs = {(s.labels["route"], s.labels["status"]): s.value for s in fams["bench_proxy_requests"].samples
+                if s.name == "bench_proxy_requests_total"}
+        self.assertEqual(reqs[("/v1/chat/completions", "200")], n)
+        # Prometheus's own linter.
+        lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+        self.assertEqual(lint.returncode, 0, lint.stdout + lint.stderr)
+
+        # A real Prometheus server on loopback, scraping every second.
+        work = tempfile.mkdtemp(prefix="bp_prom_")
+        port = free_port()
+        with open(os.path.join(work, "prometheus.yml"), "w") as f:
+            f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: bench-proxy\n"
+                    f"    static_configs:\n      - targets: ['127.0.0.1:{p.port}']\n")
+        log = open(os.path.join(work, "log"), "w")
+        prom = subprocess.Popen(["prometheus", f"--config.file={work}/prometheus.yml",
+                                 f"--storage.tsdb.path={work}/data", f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            def scraped():
+                if prom.poll() is not None:
+                    with open(os.path.join(work, "log")) as f:
+                        raise AssertionError("prometheus exited:\n" + f.read())
+                q = urllib.parse.quote("bench_proxy_e2e_seconds_count")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?query={q}", timeout=5) as r:
+                        res = json.load(r)["data"]["result"]
+                except OSError:
+                    return None
+                return res[0]["value"][1] if res else None
+            self.assertEqual(wait_for(scraped, timeout=120, step=0.2, what="prometheus to scrape"), str(n))
+        finally:
+            prom.send_signal(signal.SIGTERM)
+            try:
+                prom.wait(30)
+            except subprocess.TimeoutExpired:
+                prom.kill()
+                prom.wait()
+            log.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+
+class ClientOverheadTest(ProxyCase):
+    def run_bench(self, url, out, *extra):
+        r = subprocess.run([BENCH_PROXY, "bench", "--url", url, "--queries", WORKLOAD, "-n", "12", "--max-tokens",
+                            "5", "--out", out, "--results", os.path.join(self.dir, "r.tsv"), "--no-progress", *extra],
+                           capture_output=True, text=True, cwd=self.dir, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(out, "result.json")) as f:
+            return json.load(f), r.stdout
+
+    def test_bench_joins_its_timings_with_the_proxys_and_a_slow_reader_is_called_out(self):
+        cfg = self.config(mock_args=["--ttft-ms", "100", "--itl-ms", "40"], extra="warmup: 0")
+        p = self.start(cfg)
+        p.wait_ready()
+        url = f"http://127.0.0.1:{p.port}"
+        res, _ = self.run_bench(url, os.path.join(self.dir, "fast"))
+        co = res["client_overhead_ms"]
+        self.assertEqual(co["matched"], 12)
+        self.assertTrue(all("proxy_request_id" in r for r in res["requests"]))
+        # The client's interval holds the proxy's: never less than it.
+        self.assertGreaterEqual(co["ttft"]["median"], 0)
+        self.assertGreaterEqual(co["e2e"]["median"], 0)
+        self.assertAlmostEqual(co["proxy"]["ttft_ms"]["median"], 100, delta=5)
+        self.assertFalse([w for w in res["warnings"] if w.startswith("client overhead")], res["warnings"])
+
+        # A client that waits 30 ms before each read: its numbers are not the engine's.
+        res, out = self.run_bench(url, os.path.join(self.dir, "slow"), "--read-delay-ms", "30")
+        co = res["client_overhead_ms"]
+        self.assertEqual(co["matched"], 12)
+        self.assertEqual(co["read_delay_ms"], 30)
+        # Every read after a wait comes 30 ms late: the first token is read 30 ms after it arrived.
+        self.assertGreaterEqual(co["ttft"]["median"], 30)
+        warned = [w for w in res["warnings"] if w.startswith("client overhead")]
+        self.assertTrue(warned, res["warnings"])
+        self.assertIn("client overhead", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

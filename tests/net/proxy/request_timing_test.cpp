@@ -1,0 +1,162 @@
+// The proxy's stopwatch without sockets: which events count as content, usage reading, the
+// incremental event splitter across arbitrary read boundaries, and the record log and its file.
+#include "net/proxy/proxy_metrics.hpp"
+#include "net/proxy/request_log.hpp"
+#include "net/proxy/request_timing.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+using namespace bp::net;
+using namespace std::chrono_literals;
+
+TEST(ProxyTiming, ContentBearingEventsAreThoseWithGeneratedText) {
+  using sse::content_bearing;
+  EXPECT_TRUE(content_bearing(R"({"choices":[{"delta":{"content":"Hi"}}]})"));
+  EXPECT_TRUE(content_bearing(R"({"choices":[{"delta":{"content" : "\n"}}]})"));
+  EXPECT_TRUE(content_bearing(R"({"choices":[{"text":"x","index":0}]})"));
+  EXPECT_TRUE(content_bearing(R"({"choices":[{"delta":{"reasoning_content":"think"}}]})"));
+  EXPECT_TRUE(content_bearing(R"({"choices":[{"delta":{"tool_calls":[{"index":0}]}}]})"));
+  // Role-only, empty, null, finish-only and usage-only events carry no token.
+  EXPECT_FALSE(content_bearing(R"({"choices":[{"delta":{"role":"assistant","content":""}}]})"));
+  EXPECT_FALSE(content_bearing(R"({"choices":[{"delta":{"role":"assistant","content":null}}]})"));
+  EXPECT_FALSE(content_bearing(R"({"choices":[{"delta":{},"finish_reason":"stop"}]})"));
+  EXPECT_FALSE(content_bearing(R"({"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}})"));
+  EXPECT_FALSE(content_bearing(R"({"choices":[{"delta":{"tool_calls":[]}}]})"));
+  // A key spelled inside a string value is escaped there, so it is never taken for the key.
+  EXPECT_FALSE(content_bearing(R"({"choices":[{"delta":{"role":"\"content\":\"x","content":""}}]})"));
+  // logprobs' "content" is a list, not generated text.
+  EXPECT_FALSE(content_bearing(R"({"choices":[{"logprobs":{"content":[]},"delta":{"content":""}}]})"));
+}
+
+TEST(ProxyTiming, UsageIsReadFromTheLastUsageObject) {
+  int p = -1, c = -1;
+  EXPECT_TRUE(sse::usage(R"({"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46}})", p, c));
+  EXPECT_EQ(p, 12);
+  EXPECT_EQ(c, 34);
+  EXPECT_FALSE(sse::usage(R"({"usage":null})", p, c));
+  EXPECT_FALSE(sse::usage(R"({"usage":{"prompt_tokens":1)", p, c));  // cut short
+  // A nested "usage" inside a string does not end the object early.
+  EXPECT_TRUE(sse::usage(R"({"x":{"usage":{"note":"}{","completion_tokens":7}}})", p, c));
+  EXPECT_EQ(c, 7);
+  EXPECT_EQ(p, -1);
+}
+
+namespace {
+// Feeds `body` to a watch in pieces of `step` bytes, each piece "read" 1 ms after the previous.
+request_record watch_stream(const std::string& body, std::size_t step, bool stream = true) {
+  request_record rec;
+  rec.status = 200;
+  response_watch w;
+  auto t0 = steady_clock::time_point{} + 1s;
+  w.begin(&rec, t0);
+  w.set_stream(stream);
+  auto t = t0;
+  for (std::size_t i = 0; i < body.size(); i += step) {
+    t += 1ms;
+    w.at(t);
+    w.feed(std::string_view(body).substr(i, step));
+  }
+  w.finish();
+  return rec;
+}
+}  // namespace
+
+TEST(ProxyTiming, EventsAreSplitAtBlankLinesWhateverTheReadBoundaries) {
+  std::string body =
+      "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"A\"}}]}\r\n\r\n"
+      ": a comment\n\n"
+      "event: x\ndata: {\"choices\":[{\"delta\":{\"content\":\"B\"}}]}\n\n"
+      "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":2}}\n\n"
+      "data: [DONE]\n\n";
+  for (std::size_t step : {std::size_t(1), std::size_t(7), std::size_t(64), body.size()}) {
+    auto rec = watch_stream(body, step);
+    ASSERT_EQ(rec.content_ms.size(), 2u) << "step " << step;
+    EXPECT_EQ(rec.completion_tokens, 2);
+    EXPECT_EQ(rec.prompt_tokens, 4);
+    EXPECT_GT(rec.first_content_ms, 0);
+    EXPECT_EQ(rec.first_content_ms, rec.content_ms[0]);
+    EXPECT_TRUE(rec.stream);
+    if (step == 1) {
+      // Each event is stamped with the read that completed it: the role-only event (ending at
+      // byte 68) is not the first token; "A" ends at byte 120.
+      std::size_t a_end = body.find("\r\n\r\n") + 4;
+      EXPECT_DOUBLE_EQ(rec.first_content_ms, static_cast<double>(a_end));
+    }
+  }
+}
+
+TEST(ProxyTiming, APlainBodyIsItsOwnFirstTokenAndItsUsageIsReadAtTheEnd) {
+  std::string body(20000, ' ');
+  body = "{\"choices\":[{\"message\":{\"content\":\"" + std::string(20000, 'x') +
+         "\"}}],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":21},\"timings\":{}}";
+  auto rec = watch_stream(body, 4096, false);
+  EXPECT_EQ(rec.completion_tokens, 21);
+  EXPECT_EQ(rec.prompt_tokens, 9);
+  EXPECT_TRUE(rec.content_ms.empty());
+  EXPECT_DOUBLE_EQ(rec.first_content_ms, static_cast<double>((body.size() + 4095) / 4096));
+}
+
+TEST(ProxyTiming, RecordJsonHasTimingsButNoContent) {
+  request_record r;
+  r.id = 7;
+  r.method = "POST";
+  r.path = "/v1/chat/completions";
+  r.status = 200;
+  r.stream = true;
+  r.first_content_ms = 50;
+  r.content_ms = {50, 70, 91};
+  r.last_byte_ms = 92;
+  r.completion_tokens = 3;
+  auto j = to_json(r);
+  EXPECT_EQ(j["ttft_ms"], 50.0);
+  EXPECT_EQ(j["itl_ms"], nlohmann::json::array({20.0, 21.0}));
+  EXPECT_EQ(j["e2e_ms"], 92.0);
+  EXPECT_NEAR(j["output_tps"].get<double>(), 3 / 0.092, 1e-9);
+  EXPECT_EQ(j["t_ms"]["forwarded"], nullptr);
+  EXPECT_FALSE(j.contains("body"));
+}
+
+TEST(ProxyTiming, TheLogFileIsNeverOverwrittenAndGetsEveryRecord) {
+  auto dir = std::filesystem::temp_directory_path() / ("bp_reqlog_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "requests.jsonl").string();
+  {
+    request_log log(2);  // a small window: the file still gets all
+    std::string err;
+    ASSERT_TRUE(log.open_file(path, err)) << err;
+    for (std::uint64_t i = 1; i <= 5; ++i) {
+      request_record r;
+      r.id = i;
+      log.add(std::move(r));
+    }
+    EXPECT_EQ(log.after(0, 100).size(), 2u);
+    log.close_file();
+  }
+  std::ifstream in(path);
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) EXPECT_EQ(nlohmann::json::parse(line)["id"], ++n);
+  EXPECT_EQ(n, 5);
+  request_log again;
+  std::string err;
+  EXPECT_FALSE(again.open_file(path, err));
+  EXPECT_NE(err.find("never overwritten"), std::string::npos) << err;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ProxyMetrics, BucketsStartAt100MicrosecondsAndRoutesAreAClosedSet) {
+  const auto& b = latency_buckets();
+  EXPECT_DOUBLE_EQ(b.front(), 1e-4);
+  EXPECT_GT(b.back(), 200.0);
+  for (std::size_t i = 1; i < b.size(); ++i) EXPECT_LT(b[i - 1], b[i]);
+  EXPECT_EQ(route_label("/v1/chat/completions?x=1"), "/v1/chat/completions");
+  EXPECT_EQ(route_label("/v1/models/llama"), "/v1/models");
+  EXPECT_EQ(route_label("/v1/anything-a-client-invents"), "/v1/other");
+  EXPECT_EQ(route_label("/admin"), "other");
+}
