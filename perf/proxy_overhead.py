@@ -2,6 +2,11 @@
 """Proxy overhead benchmark: the mock engine directly, through bench-proxy, and through nginx.
 
 usage: perf/proxy_overhead.py [--rounds 3] [--seq 10000] [--wrk-seconds 5] [--streams 30] [--json OUT]
+                              [--baseline-bin DIR]
+
+With --baseline-bin DIR (another build's bin folder, e.g. an earlier commit's), that bench-proxy is
+measured in the same interleaved rounds, with its own identical mock engine (the current
+mock-engine binary), and a second table compares the two: before/after in one run.
 
 One mock engine (started by bench-proxy as its engine) serves all three targets; bench-proxy and
 nginx each get one worker/I/O thread; everything on loopback. Rounds are interleaved (the target
@@ -67,8 +72,9 @@ class Target:
         self.name, self.url, self.pids = name, url, pids
 
 
-def start_bench_proxy(work):
-    cfg = os.path.join(work, "engine.yaml")
+def start_bench_proxy(work, exe=None, tag=""):
+    exe = exe or f"{BIN}/bench-proxy"
+    cfg = os.path.join(work, f"engine{tag}.yaml")
     with open(cfg, "w") as f:
         f.write(f"""description: proxy overhead benchmark upstream
 engine: mock
@@ -78,9 +84,9 @@ warmup: 0
 env:
   PATH: /usr/bin:/bin
 """)
-    log = open(os.path.join(work, "bench-proxy.log"), "w+")
-    p = subprocess.Popen([f"{BIN}/bench-proxy", "--listen", "127.0.0.1:0", "--config", cfg, "--threads", "1",
-                          "--run-dir", os.path.join(work, "run"),
+    log = open(os.path.join(work, f"bench-proxy{tag}.log"), "w+")
+    p = subprocess.Popen([exe, "--listen", "127.0.0.1:0", "--config", cfg, "--threads", "1",
+                          "--run-dir", os.path.join(work, f"run{tag}"),
                           "--telemetry-interval-ms", str(TELEMETRY_MS)], stderr=log)
     deadline = time.time() + 30
     port = None
@@ -198,6 +204,7 @@ def main():
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--streams", type=int, default=30)
     ap.add_argument("--json", help="also write the raw numbers here")
+    ap.add_argument("--baseline-bin", help="another build's bin folder: its bench-proxy is measured beside this one")
     ap.add_argument("--telemetry-interval-ms", type=int, default=200,
                     help="bench-proxy's telemetry sampling during the measurement (default 200, as serve; 0: off)")
     a = ap.parse_args()
@@ -209,11 +216,17 @@ def main():
     ng, ng_url, ng_pids = start_nginx(work, engine_port)
     targets = [Target("direct", f"http://127.0.0.1:{engine_port}", []), Target("bench-proxy", bp_url, [bp.pid]),
                Target("nginx", ng_url, ng_pids)]
+    base = None
+    if a.baseline_bin:
+        base, base_url, base_engine_port, _ = start_bench_proxy(work, os.path.join(a.baseline_bin, "bench-proxy"),
+                                                                "-baseline")
+        targets += [Target("direct-baseline", f"http://127.0.0.1:{base_engine_port}", []),
+                    Target("baseline", base_url, [base.pid])]
     res = {t.name: {"p50": [], "p99": [], "rps": [], "cpu_us": [], "rss_kib": [], "event_ms": [], "spread_ms": []}
            for t in targets}
     try:
         for rnd in range(a.rounds):
-            order = targets[rnd % 3:] + targets[:rnd % 3]
+            order = targets[rnd % len(targets):] + targets[:rnd % len(targets)]
             for t in order:
                 lat = seq_latency(t.url, a.seq)
                 res[t.name]["p50"].append(pct(lat, 50))
@@ -235,15 +248,18 @@ def main():
         bp.send_signal(signal.SIGINT)
         ng.wait(10)
         bp.wait(30)
+        if base:
+            base.send_signal(signal.SIGINT)
+            base.wait(30)
 
     med = statistics.median
 
-    def added(name, key):
-        return med(res[name][key][r] - res["direct"][key][r] for r in range(a.rounds))
+    def added(name, key, direct="direct"):
+        return med(res[name][key][r] - res[direct][key][r] for r in range(a.rounds))
 
-    def per_event(name):
-        return med(med(res[name]["event_ms"][r][i] - res["direct"]["event_ms"][r][i]
-                       for i in range(len(res["direct"]["event_ms"][r]))) for r in range(a.rounds)) * 1000
+    def per_event(name, direct="direct"):
+        return med(med(res[name]["event_ms"][r][i] - res[direct]["event_ms"][r][i]
+                       for i in range(len(res[direct]["event_ms"][r]))) for r in range(a.rounds)) * 1000
 
     rows = [
         ("added p50 latency, sequential (us)", added("bench-proxy", "p50"), added("nginx", "p50"), "<="),
@@ -271,10 +287,33 @@ def main():
     progressive = all(s > 0.8 * 31 * 5 for s in spread.values())
     print(f"stream spread first->last event (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in spread.items()) +
           f"  progressive: {'yes' if progressive else 'NO'}")
+    before_after = []
+    if base:
+        # This build against the baseline build: added p50 within max(1 us, 5%), requests/s within 3%,
+        # per-event latency within noise (reported).
+        b50, o50 = added("bench-proxy", "p50"), added("baseline", "p50", "direct-baseline")
+        b99, o99 = added("bench-proxy", "p99"), added("baseline", "p99", "direct-baseline")
+        brps, orps = med(res["bench-proxy"]["rps"]), med(res["baseline"]["rps"])
+        bev, oev = per_event("bench-proxy"), per_event("baseline", "direct-baseline")
+        bcpu, ocpu = med(res["bench-proxy"]["cpu_us"]), med(res["baseline"]["cpu_us"])
+        brss, orss = med(res["bench-proxy"]["rss_kib"]) / 1024, med(res["baseline"]["rss_kib"]) / 1024
+        before_after = [
+            ("added p50 latency, sequential (us)", b50, o50, b50 - o50 <= max(1.0, 0.05 * abs(o50)), "within max(1 us, 5%)"),
+            ("added p99 latency, sequential (us)", b99, o99, True, "reported"),
+            ("requests/s at 64 connections", brps, orps, brps >= 0.97 * orps, "within 3%"),
+            ("added latency per stream event, p50 (us)", bev, oev, True, "reported (noise)"),
+            ("proxy CPU time per request (us)", bcpu, ocpu, True, "reported"),
+            ("peak RSS under 64-connection load (MiB)", brss, orss, True, "reported"),
+        ]
+        print(f"\nthis build against the baseline ({a.baseline_bin}), same rounds")
+        print(f"{'metric':44} {'this':>12} {'baseline':>12} {'ratio':>7}  target")
+        for name, b, o, ok, rule in before_after:
+            ratio = b / o if o else float("nan")
+            print(f"{name:44} {b:12.1f} {o:12.1f} {ratio:7.2f}  {rule} {'ok' if ok else 'MISSED'}")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"rounds": res, "table": rows}, f, indent=1)
-    return 0 if all(verdicts) and progressive else 1
+            json.dump({"rounds": res, "table": rows, "before_after": before_after}, f, indent=1)
+    return 0 if all(verdicts) and progressive and all(r[3] for r in before_after) else 1
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ struct server_options {
   double upstream_header_timeout_s = 1800;  ///< request forwarded -> the engine's response header (504)
   double upstream_idle_timeout_s = 300;     ///< longest gap between response body bytes
   std::size_t max_connections = 0;          ///< 0: (RLIMIT_NOFILE soft - 64) / 2
-  std::size_t request_window = 20000;       ///< records GET /proxy/requests keeps (requests.jsonl keeps all)
+  std::size_t request_window = 10000;       ///< records GET /proxy/requests keeps (requests.jsonl keeps all)
 };
 
 /// Per-connection counters, reported once when the connection closes.

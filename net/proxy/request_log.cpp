@@ -6,67 +6,150 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 
 namespace bp::net {
 
-using json = nlohmann::json;
-
 namespace {
 
-json ms_or_null(double v) { return v < 0 ? json(nullptr) : json(std::round(v * 1000.0) / 1000.0); }
+void put_str(std::string& o, std::string_view v) {
+  o += '"';
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      o += '\\';
+      o += static_cast<char>(c);
+    } else if (c < 0x20 || c >= 0x7f) {
+      // Control bytes, and anything not ASCII (the line must stay valid JSON whatever an error
+      // message holds): \u00XX.
+      static const char hex[] = "0123456789abcdef";
+      o += "\\u00";
+      o += hex[c >> 4];
+      o += hex[c & 15];
+    } else {
+      o += static_cast<char>(c);
+    }
+  }
+  o += '"';
+}
 
-std::string iso_us(std::int64_t unix_us) {
-  std::time_t s = static_cast<std::time_t>(unix_us / 1000000);
+void put_uint(std::string& o, std::uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  o.append(buf, r.ptr);
+}
+
+void put_int(std::string& o, long long v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  o.append(buf, r.ptr);
+}
+
+/// Milliseconds with microsecond resolution; null when negative (never reached).
+void put_ms(std::string& o, double v) {
+  if (v < 0 || !std::isfinite(v)) {
+    o += "null";
+    return;
+  }
+  char buf[48];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed, 3);
+  o.append(buf, r.ptr);
+}
+
+void put_double(std::string& o, double v) {
+  if (!std::isfinite(v)) {
+    o += "null";
+    return;
+  }
+  char buf[48];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  o.append(buf, r.ptr);
+}
+
+void put_iso_us(std::string& o, std::int64_t unix_us) {
+  std::time_t t = static_cast<std::time_t>(unix_us / 1000000);
   std::tm tm{};
-  ::gmtime_r(&s, &tm);
+  ::gmtime_r(&t, &tm);
   char buf[48];
   std::size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
   std::snprintf(buf + n, sizeof(buf) - n, ".%06lldZ", static_cast<long long>(unix_us % 1000000));
-  return buf;
+  o += '"';
+  o += buf;
+  o += '"';
 }
 
 }  // namespace
 
-json to_json(const request_record& r) {
-  json j;
-  j["id"] = r.id;
-  j["connection"] = r.connection;
-  j["started_at"] = iso_us(r.start_unix_us);
-  j["start_unix_us"] = r.start_unix_us;
-  j["method"] = r.method;
-  j["path"] = r.path;
-  j["status"] = r.status;
-  j["stream"] = r.stream;
-  j["local"] = r.local;
-  j["client_aborted"] = r.client_aborted;
-  j["upstream_error"] = r.upstream_error;
-  j["error"] = r.error.empty() ? json(nullptr) : json(r.error);
-  j["t_ms"] = {{"request_header", 0.0},
-               {"request_body", ms_or_null(r.request_body_ms)},
-               {"forwarded", ms_or_null(r.forwarded_ms)},
-               {"response_header", ms_or_null(r.response_header_ms)},
-               {"first_content", ms_or_null(r.first_content_ms)},
-               {"last_byte", ms_or_null(r.last_byte_ms)}};
-  j["ttft_ms"] = ms_or_null(r.ttft_ms());
-  j["e2e_ms"] = ms_or_null(r.e2e_ms());
-  json itl = json::array();
-  for (std::size_t i = 1; i < r.content_ms.size(); ++i)
-    itl.push_back(std::round((r.content_ms[i] - r.content_ms[i - 1]) * 1000.0) / 1000.0);
-  j["itl_ms"] = std::move(itl);
-  j["content_events"] = r.content_ms.size();
+void append_json_line(std::string& o, const request_record& r) {
+  o += "{\"id\":";
+  put_uint(o, r.id);
+  o += ",\"connection\":";
+  put_uint(o, r.connection);
+  o += ",\"started_at\":";
+  put_iso_us(o, r.start_unix_us);
+  o += ",\"start_unix_us\":";
+  put_int(o, r.start_unix_us);
+  o += ",\"method\":";
+  put_str(o, r.method);
+  o += ",\"path\":";
+  put_str(o, r.path);
+  o += ",\"status\":";
+  put_int(o, r.status);
+  o += r.stream ? ",\"stream\":true" : ",\"stream\":false";
+  o += r.local ? ",\"local\":true" : ",\"local\":false";
+  o += r.client_aborted ? ",\"client_aborted\":true" : ",\"client_aborted\":false";
+  o += r.upstream_error ? ",\"upstream_error\":true" : ",\"upstream_error\":false";
+  o += ",\"error\":";
+  if (r.error.empty())
+    o += "null";
+  else
+    put_str(o, r.error);
+  o += ",\"t_ms\":{\"request_header\":0,\"request_body\":";
+  put_ms(o, r.request_body_ms);
+  o += ",\"forwarded\":";
+  put_ms(o, r.forwarded_ms);
+  o += ",\"response_header\":";
+  put_ms(o, r.response_header_ms);
+  o += ",\"first_content\":";
+  put_ms(o, r.first_content_ms);
+  o += ",\"last_byte\":";
+  put_ms(o, r.last_byte_ms);
+  o += "},\"ttft_ms\":";
+  put_ms(o, r.ttft_ms());
+  o += ",\"e2e_ms\":";
+  put_ms(o, r.e2e_ms());
+  o += ",\"itl_ms\":[";
+  for (std::size_t i = 1; i < r.content_ms.size(); ++i) {
+    if (i > 1) o += ',';
+    put_ms(o, r.content_ms[i] - r.content_ms[i - 1]);
+  }
+  o += "],\"content_events\":";
+  put_uint(o, r.content_ms.size());
   int tokens = r.output_tokens();
-  j["output_tokens"] = tokens;
-  j["output_tokens_source"] = r.completion_tokens >= 0 ? "usage" : "content_events";
-  j["output_tps"] = r.complete() && r.e2e_ms() > 0 ? json(tokens / (r.e2e_ms() / 1000.0)) : json(nullptr);
-  j["usage"] = r.completion_tokens >= 0 || r.prompt_tokens >= 0
-                   ? json{{"prompt_tokens", r.prompt_tokens >= 0 ? json(r.prompt_tokens) : json(nullptr)},
-                          {"completion_tokens", r.completion_tokens >= 0 ? json(r.completion_tokens) : json(nullptr)}}
-                   : json(nullptr);
-  j["bytes_in"] = r.bytes_in;
-  j["bytes_out"] = r.bytes_out;
-  return j;
+  o += ",\"output_tokens\":";
+  put_int(o, tokens);
+  o += r.completion_tokens >= 0 ? ",\"output_tokens_source\":\"usage\"" : ",\"output_tokens_source\":\"content_events\"";
+  o += ",\"output_tps\":";
+  if (r.complete() && r.e2e_ms() > 0)
+    put_double(o, tokens / (r.e2e_ms() / 1000.0));
+  else
+    o += "null";
+  o += ",\"usage\":";
+  if (r.completion_tokens >= 0 || r.prompt_tokens >= 0) {
+    o += "{\"prompt_tokens\":";
+    if (r.prompt_tokens >= 0) put_int(o, r.prompt_tokens); else o += "null";
+    o += ",\"completion_tokens\":";
+    if (r.completion_tokens >= 0) put_int(o, r.completion_tokens); else o += "null";
+    o += '}';
+  } else {
+    o += "null";
+  }
+  o += ",\"bytes_in\":";
+  put_uint(o, r.bytes_in);
+  o += ",\"bytes_out\":";
+  put_uint(o, r.bytes_out);
+  o += '}';
 }
 
 request_log::request_log(std::size_t window) : window_(std::max<std::size_t>(1, window)) {}
@@ -76,9 +159,7 @@ request_log::~request_log() { close_file(); }
 void request_log::add(request_record&& r) {
   std::lock_guard<std::mutex> g(mu_);
   ++total_;
-  if (file_) pending_.push_back(r);
-  recent_.push_back(std::move(r));
-  if (recent_.size() > window_) recent_.pop_front();
+  pending_.push_back(std::move(r));
 }
 
 std::size_t request_log::recorded() const {
@@ -86,17 +167,50 @@ std::size_t request_log::recorded() const {
   return total_;
 }
 
-std::vector<request_record> request_log::after(std::uint64_t after, std::size_t limit, bool* more) const {
-  std::vector<request_record> out;
+void request_log::drain() const {
+  // Formatting and writing happen outside mu_, so an I/O thread handing a record over never
+  // waits for them; each line is formatted into one reused buffer and goes to the FILE's buffer
+  // (no batch-sized strings: peak memory is the window, not the load).
+  std::lock_guard<std::mutex> fg(format_mu_);
+  std::vector<request_record> batch;
+  std::FILE* f;
   {
     std::lock_guard<std::mutex> g(mu_);
-    for (const auto& r : recent_)
-      if (r.id > after) out.push_back(r);
+    batch.swap(pending_);
+    f = file_;
   }
+  if (batch.empty()) return;
+  if (f) {
+    std::string line;
+    line.reserve(1024);
+    for (const auto& r : batch) {
+      line.clear();
+      append_json_line(line, r);
+      line += '\n';
+      std::fwrite(line.data(), 1, line.size(), f);
+    }
+    std::fflush(f);
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  for (auto& r : batch) recent_.push_back(std::move(r));
+  while (recent_.size() > window_) recent_.pop_front();
+}
+
+std::vector<std::string> request_log::after(std::uint64_t after, std::size_t limit, bool* more,
+                                            std::uint64_t* last) const {
+  drain();
+  std::vector<const request_record*> hits;
+  std::vector<std::string> out;
+  std::lock_guard<std::mutex> g(mu_);
+  for (const auto& r : recent_)
+    if (r.id > after) hits.push_back(&r);
   // Records arrive in completion order; ids in arrival order.
-  std::sort(out.begin(), out.end(), [](const request_record& a, const request_record& b) { return a.id < b.id; });
-  if (more) *more = out.size() > limit;
-  if (out.size() > limit) out.resize(limit);
+  std::sort(hits.begin(), hits.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
+  if (more) *more = hits.size() > limit;
+  if (hits.size() > limit) hits.resize(limit);
+  if (last) *last = hits.empty() ? after : hits.back()->id;
+  out.reserve(hits.size());
+  for (const auto* h : hits) out.push_back(to_json_line(*h));
   return out;
 }
 
@@ -129,20 +243,9 @@ void request_log::writer() {
   for (;;) {
     // A timed wake, not one per request: the I/O threads never signal.
     cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_; });
-    std::vector<request_record> batch;
-    batch.swap(pending_);
     bool stopping = stop_;
-    std::FILE* f = file_;
     lk.unlock();
-    std::string lines;
-    for (const auto& r : batch) {
-      lines += to_json(r).dump(-1, ' ', false, json::error_handler_t::replace);
-      lines += '\n';
-    }
-    if (!lines.empty()) {
-      std::fwrite(lines.data(), 1, lines.size(), f);
-      std::fflush(f);
-    }
+    drain();
     lk.lock();
     if (stopping && pending_.empty()) return;
   }
@@ -156,6 +259,8 @@ void request_log::close_file() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  drain();  // anything handed over after the writer's last look
+  std::lock_guard<std::mutex> fg(format_mu_);  // no drain is writing to it any more
   std::lock_guard<std::mutex> g(mu_);
   std::fclose(file_);
   file_ = nullptr;

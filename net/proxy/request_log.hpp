@@ -13,19 +13,23 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "net/proxy/request_timing.hpp"
 
 namespace bp::net {
 
-/// One record as a JSON object (the requests.jsonl line, docs/metrics.md "Proxy-side timing").
-nlohmann::json to_json(const request_record& r);
+/// One record as its requests.jsonl line (no newline): a JSON object, written by hand with
+/// std::to_chars (a per-request nlohmann tree cost more than the whole relay; docs/benchmarks.md).
+void append_json_line(std::string& out, const request_record& r);
+inline std::string to_json_line(const request_record& r) {
+  std::string s;
+  append_json_line(s, r);
+  return s;
+}
 
 class request_log {
  public:
   /// `window`: how many of the latest records /proxy/requests can still serve.
-  explicit request_log(std::size_t window = 100000);
+  explicit request_log(std::size_t window = 10000);
   ~request_log();
   request_log(const request_log&) = delete;
   request_log& operator=(const request_log&) = delete;
@@ -34,13 +38,14 @@ class request_log {
   std::uint64_t next_id() { return ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
   std::uint64_t last_id() const { return ids_.load(std::memory_order_relaxed); }
 
-  /// Hands a finished request over (any thread).
+  /// Hands a finished request over (any thread): a move under a short lock, nothing else.
   void add(request_record&& r);
 
-  /// Completed records with id > `after`, by id, at most `limit`; `more` says whether the
-  /// window held more than `limit` of them. Records older than the window are gone from here
-  /// (but not from requests.jsonl).
-  std::vector<request_record> after(std::uint64_t after, std::size_t limit, bool* more = nullptr) const;
+  /// The lines of completed records with id > `after`, by id, at most `limit`; `more` says
+  /// whether the window held more than `limit` of them; `last` gets the last id returned (or
+  /// `after`). Records older than the window are gone from here (not from requests.jsonl).
+  std::vector<std::string> after(std::uint64_t after, std::size_t limit, bool* more = nullptr,
+                                 std::uint64_t* last = nullptr) const;
   std::size_t recorded() const;  ///< records handed over so far
 
   /// Appends every record (from now on) to `path`, which must not exist yet (results are never
@@ -51,12 +56,15 @@ class request_log {
   const std::string& file_path() const { return path_; }
 
  private:
+  /// Writes what is pending to the file and moves it into the window; any thread.
+  void drain() const;
   void writer();
   std::atomic<std::uint64_t> ids_{0};
   std::size_t window_;
   mutable std::mutex mu_;
-  std::deque<request_record> recent_;
-  std::vector<request_record> pending_;  // for the file
+  mutable std::mutex format_mu_;  // one drain at a time (the writer, or a /proxy/requests reader)
+  mutable std::vector<request_record> pending_;  // handed over, not yet written
+  mutable std::deque<request_record> recent_;    // the window, in completion order
   std::size_t total_ = 0;
   std::condition_variable cv_;
   bool stop_ = false;

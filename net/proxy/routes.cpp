@@ -107,10 +107,9 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
       bool more = false;
       std::uint64_t last = after;
       if (src.requests)
-        for (const auto& rec : src.requests->after(after, static_cast<std::size_t>(limit), &more)) {
-          a.body += to_json(rec).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        for (const auto& line : src.requests->after(after, static_cast<std::size_t>(limit), &more, &last)) {
+          a.body += line;
           a.body += '\n';
-          last = rec.id;
         }
       a.content_type = "application/x-ndjson";
       // Paging: ask again with after=<X-Bench-Proxy-Last-Id> while X-Bench-Proxy-More is true.

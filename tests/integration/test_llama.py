@@ -149,6 +149,18 @@ class LlamaTest(ProxyCase):
         self.assertGreater(s["ttft_ms"]["median"], 0)
         self.assertGreater(float(r.stdout.strip().splitlines()[-1]), 0)
         self.assertEqual(res["snapshot"]["engine"]["kind"], "llama.cpp")
+        # The proxy timed the real engine's streams too: the same tokens as the server's usage,
+        # and the client's TTFT never below the proxy's.
+        co = res["client_overhead_ms"]
+        self.assertEqual(co["matched"], s["completed"])
+        self.assertGreaterEqual(co["ttft"]["median"], 0)
+        ok = [q for q in res["requests"] if q["ok"]]
+        status, _, body = p.get(f"/proxy/requests?after={min(q['proxy_request_id'] for q in ok) - 1}")
+        recs = {x["id"]: x for x in map(json.loads, body.decode().splitlines())}
+        for q in ok:
+            rec = recs[q["proxy_request_id"]]
+            self.assertEqual(rec["usage"]["completion_tokens"], q["output_tokens"])
+            self.assertGreater(rec["content_events"], 0)
         self.assertEqual(p.stop(), 0)
 
     def test_client_disconnect_cancels_the_task_on_the_engine(self):

@@ -113,13 +113,24 @@ TEST(ProxyTiming, RecordJsonHasTimingsButNoContent) {
   r.content_ms = {50, 70, 91};
   r.last_byte_ms = 92;
   r.completion_tokens = 3;
-  auto j = to_json(r);
+  auto j = nlohmann::json::parse(to_json_line(r));
   EXPECT_EQ(j["ttft_ms"], 50.0);
   EXPECT_EQ(j["itl_ms"], nlohmann::json::array({20.0, 21.0}));
   EXPECT_EQ(j["e2e_ms"], 92.0);
   EXPECT_NEAR(j["output_tps"].get<double>(), 3 / 0.092, 1e-9);
   EXPECT_EQ(j["t_ms"]["forwarded"], nullptr);
   EXPECT_FALSE(j.contains("body"));
+}
+
+TEST(ProxyTiming, RecordLinesStayValidJsonWhateverAnErrorOrPathHolds) {
+  request_record r;
+  r.path = "/v1/a\"b\\c";
+  r.error = std::string("engine said \"no\"\n\t\x01 \xff\xfe");
+  auto j = nlohmann::json::parse(to_json_line(r));
+  EXPECT_EQ(j["path"], "/v1/a\"b\\c");
+  EXPECT_EQ(j["error"].get<std::string>().substr(0, 16), "engine said \"no\"");
+  EXPECT_EQ(j["ttft_ms"], nullptr);
+  EXPECT_EQ(j["usage"], nullptr);
 }
 
 TEST(ProxyTiming, TheLogFileIsNeverOverwrittenAndGetsEveryRecord) {
