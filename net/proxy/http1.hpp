@@ -13,6 +13,7 @@
 /// unfolded, each fold replaced by SP).
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
@@ -130,16 +131,24 @@ inline const char* target_problem(sv t) {
   return nullptr;
 }
 
-inline void append_content_length(std::string& out, std::uint64_t n) {
-  char buf[48];
-  int len = std::snprintf(buf, sizeof(buf), "Content-Length: %llu\r\n", static_cast<unsigned long long>(n));
-  out.append(buf, static_cast<std::size_t>(len));
+/// "NAME: <decimal>\r\n" without printf (snprintf was a tenth of the relay's instructions).
+inline void append_number_field(std::string& out, sv name, std::uint64_t n) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof(buf), n);
+  out.append(name.data(), name.size());
+  out.append(": ", 2);
+  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+  out.append("\r\n", 2);
 }
+
+inline void append_content_length(std::string& out, std::uint64_t n) { append_number_field(out, "Content-Length", n); }
 
 inline void append_hex_chunk(std::string& out, sv body) {
   char hex[24];
-  int n = std::snprintf(hex, sizeof(hex), "%zx\r\n", body.size());
-  out.append(hex, static_cast<std::size_t>(n));
+  auto r = std::to_chars(hex, hex + sizeof(hex) - 2, static_cast<std::uint64_t>(body.size()), 16);
+  *r.ptr++ = '\r';
+  *r.ptr++ = '\n';
+  out.append(hex, static_cast<std::size_t>(r.ptr - hex));
   out.append(body.data(), body.size());
   out.append("\r\n", 2);
 }
@@ -446,12 +455,7 @@ class response_parser final : public http::basic_parser<false> {
     out_ += reason_.empty() ? std::string(http::obsolete_reason(static_cast<http::status>(status))) : reason_;
     out_ += "\r\n";
     hr_.emit(out_);
-    if (request_id_ && status / 100 != 1) {
-      char buf[64];
-      int n = std::snprintf(buf, sizeof(buf), "x-bench-proxy-request-id: %llu\r\n",
-                            static_cast<unsigned long long>(request_id_));
-      out_.append(buf, static_cast<std::size_t>(n));
-    }
+    if (request_id_ && status / 100 != 1) append_number_field(out_, request_id_header, request_id_);
     if (cl && (status / 100 != 1 && status != 204)) append_content_length(out_, *cl);
     if (chunk_out) out_ += "Transfer-Encoding: chunked\r\n";
     if (close_client) out_ += "Connection: close\r\n";

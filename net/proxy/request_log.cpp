@@ -14,142 +14,200 @@ namespace bp::net {
 
 namespace {
 
-void put_str(std::string& o, std::string_view v) {
-  o += '"';
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      // Control bytes, and anything not ASCII (the line must stay valid JSON whatever an error
-      // message holds): \u00XX.
-      static const char hex[] = "0123456789abcdef";
-      o += "\\u00";
-      o += hex[c >> 4];
-      o += hex[c & 15];
-    } else {
-      o += static_cast<char>(c);
+/// Builds a line in a stack buffer, flushed into the string when full: fixed-size pieces are
+/// plain memcpy (a std::string append per piece cost more than the relay of the request).
+class line_writer {
+ public:
+  explicit line_writer(std::string& out) : out_(out) {}
+  ~line_writer() { flush(); }
+  template <std::size_t N>
+  void lit(const char (&s)[N]) {
+    raw(s, N - 1);
+  }
+  void raw(const char* p, std::size_t k) {
+    if (n_ + k > sizeof(buf_)) {
+      flush();
+      if (k > sizeof(buf_)) {
+        out_.append(p, k);
+        return;
+      }
     }
+    std::memcpy(buf_ + n_, p, k);
+    n_ += k;
   }
-  o += '"';
-}
-
-void put_uint(std::string& o, std::uint64_t v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  o.append(buf, r.ptr);
-}
-
-void put_int(std::string& o, long long v) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  o.append(buf, r.ptr);
-}
-
-/// Milliseconds with microsecond resolution; null when negative (never reached).
-void put_ms(std::string& o, double v) {
-  if (v < 0 || !std::isfinite(v)) {
-    o += "null";
-    return;
+  void ch(char c) {
+    if (n_ == sizeof(buf_)) flush();
+    buf_[n_++] = c;
   }
-  char buf[48];
-  auto r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed, 3);
-  o.append(buf, r.ptr);
-}
-
-void put_double(std::string& o, double v) {
-  if (!std::isfinite(v)) {
-    o += "null";
-    return;
+  void uint(std::uint64_t v) {
+    char b[24];
+    auto r = std::to_chars(b, b + sizeof(b), v);
+    raw(b, static_cast<std::size_t>(r.ptr - b));
   }
-  char buf[48];
-  auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  o.append(buf, r.ptr);
-}
+  void sint(long long v) {
+    char b[24];
+    auto r = std::to_chars(b, b + sizeof(b), v);
+    raw(b, static_cast<std::size_t>(r.ptr - b));
+  }
+  /// Milliseconds with microsecond resolution, from whole microseconds (no floating-point
+  /// formatting); null when negative (never reached).
+  void ms(double v) {
+    if (v < 0 || !std::isfinite(v) || v > 9e15) return lit("null");
+    long long us = std::llround(v * 1000.0);
+    char b[32];
+    auto r = std::to_chars(b, b + sizeof(b), us / 1000);
+    *r.ptr++ = '.';
+    int frac = static_cast<int>(us % 1000);
+    *r.ptr++ = static_cast<char>('0' + frac / 100);
+    *r.ptr++ = static_cast<char>('0' + frac / 10 % 10);
+    *r.ptr++ = static_cast<char>('0' + frac % 10);
+    raw(b, static_cast<std::size_t>(r.ptr - b));
+  }
+  void str(std::string_view v) {
+    ch('"');
+    std::size_t run = 0;  // bytes that need no escaping, copied in one piece
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      unsigned char c = static_cast<unsigned char>(v[i]);
+      if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') continue;
+      raw(v.data() + run, i - run);
+      run = i + 1;
+      if (c == '"' || c == '\\') {
+        ch('\\');
+        ch(static_cast<char>(c));
+      } else {
+        // Control bytes, and anything not ASCII (the line must stay valid JSON whatever an error
+        // message holds): \u00XX.
+        static const char hex[] = "0123456789abcdef";
+        char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        raw(e, 6);
+      }
+    }
+    raw(v.data() + run, v.size() - run);
+    ch('"');
+  }
+  void iso_us(std::int64_t unix_us) {
+    // The date and time to the second change once a second: formatted then, reused otherwise.
+    thread_local std::int64_t cached_s = -1;
+    thread_local char cached[24];
+    thread_local std::size_t cached_n = 0;
+    std::int64_t sec = unix_us / 1000000;
+    if (sec != cached_s) {
+      std::time_t t = static_cast<std::time_t>(sec);
+      std::tm tm{};
+      ::gmtime_r(&t, &tm);
+      cached_n = std::strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+      cached_s = sec;
+    }
+    char frac[8] = {'.', '0', '0', '0', '0', '0', '0', 'Z'};
+    std::int64_t us = unix_us % 1000000;
+    for (int k = 6; k >= 1 && us > 0; --k, us /= 10) frac[k] = static_cast<char>('0' + us % 10);
+    ch('"');
+    raw(cached, cached_n);
+    raw(frac, 8);
+    ch('"');
+  }
+  void boolean(bool b) {
+    if (b)
+      lit("true");
+    else
+      lit("false");
+  }
 
-void put_iso_us(std::string& o, std::int64_t unix_us) {
-  std::time_t t = static_cast<std::time_t>(unix_us / 1000000);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[48];
-  std::size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof(buf) - n, ".%06lldZ", static_cast<long long>(unix_us % 1000000));
-  o += '"';
-  o += buf;
-  o += '"';
-}
+ private:
+  void flush() {
+    out_.append(buf_, n_);
+    n_ = 0;
+  }
+  std::string& out_;
+  char buf_[1024];
+  std::size_t n_ = 0;
+};
 
 }  // namespace
 
 void append_json_line(std::string& o, const request_record& r) {
-  o += "{\"id\":";
-  put_uint(o, r.id);
-  o += ",\"connection\":";
-  put_uint(o, r.connection);
-  o += ",\"started_at\":";
-  put_iso_us(o, r.start_unix_us);
-  o += ",\"start_unix_us\":";
-  put_int(o, r.start_unix_us);
-  o += ",\"method\":";
-  put_str(o, r.method);
-  o += ",\"path\":";
-  put_str(o, r.path);
-  o += ",\"status\":";
-  put_int(o, r.status);
-  o += r.stream ? ",\"stream\":true" : ",\"stream\":false";
-  o += r.local ? ",\"local\":true" : ",\"local\":false";
-  o += r.client_aborted ? ",\"client_aborted\":true" : ",\"client_aborted\":false";
-  o += r.upstream_error ? ",\"upstream_error\":true" : ",\"upstream_error\":false";
-  o += ",\"error\":";
+  line_writer w(o);
+  w.lit("{\"id\":");
+  w.uint(r.id);
+  w.lit(",\"connection\":");
+  w.uint(r.connection);
+  w.lit(",\"started_at\":");
+  w.iso_us(r.start_unix_us);
+  w.lit(",\"start_unix_us\":");
+  w.sint(r.start_unix_us);
+  w.lit(",\"method\":");
+  w.str(r.method);
+  w.lit(",\"path\":");
+  w.str(r.path);
+  w.lit(",\"status\":");
+  w.sint(r.status);
+  w.lit(",\"stream\":");
+  w.boolean(r.stream);
+  w.lit(",\"local\":");
+  w.boolean(r.local);
+  w.lit(",\"client_aborted\":");
+  w.boolean(r.client_aborted);
+  w.lit(",\"upstream_error\":");
+  w.boolean(r.upstream_error);
+  w.lit(",\"error\":");
   if (r.error.empty())
-    o += "null";
+    w.lit("null");
   else
-    put_str(o, r.error);
-  o += ",\"t_ms\":{\"request_header\":0,\"request_body\":";
-  put_ms(o, r.request_body_ms);
-  o += ",\"forwarded\":";
-  put_ms(o, r.forwarded_ms);
-  o += ",\"response_header\":";
-  put_ms(o, r.response_header_ms);
-  o += ",\"first_content\":";
-  put_ms(o, r.first_content_ms);
-  o += ",\"last_byte\":";
-  put_ms(o, r.last_byte_ms);
-  o += "},\"ttft_ms\":";
-  put_ms(o, r.ttft_ms());
-  o += ",\"e2e_ms\":";
-  put_ms(o, r.e2e_ms());
-  o += ",\"itl_ms\":[";
+    w.str(r.error);
+  w.lit(",\"t_ms\":{\"request_header\":0,\"request_body\":");
+  w.ms(r.request_body_ms);
+  w.lit(",\"forwarded\":");
+  w.ms(r.forwarded_ms);
+  w.lit(",\"response_header\":");
+  w.ms(r.response_header_ms);
+  w.lit(",\"first_content\":");
+  w.ms(r.first_content_ms);
+  w.lit(",\"last_byte\":");
+  w.ms(r.last_byte_ms);
+  w.lit("},\"ttft_ms\":");
+  w.ms(r.ttft_ms());
+  w.lit(",\"e2e_ms\":");
+  w.ms(r.e2e_ms());
+  w.lit(",\"itl_ms\":[");
   for (std::size_t i = 1; i < r.content_ms.size(); ++i) {
-    if (i > 1) o += ',';
-    put_ms(o, r.content_ms[i] - r.content_ms[i - 1]);
+    if (i > 1) w.ch(',');
+    w.ms(r.content_ms[i] - r.content_ms[i - 1]);
   }
-  o += "],\"content_events\":";
-  put_uint(o, r.content_ms.size());
+  w.lit("],\"content_events\":");
+  w.uint(r.content_ms.size());
   int tokens = r.output_tokens();
-  o += ",\"output_tokens\":";
-  put_int(o, tokens);
-  o += r.completion_tokens >= 0 ? ",\"output_tokens_source\":\"usage\"" : ",\"output_tokens_source\":\"content_events\"";
-  o += ",\"output_tps\":";
-  if (r.complete() && r.e2e_ms() > 0)
-    put_double(o, tokens / (r.e2e_ms() / 1000.0));
+  w.lit(",\"output_tokens\":");
+  w.sint(tokens);
+  if (r.completion_tokens >= 0)
+    w.lit(",\"output_tokens_source\":\"usage\"");
   else
-    o += "null";
-  o += ",\"usage\":";
+    w.lit(",\"output_tokens_source\":\"content_events\"");
+  w.lit(",\"output_tps\":");
+  if (r.complete() && r.e2e_ms() > 0)
+    w.ms(tokens / (r.e2e_ms() / 1000.0));  // three decimals, formatted as an integer
+  else
+    w.lit("null");
+  w.lit(",\"usage\":");
   if (r.completion_tokens >= 0 || r.prompt_tokens >= 0) {
-    o += "{\"prompt_tokens\":";
-    if (r.prompt_tokens >= 0) put_int(o, r.prompt_tokens); else o += "null";
-    o += ",\"completion_tokens\":";
-    if (r.completion_tokens >= 0) put_int(o, r.completion_tokens); else o += "null";
-    o += '}';
+    w.lit("{\"prompt_tokens\":");
+    if (r.prompt_tokens >= 0)
+      w.sint(r.prompt_tokens);
+    else
+      w.lit("null");
+    w.lit(",\"completion_tokens\":");
+    if (r.completion_tokens >= 0)
+      w.sint(r.completion_tokens);
+    else
+      w.lit("null");
+    w.ch('}');
   } else {
-    o += "null";
+    w.lit("null");
   }
-  o += ",\"bytes_in\":";
-  put_uint(o, r.bytes_in);
-  o += ",\"bytes_out\":";
-  put_uint(o, r.bytes_out);
-  o += '}';
+  w.lit(",\"bytes_in\":");
+  w.uint(r.bytes_in);
+  w.lit(",\"bytes_out\":");
+  w.uint(r.bytes_out);
+  w.ch('}');
 }
 
 request_log::request_log(std::size_t window) : window_(std::max<std::size_t>(1, window)) {}
@@ -157,9 +215,16 @@ request_log::request_log(std::size_t window) : window_(std::max<std::size_t>(1, 
 request_log::~request_log() { close_file(); }
 
 void request_log::add(request_record&& r) {
-  std::lock_guard<std::mutex> g(mu_);
-  ++total_;
-  pending_.push_back(std::move(r));
+  bool wake;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    ++total_;
+    pending_.push_back(std::move(r));
+    // Under load the writer is woken every kWakeEvery records (one futex wake per thousand
+    // requests), so what waits for it stays small; otherwise its 200 ms tick takes it.
+    wake = pending_.size() == kWakeEvery;
+  }
+  if (wake) cv_.notify_one();
 }
 
 std::size_t request_log::recorded() const {
@@ -172,7 +237,7 @@ void request_log::drain() const {
   // waits for them; each line is formatted into one reused buffer and goes to the FILE's buffer
   // (no batch-sized strings: peak memory is the window, not the load).
   std::lock_guard<std::mutex> fg(format_mu_);
-  std::vector<request_record> batch;
+  std::vector<request_record>& batch = spare_;  // ping-pong with pending_: capacities are kept
   std::FILE* f;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -193,6 +258,7 @@ void request_log::drain() const {
   }
   std::lock_guard<std::mutex> g(mu_);
   for (auto& r : batch) recent_.push_back(std::move(r));
+  batch.clear();
   while (recent_.size() > window_) recent_.pop_front();
 }
 
@@ -232,6 +298,10 @@ bool request_log::open_file(const std::string& path, std::string& err) {
     err = "cannot open " + path + ": " + std::strerror(errno);
     return false;
   }
+  // A write(2) per ~100 lines, not per 7 (glibc's default buffer is 4 KiB, and it ignores a size
+  // given without a buffer).
+  file_buf_ = std::make_unique<char[]>(kFileBuffer);
+  std::setvbuf(file_, file_buf_.get(), _IOFBF, kFileBuffer);
   path_ = path;
   stop_ = false;
   thread_ = std::thread([this] { writer(); });
@@ -242,7 +312,7 @@ void request_log::writer() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     // A timed wake, not one per request: the I/O threads never signal.
-    cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_; });
+    cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_ || pending_.size() >= kWakeEvery; });
     bool stopping = stop_;
     lk.unlock();
     drain();

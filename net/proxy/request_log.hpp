@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -63,11 +64,15 @@ class request_log {
   std::size_t window_;
   mutable std::mutex mu_;
   mutable std::mutex format_mu_;  // one drain at a time (the writer, or a /proxy/requests reader)
+  static constexpr std::size_t kWakeEvery = 1024;
   mutable std::vector<request_record> pending_;  // handed over, not yet written
+  mutable std::vector<request_record> spare_;    // the drain's batch (swapped with pending_)
   mutable std::deque<request_record> recent_;    // the window, in completion order
   std::size_t total_ = 0;
   std::condition_variable cv_;
   bool stop_ = false;
+  static constexpr std::size_t kFileBuffer = 64 * 1024;
+  std::unique_ptr<char[]> file_buf_;  // outlives file_ (freed after fclose)
   std::FILE* file_ = nullptr;
   std::string path_;
   std::thread thread_;

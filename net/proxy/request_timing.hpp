@@ -65,9 +65,13 @@ inline std::size_t skip_ws(std::string_view s, std::size_t i) {
 
 /// Position just after `"key":` and its whitespace, searching from `from`; npos when absent.
 /// In JSON a quote inside a string is always escaped, so `"key"` followed by ':' is a key.
+/// The search looks for `key"` (its first letter is far rarer than a quote, so memchr skips
+/// most of the text) and then checks the quote before it.
 inline std::size_t value_after(std::string_view s, std::string_view quoted_key, std::size_t from = 0) {
-  for (std::size_t p = s.find(quoted_key, from); p != std::string_view::npos; p = s.find(quoted_key, p + 1)) {
-    std::size_t i = skip_ws(s, p + quoted_key.size());
+  std::string_view bare = quoted_key.substr(1);
+  for (std::size_t p = s.find(bare, from + 1); p != std::string_view::npos; p = s.find(bare, p + 1)) {
+    if (s[p - 1] != '"') continue;
+    std::size_t i = skip_ws(s, p + bare.size());
     if (i < s.size() && s[i] == ':') return skip_ws(s, i + 1);
   }
   return std::string_view::npos;
@@ -104,15 +108,22 @@ inline int int_field(std::string_view obj, std::string_view quoted_key) {
 /// Reads prompt_tokens / completion_tokens of a "usage" object in `text` (an event or the tail
 /// of a plain body). Returns false when there is no usage object.
 inline bool usage(std::string_view text, int& prompt, int& completion) {
+  // The last "usage" key whose value is an object wins (a plain body's top-level usage is at its end).
   std::size_t i = std::string_view::npos;
-  // The last "usage" wins (a plain body's top-level usage is at its end).
-  for (std::size_t from = 0;;) {
-    std::size_t j = value_after(text, "\"usage\"", from);
-    if (j == std::string_view::npos) break;
+  for (std::size_t j = value_after(text, "\"usage\""); j != std::string_view::npos;
+       j = value_after(text, "\"usage\"", j))
     if (j < text.size() && text[j] == '{') i = j;
-    from = j;
-  }
   if (i == std::string_view::npos) return false;
+  // Usually both counts come before any nested object: up to the first '}' is enough.
+  if (std::size_t close = text.find('}', i); close != std::string_view::npos) {
+    std::string_view flat = text.substr(i, close - i + 1);
+    int p = int_field(flat, "\"prompt_tokens\""), c = int_field(flat, "\"completion_tokens\"");
+    if (p >= 0 && c >= 0) {
+      prompt = p;
+      completion = c;
+      return true;
+    }
+  }
   // The object's extent: braces outside strings.
   int depth = 0;
   bool in_str = false, esc = false;
@@ -247,7 +258,7 @@ class response_watch {
       rec_->content_ms.push_back(t);
     }
     int p = -1, c = -1;
-    if (data.find("\"usage\"") != std::string_view::npos && sse::usage(data, p, c)) {
+    if (data.find("usage\"") != std::string_view::npos && sse::usage(data, p, c)) {
       rec_->prompt_tokens = p;
       rec_->completion_tokens = c;
     }

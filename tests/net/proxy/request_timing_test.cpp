@@ -117,7 +117,7 @@ TEST(ProxyTiming, RecordJsonHasTimingsButNoContent) {
   EXPECT_EQ(j["ttft_ms"], 50.0);
   EXPECT_EQ(j["itl_ms"], nlohmann::json::array({20.0, 21.0}));
   EXPECT_EQ(j["e2e_ms"], 92.0);
-  EXPECT_NEAR(j["output_tps"].get<double>(), 3 / 0.092, 1e-9);
+  EXPECT_NEAR(j["output_tps"].get<double>(), 3 / 0.092, 1e-3);  // three decimals
   EXPECT_EQ(j["t_ms"]["forwarded"], nullptr);
   EXPECT_FALSE(j.contains("body"));
 }
