@@ -24,6 +24,7 @@
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
 #include "base/numbers.hpp"
+#include "cmd/bench_flags.hpp"
 #include "cmd/cli.hpp"
 #include "cmd/exit_status.hpp"
 #include "net/loadgen/bench.hpp"
@@ -34,8 +35,6 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace bp::cli {
-
-namespace {
 
 const char* kBenchFooter = R"(The last line on stdout is the headline number (median output tokens/s per request) for a valid
 result; otherwise a line that is not a number: "invalid: REASONS" or "failed: REASON".
@@ -56,23 +55,6 @@ At the end: a table sorted by the headline metric, each row's delta to the first
 its snapshot differs in from the first. Ctrl-C tears everything down cleanly.)";
 
 /// The options bench, run and sweep share.
-struct bench_flags {
-  bench::options o;
-  std::string percentiles;
-  std::string out;
-  std::string results = "results.tsv";
-  std::string log_level = "info";
-  int max_tokens = 0;
-  bool no_stream = false, no_progress = false;
-  // run and sweep
-  std::string config, listen = "127.0.0.1:0", run_dir, sweep_dir;
-  int threads = 1;
-  std::vector<std::string> configs;
-  std::string headline = bench::default_headline, slo, label, order = "interleaved", noise = "1%";
-  int trials = 1;
-  int telemetry_interval_ms = 200;
-};
-
 CLI::Validator metric_name() {
   return CLI::Validator(
       [](std::string& v) -> std::string {
@@ -283,7 +265,6 @@ void write_report_beside(const std::vector<std::string>& paths, const std::strin
   }
 }
 
-}  // namespace
 
 int bench_main(const bench_flags& f);
 int run_main(const bench_flags& f, const std::vector<std::string>& full_argv);
@@ -431,6 +412,7 @@ int run_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
 runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
   auto f = std::make_shared<bench_flags>();
   app.footer(kSweepAbout);
+  add_fleet_options(app, *f);
   app.add_option("CONFIG", f->configs, "engine configs, measured in this order")->required();
   app.add_option("--sweep-dir", f->sweep_dir, "folder for the runs and sweep.json (default sweeps/<UTC time>)")
       ->type_name("DIR");
@@ -442,6 +424,7 @@ runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
 }
 
 int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
+  if (!f.agents.empty()) return fleet_sweep_main(f, full_argv);
   const auto& configs = f.configs;
   if (!f.out.empty())
     throw usage_error("--out is for bench; a sweep writes each row into its own folder under --sweep-dir");
@@ -494,6 +477,11 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
       spdlog::warn("[sweep] {}: {}", configs[ci], r.reason);
     entries[ci].trials.push_back(std::move(r));
   }
+  return finish_sweep(f, base_opts, entries, dirs, sweep_dir, st);
+}
+
+int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,
+                 const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st) {
   for (std::size_t i = 0; i < entries.size(); ++i) {
     auto& e = entries[i];
     e.aggregate = measure::aggregate_trials(e.config, e.trials, base_opts.bench, dirs[i]);

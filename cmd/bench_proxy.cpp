@@ -30,6 +30,8 @@ const command kCommands[] = {
     {"results", "the results TSV as a tuning campaign: each row's keep/discard verdict and the running best",
      define_results},
     {"report", "one self-contained HTML page with charts for runs, sweeps or a results TSV", define_report},
+    {"agent", "run configs for a fleet coordinator (sweep --agents) on this host, over CAF's network layer",
+     define_agent},
 };
 
 const char* kFooter = R"(With no command, the options are serve's: bench-proxy --listen ADDR --config CONFIG.

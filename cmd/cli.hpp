@@ -57,5 +57,6 @@ runner define_sweep(CLI::App& app, const std::vector<std::string>& argv);
 runner define_compare(CLI::App& app, const std::vector<std::string>& argv);
 runner define_results(CLI::App& app, const std::vector<std::string>& argv);
 runner define_report(CLI::App& app, const std::vector<std::string>& argv);
+runner define_agent(CLI::App& app, const std::vector<std::string>& argv);
 
 }  // namespace bp::cli

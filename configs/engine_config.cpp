@@ -32,7 +32,7 @@ namespace {
 const std::set<std::string> kKnownKeys = {
     "description", "engine",        "cmd",          "args",          "cwd",
     "venv",        "warmup",        "env",          "health_path",   "ready_timeout_s",
-    "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s", "model", "caches"};
+    "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s", "model", "caches", "placement"};
 
 bool valid_var_name(const std::string& s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
@@ -369,7 +369,7 @@ load_result load_config_text(const std::string& text, const std::string& path, c
     if (!kKnownKeys.count(key)) {
       c.add(it->first, key, "unknown key (known: description, engine, cmd, args, cwd, venv, warmup, "
                              "env, health_path, ready_timeout_s, stop_grace_s, drain_timeout_s, "
-                             "snapshot_timeout_s, model)");
+                             "snapshot_timeout_s, model, caches, placement)");
     } else if (!seen.insert(key).second) {
       c.add(it->first, key, "duplicate key");
     }
@@ -452,6 +452,19 @@ load_result load_config_text(const std::string& text, const std::string& path, c
       cfg.caches_fresh = n.Scalar() == "fresh";
     else
       c.add(n, "caches", "expected fresh (new empty cache directories for this run) or shared (the default)");
+  }
+  if (YAML::Node n = root["placement"]; n.IsDefined() && !n.IsNull()) {
+    // Labels a fleet agent must have to run this config (sweep --agents; docs/config.md).
+    if (!n.IsMap()) {
+      c.add(n, "placement", "expected a mapping LABEL: value (e.g. gpu: h100)");
+    } else {
+      for (auto it = n.begin(); it != n.end(); ++it) {
+        if (!it->first.IsScalar() || !it->second.IsScalar())
+          c.add(it->first, "placement", "each label and value must be a plain string");
+        else
+          cfg.placement[it->first.Scalar()] = it->second.Scalar();
+      }
+    }
   }
   if (YAML::Node n = root["env"]; n.IsDefined() && !n.IsNull()) {
     if (!n.IsMap()) {
@@ -561,6 +574,7 @@ nlohmann::json to_json(const engine_config& c) {
       {"snapshot_timeout_s", c.snapshot_timeout_s},
       {"model", c.model.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.model)},
       {"caches", c.caches_fresh ? "fresh" : "shared"},
+      {"placement", c.placement},
   };
   if (!resolved) j["resolved_cmd_error"] = why;
   // A secret may also appear inside a plain value (a description, a path): redact those too.

@@ -39,6 +39,7 @@ struct engine_config {
   double drain_timeout_s = 10;    ///< in-flight streams may finish within this on shutdown
   double snapshot_timeout_s = 120;  ///< deadline of each snapshot collector
   std::string model;              ///< model name for warmup requests; empty: first of /v1/models
+  std::map<std::string, std::string> placement;  ///< `placement:` labels a fleet agent must have
   bool caches_fresh = false;      ///< `caches: fresh`: new empty cache directories under the run folder
 
   /// Value of the YAML env's PATH, or empty when the env has none.

@@ -39,7 +39,15 @@ void run_interruptible(const std::function<void()>& work, interrupt_state& st, c
   while (fut.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
     timespec ts{0, 50 * 1000 * 1000};
     int sig = sigtimedwait(&set, nullptr, &ts);
-    if (sig != SIGINT && sig != SIGTERM) continue;
+    if (sig != SIGINT && sig != SIGTERM) {
+      if (st.external && st.external->load() && st.signals.load() == 0) {
+        st.signals.fetch_add(1);
+        spdlog::warn("asked to stop: tearing down");
+        st.cancel = true;
+        first();
+      }
+      continue;
+    }
     const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
     if (st.signals.fetch_add(1) == 0) {
       spdlog::warn("received {}: tearing down (again to kill the engine at once)", name);

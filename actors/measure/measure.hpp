@@ -42,6 +42,7 @@ struct options {
 struct interrupt_state {
   std::atomic<int> signals{0};
   std::atomic<bool> cancel{false};  ///< no new request is started
+  const std::atomic<bool>* external = nullptr;  ///< set by someone else (a fleet coordinator): as a first signal
   bool interrupted() const { return signals.load() > 0; }
 };
 

@@ -270,3 +270,13 @@ TEST_F(ConfigTest, AStrayCommaIsAnErrorNotAHang) {
     EXPECT_NE(r.errors[0].str().find("c.yaml:"), std::string::npos) << all(r);
   }
 }
+
+TEST_F(ConfigTest, PlacementIsAMapOfLabelsForFleetAgents) {
+  auto r = load(std::string(kBase) + "placement:\n  gpu: h100\n  count: 2\n");
+  ASSERT_TRUE(r.config) << all(r);
+  EXPECT_EQ(r.config->placement.at("gpu"), "h100");
+  EXPECT_EQ(r.config->placement.at("count"), "2");
+  r = load(std::string(kBase) + "placement: h100\n");
+  EXPECT_TRUE(has_error(r, "placement", "expected a mapping")) << all(r);
+  EXPECT_EQ(r.errors.at(0).line, 4);
+}

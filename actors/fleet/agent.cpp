@@ -1,0 +1,208 @@
+#include "actors/fleet/agent.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "base/files.hpp"
+#include "base/text.hpp"
+
+namespace fs = std::filesystem;
+
+namespace bp::fleet {
+
+namespace {
+
+using done_atom = caf::atom_constant<caf::atom("fdone")>;
+
+std::string host_name() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
+  return buf;
+}
+
+/// Jobs accepted by the actor, run by the agent's main thread.
+struct job_queue {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::pair<job, caf::actor>> jobs;
+  std::atomic<bool> stop{false};  // the running job: tear down
+};
+
+struct agent_state {
+  agent_options opts;
+  std::shared_ptr<job_queue> q;
+  bool busy = false;
+  caf::actor current;  // the running job's reply_to
+  std::string row;
+  std::string tag;  // " [INSECURE PLAINTEXT]" or ""
+};
+
+std::string who(caf::event_based_actor* self) {
+  auto s = self->current_sender();
+  return s ? "node " + caf::to_string(s->node()) : std::string("an unknown peer");
+}
+
+caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options o, std::shared_ptr<job_queue> q) {
+  self->state.opts = std::move(o);
+  self->state.q = std::move(q);
+  self->state.tag = self->state.opts.insecure ? " [INSECURE PLAINTEXT]" : "";
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (st.busy && dm.source == st.current.address()) {
+      spdlog::warn("agent{}: the coordinator of row {} is gone ({}): tearing the run down", st.tag, st.row,
+                   caf::to_string(dm.reason));
+      st.q->stop = true;
+    }
+  });
+  return {
+      [=](hello_atom, const std::string& token) -> caf::result<hello> {
+        auto& st = self->state;
+        if (!token_equal(token, st.opts.token)) {
+          spdlog::warn("agent{}: refused a hello with a wrong token from {}", st.tag, who(self));
+          return caf::make_error(caf::sec::request_receiver_down, "wrong token");
+        }
+        hello h;
+        h.agent = st.opts.name;
+        h.host = host_name();
+        h.version = BENCH_PROXY_VERSION;
+        h.labels = st.opts.labels;
+        h.gpus = st.opts.gpus;
+        h.clock_unix_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+        h.insecure = st.opts.insecure;
+        return h;
+      },
+      [=](run_atom, const job& j, const caf::actor& reply_to) {
+        auto& st = self->state;
+        std::string resolved;
+        std::string why = check_job(j, st.opts.config_root, st.opts.token, resolved);
+        if (why.empty() && st.busy) why = "busy with row " + st.row + " (one config at a time)";
+        if (!why.empty()) {
+          spdlog::warn("agent{}: refused row '{}' ({}) from {}: {}", st.tag, j.row, j.config_path, who(self), why);
+          result r;
+          r.error = "refused by agent " + st.opts.name + ": " + why;
+          r.agent = st.opts.name;
+          r.host = host_name();
+          r.insecure = st.opts.insecure;
+          if (reply_to) self->send(reply_to, result_atom::value, j.row, r);
+          return;
+        }
+        st.busy = true;
+        st.current = reply_to;
+        st.row = j.row;
+        self->monitor(reply_to);
+        spdlog::info("agent{}: accepted row {} ({})", st.tag, j.row, j.config_path);
+        {
+          std::lock_guard<std::mutex> g(st.q->mu);
+          st.q->stop = false;
+          st.q->jobs.emplace_back(j, reply_to);
+        }
+        st.q->cv.notify_all();
+      },
+      [=](stop_atom, const std::string& token) {
+        auto& st = self->state;
+        if (!token_equal(token, st.opts.token)) {
+          spdlog::warn("agent{}: refused a stop with a wrong token from {}", st.tag, who(self));
+          return;
+        }
+        if (st.busy) {
+          spdlog::warn("agent{}: the coordinator stops row {}: tearing the run down", st.tag, st.row);
+          st.q->stop = true;
+        }
+      },
+      [=](done_atom) {
+        auto& st = self->state;
+        if (st.current) self->demonitor(st.current);
+        st.busy = false;
+        st.current = nullptr;
+        st.row.clear();
+      },
+  };
+}
+
+}  // namespace
+
+int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& runner,
+              const std::function<void(std::uint16_t)>& on_listening) {
+  auto q = std::make_shared<job_queue>();
+  auto agent = sys.spawn(agent_actor, o, q);
+  std::string tag = o.insecure ? " [INSECURE PLAINTEXT]" : "";
+  caf::expected<std::uint16_t> port = o.tls.enabled()
+                                          ? caf::openssl::publish(agent, o.port, o.listen_host.c_str(), true)
+                                          : sys.middleman().publish(agent, o.port, o.listen_host.c_str(), true);
+  if (!port) {
+    spdlog::error("agent: cannot listen on {}:{}: {}", o.listen_host, o.port, sys.render(port.error()));
+    caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+    return 3;
+  }
+  spdlog::info("agent{} '{}' listening on {}:{} ({}; config root {}; runs under {})", tag, o.name, o.listen_host, *port,
+               o.tls.enabled() ? "TLS" : "plaintext", o.config_root, o.run_root);
+  if (on_listening) on_listening(*port);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  for (;;) {
+    std::pair<job, caf::actor> next;
+    bool have = false;
+    {
+      std::unique_lock<std::mutex> lk(q->mu);
+      if (!q->jobs.empty()) {
+        next = std::move(q->jobs.front());
+        q->jobs.pop_front();
+        have = true;
+      }
+    }
+    if (!have) {
+      timespec ts{0, 100 * 1000 * 1000};
+      int sig = sigtimedwait(&set, nullptr, &ts);
+      if (sig == SIGINT || sig == SIGTERM) {
+        spdlog::info("agent{}: {} received: stopping", tag, sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+      }
+      continue;
+    }
+    const job& j = next.first;
+    caf::actor reply_to = next.second;
+    std::string resolved;
+    std::string why = check_job(j, o.config_root, o.token, resolved);  // checked again: the file may have changed
+    result r;
+    if (!why.empty()) {
+      r.error = "refused by agent " + o.name + ": " + why;
+    } else {
+      std::string dir;
+      try {
+        dir = base::make_unique_dir((fs::path(o.run_root) / (base::utc_now_compact() + "_" + fs::path(j.row).filename().string())).string());
+      } catch (const std::exception& e) {
+        r.error = std::string("agent cannot create a run folder: ") + e.what();
+      }
+      if (!dir.empty()) {
+        caf::anon_send(reply_to, progress_atom::value, j.row, "started on " + o.name + " (" + host_name() + ")" + tag);
+        auto progress = [&](std::string line) { caf::anon_send(reply_to, progress_atom::value, j.row, std::move(line)); };
+        r = runner(j, resolved, dir, q->stop, progress);
+        r.agent_run_dir = fs::absolute(dir).string();
+      }
+    }
+    r.agent = o.name;
+    r.host = host_name();
+    r.insecure = o.insecure;
+    caf::anon_send(reply_to, result_atom::value, j.row, r);
+    caf::anon_send(agent, done_atom::value);
+    spdlog::info("agent{}: row {} {}", tag, j.row, r.ok ? "done" : "failed: " + r.error);
+  }
+  caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+}  // namespace bp::fleet

@@ -1,0 +1,51 @@
+#pragma once
+/// The flags bench, run, sweep and the fleet share, and the helpers that turn them into options
+/// (cmd/bench_cmd.cpp); the fleet's commands (cmd/fleet_cmd.cpp) use them too.
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "actors/measure/measure.hpp"
+#include "actors/measure/trials.hpp"
+#include "net/loadgen/bench.hpp"
+
+namespace bp::cli {
+
+struct bench_flags {
+  bench::options o;
+  std::string percentiles;
+  std::string out;
+  std::string results = "results.tsv";
+  std::string log_level = "info";
+  int max_tokens = 0;
+  bool no_stream = false, no_progress = false;
+  // run and sweep
+  std::string config, listen = "127.0.0.1:0", run_dir, sweep_dir;
+  int threads = 1;
+  std::vector<std::string> configs;
+  std::string headline = bench::default_headline, slo, label, order = "interleaved", noise = "1%";
+  int trials = 1;
+  int telemetry_interval_ms = 200;
+  // sweep --agents: a fleet (actors/fleet/)
+  std::string agents, token_file, tls_cert, tls_key, tls_ca;
+  bool retry_elsewhere = false;
+};
+
+
+void add_bench_options(CLI::App& app, bench_flags& f);
+void add_trial_options(CLI::App& app, bench_flags& f, bool sweep);
+bench::options bench_options(const bench_flags& f);
+measure::options measure_options(const bench_flags& f, const std::string& config, const std::vector<std::string>& full_argv);
+void write_report_beside(const std::vector<std::string>& paths, const std::string& dir);
+
+/// The end of every sweep, local or across a fleet: aggregates, trials.json, the ledger, the
+/// table, sweep.json and report.html; returns the exit status.
+int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,
+                 const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st);
+
+/// sweep --agents FILE (cmd/fleet_cmd.cpp).
+void add_fleet_options(CLI::App& app, bench_flags& f);
+int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv);
+
+}  // namespace bp::cli

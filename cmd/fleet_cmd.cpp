@@ -1,0 +1,424 @@
+// bench-proxy agent | sweep --agents FILE: one sweep across many hosts (actors/fleet/).
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/engine_run.hpp"
+#include "actors/process/engine_child.hpp"
+#include "actors/fleet/agent.hpp"
+#include "actors/fleet/coordinator.hpp"
+#include "actors/measure/measure.hpp"
+#include "base/files.hpp"
+#include "base/sha256.hpp"
+#include "base/text.hpp"
+#include "cmd/bench_flags.hpp"
+#include "cmd/cli.hpp"
+#include "cmd/exit_status.hpp"
+#include "configs/engine_config.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace bp::cli {
+
+namespace {
+
+/// The token: the file's first line, which must not be empty; a file others may read is refused.
+std::string read_token(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw usage_error("--token-file " + path + ": cannot read it");
+  if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%03o", static_cast<unsigned>(st.st_mode & 0777));
+    throw usage_error("--token-file " + path + ": mode " + mode + " lets others read it: chmod 600 it");
+  }
+  std::string t;
+  try {
+    t = base::read_file_limited(path, 4096);
+  } catch (const std::exception& e) {
+    throw usage_error("--token-file " + path + ": " + e.what());
+  }
+  t = std::string(base::trim(t.substr(0, t.find('\n'))));
+  if (t.size() < 16) throw usage_error("--token-file " + path + ": the token must be at least 16 characters");
+  return t;
+}
+
+fleet::tls_options tls_of(const bench_flags& f) {
+  fleet::tls_options t{f.tls_cert, f.tls_key, f.tls_ca};
+  if (t.enabled() && (t.cert.empty() || t.key.empty() || t.ca.empty()))
+    throw usage_error("TLS needs all three of --tls-cert, --tls-key and --tls-ca (the CA verifies both sides)");
+  for (const auto* p : {&t.cert, &t.key, &t.ca})
+    if (!p->empty() && !fs::is_regular_file(*p)) throw usage_error("TLS file " + *p + " does not exist");
+  return t;
+}
+
+void add_tls_options(CLI::App& app, bench_flags& f) {
+  const char* g = "Fleet";
+  app.add_option("--tls-cert", f.tls_cert, "this node's certificate (PEM)")->type_name("FILE")->group(g);
+  app.add_option("--tls-key", f.tls_key, "its private key (PEM)")->type_name("FILE")->group(g);
+  app.add_option("--tls-ca", f.tls_ca, "the CA that signed every node's certificate (verifies the peer)")
+      ->type_name("FILE")
+      ->group(g);
+}
+
+bool loopback(const std::string& host) { return host == "127.0.0.1" || host == "::1" || host.rfind("127.", 0) == 0; }
+
+std::vector<std::string> nvidia_gpus() {
+  std::vector<std::string> out;
+  if (::access("/usr/bin/nvidia-smi", X_OK) != 0 && ::access("/bin/nvidia-smi", X_OK) != 0) return out;
+  std::FILE* p = ::popen("nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null", "r");
+  if (!p) return out;
+  char line[512];
+  while (std::fgets(line, sizeof(line), p)) {
+    std::string s(base::trim(line));
+    if (!s.empty()) out.push_back(s);
+  }
+  ::pclose(p);
+  return out;
+}
+
+/// The files of a run folder that travel back (every regular file, caches/ aside), each at most
+/// 64 MiB; engine.log only its last 1 MiB.
+std::vector<std::string> collect_files(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    auto rel = fs::relative(it->path(), dir, ec).string();
+    if (rel.rfind("caches", 0) == 0) {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file()) continue;
+    try {
+      std::string bytes = base::read_file_limited(it->path().string(), 64ull << 20);
+      if (rel == "engine.log" && bytes.size() > (1u << 20)) bytes = bytes.substr(bytes.size() - (1u << 20));
+      out.push_back(rel);
+      out.push_back(std::move(bytes));
+    } catch (const std::exception& e) {
+      spdlog::warn("agent: {} not sent back: {}", rel, e.what());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_fleet_options(CLI::App& app, bench_flags& f) {
+  const char* g = "Fleet";
+  app.add_option("--agents", f.agents,
+                 "run the sweep on these agents (YAML: agents: [{name, address: HOST:PORT, labels: {k: v}}]); "
+                 "configs are named by their path, relative to each agent's --config-root")
+      ->type_name("FILE")
+      ->group(g);
+  app.add_option("--token-file", f.token_file, "the fleet's shared token (mode 600)")->type_name("FILE")->group(g);
+  app.add_flag("--retry-elsewhere", f.retry_elsewhere, "a row whose agent is lost runs again on another matching agent")
+      ->group(g);
+  add_tls_options(app, f);
+}
+
+int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
+  setup_logging(f.log_level);
+  if (f.token_file.empty()) throw usage_error("--agents needs --token-file");
+  std::string token = read_token(f.token_file);
+  auto tls = tls_of(f);
+  std::vector<fleet::agent_entry> agents;
+  try {
+    agents = fleet::load_agents(f.agents);
+  } catch (const std::exception& e) {
+    throw usage_error(e.what());
+  }
+  auto base_opts = measure_options(f, "", full_argv);
+  const std::string& workload_path = base_opts.bench.queries_path;
+  std::string workload_bytes;
+  try {
+    bench::load_workload(workload_path);
+    workload_bytes = base::read_file_limited(workload_path);
+  } catch (const std::exception& e) {
+    throw usage_error(e.what());
+  }
+  // Every config: a relative path (the agents resolve it under their own root), loadable here.
+  std::vector<std::map<std::string, std::string>> placement;
+  std::vector<std::string> shas;
+  std::string errors;
+  for (const auto& c : f.configs) {
+    if (fs::path(c).is_absolute() || c.find("..") != std::string::npos) {
+      errors += (errors.empty() ? "" : "\n") + c + ": with --agents, name configs by a relative path (the agents " +
+                "resolve it under their --config-root)";
+      continue;
+    }
+    auto loaded = load_config(c, process_env());
+    if (!loaded.config) {
+      for (const auto& e : loaded.errors) errors += (errors.empty() ? "" : "\n") + e.str();
+      continue;
+    }
+    placement.push_back(loaded.config->placement);
+    shas.push_back(sha256_hex(base::read_file_limited(c)));
+  }
+  if (!errors.empty()) {
+    std::cout << "failed: " << errors.substr(0, errors.find('\n')) << "\n";
+    throw usage_error(errors);
+  }
+  // The bench options go to the agents as they were given, without what only the coordinator uses.
+  std::vector<std::string> forwarded;
+  {
+    static const std::set<std::string> with_value = {"--agents", "--token-file", "--tls-cert", "--tls-key", "--tls-ca",
+                                                     "--sweep-dir", "--queries", "--results", "--trials", "--order",
+                                                     "--noise", "--threads", "--listen", "--log-level"};
+    static const std::set<std::string> flags = {"--retry-elsewhere", "--no-progress"};
+    std::set<std::string> cfgs(f.configs.begin(), f.configs.end());
+    auto it = std::find(full_argv.begin(), full_argv.end(), "sweep");
+    for (it = it == full_argv.end() ? full_argv.begin() : it + 1; it != full_argv.end(); ++it) {
+      std::string a = *it;
+      std::string name = a.substr(0, a.find('='));
+      if (with_value.count(name)) {
+        if (a.find('=') == std::string::npos && it + 1 != full_argv.end()) ++it;
+        continue;
+      }
+      if (flags.count(a) || cfgs.count(a)) continue;
+      forwarded.push_back(a);
+    }
+  }
+  std::string sweep_dir;
+  if (!f.sweep_dir.empty()) {
+    std::error_code ec;
+    if (fs::exists(fs::path(f.sweep_dir) / "sweep.json", ec))
+      throw usage_error("--sweep-dir " + f.sweep_dir + " already holds a sweep.json (results are never overwritten)");
+    fs::create_directories(f.sweep_dir, ec);
+    if (ec) throw std::runtime_error(f.sweep_dir + ": " + ec.message());
+    sweep_dir = f.sweep_dir;
+  } else {
+    sweep_dir = base::make_unique_dir("sweeps/" + utc_stamp());
+  }
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg);
+  fleet::configure_network(cfg, tls);
+  caf::actor_system sys{cfg};
+  std::vector<measure::sweep_entry> entries(f.configs.size());
+  std::vector<std::string> dirs(f.configs.size());
+  for (std::size_t i = 0; i < f.configs.size(); ++i) {
+    entries[i].config = f.configs[i];
+    dirs[i] = base::make_unique_dir(
+        (fs::path(sweep_dir) / (std::to_string(i + 1) + "_" + fs::path(f.configs[i]).stem().string())).string());
+  }
+  auto plan = measure::trial_order(f.configs.size(), f.trials, f.order == "shuffled", base_opts.bench.seed);
+  std::vector<fleet::row> rows;
+  std::vector<std::string> row_dirs;
+  for (const auto& [ci, t] : plan) {
+    fleet::row r;
+    r.index = rows.size();
+    r.placement = placement[ci];
+    r.j.config_path = f.configs[ci];
+    r.j.config_sha256 = shas[ci];
+    r.j.workload_name = fs::path(workload_path).filename().string();
+    r.j.workload = workload_bytes;
+    r.j.workload_sha256 = sha256_hex(workload_bytes);
+    r.j.bench_args = forwarded;
+    std::string dir = f.trials == 1 ? dirs[ci]
+                                    : base::make_unique_dir((fs::path(dirs[ci]) / ("trial-" + std::to_string(t + 1))).string());
+    r.j.row = fs::relative(dir, sweep_dir).string();
+    rows.push_back(std::move(r));
+    row_dirs.push_back(dir);
+  }
+  std::vector<std::size_t> config_of;
+  for (const auto& [ci, t] : plan) config_of.push_back(ci);
+  fleet::coordinator_options co;
+  co.agents = agents;
+  co.token = token;
+  co.retry_elsewhere = f.retry_elsewhere;
+  co.tls = tls;
+  measure::interrupt_state st;
+  std::vector<measure::outcome> outcomes(rows.size());
+  std::mutex mu;
+  auto on_done = [&](const fleet::row& r, const fleet::row_outcome& o) {
+    measure::outcome out;
+    out.run_dir = fs::absolute(row_dirs[r.index]).string();
+    std::string cfg_path = r.j.config_path;
+    json fleet_info = {{"agent", o.agent},
+                       {"host", o.r.host},
+                       {"agent_run_dir", o.r.agent_run_dir},
+                       {"insecure_plaintext", o.r.insecure},
+                       {"clock_offset_us", o.clock_offset_us},
+                       {"attempts", o.attempts}};
+    if (o.ran) {
+      for (std::size_t k = 0; k + 1 < o.r.files.size(); k += 2) {
+        fs::path rel(o.r.files[k]);
+        if (rel.is_absolute() || o.r.files[k].find("..") != std::string::npos) continue;  // never outside the row
+        fs::path dst = fs::path(out.run_dir) / rel;
+        std::error_code ec;
+        fs::create_directories(dst.parent_path(), ec);
+        if (rel == "result.json") continue;  // written below, with the fleet's record
+        try {
+          base::write_file_atomic(dst.string(), o.r.files[k + 1], true);
+        } catch (const std::exception& e) {
+          spdlog::error("[fleet] {}: {}", dst.string(), e.what());
+        }
+      }
+      for (std::size_t k = 0; k + 1 < o.r.files.size(); k += 2)
+        if (o.r.files[k] == "result.json") out.result = json::parse(o.r.files[k + 1], nullptr, false);
+    }
+    if (!out.result.is_object()) {
+      out.reason = o.error.empty() ? "no result came back" : o.error;
+      out.result = measure::failed_result(cfg_path, out.reason, out.run_dir, f.label);
+      out.error = make_error(errc::failure, out.reason);
+    } else {
+      out.started = out.published = true;
+      out.valid = out.result.value("valid", false);
+      out.teardown_verified = out.result.value("teardown_verified", true);
+      if (!out.valid) {
+        out.reason = out.result.value("invalid_reason", std::string("invalid"));
+        out.error = make_error(errc::failure, out.reason);
+      }
+    }
+    out.result["fleet"] = fleet_info;
+    out.result["config_path"] = cfg_path;
+    out.result["run_dir"] = fs::absolute(out.run_dir).string();
+    if (o.r.insecure) {
+      if (!out.result["warnings"].is_array()) out.result["warnings"] = json::array();
+      out.result["warnings"].push_back("run by agent " + o.agent +
+                                       " over plaintext off loopback (--insecure-plaintext): anyone on that network "
+                                       "could read or alter what travelled");
+    }
+    out.result_path = (fs::path(out.run_dir) / "result.json").string();
+    out.meta_path = (fs::path(out.run_dir) / "meta.json").string();
+    try {
+      base::write_file_atomic(out.result_path, out.result.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
+    } catch (const std::exception& e) {
+      spdlog::error("[fleet] {}", e.what());
+    }
+    if (f.trials == 1 && !f.results.empty()) {
+      try {
+        bench::append_tsv(f.results, out.result, fs::absolute(out.result_path).string());
+      } catch (const std::exception& e) {
+        spdlog::error("{}", e.what());
+      }
+    }
+    if (out.valid)
+      spdlog::info("[fleet] {} on {}: {:.2f} {}", r.j.row, o.agent, bench::headline(out.result), base_opts.bench.headline);
+    else
+      spdlog::warn("[fleet] {} ({}): {}", r.j.row, o.agent.empty() ? "no agent" : o.agent, out.reason);
+    std::lock_guard<std::mutex> g(mu);
+    outcomes[r.index] = std::move(out);
+  };
+  std::map<std::string, fleet::hello> hellos;
+  measure::run_interruptible([&] { hellos = fleet::dispatch(sys, co, rows, st.cancel, on_done); }, st,
+                             [] {}, [] {});
+  for (std::size_t i = 0; i < rows.size(); ++i) entries[config_of[i]].trials.push_back(std::move(outcomes[i]));
+  auto mo = base_opts;
+  if (f.trials > 1) mo.results_tsv.clear();
+  int rc = finish_sweep(f, mo, entries, dirs, sweep_dir, st);
+  return rc;
+}
+
+runner define_agent(CLI::App& app, const std::vector<std::string>& argv) {
+  auto f = std::make_shared<bench_flags>();
+  auto o = std::make_shared<fleet::agent_options>();
+  auto listen = std::make_shared<std::string>();
+  auto run_root = std::make_shared<std::string>("agent-runs");
+  auto insecure = std::make_shared<bool>(false);
+  app.footer(R"(Runs configs for a fleet coordinator (bench-proxy sweep --agents FILE), one at a time, through the
+same pipeline as a local run; only configs under --config-root, named by relative path, whose
+sha256 is the one the coordinator expects. Without TLS it listens on loopback only, unless
+--insecure-plaintext (then every log line and result says so). docs/fleet.md.)");
+  app.add_option("--listen", *listen, "ADDR:PORT to publish the agent on")->type_name("ADDR:PORT")->required();
+  app.add_option("--config-root", o->config_root, "the only folder configs are run from")->type_name("DIR")->required();
+  app.add_option("--token-file", f->token_file, "the fleet's shared token (mode 600)")->type_name("FILE")->required();
+  app.add_option("--run-root", *run_root, "where the agent keeps its own copy of every run (default agent-runs)")
+      ->type_name("DIR");
+  app.add_option("--label", o->labels, "k=v describing the host (repeatable), e.g. gpu=h100 count=2")->type_name("K=V");
+  app.add_option("--name", o->name, "the agent's name (default: the host name)")->type_name("NAME");
+  app.add_flag("--insecure-plaintext", *insecure, "listen off loopback without TLS (marked in every log line and result)");
+  add_tls_options(app, *f);
+  add_log_level(app, f->log_level);
+  return [f, o, listen, run_root, insecure, argv]() -> int {
+    setup_logging(f->log_level);
+    o->token = read_token(f->token_file);
+    o->tls = tls_of(*f);
+    std::string host, err;
+    std::uint16_t port = 0;
+    if (!net::parse_listen_address(*listen, host, port, err)) throw usage_error("--listen: " + err);
+    if (!o->tls.enabled() && !loopback(host) && !*insecure)
+      throw usage_error("--listen " + *listen + " is not loopback: give --tls-cert/--tls-key/--tls-ca, or "
+                        "--insecure-plaintext to accept plaintext (then every result says so)");
+    o->insecure = !o->tls.enabled() && !loopback(host);
+    o->listen_host = host;
+    o->port = port;
+    for (const auto& l : o->labels)
+      if (l.find('=') == std::string::npos || l.front() == '=') throw usage_error("--label " + l + ": expected K=V");
+    std::error_code ec;
+    if (!fs::is_directory(o->config_root, ec)) throw usage_error("--config-root " + o->config_root + " is not a folder");
+    o->config_root = fs::canonical(o->config_root).string();
+    fs::create_directories(*run_root, ec);
+    o->run_root = fs::absolute(*run_root).string();
+    if (o->name.empty()) {
+      char h[256] = {0};
+      ::gethostname(h, sizeof(h) - 1);
+      o->name = h;
+    }
+    o->gpus = nvidia_gpus();
+    become_subreaper();
+    caf::actor_system_config cfg;
+    configure_actor_system(cfg);
+    fleet::configure_network(cfg, o->tls);
+    caf::actor_system sys{cfg};
+    std::vector<std::string> self_argv = argv;
+    auto runner = [&sys, self_argv](const fleet::job& j, const std::string& config_file, const std::string& dir,
+                                    const std::atomic<bool>& stop, const std::function<void(std::string)>& progress) {
+      fleet::result r;
+      bench_flags bf;
+      CLI::App app;
+      add_bench_options(app, bf);
+      add_trial_options(app, bf, false);
+      std::vector<std::string> args(j.bench_args.rbegin(), j.bench_args.rend());  // CLI11 takes them reversed
+      std::string workload = (fs::path(dir) / j.workload_name).string();
+      try {
+        args.push_back(workload);
+        args.push_back("--queries");
+        app.parse(args);
+        base::write_file_atomic(workload, j.workload, true);
+      } catch (const CLI::ParseError& e) {
+        r.error = std::string("bad bench options from the coordinator: ") + e.what();
+        return r;
+      } catch (const std::exception& e) {
+        r.error = e.what();
+        return r;
+      }
+      auto mo = measure_options(bf, config_file, self_argv);
+      mo.run_dir = dir;
+      mo.results_tsv.clear();
+      auto last = std::make_shared<std::chrono::steady_clock::time_point>();
+      mo.bench.progress = [progress, last](long done, long total, long errors) {
+        auto now = std::chrono::steady_clock::now();
+        if (done != total && now - *last < std::chrono::seconds(1)) return;
+        *last = now;
+        progress(std::to_string(done) + "/" + std::to_string(total) + " requests, " + std::to_string(errors) + " errors");
+      };
+      measure::interrupt_state st;
+      st.external = &stop;
+      auto out = measure::measure(sys, mo, st);
+      r.ok = out.result.is_object() && !out.result.empty() && fs::exists(fs::path(dir) / "result.json");
+      if (!r.ok) r.error = out.reason.empty() ? "the run produced no result" : out.reason;
+      r.files = collect_files(dir);
+      if (!r.ok) {
+        // A failed run still says why, in the shape of a local failed row.
+        r.files.push_back("failure.json");
+        r.files.push_back(measure::failed_result(j.config_path, r.error, dir).dump(2) + "\n");
+      }
+      return r;
+    };
+    return fleet::run_agent(sys, *o, runner, [](std::uint16_t p) {
+      std::cout << "agent listening on port " << p << std::endl;
+    });
+  };
+}
+
+}  // namespace bp::cli
