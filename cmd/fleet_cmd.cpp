@@ -238,6 +238,7 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
   co.tls = tls;
   measure::interrupt_state st;
   std::vector<measure::outcome> outcomes(rows.size());
+  std::vector<std::string> outcomes_agent(rows.size());  // "agent@host" per row
   std::mutex mu;
   auto on_done = [&](const fleet::row& r, const fleet::row_outcome& o) {
     measure::outcome out;
@@ -248,6 +249,9 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
                        {"agent_run_dir", o.r.agent_run_dir},
                        {"insecure_plaintext", o.r.insecure},
                        {"clock_offset_us", o.clock_offset_us},
+                       {"agent_version", o.agent_hello.version},
+                       {"agent_gpus", o.agent_hello.gpus},
+                       {"agent_labels", o.agent_hello.labels},
                        {"attempts", o.attempts}};
     if (o.ran) {
       for (std::size_t k = 0; k + 1 < o.r.files.size(); k += 2) {
@@ -307,6 +311,7 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
     else
       spdlog::warn("[fleet] {} ({}): {}", r.j.row, o.agent.empty() ? "no agent" : o.agent, out.reason);
     std::lock_guard<std::mutex> g(mu);
+    if (!o.agent.empty() && o.ran) outcomes_agent[r.index] = o.agent + "@" + o.r.host;
     outcomes[r.index] = std::move(out);
   };
   std::map<std::string, fleet::hello> hellos;
@@ -315,8 +320,15 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
   for (std::size_t i = 0; i < rows.size(); ++i) entries[config_of[i]].trials.push_back(std::move(outcomes[i]));
   auto mo = base_opts;
   if (f.trials > 1) mo.results_tsv.clear();
-  int rc = finish_sweep(f, mo, entries, dirs, sweep_dir, st);
-  return rc;
+  // Which agent and host produced each row (also result.fleet in each row's result.json); before
+  // the table, so the headline stays the last line.
+  std::cout << "ran on:";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& t = outcomes_agent[i];
+    std::cout << " " << rows[i].j.row << "=" << (t.empty() ? "-" : t);
+  }
+  std::cout << "\n";
+  return finish_sweep(f, mo, entries, dirs, sweep_dir, st);
 }
 
 runner define_agent(CLI::App& app, const std::vector<std::string>& argv) {

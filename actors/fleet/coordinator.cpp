@@ -174,6 +174,10 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
     row_outcome out;
     out.agent = a.name;
     out.clock_offset_us = offset_us;
+    {
+      std::lock_guard<std::mutex> g(sh.mu);
+      out.agent_hello = sh.hellos[a.name];
+    }
     if (lost) {
       std::string why = "agent " + a.name + " lost mid-row (" + lost_why + ")";
       spdlog::error("[fleet] {}: {}", j.row, why);

@@ -28,6 +28,7 @@ struct row_outcome {
   std::string agent;  ///< which agent ran it (or last tried)
   std::string error;  ///< why it did not run (lost agent, no match, refused...)
   std::int64_t clock_offset_us = 0;  ///< agent's clock minus ours at its hello (recorded, never used to time)
+  hello agent_hello;                 ///< what the agent said of itself (host, version, GPUs, labels)
   std::vector<std::string> attempts;  ///< "agent: what happened", in order
 };
 

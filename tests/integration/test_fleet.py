@@ -332,6 +332,25 @@ class FleetTest(unittest.TestCase):
     def test_a_cut_link_mid_row_with_retry_elsewhere_completes_on_the_other_agent(self):
         self.kill_mid_row("link", retry=True)
 
+    def test_an_agent_restarted_during_a_sweep_is_seen_as_new_and_gets_work_again(self):
+        self.start_agent("a")
+        self.agents_file(["a"])
+        slow = self.config("slow.yaml", mock_args=("--ttft-ms", "500", "--itl-ms", "50"), placement={"site": "a"})
+        quick = self.config("quick.yaml", placement={"site": "a"})
+        p = self.sweep([slow, quick], n=10, wait=False)
+        log = os.path.join(self.dir, "coordinator.log")
+        wait_for(lambda: "1_slow on a: 1/10 requests" in read(log), timeout=120, what="the slow row under way")
+        self.agents["a"].send_signal(signal.SIGKILL)
+        self.agents["a"].wait()
+        wait_for(lambda: "agent a lost mid-row" in read(log), timeout=60, what="the coordinator to see the loss")
+        self.start_agent("a")  # the same host, a new process
+        self.assertEqual(p.wait(300), 1, read(log))  # the lost row failed...
+        res = self.results()
+        self.assertIn("agent a lost mid-row", res["1_slow"]["invalid_reasons"][0])
+        self.assertTrue(res["2_quick"]["valid"], read(log))  # ...and the restarted agent ran the next one
+        self.assertEqual(res["2_quick"]["fleet"]["agent"], "a")
+        self.assertIn("ran on: 1_slow=- 2_quick=a@", read(log))
+
     def test_ctrl_c_of_the_coordinator_tears_every_run_down(self):
         self.start_agent("a")
         self.start_agent("b")
