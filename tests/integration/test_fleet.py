@@ -332,6 +332,19 @@ class FleetTest(unittest.TestCase):
     def test_a_cut_link_mid_row_with_retry_elsewhere_completes_on_the_other_agent(self):
         self.kill_mid_row("link", retry=True)
 
+    def test_an_agent_unreachable_at_start_fails_its_rows_with_the_reason_and_the_others_go_on(self):
+        self.start_agent("a")  # b is listed but never started: nothing listens at its address
+        self.agents_file(["a", "b"])
+        on_a = self.config("on-a.yaml", placement={"site": "a"})
+        on_b = self.config("on-b.yaml", placement={"site": "b"})
+        r = self.sweep([on_a, on_b])
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        res = self.results()
+        self.assertTrue(res["1_on-a"]["valid"])
+        why = res["2_on-b"]["invalid_reasons"][0]
+        self.assertIn("no agent could run it", why)
+        self.assertIn(f"b: unreachable at {ADDR['b']}:{PORT}", why)
+
     def test_an_agent_restarted_during_a_sweep_is_seen_as_new_and_gets_work_again(self):
         self.start_agent("a")
         self.agents_file(["a"])
