@@ -375,9 +375,9 @@ class server_impl final : public proxy_server {
   request_log& requests() override { return log_; }
   proxy_metrics& metrics() { return metrics_; }
   /// A proxied request is over: counted in /metrics, kept for /proxy/requests and requests.jsonl.
-  void record(request_record&& r) {
+  void record(request_record& r) {
     metrics_.observe(r);
-    log_.add(std::move(r));
+    log_.add(r);  // r comes back as a used record to reuse
   }
   run_status& status() { return status_; }
   server_hooks& hooks() { return hooks_; }
@@ -700,10 +700,7 @@ void session::request_done() {
 
 void session::begin_record() {
   rec_active_ = true;
-  rec_.content_ms.clear();
-  auto keep = std::move(rec_.content_ms);  // reuse its capacity
-  rec_ = request_record{};
-  rec_.content_ms = std::move(keep);
+  rec_.reset();  // a record that came back from the log: its storage is reused
   rec_.id = srv_.requests().next_id();
   rec_.connection = id_;
   rec_.method = rp_->method;
@@ -720,7 +717,7 @@ void session::finish_record(const std::string& why) {
   rec_.bytes_in = req_bytes_;
   rec_.bytes_out = resp_bytes_;
   if (!why.empty() && rec_.error.empty()) rec_.error = why;
-  srv_.record(std::move(rec_));
+  srv_.record(rec_);
 }
 
 void session::local_response(int status, const char* reason, const std::string& body, const std::string& extra,

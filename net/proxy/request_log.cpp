@@ -214,15 +214,16 @@ request_log::request_log(std::size_t window) : window_(std::max<std::size_t>(1, 
 
 request_log::~request_log() { close_file(); }
 
-void request_log::add(request_record&& r) {
+void request_log::add(request_record& r) {
   bool wake;
   {
     std::lock_guard<std::mutex> g(mu_);
     ++total_;
-    pending_.push_back(std::move(r));
+    if (pending_n_ == pending_.size()) pending_.emplace_back();
+    std::swap(pending_[pending_n_++], r);
     // Under load the writer is woken every kWakeEvery records (one futex wake per thousand
     // requests), so what waits for it stays small; otherwise its 200 ms tick takes it.
-    wake = pending_.size() == kWakeEvery;
+    wake = pending_n_ == kWakeEvery;
   }
   if (wake) cv_.notify_one();
 }
@@ -237,29 +238,36 @@ void request_log::drain() const {
   // waits for them; each line is formatted into one reused buffer and goes to the FILE's buffer
   // (no batch-sized strings: peak memory is the window, not the load).
   std::lock_guard<std::mutex> fg(format_mu_);
-  std::vector<request_record>& batch = spare_;  // ping-pong with pending_: capacities are kept
+  std::size_t n;
   std::FILE* f;
   {
     std::lock_guard<std::mutex> g(mu_);
-    batch.swap(pending_);
+    spare_.swap(pending_);
+    n = pending_n_;
+    pending_n_ = 0;
     f = file_;
   }
-  if (batch.empty()) return;
+  if (n == 0) return;
   if (f) {
     std::string line;
     line.reserve(1024);
-    for (const auto& r : batch) {
+    for (std::size_t k = 0; k < n; ++k) {
       line.clear();
-      append_json_line(line, r);
+      append_json_line(line, spare_[k]);
       line += '\n';
       std::fwrite(line.data(), 1, line.size(), f);
     }
     std::fflush(f);
   }
   std::lock_guard<std::mutex> g(mu_);
-  for (auto& r : batch) recent_.push_back(std::move(r));
-  batch.clear();
-  while (recent_.size() > window_) recent_.pop_front();
+  for (std::size_t k = 0; k < n; ++k) {
+    if (ring_.size() < window_) {
+      ring_.push_back(std::move(spare_[k]));
+    } else {
+      std::swap(ring_[ring_head_], spare_[k]);  // the oldest goes back for reuse
+      ring_head_ = (ring_head_ + 1) % window_;
+    }
+  }
 }
 
 std::vector<std::string> request_log::after(std::uint64_t after, std::size_t limit, bool* more,
@@ -268,8 +276,10 @@ std::vector<std::string> request_log::after(std::uint64_t after, std::size_t lim
   std::vector<const request_record*> hits;
   std::vector<std::string> out;
   std::lock_guard<std::mutex> g(mu_);
-  for (const auto& r : recent_)
+  for (std::size_t k = 0; k < ring_.size(); ++k) {
+    const auto& r = ring_[(ring_head_ + k) % ring_.size()];
     if (r.id > after) hits.push_back(&r);
+  }
   // Records arrive in completion order; ids in arrival order.
   std::sort(hits.begin(), hits.end(), [](const auto* a, const auto* b) { return a->id < b->id; });
   if (more) *more = hits.size() > limit;
@@ -312,12 +322,12 @@ void request_log::writer() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     // A timed wake, not one per request: the I/O threads never signal.
-    cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_ || pending_.size() >= kWakeEvery; });
+    cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_ || pending_n_ >= kWakeEvery; });
     bool stopping = stop_;
     lk.unlock();
     drain();
     lk.lock();
-    if (stopping && pending_.empty()) return;
+    if (stopping && pending_n_ == 0) return;
   }
 }
 

@@ -39,8 +39,13 @@ class request_log {
   std::uint64_t next_id() { return ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
   std::uint64_t last_id() const { return ids_.load(std::memory_order_relaxed); }
 
-  /// Hands a finished request over (any thread): a move under a short lock, nothing else.
-  void add(request_record&& r);
+  /// Hands a finished request over (any thread): a swap under a short lock, nothing else; `r`
+  /// comes back as a used record whose storage the caller reuses (reset() it first).
+  void add(request_record& r);
+  void add(request_record&& r) {
+    request_record tmp = std::move(r);
+    add(tmp);
+  }
 
   /// The lines of completed records with id > `after`, by id, at most `limit`; `more` says
   /// whether the window held more than `limit` of them; `last` gets the last id returned (or
@@ -65,9 +70,14 @@ class request_log {
   mutable std::mutex mu_;
   mutable std::mutex format_mu_;  // one drain at a time (the writer, or a /proxy/requests reader)
   static constexpr std::size_t kWakeEvery = 1024;
-  mutable std::vector<request_record> pending_;  // handed over, not yet written
-  mutable std::vector<request_record> spare_;    // the drain's batch (swapped with pending_)
-  mutable std::deque<request_record> recent_;    // the window, in completion order
+  // Records circulate without allocating: a session swaps its record into pending_[pending_n_]
+  // and gets that slot's old record back; a drain swaps pending_ with spare_, writes spare_'s
+  // records, and swaps them into the ring (the window), whose oldest come back in spare_.
+  mutable std::vector<request_record> pending_;  // [0, pending_n_) handed over, not yet written
+  mutable std::size_t pending_n_ = 0;
+  mutable std::vector<request_record> spare_;
+  mutable std::vector<request_record> ring_;     // the window; oldest at ring_head_ once full
+  mutable std::size_t ring_head_ = 0;
   std::size_t total_ = 0;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -42,6 +42,22 @@ struct request_record {
   int prompt_tokens = -1;        ///< from the engine's usage (-1: not reported)
   int completion_tokens = -1;
 
+  /// Back to a fresh record, keeping the strings' and the vector's storage (records circulate
+  /// between the sessions and the log without allocating; request_log::add).
+  void reset() {
+    id = connection = 0;
+    method.clear();
+    path.clear();
+    start_unix_us = 0;
+    status = 0;
+    stream = local = client_aborted = upstream_error = false;
+    error.clear();
+    request_body_ms = forwarded_ms = response_header_ms = first_content_ms = last_byte_ms = -1;
+    content_ms.clear();
+    bytes_in = bytes_out = 0;
+    prompt_tokens = completion_tokens = -1;
+  }
+
   /// TTFT at the proxy: first content event (or whole body) after the request header.
   double ttft_ms() const { return first_content_ms; }
   /// E2E at the proxy: last byte to the client after the request header.

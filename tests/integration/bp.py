@@ -230,12 +230,8 @@ class ProxyCase(unittest.TestCase):
         return write_config(self.dir, **kw)
 
 
-def stream_events(port, body, timeout=30):
-    """POSTs a streamed chat completion; yields (monotonic time, data) per SSE event."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    c.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    assert r.status == 200, r.status
+def _sse_events(r):
+    """Yields (monotonic time, data) per SSE event of an http.client response, as it arrives."""
     buf = b""
     while True:
         chunk = r.read1(65536)
@@ -247,7 +243,29 @@ def stream_events(port, body, timeout=30):
             for line in ev.split(b"\n"):
                 if line.startswith(b"data: "):
                     yield time.monotonic(), line[6:].decode()
+
+
+def _post_stream(port, body, timeout):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    return c, c.getresponse()
+
+
+def stream_events(port, body, timeout=30):
+    """POSTs a streamed chat completion; yields (monotonic time, data) per SSE event."""
+    c, r = _post_stream(port, body, timeout)
+    assert r.status == 200, r.status
+    yield from _sse_events(r)
     c.close()
+
+
+def stream_with_headers(port, body, timeout=30):
+    """A streamed chat completion read to its end: (status, lower-cased headers, [(time, data)])."""
+    c, r = _post_stream(port, body, timeout)
+    headers = {k.lower(): v for k, v in r.getheaders()}
+    events = list(_sse_events(r))
+    c.close()
+    return r.status, headers, events
 
 
 def free_port():

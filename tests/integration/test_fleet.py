@@ -27,8 +27,14 @@ def sh(*cmd, check=True):
 def can_make_namespaces():
     if os.geteuid() != 0 or not shutil.which("ip"):
         return False
+    # Everything the test needs: a namespace, a bridge, a veth pair.
     probe = f"bpprobe{SUFFIX}"
-    ok = sh("ip", "netns", "add", probe, check=False).returncode == 0
+    ok = (sh("ip", "netns", "add", probe, check=False).returncode == 0 and
+          sh("ip", "link", "add", f"bpq{SUFFIX}", "type", "bridge", check=False).returncode == 0 and
+          sh("ip", "link", "add", f"bpqa{SUFFIX}", "type", "veth", "peer", "name", f"bpqb{SUFFIX}",
+             check=False).returncode == 0 and shutil.which("openssl") is not None)
+    sh("ip", "link", "del", f"bpqa{SUFFIX}", check=False)
+    sh("ip", "link", "del", f"bpq{SUFFIX}", check=False)
     sh("ip", "netns", "del", probe, check=False)
     return ok
 
@@ -86,7 +92,7 @@ def cmdline(pid):
         return ""
 
 
-@unittest.skipUnless(can_make_namespaces(), "needs root and ip netns (CI runs as root)")
+@unittest.skipUnless(can_make_namespaces(), "needs root, ip netns, bridges, veth pairs and openssl (CI runs as root)")
 class FleetTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

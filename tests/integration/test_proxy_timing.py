@@ -14,30 +14,9 @@ import unittest
 import urllib.parse
 import urllib.request
 
-from bp import BENCH_PROXY, SRC, ProxyCase, free_port, wait_for, write_config
+from bp import BENCH_PROXY, SRC, ProxyCase, free_port, stream_with_headers, wait_for, write_config
 
 WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
-
-
-def stream_with_headers(port, body, timeout=30):
-    """A streamed chat completion: (headers, [(monotonic time, data)])."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    c.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
-    r = c.getresponse()
-    headers = {k.lower(): v for k, v in r.getheaders()}
-    events, buf = [], b""
-    while True:
-        chunk = r.read1(65536)
-        if not chunk:
-            break
-        buf += chunk
-        while b"\n\n" in buf:
-            ev, buf = buf.split(b"\n\n", 1)
-            for line in ev.split(b"\n"):
-                if line.startswith(b"data: "):
-                    events.append((time.monotonic(), line[6:].decode()))
-    c.close()
-    return r.status, headers, events
 
 
 def records(proxy, after=0, limit=None):
