@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <mutex>
 
 #include <caf/io/all.hpp>
@@ -47,9 +49,48 @@ struct agent_state {
   std::string tag;  // " [INSECURE PLAINTEXT]" or ""
 };
 
+/// The peers connected to the agent's port now (/proc/net/tcp{,6}, ESTABLISHED): CAF 0.17 does
+/// not tell an actor the address a message came from, so a refusal names every candidate.
+std::string peers_on(std::uint16_t port) {
+  std::string out;
+  for (const char* file : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(file);
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream is(line);
+      std::string sl, local, remote, state;
+      is >> sl >> local >> remote >> state;
+      if (state != "01") continue;
+      auto lp = local.rfind(':'), rp = remote.rfind(':');
+      if (lp == std::string::npos || rp == std::string::npos) continue;
+      if (std::stoul(local.substr(lp + 1), nullptr, 16) != port) continue;
+      std::string hex = remote.substr(0, rp);
+      unsigned rport = static_cast<unsigned>(std::stoul(remote.substr(rp + 1), nullptr, 16));
+      std::string addr;
+      if (hex.size() == 8) {  // IPv4, little-endian bytes
+        unsigned long v = std::stoul(hex, nullptr, 16);
+        addr = std::to_string(v & 255) + "." + std::to_string((v >> 8) & 255) + "." + std::to_string((v >> 16) & 255) +
+               "." + std::to_string((v >> 24) & 255);
+      } else if (hex.size() == 32 && hex.substr(0, 24) == "0000000000000000FFFF0000") {  // v4-mapped
+        unsigned long v = std::stoul(hex.substr(24), nullptr, 16);
+        addr = std::to_string(v & 255) + "." + std::to_string((v >> 8) & 255) + "." + std::to_string((v >> 16) & 255) +
+               "." + std::to_string((v >> 24) & 255);
+      } else {
+        addr = "[" + hex + "]";
+      }
+      out += (out.empty() ? "" : ", ") + addr + ":" + std::to_string(rport);
+    }
+  }
+  return out.empty() ? "none found" : out;
+}
+
+std::atomic<std::uint16_t> g_port{0};  // the published port (one agent per process)
+
 std::string who(caf::event_based_actor* self) {
   auto s = self->current_sender();
-  return s ? "node " + caf::to_string(s->node()) : std::string("an unknown peer");
+  return (s ? "node " + caf::to_string(s->node()) : std::string("an unknown peer")) + " (connected to this agent: " +
+         peers_on(g_port.load()) + ")";
 }
 
 caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options o, std::shared_ptr<job_queue> q) {
@@ -146,6 +187,7 @@ int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& 
     caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
     return 3;
   }
+  g_port.store(*port);
   spdlog::info("agent{} '{}' listening on {}:{} ({}; config root {}; runs under {})", tag, o.name, o.listen_host, *port,
                o.tls.enabled() ? "TLS" : "plaintext", o.config_root, o.run_root);
   if (on_listening) on_listening(*port);

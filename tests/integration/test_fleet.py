@@ -132,6 +132,7 @@ class FleetTest(unittest.TestCase):
                     os.kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def config(self, name, mock_args=("--tokens", "4", "--itl-ms", "2"), placement=None, where=("root", "coord")):
         text = (f"description: fleet {name}\nengine: mock\ncmd: {MOCK}\nargs: [" +
@@ -287,6 +288,9 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("refused the hello", r.stdout + r.stderr)
         wait_for(lambda: "wrong token" in read(self.logs["a"]), what="the agent to log the wrong token")
+        # Logged with the peer's address (the connections to the agent's port at that moment).
+        line = [l for l in read(self.logs["a"]).splitlines() if "wrong token" in l][0]
+        self.assertIn(ADDR["c"] + ":", line)
 
     def kill_mid_row(self, how, retry):
         self.start_agent("a")
