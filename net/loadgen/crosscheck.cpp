@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "base/text.hpp"
 #include "net/client/http_client.hpp"
@@ -12,11 +13,10 @@ namespace bp::bench {
 
 using json = nlohmann::json;
 
-std::map<std::uint64_t, json> fetch_proxy_records(const std::string& base_url, const std::vector<std::uint64_t>& ids,
-                                                  std::string& err) {
+namespace {
+std::map<std::uint64_t, json> fetch_once(const std::string& base_url, const std::set<std::uint64_t>& wanted,
+                                         std::string& err) {
   std::map<std::uint64_t, json> out;
-  if (ids.empty()) return out;
-  std::set<std::uint64_t> wanted(ids.begin(), ids.end());
   std::uint64_t after = *wanted.begin() - 1, last_wanted = *wanted.rbegin();
   // Bounded: at most this many pages of 10000 (more records than any bench sends).
   for (int page = 0; page < 1000 && after < last_wanted; ++page) {
@@ -45,6 +45,25 @@ std::map<std::uint64_t, json> fetch_proxy_records(const std::string& base_url, c
     after = last;
   }
   return out;
+}
+}  // namespace
+
+std::map<std::uint64_t, json> fetch_proxy_records(const std::string& base_url, const std::vector<std::uint64_t>& ids,
+                                                  std::string& err) {
+  if (ids.empty()) return {};
+  std::set<std::uint64_t> wanted(ids.begin(), ids.end());
+  // A record is handed over once the proxy has written a response's last byte: a moment after a
+  // client may already have read it. Ask again for what is missing, for up to 5 s.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::map<std::uint64_t, json> out;
+  for (;;) {
+    auto got = fetch_once(base_url, wanted, err);
+    if (!err.empty()) return out;
+    for (auto& [id, rec] : got) out[id] = std::move(rec);
+    for (const auto& [id, rec] : out) wanted.erase(id);
+    if (wanted.empty() || std::chrono::steady_clock::now() >= deadline) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a poll with a deadline, not a synchronisation
+  }
 }
 
 namespace {

@@ -19,6 +19,16 @@ from bp import BENCH_PROXY, SRC, ProxyCase, free_port, stream_with_headers, wait
 WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
 
 
+def records_for(proxy, ids):
+    """The proxy's records of `ids`, polled for: a record is handed over once the proxy has written
+    the last byte, a moment after the client may have read it."""
+    def have():
+        recs, _ = records(proxy, after=min(ids) - 1, limit=10000)
+        got = [r for r in recs if r["id"] in ids]
+        return got if len(got) == len(ids) else None
+    return wait_for(have, what="the proxy's records of these requests")
+
+
 def records(proxy, after=0, limit=None):
     q = f"/proxy/requests?after={after}" + (f"&limit={limit}" if limit else "")
     status, headers, body = proxy.get(q)
@@ -44,8 +54,7 @@ class ProxyTimingTest(ProxyCase):
             ids.append(int(headers["x-bench-proxy-request-id"]))
         self.assertEqual(ids, sorted(ids))
         self.assertEqual(len(set(ids)), len(ids))
-        recs, _ = records(p, after=ids[0] - 1)
-        recs = [r for r in recs if r["id"] in ids]
+        recs = records_for(p, ids)
         self.assertEqual([r["id"] for r in recs], ids)
         for r in recs:
             self.assertEqual(r["status"], 200)
@@ -143,6 +152,9 @@ class MetricsTest(ProxyCase):
             status, _, events = stream_with_headers(
                 p.port, {"model": "m", "messages": [{"role": "user", "content": str(i)}], "stream": True})
             self.assertEqual(status, 200)
+        # Counted once the proxy wrote each response's last byte (a moment after the client read it).
+        wait_for(lambda: f"bench_proxy_e2e_seconds_count {n}\n" in p.get("/metrics")[2].decode(),
+                 what=f"{n} requests in /metrics")
         status, headers, body = p.get("/metrics")
         self.assertEqual(status, 200)
         self.assertTrue(headers["content-type"].startswith("text/plain; version=0.0.4"))

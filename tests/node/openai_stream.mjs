@@ -54,8 +54,15 @@ for await (const chunk of timed) {
 const clientE2e = performance.now() - c0;
 const rid = Number(response.headers.get("x-bench-proxy-request-id"));
 assert.ok(rid > 0, "no x-bench-proxy-request-id on the response");
-const page = await fetch(`${base}/proxy/requests?after=${rid - 1}&limit=1`);
-const rec = JSON.parse((await page.text()).split("\n")[0]);
+// The record is handed over once the proxy wrote the last byte, a moment after the client may
+// have read it: poll for it (with a deadline).
+let rec = null;
+for (const deadline = Date.now() + 10000; !rec && Date.now() < deadline; ) {
+  const line = (await (await fetch(`${base}/proxy/requests?after=${rid - 1}&limit=1`)).text()).split("\n")[0];
+  if (line) rec = JSON.parse(line);
+  else await new Promise((r) => setTimeout(r, 20));
+}
+assert.ok(rec, `no record of request ${rid} at the proxy`);
 assert.equal(rec.id, rid);
 assert.equal(rec.content_events, 6);
 // The client's interval holds the proxy's, so its TTFT can only be longer: the difference is
