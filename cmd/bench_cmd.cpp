@@ -423,39 +423,48 @@ runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
   return [f, argv]() -> int { return sweep_main(*f, argv); };
 }
 
+std::string claim_sweep_dir(const bench_flags& f) {
+  if (f.sweep_dir.empty()) return base::make_unique_dir("sweeps/" + utc_stamp());
+  const std::string& d = f.sweep_dir;
+  std::error_code ec;
+  if (fs::exists(fs::path(d) / "sweep.json", ec))
+    throw usage_error("--sweep-dir " + d + " already holds a sweep.json (results are never overwritten)");
+  fs::create_directories(d, ec);
+  if (ec) throw std::runtime_error(d + ": " + ec.message());
+  return d;
+}
+
+std::vector<std::string> config_dirs(const std::vector<std::string>& configs, const std::string& sweep_dir) {
+  std::vector<std::string> dirs;
+  for (std::size_t i = 0; i < configs.size(); ++i)
+    dirs.push_back(base::make_unique_dir(
+        (fs::path(sweep_dir) / (std::to_string(i + 1) + "_" + fs::path(configs[i]).stem().string())).string()));
+  return dirs;
+}
+
+std::string trial_dir(const bench_flags& f, const std::string& config_dir, int trial) {
+  if (f.trials == 1) return config_dir;
+  return base::make_unique_dir((fs::path(config_dir) / ("trial-" + std::to_string(trial + 1))).string());
+}
+
 int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
-  if (!f.agents.empty()) return fleet_sweep_main(f, full_argv);
-  const auto& configs = f.configs;
   if (!f.out.empty())
     throw usage_error("--out is for bench; a sweep writes each row into its own folder under --sweep-dir");
+  if (!f.agents.empty()) return fleet_sweep_main(f, full_argv);
+  const auto& configs = f.configs;
   setup_logging(f.log_level);
   auto base_opts = measure_options(f, "", full_argv);
   // Every config and the workload are checked before the first engine starts.
   preflight_or_throw(configs, base_opts.bench.queries_path, base_opts.results_tsv);
-  std::string sweep_dir;
-  if (!f.sweep_dir.empty()) {
-    const std::string& d = f.sweep_dir;
-    std::error_code ec;
-    if (fs::exists(fs::path(d) / "sweep.json", ec))
-      throw usage_error("--sweep-dir " + d + " already holds a sweep.json (results are never overwritten)");
-    fs::create_directories(d, ec);
-    if (ec) throw std::runtime_error(d + ": " + ec.message());
-    sweep_dir = d;
-  } else {
-    sweep_dir = base::make_unique_dir("sweeps/" + utc_stamp());
-  }
+  std::string sweep_dir = claim_sweep_dir(f);
   become_subreaper();
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
   measure::interrupt_state st;
   std::vector<measure::sweep_entry> entries(configs.size());
-  std::vector<std::string> dirs(configs.size());
-  for (std::size_t i = 0; i < configs.size(); ++i) {
-    entries[i].config = configs[i];
-    dirs[i] = base::make_unique_dir(
-        (fs::path(sweep_dir) / (std::to_string(i + 1) + "_" + fs::path(configs[i]).stem().string())).string());
-  }
+  for (std::size_t i = 0; i < configs.size(); ++i) entries[i].config = configs[i];
+  std::vector<std::string> dirs = config_dirs(configs, sweep_dir);
   // One trial: each run writes its own ledger row (as a single run does); several: one row per
   // config at the end, for all its trials.
   if (f.trials > 1) base_opts.results_tsv.clear();
@@ -465,8 +474,7 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
     if (st.interrupted()) break;
     auto mo = base_opts;
     mo.config_path = configs[ci];
-    mo.run_dir = f.trials == 1 ? dirs[ci]
-                               : base::make_unique_dir((fs::path(dirs[ci]) / ("trial-" + std::to_string(t + 1))).string());
+    mo.run_dir = trial_dir(f, dirs[ci], t);
     spdlog::info("[sweep] {}/{}: {}{}", ++step, plan.size(), configs[ci],
                  f.trials > 1 ? " (trial " + std::to_string(t + 1) + ")" : "");
     auto r = measure::measure(sys, mo, st);

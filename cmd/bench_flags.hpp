@@ -39,6 +39,13 @@ bench::options bench_options(const bench_flags& f);
 measure::options measure_options(const bench_flags& f, const std::string& config, const std::vector<std::string>& full_argv);
 void write_report_beside(const std::vector<std::string>& paths, const std::string& dir);
 
+/// The sweep's folder: --sweep-dir (refused when it holds a sweep.json) or a fresh sweeps/<UTC time>.
+std::string claim_sweep_dir(const bench_flags& f);
+/// One fresh folder per config, <sweep>/<n>_<config stem>, in sweep order.
+std::vector<std::string> config_dirs(const std::vector<std::string>& configs, const std::string& sweep_dir);
+/// A trial's run folder: the config's own with one trial, else a fresh trial-<N> inside it.
+std::string trial_dir(const bench_flags& f, const std::string& config_dir, int trial);
+
 /// The end of every sweep, local or across a fleet: aggregates, trials.json, the ledger, the
 /// table, sweep.json and report.html; returns the exit status.
 int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,

@@ -188,28 +188,15 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
       forwarded.push_back(a);
     }
   }
-  std::string sweep_dir;
-  if (!f.sweep_dir.empty()) {
-    std::error_code ec;
-    if (fs::exists(fs::path(f.sweep_dir) / "sweep.json", ec))
-      throw usage_error("--sweep-dir " + f.sweep_dir + " already holds a sweep.json (results are never overwritten)");
-    fs::create_directories(f.sweep_dir, ec);
-    if (ec) throw std::runtime_error(f.sweep_dir + ": " + ec.message());
-    sweep_dir = f.sweep_dir;
-  } else {
-    sweep_dir = base::make_unique_dir("sweeps/" + utc_stamp());
-  }
+  std::string sweep_dir = claim_sweep_dir(f);
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
   fleet::configure_network(cfg, tls);
   caf::actor_system sys{cfg};
   std::vector<measure::sweep_entry> entries(f.configs.size());
-  std::vector<std::string> dirs(f.configs.size());
-  for (std::size_t i = 0; i < f.configs.size(); ++i) {
-    entries[i].config = f.configs[i];
-    dirs[i] = base::make_unique_dir(
-        (fs::path(sweep_dir) / (std::to_string(i + 1) + "_" + fs::path(f.configs[i]).stem().string())).string());
-  }
+  for (std::size_t i = 0; i < f.configs.size(); ++i) entries[i].config = f.configs[i];
+  std::vector<std::string> dirs = config_dirs(f.configs, sweep_dir);
+  const std::string workload_sha256 = sha256_hex(workload_bytes);
   auto plan = measure::trial_order(f.configs.size(), f.trials, f.order == "shuffled", base_opts.bench.seed);
   std::vector<fleet::row> rows;
   std::vector<std::string> row_dirs;
@@ -221,16 +208,13 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
     r.j.config_sha256 = shas[ci];
     r.j.workload_name = fs::path(workload_path).filename().string();
     r.j.workload = workload_bytes;
-    r.j.workload_sha256 = sha256_hex(workload_bytes);
+    r.j.workload_sha256 = workload_sha256;
     r.j.bench_args = forwarded;
-    std::string dir = f.trials == 1 ? dirs[ci]
-                                    : base::make_unique_dir((fs::path(dirs[ci]) / ("trial-" + std::to_string(t + 1))).string());
+    std::string dir = trial_dir(f, dirs[ci], t);
     r.j.row = fs::relative(dir, sweep_dir).string();
     rows.push_back(std::move(r));
     row_dirs.push_back(dir);
   }
-  std::vector<std::size_t> config_of;
-  for (const auto& [ci, t] : plan) config_of.push_back(ci);
   fleet::coordinator_options co;
   co.agents = agents;
   co.token = token;
@@ -317,7 +301,7 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
   std::map<std::string, fleet::hello> hellos;
   measure::run_interruptible([&] { hellos = fleet::dispatch(sys, co, rows, st.cancel, on_done); }, st,
                              [] {}, [] {});
-  for (std::size_t i = 0; i < rows.size(); ++i) entries[config_of[i]].trials.push_back(std::move(outcomes[i]));
+  for (std::size_t i = 0; i < rows.size(); ++i) entries[plan[i].first].trials.push_back(std::move(outcomes[i]));
   auto mo = base_opts;
   if (f.trials > 1) mo.results_tsv.clear();
   // Which agent and host produced each row (also result.fleet in each row's result.json); before

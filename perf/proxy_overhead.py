@@ -109,13 +109,15 @@ env:
     raise SystemExit("bench-proxy did not publish /meta:\n" + open(log.name).read())
 
 
-def start_nginx(work, upstream_port):
-    port = free_port()
-    conf = os.path.join(work, "nginx.conf")
+def write_nginx_conf(work, upstream_port, port, tag="", single_process=False):
+    """nginx as a one-worker streaming reverse proxy in front of the engine (also used by
+    perf/syscalls_instructions.py, there in one process for callgrind). Returns the config path."""
+    name = f"nginx{'-' + tag if tag else ''}"
+    conf = os.path.join(work, f"{name}.conf")
     with open(conf, "w") as f:
-        f.write(f"""worker_processes 1;
-error_log {work}/nginx-error.log warn;
-pid {work}/nginx.pid;
+        f.write(("master_process off;\n" if single_process else "") + f"""worker_processes 1;
+error_log {work}/{name}-error.log warn;
+pid {work}/{name}.pid;
 events {{ worker_connections 4096; }}
 http {{
   access_log off;
@@ -134,6 +136,12 @@ http {{
   }}
 }}
 """)
+    return conf
+
+
+def start_nginx(work, upstream_port):
+    port = free_port()
+    conf = write_nginx_conf(work, upstream_port, port)
     p = subprocess.Popen(["/usr/sbin/nginx", "-c", conf, "-p", work, "-g", "daemon off;"])
     deadline = time.time() + 10
     while time.time() < deadline:

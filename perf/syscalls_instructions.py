@@ -30,6 +30,8 @@ import tempfile
 import time
 import urllib.request
 
+from proxy_overhead import free_port, write_nginx_conf  # the same nginx, configured the same way
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BIN = os.environ.get("BP_BIN_DIR", os.path.join(ROOT, "build", "bin"))
@@ -44,15 +46,6 @@ def ensure_tools():
         print(f"installing {' '.join(missing)} ...", file=sys.stderr)
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL)
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_url(url, deadline_s, what, proc=None):
@@ -92,29 +85,7 @@ def bench_proxy_cmd(work, tag):
 
 def nginx_conf(work, tag, upstream, single_process):
     port = free_port()
-    conf = os.path.join(work, f"nginx-{tag}.conf")
-    with open(conf, "w") as f:
-        f.write(("master_process off;\n" if single_process else "") + f"""worker_processes 1;
-error_log {work}/nginx-{tag}-error.log warn;
-pid {work}/nginx-{tag}.pid;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  keepalive_requests 10000000;
-  keepalive_timeout 75s;
-  upstream engine {{ server 127.0.0.1:{upstream}; keepalive 256; keepalive_requests 10000000; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://engine;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_request_buffering off;
-    }}
-  }}
-}}
-""")
+    conf = write_nginx_conf(work, upstream, port, tag, single_process)
     return ["/usr/sbin/nginx", "-c", conf, "-p", work, "-g", "daemon off;"], port
 
 
@@ -138,6 +109,25 @@ backend be
   server engine 127.0.0.1:{upstream}
 """)
     return ["haproxy", "-db", "-f", conf], port
+
+
+def stop(proc, kind, timeout):
+    """Stops a proxy this script started, by its PID (SIGINT for bench-proxy, SIGTERM otherwise)."""
+    proc.send_signal(signal.SIGINT if kind == "bench-proxy" else signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def proxy_cmd(kind, tag, work, engine_port):
+    """The command line and port of one proxy kind; under callgrind nginx runs in one process."""
+    if kind == "bench-proxy":
+        return bench_proxy_cmd(work, tag)
+    if kind == "nginx":
+        return nginx_conf(work, tag, engine_port, tag == "callgrind")
+    return haproxy_conf(work, tag, engine_port)
 
 
 def worker_pid(proc, kind):
@@ -183,7 +173,7 @@ def per(calls, n):
     return total / n, {k: round(v / n, 2) for k, v in top}
 
 
-def syscalls(kind, cmd, port, work, a, engine_port):
+def syscalls(kind, cmd, port, work, a):
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -201,12 +191,7 @@ def syscalls(kind, cmd, port, work, a, engine_port):
         res["64_connections"] = per(c, box["n"])
         return res
     finally:
-        p.send_signal(signal.SIGINT if kind == "bench-proxy" else signal.SIGTERM)
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p, kind, 30)
 
 
 def instructions(kind, cmd, port, work, a):
@@ -235,12 +220,7 @@ def instructions(kind, cmd, port, work, a):
             raise SystemExit(f"{kind}: no callgrind dump")
         return total / a.callgrind_requests
     finally:
-        p.send_signal(signal.SIGINT if kind == "bench-proxy" else signal.SIGTERM)
-        try:
-            p.wait(120)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop(p, kind, 120)
 
 
 def main():
@@ -259,21 +239,11 @@ def main():
     table = {}
     try:
         for kind in kinds:
-            if kind == "bench-proxy":
-                cmd, port = bench_proxy_cmd(work, "strace")
-            elif kind == "nginx":
-                cmd, port = nginx_conf(work, "strace", engine_port, False)
-            else:
-                cmd, port = haproxy_conf(work, "strace", engine_port)
-            table[kind] = {"syscalls": syscalls(kind, cmd, port, work, a, engine_port)}
+            cmd, port = proxy_cmd(kind, "strace", work, engine_port)
+            table[kind] = {"syscalls": syscalls(kind, cmd, port, work, a)}
             print(f"{kind}: system calls counted", file=sys.stderr)
             if not a.no_callgrind:
-                if kind == "bench-proxy":
-                    cmd, port = bench_proxy_cmd(work, "callgrind")
-                elif kind == "nginx":
-                    cmd, port = nginx_conf(work, "callgrind", engine_port, True)
-                else:
-                    cmd, port = haproxy_conf(work, "callgrind", engine_port)
+                cmd, port = proxy_cmd(kind, "callgrind", work, engine_port)
                 table[kind]["instructions"] = instructions(kind, cmd, port, work, a)
                 print(f"{kind}: instructions counted", file=sys.stderr)
     finally:

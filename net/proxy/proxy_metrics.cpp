@@ -23,24 +23,21 @@ constexpr std::array<std::string_view, 14> kRoutes = {
     "/v1/other",            "/engine/metrics", "/healthz",       "/meta",        "/metrics",
     "/proxy/requests",      "other",           "/v1/rerank",     "/v1/tokenize"};
 
-std::size_t route_index(std::string_view label) {
+constexpr std::size_t kOther = 11, kV1Other = 5, kV1Models = 3;  // positions in kRoutes
+static_assert(kRoutes[kOther] == "other" && kRoutes[kV1Other] == "/v1/other" && kRoutes[kV1Models] == "/v1/models");
+
+/// The route label's position in kRoutes, from a request path (one pass over the set).
+std::size_t route_index(std::string_view path) {
+  path = path.substr(0, path.find('?'));
   for (std::size_t i = 0; i < kRoutes.size(); ++i)
-    if (kRoutes[i] == label) return i;
-  return 11;  // "other"
+    if (kRoutes[i] == path) return i;
+  if (path == "/v1" || path.substr(0, 4) == "/v1/") return path.substr(0, 11) == "/v1/models/" ? kV1Models : kV1Other;
+  return kOther;
 }
 
 }  // namespace
 
-std::string_view route_label(std::string_view path) {
-  path = path.substr(0, path.find('?'));
-  for (auto r : kRoutes)
-    if (r == path) return r;
-  if (path == "/v1" || path.substr(0, 4) == "/v1/") {
-    if (path.substr(0, 11) == "/v1/models/") return "/v1/models";
-    return "/v1/other";
-  }
-  return "other";
-}
+std::string_view route_label(std::string_view path) { return kRoutes[route_index(path)]; }
 
 const std::vector<double>& latency_buckets() {
   static const std::vector<double> b = [] {
@@ -130,7 +127,7 @@ proxy_metrics::~proxy_metrics() = default;
 
 void proxy_metrics::observe(const request_record& r) {
   auto& m = *impl_;
-  m.requests(route_index(route_label(r.path)), r.status).Increment();
+  m.requests(route_index(r.path), r.status).Increment();
   if (r.client_aborted) m.aborts.Increment();
   if (r.upstream_error) m.uperr.Increment();
   m.bytes_in.Increment(static_cast<double>(r.bytes_in));
@@ -144,7 +141,7 @@ void proxy_metrics::observe(const request_record& r) {
 
 void proxy_metrics::count_local(std::string_view route, int status, std::uint64_t bytes_in, std::uint64_t bytes_out) {
   auto& m = *impl_;
-  m.requests(route_index(route_label(route)), status).Increment();
+  m.requests(route_index(route), status).Increment();
   m.bytes_in.Increment(static_cast<double>(bytes_in));
   m.bytes_out.Increment(static_cast<double>(bytes_out));
 }

@@ -734,7 +734,7 @@ void session::local_response(int status, const char* reason, const std::string& 
     // A proxied request bench-proxy had to answer itself (engine unreachable, body too large...).
     rec_.local = true;
     rec_.status = status;
-    o += std::string(http1::request_id_header) + ": " + std::to_string(rec_.id) + "\r\n";
+    http1::append_number_field(o, http1::request_id_header, rec_.id);
   } else {
     srv_.metrics().count_local(rp_ ? std::string_view(rp_->target) : std::string_view(), status, req_bytes_,
                                o.size() + 2 + (head ? 0 : body.size()));

@@ -218,7 +218,6 @@ void request_log::add(request_record& r) {
   bool wake;
   {
     std::lock_guard<std::mutex> g(mu_);
-    ++total_;
     if (pending_n_ == pending_.size()) pending_.emplace_back();
     std::swap(pending_[pending_n_++], r);
     // Under load the writer is woken every kWakeEvery records (one futex wake per thousand
@@ -226,11 +225,6 @@ void request_log::add(request_record& r) {
     wake = pending_n_ == kWakeEvery;
   }
   if (wake) cv_.notify_one();
-}
-
-std::size_t request_log::recorded() const {
-  std::lock_guard<std::mutex> g(mu_);
-  return total_;
 }
 
 void request_log::drain() const {

@@ -37,7 +37,6 @@ class request_log {
 
   /// A fresh request id (ids grow in the order requests arrive, across all I/O threads).
   std::uint64_t next_id() { return ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
-  std::uint64_t last_id() const { return ids_.load(std::memory_order_relaxed); }
 
   /// Hands a finished request over (any thread): a swap under a short lock, nothing else; `r`
   /// comes back as a used record whose storage the caller reuses (reset() it first).
@@ -52,14 +51,12 @@ class request_log {
   /// `after`). Records older than the window are gone from here (not from requests.jsonl).
   std::vector<std::string> after(std::uint64_t after, std::size_t limit, bool* more = nullptr,
                                  std::uint64_t* last = nullptr) const;
-  std::size_t recorded() const;  ///< records handed over so far
 
   /// Appends every record (from now on) to `path`, which must not exist yet (results are never
   /// overwritten). False with `err` when it cannot be created.
   bool open_file(const std::string& path, std::string& err);
   /// Writes what is pending and closes the file; idempotent.
   void close_file();
-  const std::string& file_path() const { return path_; }
 
  private:
   /// Writes what is pending to the file and moves it into the window; any thread.
@@ -78,7 +75,6 @@ class request_log {
   mutable std::vector<request_record> spare_;
   mutable std::vector<request_record> ring_;     // the window; oldest at ring_head_ once full
   mutable std::size_t ring_head_ = 0;
-  std::size_t total_ = 0;
   std::condition_variable cv_;
   bool stop_ = false;
   static constexpr std::size_t kFileBuffer = 64 * 1024;

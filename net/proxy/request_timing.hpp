@@ -178,29 +178,26 @@ class response_watch {
   void begin(request_record* rec, steady_clock::time_point t0) {
     rec_ = rec;
     t0_ = t0;
-    stream_ = false;
+    rec_->stream = false;
     cur_.clear();
     line_start_ = 0;
     tail_.clear();
-    done_marker_ = false;
   }
+  /// From the response header: text/event-stream or not (kept in the record).
   void set_stream(bool s) {
-    stream_ = s;
     if (rec_) rec_->stream = s;
   }
-  bool stream() const { return stream_; }
   /// The time the bytes now being parsed were read from the engine.
   void at(steady_clock::time_point now) { now_ = now; }
   double ms(steady_clock::time_point t) const {
     return std::chrono::duration<double, std::milli>(t - t0_).count();
   }
   double now_ms() const { return ms(now_); }
-  bool saw_done_marker() const { return done_marker_; }
 
   /// De-chunked body bytes (called from the response parser).
   void feed(std::string_view body) {
     if (!rec_) return;
-    if (!stream_) {
+    if (!rec_->stream) {
       tail_.append(body.data(), body.size());
       if (tail_.size() > 2 * kTail) tail_.erase(0, tail_.size() - kTail);
       return;
@@ -227,7 +224,7 @@ class response_watch {
   /// The body is complete (at the time last given to at()).
   void finish() {
     if (!rec_) return;
-    if (!stream_) {
+    if (!rec_->stream) {
       if (rec_->status / 100 == 2 && rec_->first_content_ms < 0) rec_->first_content_ms = now_ms();
       int p = -1, c = -1;
       if (sse::usage(tail_, p, c)) {
@@ -264,10 +261,7 @@ class response_watch {
       }
     }
     if (lines == 0) return;
-    if (data == "[DONE]") {
-      done_marker_ = true;
-      return;
-    }
+    if (data == "[DONE]") return;  // the end marker carries no token
     if (sse::content_bearing(data)) {
       double t = now_ms();
       if (rec_->first_content_ms < 0) rec_->first_content_ms = t;
@@ -284,8 +278,6 @@ class response_watch {
   static constexpr std::size_t kMaxEvent = 1 << 20;  // beyond this an event is judged by its start
   request_record* rec_ = nullptr;
   steady_clock::time_point t0_{}, now_{};
-  bool stream_ = false;
-  bool done_marker_ = false;
   std::string cur_;
   std::size_t line_start_ = 0;
   std::string tail_;

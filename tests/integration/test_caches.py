@@ -89,17 +89,18 @@ class CachesTest(ProxyCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--reset-prefix-cache needs a bench-proxy with /meta", r.stdout + r.stderr)
 
-    def test_validate_warns_when_a_vllm_config_cannot_reset_its_prefix_cache(self):
-        path = os.path.join(self.dir, "v.yaml")
+    def validate_vllm(self, name, env):
+        """`validate --reset-prefix-cache` of a vllm config with this env mapping."""
+        path = os.path.join(self.dir, name)
         with open(path, "w") as f:
-            f.write("description: v\nengine: vllm\ncmd: /bin/true\nenv: {PATH: /usr/bin:/bin}\n")
-        r = subprocess.run([BENCH_PROXY, "validate", path, "--reset-prefix-cache"], capture_output=True, text=True)
+            f.write(f"description: v\nengine: vllm\ncmd: /bin/true\nenv: {env}\n")
+        return subprocess.run([BENCH_PROXY, "validate", path, "--reset-prefix-cache"], capture_output=True, text=True)
+
+    def test_validate_warns_when_a_vllm_config_cannot_reset_its_prefix_cache(self):
+        r = self.validate_vllm("v.yaml", "{PATH: /usr/bin:/bin}")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("only with VLLM_SERVER_DEV_MODE=1", r.stderr)
-        ok = os.path.join(self.dir, "ok.yaml")
-        with open(ok, "w") as f:
-            f.write("description: v\nengine: vllm\ncmd: /bin/true\nenv: {PATH: /usr/bin:/bin, VLLM_SERVER_DEV_MODE: '1'}\n")
-        r = subprocess.run([BENCH_PROXY, "validate", ok, "--reset-prefix-cache"], capture_output=True, text=True)
+        r = self.validate_vllm("ok.yaml", "{PATH: /usr/bin:/bin, VLLM_SERVER_DEV_MODE: '1'}")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("VLLM_SERVER_DEV_MODE", r.stderr)
 
