@@ -1,20 +1,31 @@
 // The streaming reverse proxy (see docs/architecture.md, "Byte path").
 //
 // Design choices measured on this machine kind (docs/stack-notes reference):
-// - plain sockets, no beast::tcp_stream, no per-operation timers: one coarse sweep per thread;
+// - plain non-blocking sockets in one edge-triggered epoll set per I/O thread (event_loop.hpp),
+//   registered once: no epoll_ctl and no speculative recv per operation; a socket whose last
+//   read came back short waits for the kernel's next edge instead of being asked again;
+// - no beast::tcp_stream, no per-operation timers: one coarse sweep per thread;
 // - parsers driven by hand (read once, put(), write at once on the non-blocking socket, wait only
 //   when it would block): no composed async_read/async_write on the hot path;
 // - one write per read batch: the response header leaves with whatever body bytes came with it,
 //   and every SSE event already read leaves in the same write; nothing is held back for more.
 #include "net/proxy/proxy_server.hpp"
 
+#include "net/proxy/event_loop.hpp"
 #include "net/proxy/http1.hpp"
 #include "net/proxy/proxy_metrics.hpp"
 #include "net/proxy/request_timing.hpp"
 #include "net/proxy/routes.hpp"
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -129,20 +140,42 @@ using http1::route;
 class server_impl;
 class session;
 
-/// One I/O thread: its io_context, its sessions, one coarse timer for every timeout.
+/// One I/O thread: its event loop, the sessions it owns, one coarse sweep for every timeout.
 struct thread_ctx {
-  asio::io_context ioc{1};
-  asio::steady_timer sweep{ioc};
-  std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;
+  event_loop loop;
+  std::unordered_map<std::uint64_t, std::shared_ptr<session>> sessions;
   clock_type::time_point now = clock_type::now();
   bool had_sessions = false;
   std::thread thread;
 };
 
+error_code sys_error(int e) { return error_code(e, boost::system::system_category()); }
+
+inline bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK; }
+
+/// Events that make a read worth trying (an error or hang-up shows as the read's result).
+constexpr std::uint32_t kReadable = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+constexpr std::uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
+constexpr std::uint32_t kPeerShut = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
+
+/// A socket's readiness as the kernel last reported it (edge-triggered: nothing is reported
+/// twice). `readable` goes false on EAGAIN or on a short read, unless the peer already shut
+/// down: then the next read returns the end of the stream, and there will be no edge for it.
+struct readiness {
+  bool readable = false;
+  bool peer_shut = false;
+  void on_events(std::uint32_t e) {
+    if (e & kReadable) readable = true;
+    if (e & kPeerShut) peer_shut = true;
+  }
+  void drained() { readable = peer_shut; }
+  void reset() { readable = peer_shut = false; }
+};
+
 
 class session final : public std::enable_shared_from_this<session> {
  public:
-  session(server_impl& srv, thread_ctx& tc, tcp::socket s, std::uint64_t id);
+  session(server_impl& srv, thread_ctx& tc, int fd, std::uint64_t id);
   ~session();
   void start();
   void close(const std::string& reason);
@@ -152,7 +185,17 @@ class session final : public std::enable_shared_from_this<session> {
  private:
   enum class phase { request, upstream_write, response, closed };
 
+  /// The loop's view of one of the session's two sockets.
+  struct watch final : io_watch {
+    session* s;
+    bool upstream;
+    watch(session* owner, bool up) : s(owner), upstream(up) {}
+    void on_events(std::uint32_t e) override { s->on_events(upstream, e); }
+  };
+  void on_events(bool upstream, std::uint32_t e);
+
   void read_client();
+  void do_read_client();
   void on_client_read(const error_code& ec, std::size_t n);
   void parse_request();
   void request_done();
@@ -167,11 +210,17 @@ class session final : public std::enable_shared_from_this<session> {
   void upstream_failed(const std::string& what);
   void upstream_timed_out(const std::string& what);
   void close_upstream() {
-    error_code ec;
-    upstream_.close(ec);
+    if (ufd_ >= 0) {
+      tc_.loop.remove(ufd_);
+      ::close(ufd_);
+      ufd_ = -1;
+    }
     ++upstream_gen_;
+    up_ready_.reset();
+    reading_upstream_ = writing_upstream_ = false;
   }
   void read_upstream();
+  void do_read_upstream();
   void on_upstream_read(const error_code& ec, std::size_t n);
   void parse_response();
   void flush_client();
@@ -194,8 +243,12 @@ class session final : public std::enable_shared_from_this<session> {
 
   server_impl& srv_;
   thread_ctx& tc_;
-  tcp::socket client_;
-  tcp::socket upstream_;
+  int cfd_ = -1;  // the client's socket
+  int ufd_ = -1;  // the engine's socket, -1 when none is open
+  watch cw_{this, false}, uw_{this, true};
+  readiness cl_ready_, up_ready_;
+  bool reading_upstream_ = false;  // waiting for the engine's socket to be readable
+  bool read_queued_ = false, up_read_queued_ = false;  // a read deferred to the end of the batch
   std::uint64_t id_;
   phase phase_ = phase::request;
   byte_buffer cin_, uin_;
@@ -212,7 +265,7 @@ class session final : public std::enable_shared_from_this<session> {
   bool response_complete_ = false;
   bool close_after_ = false;
   bool writing_client_ = false;
-  bool reading_ = false;
+  bool reading_ = false;  // waiting for the client's socket to be readable
   bool streaming_ = false;         // this request's body is forwarded while it still arrives
   bool writing_upstream_ = false;  // waiting for the engine's socket to take more bytes
   bool compacted_ = false;         // bytes of this request already left up_out_: no retry possible
@@ -238,29 +291,27 @@ class session final : public std::enable_shared_from_this<session> {
 
 class handle_impl final : public connection_handle {
  public:
-  handle_impl(std::weak_ptr<session> s, asio::io_context& ioc, std::uint64_t id, std::string peer)
-      : s_(std::move(s)), ioc_(ioc), id_(id), peer_(std::move(peer)) {}
+  handle_impl(std::weak_ptr<session> s, event_loop& loop, std::uint64_t id, std::string peer)
+      : s_(std::move(s)), loop_(loop), id_(id), peer_(std::move(peer)) {}
   std::uint64_t id() const override { return id_; }
   std::string peer() const override { return peer_; }
   void close(const std::string& reason) override {
-    asio::post(ioc_, [w = s_, reason] {
+    loop_.post([w = s_, reason] {
       if (auto s = w.lock()) s->close(reason);
     });
   }
 
  private:
   std::weak_ptr<session> s_;
-  asio::io_context& ioc_;
+  event_loop& loop_;
   std::uint64_t id_;
   std::string peer_;
 };
 
-class server_impl final : public proxy_server {
+class server_impl final : public proxy_server, private io_watch {
  public:
   server_impl(const server_options& o, run_status& st)
       : opts_(o), status_(st), threads_(make_threads(o)) {
-    acceptor_.emplace(threads_[0]->ioc);
-    accept_pause_.emplace(threads_[0]->ioc);
     max_connections_ = o.max_connections;
     if (max_connections_ == 0) {
       // Each proxied connection holds two descriptors (client and engine); keep some for the rest.
@@ -271,27 +322,40 @@ class server_impl final : public proxy_server {
     }
   }
   static std::vector<std::unique_ptr<thread_ctx>> make_threads(const server_options& o) {
-    int n = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));  // I/O threads, one io_context each
+    int n = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));  // I/O threads, one event loop each
     std::vector<std::unique_ptr<thread_ctx>> t;
     for (int i = 0; i < n; ++i) t.push_back(std::make_unique<thread_ctx>());
     return t;
   }
-  ~server_impl() override { shutdown(); }
+  ~server_impl() override {
+    shutdown();
+    close_listener();
+  }
 
   bool bind(std::string& err) {
     std::string host;
     std::uint16_t port = 0;
     if (!parse_listen_address(opts_.listen, host, port, err)) return false;
-    error_code ec;
     tcp::endpoint ep(asio::ip::make_address(host), port);
-    acceptor_->open(ep.protocol(), ec);
-    if (!ec) acceptor_->set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor_->bind(ep, ec);
-    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      err = "cannot listen on " + opts_.listen + ": " + ec.message();
+    int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    bool ok = fd >= 0 && ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+              ::bind(fd, ep.data(), static_cast<socklen_t>(ep.size())) == 0 && ::listen(fd, SOMAXCONN) == 0;
+    if (!ok) {
+      err = "cannot listen on " + opts_.listen + ": " + sys_error(errno).message();
+      if (fd >= 0) ::close(fd);
       return false;
     }
+    tcp::endpoint bound;
+    socklen_t len = static_cast<socklen_t>(bound.capacity());
+    if (::getsockname(fd, bound.data(), &len) == 0) {
+      bound.resize(len);
+      auto a = bound.address().to_string();
+      if (bound.address().is_v6()) a = "[" + a + "]";
+      bound_address_ = a + ":" + std::to_string(bound.port());
+      bound_port_ = bound.port();
+    }
+    listen_fd_ = fd;
     return true;
   }
 
@@ -300,47 +364,33 @@ class server_impl final : public proxy_server {
 
   void start(server_hooks hooks) override {
     hooks_ = std::move(hooks);
-    accept();
+    if (int e = threads_[0]->loop.add(listen_fd_, this))
+      if (hooks_.on_error) hooks_.on_error("cannot watch the listening socket: " + sys_error(e).message());
     for (auto& t : threads_) {
       schedule_sweep(*t);
       t->thread = std::thread([this, tc = t.get()] {
-        for (;;) {
-          try {
-            tc->ioc.run();
-            return;
-          } catch (const std::exception& e) {
-            // A failure in one connection's handler must not take the thread down, and is not
-            // hidden either.
-            if (hooks_.on_error) hooks_.on_error(std::string("I/O thread caught: ") + e.what());
-          }
-        }
+        // A failure in one connection's handler must not take the thread down, and is not
+        // hidden either.
+        tc->loop.run([this](const std::string& what) {
+          if (hooks_.on_error) hooks_.on_error("I/O thread caught: " + what);
+        });
       });
     }
     started_ = true;
   }
 
-  std::string local_address() const override {
-    error_code ec;
-    auto ep = acceptor_->local_endpoint(ec);
-    if (ec) return {};
-    auto a = ep.address().to_string();
-    if (ep.address().is_v6()) a = "[" + a + "]";
-    return a + ":" + std::to_string(ep.port());
-  }
-  std::uint16_t local_port() const override {
-    error_code ec;
-    return acceptor_->local_endpoint(ec).port();
-  }
+  std::string local_address() const override { return bound_address_; }
+  std::uint16_t local_port() const override { return bound_port_; }
 
   void stop_accepting() override {
+    if (!started_) return close_listener();
     auto done = std::make_shared<std::promise<void>>();
     auto f = done->get_future();
-    asio::post(threads_[0]->ioc, [this, done] {
-      error_code ec;
-      acceptor_->close(ec);
+    threads_[0]->loop.post([this, done] {
+      close_listener();
       done->set_value();
     });
-    if (started_) f.wait_for(std::chrono::seconds(2));
+    f.wait_for(std::chrono::seconds(2));
   }
 
   std::size_t in_flight() const override { return in_flight_.load(); }
@@ -349,26 +399,28 @@ class server_impl final : public proxy_server {
   void shutdown() override {
     if (shut_) return;
     shut_ = true;
+    if (!started_) return;
+    threads_[0]->loop.post([this] { close_listener(); });
     for (auto& t : threads_) {
-      asio::post(t->ioc, [tc = t.get()] {
-        tc->sweep.cancel();
+      t->loop.post([tc = t.get()] {
         std::vector<std::shared_ptr<session>> all;
-        for (auto& [id, w] : tc->sessions)
-          if (auto s = w.lock()) all.push_back(s);
+        for (auto& [id, s] : tc->sessions) all.push_back(s);
         for (auto& s : all) s->close("bench-proxy shutting down");
+        tc->loop.stop();
       });
-    }
-    asio::post(threads_[0]->ioc, [this] {
-      error_code ec;
-      acceptor_->close(ec);
-      accept_pause_->cancel();
-    });
-    for (auto& t : threads_) {
-      // Let the closes run, then stop.
-      asio::post(t->ioc, [tc = t.get()] { tc->ioc.stop(); });
     }
     for (auto& t : threads_)
       if (t->thread.joinable()) t->thread.join();
+    // What the loops did not get to (a connection accepted as they stopped): closed here, on
+    // this thread, while everything it reports to is still alive.
+    for (auto& t : threads_) {
+      t->loop.discard_pending();
+      std::vector<std::shared_ptr<session>> all;
+      for (auto& [id, s] : t->sessions) all.push_back(s);
+      for (auto& s : all) s->close("bench-proxy shutting down");
+      t->sessions.clear();
+      t->loop.discard_pending();
+    }
   }
 
   const server_options& opts() const { return opts_; }
@@ -385,52 +437,66 @@ class server_impl final : public proxy_server {
   std::atomic<std::size_t> open_{0};
 
  private:
-  void accept() {
-    thread_ctx& target = *threads_[next_++ % threads_.size()];
-    acceptor_->async_accept(target.ioc, [this, &target](const error_code& ec, tcp::socket s) {
-      if (!acceptor_->is_open()) return;
-      if (ec) {
-        if (ec == asio::error::operation_aborted) return;
-        // Out of descriptors (or kernel memory) the same accept fails again at once: pause
-        // instead of spinning, and say so, as nginx does.
-        return accept_failed(ec);
-      }
-      if (open_.load() >= max_connections_) {
-        refuse_over_limit(std::move(s));
-      } else {
-        std::uint64_t id = ++ids_;
-        std::string peer;
-        error_code pec;
-        auto ep = s.remote_endpoint(pec);
-        if (!pec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
-        auto sess = std::make_shared<session>(*this, target, std::move(s), id);
-        std::weak_ptr<session> w = sess;
-        asio::post(target.ioc, [sess] { sess->start(); });
-        if (hooks_.on_open) hooks_.on_open(std::make_shared<handle_impl>(w, target.ioc, id, peer));
-      }
-      accept();
-    });
+  void close_listener() {
+    if (listen_fd_ < 0) return;
+    threads_[0]->loop.remove(listen_fd_);
+    ::close(listen_fd_);
+    listen_fd_ = -1;
   }
 
-  void accept_failed(const error_code& ec) {
+  // The listening socket is readable: accept until the backlog is empty (edge-triggered).
+  void on_events(std::uint32_t) override { accept_all(); }
+
+  void accept_all() {
+    while (listen_fd_ >= 0 && !accept_paused_) {
+      tcp::endpoint peer_ep;
+      socklen_t len = static_cast<socklen_t>(peer_ep.capacity());
+      int fd = ::accept4(listen_fd_, peer_ep.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        int e = errno;
+        if (would_block(e)) return;
+        if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;
+        // Out of descriptors (or kernel memory) the same accept fails again at once: pause
+        // instead of spinning, and say so, as nginx does.
+        return accept_failed(e);
+      }
+      if (open_.load() >= max_connections_) {
+        refuse_over_limit(fd);
+        continue;
+      }
+      thread_ctx& target = *threads_[next_++ % threads_.size()];
+      std::uint64_t id = ++ids_;
+      std::string peer;
+      peer_ep.resize(len);
+      if (len > 0) peer = peer_ep.address().to_string() + ":" + std::to_string(peer_ep.port());
+      auto sess = std::make_shared<session>(*this, target, fd, id);
+      std::weak_ptr<session> w = sess;
+      target.loop.post([sess] { sess->start(); });
+      if (hooks_.on_open) hooks_.on_open(std::make_shared<handle_impl>(w, target.loop, id, peer));
+    }
+  }
+
+  void accept_failed(int e) {
     auto now = clock_type::now();
     ++accept_failures_;
     if (now - last_accept_log_ >= std::chrono::seconds(1)) {
       if (hooks_.on_error)
-        hooks_.on_error("accept4() failed (" + std::to_string(ec.value()) + ": " + ec.message() +
+        hooks_.on_error("accept4() failed (" + std::to_string(e) + ": " + sys_error(e).message() +
                         "); pausing accepts for 100 ms" +
                         (accept_failures_ > 1 ? " (" + std::to_string(accept_failures_) + " times since the last report)"
                                               : std::string()));
       last_accept_log_ = now;
       accept_failures_ = 0;
     }
-    accept_pause_->expires_after(std::chrono::milliseconds(100));
-    accept_pause_->async_wait([this](const error_code& e) {
-      if (!e && acceptor_->is_open()) accept();
+    accept_paused_ = true;
+    // No edge comes for connections already waiting: the timer accepts them.
+    threads_[0]->loop.at(now + std::chrono::milliseconds(100), [this] {
+      accept_paused_ = false;
+      accept_all();
     });
   }
 
-  void refuse_over_limit(tcp::socket s) {
+  void refuse_over_limit(int fd) {
     ++refused_;
     auto now = clock_type::now();
     if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
@@ -445,27 +511,17 @@ class server_impl final : public proxy_server {
                                       " connections at once (--max-connections)");
     std::string msg = "HTTP/1.1 503 Service Unavailable\r\nServer: bench-proxy\r\nContent-Type: application/json\r\n"
                       "Content-Length: " + std::to_string(body.size()) + "\r\nRetry-After: 1\r\nConnection: close\r\n\r\n" + body;
-    error_code ec;
-    s.non_blocking(true, ec);
-    s.write_some(asio::buffer(msg), ec);  // best effort: a fresh socket's send buffer takes it
-    s.shutdown(tcp::socket::shutdown_both, ec);
-    s.close(ec);
+    [[maybe_unused]] auto n = ::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL);  // best effort: a fresh socket's send buffer takes it
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
   }
 
   void schedule_sweep(thread_ctx& tc) {
-    tc.sweep.expires_after(std::chrono::milliseconds(500));
-    tc.sweep.async_wait([this, &tc](const error_code& ec) {
-      if (ec) return;
+    tc.loop.at(clock_type::now() + std::chrono::milliseconds(500), [this, &tc] {
       tc.now = clock_type::now();
       std::vector<std::shared_ptr<session>> live;
-      for (auto it = tc.sessions.begin(); it != tc.sessions.end();) {
-        if (auto s = it->second.lock()) {
-          live.push_back(std::move(s));
-          ++it;
-        } else {
-          it = tc.sessions.erase(it);
-        }
-      }
+      live.reserve(tc.sessions.size());
+      for (auto& [id, s] : tc.sessions) live.push_back(s);
       for (auto& s : live) s->sweep(tc.now);
       // When a busy thread goes idle, hand freed buffers back to the system so RSS returns to its
       // idle level after a load (glibc keeps freed heap otherwise).
@@ -480,13 +536,15 @@ class server_impl final : public proxy_server {
   request_log log_{opts_.request_window};
   proxy_metrics metrics_;
   std::vector<std::unique_ptr<thread_ctx>> threads_;
-  std::optional<tcp::acceptor> acceptor_;
+  int listen_fd_ = -1;  // used on the first I/O thread once started
+  std::string bound_address_;
+  std::uint16_t bound_port_ = 0;
   server_hooks hooks_;
   std::atomic<std::uint16_t> upstream_port_{0};
   std::atomic<std::uint64_t> ids_{0};
   std::size_t next_ = 0;
   std::size_t max_connections_ = 0;
-  std::optional<asio::steady_timer> accept_pause_;
+  bool accept_paused_ = false;
   clock_type::time_point last_accept_log_{};
   clock_type::time_point last_refusal_log_{};
   std::uint64_t accept_failures_ = 0;
@@ -495,11 +553,10 @@ class server_impl final : public proxy_server {
   bool shut_ = false;
 };
 
-session::session(server_impl& srv, thread_ctx& tc, tcp::socket s, std::uint64_t id)
-    : srv_(srv), tc_(tc), client_(std::move(s)), upstream_(tc.ioc), id_(id) {
-  error_code ec;
-  client_.set_option(tcp::no_delay(true), ec);
-  client_.non_blocking(true, ec);
+session::session(server_impl& srv, thread_ctx& tc, int fd, std::uint64_t id)
+    : srv_(srv), tc_(tc), cfd_(fd), id_(id) {
+  int one = 1;
+  ::setsockopt(cfd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   srv_.open_++;
   counted_open_ = true;
   last_activity_ = tc_.now;
@@ -507,11 +564,38 @@ session::session(server_impl& srv, thread_ctx& tc, tcp::socket s, std::uint64_t 
 
 session::~session() {
   if (!reported_) close("connection released");
+  if (cfd_ >= 0) ::close(cfd_);
 }
 
 void session::start() {
-  tc_.sessions.emplace(id_, weak_from_this());
+  if (phase_ == phase::closed) return;
+  tc_.sessions.emplace(id_, shared_from_this());
+  if (int e = tc_.loop.add(cfd_, &cw_)) return close("cannot watch the connection: " + sys_error(e).message());
   begin_request();
+}
+
+// The kernel reports a change on one of the two sockets. Each side remembers what it was told;
+// whoever waits for it goes on.
+void session::on_events(bool upstream, std::uint32_t e) {
+  if (phase_ == phase::closed) return;
+  if (upstream) {
+    up_ready_.on_events(e);
+    if ((e & kReadable) && reading_upstream_) do_read_upstream();
+    if (phase_ == phase::closed) return;
+    if ((e & kWritable) && writing_upstream_) {
+      writing_upstream_ = false;
+      if (phase_ != phase::response) write_upstream();
+    }
+  } else {
+    cl_ready_.on_events(e);
+    if ((e & kReadable) && reading_) do_read_client();
+    if (phase_ == phase::closed) return;
+    if ((e & kWritable) && writing_client_) {
+      writing_client_ = false;
+      touch();
+      flush_client();
+    }
+  }
 }
 
 void session::begin_request() {
@@ -543,19 +627,36 @@ void session::begin_request() {
 void session::read_client() {
   if (reading_ || phase_ == phase::closed) return;
   reading_ = true;
-  // Wait for readability, then read by hand: async_read_some would first try a speculative recv
-  // that almost always finds nothing here (the client has not sent its next request yet), one
-  // wasted syscall per request.
-  client_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](const error_code& ec) {
-    self->reading_ = false;
-    if (self->phase_ == phase::closed) return;
-    if (ec) return self->on_client_read(ec, 0);
-    if (!self->rbuf_) self->rbuf_ = std::make_unique<char[]>(kReadSize);
-    error_code rec;
-    std::size_t n = self->client_.read_some(asio::buffer(self->rbuf_.get(), kReadSize), rec);
-    if (rec == asio::error::would_block || rec == asio::error::try_again) return self->read_client();
-    self->on_client_read(rec, n);
-  });
+  // Nothing is asked of the kernel unless it said there is something to read (the client has
+  // usually not sent its next request yet): then the read runs after this batch, not inside the
+  // caller, so a long body is not read by recursion.
+  if (cl_ready_.readable && !read_queued_) {
+    read_queued_ = true;
+    tc_.loop.defer([self = shared_from_this()] {
+      self->read_queued_ = false;
+      if (self->reading_ && self->cl_ready_.readable && self->phase_ != phase::closed) self->do_read_client();
+    });
+  }
+}
+
+void session::do_read_client() {
+  reading_ = false;
+  if (!rbuf_) rbuf_ = std::make_unique<char[]>(kReadSize);
+  ssize_t n;
+  do n = ::recv(cfd_, rbuf_.get(), kReadSize, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    int e = errno;
+    if (would_block(e)) {
+      cl_ready_.readable = false;
+      reading_ = true;
+      return;
+    }
+    return on_client_read(sys_error(e), 0);
+  }
+  if (n == 0) return on_client_read(asio::error::eof, 0);
+  if (static_cast<std::size_t>(n) < kReadSize) cl_ready_.drained();
+  on_client_read({}, static_cast<std::size_t>(n));
 }
 
 void session::on_client_read(const error_code& ec, std::size_t n) {
@@ -624,8 +725,7 @@ void session::parse_request() {
   if (rp_->is_header_done() && rp_->expect_continue && !continue_sent_ && !rp_->is_done()) {
     continue_sent_ = true;
     static const char k100[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    error_code wec;
-    client_.write_some(asio::buffer(k100, sizeof(k100) - 1), wec);
+    [[maybe_unused]] auto n = ::send(cfd_, k100, sizeof(k100) - 1, MSG_NOSIGNAL);
   }
   if (rp_->is_done()) return request_done();
   if (rp_->where == route::proxy && rp_->is_header_done()) {
@@ -753,23 +853,31 @@ bool session::connect_upstream(std::string& err) {
     err = "engine is not ready";
     return false;
   }
-  error_code ec;
   close_upstream();
-  upstream_ = tcp::socket(tc_.ioc);
-  // Loopback: the handshake completes inside connect(), so a blocking connect costs no wait.
-  upstream_.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port), ec);
-  if (ec) {
-    err = "cannot connect to the engine on 127.0.0.1:" + std::to_string(port) + ": " + ec.message();
+  auto fail = [&](int fd, int e) {
+    err = "cannot connect to the engine on 127.0.0.1:" + std::to_string(port) + ": " + sys_error(e).message();
+    if (fd >= 0) ::close(fd);
     return false;
-  }
-  upstream_.set_option(tcp::no_delay(true), ec);
-  upstream_.non_blocking(true, ec);
+  };
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(-1, errno);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // Loopback: the handshake completes inside connect(), so a blocking connect costs no wait.
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) return fail(fd, errno);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (::ioctl(fd, FIONBIO, &one) != 0) return fail(fd, errno);
+  if (int e = tc_.loop.add(fd, &uw_)) return fail(fd, e);
+  ufd_ = fd;
   upstream_reused_ = false;
   return true;
 }
 
 bool session::begin_upstream(bool force_close_on_error) {
-  if (!upstream_.is_open()) {
+  if (ufd_ < 0) {
     std::string err;
     if (!connect_upstream(err)) {
       stats_.upstream_errors++;
@@ -797,21 +905,17 @@ void session::forward() {
 
 void session::write_upstream() {
   while (up_out_.pending()) {
-    error_code ec;
-    std::size_t n = upstream_.write_some(
-        asio::buffer(up_out_.data.data() + up_out_.off, up_out_.data.size() - up_out_.off), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      writing_upstream_ = true;
-      upstream_.async_wait(tcp::socket::wait_write, [self = shared_from_this(), gen = upstream_gen_](const error_code& e) {
-        self->writing_upstream_ = false;
-        if (self->phase_ == phase::closed || self->phase_ == phase::response || gen != self->upstream_gen_) return;
-        if (e) return self->upstream_failed("engine connection: " + e.message());
-        self->write_upstream();
-      });
-      return;
+    ssize_t n = ::send(ufd_, up_out_.data.data() + up_out_.off, up_out_.data.size() - up_out_.off, MSG_NOSIGNAL);
+    if (n < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (would_block(e)) {
+        writing_upstream_ = true;  // on_events goes on when the kernel says it takes more
+        return;
+      }
+      return upstream_failed("writing to the engine: " + sys_error(e).message());
     }
-    if (ec) return upstream_failed("writing to the engine: " + ec.message());
-    up_out_.off += n;
+    up_out_.off += static_cast<std::size_t>(n);
   }
   if (!rp_->is_done()) {
     // Streaming: everything so far is with the engine; the rest of the body is still arriving.
@@ -864,15 +968,39 @@ void session::upstream_failed(const std::string& what) {
 }
 
 void session::read_upstream() {
-  // As for the client: the engine's answer is never there yet right after the request went out.
-  upstream_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), gen = upstream_gen_](const error_code& ec) {
-    if (self->phase_ != phase::response || gen != self->upstream_gen_) return;
-    if (ec) return self->on_upstream_read(ec, 0);
-    error_code rec;
-    std::size_t n = self->upstream_.read_some(self->uin_.prepare(16384), rec);
-    if (rec == asio::error::would_block || rec == asio::error::try_again) return self->read_upstream();
-    self->on_upstream_read(rec, n);
-  });
+  // As for the client: the engine's answer is rarely there yet right after the request went out.
+  if (phase_ != phase::response || ufd_ < 0) return;
+  reading_upstream_ = true;
+  if (up_ready_.readable && !up_read_queued_) {
+    up_read_queued_ = true;
+    tc_.loop.defer([self = shared_from_this()] {
+      self->up_read_queued_ = false;
+      if (self->reading_upstream_ && self->up_ready_.readable && self->phase_ == phase::response)
+        self->do_read_upstream();
+    });
+  }
+}
+
+void session::do_read_upstream() {
+  reading_upstream_ = false;
+  if (phase_ != phase::response) return;
+  constexpr std::size_t kUpRead = 16384;
+  char* at = static_cast<char*>(uin_.prepare(kUpRead).data());
+  ssize_t n;
+  do n = ::recv(ufd_, at, kUpRead, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    int e = errno;
+    if (would_block(e)) {
+      up_ready_.readable = false;
+      reading_upstream_ = true;
+      return;
+    }
+    return on_upstream_read(sys_error(e), 0);
+  }
+  if (n == 0) return on_upstream_read(asio::error::eof, 0);
+  if (static_cast<std::size_t>(n) < kUpRead) up_ready_.drained();
+  on_upstream_read({}, static_cast<std::size_t>(n));
 }
 
 void session::on_upstream_read(const error_code& ec, std::size_t n) {
@@ -939,27 +1067,21 @@ void session::parse_response() {
 
 void session::flush_client() {
   while (cl_out_.pending()) {
-    error_code ec;
-    std::size_t n =
-        client_.write_some(asio::buffer(cl_out_.data.data() + cl_out_.off, cl_out_.data.size() - cl_out_.off), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      writing_client_ = true;
-      client_.async_wait(tcp::socket::wait_write, [self = shared_from_this()](const error_code& e) {
-        self->writing_client_ = false;
-        if (self->phase_ == phase::closed) return;
-        if (e) return self->close("client write: " + e.message());
-        self->touch();
-        self->flush_client();
-      });
-      return;
-    }
-    if (ec) {
+    ssize_t n = ::send(cfd_, cl_out_.data.data() + cl_out_.off, cl_out_.data.size() - cl_out_.off, MSG_NOSIGNAL);
+    if (n < 0) {
+      int e = errno;
+      if (e == EINTR) continue;
+      if (would_block(e)) {
+        writing_client_ = true;  // on_events goes on when the kernel says it takes more
+        return;
+      }
       if (phase_ == phase::response && !response_complete_) mark_client_abort();
-      return close("client went away: " + ec.message());
+      return close("client went away: " + sys_error(e).message());
     }
-    cl_out_.off += n;
-    stats_.bytes_to_client += n;
-    resp_bytes_ += n;
+    std::size_t sent = static_cast<std::size_t>(n);
+    cl_out_.off += sent;
+    stats_.bytes_to_client += sent;
+    resp_bytes_ += sent;
   }
   cl_out_.clear();
   if (response_complete_) {
@@ -1022,9 +1144,13 @@ void session::close(const std::string& reason) {
   if (phase_ == phase::closed) return;
   phase_ = phase::closed;
   close_reason_ = reason;
-  error_code ec;
-  client_.shutdown(tcp::socket::shutdown_both, ec);
-  client_.close(ec);
+  if (cfd_ >= 0) {
+    tc_.loop.remove(cfd_);
+    ::shutdown(cfd_, SHUT_RDWR);
+    ::close(cfd_);
+    cfd_ = -1;
+  }
+  reading_ = writing_client_ = false;
   close_upstream();
   if (counted_in_flight_) {
     counted_in_flight_ = false;
@@ -1036,7 +1162,10 @@ void session::close(const std::string& reason) {
     counted_open_ = false;
     srv_.open_--;
   }
-  tc_.sessions.erase(id_);
+  if (auto it = tc_.sessions.find(id_); it != tc_.sessions.end()) {
+    tc_.loop.retire(std::move(it->second));  // this very object: alive until the batch is over
+    tc_.sessions.erase(it);
+  }
   finish_record(reason);
   if (!reported_) {
     reported_ = true;
