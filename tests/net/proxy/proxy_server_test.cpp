@@ -487,3 +487,91 @@ TEST_F(ProxyTest, AnEngineSilentBeforeItsHeaderGets504AndOneSilentMidBodyIsCut) 
   }
   EXPECT_EQ(status_.upstream_timeouts(), 2u);
 }
+
+// The I/O threads are edge-triggered (net/proxy/event_loop.hpp): the kernel says once that a
+// socket changed. These are the moments where a lost edge would hang a connection.
+TEST_F(ProxyTest, AClosedDelimitedBodyArrivingWithTheEnginesFinIsRelayedWhole) {
+  std::string body(20000, 'b');
+  raw_upstream up("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body);  // closes after sending
+  proxy_->set_upstream_port(up.port());
+  // The proxy re-frames the body as chunked for an HTTP/1.1 client; raw() reads to EOF.
+  auto r = raw("GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(r.rfind("HTTP/1.1 200 ", 0), 0u) << r.substr(0, 200);
+  auto at = r.find("\r\n\r\n");
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_NE(r.find("Transfer-Encoding: chunked"), std::string::npos) << r.substr(0, at);
+  std::string got;
+  bool last = false;
+  for (std::size_t p = at + 4; p < r.size() && !last;) {
+    auto eol = r.find("\r\n", p);
+    ASSERT_NE(eol, std::string::npos);
+    std::size_t n = std::stoul(r.substr(p, eol - p), nullptr, 16);
+    last = n == 0;
+    got += r.substr(eol + 2, n);
+    p = eol + 2 + n + 2;
+  }
+  EXPECT_TRUE(last) << "no last chunk: the end of the engine's body was not seen";
+  EXPECT_EQ(got.size(), body.size());
+  EXPECT_TRUE(got == body);
+}
+
+TEST_F(ProxyTest, AnEngineThatClosedItsKeptAliveConnectionWhileIdleIsRetriedOnAFreshOne) {
+  raw_upstream up("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");  // keep-alive by header, closes anyway
+  proxy_->set_upstream_port(up.port());
+  http_connection c;
+  std::string err;
+  ASSERT_TRUE(c.connect("127.0.0.1", proxy_->local_port(), 2s, err)) << err;
+  for (int i = 0; i < 3; ++i) {
+    http_response r;
+    ASSERT_TRUE(c.request("GET", "/v1/models", "", {}, 5s, r, err)) << i << ": " << err;
+    EXPECT_EQ(r.status, 200) << i;
+    EXPECT_EQ(r.body, "ok") << i;
+    // The engine's FIN for this request's connection reaches the proxy while nobody reads it.
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (up.accepted() < i + 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  }
+  EXPECT_EQ(up.accepted(), 3);
+}
+
+TEST_F(ProxyTest, ManyPipelinedRequestsInOneSendAreAllAnsweredInOrder) {
+  proxy_->set_upstream_port(static_cast<std::uint16_t>(engine_port_));
+  // 300 requests of ~100 bytes: many reads of a full buffer, each request answered before the
+  // next is parsed; the last asks to close so raw() sees the end.
+  std::string req, pad(40, 'p');
+  for (int i = 0; i < 300; ++i)
+    req += "GET /v1/models?i=" + std::to_string(i) + " HTTP/1.1\r\nHost: x\r\nX-Pad: " + pad + "\r\n" +
+           (i == 299 ? "Connection: close\r\n" : "") + "\r\n";
+  auto r = raw(req);
+  std::size_t n = 0;
+  for (std::size_t p = r.find("HTTP/1.1 200 "); p != std::string::npos; p = r.find("HTTP/1.1 200 ", p + 1)) ++n;
+  EXPECT_EQ(n, 300u) << r.size();
+}
+
+TEST_F(ProxyTest, ALargeResponseToASlowReaderArrivesIntact) {
+  // 8 MiB through a client with a small receive buffer: the proxy's writes to the client block
+  // again and again, its reads from the engine pause (back-pressure) and resume.
+  std::string body(8u << 20, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + (i * 7 + i / 4093) % 26);
+  raw_upstream up("HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  proxy_->set_upstream_port(up.port());
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(proxy_->local_port());
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  std::string req = "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string out;
+  char buf[1024];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  auto at = out.find("\r\n\r\n");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_EQ(out.size() - at - 4, body.size());
+  EXPECT_TRUE(out.compare(at + 4, std::string::npos, body) == 0);
+}
