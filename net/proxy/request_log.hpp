@@ -78,8 +78,8 @@ class request_log {
   std::condition_variable cv_;
   bool stop_ = false;
   static constexpr std::size_t kFileBuffer = 64 * 1024;
-  std::unique_ptr<char[]> file_buf_;  // outlives file_ (freed after fclose)
-  std::FILE* file_ = nullptr;
+  std::unique_ptr<char[]> file_buf_;  // the lines of a batch, written to fd_ when full
+  int fd_ = -1;
   std::string path_;
   std::thread thread_;
 };

@@ -161,6 +161,51 @@ TEST(ProxyTiming, TheLogFileIsNeverOverwrittenAndGetsEveryRecord) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(ProxyTiming, ABatchFillingTheWriteBufferManyTimesAndAStreamLongerThanItAreWrittenWhole) {
+  // 1,000 records of ~700 bytes fill the writer's 64 KiB buffer about ten times; one stream of
+  // 12,000 events has a line longer than the buffer. Every line whole, in order, valid JSON.
+  auto dir = std::filesystem::temp_directory_path() / ("bp_reqlog_big_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string path = (dir / "requests.jsonl").string();
+  {
+    request_log log(10);
+    std::string err;
+    ASSERT_TRUE(log.open_file(path, err)) << err;
+    for (std::uint64_t i = 1; i <= 1000; ++i) {
+      request_record r;
+      r.id = i;
+      r.method = "POST";
+      r.path = "/v1/chat/completions";
+      r.status = 200;
+      r.error = i % 7 == 0 ? std::string(300, '"') : std::string();  // escaped: 600 bytes
+      r.first_content_ms = 1.25;
+      r.last_byte_ms = 2.5;
+      if (i == 500)
+        for (int k = 0; k < 12000; ++k) r.content_ms.push_back(1.25 + k * 0.5);
+      log.add(std::move(r));
+    }
+    log.close_file();
+  }
+  std::ifstream in(path);
+  std::string line;
+  std::uint64_t n = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_EQ(j["id"], ++n);
+    if (n % 7 == 0) {
+      EXPECT_EQ(j["error"], std::string(300, '"'));
+    }
+    if (n == 500) {
+      EXPECT_GT(line.size(), 64u * 1024);
+      ASSERT_EQ(j["itl_ms"].size(), 11999u);
+      EXPECT_EQ(j["itl_ms"][11998], 0.5);
+    }
+  }
+  EXPECT_EQ(n, 1000u);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ProxyMetrics, BucketsStartAt100MicrosecondsAndRoutesAreAClosedSet) {
   const auto& b = latency_buckets();
   EXPECT_DOUBLE_EQ(b.front(), 1e-4);
