@@ -30,7 +30,7 @@ import tempfile
 import time
 import urllib.request
 
-from proxy_overhead import free_port, write_nginx_conf  # the same nginx, configured the same way
+from proxy_overhead import free_port, write_haproxy_conf, write_nginx_conf  # the same proxies, configured the same way
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -91,24 +91,7 @@ def nginx_conf(work, tag, upstream, single_process):
 
 def haproxy_conf(work, tag, upstream):
     port = free_port()
-    conf = os.path.join(work, f"haproxy-{tag}.cfg")
-    with open(conf, "w") as f:
-        f.write(f"""global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 75s
-  timeout server 75s
-  option http-keep-alive
-frontend fe
-  bind 127.0.0.1:{port}
-  default_backend be
-backend be
-  http-reuse always
-  server engine 127.0.0.1:{upstream}
-""")
-    return ["haproxy", "-db", "-f", conf], port
+    return ["haproxy", "-db", "-f", write_haproxy_conf(work, upstream, port, tag)], port
 
 
 def stop(proc, kind, timeout):

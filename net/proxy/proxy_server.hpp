@@ -1,8 +1,8 @@
 #pragma once
-/// The streaming reverse proxy. Boost-free header: Beast and Asio stay in proxy_server.cpp.
+/// The streaming reverse proxy. Boost-free header: Beast stays in proxy_server.cpp.
 ///
-/// Bytes never cross a CAF mailbox: each I/O thread owns an io_context and the sessions accepted
-/// onto it. The actor side only hears about connection lifecycles (open, close with statistics)
+/// Bytes never cross a CAF mailbox: each I/O thread owns an edge-triggered epoll loop
+/// (event_loop.hpp) and the sessions accepted onto it. The actor side only hears about connection lifecycles (open, close with statistics)
 /// through `hooks`, and can close a connection through its handle.
 #include <cstdint>
 #include <functional>
