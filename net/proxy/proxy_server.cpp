@@ -231,11 +231,11 @@ class session final : public std::enable_shared_from_this<session> {
   void begin_record();
   void finish_record(const std::string& why);
   void mark_upstream_error() {
-    if (rec_active_) rec_.upstream_error = true;
+    if (rec_active_) rec_->upstream_error = true;
   }
   void mark_client_abort() {
     stats_.client_aborts++;
-    if (rec_active_) rec_.client_aborted = true;
+    if (rec_active_) rec_->client_aborted = true;
   }
   double since_t0(clock_type::time_point t) const {
     return std::chrono::duration<double, std::milli>(t - t0_).count();
@@ -272,7 +272,6 @@ class session final : public std::enable_shared_from_this<session> {
   static constexpr std::size_t kStreamAbove = 64 * 1024;  // larger bodies stream through
   static constexpr std::size_t kMaxPendingUp = 1 << 20;   // pause reading the client beyond this
   static constexpr std::size_t kReadSize = 8192;
-  std::unique_ptr<char[]> rbuf_;
   bool counted_in_flight_ = false;
   bool counted_open_ = false;
   bool continue_sent_ = false;
@@ -281,7 +280,7 @@ class session final : public std::enable_shared_from_this<session> {
   conn_stats stats_;
   std::string close_reason_;
   bool reported_ = false;
-  request_record rec_;
+  std::unique_ptr<request_record> rec_ = std::make_unique<request_record>();  // swapped with the log's
   bool rec_active_ = false;
   response_watch watch_;
   clock_type::time_point read_at_{}, t0_{};  // the last client read; this request's t = 0
@@ -427,8 +426,8 @@ class server_impl final : public proxy_server, private io_watch {
   request_log& requests() override { return log_; }
   proxy_metrics& metrics() { return metrics_; }
   /// A proxied request is over: counted in /metrics, kept for /proxy/requests and requests.jsonl.
-  void record(request_record& r) {
-    metrics_.observe(r);
+  void record(std::unique_ptr<request_record>& r) {
+    metrics_.observe(*r);
     log_.add(r);  // r comes back as a used record to reuse
   }
   run_status& status() { return status_; }
@@ -641,9 +640,10 @@ void session::read_client() {
 
 void session::do_read_client() {
   reading_ = false;
-  if (!rbuf_) rbuf_ = std::make_unique<char[]>(kReadSize);
+  // Straight into the request buffer (it keeps what is not parsed yet, pipelined requests too).
+  char* at = static_cast<char*>(cin_.prepare(kReadSize).data());
   ssize_t n;
-  do n = ::recv(cfd_, rbuf_.get(), kReadSize, 0);
+  do n = ::recv(cfd_, at, kReadSize, 0);
   while (n < 0 && errno == EINTR);
   if (n < 0) {
     int e = errno;
@@ -669,8 +669,7 @@ void session::on_client_read(const error_code& ec, std::size_t n) {
     }
     return close(ec == asio::error::eof ? "client closed the connection" : "client read: " + ec.message());
   }
-  std::memcpy(cin_.prepare(n).data(), rbuf_.get(), n);
-  cin_.commit(n);
+  cin_.commit(n);  // do_read_client read it into cin_.prepare(kReadSize)
   stats_.bytes_from_client += n;
   read_at_ = clock_type::now();
   touch();
@@ -698,7 +697,7 @@ void session::parse_request() {
     if (n == 0) break;
   }
   if (!rec_active_ && rp_->where == route::proxy && rp_->is_header_done()) begin_record();
-  if (rec_active_ && rp_->is_done() && rec_.request_body_ms < 0) rec_.request_body_ms = since_t0(read_at_);
+  if (rec_active_ && rp_->is_done() && rec_->request_body_ms < 0) rec_->request_body_ms = since_t0(read_at_);
   if (ec) {
     stats_.bad_requests++;
     if (rp_->rejected.status) {
@@ -800,23 +799,23 @@ void session::request_done() {
 
 void session::begin_record() {
   rec_active_ = true;
-  rec_.reset();  // a record that came back from the log: its storage is reused
-  rec_.id = srv_.requests().next_id();
-  rec_.connection = id_;
-  rec_.method = rp_->method;
-  rec_.path.assign(rp_->target, 0, rp_->target.find('?'));
+  rec_->reset();  // a record that came back from the log: its storage is reused
+  rec_->id = srv_.requests().next_id();
+  rec_->connection = id_;
+  rec_->method = rp_->method;
+  rec_->path.assign(rp_->target, 0, rp_->target.find('?'));
   t0_ = read_at_;
   auto wall = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(
                                                      clock_type::now() - read_at_);
-  rec_.start_unix_us = std::chrono::duration_cast<std::chrono::microseconds>(wall.time_since_epoch()).count();
+  rec_->start_unix_us = std::chrono::duration_cast<std::chrono::microseconds>(wall.time_since_epoch()).count();
 }
 
 void session::finish_record(const std::string& why) {
   if (!rec_active_) return;
   rec_active_ = false;
-  rec_.bytes_in = req_bytes_;
-  rec_.bytes_out = resp_bytes_;
-  if (!why.empty() && rec_.error.empty()) rec_.error = why;
+  rec_->bytes_in = req_bytes_;
+  rec_->bytes_out = resp_bytes_;
+  if (!why.empty() && rec_->error.empty()) rec_->error = why;
   srv_.record(rec_);
 }
 
@@ -832,9 +831,9 @@ void session::local_response(int status, const char* reason, const std::string& 
   o += extra;
   if (rec_active_) {
     // A proxied request bench-proxy had to answer itself (engine unreachable, body too large...).
-    rec_.local = true;
-    rec_.status = status;
-    http1::append_number_field(o, http1::request_id_header, rec_.id);
+    rec_->local = true;
+    rec_->status = status;
+    http1::append_number_field(o, http1::request_id_header, rec_->id);
   } else {
     srv_.metrics().count_local(rp_ ? std::string_view(rp_->target) : std::string_view(), status, req_bytes_,
                                o.size() + 2 + (head ? 0 : body.size()));
@@ -924,7 +923,7 @@ void session::write_upstream() {
     read_client();  // resumes a read paused for back-pressure
     return;
   }
-  if (rec_active_) rec_.forwarded_ms = since_t0(clock_type::now());
+  if (rec_active_) rec_->forwarded_ms = since_t0(clock_type::now());
   start_response();
 }
 
@@ -937,8 +936,8 @@ void session::start_response() {
   sp_->body_limit(boost::none);
   relayed_ = true;
   if (rec_active_) {
-    watch_.begin(&rec_, t0_);
-    sp_->observe(rec_.id, &watch_);
+    watch_.begin(rec_.get(), t0_);
+    sp_->observe(rec_->id, &watch_);
   }
   read_upstream();
   read_client();
@@ -1039,9 +1038,9 @@ void session::parse_response() {
     if (ec || used == 0) break;
   }
   if (ec) return upstream_failed("malformed response from the engine: " + ec.message());
-  if (rec_active_ && rec_.response_header_ms < 0 && sp_->is_header_done() && sp_->status / 100 != 1) {
-    rec_.response_header_ms = watch_.now_ms();
-    rec_.status = sp_->status;
+  if (rec_active_ && rec_->response_header_ms < 0 && sp_->is_header_done() && sp_->status / 100 != 1) {
+    rec_->response_header_ms = watch_.now_ms();
+    rec_->status = sp_->status;
   }
   if (sp_->is_done()) {
     if (sp_->status / 100 == 1 && sp_->status != 101) {
@@ -1049,7 +1048,7 @@ void session::parse_response() {
       sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
       sp_->eager(true);
       sp_->body_limit(boost::none);
-      if (rec_active_) sp_->observe(rec_.id, &watch_);
+      if (rec_active_) sp_->observe(rec_->id, &watch_);
       if (!uin_.empty()) return parse_response();
     } else {
       if (rec_active_) watch_.finish();
@@ -1085,7 +1084,7 @@ void session::flush_client() {
   }
   cl_out_.clear();
   if (response_complete_) {
-    if (rec_active_) rec_.last_byte_ms = since_t0(clock_type::now());
+    if (rec_active_) rec_->last_byte_ms = since_t0(clock_type::now());
     return response_done();
   }
   if (phase_ == phase::response) read_upstream();

@@ -224,7 +224,7 @@ request_log::request_log(std::size_t window) : window_(std::max<std::size_t>(1, 
 
 request_log::~request_log() { close_file(); }
 
-void request_log::add(request_record& r) {
+void request_log::add(std::unique_ptr<request_record>& r) {
   bool wake;
   {
     std::lock_guard<std::mutex> g(mu_);
@@ -235,6 +235,7 @@ void request_log::add(request_record& r) {
     wake = pending_n_ == kWakeEvery;
   }
   if (wake) cv_.notify_one();
+  if (!r) r = std::make_unique<request_record>();  // until the window is full
 }
 
 void request_log::drain() const {
@@ -258,19 +259,19 @@ void request_log::drain() const {
     char* buf = file_buf_.get();
     std::size_t used = 0;
     for (std::size_t k = 0; k < n; ++k) {
-      std::size_t bound = line_bound(spare_[k]) + 1;
+      std::size_t bound = line_bound(*spare_[k]) + 1;
       if (used + bound > kFileBuffer) {
         write_all(fd, buf, used);
         used = 0;
       }
       if (bound > kFileBuffer) {  // a stream of thousands of events: a line of its own
         std::string line;
-        append_json_line(line, spare_[k]);
+        append_json_line(line, *spare_[k]);
         line += '\n';
         write_all(fd, line.data(), line.size());
         continue;
       }
-      char* e = write_json_line(buf + used, spare_[k]);
+      char* e = write_json_line(buf + used, *spare_[k]);
       *e++ = '\n';
       used = static_cast<std::size_t>(e - buf);
     }
@@ -294,7 +295,7 @@ std::vector<std::string> request_log::after(std::uint64_t after, std::size_t lim
   std::vector<std::string> out;
   std::lock_guard<std::mutex> g(mu_);
   for (std::size_t k = 0; k < ring_.size(); ++k) {
-    const auto& r = ring_[(ring_head_ + k) % ring_.size()];
+    const auto& r = *ring_[(ring_head_ + k) % ring_.size()];
     if (r.id > after) hits.push_back(&r);
   }
   // Records arrive in completion order; ids in arrival order.

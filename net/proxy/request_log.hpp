@@ -38,12 +38,13 @@ class request_log {
   /// A fresh request id (ids grow in the order requests arrive, across all I/O threads).
   std::uint64_t next_id() { return ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
-  /// Hands a finished request over (any thread): a swap under a short lock, nothing else; `r`
-  /// comes back as a used record whose storage the caller reuses (reset() it first).
-  void add(request_record& r);
+  /// Hands a finished request over (any thread): a pointer swap under a short lock, nothing
+  /// else; `r` comes back as a used record whose storage the caller reuses (reset() it first),
+  /// or a fresh one while the window is still filling.
+  void add(std::unique_ptr<request_record>& r);
   void add(request_record&& r) {
-    request_record tmp = std::move(r);
-    add(tmp);
+    auto p = std::make_unique<request_record>(std::move(r));
+    add(p);
   }
 
   /// The lines of completed records with id > `after`, by id, at most `limit`; `more` says
@@ -70,10 +71,11 @@ class request_log {
   // Records circulate without allocating: a session swaps its record into pending_[pending_n_]
   // and gets that slot's old record back; a drain swaps pending_ with spare_, writes spare_'s
   // records, and swaps them into the ring (the window), whose oldest come back in spare_.
-  mutable std::vector<request_record> pending_;  // [0, pending_n_) handed over, not yet written
+  using record_ptr = std::unique_ptr<request_record>;
+  mutable std::vector<record_ptr> pending_;  // [0, pending_n_) handed over, not yet written
   mutable std::size_t pending_n_ = 0;
-  mutable std::vector<request_record> spare_;
-  mutable std::vector<request_record> ring_;     // the window; oldest at ring_head_ once full
+  mutable std::vector<record_ptr> spare_;
+  mutable std::vector<record_ptr> ring_;     // the window; oldest at ring_head_ once full
   mutable std::size_t ring_head_ = 0;
   std::condition_variable cv_;
   bool stop_ = false;
