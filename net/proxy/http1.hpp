@@ -16,6 +16,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <string>
 #include <string_view>
@@ -159,31 +160,34 @@ inline void append_hex_chunk(std::string& out, sv body) {
 /// Beast reports a field and consumes its bytes as soon as the field is complete (a header that
 /// arrives in several reads is consumed field by field, across put() calls), and it unfolds
 /// obs-fold values into a buffer local to its field parser; a view into either would dangle.
+///
+/// `store` holds the kept fields already as they leave ("Name: value\r\n", in order), so the
+/// usual header (no Connection tokens naming a field, no Expect to drop) leaves in one append.
 struct header_rewriter {
   struct span {
     std::uint32_t off = 0, len = 0;
   };
-  std::string store;
-  std::vector<std::pair<span, span>> fields;
+  std::string store;   ///< the kept fields, wire format
+  std::string tokens;  ///< the Connection header's tokens (spans below point here)
+  std::vector<std::pair<span, span>> fields;  ///< name and value of each kept field, in `store`
   std::vector<span> connection_tokens;
   const char* in_begin = nullptr;  ///< the bytes of the current feed() (for obs-fold detection only)
   const char* in_end = nullptr;
   bool header_done = false;
+  bool has_expect = false;
 
   void reset() {
     store.clear();
+    tokens.clear();
     fields.clear();
     connection_tokens.clear();
     header_done = false;
+    has_expect = false;
   }
   /// Is `s` inside the bytes currently being parsed? (Beast's unfolded values are not.)
   bool in_input(sv s) const { return s.empty() || (s.data() >= in_begin && s.data() + s.size() <= in_end); }
-  span keep(sv s) {
-    span r{static_cast<std::uint32_t>(store.size()), static_cast<std::uint32_t>(s.size())};
-    store.append(s.data(), s.size());
-    return r;
-  }
   sv at(span s) const { return sv(store.data() + s.off, s.len); }
+  sv token(span s) const { return sv(tokens.data() + s.off, s.len); }
   void on_field(http::field f, sv name, sv value) {
     if (header_done) return;  // trailers are dropped
     if (f == http::field::connection) {
@@ -191,26 +195,40 @@ struct header_rewriter {
       while (pos <= value.size()) {
         auto comma = value.find(',', pos);
         sv tok = trim_ows(value.substr(pos, comma == sv::npos ? sv::npos : comma - pos));
-        if (!tok.empty()) connection_tokens.push_back(keep(tok));
+        if (!tok.empty()) {
+          connection_tokens.push_back({static_cast<std::uint32_t>(tokens.size()), static_cast<std::uint32_t>(tok.size())});
+          tokens.append(tok.data(), tok.size());
+        }
         if (comma == sv::npos) break;
         pos = comma + 1;
       }
     }
     if (hop_by_hop(f)) return;
-    span n = keep(name);
-    fields.emplace_back(n, keep(value));
+    if (f == http::field::expect) has_expect = true;
+    std::size_t at = store.size();
+    store.resize(at + name.size() + 2 + value.size() + 2);
+    char* p = store.data() + at;
+    std::memcpy(p, name.data(), name.size());
+    p[name.size()] = ':';
+    p[name.size() + 1] = ' ';
+    std::memcpy(p + name.size() + 2, value.data(), value.size());
+    p[name.size() + 2 + value.size()] = '\r';
+    p[name.size() + 3 + value.size()] = '\n';
+    auto n32 = static_cast<std::uint32_t>(name.size()), v32 = static_cast<std::uint32_t>(value.size());
+    fields.push_back({{static_cast<std::uint32_t>(at), n32}, {static_cast<std::uint32_t>(at) + n32 + 2, v32}});
   }
   void emit(std::string& out, bool skip_expect = false) const {
+    if (connection_tokens.empty() && !(skip_expect && has_expect)) {
+      out.append(store);
+      return;
+    }
     for (const auto& field : fields) {
-      sv n = at(field.first), v = at(field.second);
+      sv n = at(field.first);
       if (!connection_tokens.empty() && std::any_of(connection_tokens.begin(), connection_tokens.end(),
-                                                    [&](span t) { return iequals(at(t), n); }))
+                                                    [&](span t) { return iequals(token(t), n); }))
         continue;
       if (skip_expect && iequals(n, "expect")) continue;
-      out.append(n.data(), n.size());
-      out.append(": ", 2);
-      out.append(v.data(), v.size());
-      out.append("\r\n", 2);
+      out.append(store, field.first.off, field.first.len + 2 + field.second.len + 2);
     }
   }
 };
@@ -449,10 +467,16 @@ class response_parser final : public http::basic_parser<false> {
         close_client = true;
       }
     }
-    out_ += "HTTP/1.1 ";
-    out_ += std::to_string(status);
-    out_ += ' ';
-    out_ += reason_.empty() ? std::string(http::obsolete_reason(static_cast<http::status>(status))) : reason_;
+    char line[16] = "HTTP/1.1 ";
+    char* e = std::to_chars(line + 9, line + sizeof(line) - 1, status).ptr;
+    *e++ = ' ';
+    out_.append(line, static_cast<std::size_t>(e - line));
+    if (reason_.empty()) {
+      sv r = http::obsolete_reason(static_cast<http::status>(status));
+      out_.append(r.data(), r.size());
+    } else {
+      out_ += reason_;
+    }
     out_ += "\r\n";
     hr_.emit(out_);
     if (request_id_ && status / 100 != 1) append_number_field(out_, request_id_header, request_id_);

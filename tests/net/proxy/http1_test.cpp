@@ -287,3 +287,23 @@ TEST(Http1Request, TrailersAreDroppedUncheckedOnceTheHeaderWasForwarded) {
   EXPECT_EQ(r.forwarded.find("X-Trailer"), std::string::npos);
   EXPECT_TRUE(ends_with(r.forwarded, "5\r\nhello\r\n0\r\n\r\n")) << r.forwarded;
 }
+
+// The kept fields leave in one piece when nothing is to be dropped, field by field otherwise:
+// both ways give the same fields, in the client's order.
+TEST(Http1Request, ExpectIsAnsweredByTheProxyAndNotForwardedAndFieldOrderIsKept) {
+  for (std::size_t step : kSteps) {
+    auto r = parse_request(
+        "POST /v1/x HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nExpect: 100-continue\r\nX-B: 2\r\nContent-Length: 2\r\n\r\nok",
+        step);
+    ASSERT_TRUE(r.done) << step;
+    EXPECT_EQ(field_of(r.forwarded, "Expect"), "<absent>") << r.forwarded;
+    EXPECT_EQ(field_of(r.forwarded, "expect"), "<absent>") << r.forwarded;
+    auto a = r.forwarded.find("X-A: 1\r\n"), b = r.forwarded.find("X-B: 2\r\n");
+    ASSERT_NE(a, std::string::npos) << r.forwarded;
+    ASSERT_NE(b, std::string::npos) << r.forwarded;
+    EXPECT_LT(a, b);
+    auto plain = parse_request("GET /v1/models HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-B: 2\r\n\r\n", step);
+    ASSERT_TRUE(plain.done);
+    EXPECT_NE(plain.forwarded.find("\r\nHost: x\r\nX-A: 1\r\nX-B: 2\r\n"), std::string::npos) << plain.forwarded;
+  }
+}
