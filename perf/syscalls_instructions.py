@@ -185,7 +185,7 @@ def instructions(kind, cmd, port, work, a):
     try:
         url = f"http://127.0.0.1:{port}"
         wait_url(url + ("/meta" if kind == "bench-proxy" else "/v1/models"), 600, kind + " under callgrind", p)
-        probe("seq", url, 300)
+        probe("seq", url, a.callgrind_warmup)
         subprocess.run(["callgrind_control", "-z", str(p.pid)], check=True, stdout=subprocess.DEVNULL)
         probe("seq", url, a.callgrind_requests)
         for f in glob.glob(f"{outdir}/callgrind.out.*"):
@@ -212,6 +212,9 @@ def main():
     ap.add_argument("--streams", type=int, default=100, help="streamed requests counted under strace")
     ap.add_argument("--wrk-seconds", type=int, default=3)
     ap.add_argument("--callgrind-requests", type=int, default=2000)
+    ap.add_argument("--callgrind-warmup", type=int, default=10500,
+                    help="requests before the count (default 10500: past bench-proxy's 10,000-record "
+                         "/proxy/requests window, after which records are reused, not allocated)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--json")
     a = ap.parse_args()

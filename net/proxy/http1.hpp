@@ -12,6 +12,7 @@
 /// copies what it keeps (requests with obs-fold are rejected, folded response values relayed
 /// unfolded, each fold replaced by SP).
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <cstdint>
@@ -67,6 +68,19 @@ inline sv trim_ows(sv s) {
 }
 
 /// RFC 9110 7.2 / RFC 3986 3.2.2: uri-host [ ":" port ]; reg-name, IPv4 or an IP-literal.
+inline bool reg_name_char(unsigned char c) {
+  // unreserved / pct-encoded ('%') / sub-delims, as a table (no locale call per byte).
+  static constexpr auto table = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
+    for (char c : std::string_view("-._~%!$&'()*+,;=")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+  }();
+  return table[c];
+}
+
 inline bool valid_host(sv h) {
   if (h.empty()) return false;
   sv port;
@@ -85,13 +99,8 @@ inline bool valid_host(sv h) {
     sv name = colon == sv::npos ? h : h.substr(0, colon);
     if (colon != sv::npos) port = h.substr(colon + 1);
     if (name.empty()) return false;
-    for (char c : name) {
-      unsigned char u = static_cast<unsigned char>(c);
-      bool ok = std::isalnum(u) || c == '-' || c == '.' || c == '_' || c == '~' || c == '%' || c == '!' ||
-                c == '$' || c == '&' || c == '\'' || c == '(' || c == ')' || c == '*' || c == '+' || c == ',' ||
-                c == ';' || c == '=';
-      if (!ok) return false;
-    }
+    for (char c : name)
+      if (!reg_name_char(static_cast<unsigned char>(c))) return false;
   }
   if (port.size() > 5) return false;
   return std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -112,20 +121,20 @@ inline const char* target_problem(sv t) {
     auto slash = path.find('/', pos);
     sv seg = path.substr(pos, slash == sv::npos ? sv::npos : slash - pos);
     // Decode only the dots: "%2e" and "%2E" are the only spellings of '.' that matter here.
-    std::string dots;
+    int dots = 0;
     bool only_dots = !seg.empty();
-    for (std::size_t i = 0; i < seg.size() && only_dots;) {
+    for (std::size_t i = 0; i < seg.size() && only_dots && dots <= 2;) {
       if (seg[i] == '.') {
-        dots += '.';
+        ++dots;
         ++i;
       } else if (i + 2 < seg.size() && seg[i] == '%' && seg[i + 1] == '2' && (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
-        dots += '.';
+        ++dots;
         i += 3;
       } else {
         only_dots = false;
       }
     }
-    if (only_dots && (dots == "." || dots == "..")) return "the request target holds a dot-segment ('.' or '..')";
+    if (only_dots && (dots == 1 || dots == 2)) return "the request target holds a dot-segment ('.' or '..')";
     if (slash == sv::npos) break;
     pos = slash + 1;
   }
@@ -134,12 +143,23 @@ inline const char* target_problem(sv t) {
 
 /// "NAME: <decimal>\r\n" without printf (snprintf was a tenth of the relay's instructions).
 inline void append_number_field(std::string& out, sv name, std::uint64_t n) {
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof(buf), n);
-  out.append(name.data(), name.size());
-  out.append(": ", 2);
-  out.append(buf, static_cast<std::size_t>(r.ptr - buf));
-  out.append("\r\n", 2);
+  char buf[96];  // the names used here are short; a longer one goes the slow way
+  if (name.size() > sizeof(buf) - 26) {
+    out.append(name.data(), name.size());
+    out.append(": ", 2);
+    auto r = std::to_chars(buf, buf + sizeof(buf), n);
+    out.append(buf, static_cast<std::size_t>(r.ptr - buf));
+    out.append("\r\n", 2);
+    return;
+  }
+  std::memcpy(buf, name.data(), name.size());
+  char* p = buf + name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  p = std::to_chars(p, buf + sizeof(buf) - 2, n).ptr;
+  *p++ = '\r';
+  *p++ = '\n';
+  out.append(buf, static_cast<std::size_t>(p - buf));
 }
 
 inline void append_content_length(std::string& out, std::uint64_t n) { append_number_field(out, "Content-Length", n); }
@@ -370,6 +390,7 @@ class request_parser final : public http::basic_parser<true> {
       return reject(ec, 400, "Bad Request", "Transfer-Encoding in an HTTP/1.0 request");
     if (where != route::proxy && where != route::engine_metrics) return;
     out_.clear();
+    out_.reserve(method.size() + target.size() + hr_.store.size() + 96);
     out_ += method;
     out_ += ' ';
     if (where == route::engine_metrics) {
