@@ -813,6 +813,7 @@ void session::begin_record() {
 void session::finish_record(const std::string& why) {
   if (!rec_active_) return;
   rec_active_ = false;
+  watch_.settle();  // what the stopwatch left for after the last byte (a plain body's usage)
   rec_->bytes_in = req_bytes_;
   rec_->bytes_out = resp_bytes_;
   if (!why.empty() && rec_->error.empty()) rec_->error = why;
@@ -1072,6 +1073,7 @@ void session::flush_client() {
       if (e == EINTR) continue;
       if (would_block(e)) {
         writing_client_ = true;  // on_events goes on when the kernel says it takes more
+        if (rec_active_) watch_.process();  // the stopwatch looks at what was read, now it is out
         return;
       }
       if (phase_ == phase::response && !response_complete_) mark_client_abort();
@@ -1083,6 +1085,7 @@ void session::flush_client() {
     resp_bytes_ += sent;
   }
   cl_out_.clear();
+  if (rec_active_) watch_.process();  // the stopwatch looks at what was read, now it is out
   if (response_complete_) {
     if (rec_active_) rec_->last_byte_ms = since_t0(clock_type::now());
     return response_done();

@@ -172,6 +172,12 @@ inline bool usage(std::string_view text, int& prompt, int& completion) {
 /// Watches one response body as the proxy relays it. For text/event-stream it splits events at
 /// blank lines (LF or CRLF), notes the time of each content-bearing one and reads usage from a
 /// usage event; for other bodies it keeps the last few KiB to read usage at the end.
+///
+/// Nothing of this stands between a read and its write: the parser's body callbacks only copy
+/// the bytes aside (feed), and the session examines them (process) once the bytes of that read
+/// have been written to the client, before it reads again; the time of each event is the time
+/// of the read that brought it (at), whenever it is examined. A plain body's usage is read after
+/// its last byte went out (settle).
 class response_watch {
  public:
   /// A new response of the request that started at `t0`, recorded into `rec`.
@@ -182,6 +188,8 @@ class response_watch {
     cur_.clear();
     line_start_ = 0;
     tail_.clear();
+    held_.clear();
+    finished_ = false;
   }
   /// From the response header: text/event-stream or not (kept in the record).
   void set_stream(bool s) {
@@ -194,7 +202,7 @@ class response_watch {
   }
   double now_ms() const { return ms(now_); }
 
-  /// De-chunked body bytes (called from the response parser).
+  /// De-chunked body bytes (called from the response parser): kept aside for process().
   void feed(std::string_view body) {
     if (!rec_) return;
     if (!rec_->stream) {
@@ -202,6 +210,43 @@ class response_watch {
       if (tail_.size() > 2 * kTail) tail_.erase(0, tail_.size() - kTail);
       return;
     }
+    held_.append(body.data(), body.size());
+  }
+
+  /// Examines the stream bytes fed since the last call, as read at the time last given to at().
+  void process() {
+    if (!rec_ || held_.empty()) return;
+    scan(held_);
+    held_.clear();
+  }
+
+  /// The body is complete (at the time last given to at()); examined in settle().
+  void finish() {
+    if (!rec_) return;
+    if (!rec_->stream && rec_->status / 100 == 2 && rec_->first_content_ms < 0) rec_->first_content_ms = now_ms();
+    finished_ = true;
+  }
+
+  /// After the last byte went out (or the response ended otherwise): what could wait.
+  void settle() {
+    if (!rec_) return;
+    process();
+    if (finished_ && rec_->stream && !cur_.empty()) {
+      event(cur_);  // an event the stream did not end with a blank line
+      cur_.clear();
+    }
+    if (finished_ && !rec_->stream) {
+      int p = -1, c = -1;
+      if (sse::usage(tail_, p, c)) {
+        rec_->prompt_tokens = p;
+        rec_->completion_tokens = c;
+      }
+    }
+    rec_ = nullptr;
+  }
+
+ private:
+  void scan(std::string_view body) {
     std::size_t pos = 0;
     while (pos < body.size()) {
       std::size_t nl = body.find('\n', pos);
@@ -221,23 +266,6 @@ class response_watch {
     }
   }
 
-  /// The body is complete (at the time last given to at()).
-  void finish() {
-    if (!rec_) return;
-    if (!rec_->stream) {
-      if (rec_->status / 100 == 2 && rec_->first_content_ms < 0) rec_->first_content_ms = now_ms();
-      int p = -1, c = -1;
-      if (sse::usage(tail_, p, c)) {
-        rec_->prompt_tokens = p;
-        rec_->completion_tokens = c;
-      }
-    } else if (!cur_.empty()) {
-      event(cur_);  // an event the stream did not end with a blank line
-      cur_.clear();
-    }
-  }
-
- private:
   void event(std::string_view ev) {
     // The data: lines; events normally hold one.
     std::string_view data;
@@ -281,6 +309,8 @@ class response_watch {
   std::string cur_;
   std::size_t line_start_ = 0;
   std::string tail_;
+  std::string held_;  // stream bytes fed, not yet examined
+  bool finished_ = false;  // finish() was called: the body is complete
 };
 
 }  // namespace bp::net

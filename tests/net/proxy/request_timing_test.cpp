@@ -47,7 +47,8 @@ TEST(ProxyTiming, UsageIsReadFromTheLastUsageObject) {
 }
 
 namespace {
-// Feeds `body` to a watch in pieces of `step` bytes, each piece "read" 1 ms after the previous.
+// Feeds `body` to a watch in pieces of `step` bytes, each piece "read" 1 ms after the previous
+// and examined once "written" (process), as the session does; settle() after the last byte.
 request_record watch_stream(const std::string& body, std::size_t step, bool stream = true) {
   request_record rec;
   rec.status = 200;
@@ -60,8 +61,10 @@ request_record watch_stream(const std::string& body, std::size_t step, bool stre
     t += 1ms;
     w.at(t);
     w.feed(std::string_view(body).substr(i, step));
+    w.process();
   }
   w.finish();
+  w.settle();
   return rec;
 }
 }  // namespace
