@@ -162,7 +162,9 @@ def syscalls(kind, cmd, port, work, a):
         url = f"http://127.0.0.1:{port}"
         wait_url(url + ("/meta" if kind == "bench-proxy" else "/v1/models"), 120, kind, p)
         pid = worker_pid(p, kind)
-        probe("seq", url, 500)  # warm-up: connections to the engine open, buffers sized
+        # Warm-up: connections to the engine open, buffers sized, and (as for callgrind) past
+        # bench-proxy's 10,000-record window, whose heap grows (mprotect) until it is full.
+        probe("seq", url, a.callgrind_warmup)
         res = {}
         c = strace_counts(pid, work, lambda: probe("seq", url, a.requests))
         res["sequential"] = per(c, a.requests)
@@ -212,8 +214,8 @@ def main():
     ap.add_argument("--streams", type=int, default=100, help="streamed requests counted under strace")
     ap.add_argument("--wrk-seconds", type=int, default=3)
     ap.add_argument("--callgrind-requests", type=int, default=2000)
-    ap.add_argument("--callgrind-warmup", type=int, default=10500,
-                    help="requests before the count (default 10500: past bench-proxy's 10,000-record "
+    ap.add_argument("--callgrind-warmup", "--warmup", type=int, default=10500,
+                    help="requests before each count (default 10500: past bench-proxy's 10,000-record "
                          "/proxy/requests window, after which records are reused, not allocated)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--json")
