@@ -17,7 +17,6 @@
 #include "net/proxy/request_timing.hpp"
 #include "net/proxy/routes.hpp"
 
-#include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,7 +30,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <list>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -111,7 +109,6 @@ struct byte_buffer {
     begin += n;
     if (begin == end) begin = end = 0;
   }
-  asio::const_buffer view() const { return asio::buffer(data.data() + begin, end - begin); }
   void release_if_idle() {
     // Keep RSS low with thousands of idle connections.
     if (empty() && data.capacity() > 64 * 1024) std::vector<char>().swap(data);
@@ -215,7 +212,6 @@ class session final : public std::enable_shared_from_this<session> {
       ::close(ufd_);
       ufd_ = -1;
     }
-    ++upstream_gen_;
     up_ready_.reset();
     reading_upstream_ = writing_upstream_ = false;
   }
@@ -258,7 +254,6 @@ class session final : public std::enable_shared_from_this<session> {
   std::optional<request_parser> rp_;
   std::optional<response_parser> sp_;
   bool upstream_reused_ = false;
-  std::uint64_t upstream_gen_ = 0;  // bumped whenever upstream_ is closed or replaced
   clock_type::time_point forwarded_at_, last_upstream_byte_;
   bool upstream_got_bytes_ = false;
   bool retried_ = false;
