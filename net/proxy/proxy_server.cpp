@@ -169,6 +169,31 @@ struct readiness {
   void reset() { readable = peer_shut = false; }
 };
 
+/// One recv of up to `cap` bytes on a non-blocking socket, keeping `ready` true to what the
+/// kernel said. False when nothing was there (EAGAIN: wait for the next edge); else `n` bytes
+/// read, or `ec` set (eof at the end of the stream).
+bool recv_ready(int fd, char* at, std::size_t cap, readiness& ready, std::size_t& n, error_code& ec) {
+  ssize_t got;
+  do got = ::recv(fd, at, cap, 0);
+  while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    int e = errno;
+    if (would_block(e)) {
+      ready.readable = false;
+      return false;
+    }
+    ec = sys_error(e);
+    return true;
+  }
+  if (got == 0) {
+    ec = asio::error::eof;
+    return true;
+  }
+  n = static_cast<std::size_t>(got);
+  if (n < cap) ready.drained();
+  return true;
+}
+
 
 class session final : public std::enable_shared_from_this<session> {
  public:
@@ -636,22 +661,13 @@ void session::read_client() {
 void session::do_read_client() {
   reading_ = false;
   // Straight into the request buffer (it keeps what is not parsed yet, pipelined requests too).
-  char* at = static_cast<char*>(cin_.prepare(kReadSize).data());
-  ssize_t n;
-  do n = ::recv(cfd_, at, kReadSize, 0);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    int e = errno;
-    if (would_block(e)) {
-      cl_ready_.readable = false;
-      reading_ = true;
-      return;
-    }
-    return on_client_read(sys_error(e), 0);
+  error_code ec;
+  std::size_t n = 0;
+  if (!recv_ready(cfd_, static_cast<char*>(cin_.prepare(kReadSize).data()), kReadSize, cl_ready_, n, ec)) {
+    reading_ = true;  // nothing there after all: the next edge
+    return;
   }
-  if (n == 0) return on_client_read(asio::error::eof, 0);
-  if (static_cast<std::size_t>(n) < kReadSize) cl_ready_.drained();
-  on_client_read({}, static_cast<std::size_t>(n));
+  on_client_read(ec, n);
 }
 
 void session::on_client_read(const error_code& ec, std::size_t n) {
@@ -980,22 +996,13 @@ void session::do_read_upstream() {
   reading_upstream_ = false;
   if (phase_ != phase::response) return;
   constexpr std::size_t kUpRead = 16384;
-  char* at = static_cast<char*>(uin_.prepare(kUpRead).data());
-  ssize_t n;
-  do n = ::recv(ufd_, at, kUpRead, 0);
-  while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    int e = errno;
-    if (would_block(e)) {
-      up_ready_.readable = false;
-      reading_upstream_ = true;
-      return;
-    }
-    return on_upstream_read(sys_error(e), 0);
+  error_code ec;
+  std::size_t n = 0;
+  if (!recv_ready(ufd_, static_cast<char*>(uin_.prepare(kUpRead).data()), kUpRead, up_ready_, n, ec)) {
+    reading_upstream_ = true;  // nothing there after all: the next edge
+    return;
   }
-  if (n == 0) return on_upstream_read(asio::error::eof, 0);
-  if (static_cast<std::size_t>(n) < kUpRead) up_ready_.drained();
-  on_upstream_read({}, static_cast<std::size_t>(n));
+  on_upstream_read(ec, n);
 }
 
 void session::on_upstream_read(const error_code& ec, std::size_t n) {
