@@ -2,11 +2,13 @@
 """Proxy overhead benchmark: the mock engine directly, through bench-proxy, and through nginx.
 
 usage: perf/proxy_overhead.py [--rounds 3] [--seq 10000] [--wrk-seconds 5] [--streams 30] [--json OUT]
-                              [--baseline-bin DIR] [--no-haproxy]
+                              [--baseline-bin DIR [--pair-only]] [--no-haproxy]
 
 With --baseline-bin DIR (another build's bin folder, e.g. an earlier commit's), that bench-proxy is
 measured in the same interleaved rounds, with its own identical mock engine (the current
-mock-engine binary), and a second table compares the two: before/after in one run.
+mock-engine binary), and a second table compares the two: before/after in one run. With
+--pair-only just the two builds (each with its direct engine) are measured: more rounds in the same
+time, for a tighter before/after.
 
 One mock engine (started by bench-proxy as its engine) serves all three targets; bench-proxy and
 nginx each get one worker/I/O thread; everything on loopback. Rounds are interleaved (the target
@@ -260,19 +262,23 @@ def main():
     ap.add_argument("--json", help="also write the raw numbers here")
     ap.add_argument("--baseline-bin", help="another build's bin folder: its bench-proxy is measured beside this one")
     ap.add_argument("--no-haproxy", action="store_true", help="leave haproxy out")
+    ap.add_argument("--pair-only", action="store_true", help="with --baseline-bin: only the two builds")
     ap.add_argument("--telemetry-interval-ms", type=int, default=200,
                     help="bench-proxy's telemetry sampling during the measurement (default 200, as serve; 0: off)")
     a = ap.parse_args()
     global TELEMETRY_MS
     TELEMETRY_MS = a.telemetry_interval_ms
-    ensure_tools(not a.no_haproxy)
+    if a.pair_only and not a.baseline_bin:
+        ap.error("--pair-only needs --baseline-bin")
+    ensure_tools(not a.no_haproxy and not a.pair_only)
     work = tempfile.mkdtemp(prefix="bp_overhead_")
     bp, bp_url, engine_port, engine_pid = start_bench_proxy(work)
-    ng, ng_url, ng_pids = start_nginx(work, engine_port)
-    targets = [Target("direct", f"http://127.0.0.1:{engine_port}", []), Target("bench-proxy", bp_url, [bp.pid]),
-               Target("nginx", ng_url, ng_pids)]
-    hp = None
-    if not a.no_haproxy:
+    targets = [Target("direct", f"http://127.0.0.1:{engine_port}", []), Target("bench-proxy", bp_url, [bp.pid])]
+    ng = hp = None
+    if not a.pair_only:
+        ng, ng_url, ng_pids = start_nginx(work, engine_port)
+        targets.append(Target("nginx", ng_url, ng_pids))
+    if not a.no_haproxy and not a.pair_only:
         hp, hp_url, hp_pids = start_haproxy(work, engine_port)
         targets.append(Target("haproxy", hp_url, hp_pids))
     base = None
@@ -303,12 +309,14 @@ def main():
                 res[t.name]["spread_ms"].append(statistics.median((x[n - 1] - x[0]) / 1000 for x in arr))
             print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
     finally:
-        ng.send_signal(signal.SIGQUIT)
+        if ng:
+            ng.send_signal(signal.SIGQUIT)
         bp.send_signal(signal.SIGINT)
         if hp:
             hp.send_signal(signal.SIGTERM)
             hp.wait(10)
-        ng.wait(10)
+        if ng:
+            ng.wait(10)
         bp.wait(30)
         if base:
             base.send_signal(signal.SIGINT)
@@ -323,30 +331,31 @@ def main():
         return med(med(res[name]["event_ms"][r][i] - res[direct]["event_ms"][r][i]
                        for i in range(len(res[direct]["event_ms"][r]))) for r in range(a.rounds)) * 1000
 
-    rows = [
-        ("added p50 latency, sequential (us)", added("bench-proxy", "p50"), added("nginx", "p50"), "<="),
-        ("added p99 latency, sequential (us)", added("bench-proxy", "p99"), added("nginx", "p99"), "<="),
-        ("requests/s at 64 connections", med(res["bench-proxy"]["rps"]), med(res["nginx"]["rps"]), ">="),
-        ("proxy CPU time per request (us)", med(res["bench-proxy"]["cpu_us"]), med(res["nginx"]["cpu_us"]), "<="),
-        ("added latency per stream event, p50 (us)", per_event("bench-proxy"), per_event("nginx"), "<="),
-        ("peak RSS under 64-connection load (MiB)", med(res["bench-proxy"]["rss_kib"]) / 1024,
-         med(res["nginx"]["rss_kib"]) / 1024, "<=2x"),
-    ]
-    print(f"\nproxy overhead, median of {a.rounds} interleaved rounds ({a.seq} sequential requests, "
-          f"{a.wrk_seconds}s wrk at 64 connections, {a.streams} streams of 32 events 5 ms apart)")
-    print(f"direct: p50 {med(res['direct']['p50']):.1f} us, p99 {med(res['direct']['p99']):.1f} us, "
-          f"{med(res['direct']['rps']):.0f} req/s")
-    print(f"{'metric':44} {'bench-proxy':>12} {'nginx':>12} {'ratio':>7}  target")
-    verdicts = []
-    for name, b, n, rule in rows:
-        ratio = b / n if n else float("nan")
-        ok = (ratio <= 1.0 if rule == "<=" else ratio >= 1.0 if rule == ">=" else ratio <= 2.0)
-        if "per request" in name:
-            ok = True  # reported, no target
-        verdicts.append(ok)
-        print(f"{name:44} {b:12.1f} {n:12.1f} {ratio:7.2f}  {rule} {'ok' if ok else 'MISSED'}")
+    rows, verdicts = [], []
     spread = {k: med(res[k]["spread_ms"]) for k in res}
     progressive = all(s > 0.8 * 31 * 5 for s in spread.values())
+    if ng:
+        rows = [
+            ("added p50 latency, sequential (us)", added("bench-proxy", "p50"), added("nginx", "p50"), "<="),
+            ("added p99 latency, sequential (us)", added("bench-proxy", "p99"), added("nginx", "p99"), "<="),
+            ("requests/s at 64 connections", med(res["bench-proxy"]["rps"]), med(res["nginx"]["rps"]), ">="),
+            ("proxy CPU time per request (us)", med(res["bench-proxy"]["cpu_us"]), med(res["nginx"]["cpu_us"]), "<="),
+            ("added latency per stream event, p50 (us)", per_event("bench-proxy"), per_event("nginx"), "<="),
+            ("peak RSS under 64-connection load (MiB)", med(res["bench-proxy"]["rss_kib"]) / 1024,
+             med(res["nginx"]["rss_kib"]) / 1024, "<=2x"),
+        ]
+        print(f"\nproxy overhead, median of {a.rounds} interleaved rounds ({a.seq} sequential requests, "
+              f"{a.wrk_seconds}s wrk at 64 connections, {a.streams} streams of 32 events 5 ms apart)")
+        print(f"direct: p50 {med(res['direct']['p50']):.1f} us, p99 {med(res['direct']['p99']):.1f} us, "
+              f"{med(res['direct']['rps']):.0f} req/s")
+        print(f"{'metric':44} {'bench-proxy':>12} {'nginx':>12} {'ratio':>7}  target")
+        for name, b, n, rule in rows:
+            ratio = b / n if n else float("nan")
+            ok = (ratio <= 1.0 if rule == "<=" else ratio >= 1.0 if rule == ">=" else ratio <= 2.0)
+            if "per request" in name:
+                ok = True  # reported, no target
+            verdicts.append(ok)
+            print(f"{name:44} {b:12.1f} {n:12.1f} {ratio:7.2f}  {rule} {'ok' if ok else 'MISSED'}")
     print(f"stream spread first->last event (ms): " + ", ".join(f"{k} {v:.1f}" for k, v in spread.items()) +
           f"  progressive: {'yes' if progressive else 'NO'}")
     beyond = []
