@@ -124,11 +124,18 @@ inline int int_field(std::string_view obj, std::string_view quoted_key) {
 /// Reads prompt_tokens / completion_tokens of a "usage" object in `text` (an event or the tail
 /// of a plain body). Returns false when there is no usage object.
 inline bool usage(std::string_view text, int& prompt, int& completion) {
-  // The last "usage" key whose value is an object wins (a plain body's top-level usage is at its end).
+  // The last "usage" key whose value is an object wins. Searched from the end: a plain body's
+  // top-level usage is at its end, so this reads tens of bytes, not the whole 8 KiB tail.
   std::size_t i = std::string_view::npos;
-  for (std::size_t j = value_after(text, "\"usage\""); j != std::string_view::npos;
-       j = value_after(text, "\"usage\"", j))
-    if (j < text.size() && text[j] == '{') i = j;
+  constexpr std::string_view key = "\"usage\"";
+  for (std::size_t end = text.size(); end >= key.size() && i == std::string_view::npos; --end) {
+    if (text[end - 1] != '"' || text[end - 2] != 'e' || text.compare(end - key.size(), key.size(), key) != 0) continue;
+    std::size_t j = skip_ws(text, end);
+    if (j < text.size() && text[j] == ':') {
+      j = skip_ws(text, j + 1);
+      if (j < text.size() && text[j] == '{') i = j;
+    }
+  }
   if (i == std::string_view::npos) return false;
   // Usually both counts come before any nested object: up to the first '}' is enough.
   if (std::size_t close = text.find('}', i); close != std::string_view::npos) {

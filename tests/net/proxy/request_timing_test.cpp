@@ -44,6 +44,15 @@ TEST(ProxyTiming, UsageIsReadFromTheLastUsageObject) {
   EXPECT_TRUE(sse::usage(R"({"x":{"usage":{"note":"}{","completion_tokens":7}}})", p, c));
   EXPECT_EQ(c, 7);
   EXPECT_EQ(p, -1);
+  // The last usage whose value is an object; a later "usage": null, or one inside a string, is not it.
+  EXPECT_TRUE(sse::usage(R"({"usage":{"prompt_tokens":1,"completion_tokens":2},"x":{"usage" : null}})", p, c));
+  EXPECT_EQ(p, 1);
+  EXPECT_EQ(c, 2);
+  EXPECT_TRUE(sse::usage(R"({"usage":{"prompt_tokens":1,"completion_tokens":2},"usage" :
+    {"prompt_tokens":3,"completion_tokens":4},"note":"\"usage\":{\"prompt_tokens\":9}"})", p, c));
+  EXPECT_EQ(p, 3);
+  EXPECT_EQ(c, 4);
+  EXPECT_FALSE(sse::usage(R"({"note":"\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9}"})", p, c));
 }
 
 namespace {
