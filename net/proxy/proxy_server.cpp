@@ -156,23 +156,27 @@ constexpr std::uint32_t kWritable = EPOLLOUT | EPOLLHUP | EPOLLERR;
 constexpr std::uint32_t kPeerShut = EPOLLRDHUP | EPOLLHUP | EPOLLERR;
 
 /// A socket's readiness as the kernel last reported it (edge-triggered: nothing is reported
-/// twice). `readable` goes false on EAGAIN or on a short read, unless the peer already shut
-/// down: then the next read returns the end of the stream, and there will be no edge for it.
+/// twice), and whether its owner waits to read it. `readable` goes false on EAGAIN or on a short
+/// read, unless the peer already shut down: then the next read returns the end of the stream,
+/// and there will be no edge for it.
 struct readiness {
   bool readable = false;
   bool peer_shut = false;
+  bool waiting = false;  // the session wants to read this socket
+  bool queued = false;   // a read is deferred to the end of the batch
   void on_events(std::uint32_t e) {
     if (e & kReadable) readable = true;
     if (e & kPeerShut) peer_shut = true;
   }
   void drained() { readable = peer_shut; }
-  void reset() { readable = peer_shut = false; }
+  void reset() { readable = peer_shut = waiting = false; }
 };
 
 /// One recv of up to `cap` bytes on a non-blocking socket, keeping `ready` true to what the
-/// kernel said. False when nothing was there (EAGAIN: wait for the next edge); else `n` bytes
-/// read, or `ec` set (eof at the end of the stream).
+/// kernel said. False when nothing was there (EAGAIN: waiting again, for the next edge); else `n`
+/// bytes read, or `ec` set (eof at the end of the stream).
 bool recv_ready(int fd, char* at, std::size_t cap, readiness& ready, std::size_t& n, error_code& ec) {
+  ready.waiting = false;
   ssize_t got;
   do got = ::recv(fd, at, cap, 0);
   while (got < 0 && errno == EINTR);
@@ -180,6 +184,7 @@ bool recv_ready(int fd, char* at, std::size_t cap, readiness& ready, std::size_t
     int e = errno;
     if (would_block(e)) {
       ready.readable = false;
+      ready.waiting = true;
       return false;
     }
     ec = sys_error(e);
@@ -215,6 +220,10 @@ class session final : public std::enable_shared_from_this<session> {
     void on_events(std::uint32_t e) override { s->on_events(upstream, e); }
   };
   void on_events(bool upstream, std::uint32_t e);
+  /// Waits to read `side` with `read`: after this batch if the kernel already said it is
+  /// readable (never inside the caller, so a long body is not read by recursion), else at its
+  /// next edge.
+  void want_read(readiness& side, void (session::*read)());
 
   void read_client();
   void do_read_client();
@@ -238,7 +247,7 @@ class session final : public std::enable_shared_from_this<session> {
       ufd_ = -1;
     }
     up_ready_.reset();
-    reading_upstream_ = writing_upstream_ = false;
+    writing_upstream_ = false;
   }
   void read_upstream();
   void do_read_upstream();
@@ -268,8 +277,6 @@ class session final : public std::enable_shared_from_this<session> {
   int ufd_ = -1;  // the engine's socket, -1 when none is open
   watch cw_{this, false}, uw_{this, true};
   readiness cl_ready_, up_ready_;
-  bool reading_upstream_ = false;  // waiting for the engine's socket to be readable
-  bool read_queued_ = false, up_read_queued_ = false;  // a read deferred to the end of the batch
   std::uint64_t id_;
   phase phase_ = phase::request;
   byte_buffer cin_, uin_;
@@ -285,7 +292,6 @@ class session final : public std::enable_shared_from_this<session> {
   bool response_complete_ = false;
   bool close_after_ = false;
   bool writing_client_ = false;
-  bool reading_ = false;  // waiting for the client's socket to be readable
   bool streaming_ = false;         // this request's body is forwarded while it still arrives
   bool writing_upstream_ = false;  // waiting for the engine's socket to take more bytes
   bool compacted_ = false;         // bytes of this request already left up_out_: no retry possible
@@ -599,7 +605,7 @@ void session::on_events(bool upstream, std::uint32_t e) {
   if (phase_ == phase::closed) return;
   if (upstream) {
     up_ready_.on_events(e);
-    if ((e & kReadable) && reading_upstream_) do_read_upstream();
+    if ((e & kReadable) && up_ready_.waiting) do_read_upstream();
     if (phase_ == phase::closed) return;
     if ((e & kWritable) && writing_upstream_) {
       writing_upstream_ = false;
@@ -607,7 +613,7 @@ void session::on_events(bool upstream, std::uint32_t e) {
     }
   } else {
     cl_ready_.on_events(e);
-    if ((e & kReadable) && reading_) do_read_client();
+    if ((e & kReadable) && cl_ready_.waiting) do_read_client();
     if (phase_ == phase::closed) return;
     if ((e & kWritable) && writing_client_) {
       writing_client_ = false;
@@ -644,30 +650,28 @@ void session::begin_request() {
 // parser; while the response is in flight it notices the client going away (so the engine's work
 // is cancelled at once, not at the next write) and keeps pipelined bytes for later.
 void session::read_client() {
-  if (reading_ || phase_ == phase::closed) return;
-  reading_ = true;
   // Nothing is asked of the kernel unless it said there is something to read (the client has
-  // usually not sent its next request yet): then the read runs after this batch, not inside the
-  // caller, so a long body is not read by recursion.
-  if (cl_ready_.readable && !read_queued_) {
-    read_queued_ = true;
-    tc_.loop.defer([self = shared_from_this()] {
-      self->read_queued_ = false;
-      if (self->reading_ && self->cl_ready_.readable && self->phase_ != phase::closed) self->do_read_client();
-    });
-  }
+  // usually not sent its next request yet).
+  if (cl_ready_.waiting || phase_ == phase::closed) return;
+  want_read(cl_ready_, &session::do_read_client);
+}
+
+void session::want_read(readiness& side, void (session::*read)()) {
+  side.waiting = true;
+  if (!side.readable || side.queued) return;
+  side.queued = true;
+  tc_.loop.defer([self = shared_from_this(), &side, read] {
+    side.queued = false;
+    if (side.waiting && side.readable && self->phase_ != phase::closed) (self.get()->*read)();
+  });
 }
 
 void session::do_read_client() {
-  reading_ = false;
   // Straight into the request buffer (it keeps what is not parsed yet, pipelined requests too).
   error_code ec;
   std::size_t n = 0;
-  if (!recv_ready(cfd_, static_cast<char*>(cin_.prepare(kReadSize).data()), kReadSize, cl_ready_, n, ec)) {
-    reading_ = true;  // nothing there after all: the next edge
-    return;
-  }
-  on_client_read(ec, n);
+  if (recv_ready(cfd_, static_cast<char*>(cin_.prepare(kReadSize).data()), kReadSize, cl_ready_, n, ec))
+    on_client_read(ec, n);
 }
 
 void session::on_client_read(const error_code& ec, std::size_t n) {
@@ -981,28 +985,19 @@ void session::upstream_failed(const std::string& what) {
 void session::read_upstream() {
   // As for the client: the engine's answer is rarely there yet right after the request went out.
   if (phase_ != phase::response || ufd_ < 0) return;
-  reading_upstream_ = true;
-  if (up_ready_.readable && !up_read_queued_) {
-    up_read_queued_ = true;
-    tc_.loop.defer([self = shared_from_this()] {
-      self->up_read_queued_ = false;
-      if (self->reading_upstream_ && self->up_ready_.readable && self->phase_ == phase::response)
-        self->do_read_upstream();
-    });
-  }
+  want_read(up_ready_, &session::do_read_upstream);
 }
 
 void session::do_read_upstream() {
-  reading_upstream_ = false;
-  if (phase_ != phase::response) return;
+  if (phase_ != phase::response) {
+    up_ready_.waiting = false;
+    return;
+  }
   constexpr std::size_t kUpRead = 16384;
   error_code ec;
   std::size_t n = 0;
-  if (!recv_ready(ufd_, static_cast<char*>(uin_.prepare(kUpRead).data()), kUpRead, up_ready_, n, ec)) {
-    reading_upstream_ = true;  // nothing there after all: the next edge
-    return;
-  }
-  on_upstream_read(ec, n);
+  if (recv_ready(ufd_, static_cast<char*>(uin_.prepare(kUpRead).data()), kUpRead, up_ready_, n, ec))
+    on_upstream_read(ec, n);
 }
 
 void session::on_upstream_read(const error_code& ec, std::size_t n) {
@@ -1154,7 +1149,7 @@ void session::close(const std::string& reason) {
     ::close(cfd_);
     cfd_ = -1;
   }
-  reading_ = writing_client_ = false;
+  cl_ready_.waiting = writing_client_ = false;
   close_upstream();
   if (counted_in_flight_) {
     counted_in_flight_ = false;

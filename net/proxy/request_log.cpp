@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 #include <charconv>
 #include <cstring>
 #include <ctime>
@@ -103,8 +102,22 @@ class line_writer {
   char* p_;
 };
 
-/// The longest line `r` can give: the fixed text and numbers (under 1 KiB), the strings escaped
-/// at 6 bytes per byte at worst, 24 bytes per inter-token latency.
+/// The whole of [p, p + n) to `fd`, across short writes; a failing disk loses the batch, not the
+/// process (the records stay in the window).
+void write_all(int fd, const char* p, std::size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+/// The longest line `r` can give: the fixed text and numbers (under 1 KiB; 1.5 KiB kept), the
+/// strings escaped at 6 bytes per byte at worst, 24 bytes per inter-token latency.
 std::size_t line_bound(const request_record& r) {
   return 1536 + 6 * (r.method.size() + r.path.size() + r.error.size()) + 24 * r.content_ms.size();
 }
@@ -203,22 +216,6 @@ void append_json_line(std::string& o, const request_record& r) {
   o.resize(at + line_bound(r));
   o.resize(static_cast<std::size_t>(write_json_line(o.data() + at, r) - o.data()));
 }
-
-namespace {
-/// The whole of [p, p + n) to `fd`, across short writes; a failing disk loses the batch, not the
-/// process (the records stay in the window).
-void write_all(int fd, const char* p, std::size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-}
-}  // namespace
 
 request_log::request_log(std::size_t window) : window_(std::max<std::size_t>(1, window)) {}
 
@@ -331,7 +328,7 @@ bool request_log::open_file(const std::string& path, std::string& err) {
 void request_log::writer() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    // A timed wake, not one per request: the I/O threads never signal.
+    // A timed wake, or one per kWakeEvery records under load: never one per request.
     cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_ || pending_n_ >= kWakeEvery; });
     bool stopping = stop_;
     lk.unlock();
