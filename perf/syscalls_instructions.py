@@ -179,6 +179,27 @@ def syscalls(kind, cmd, port, work, a):
         stop(p, kind, 30)
 
 
+def jsonl_lines(cmd):
+    """bench-proxy's requests.jsonl (in its --run-dir), or None for another proxy."""
+    if "--run-dir" not in cmd:
+        return None
+    return os.path.join(cmd[cmd.index("--run-dir") + 1], "requests.jsonl")
+
+
+def wait_lines(path, n, deadline_s=120):
+    """Polls until the file holds at least n lines (its writer flushes every 200 ms at the latest)."""
+    if path is None:
+        return
+    deadline = time.time() + deadline_s
+    while time.time() < deadline:
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                if f.read().count(b"\n") >= n:
+                    return
+        time.sleep(0.05)
+    raise SystemExit(f"{path}: fewer than {n} lines after {deadline_s} s")
+
+
 def instructions(kind, cmd, port, work, a):
     outdir = os.path.join(work, f"cg-{kind}")
     os.makedirs(outdir)
@@ -188,8 +209,15 @@ def instructions(kind, cmd, port, work, a):
         url = f"http://127.0.0.1:{port}"
         wait_url(url + ("/meta" if kind == "bench-proxy" else "/v1/models"), 600, kind + " under callgrind", p)
         probe("seq", url, a.callgrind_warmup)
+        # bench-proxy writes requests.jsonl in batches (every 1,024 records or 200 ms): the
+        # counted window starts and ends with every line of the requests before it written, so
+        # it holds exactly the lines of its own requests (otherwise a batch more or less moved
+        # the figure by +-1,000 instructions per request).
+        lines = jsonl_lines(cmd)
+        wait_lines(lines, a.callgrind_warmup)
         subprocess.run(["callgrind_control", "-z", str(p.pid)], check=True, stdout=subprocess.DEVNULL)
         probe("seq", url, a.callgrind_requests)
+        wait_lines(lines, a.callgrind_warmup + a.callgrind_requests)
         for f in glob.glob(f"{outdir}/callgrind.out.*"):
             os.remove(f)
         subprocess.run(["callgrind_control", "-d", str(p.pid)], check=True, stdout=subprocess.DEVNULL)

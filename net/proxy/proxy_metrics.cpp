@@ -1,16 +1,16 @@
 #include "net/proxy/proxy_metrics.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <mutex>
+#include <limits>
 
-#include <prometheus/counter.h>
-#include <prometheus/histogram.h>
+#include <prometheus/client_metric.h>
 #include <prometheus/metric_family.h>
-#include <prometheus/registry.h>
+#include <prometheus/metric_type.h>
 #include <prometheus/text_serializer.h>
 
 namespace bp::net {
@@ -53,72 +53,113 @@ const std::vector<double>& latency_buckets() {
   return b;
 }
 
-struct proxy_metrics::impl {
-  std::shared_ptr<prometheus::Registry> reg = std::make_shared<prometheus::Registry>();
-  prometheus::Family<prometheus::Histogram>& ttft_f =
-      prometheus::BuildHistogram()
-          .Name("bench_proxy_ttft_seconds")
-          .Help("Time to first content-bearing event (non-streamed: the whole body) after the request header, at the proxy")
-          .Register(*reg);
-  prometheus::Family<prometheus::Histogram>& itl_f =
-      prometheus::BuildHistogram()
-          .Name("bench_proxy_inter_token_latency_seconds")
-          .Help("Gap between consecutive content-bearing events of a streamed response, at the proxy")
-          .Register(*reg);
-  prometheus::Family<prometheus::Histogram>& e2e_f =
-      prometheus::BuildHistogram()
-          .Name("bench_proxy_e2e_seconds")
-          .Help("Request header to the last response byte written to the client, at the proxy (completed requests)")
-          .Register(*reg);
-  prometheus::Family<prometheus::Counter>& req_f =
-      prometheus::BuildCounter()
-          .Name("bench_proxy_requests_total")
-          .Help("Requests answered, by route and status (status 0: no response was sent)")
-          .Register(*reg);
-  prometheus::Family<prometheus::Counter>& abort_f =
-      prometheus::BuildCounter()
-          .Name("bench_proxy_client_aborts_total")
-          .Help("Proxied requests whose client went away before the response was complete")
-          .Register(*reg);
-  prometheus::Family<prometheus::Counter>& uperr_f =
-      prometheus::BuildCounter()
-          .Name("bench_proxy_upstream_errors_total")
-          .Help("Proxied requests the engine could not be reached for, failed or timed out")
-          .Register(*reg);
-  prometheus::Family<prometheus::Counter>& in_f = prometheus::BuildCounter()
-                                                      .Name("bench_proxy_received_bytes_total")
-                                                      .Help("Request bytes read from clients")
-                                                      .Register(*reg);
-  prometheus::Family<prometheus::Counter>& out_f = prometheus::BuildCounter()
-                                                       .Name("bench_proxy_sent_bytes_total")
-                                                       .Help("Response bytes written to clients")
-                                                       .Register(*reg);
-  prometheus::Family<prometheus::Counter>& tok_f =
-      prometheus::BuildCounter()
-          .Name("bench_proxy_output_tokens_total")
-          .Help("Output tokens of completed proxied requests (the engine's usage, else content events)")
-          .Register(*reg);
-  prometheus::Histogram& ttft = ttft_f.Add({}, latency_buckets());
-  prometheus::Histogram& itl = itl_f.Add({}, latency_buckets());
-  prometheus::Histogram& e2e = e2e_f.Add({}, latency_buckets());
-  prometheus::Counter& aborts = abort_f.Add({});
-  prometheus::Counter& uperr = uperr_f.Add({});
-  prometheus::Counter& bytes_in = in_f.Add({});
-  prometheus::Counter& bytes_out = out_f.Add({});
-  prometheus::Counter& tokens = tok_f.Add({});
-  // Counters by (route, status), created on first use; status 0..599.
-  std::array<std::array<std::atomic<prometheus::Counter*>, 600>, kRoutes.size()> by_status{};
-  std::mutex add_mu;
+namespace {
 
-  prometheus::Counter& requests(std::size_t route, int status) {
+constexpr auto relaxed = std::memory_order_relaxed;
+
+/// A histogram as plain atomic counts, one per bucket (not cumulative), and its sum in whole
+/// nanoseconds: an observation is a bucket search and two relaxed atomic adds, no lock.
+/// (prometheus-cpp's Histogram takes a mutex and runs two compare-and-swap loops on doubles per
+/// observation; with the counters that was a twentieth of the relay's instructions per request,
+/// docs/benchmarks.md.) prometheus-cpp still defines what is exposed: collect() fills its
+/// ClientMetric, and its TextSerializer writes the exposition.
+struct histogram {
+  std::array<std::atomic<std::uint64_t>, 65> counts{};  // one per upper bound, then +Inf
+  std::atomic<std::uint64_t> sum_ns{0};
+
+  void observe(double seconds) {
+    const auto& b = latency_buckets();
+    // The first bound >= the value: the bucket "le" names (as prometheus-cpp's own search).
+    auto i = static_cast<std::size_t>(std::lower_bound(b.begin(), b.end(), seconds) - b.begin());
+    counts[i].fetch_add(1, relaxed);
+    if (seconds > 0) sum_ns.fetch_add(static_cast<std::uint64_t>(seconds * 1e9 + 0.5), relaxed);
+  }
+  /// The cumulative buckets; the count is their total (so the two always agree, even while
+  /// other threads observe).
+  prometheus::ClientMetric collect() const {
+    prometheus::ClientMetric m;
+    const auto& b = latency_buckets();
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i <= b.size(); ++i) {
+      cumulative += counts[i].load(relaxed);
+      prometheus::ClientMetric::Bucket bucket;
+      bucket.cumulative_count = cumulative;
+      bucket.upper_bound = i < b.size() ? b[i] : std::numeric_limits<double>::infinity();
+      m.histogram.bucket.push_back(bucket);
+    }
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = static_cast<double>(sum_ns.load(relaxed)) / 1e9;
+    return m;
+  }
+};
+
+prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+prometheus::ClientMetric counter_metric(std::uint64_t v, std::vector<prometheus::ClientMetric::Label> labels = {}) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  m.counter.value = static_cast<double>(v);
+  return m;
+}
+
+}  // namespace
+
+struct proxy_metrics::impl {
+  histogram ttft, itl, e2e;
+  std::atomic<std::uint64_t> aborts{0}, uperr{0}, bytes_in{0}, bytes_out{0}, tokens{0};
+  // Requests by (route, status), status 0..599 (0: no response was sent); exposed once non-zero.
+  std::array<std::array<std::atomic<std::uint64_t>, 600>, kRoutes.size()> by_status{};
+
+  void request(std::size_t route, int status) {
     if (status < 0 || status >= 600) status = 0;
-    auto& slot = by_status[route][static_cast<std::size_t>(status)];
-    if (auto* c = slot.load(std::memory_order_acquire)) return *c;
-    std::lock_guard<std::mutex> g(add_mu);
-    if (auto* c = slot.load(std::memory_order_relaxed)) return *c;
-    auto* c = &req_f.Add({{"route", std::string(kRoutes[route])}, {"status", std::to_string(status)}});
-    slot.store(c, std::memory_order_release);
-    return *c;
+    by_status[route][static_cast<std::size_t>(status)].fetch_add(1, relaxed);
+  }
+
+  /// The families in the order they are exposed (as prometheus-cpp's Registry kept them).
+  std::vector<prometheus::MetricFamily> collect() const {
+    using prometheus::MetricType;
+    std::vector<prometheus::MetricFamily> out;
+    auto hist = [&](const char* name, const char* help, const histogram& h) {
+      out.push_back(family(name, help, MetricType::Histogram));
+      out.back().metric.push_back(h.collect());
+    };
+    auto count = [&](const char* name, const char* help, const std::atomic<std::uint64_t>& v) {
+      out.push_back(family(name, help, MetricType::Counter));
+      out.back().metric.push_back(counter_metric(v.load(relaxed)));
+    };
+    hist("bench_proxy_ttft_seconds",
+         "Time to first content-bearing event (non-streamed: the whole body) after the request header, at the proxy",
+         ttft);
+    hist("bench_proxy_inter_token_latency_seconds",
+         "Gap between consecutive content-bearing events of a streamed response, at the proxy", itl);
+    hist("bench_proxy_e2e_seconds",
+         "Request header to the last response byte written to the client, at the proxy (completed requests)", e2e);
+    out.push_back(family("bench_proxy_requests_total", "Requests answered, by route and status (status 0: no response was sent)",
+                         MetricType::Counter));
+    // Sorted by route label, then status (as prometheus-cpp's family kept its label sets).
+    std::array<std::size_t, kRoutes.size()> order{};
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [](std::size_t a, std::size_t b) { return kRoutes[a] < kRoutes[b]; });
+    for (std::size_t r : order)
+      for (std::size_t st = 0; st < 600; ++st)
+        if (std::uint64_t v = by_status[r][st].load(relaxed))
+          out.back().metric.push_back(
+              counter_metric(v, {{"route", std::string(kRoutes[r])}, {"status", std::to_string(st)}}));
+    count("bench_proxy_client_aborts_total", "Proxied requests whose client went away before the response was complete",
+          aborts);
+    count("bench_proxy_upstream_errors_total", "Proxied requests the engine could not be reached for, failed or timed out",
+          uperr);
+    count("bench_proxy_received_bytes_total", "Request bytes read from clients", bytes_in);
+    count("bench_proxy_sent_bytes_total", "Response bytes written to clients", bytes_out);
+    count("bench_proxy_output_tokens_total",
+          "Output tokens of completed proxied requests (the engine's usage, else content events)", tokens);
+    return out;
   }
 };
 
@@ -127,27 +168,27 @@ proxy_metrics::~proxy_metrics() = default;
 
 void proxy_metrics::observe(const request_record& r) {
   auto& m = *impl_;
-  m.requests(route_index(r.path), r.status).Increment();
-  if (r.client_aborted) m.aborts.Increment();
-  if (r.upstream_error) m.uperr.Increment();
-  m.bytes_in.Increment(static_cast<double>(r.bytes_in));
-  m.bytes_out.Increment(static_cast<double>(r.bytes_out));
+  m.request(route_index(r.path), r.status);
+  if (r.client_aborted) m.aborts.fetch_add(1, relaxed);
+  if (r.upstream_error) m.uperr.fetch_add(1, relaxed);
+  m.bytes_in.fetch_add(r.bytes_in, relaxed);
+  m.bytes_out.fetch_add(r.bytes_out, relaxed);
   if (!r.complete() || r.local) return;
-  if (r.first_content_ms >= 0) m.ttft.Observe(r.first_content_ms / 1000.0);
-  for (std::size_t i = 1; i < r.content_ms.size(); ++i) m.itl.Observe((r.content_ms[i] - r.content_ms[i - 1]) / 1000.0);
-  m.e2e.Observe(r.last_byte_ms / 1000.0);
-  m.tokens.Increment(r.output_tokens());
+  if (r.first_content_ms >= 0) m.ttft.observe(r.first_content_ms / 1000.0);
+  for (std::size_t i = 1; i < r.content_ms.size(); ++i) m.itl.observe((r.content_ms[i] - r.content_ms[i - 1]) / 1000.0);
+  m.e2e.observe(r.last_byte_ms / 1000.0);
+  if (int t = r.output_tokens(); t > 0) m.tokens.fetch_add(static_cast<std::uint64_t>(t), relaxed);
 }
 
 void proxy_metrics::count_local(std::string_view route, int status, std::uint64_t bytes_in, std::uint64_t bytes_out) {
   auto& m = *impl_;
-  m.requests(route_index(route), status).Increment();
-  m.bytes_in.Increment(static_cast<double>(bytes_in));
-  m.bytes_out.Increment(static_cast<double>(bytes_out));
+  m.request(route_index(route), status);
+  m.bytes_in.fetch_add(bytes_in, relaxed);
+  m.bytes_out.fetch_add(bytes_out, relaxed);
 }
 
 std::string proxy_metrics::exposition(const run_status& st, const gauges& g) const {
-  auto families = impl_->reg->Collect();
+  auto families = impl_->collect();
   auto gauge = [&](std::string name, std::string help, double v,
                    std::vector<prometheus::ClientMetric::Label> labels = {}) {
     prometheus::MetricFamily f;

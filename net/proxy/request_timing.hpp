@@ -7,6 +7,7 @@
 /// handed to request_log (net/proxy/request_log.hpp) once the request is over. Definitions of
 /// every field: docs/metrics.md, "Proxy-side timing".
 #include <charconv>
+#include <cstring>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -118,26 +119,70 @@ inline int int_field(std::string_view obj, std::string_view quoted_key) {
   if (i == std::string_view::npos) return -1;
   int v = -1;
   auto r = std::from_chars(obj.data() + i, obj.data() + obj.size(), v);
-  return r.ec == std::errc() && v >= 0 ? v : -1;
+  if (r.ec != std::errc() || v < 0) return -1;
+  const char* e = obj.data() + obj.size();
+  return r.ptr < e && (*r.ptr == '.' || *r.ptr == 'e' || *r.ptr == 'E') ? -1 : v;  // 1.5, 2e1: not a count
+}
+
+/// The unsigned integer at `i` when a whole one (digits, then neither '.', 'e' nor 'E'), at most
+/// nine digits; -1 otherwise. `i` is left after the digits.
+inline int small_uint_at(std::string_view s, std::size_t& i) {
+  std::size_t b = i;
+  int v = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - b < 9) v = v * 10 + (s[i++] - '0');
+  if (i == b || (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E')))
+    return -1;
+  return v;
 }
 
 /// Reads prompt_tokens / completion_tokens of a "usage" object in `text` (an event or the tail
 /// of a plain body). Returns false when there is no usage object.
 inline bool usage(std::string_view text, int& prompt, int& completion) {
-  // The last "usage" key whose value is an object wins. Searched from the end: a plain body's
-  // top-level usage is at its end, so this reads tens of bytes, not the whole 8 KiB tail.
+  // The last "usage" key whose value is an object wins. Searched from the end, by its 'g' (a
+  // rare letter in JSON: memrchr skips to it): a plain body's top-level usage is at its end, so
+  // this reads tens of bytes, not the whole 8 KiB tail.
   std::size_t i = std::string_view::npos;
-  constexpr std::string_view key = "\"usage\"";
-  for (std::size_t end = text.size(); end >= key.size() && i == std::string_view::npos; --end) {
-    if (text[end - 1] != '"' || text[end - 2] != 'e' || text.compare(end - key.size(), key.size(), key) != 0) continue;
-    std::size_t j = skip_ws(text, end);
+  constexpr std::string_view key = "\"usage\"";  // the 'g' is key[4]
+  for (std::size_t n = text.size(); n > 0 && i == std::string_view::npos;) {
+    const void* g = ::memrchr(text.data(), 'g', n);
+    if (g == nullptr) break;
+    n = static_cast<std::size_t>(static_cast<const char*>(g) - text.data());
+    if (n < 4 || text.compare(n - 4, key.size(), key) != 0) continue;
+    std::size_t j = skip_ws(text, n - 4 + key.size());
     if (j < text.size() && text[j] == ':') {
       j = skip_ws(text, j + 1);
       if (j < text.size() && text[j] == '{') i = j;
     }
   }
   if (i == std::string_view::npos) return false;
-  // Usually both counts come before any nested object: up to the first '}' is enough.
+  // Usually the object starts with plain "key": count pairs holding both counts (OpenAI: prompt,
+  // completion, total, then the details objects; vLLM: prompt, total, completion): read in one
+  // pass. Anything else (a nested value before both, a string, a fraction) takes the general way.
+  {
+    int p = -1, c = -1;
+    std::size_t k = skip_ws(text, i + 1);
+    while (k < text.size() && text[k] == '"') {
+      std::size_t q = text.find('"', k + 1);
+      if (q == std::string_view::npos || text[q - 1] == '\\') break;
+      std::string_view name = text.substr(k + 1, q - k - 1);
+      k = skip_ws(text, q + 1);
+      if (k >= text.size() || text[k] != ':') break;
+      k = skip_ws(text, k + 1);
+      int v = small_uint_at(text, k);
+      if (v < 0) break;
+      if (p < 0 && name == "prompt_tokens") p = v;
+      else if (c < 0 && name == "completion_tokens") c = v;
+      if (p >= 0 && c >= 0) {
+        prompt = p;
+        completion = c;
+        return true;
+      }
+      k = skip_ws(text, k);
+      if (k >= text.size() || text[k] != ',') break;
+      k = skip_ws(text, k + 1);
+    }
+  }
+  // Both counts before any nested object: up to the first '}' is enough.
   if (std::size_t close = text.find('}', i); close != std::string_view::npos) {
     std::string_view flat = text.substr(i, close - i + 1);
     int p = int_field(flat, "\"prompt_tokens\""), c = int_field(flat, "\"completion_tokens\"");

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 
@@ -53,6 +55,46 @@ TEST(ProxyTiming, UsageIsReadFromTheLastUsageObject) {
   EXPECT_EQ(p, 3);
   EXPECT_EQ(c, 4);
   EXPECT_FALSE(sse::usage(R"({"note":"\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":9}"})", p, c));
+}
+
+TEST(ProxyTiming, UsageInTheEnginesOrdersAndShapes) {
+  struct row {
+    const char* body;
+    bool found;
+    int prompt, completion;
+  } rows[] = {
+      // vLLM: total before completion, details null after.
+      {R"({"id":"x","usage":{"prompt_tokens":7,"total_tokens":12,"completion_tokens":5,"prompt_tokens_details":null}})",
+       true, 7, 5},
+      // OpenAI: details objects after the counts.
+      {R"({"usage":{"prompt_tokens":19,"completion_tokens":10,"total_tokens":29,"prompt_tokens_details":{"cached_tokens":0}}})",
+       true, 19, 10},
+      // A nested object before the counts: read past it.
+      {R"({"usage":{"prompt_tokens_details":{"cached_tokens":3},"prompt_tokens":4,"completion_tokens":2}})", true, 4,
+       2},
+      // Whitespace and newlines between everything.
+      {"{\"usage\" : {\n  \"completion_tokens\" : 8 ,\n  \"prompt_tokens\" :\t3\n}\n}\n", true, 3, 8},
+      // Not whole numbers: not counts.
+      {R"({"usage":{"prompt_tokens":1.5,"completion_tokens":2}})", true, -1, 2},
+      {R"({"usage":{"prompt_tokens":-1,"completion_tokens":2e1}})", false, -1, -1},
+      {R"({"usage":{"prompt_tokens":"3","completion_tokens":4}})", true, -1, 4},
+      // Larger than an int: not taken.
+      {R"({"usage":{"prompt_tokens":12345678901,"completion_tokens":4}})", true, -1, 4},
+      {R"({"usage":{"prompt_tokens":123456789,"completion_tokens":4}})", true, 123456789, 4},
+      // The first of a repeated key, as the general way reads it.
+      {R"({"usage":{"prompt_tokens":1,"prompt_tokens":9,"completion_tokens":2}})", true, 1, 2},
+      // 'g' elsewhere after the usage ("tag", "length") does not hide it.
+      {R"({"usage":{"prompt_tokens":1,"completion_tokens":2},"finish_reason":"length","tag":"gg"})", true, 1, 2},
+      {R"({"usage":{}})", false, -1, -1},
+      {R"(usage":{"prompt_tokens":1,"completion_tokens":2}})", false, -1, -1},  // no opening quote
+  };
+  for (const auto& r : rows) {
+    int p = -1, c = -1;
+    EXPECT_EQ(sse::usage(r.body, p, c), r.found) << r.body;
+    if (!r.found) continue;
+    EXPECT_EQ(p, r.prompt) << r.body;
+    EXPECT_EQ(c, r.completion) << r.body;
+  }
 }
 
 namespace {
@@ -132,6 +174,53 @@ TEST(ProxyTiming, RecordJsonHasTimingsButNoContent) {
   EXPECT_NEAR(j["output_tps"].get<double>(), 3 / 0.092, 1e-3);  // three decimals
   EXPECT_EQ(j["t_ms"]["forwarded"], nullptr);
   EXPECT_FALSE(j.contains("body"));
+}
+
+TEST(ProxyTiming, RecordLineNumbersAreExactAtEveryMagnitude) {
+  // Every number of a line, written two digits at a time, against the plain way of writing it.
+  std::vector<std::uint64_t> values = {0, 1, 9, 10, 42, 99, 100, 101, 999, 1000, 1001, 65535, 999999, 1000000,
+                                       1796152641529822ull, 18446744073709551615ull};
+  for (std::uint64_t v = 0; v < 2100; v += 7) values.push_back(v);
+  for (std::uint64_t v : values) {
+    request_record r;
+    r.id = v;
+    r.connection = v / 3;
+    r.bytes_in = v;
+    r.bytes_out = v + 1;
+    r.status = static_cast<int>(v % 1000);
+    r.start_unix_us = static_cast<std::int64_t>(v % 4102444800000000ull);  // before 2100
+    r.last_byte_ms = static_cast<double>(v % 100000000) / 1000.0;  // whole microseconds
+    r.response_header_ms = static_cast<double>(v % 997) + 0.0006;  // rounds to ...001
+    auto j = nlohmann::json::parse(to_json_line(r));
+    EXPECT_EQ(j["id"].get<std::uint64_t>(), v);
+    EXPECT_EQ(j["connection"].get<std::uint64_t>(), v / 3);
+    EXPECT_EQ(j["bytes_out"].get<std::uint64_t>(), v + 1);
+    EXPECT_EQ(j["status"].get<int>(), static_cast<int>(v % 1000));
+    EXPECT_EQ(j["start_unix_us"].get<std::int64_t>(), r.start_unix_us);
+    std::string line = to_json_line(r);
+    // Milliseconds: three decimals, exactly.
+    char want[64];
+    std::snprintf(want, sizeof want, "\"last_byte\":%llu.%03llu", static_cast<unsigned long long>(v % 100000000 / 1000),
+                  static_cast<unsigned long long>(v % 100000000 % 1000));
+    EXPECT_NE(line.find(want), std::string::npos) << line;
+    std::snprintf(want, sizeof want, "\"response_header\":%llu.001", static_cast<unsigned long long>(v % 997));
+    EXPECT_NE(line.find(want), std::string::npos) << line;
+    // The wall-clock start: the same second and microseconds as the number beside it.
+    std::time_t t = static_cast<std::time_t>(r.start_unix_us / 1000000);
+    std::tm tm{};
+    ::gmtime_r(&t, &tm);
+    char iso[40];
+    std::size_t n = std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(iso + n, sizeof iso - n, ".%06lldZ", static_cast<long long>(r.start_unix_us % 1000000));
+    EXPECT_EQ(j["started_at"].get<std::string>(), iso);
+  }
+  request_record neg;
+  neg.prompt_tokens = 0;
+  neg.completion_tokens = 2147483647;
+  auto j = nlohmann::json::parse(to_json_line(neg));
+  EXPECT_EQ(j["usage"]["prompt_tokens"], 0);
+  EXPECT_EQ(j["usage"]["completion_tokens"], 2147483647);
+  EXPECT_EQ(j["output_tokens"], 2147483647);
 }
 
 TEST(ProxyTiming, RecordLinesStayValidJsonWhateverAnErrorOrPathHolds) {
