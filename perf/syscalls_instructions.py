@@ -242,9 +242,10 @@ def main():
     ap.add_argument("--streams", type=int, default=100, help="streamed requests counted under strace")
     ap.add_argument("--wrk-seconds", type=int, default=3)
     ap.add_argument("--callgrind-requests", type=int, default=2000)
-    ap.add_argument("--callgrind-warmup", "--warmup", type=int, default=10500,
-                    help="requests before each count (default 10500: past bench-proxy's 10,000-record "
-                         "/proxy/requests window, after which records are reused, not allocated)")
+    ap.add_argument("--callgrind-warmup", "--warmup", type=int, default=12500,
+                    help="requests before each count (default 12500: past bench-proxy's 10,000-record "
+                         "/proxy/requests window by more than the counted requests, so every record handed "
+                         "over while counting is a recycled one, as in any run past its first 10,000 requests)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--json")
     a = ap.parse_args()

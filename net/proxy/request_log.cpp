@@ -263,11 +263,14 @@ void request_log::add(std::unique_ptr<request_record>& r) {
   bool wake;
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (pending_n_ == pending_.size()) pending_.emplace_back();
-    std::swap(pending_[pending_n_++], r);
+    pending_.push_back(std::move(r));
     // Under load the writer is woken every kWakeEvery records (one futex wake per thousand
     // requests), so what waits for it stays small; otherwise its 200 ms tick takes it.
-    wake = pending_n_ == kWakeEvery;
+    wake = pending_.size() == kWakeEvery;
+    if (!free_.empty()) {
+      r = std::move(free_.back());
+      free_.pop_back();
+    }
   }
   if (wake) cv_.notify_one();
   if (!r) r = std::make_unique<request_record>();  // until the window is full
@@ -282,9 +285,8 @@ void request_log::drain() const {
   int fd;
   {
     std::lock_guard<std::mutex> g(mu_);
-    spare_.swap(pending_);
-    n = pending_n_;
-    pending_n_ = 0;
+    batch_.swap(pending_);  // batch_ was empty: pending_ keeps its capacity for the next batch
+    n = batch_.size();
     fd = fd_;
   }
   if (n == 0) return;
@@ -294,19 +296,19 @@ void request_log::drain() const {
     char* buf = file_buf_.get();
     std::size_t used = 0;
     for (std::size_t k = 0; k < n; ++k) {
-      std::size_t bound = line_bound(*spare_[k]) + 1;
+      std::size_t bound = line_bound(*batch_[k]) + 1;
       if (used + bound > kFileBuffer) {
         write_all(fd, buf, used);
         used = 0;
       }
       if (bound > kFileBuffer) {  // a stream of thousands of events: a line of its own
         std::string line;
-        append_json_line(line, *spare_[k]);
+        append_json_line(line, *batch_[k]);
         line += '\n';
         write_all(fd, line.data(), line.size());
         continue;
       }
-      char* e = write_json_line(buf + used, *spare_[k]);
+      char* e = write_json_line(buf + used, *batch_[k]);
       *e++ = '\n';
       used = static_cast<std::size_t>(e - buf);
     }
@@ -315,12 +317,14 @@ void request_log::drain() const {
   std::lock_guard<std::mutex> g(mu_);
   for (std::size_t k = 0; k < n; ++k) {
     if (ring_.size() < window_) {
-      ring_.push_back(std::move(spare_[k]));
+      ring_.push_back(std::move(batch_[k]));
     } else {
-      std::swap(ring_[ring_head_], spare_[k]);  // the oldest goes back for reuse
+      std::swap(ring_[ring_head_], batch_[k]);  // the oldest leaves the window: for reuse
       ring_head_ = (ring_head_ + 1) % window_;
+      free_.push_back(std::move(batch_[k]));
     }
   }
+  batch_.clear();
 }
 
 std::vector<std::string> request_log::after(std::uint64_t after, std::size_t limit, bool* more,
@@ -367,12 +371,12 @@ void request_log::writer() {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     // A timed wake, or one per kWakeEvery records under load: never one per request.
-    cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_ || pending_n_ >= kWakeEvery; });
+    cv_.wait_for(lk, std::chrono::milliseconds(200), [this] { return stop_ || pending_.size() >= kWakeEvery; });
     bool stopping = stop_;
     lk.unlock();
     drain();
     lk.lock();
-    if (stopping && pending_n_ == 0) return;
+    if (stopping && pending_.empty()) return;
   }
 }
 

@@ -38,7 +38,7 @@ class request_log {
   /// A fresh request id (ids grow in the order requests arrive, across all I/O threads).
   std::uint64_t next_id() { return ids_.fetch_add(1, std::memory_order_relaxed) + 1; }
 
-  /// Hands a finished request over (any thread): a pointer swap under a short lock, nothing
+  /// Hands a finished request over (any thread): two pointer moves under a short lock, nothing
   /// else; `r` comes back as a used record whose storage the caller reuses (reset() it first),
   /// or a fresh one while the window is still filling.
   void add(std::unique_ptr<request_record>& r);
@@ -68,13 +68,13 @@ class request_log {
   mutable std::mutex mu_;
   mutable std::mutex format_mu_;  // one drain at a time (the writer, or a /proxy/requests reader)
   static constexpr std::size_t kWakeEvery = 1024;
-  // Records circulate without allocating: a session swaps its record into pending_[pending_n_]
-  // and gets that slot's old record back; a drain swaps pending_ with spare_, writes spare_'s
-  // records, and swaps them into the ring (the window), whose oldest come back in spare_.
+  // Records circulate without allocating: a session hands its record over into pending_ and
+  // gets a recycled one back from free_; a drain swaps pending_ with batch_, writes batch_'s
+  // records and moves them into the ring (the window), whose oldest go to free_.
   using record_ptr = std::unique_ptr<request_record>;
-  mutable std::vector<record_ptr> pending_;  // [0, pending_n_) handed over, not yet written
-  mutable std::size_t pending_n_ = 0;
-  mutable std::vector<record_ptr> spare_;
+  mutable std::vector<record_ptr> pending_;  // handed over, not yet written
+  mutable std::vector<record_ptr> batch_;    // the drain's (empty between drains)
+  mutable std::vector<record_ptr> free_;     // written, out of the window: for reuse
   mutable std::vector<record_ptr> ring_;     // the window; oldest at ring_head_ once full
   mutable std::size_t ring_head_ = 0;
   std::condition_variable cv_;

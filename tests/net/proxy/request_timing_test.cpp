@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <set>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -232,6 +233,29 @@ TEST(ProxyTiming, RecordLinesStayValidJsonWhateverAnErrorOrPathHolds) {
   EXPECT_EQ(j["error"].get<std::string>().substr(0, 16), "engine said \"no\"");
   EXPECT_EQ(j["ttft_ms"], nullptr);
   EXPECT_EQ(j["usage"], nullptr);
+}
+
+TEST(ProxyTiming, RecordsLeavingTheWindowComeBackForReuse) {
+  // Past the window a handed-over record is answered with a used one (no allocation per
+  // request), whatever the sizes of the writer's batches.
+  request_log log(3);
+  std::set<const request_record*> storage;
+  int used = 0;
+  auto r = std::make_unique<request_record>();
+  for (std::uint64_t i = 1; i <= 40; ++i) {
+    r->reset();
+    r->id = i;
+    storage.insert(r.get());
+    log.add(r);
+    ASSERT_TRUE(r);
+    if (r->id != 0) ++used;  // not a fresh one
+    if (i % (1 + i % 4) == 0) log.after(0, 100);  // a drain now and then: batches of 1 to 4
+  }
+  EXPECT_GE(used, 30);
+  EXPECT_LE(storage.size(), 3u + 4u + 1u);  // the window, the largest batch, the one in hand
+  auto lines = log.after(0, 100);
+  ASSERT_EQ(lines.size(), 3u);  // the latest three
+  EXPECT_EQ(nlohmann::json::parse(lines.back())["id"], 40);
 }
 
 TEST(ProxyTiming, TheLogFileIsNeverOverwrittenAndGetsEveryRecord) {
