@@ -111,35 +111,44 @@ inline bool valid_host(sv h) {
 /// A request target the proxy may forward: origin-form, printable ASCII only, no dot-segments
 /// (plain or percent-encoded). Dot-segments are rejected, not normalised, so what the engine sees
 /// is always byte for byte what the client sent (docs/architecture.md, "Byte path").
-inline const char* target_problem(sv t) {
+/// One pass over the target; `query_at` gets the position of its '?' (npos when none).
+inline const char* target_problem(sv t, std::size_t* query_at = nullptr) {
+  static constexpr const char* kDotSegment = "the request target holds a dot-segment ('.' or '..')";
   if (t.empty() || t.front() != '/') return "the request target must start with '/'";
-  for (char c : t) {
-    unsigned char u = static_cast<unsigned char>(c);
+  std::size_t q = sv::npos;
+  // The path segment being read: how many bytes, how many dots ('.', "%2e" or "%2E"), and
+  // whether it is nothing but dots. "." and ".." are refused; "..." is a name.
+  std::size_t seg_len = 0;
+  int dots = 0;
+  bool only_dots = true;
+  auto dot_segment = [&] { return seg_len > 0 && only_dots && (dots == 1 || dots == 2); };
+  for (std::size_t i = 1; i < t.size(); ++i) {
+    unsigned char u = static_cast<unsigned char>(t[i]);
     if (u <= 0x20 || u >= 0x7f) return "the request target holds a byte that is not printable ASCII";
-  }
-  sv path = t.substr(0, t.find('?'));
-  std::size_t pos = 0;
-  while (pos <= path.size()) {
-    auto slash = path.find('/', pos);
-    sv seg = path.substr(pos, slash == sv::npos ? sv::npos : slash - pos);
-    // Decode only the dots: "%2e" and "%2E" are the only spellings of '.' that matter here.
-    int dots = 0;
-    bool only_dots = !seg.empty();
-    for (std::size_t i = 0; i < seg.size() && only_dots && dots <= 2;) {
-      if (seg[i] == '.') {
-        ++dots;
-        ++i;
-      } else if (i + 2 < seg.size() && seg[i] == '%' && seg[i + 1] == '2' && (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
-        ++dots;
-        i += 3;
-      } else {
-        only_dots = false;
-      }
+    if (q != sv::npos) continue;  // the query: printable is all it must be
+    if (u == '/' || u == '?') {
+      if (dot_segment()) return kDotSegment;
+      if (u == '?') q = i;
+      seg_len = 0;
+      dots = 0;
+      only_dots = true;
+      continue;
     }
-    if (only_dots && (dots == 1 || dots == 2)) return "the request target holds a dot-segment ('.' or '..')";
-    if (slash == sv::npos) break;
-    pos = slash + 1;
+    ++seg_len;
+    if (!only_dots) continue;
+    if (u == '.') {
+      ++dots;
+    } else if (u == '%' && i + 2 < t.size() && t[i + 1] == '2' && (t[i + 2] == 'e' || t[i + 2] == 'E')) {
+      // Decode only the dots: "%2e" and "%2E" are the only spellings of '.' that matter here
+      // (the two bytes skipped are '2' and 'e': printable).
+      ++dots;
+      i += 2;
+    } else {
+      only_dots = false;
+    }
   }
+  if (q == sv::npos && dot_segment()) return kDotSegment;
+  if (query_at) *query_at = q;
   return nullptr;
 }
 
@@ -366,8 +375,9 @@ class request_parser final : public http::basic_parser<true> {
       return reject(ec, 414, "URI Too Long",
                     "request target of " + std::to_string(t.size()) + " bytes exceeds the limit of " +
                         std::to_string(max_target));
-    if (auto why = target_problem(t)) return reject(ec, 400, "Bad Request", why);
-    sv path = t.substr(0, t.find('?'));
+    std::size_t query_at = sv::npos;
+    if (auto why = target_problem(t, &query_at)) return reject(ec, 400, "Bad Request", why);
+    sv path = t.substr(0, query_at);
     if (path.starts_with("/v1/") || path == "/v1")
       where = route::proxy;
     else if (path == "/engine/metrics")

@@ -241,6 +241,76 @@ TEST(Http1Request, RefusesTargetsWithDotSegmentsOrNonAsciiBytes) {
   }
 }
 
+namespace {
+// The two-pass check target_problem replaced, kept as the reference for the one-pass one.
+bool reference_target_ok(std::string_view t) {
+  if (t.empty() || t.front() != '/') return false;
+  for (char c : t) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u >= 0x7f) return false;
+  }
+  std::string_view path = t.substr(0, t.find('?'));
+  std::size_t pos = 0;
+  while (pos <= path.size()) {
+    auto slash = path.find('/', pos);
+    std::string_view seg = path.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
+    int dots = 0;
+    bool only_dots = !seg.empty();
+    for (std::size_t i = 0; i < seg.size() && only_dots && dots <= 2;) {
+      if (seg[i] == '.') {
+        ++dots;
+        ++i;
+      } else if (i + 2 < seg.size() && seg[i] == '%' && seg[i + 1] == '2' && (seg[i + 2] == 'e' || seg[i + 2] == 'E')) {
+        ++dots;
+        i += 3;
+      } else {
+        only_dots = false;
+      }
+    }
+    if (only_dots && (dots == 1 || dots == 2)) return false;
+    if (slash == std::string_view::npos) break;
+    pos = slash + 1;
+  }
+  return true;
+}
+}  // namespace
+
+TEST(Http1Request, TheOnePassTargetCheckAgreesWithTheTwoPassOne) {
+  // Every target of up to 5 bytes over the bytes that matter, and random longer ones.
+  const std::string alphabet = "/.%2eEa?\x7f ";
+  std::uint64_t seed = 0x9e3779b97f4a7c15ull;
+  auto next = [&] {
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed;
+  };
+  auto check = [&](const std::string& t) {
+    std::size_t q = 12345;
+    bool ok = target_problem(t, &q) == nullptr;
+    ASSERT_EQ(ok, reference_target_ok(t)) << "'" << t << "'";
+    if (ok) {
+      EXPECT_EQ(q, t.find('?')) << t;
+    }
+  };
+  std::vector<std::string> level = {"/"};
+  for (int len = 1; len <= 5; ++len) {
+    std::vector<std::string> longer;
+    for (const auto& t : level)
+      for (char c : alphabet) longer.push_back(t + c);
+    for (const auto& t : longer) check(t);
+    level = std::move(longer);
+  }
+  for (int k = 0; k < 100000; ++k) {
+    std::string t = "/";
+    std::size_t n = next() % 24;
+    for (std::size_t i = 0; i < n; ++i) t += alphabet[next() % alphabet.size()];
+    check(t);
+  }
+  check("");
+  check("v1/models");
+}
+
 TEST(Http1Request, AnOverlongTargetIs414) {
   auto r = parse_request("GET /v1/" + std::string(max_target + 10, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 1 << 20);
   EXPECT_EQ(r.status, 414);

@@ -224,6 +224,36 @@ TEST(ProxyTiming, RecordLineNumbersAreExactAtEveryMagnitude) {
   EXPECT_EQ(j["output_tokens"], 2147483647);
 }
 
+TEST(ProxyTiming, RecordLineStringsAreEscapedAtEveryOffset) {
+  // Strings are copied eight bytes at a time until a byte needs escaping: each kind of byte at
+  // each offset of strings of every length up to 24 reads back as it was (bytes from 0x80 up as
+  // \u00XX, i.e. U+0080..U+00FF).
+  const std::string specials = std::string("\x01\x1f\"\\\x7f\x80\xff ~!", 10);
+  auto decoded = [](const std::string& raw) {
+    std::string out;
+    for (unsigned char c : raw) {
+      if (c < 0x80) {
+        out += static_cast<char>(c);
+      } else {
+        out += static_cast<char>(0xc0 | (c >> 6));
+        out += static_cast<char>(0x80 | (c & 0x3f));
+      }
+    }
+    return out;
+  };
+  for (std::size_t len = 1; len <= 24; ++len)
+    for (std::size_t at = 0; at < len; ++at)
+      for (char special : specials) {
+        request_record r;
+        r.path = std::string(len, 'p');
+        r.path[at] = special;
+        r.method = r.path;
+        auto j = nlohmann::json::parse(to_json_line(r));
+        ASSERT_EQ(j["path"].get<std::string>(), decoded(r.path)) << len << " " << at << " " << int(special);
+        ASSERT_EQ(j["method"].get<std::string>(), decoded(r.path));
+      }
+}
+
 TEST(ProxyTiming, RecordLinesStayValidJsonWhateverAnErrorOrPathHolds) {
   request_record r;
   r.path = "/v1/a\"b\\c";
