@@ -1,8 +1,7 @@
 #include "base/redact.hpp"
 
 #include <fcntl.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,7 +33,14 @@ std::string load_secret_key(const std::string& explicit_path) {
   if (!fs::exists(path, ec)) {
     fs::create_directories(fs::path(path).parent_path(), ec);
     unsigned char key[32];
-    if (RAND_bytes(key, sizeof(key)) != 1) throw std::runtime_error("cannot make a secret key: no randomness");
+    // The kernel's random source (getrandom(2)); OpenSSL's RAND_bytes would load its provider
+    // machinery into every process for 32 bytes.
+    for (std::size_t got = 0; got < sizeof(key);) {
+      ssize_t n = ::getrandom(key + got, sizeof(key) - got, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::runtime_error(std::string("cannot make a secret key: getrandom: ") + std::strerror(errno));
+      got += static_cast<std::size_t>(n);
+    }
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       bool ok = ::write(fd, key, sizeof(key)) == static_cast<ssize_t>(sizeof(key));
@@ -83,11 +89,7 @@ redactor::redactor(std::vector<std::string> secrets, std::string key) : key_(std
 }
 
 std::string redactor::digest(const std::string& secret) const {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key_.data(), static_cast<int>(key_.size()),
-       reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), md, &len);
-  return to_hex(md, len);
+  return hmac_sha256_hex(key_, secret);
 }
 
 std::string redactor::marker(const std::string& secret) const {

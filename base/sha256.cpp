@@ -1,7 +1,15 @@
+// OpenSSL's SHA256_* functions, not EVP: the first EVP call loads the default provider and
+// names every algorithm it has, which made 2 MiB more of libcrypto resident in every
+// bench-proxy process for one hash (docs/benchmarks.md, "Memory"). The SHA256_* calls are
+// deprecated in OpenSSL 3 (still there, no provider behind them); this file asks for the 1.1.1
+// API level, under which they are declared without the deprecation mark.
+#define OPENSSL_API_COMPAT 10101
 #include "base/sha256.hpp"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,44 +30,72 @@ std::string to_hex(const unsigned char* p, std::size_t n) {
 }
 
 struct sha256_hasher::impl {
-  EVP_MD_CTX* ctx = nullptr;
+  SHA256_CTX ctx;
 };
 
 sha256_hasher::sha256_hasher() : impl_(std::make_unique<impl>()) {
-  impl_->ctx = EVP_MD_CTX_new();
-  if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1)
-    throw std::runtime_error("EVP_DigestInit_ex(sha256) failed");
+  if (SHA256_Init(&impl_->ctx) != 1) throw std::runtime_error("SHA256_Init failed");
 }
 
-sha256_hasher::~sha256_hasher() { EVP_MD_CTX_free(impl_->ctx); }
+sha256_hasher::~sha256_hasher() = default;
 
-void sha256_hasher::update(const void* data, std::size_t n) {
-  EVP_DigestUpdate(impl_->ctx, data, n);
-}
+void sha256_hasher::update(const void* data, std::size_t n) { SHA256_Update(&impl_->ctx, data, n); }
 
 std::string sha256_hasher::final_hex() {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(impl_->ctx, md, &len);
-  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
-  return to_hex(md, len);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256_Final(md, &impl_->ctx);
+  SHA256_Init(&impl_->ctx);
+  return to_hex(md, sizeof(md));
 }
 
 std::string sha256_hasher::peek_hex() const {
-  EVP_MD_CTX* copy = EVP_MD_CTX_new();
-  EVP_MD_CTX_copy_ex(copy, impl_->ctx);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(copy, md, &len);
-  EVP_MD_CTX_free(copy);
-  return to_hex(md, len);
+  SHA256_CTX copy = impl_->ctx;
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256_Final(md, &copy);
+  return to_hex(md, sizeof(md));
 }
 
+namespace {
+// Not OpenSSL's one-shot SHA256(): in OpenSSL 3 that one goes through EVP (EVP_Q_digest).
+void sha256(const void* data, std::size_t n, unsigned char* md) {
+  SHA256_CTX c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, data, n);
+  SHA256_Final(md, &c);
+}
+}  // namespace
+
 std::string sha256_hex(std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
-  return to_hex(md, len);
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  sha256(data.data(), data.size(), md);
+  return to_hex(md, sizeof(md));
+}
+
+std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
+  // RFC 2104 over SHA-256 (block 64 bytes): H((K ^ opad) || H((K ^ ipad) || message)), a key
+  // longer than a block hashed first. Checked against RFC 4231's vectors and OpenSSL's HMAC()
+  // (tests/base/redact_test.cpp).
+  constexpr std::size_t block = 64;
+  unsigned char k[block] = {};
+  if (key.size() > block)
+    sha256(key.data(), key.size(), k);
+  else if (!key.empty())
+    std::memcpy(k, key.data(), key.size());
+  unsigned char pad[block], inner[SHA256_DIGEST_LENGTH], md[SHA256_DIGEST_LENGTH];
+  SHA256_CTX c;
+  for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x36;
+  SHA256_Init(&c);
+  SHA256_Update(&c, pad, block);
+  SHA256_Update(&c, message.data(), message.size());
+  SHA256_Final(inner, &c);
+  for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x5c;
+  SHA256_Init(&c);
+  SHA256_Update(&c, pad, block);
+  SHA256_Update(&c, inner, sizeof(inner));
+  SHA256_Final(md, &c);
+  OPENSSL_cleanse(k, sizeof(k));
+  OPENSSL_cleanse(pad, sizeof(pad));
+  return to_hex(md, sizeof(md));
 }
 
 bool sha256_file(const std::string& path, std::string& hex, std::uint64_t& size, std::string& err) {
@@ -69,10 +105,23 @@ bool sha256_file(const std::string& path, std::string& hex, std::uint64_t& size,
     return false;
   }
   thread_local sha256_hasher h;
-  thread_local std::vector<char> buf(256 * 1024);
+  // The read buffer is mapped for this file and unmapped after: a thread_local one stayed
+  // resident (256 KiB) in every thread that ever hashed, for the life of the process.
+  constexpr std::size_t kBlock = 256 * 1024;
+  void* mem = ::mmap(nullptr, kBlock, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) {
+    err = path + ": no memory for the read buffer: " + std::strerror(errno);
+    ::close(fd);
+    return false;
+  }
+  struct unmap {
+    void* p;
+    ~unmap() { ::munmap(p, kBlock); }
+  } unmap_after{mem};
+  char* buf = static_cast<char*>(mem);
   size = 0;
   for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
+    ssize_t n = ::read(fd, buf, kBlock);
     if (n < 0) {
       if (errno == EINTR) continue;
       err = path + ": " + std::strerror(errno);
@@ -81,7 +130,7 @@ bool sha256_file(const std::string& path, std::string& hex, std::uint64_t& size,
       return false;
     }
     if (n == 0) break;
-    h.update(buf.data(), static_cast<std::size_t>(n));
+    h.update(buf, static_cast<std::size_t>(n));
     size += static_cast<std::uint64_t>(n);
   }
   ::close(fd);

@@ -1,5 +1,5 @@
 #pragma once
-/// SHA-256 helpers over OpenSSL's EVP interface (the SHA256_* calls are deprecated in OpenSSL 3).
+/// SHA-256 helpers over OpenSSL's SHA256_* functions (not EVP: see sha256.cpp), and HMAC-SHA256.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -9,6 +9,9 @@ namespace bp {
 
 /// Hex digest of a byte string.
 std::string sha256_hex(std::string_view data);
+
+/// HMAC-SHA256 (RFC 2104) of `message` under `key`, hex.
+std::string hmac_sha256_hex(std::string_view key, std::string_view message);
 
 /// Incremental hasher; one per thread, reusable after final_hex().
 class sha256_hasher {
