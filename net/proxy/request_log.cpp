@@ -66,13 +66,13 @@ class line_writer {
       uint(static_cast<std::uint64_t>(v));
     }
   }
-  /// Milliseconds with microsecond resolution, from whole microseconds (no floating-point
-  /// formatting); null when negative (never reached).
-  void ms(double v) {
-    if (!(v >= 0) || v > 9e15) return lit("null");
-    auto us = static_cast<std::uint64_t>(v * 1000.0 + 0.5);  // v >= 0: rounds half away from zero
-    uint(us / 1000);
-    unsigned frac = static_cast<unsigned>(us % 1000);
+  /// Milliseconds with three decimals from whole microseconds (packed_record::us_of); null
+  /// when negative (absent).
+  void ms_us(std::int64_t us) {
+    if (us < 0) return lit("null");
+    auto u = static_cast<std::uint64_t>(us);
+    uint(u / 1000);
+    unsigned frac = static_cast<unsigned>(u % 1000);
     p_[0] = '.';
     p_[1] = static_cast<char>('0' + frac / 100);
     std::memcpy(p_ + 2, kDigits2 + 2 * (frac % 100), 2);
@@ -172,85 +172,81 @@ void write_all(int fd, const char* p, std::size_t n) {
   }
 }
 
-/// The longest line `r` can give: the fixed text and numbers (under 1 KiB; 1.5 KiB kept), the
+/// The longest line `p` can give: the fixed text and numbers (under 1 KiB; 1.5 KiB kept), the
 /// strings escaped at 6 bytes per byte at worst, 24 bytes per inter-token latency.
-std::size_t line_bound(const request_record& r) {
-  return 1536 + 6 * (r.method.size() + r.path.size() + r.error.size()) + 24 * r.content_ms.size();
+std::size_t line_bound(const packed_record& p) {
+  return 1536 + 6 * (p.method_len + p.path_len + p.error_len) + 24 * std::size_t{p.events};
 }
 
-/// The line of `r`, written at `at` (line_bound(r) bytes available); returns its end.
-char* write_json_line(char* at, const request_record& r) {
+/// The line of `p`, written at `at` (line_bound(p) bytes available); returns its end.
+char* write_json_line(char* at, const packed_record& p) {
   line_writer w(at);
   w.lit("{\"id\":");
-  w.uint(r.id);
+  w.uint(p.id);
   w.lit(",\"connection\":");
-  w.uint(r.connection);
+  w.uint(p.connection);
   w.lit(",\"started_at\":");
-  w.iso_us(r.start_unix_us);
+  w.iso_us(p.start_unix_us);
   w.lit(",\"start_unix_us\":");
-  w.sint(r.start_unix_us);
+  w.sint(p.start_unix_us);
   w.lit(",\"method\":");
-  w.str(r.method);
+  w.str(p.method());
   w.lit(",\"path\":");
-  w.str(r.path);
+  w.str(p.path());
   w.lit(",\"status\":");
-  w.sint(r.status);
+  w.sint(p.status);
   w.lit(",\"stream\":");
-  w.boolean(r.stream);
+  w.boolean(p.flags & packed_record::kStream);
   w.lit(",\"local\":");
-  w.boolean(r.local);
+  w.boolean(p.flags & packed_record::kLocal);
   w.lit(",\"client_aborted\":");
-  w.boolean(r.client_aborted);
+  w.boolean(p.flags & packed_record::kClientAborted);
   w.lit(",\"upstream_error\":");
-  w.boolean(r.upstream_error);
+  w.boolean(p.flags & packed_record::kUpstreamError);
   w.lit(",\"error\":");
-  if (r.error.empty())
+  if (p.error_len == 0)
     w.lit("null");
   else
-    w.str(r.error);
+    w.str(p.error());
   w.lit(",\"t_ms\":{\"request_header\":0,\"request_body\":");
-  w.ms(r.request_body_ms);
+  w.ms_us(p.us[packed_record::kRequestBody]);
   w.lit(",\"forwarded\":");
-  w.ms(r.forwarded_ms);
+  w.ms_us(p.us[packed_record::kForwarded]);
   w.lit(",\"response_header\":");
-  w.ms(r.response_header_ms);
+  w.ms_us(p.us[packed_record::kResponseHeader]);
   w.lit(",\"first_content\":");
-  w.ms(r.first_content_ms);
+  w.ms_us(p.us[packed_record::kFirstContent]);
   w.lit(",\"last_byte\":");
-  w.ms(r.last_byte_ms);
+  w.ms_us(p.us[packed_record::kLastByte]);
   w.lit("},\"ttft_ms\":");
-  w.ms(r.ttft_ms());
+  w.ms_us(p.us[packed_record::kFirstContent]);
   w.lit(",\"e2e_ms\":");
-  w.ms(r.e2e_ms());
+  w.ms_us(p.us[packed_record::kLastByte]);
   w.lit(",\"itl_ms\":[");
-  for (std::size_t i = 1; i < r.content_ms.size(); ++i) {
+  for (std::uint32_t i = 1; i < p.events; ++i) {
     if (i > 1) w.ch(',');
-    w.ms(r.content_ms[i] - r.content_ms[i - 1]);
+    w.ms_us(p.gap(i - 1));
   }
   w.lit("],\"content_events\":");
-  w.uint(r.content_ms.size());
-  int tokens = r.output_tokens();
+  w.uint(p.events);
   w.lit(",\"output_tokens\":");
-  w.sint(tokens);
-  if (r.completion_tokens >= 0)
+  w.sint(p.output_tokens);
+  if (p.completion_tokens >= 0)
     w.lit(",\"output_tokens_source\":\"usage\"");
   else
     w.lit(",\"output_tokens_source\":\"content_events\"");
   w.lit(",\"output_tps\":");
-  if (r.complete() && r.e2e_ms() > 0)
-    w.ms(tokens / (r.e2e_ms() / 1000.0));  // three decimals, formatted as an integer
-  else
-    w.lit("null");
+  w.ms_us(p.tps);  // tokens per second with three decimals: the same formatting
   w.lit(",\"usage\":");
-  if (r.completion_tokens >= 0 || r.prompt_tokens >= 0) {
+  if (p.completion_tokens >= 0 || p.prompt_tokens >= 0) {
     w.lit("{\"prompt_tokens\":");
-    if (r.prompt_tokens >= 0)
-      w.sint(r.prompt_tokens);
+    if (p.prompt_tokens >= 0)
+      w.sint(p.prompt_tokens);
     else
       w.lit("null");
     w.lit(",\"completion_tokens\":");
-    if (r.completion_tokens >= 0)
-      w.sint(r.completion_tokens);
+    if (p.completion_tokens >= 0)
+      w.sint(p.completion_tokens);
     else
       w.lit("null");
     w.ch('}');
@@ -258,19 +254,82 @@ char* write_json_line(char* at, const request_record& r) {
     w.lit("null");
   }
   w.lit(",\"bytes_in\":");
-  w.uint(r.bytes_in);
+  w.uint(p.bytes_in);
   w.lit(",\"bytes_out\":");
-  w.uint(r.bytes_out);
+  w.uint(p.bytes_out);
   w.ch('}');
   return w.end();
 }
 
 }  // namespace
 
-void append_json_line(std::string& o, const request_record& r) {
+std::int64_t packed_record::us_of(double ms) {
+  if (!(ms >= 0) || ms > 9e15) return -1;
+  return static_cast<std::int64_t>(ms * 1000.0 + 0.5);  // ms >= 0: rounds half away from zero
+}
+
+void packed_record::pack(const request_record& r) {
+  id = r.id;
+  connection = r.connection;
+  start_unix_us = r.start_unix_us;
+  bytes_in = r.bytes_in;
+  bytes_out = r.bytes_out;
+  us[kRequestBody] = us_of(r.request_body_ms);
+  us[kForwarded] = us_of(r.forwarded_ms);
+  us[kResponseHeader] = us_of(r.response_header_ms);
+  us[kFirstContent] = us_of(r.first_content_ms);
+  us[kLastByte] = us_of(r.last_byte_ms);
+  status = r.status;
+  prompt_tokens = r.prompt_tokens;
+  completion_tokens = r.completion_tokens;
+  output_tokens = r.output_tokens();
+  tps = r.complete() && r.e2e_ms() > 0 ? us_of(output_tokens / (r.e2e_ms() / 1000.0)) : -1;
+  flags = static_cast<std::uint8_t>((r.stream ? kStream : 0) | (r.local ? kLocal : 0) |
+                                    (r.client_aborted ? kClientAborted : 0) | (r.upstream_error ? kUpstreamError : 0));
+  method_len = static_cast<std::uint32_t>(r.method.size());
+  path_len = static_cast<std::uint32_t>(r.path.size());
+  error_len = static_cast<std::uint32_t>(r.error.size());
+  events = static_cast<std::uint32_t>(r.content_ms.size());
+  std::size_t text = std::size_t{method_len} + path_len + error_len;
+  std::size_t gaps = events > 1 ? events - 1 : 0;
+  std::size_t need = text + gaps * sizeof(std::int64_t);
+  char* d = inline_;
+  if (need > sizeof(inline_)) {
+    if (heap_cap_ < need) {
+      heap_.reset(new char[need]);
+      heap_cap_ = need;
+    }
+    d = heap_.get();
+  } else if (heap_cap_ > 4096) {
+    heap_.reset();  // a long stream's storage is not kept for a short request
+    heap_cap_ = 0;
+  }
+  on_heap_ = need > sizeof(inline_);
+  std::memcpy(d, r.method.data(), method_len);
+  std::memcpy(d + method_len, r.path.data(), path_len);
+  std::memcpy(d + method_len + path_len, r.error.data(), error_len);
+  for (std::size_t i = 0; i < gaps; ++i) {
+    std::int64_t g = us_of(r.content_ms[i + 1] - r.content_ms[i]);
+    std::memcpy(d + text + i * sizeof(g), &g, sizeof(g));
+  }
+}
+
+std::int64_t packed_record::gap(std::size_t i) const {
+  std::int64_t g;
+  std::memcpy(&g, chars() + method_len + path_len + error_len + i * sizeof(g), sizeof(g));
+  return g;
+}
+
+void append_json_line(std::string& o, const packed_record& p) {
   std::size_t at = o.size();
-  o.resize(at + line_bound(r));
-  o.resize(static_cast<std::size_t>(write_json_line(o.data() + at, r) - o.data()));
+  o.resize(at + line_bound(p));
+  o.resize(static_cast<std::size_t>(write_json_line(o.data() + at, p) - o.data()));
+}
+
+void append_json_line(std::string& o, const request_record& r) {
+  packed_record p;
+  p.pack(r);
+  append_json_line(o, p);
 }
 
 request_log::request_log(std::size_t window) : window_(std::max<std::size_t>(1, window)) {}
@@ -295,10 +354,14 @@ void request_log::add(std::unique_ptr<request_record>& r) {
 }
 
 void request_log::drain() const {
+  std::lock_guard<std::mutex> fg(format_mu_);
+  drain_locked();
+}
+
+void request_log::drain_locked() const {
   // Formatting and writing happen outside mu_, so an I/O thread handing a record over never
   // waits for them; each line is formatted straight into one reused 64 KiB buffer (no
   // batch-sized strings: peak memory is the window, not the load).
-  std::lock_guard<std::mutex> fg(format_mu_);
   std::size_t n;
   int fd;
   {
@@ -308,51 +371,52 @@ void request_log::drain() const {
     fd = fd_;
   }
   if (n == 0) return;
-  if (fd >= 0) {
+  char* buf = fd >= 0 ? file_buf_.get() : nullptr;
+  std::size_t used = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    // Into the window first (the ring is only touched under format_mu_), then the line from it.
+    packed_record* slot;
+    if (ring_.capacity() < window_) ring_.reserve(window_);  // pages are touched as it fills
+    if (ring_.size() < window_) {
+      slot = &ring_.emplace_back();
+    } else {
+      slot = &ring_[ring_head_];  // the oldest leaves the window
+      ring_head_ = (ring_head_ + 1) % window_;
+    }
+    slot->pack(*batch_[k]);
+    if (!buf) continue;
     // Lines are written straight into one 64 KiB buffer, one write(2) whenever it is full and
     // one at the end of the batch.
-    char* buf = file_buf_.get();
-    std::size_t used = 0;
-    for (std::size_t k = 0; k < n; ++k) {
-      std::size_t bound = line_bound(*batch_[k]) + 1;
-      if (used + bound > kFileBuffer) {
-        write_all(fd, buf, used);
-        used = 0;
-      }
-      if (bound > kFileBuffer) {  // a stream of thousands of events: a line of its own
-        std::string line;
-        append_json_line(line, *batch_[k]);
-        line += '\n';
-        write_all(fd, line.data(), line.size());
-        continue;
-      }
-      char* e = write_json_line(buf + used, *batch_[k]);
-      *e++ = '\n';
-      used = static_cast<std::size_t>(e - buf);
+    std::size_t bound = line_bound(*slot) + 1;
+    if (used + bound > kFileBuffer) {
+      write_all(fd, buf, used);
+      used = 0;
     }
-    write_all(fd, buf, used);
+    if (bound > kFileBuffer) {  // a stream of thousands of events: a line of its own
+      std::string line;
+      append_json_line(line, *slot);
+      line += '\n';
+      write_all(fd, line.data(), line.size());
+      continue;
+    }
+    char* e = write_json_line(buf + used, *slot);
+    *e++ = '\n';
+    used = static_cast<std::size_t>(e - buf);
   }
+  if (buf) write_all(fd, buf, used);
   std::lock_guard<std::mutex> g(mu_);
-  for (std::size_t k = 0; k < n; ++k) {
-    if (ring_.size() < window_) {
-      ring_.push_back(std::move(batch_[k]));
-    } else {
-      std::swap(ring_[ring_head_], batch_[k]);  // the oldest leaves the window: for reuse
-      ring_head_ = (ring_head_ + 1) % window_;
-      free_.push_back(std::move(batch_[k]));
-    }
-  }
+  for (auto& r : batch_) free_.push_back(std::move(r));
   batch_.clear();
 }
 
 std::vector<std::string> request_log::after(std::uint64_t after, std::size_t limit, bool* more,
                                             std::uint64_t* last) const {
-  drain();
-  std::vector<const request_record*> hits;
+  std::lock_guard<std::mutex> fg(format_mu_);  // the ring stays as it is while it is read
+  drain_locked();
+  std::vector<const packed_record*> hits;
   std::vector<std::string> out;
-  std::lock_guard<std::mutex> g(mu_);
   for (std::size_t k = 0; k < ring_.size(); ++k) {
-    const auto& r = *ring_[(ring_head_ + k) % ring_.size()];
+    const auto& r = ring_[(ring_head_ + k) % ring_.size()];
     if (r.id > after) hits.push_back(&r);
   }
   // Records arrive in completion order; ids in arrival order.
@@ -361,7 +425,10 @@ std::vector<std::string> request_log::after(std::uint64_t after, std::size_t lim
   if (hits.size() > limit) hits.resize(limit);
   if (last) *last = hits.empty() ? after : hits.back()->id;
   out.reserve(hits.size());
-  for (const auto* h : hits) out.push_back(to_json_line(*h));
+  for (const auto* h : hits) {
+    out.emplace_back();
+    append_json_line(out.back(), *h);
+  }
   return out;
 }
 

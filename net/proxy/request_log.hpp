@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -18,8 +19,43 @@
 
 namespace bp::net {
 
-/// One record as its requests.jsonl line (no newline): a JSON object, written by hand with
-/// std::to_chars (a per-request nlohmann tree cost more than the whole relay; docs/benchmarks.md).
+/// A finished record as its line prints it: every time already in whole microseconds, the
+/// strings and the inter-token gaps in one piece of storage (inline for a plain request, whose
+/// method and path fit in 32 bytes). The /proxy/requests window holds these: about 150 bytes per
+/// plain request and 8 per gap, instead of a request_record (about 250 bytes, its path allocated
+/// apart, 8 bytes per event).
+struct packed_record {
+  enum : std::uint8_t { kStream = 1, kLocal = 2, kClientAborted = 4, kUpstreamError = 8 };
+  enum { kRequestBody, kForwarded, kResponseHeader, kFirstContent, kLastByte };
+  std::uint64_t id = 0, connection = 0, bytes_in = 0, bytes_out = 0;
+  std::int64_t start_unix_us = 0;
+  std::int64_t us[5] = {-1, -1, -1, -1, -1};  ///< request_body .. last_byte (-1: absent)
+  std::int64_t tps = -1;                      ///< output tokens/s in thousandths (-1: none)
+  std::int32_t status = 0, prompt_tokens = -1, completion_tokens = -1, output_tokens = 0;
+  std::uint32_t method_len = 0, path_len = 0, error_len = 0, events = 0;
+  std::uint8_t flags = 0;
+
+  /// `ms` in whole microseconds as the line prints it (rounded half up); -1 when negative.
+  static std::int64_t us_of(double ms);
+  /// Takes `r` over (its storage reused when large enough).
+  void pack(const request_record& r);
+  std::string_view method() const { return {chars(), method_len}; }
+  std::string_view path() const { return {chars() + method_len, path_len}; }
+  std::string_view error() const { return {chars() + method_len + path_len, error_len}; }
+  /// The i-th inter-token gap (between content events i and i + 1), microseconds.
+  std::int64_t gap(std::size_t i) const;
+
+ private:
+  const char* chars() const { return on_heap_ ? heap_.get() : inline_; }
+  bool on_heap_ = false;  // the strings and gaps are in heap_, not inline_
+  char inline_[32];
+  std::unique_ptr<char[]> heap_;
+  std::size_t heap_cap_ = 0;
+};
+
+/// One record as its requests.jsonl line (no newline): a JSON object, written by hand (a
+/// per-request nlohmann tree cost more than the whole relay; docs/benchmarks.md).
+void append_json_line(std::string& out, const packed_record& p);
 void append_json_line(std::string& out, const request_record& r);
 inline std::string to_json_line(const request_record& r) {
   std::string s;
@@ -60,22 +96,24 @@ class request_log {
   void close_file();
 
  private:
-  /// Writes what is pending to the file and moves it into the window; any thread.
+  /// Writes what is pending to the file and packs it into the window; any thread.
   void drain() const;
+  void drain_locked() const;  // format_mu_ held
   void writer();
   std::atomic<std::uint64_t> ids_{0};
   std::size_t window_;
-  mutable std::mutex mu_;
-  mutable std::mutex format_mu_;  // one drain at a time (the writer, or a /proxy/requests reader)
+  mutable std::mutex mu_;         // pending_, free_, fd_, stop_
+  mutable std::mutex format_mu_;  // one drain at a time (the writer, or a /proxy/requests reader); the ring
   static constexpr std::size_t kWakeEvery = 1024;
   // Records circulate without allocating: a session hands its record over into pending_ and
-  // gets a recycled one back from free_; a drain swaps pending_ with batch_, writes batch_'s
-  // records and moves them into the ring (the window), whose oldest go to free_.
+  // gets a recycled one back from free_; a drain swaps pending_ with batch_, writes each record's
+  // line, packs it into the ring (the window, its oldest entry overwritten once full) and gives
+  // the record back to free_.
   using record_ptr = std::unique_ptr<request_record>;
   mutable std::vector<record_ptr> pending_;  // handed over, not yet written
   mutable std::vector<record_ptr> batch_;    // the drain's (empty between drains)
-  mutable std::vector<record_ptr> free_;     // written, out of the window: for reuse
-  mutable std::vector<record_ptr> ring_;     // the window; oldest at ring_head_ once full
+  mutable std::vector<record_ptr> free_;     // written: for reuse
+  mutable std::vector<packed_record> ring_;  // the window; oldest at ring_head_ once full
   mutable std::size_t ring_head_ = 0;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -288,6 +288,42 @@ TEST(ProxyTiming, RecordsLeavingTheWindowComeBackForReuse) {
   EXPECT_EQ(nlohmann::json::parse(lines.back())["id"], 40);
 }
 
+TEST(ProxyTiming, TheWindowsPackedRecordsGiveTheLinesTheRecordsGive) {
+  // Window slots are reused: a long stream's storage, then short requests inline, then a stream
+  // again; every line /proxy/requests serves is the line the record itself gives.
+  request_log log(2);
+  std::vector<std::string> want;
+  for (int k = 0; k < 30; ++k) {
+    request_record r;
+    r.id = static_cast<std::uint64_t>(k + 1);
+    r.method = k % 3 ? "POST" : "PATCH";
+    r.path = k % 4 == 0 ? "/v1/" + std::string(static_cast<std::size_t>(k) * 10, 'x') : "/v1/chat/completions";
+    r.error = k % 5 == 0 ? "engine closed the connection after " + std::to_string(k) + " bytes" : "";
+    r.status = 200;
+    r.stream = k % 2 == 0;
+    r.first_content_ms = 1.5 + k;
+    r.last_byte_ms = 100.25 + k;
+    for (int e = 0; r.stream && e < (k % 3 == 0 ? 300 : 3); ++e) r.content_ms.push_back(1.5 + k + e * 0.0307);
+    r.completion_tokens = k % 7 == 0 ? -1 : 5;
+    want.push_back(to_json_line(r));
+    auto p = std::make_unique<request_record>(r);
+    log.add(p);
+    auto got = log.after(0, 10);
+    ASSERT_FALSE(got.empty());
+    ASSERT_EQ(got.back(), want.back()) << k;
+    if (got.size() == 2) {
+      EXPECT_EQ(got.front(), want[want.size() - 2]) << k;
+    }
+    auto j = nlohmann::json::parse(got.back());
+    EXPECT_EQ(j["path"], r.path);
+    EXPECT_EQ(j["error"], r.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.error));
+    EXPECT_EQ(j["itl_ms"].size(), r.content_ms.empty() ? 0u : r.content_ms.size() - 1);
+    if (r.content_ms.size() > 1) {
+      EXPECT_NEAR(j["itl_ms"][0].get<double>(), 0.0307, 0.0005);
+    }
+  }
+}
+
 TEST(ProxyTiming, TheLogFileIsNeverOverwrittenAndGetsEveryRecord) {
   auto dir = std::filesystem::temp_directory_path() / ("bp_reqlog_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
