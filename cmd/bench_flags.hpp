@@ -51,8 +51,11 @@ std::string trial_dir(const bench_flags& f, const std::string& config_dir, int t
 int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,
                  const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st);
 
-/// sweep --agents FILE (cmd/fleet_cmd.cpp).
+/// sweep --agents FILE: its options (cmd/fleet_options.cpp, in both binaries) and the sweep
+/// itself (cmd/fleet_cmd.cpp in bench-proxy-fleet; in bench-proxy, cmd/fleet_exec.cpp hands the
+/// whole command line over to bench-proxy-fleet).
 void add_fleet_options(CLI::App& app, bench_flags& f);
+void add_tls_options(CLI::App& app, bench_flags& f);
 int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv);
 
 }  // namespace bp::cli

@@ -1,4 +1,7 @@
-// bench-proxy agent | sweep --agents FILE: one sweep across many hosts (actors/fleet/).
+// bench-proxy agent | sweep --agents FILE: one sweep across many hosts (actors/fleet/). Built into
+// bench-proxy-fleet only: the serving binary, bench-proxy, does not load CAF's network layer and
+// TLS (libcaf_io, libcaf_openssl, libssl) and hands these commands over by exec
+// (fleet_exec.cpp). The options both binaries parse: fleet_options.cpp.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,14 +64,6 @@ fleet::tls_options tls_of(const bench_flags& f) {
   return t;
 }
 
-void add_tls_options(CLI::App& app, bench_flags& f) {
-  const char* g = "Fleet";
-  app.add_option("--tls-cert", f.tls_cert, "this node's certificate (PEM)")->type_name("FILE")->group(g);
-  app.add_option("--tls-key", f.tls_key, "its private key (PEM)")->type_name("FILE")->group(g);
-  app.add_option("--tls-ca", f.tls_ca, "the CA that signed every node's certificate (verifies the peer)")
-      ->type_name("FILE")
-      ->group(g);
-}
 
 bool loopback(const std::string& host) { return host == "127.0.0.1" || host == "::1" || host.rfind("127.", 0) == 0; }
 
@@ -113,18 +108,6 @@ std::vector<std::string> collect_files(const std::string& dir) {
 
 }  // namespace
 
-void add_fleet_options(CLI::App& app, bench_flags& f) {
-  const char* g = "Fleet";
-  app.add_option("--agents", f.agents,
-                 "run the sweep on these agents (YAML: agents: [{name, address: HOST:PORT, labels: {k: v}}]); "
-                 "configs are named by their path, relative to each agent's --config-root")
-      ->type_name("FILE")
-      ->group(g);
-  app.add_option("--token-file", f.token_file, "the fleet's shared token (mode 600)")->type_name("FILE")->group(g);
-  app.add_flag("--retry-elsewhere", f.retry_elsewhere, "a row whose agent is lost runs again on another matching agent")
-      ->group(g);
-  add_tls_options(app, f);
-}
 
 int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
   setup_logging(f.log_level);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Configures and builds bench-proxy: build/bin/bench-proxy and build/bin/mock-engine.
+# Configures and builds bench-proxy: build/bin/bench-proxy, build/bin/bench-proxy-fleet and build/bin/mock-engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <mutex>
 
 #include <prometheus/client_metric.h>
 #include <prometheus/metric_family.h>
@@ -114,11 +115,27 @@ struct proxy_metrics::impl {
   histogram ttft, itl, e2e;
   std::atomic<std::uint64_t> aborts{0}, uperr{0}, bytes_in{0}, bytes_out{0}, tokens{0};
   // Requests by (route, status), status 0..599 (0: no response was sent); exposed once non-zero.
-  std::array<std::array<std::atomic<std::uint64_t>, 600>, kRoutes.size()> by_status{};
+  // A route's 600 counters are made when it is first seen (most runs see two or three routes).
+  using status_counts = std::array<std::atomic<std::uint64_t>, 600>;
+  std::array<std::atomic<status_counts*>, kRoutes.size()> by_status{};
+  std::mutex add_mu;
 
+  ~impl() {
+    for (auto& r : by_status) delete r.load();
+  }
+  status_counts* route_counts(std::size_t route) const { return by_status[route].load(std::memory_order_acquire); }
   void request(std::size_t route, int status) {
     if (status < 0 || status >= 600) status = 0;
-    by_status[route][static_cast<std::size_t>(status)].fetch_add(1, relaxed);
+    status_counts* c = route_counts(route);
+    if (c == nullptr) {
+      std::lock_guard<std::mutex> g(add_mu);
+      c = by_status[route].load(std::memory_order_relaxed);
+      if (c == nullptr) {
+        c = new status_counts{};
+        by_status[route].store(c, std::memory_order_release);
+      }
+    }
+    (*c)[static_cast<std::size_t>(status)].fetch_add(1, relaxed);
   }
 
   /// The families in the order they are exposed (as prometheus-cpp's Registry kept them).
@@ -146,11 +163,14 @@ struct proxy_metrics::impl {
     std::array<std::size_t, kRoutes.size()> order{};
     for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::sort(order.begin(), order.end(), [](std::size_t a, std::size_t b) { return kRoutes[a] < kRoutes[b]; });
-    for (std::size_t r : order)
+    for (std::size_t r : order) {
+      const status_counts* c = route_counts(r);
+      if (c == nullptr) continue;
       for (std::size_t st = 0; st < 600; ++st)
-        if (std::uint64_t v = by_status[r][st].load(relaxed))
+        if (std::uint64_t v = (*c)[st].load(relaxed))
           out.back().metric.push_back(
               counter_metric(v, {{"route", std::string(kRoutes[r])}, {"status", std::to_string(st)}}));
+    }
     count("bench_proxy_client_aborts_total", "Proxied requests whose client went away before the response was complete",
           aborts);
     count("bench_proxy_upstream_errors_total", "Proxied requests the engine could not be reached for, failed or timed out",

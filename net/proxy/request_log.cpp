@@ -279,15 +279,16 @@ void packed_record::pack(const request_record& r) {
   us[kResponseHeader] = us_of(r.response_header_ms);
   us[kFirstContent] = us_of(r.first_content_ms);
   us[kLastByte] = us_of(r.last_byte_ms);
-  status = r.status;
+  status = static_cast<std::int16_t>(r.status);
   prompt_tokens = r.prompt_tokens;
   completion_tokens = r.completion_tokens;
   output_tokens = r.output_tokens();
   tps = r.complete() && r.e2e_ms() > 0 ? us_of(output_tokens / (r.e2e_ms() / 1000.0)) : -1;
   flags = static_cast<std::uint8_t>((r.stream ? kStream : 0) | (r.local ? kLocal : 0) |
                                     (r.client_aborted ? kClientAborted : 0) | (r.upstream_error ? kUpstreamError : 0));
-  method_len = static_cast<std::uint32_t>(r.method.size());
-  path_len = static_cast<std::uint32_t>(r.path.size());
+  // (The request line is bounded far below 64 KiB by the parser's header limit.)
+  method_len = static_cast<std::uint16_t>(std::min<std::size_t>(r.method.size(), 0xffff));
+  path_len = static_cast<std::uint16_t>(std::min<std::size_t>(r.path.size(), 0xffff));
   error_len = static_cast<std::uint32_t>(r.error.size());
   events = static_cast<std::uint32_t>(r.content_ms.size());
   std::size_t text = std::size_t{method_len} + path_len + error_len;
@@ -297,7 +298,7 @@ void packed_record::pack(const request_record& r) {
   if (need > sizeof(inline_)) {
     if (heap_cap_ < need) {
       heap_.reset(new char[need]);
-      heap_cap_ = need;
+      heap_cap_ = static_cast<std::uint32_t>(need);
     }
     d = heap_.get();
   } else if (heap_cap_ > 4096) {
@@ -341,7 +342,7 @@ void request_log::add(std::unique_ptr<request_record>& r) {
   {
     std::lock_guard<std::mutex> g(mu_);
     pending_.push_back(std::move(r));
-    // Under load the writer is woken every kWakeEvery records (one futex wake per thousand
+    // Under load the writer is woken every kWakeEvery records (one futex wake per 256
     // requests), so what waits for it stays small; otherwise its 200 ms tick takes it.
     wake = pending_.size() == kWakeEvery;
     if (!free_.empty()) {

@@ -31,8 +31,10 @@ struct packed_record {
   std::int64_t start_unix_us = 0;
   std::int64_t us[5] = {-1, -1, -1, -1, -1};  ///< request_body .. last_byte (-1: absent)
   std::int64_t tps = -1;                      ///< output tokens/s in thousandths (-1: none)
-  std::int32_t status = 0, prompt_tokens = -1, completion_tokens = -1, output_tokens = 0;
-  std::uint32_t method_len = 0, path_len = 0, error_len = 0, events = 0;
+  std::int32_t prompt_tokens = -1, completion_tokens = -1, output_tokens = 0;
+  std::uint32_t error_len = 0, events = 0;
+  std::uint16_t method_len = 0, path_len = 0;  // a method or target longer than 64 KiB never got here
+  std::int16_t status = 0;
   std::uint8_t flags = 0;
 
   /// `ms` in whole microseconds as the line prints it (rounded half up); -1 when negative.
@@ -47,10 +49,10 @@ struct packed_record {
 
  private:
   const char* chars() const { return on_heap_ ? heap_.get() : inline_; }
-  bool on_heap_ = false;  // the strings and gaps are in heap_, not inline_
-  char inline_[32];
+  bool on_heap_ = false;     // the strings and gaps are in heap_, not inline_
+  char inline_[24];          // "POST" and "/v1/chat/completions" fit
+  std::uint32_t heap_cap_ = 0;
   std::unique_ptr<char[]> heap_;
-  std::size_t heap_cap_ = 0;
 };
 
 /// One record as its requests.jsonl line (no newline): a JSON object, written by hand (a
@@ -104,7 +106,7 @@ class request_log {
   std::size_t window_;
   mutable std::mutex mu_;         // pending_, free_, fd_, stop_
   mutable std::mutex format_mu_;  // one drain at a time (the writer, or a /proxy/requests reader); the ring
-  static constexpr std::size_t kWakeEvery = 1024;
+  static constexpr std::size_t kWakeEvery = 256;  // also bounds the records in circulation (memory)
   // Records circulate without allocating: a session hands its record over into pending_ and
   // gets a recycled one back from free_; a drain swaps pending_ with batch_, writes each record's
   // line, packs it into the ring (the window, its oldest entry overwritten once full) and gives

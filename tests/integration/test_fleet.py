@@ -10,7 +10,7 @@ import tempfile
 import time
 import unittest
 
-from bp import BENCH_PROXY, MOCK, SRC, wait_for
+from bp import BENCH_PROXY, MOCK, SRC, Proxy, wait_for, write_config
 
 WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
 SUFFIX = str(os.getpid() % 100000)
@@ -228,6 +228,23 @@ class FleetTest(unittest.TestCase):
                 with open(p) as f:
                     out[d] = json.load(f)
         return out
+
+    def test_the_serving_binary_maps_no_network_layer_and_agent_hands_over_in_the_same_process(self):
+        # bench-proxy serve: no libcaf_io, libcaf_openssl or libssl in its address space.
+        proxy = Proxy(write_config(self.dir))
+        try:
+            self.assertIsNotNone(proxy.port, "\n".join(proxy.lines))
+            maps = read(f"/proc/{proxy.p.pid}/maps")
+            self.assertIn("libcaf_core", maps)
+            for lib in ("libcaf_io", "libcaf_openssl", "libssl"):
+                self.assertNotIn(lib, maps)
+        finally:
+            proxy.stop()
+        # bench-proxy agent: the same PID becomes bench-proxy-fleet, which has them.
+        p = self.start_agent("a")
+        exe = os.readlink(f"/proc/{p.pid}/exe")
+        self.assertTrue(exe.endswith("/bench-proxy-fleet"), exe)
+        self.assertIn("libcaf_io", read(f"/proc/{p.pid}/maps"))
 
     def test_four_configs_across_two_agents_each_on_the_agent_it_names(self):
         self.start_agent("a")
