@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <thread>
@@ -20,7 +21,11 @@ namespace fs = std::filesystem;
 namespace bp {
 
 void configure_actor_system(caf::actor_system_config& cfg) {
-  cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::max(2u, std::thread::hardware_concurrency())));
+  // Actors here see lifecycle events, not bytes (the proxy's I/O threads carry those, and the
+  // snapshot's hashing runs on threads of its own): eight scheduler threads at most, not one per
+  // core (a GPU host has 100 to 200; each idle one still costs about 10 KiB of memory,
+  // docs/benchmarks.md, "Memory").
+  cfg.set("scheduler.max-threads", static_cast<std::size_t>(std::clamp(std::thread::hardware_concurrency(), 2u, 8u)));
   // Work sharing: idle scheduler threads block on a condition variable. The default work
   // stealing polls every 10 ms per idle thread, wake-ups that steal the CPU from the I/O threads
   // and show in the proxy's tail latency; actors here only see lifecycle events.
