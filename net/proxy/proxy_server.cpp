@@ -90,15 +90,10 @@ using clock_type = std::chrono::steady_clock;
 struct byte_buffer {
   std::vector<char> data;
   std::size_t begin = 0, end = 0;
-  /// How much the next read asks for: 2 KiB to start (a request or a plain answer fits, so an
-  /// idle keep-alive connection holds 2 KiB, not 8 or 16), doubled up to `max` whenever a read
-  /// filled what it asked for (more was waiting: a large body or a fast stream).
-  std::size_t read_size = kFirstRead;
-  static constexpr std::size_t kFirstRead = 2048;
-  std::size_t next_read(std::size_t max) const { return std::min(read_size, max); }
-  void filled(std::size_t n, std::size_t asked, std::size_t max) {
-    if (n == asked && read_size < max) read_size = std::min(2 * read_size, max);
-  }
+  /// How much the next read asks for (recv_into): 2 KiB to start (a request or a plain answer
+  /// fits, so an idle keep-alive connection holds 2 KiB, not 8 or 16), doubled up to the socket's
+  /// maximum whenever a read filled what it asked for (more was waiting: a large body, a fast stream).
+  std::size_t read_size = 2048;
   std::size_t size() const { return end - begin; }
   bool empty() const { return begin == end; }
   asio::mutable_buffer prepare(std::size_t n) {
@@ -205,6 +200,15 @@ bool recv_ready(int fd, char* at, std::size_t cap, readiness& ready, std::size_t
   }
   n = static_cast<std::size_t>(got);
   if (n < cap) ready.drained();
+  return true;
+}
+
+/// recv_ready into `b`'s free space, as much as its read size asks; the read size doubles (up to
+/// `max`) when a read fills it.
+bool recv_into(int fd, byte_buffer& b, std::size_t max, readiness& ready, std::size_t& n, error_code& ec) {
+  std::size_t ask = std::min(b.read_size, max);
+  if (!recv_ready(fd, static_cast<char*>(b.prepare(ask).data()), ask, ready, n, ec)) return false;
+  if (!ec && n == ask && b.read_size < max) b.read_size = std::min(2 * b.read_size, max);
   return true;
 }
 
@@ -679,11 +683,7 @@ void session::do_read_client() {
   // Straight into the request buffer (it keeps what is not parsed yet, pipelined requests too).
   error_code ec;
   std::size_t n = 0;
-  std::size_t ask = cin_.next_read(kReadSize);
-  if (recv_ready(cfd_, static_cast<char*>(cin_.prepare(ask).data()), ask, cl_ready_, n, ec)) {
-    if (!ec) cin_.filled(n, ask, kReadSize);
-    on_client_read(ec, n);
-  }
+  if (recv_into(cfd_, cin_, kReadSize, cl_ready_, n, ec)) on_client_read(ec, n);
 }
 
 void session::on_client_read(const error_code& ec, std::size_t n) {
@@ -696,7 +696,7 @@ void session::on_client_read(const error_code& ec, std::size_t n) {
     }
     return close(ec == asio::error::eof ? "client closed the connection" : "client read: " + ec.message());
   }
-  cin_.commit(n);  // do_read_client read it into cin_.prepare(...)
+  cin_.commit(n);  // do_read_client read it into cin_'s free space (recv_into)
   stats_.bytes_from_client += n;
   read_at_ = clock_type::now();
   touch();
@@ -1008,11 +1008,7 @@ void session::do_read_upstream() {
   constexpr std::size_t kUpRead = 16384;
   error_code ec;
   std::size_t n = 0;
-  std::size_t ask = uin_.next_read(kUpRead);
-  if (recv_ready(ufd_, static_cast<char*>(uin_.prepare(ask).data()), ask, up_ready_, n, ec)) {
-    if (!ec) uin_.filled(n, ask, kUpRead);
-    on_upstream_read(ec, n);
-  }
+  if (recv_into(ufd_, uin_, kUpRead, up_ready_, n, ec)) on_upstream_read(ec, n);
 }
 
 void session::on_upstream_read(const error_code& ec, std::size_t n) {

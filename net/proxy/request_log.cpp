@@ -372,12 +372,12 @@ void request_log::drain_locked() const {
     fd = fd_;
   }
   if (n == 0) return;
+  if (ring_.capacity() < window_) ring_.reserve(window_);  // once; its pages are touched as it fills
   char* buf = fd >= 0 ? file_buf_.get() : nullptr;
   std::size_t used = 0;
   for (std::size_t k = 0; k < n; ++k) {
     // Into the window first (the ring is only touched under format_mu_), then the line from it.
     packed_record* slot;
-    if (ring_.capacity() < window_) ring_.reserve(window_);  // pages are touched as it fills
     if (ring_.size() < window_) {
       slot = &ring_.emplace_back();
     } else {

@@ -21,7 +21,7 @@ namespace bp::net {
 
 /// A finished record as its line prints it: every time already in whole microseconds, the
 /// strings and the inter-token gaps in one piece of storage (inline for a plain request, whose
-/// method and path fit in 32 bytes). The /proxy/requests window holds these: about 150 bytes per
+/// method and path fit in 24 bytes). The /proxy/requests window holds these: about 150 bytes per
 /// plain request and 8 per gap, instead of a request_record (about 250 bytes, its path allocated
 /// apart, 8 bytes per event).
 struct packed_record {

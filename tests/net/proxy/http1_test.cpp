@@ -311,6 +311,21 @@ TEST(Http1Request, TheOnePassTargetCheckAgreesWithTheTwoPassOne) {
   check("v1/models");
 }
 
+TEST(Http1Request, EngineMetricsGoesToTheEnginesMetricsWithItsQueryOnEitherHeaderPath) {
+  // The header in one piece, and the filtered way (a Connection token names a field to drop).
+  auto a = parse_request("GET /engine/metrics?name=vllm%3Anum HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", 1 << 20);
+  EXPECT_EQ(a.status, 0) << a.message;
+  EXPECT_EQ(a.forwarded, "GET /metrics?name=vllm%3Anum HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
+  auto b = parse_request("GET /engine/metrics HTTP/1.1\r\nHost: x\r\nConnection: X-A\r\nX-A: 1\r\nAccept: */*\r\n\r\n",
+                         1 << 20);
+  EXPECT_EQ(b.status, 0) << b.message;
+  EXPECT_EQ(b.forwarded, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
+  // A proxied POST the filtered way keeps its target and gets its framing.
+  auto c = parse_request("POST /v1/x?y=1 HTTP/1.1\r\nHost: x\r\nConnection: X-A\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nhi",
+                         1 << 20);
+  EXPECT_EQ(c.forwarded, "POST /v1/x?y=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi");
+}
+
 TEST(Http1Request, AnOverlongTargetIs414) {
   auto r = parse_request("GET /v1/" + std::string(max_target + 10, 'a') + " HTTP/1.1\r\nHost: x\r\n\r\n", 1 << 20);
   EXPECT_EQ(r.status, 414);
