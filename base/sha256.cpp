@@ -81,20 +81,21 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
     sha256(key.data(), key.size(), k);
   else if (!key.empty())
     std::memcpy(k, key.data(), key.size());
-  unsigned char pad[block], inner[SHA256_DIGEST_LENGTH], md[SHA256_DIGEST_LENGTH];
-  SHA256_CTX c;
-  for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x36;
-  SHA256_Init(&c);
-  SHA256_Update(&c, pad, block);
-  SHA256_Update(&c, message.data(), message.size());
-  SHA256_Final(inner, &c);
-  for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ 0x5c;
-  SHA256_Init(&c);
-  SHA256_Update(&c, pad, block);
-  SHA256_Update(&c, inner, sizeof(inner));
-  SHA256_Final(md, &c);
+  // One pass: H((K ^ x) || data).
+  auto pass = [&k](unsigned char x, const void* data, std::size_t n, unsigned char* out) {
+    unsigned char pad[block];
+    for (std::size_t i = 0; i < block; ++i) pad[i] = k[i] ^ x;
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, pad, block);
+    SHA256_Update(&c, data, n);
+    SHA256_Final(out, &c);
+    OPENSSL_cleanse(pad, sizeof(pad));
+  };
+  unsigned char inner[SHA256_DIGEST_LENGTH], md[SHA256_DIGEST_LENGTH];
+  pass(0x36, message.data(), message.size(), inner);
+  pass(0x5c, inner, sizeof(inner), md);
   OPENSSL_cleanse(k, sizeof(k));
-  OPENSSL_cleanse(pad, sizeof(pad));
   return to_hex(md, sizeof(md));
 }
 

@@ -7,8 +7,8 @@
 /// handed to request_log (net/proxy/request_log.hpp) once the request is over. Definitions of
 /// every field: docs/metrics.md, "Proxy-side timing".
 #include <charconv>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -113,6 +113,11 @@ inline bool content_bearing(std::string_view data) {
   return f != std::string_view::npos && f < data.size() && data[f] == '{';
 }
 
+/// Does a fraction or an exponent go on at `i`, after a number's digits (1.5, 2e1: not counts)?
+inline bool fraction_at(std::string_view s, std::size_t i) {
+  return i < s.size() && (s[i] == '.' || s[i] == 'e' || s[i] == 'E');
+}
+
 /// The integer after `"key":` inside `obj`; -1 when absent or not a whole number.
 inline int int_field(std::string_view obj, std::string_view quoted_key) {
   std::size_t i = value_after(obj, quoted_key);
@@ -120,8 +125,7 @@ inline int int_field(std::string_view obj, std::string_view quoted_key) {
   int v = -1;
   auto r = std::from_chars(obj.data() + i, obj.data() + obj.size(), v);
   if (r.ec != std::errc() || v < 0) return -1;
-  const char* e = obj.data() + obj.size();
-  return r.ptr < e && (*r.ptr == '.' || *r.ptr == 'e' || *r.ptr == 'E') ? -1 : v;  // 1.5, 2e1: not a count
+  return fraction_at(obj, static_cast<std::size_t>(r.ptr - obj.data())) ? -1 : v;
 }
 
 /// The unsigned integer at `i` when a whole one (digits, then neither '.', 'e' nor 'E'), at most
@@ -130,8 +134,7 @@ inline int small_uint_at(std::string_view s, std::size_t& i) {
   std::size_t b = i;
   int v = 0;
   while (i < s.size() && s[i] >= '0' && s[i] <= '9' && i - b < 9) v = v * 10 + (s[i++] - '0');
-  if (i == b || (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' || s[i] == 'E')))
-    return -1;
+  if (i == b || (i < s.size() && s[i] >= '0' && s[i] <= '9') || fraction_at(s, i)) return -1;
   return v;
 }
 
