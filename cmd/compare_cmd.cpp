@@ -8,8 +8,8 @@
 #include "actors/measure/report.hpp"
 #include "base/numbers.hpp"
 #include "cmd/cli.hpp"
-#include "net/loadgen/compare.hpp"
-#include "net/loadgen/ledger.hpp"
+#include "analysis/compare.hpp"
+#include "analysis/ledger.hpp"
 #include "snapshot/diff.hpp"
 
 namespace bp::cli {

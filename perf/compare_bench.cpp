@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <random>
 
-#include "net/loadgen/compare.hpp"
+#include "analysis/compare.hpp"
 
 using json = nlohmann::json;
 

@@ -15,7 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
-#include "net/loadgen/engine_metrics.hpp"
+#include "analysis/engine_metrics.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"

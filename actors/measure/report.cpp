@@ -7,8 +7,8 @@
 
 #include "base/files.hpp"
 #include "base/text.hpp"
-#include "net/loadgen/compare.hpp"
-#include "net/loadgen/ledger.hpp"
+#include "analysis/compare.hpp"
+#include "analysis/ledger.hpp"
 #include "snapshot/diff.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 

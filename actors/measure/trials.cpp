@@ -9,8 +9,8 @@
 #include <sstream>
 
 #include "base/text.hpp"
-#include "net/loadgen/engine_metrics.hpp"
-#include "net/loadgen/warnings.hpp"
+#include "analysis/engine_metrics.hpp"
+#include "analysis/warnings.hpp"
 #include "snapshot/collect.hpp"
 #include "snapshot/diff.hpp"
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "actors/measure/measure.hpp"
-#include "net/loadgen/compare.hpp"
+#include "analysis/compare.hpp"
 
 namespace bp::measure {
 

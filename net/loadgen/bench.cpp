@@ -1,9 +1,9 @@
 #include "net/loadgen/bench.hpp"
 #include "configs/engine_kinds.hpp"
 #include "net/loadgen/crosscheck.hpp"
-#include "net/loadgen/engine_metrics.hpp"
+#include "analysis/engine_metrics.hpp"
 #include "net/loadgen/prefix_cache.hpp"
-#include "net/loadgen/warnings.hpp"
+#include "analysis/warnings.hpp"
 
 #include <algorithm>
 #include <atomic>

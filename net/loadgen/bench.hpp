@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/loadgen/ledger.hpp"
-#include "net/loadgen/metrics.hpp"
-#include "net/loadgen/stats.hpp"
+#include "analysis/ledger.hpp"
+#include "analysis/metrics.hpp"
+#include "analysis/stats.hpp"
 
 namespace bp::bench {
 
@@ -124,7 +124,7 @@ void add_invalid_reason(nlohmann::json& result, const std::string& reason);
 std::string headline_line(const nlohmann::json& result);
 
 /// The headline number (summary.headline.value): by default the median of the per-request
-/// output tokens per second; --headline chooses another metric (net/loadgen/metrics.hpp).
+/// output tokens per second; --headline chooses another metric (analysis/metrics.hpp).
 double headline(const nlohmann::json& result);
 
 /// GET /meta: {id, json} or nullopt with `err` (and the HTTP status when there was one).

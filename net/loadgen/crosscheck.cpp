@@ -7,7 +7,7 @@
 
 #include "base/text.hpp"
 #include "net/client/http_client.hpp"
-#include "net/loadgen/stats.hpp"
+#include "analysis/stats.hpp"
 
 namespace bp::bench {
 

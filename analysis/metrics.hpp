@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/loadgen/stats.hpp"
+#include "analysis/stats.hpp"
 
 namespace bp::bench {
 

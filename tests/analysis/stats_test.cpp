@@ -1,6 +1,6 @@
 // Statistics with known truth: the bootstrap interval of the median covers the true median as
 // often as its level says, over seeded simulations.
-#include "net/loadgen/stats.hpp"
+#include "analysis/stats.hpp"
 
 #include <gtest/gtest.h>
 

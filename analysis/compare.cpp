@@ -1,4 +1,4 @@
-#include "net/loadgen/compare.hpp"
+#include "analysis/compare.hpp"
 #include "base/text.hpp"
 
 #include <algorithm>
@@ -12,8 +12,8 @@
 #include <stdexcept>
 
 #include "base/files.hpp"
-#include "net/loadgen/engine_metrics.hpp"
-#include "net/loadgen/warnings.hpp"
+#include "analysis/engine_metrics.hpp"
+#include "analysis/warnings.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 
 namespace bp::bench {

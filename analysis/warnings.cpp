@@ -1,4 +1,4 @@
-#include "net/loadgen/warnings.hpp"
+#include "analysis/warnings.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "net/loadgen/ledger.hpp"
+#include "analysis/ledger.hpp"
 #include "base/text.hpp"
 
 #include <cmath>
@@ -9,8 +9,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "net/loadgen/compare.hpp"
-#include "net/loadgen/metrics.hpp"
+#include "analysis/compare.hpp"
+#include "analysis/metrics.hpp"
 
 namespace bp::bench {
 

@@ -1,4 +1,4 @@
-#include "net/loadgen/engine_metrics.hpp"
+#include "analysis/engine_metrics.hpp"
 #include "base/text.hpp"
 
 #include <cmath>

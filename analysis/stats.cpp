@@ -1,4 +1,4 @@
-#include "net/loadgen/stats.hpp"
+#include "analysis/stats.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -8,9 +8,9 @@
 #include <fstream>
 #include <random>
 
-#include "net/loadgen/compare.hpp"
-#include "net/loadgen/ledger.hpp"
-#include "net/loadgen/warnings.hpp"
+#include "analysis/compare.hpp"
+#include "analysis/ledger.hpp"
+#include "analysis/warnings.hpp"
 
 using namespace bp::bench;
 using json = nlohmann::json;

@@ -1,7 +1,7 @@
 // The engine's counters around a bench, on exposition texts written from the documented names.
 #include <gtest/gtest.h>
 
-#include "net/loadgen/engine_metrics.hpp"
+#include "analysis/engine_metrics.hpp"
 
 using namespace bp::bench;
 

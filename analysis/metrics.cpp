@@ -1,4 +1,4 @@
-#include "net/loadgen/metrics.hpp"
+#include "analysis/metrics.hpp"
 
 #include <algorithm>
 #include <cmath>

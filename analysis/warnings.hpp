@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "net/loadgen/metrics.hpp"
+#include "analysis/metrics.hpp"
 
 namespace bp::bench {
 

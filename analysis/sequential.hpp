@@ -1,0 +1,91 @@
+#pragma once
+/// The sequential verdict of `try` (docs/statistics.md, "The sequential verdict"): after every
+/// round (one full lifecycle of each side, back to back) it decides from the round-paired log
+/// ratios of the headline whether the answer is settled (faster, slower, no change) or another
+/// round is needed, with error rates that hold across all the looks, not only at a fixed end.
+///
+/// The procedure: a group-sequential design over looks k = first_look .. max_rounds. At look k
+/// the interval is mean ± c_k · se of the k paired log ratios, c_k the t quantile (df k-1) at the
+/// one-sided nominal level a_k = s · (k/K)^rho (power-family alpha spending: strict early, looser
+/// late). The scale s is calibrated so that, for normal paired differences, the probability that
+/// ANY look's lower bound lies above the true mean is exactly alpha: the t statistic is pivotal,
+/// so a seeded simulation of null paths fixes s once per design (deterministically). Each claim
+/// is then wrong with probability at most alpha however the data fall:
+///  - faster / slower: the interval lies beyond the noise band (+/-noise) on one side;
+///  - no change: the interval lies inside the band (an equivalence test, TOST).
+/// Pure logic: no processes, no files. `try` calls look() after every round.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace bp::analysis {
+
+struct sequential_design {
+  int max_rounds = 10;
+  int first_look = 2;       ///< a t interval needs two rounds
+  double alpha = 0.05;      ///< error of each claim (1 - confidence)
+  double rho = 1.5;         ///< alpha-spending exponent
+  int calibration_paths = 40000;
+  std::uint64_t seed = 0x5eedc0de;
+  std::vector<double> nominal;   ///< [k]: one-sided nominal level at look k (0: no look)
+  std::vector<double> critical;  ///< [k]: t quantile at 1 - nominal[k], df k-1
+};
+
+/// The design for at most `max_rounds` rounds (2..100) at `confidence` (0.5..0.999), calibrated.
+/// Throws std::invalid_argument for values out of range. Cached per parameters: cheap to call.
+const sequential_design& make_design(int max_rounds, double confidence, double rho = 1.5);
+
+struct look_result {
+  int rounds = 0;
+  double ratio = 1, low = 0, high = 0;  ///< candidate / baseline, the look's interval
+  double level = 0;                      ///< two-sided coverage of this look's interval (1 - 2 a_k)
+  /// faster, slower, no change; empty: undecided (another round, or inconclusive at the end)
+  std::string verdict;
+};
+
+/// The decision after the rounds so far: `log_ratios` holds log(candidate / baseline) of the
+/// headline per round. `higher_is_better` follows the headline metric.
+look_result look(const sequential_design& d, const std::vector<double>& log_ratios, double noise,
+                 bool higher_is_better);
+
+/// The procedure and its parameters, for result files and docs.
+nlohmann::json to_json(const sequential_design& d);
+std::string describe(const sequential_design& d);
+
+/// A simulated campaign (docs/benchmarks.md, "Sequential verdicts by simulation"): each
+/// lifecycle's headline is true_value · exp(lifecycle effect + drift + the sampling error of a
+/// median over `requests` requests of CV `request_cv`); the lifecycle effect's spread is what is
+/// left of `lifecycle_cv` after the request part; drift is a random walk of `drift` per
+/// lifecycle; rounds alternate the order (A B, B A, ...).
+struct scenario {
+  std::string name;
+  double true_ratio = 1;
+  double lifecycle_cv = 0.01;
+  double request_cv = 0.10;
+  int requests = 1000;
+  double drift = 0.002;
+  double noise = 0.01;
+  bool higher_is_better = true;
+};
+
+struct sim_summary {
+  int decisions = 0;
+  int faster = 0, slower = 0, no_change = 0, inconclusive = 0;
+  double mean_rounds = 0;
+  double share(int n) const { return decisions ? static_cast<double>(n) / decisions : 0; }
+};
+
+/// `decisions` seeded sequential decisions of the scenario.
+sim_summary simulate(const sequential_design& d, const scenario& s, int decisions, std::uint64_t seed);
+
+/// The same decisions made once at a fixed number of rounds n with the same per-claim error
+/// rate (the t interval at 1 - 2 alpha): how often each verdict comes out.
+sim_summary simulate_fixed(int n, double alpha, const scenario& s, int decisions, std::uint64_t seed);
+
+/// The smallest fixed n (2..max_n) whose rate of `verdict` reaches `target`; 0 when none does.
+int fixed_rounds_for(const std::string& verdict, double target, double alpha, const scenario& s, int decisions,
+                     std::uint64_t seed, int max_n = 40);
+
+}  // namespace bp::analysis

@@ -1,0 +1,113 @@
+// The sequential verdict's promises, checked by seeded simulation with known truth (the same
+// scenarios perf/sequential_sim prints with more decisions; docs/benchmarks.md).
+#include "analysis/sequential.hpp"
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+namespace bp::analysis {
+namespace {
+
+constexpr int kDecisions = 2000;
+
+TEST(Sequential, CalibrationSpendsExactlyAlphaOverAllLooks) {
+  const auto& d = make_design(10, 0.95);
+  ASSERT_EQ(d.nominal.size(), 11u);
+  EXPECT_EQ(d.nominal[1], 0.0);  // no look before two rounds
+  double sum = 0;
+  for (int k = 2; k <= 10; ++k) {
+    EXPECT_GT(d.nominal[static_cast<std::size_t>(k)], 0.0);
+    if (k > 2) {
+      EXPECT_GT(d.nominal[static_cast<std::size_t>(k)], d.nominal[static_cast<std::size_t>(k - 1)]);
+    }
+    sum += d.nominal[static_cast<std::size_t>(k)];
+  }
+  // Looks are correlated: the calibrated levels add up to more than alpha (Bonferroni would be
+  // exactly alpha) but each stays below it.
+  EXPECT_GT(sum, 0.05);
+  EXPECT_LT(d.nominal[10], 0.05);
+  // Deterministic: the same design twice.
+  EXPECT_EQ(&make_design(10, 0.95), &d);
+}
+
+TEST(Sequential, RefusesDesignsOutOfRange) {
+  EXPECT_THROW(make_design(1, 0.95), std::invalid_argument);
+  EXPECT_THROW(make_design(10, 0.2), std::invalid_argument);
+  EXPECT_THROW(make_design(10, std::nan("")), std::invalid_argument);
+}
+
+TEST(Sequential, NoVerdictBeforeTwoRounds) {
+  const auto& d = make_design(10, 0.95);
+  EXPECT_EQ(look(d, {0.5}, 0.01, true).verdict, "");
+  EXPECT_EQ(look(d, {0.5, 0.5001, 0.4999}, 0.01, true).verdict, "faster");
+  EXPECT_EQ(look(d, {0.5, 0.5001, 0.4999}, 0.01, false).verdict, "slower");  // latency: higher is worse
+  EXPECT_EQ(look(d, {0.0001, -0.0001, 0.0}, 0.01, true).verdict, "no change");
+}
+
+TEST(Sequential, AATrialsSayFasterOrSlowerAtMostFivePercent) {
+  const auto& d = make_design(10, 0.95);
+  for (double cv : {0.005, 0.01, 0.03}) {
+    scenario s;
+    s.lifecycle_cv = cv;
+    auto r = simulate(d, s, kDecisions, 11);
+    EXPECT_LE(r.share(r.faster + r.slower), 0.055) << "lifecycle cv " << cv;
+  }
+}
+
+TEST(Sequential, HalfTheNoiseIsNotCalledAChange) {
+  const auto& d = make_design(10, 0.95);
+  for (double ratio : {1.005, 0.995}) {
+    scenario s;
+    s.true_ratio = ratio;
+    auto r = simulate(d, s, kDecisions, 12);
+    EXPECT_LE(r.share(r.faster + r.slower), 0.055) << "true ratio " << ratio;
+  }
+}
+
+TEST(Sequential, ThreePercentAtOnePercentNoiseIsFoundWithinTenRounds) {
+  const auto& d = make_design(10, 0.95);
+  scenario s;
+  s.true_ratio = 1.03;
+  auto r = simulate(d, s, kDecisions, 13);
+  EXPECT_GE(r.share(r.faster), 0.90);
+  EXPECT_LE(r.share(r.slower), 0.0);
+}
+
+TEST(Sequential, AnUnchangedConfigAtHalfAPercentIsNoChangeWithinTenRounds) {
+  const auto& d = make_design(10, 0.95);
+  scenario s;
+  s.lifecycle_cv = 0.005;
+  auto r = simulate(d, s, kDecisions, 14);
+  EXPECT_GE(r.share(r.no_change), 0.80);
+}
+
+TEST(Sequential, ALargeRegressionStopsEarly) {
+  const auto& d = make_design(10, 0.95);
+  scenario s;
+  s.true_ratio = 0.90;
+  s.lifecycle_cv = 0.02;
+  auto r = simulate(d, s, kDecisions, 15);
+  EXPECT_GE(r.share(r.slower), 0.99);
+  EXPECT_LT(r.mean_rounds, 5.0);
+}
+
+TEST(Sequential, LatencyMetricsMirrorThroughput) {
+  const auto& d = make_design(10, 0.95);
+  scenario s;
+  s.true_ratio = 1.10;  // 10% more latency
+  s.higher_is_better = false;
+  auto r = simulate(d, s, kDecisions, 16);
+  EXPECT_GE(r.share(r.slower), 0.99);
+}
+
+TEST(Sequential, FixedDesignReferenceIsComputed) {
+  scenario s;
+  s.true_ratio = 1.03;
+  int n = fixed_rounds_for("faster", 0.90, 0.05, s, 1000, 17);
+  EXPECT_GE(n, 3);
+  EXPECT_LE(n, 15);
+}
+
+}  // namespace
+}  // namespace bp::analysis
