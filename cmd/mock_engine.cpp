@@ -40,15 +40,31 @@ int main(int argc, char** argv) {
   app.add_option("--itl-ms", o.itl_ms, "delay between tokens (body field: mock_itl_ms)")
       ->type_name("MS")
       ->check(finite_in(0, 1e9));
-  app.add_option("--jitter", o.jitter,
-                 "noise: each request's pace and each token's delay are multiplied by exp(F z), z standard "
-                 "normal (default 0; body field: mock_jitter)")
-      ->type_name("F")
+  app.add_option("--jitter,--jitter-cv", o.jitter,
+                 "per-request noise: each request's pace and each token's delay are multiplied by exp(CV z), z "
+                 "standard normal (default 0; body field: mock_jitter)")
+      ->type_name("CV")
       ->check(finite_in(0, 5));
+  app.add_option("--pace-cv", o.pace_cv,
+                 "lifecycle spread: one pace factor exp(CV z), drawn at startup (logged on stderr, in /mock/stats), "
+                 "multiplies every TTFT and inter-token delay for the process's whole life (default 0)")
+      ->type_name("CV")
+      ->check(finite_in(0, 5));
+  app.add_option("--interaction-delay-ms", o.interaction_delay_ms,
+                 "add MS to each inter-token delay only when both MOCK_SLOW_A=1 and MOCK_SLOW_B=1 are in the "
+                 "environment (either alone changes nothing); MOCK_EXTRA_ITL_MS=MS adds to every one")
+      ->type_name("MS")
+      ->check(finite_in(0, 1e9));
+  app.add_flag("--stamp-events", o.stamp_events,
+               "stamp mock_received_us and mock_sent_us (wall-clock microseconds) into every streamed event and "
+               "plain answer, plus X-Mock-Received-Us / X-Mock-Sent-Us headers on plain answers (body field: "
+               "mock_stamp_events)");
   app.add_flag("--role-event", o.role_event,
                "stream a role-only first event ({\"role\":\"assistant\",\"content\":\"\"}) with the header, as vLLM "
                "does, before the first token (body field: mock_role_event)");
-  app.add_option("--jitter-seed", o.jitter_seed, "seed of that noise (default 0: the random device)")
+  app.add_option("--seed,--jitter-seed", o.jitter_seed,
+                 "seed of the pace factor and the jitter (default 0: pace from the pid and the clock, jitter from "
+                 "the random device)")
       ->type_name("N")
       ->check(whole_in(0, 1ll << 62));
   app.add_option("--startup-delay-ms", o.startup_delay_ms, "/health answers 503 until then")

@@ -52,6 +52,16 @@ struct shared_state {
   std::atomic<long> seq{0};
   std::atomic<long> fail_counter{0};
   std::atomic<long> resets{0};
+  double pace = 1;           ///< the lifecycle's pace factor (--pace-cv), drawn once at startup
+  double itl_added_ms = 0;   ///< MOCK_EXTRA_ITL_MS, plus --interaction-delay-ms when both MOCK_SLOW_* are set
+  // Event stamps: CLOCK_REALTIME at startup plus CLOCK_MONOTONIC elapsed since, in whole microseconds
+  // (comparable with other processes' wall-clock records; differences are monotonic differences).
+  clock_type::time_point origin;
+  std::int64_t origin_wall_us = 0;
+
+  std::int64_t stamp_us(clock_type::time_point t) const {
+    return origin_wall_us + std::chrono::duration_cast<std::chrono::microseconds>(t - origin).count();
+  }
 };
 
 std::string token_text(std::size_t seed, int i) {
@@ -120,7 +130,8 @@ class session : public std::enable_shared_from_this<session> {
     if (req.method() == http::verb::get && path == "/mock/stats") {
       json j = {{"started", st_.started.load()},     {"completed", st_.completed.load()},
                 {"cancelled", st_.cancelled.load()}, {"active", st_.active.load()},
-                {"prefix_cache_resets", st_.resets.load()}, {"pid", ::getpid()}};
+                {"prefix_cache_resets", st_.resets.load()}, {"pid", ::getpid()},
+                {"pace_factor", st_.pace},  {"itl_added_ms", st_.itl_added_ms}};
       return reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8));
     }
     if (req.method() == http::verb::post && path == "/reset_prefix_cache") {
@@ -182,8 +193,10 @@ class session : public std::enable_shared_from_this<session> {
     tokens_ = st_.opts.tokens;
     for (const char* k : {"max_tokens", "max_completion_tokens", "mock_tokens"})
       if (req.contains(k) && req[k].is_number_integer()) tokens_ = std::max(0, req[k].get<int>());
-    ttft_ms_ = req.value("mock_ttft_ms", st_.opts.ttft_ms);
-    itl_ms_ = req.value("mock_itl_ms", st_.opts.itl_ms);
+    // The lifecycle's pace (--pace-cv) scales every delay, the environment's added ones too: a
+    // slower configuration stays slower by the same ratio in every lifecycle.
+    ttft_ms_ = req.value("mock_ttft_ms", st_.opts.ttft_ms) * st_.pace;
+    itl_ms_ = (req.value("mock_itl_ms", st_.opts.itl_ms) + st_.itl_added_ms) * st_.pace;
     jitter_ = std::max(0.0, req.value("mock_jitter", st_.opts.jitter));
     if (jitter_ > 0) {
       // Each request has its own pace (a lognormal factor on TTFT and ITL), and each token its
@@ -210,6 +223,8 @@ class session : public std::enable_shared_from_this<session> {
     sent_ = 0;
     events_ = 0;
     start_ = clock_type::now();
+    stamp_ = st_.opts.stamp_events || req.value("mock_stamp_events", false);
+    received_us_ = st_.stamp_us(start_);
     if (stream_) {
       std::string head =
           "HTTP/1.1 200 OK\r\nServer: mock-engine\r\nContent-Type: text/event-stream\r\n"
@@ -262,16 +277,34 @@ class session : public std::enable_shared_from_this<session> {
               {"model", st_.opts.model},
               {"choices", json::array({choice})},
               {"usage", usage_json()}};
+    std::string extra;
+    if (stamp_) {
+      std::int64_t sent = st_.stamp_us(clock_type::now());
+      j["mock_received_us"] = received_us_;
+      j["mock_sent_us"] = sent;
+      extra = "X-Mock-Received-Us: " + std::to_string(received_us_) + "\r\nX-Mock-Sent-Us: " + std::to_string(sent) +
+              "\r\n";
+    }
     end_request(false);
-    reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8));
+    reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8), extra.c_str());
   }
 
   json chunk_json(const json& choice) const {
-    return {{"id", id_},
-            {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
-            {"created", created_},
-            {"model", st_.opts.model},
-            {"choices", json::array({choice})}};
+    json j = {{"id", id_},
+              {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
+              {"created", created_},
+              {"model", st_.opts.model},
+              {"choices", json::array({choice})}};
+    stamp(j);
+    return j;
+  }
+
+  /// With --stamp-events: when the mock took this request and when it sends this event (just
+  /// before the write), so a test compares a proxy's or client's records with the engine's own.
+  void stamp(json& j) const {
+    if (!stamp_) return;
+    j["mock_received_us"] = received_us_;
+    j["mock_sent_us"] = st_.stamp_us(clock_type::now());
   }
 
   void schedule_next() {
@@ -291,6 +324,7 @@ class session : public std::enable_shared_from_this<session> {
                 {"model", st_.opts.model},
                 {"choices", json::array()},
                 {"usage", usage_json()}};
+      stamp(u);
       out_ += chunk("data: " + u.dump(-1, ' ', false, kReplaceBadUtf8) + "\n\n");
     }
     out_ += chunk("data: [DONE]\n\n");
@@ -337,8 +371,8 @@ class session : public std::enable_shared_from_this<session> {
     ++st_.completed;
   }
 
-  void reply(int status, const char* reason, const std::string& body) {
-    out_ = http_head(status, reason, "application/json", body.size(), keep_alive_) + body;
+  void reply(int status, const char* reason, const std::string& body, const char* extra = "") {
+    out_ = http_head(status, reason, "application/json", body.size(), keep_alive_, extra) + body;
     write_out([self = shared_from_this()] { self->next_request(); });
   }
 
@@ -364,7 +398,8 @@ class session : public std::enable_shared_from_this<session> {
   char stall_buf_[1];
   bool keep_alive_ = true;
   bool in_request_ = false;
-  bool stream_ = false, usage_ = false, chat_ = true, role_event_ = false;
+  bool stream_ = false, usage_ = false, chat_ = true, role_event_ = false, stamp_ = false;
+  std::int64_t received_us_ = 0;
   int tokens_ = 0, sent_ = 0, events_ = 0, prompt_tokens_ = 0;
   double ttft_ms_ = 0, itl_ms_ = 0, jitter_ = 0, next_at_ = 0;
   std::size_t seed_ = 0;
@@ -505,6 +540,44 @@ int run(const options& o, int argc, char** argv) {
 
   shared_state st;
   st.opts = o;
+  st.origin = clock_type::now();
+  st.origin_wall_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  {
+    // One pace factor for the whole lifecycle (median 1, log-sd --pace-cv): a real engine's
+    // start-to-start spread. Without --seed each lifecycle draws its own (pid and clock).
+    std::uint64_t seed = o.jitter_seed != 0
+                             ? o.jitter_seed
+                             : (static_cast<std::uint64_t>(::getpid()) << 32) ^
+                                   static_cast<std::uint64_t>(clock_type::now().time_since_epoch().count());
+    std::mt19937_64 gen(seed);
+    double z = std::normal_distribution<double>(0.0, 1.0)(gen);
+    st.pace = o.pace_cv > 0 ? std::exp(o.pace_cv * z) : 1.0;
+    std::fprintf(stderr, "mock-engine: pace factor %.17g (pace-cv %g, seed %llu)\n", st.pace, o.pace_cv,
+                 static_cast<unsigned long long>(seed));
+    // Delays a configuration changes through its environment.
+    if (const char* e = std::getenv("MOCK_EXTRA_ITL_MS"); e && *e) {
+      char* end = nullptr;
+      double v = std::strtod(e, &end);
+      if (end == e || *end != '\0' || !std::isfinite(v) || v < 0 || v > 1e9) {
+        std::fprintf(stderr, "mock-engine: MOCK_EXTRA_ITL_MS must be a number of milliseconds >= 0, got '%s'\n", e);
+        return 2;
+      }
+      st.itl_added_ms += v;
+    }
+    auto on = [](const char* name) {
+      const char* v = std::getenv(name);
+      return v && std::string(v) == "1";
+    };
+    bool both = on("MOCK_SLOW_A") && on("MOCK_SLOW_B");
+    if (both) st.itl_added_ms += o.interaction_delay_ms;
+    if (st.itl_added_ms > 0 || o.interaction_delay_ms > 0)
+      std::fprintf(stderr,
+                   "mock-engine: inter-token delay +%g ms from the environment (MOCK_EXTRA_ITL_MS; interaction "
+                   "%g ms %s)\n",
+                   st.itl_added_ms, o.interaction_delay_ms,
+                   both ? "on: MOCK_SLOW_A=1 and MOCK_SLOW_B=1" : "off: needs MOCK_SLOW_A=1 and MOCK_SLOW_B=1");
+  }
   st.ready_at = clock_type::now() + std::chrono::microseconds(static_cast<long>(o.startup_delay_ms * 1000));
 
   asio::io_context ioc(o.threads);

@@ -14,7 +14,10 @@ struct options {
   double ttft_ms = 0;          ///< time to first token
   double itl_ms = 0;           ///< delay between tokens
   double jitter = 0;           ///< lognormal noise of this relative size on each request's pace and each token
-  std::uint64_t jitter_seed = 0;  ///< 0: seeded from the random device
+  std::uint64_t jitter_seed = 0;  ///< --seed: 0 = from the pid and the clock (pace) / the random device (jitter)
+  double pace_cv = 0;          ///< log-sd of the one lognormal pace factor drawn at startup (lifecycle spread)
+  double interaction_delay_ms = 0;  ///< added to each inter-token delay only when MOCK_SLOW_A=1 and MOCK_SLOW_B=1
+  bool stamp_events = false;   ///< stamp mock_received_us / mock_sent_us into each event and plain answer
   bool role_event = false;     ///< stream a role-only event first, at once (vLLM's habit)
   double startup_delay_ms = 0; ///< /health answers 503 "Loading model" until then
   int threads = 1;
