@@ -1,4 +1,8 @@
-"""The mock engine on its own: endpoints, response and streaming formats, knobs, fault switches."""
+"""The mock engine on its own: endpoints, response and streaming formats, knobs, fault switches.
+
+Timing knobs are checked against the mock's own stamps (--stamp-events: when it took the request
+and when it sent each event), never against the test's clock: the mock promises a lower bound
+(it never sends early), and a loaded machine only makes it later."""
 import http.client
 import json
 import os
@@ -10,10 +14,37 @@ import unittest
 from bp import MOCK, free_port, wait_for, alive, descendants
 
 
+def sse_chunks(raw):
+    """The JSON events of a raw SSE body, [DONE] left out."""
+    events = [e[len("data: "):] for e in raw.split("\n\n") if e.startswith("data: ")]
+    return [json.loads(e) for e in events if e != "[DONE]"]
+
+
+def content_offsets_us(chunks):
+    """Per content event: microseconds from the mock taking the request to sending the event."""
+    return [c["mock_sent_us"] - c["mock_received_us"] for c in chunks
+            if c["choices"] and (c["choices"][0].get("delta", {}).get("content") or c["choices"][0].get("text"))]
+
+
+def schedule_floor_us(ttft_ms, itl_ms, n):
+    """The mock's own schedule in whole microseconds, computed as it computes it (doubles, then
+    truncated): token k is due `ttft + k * itl` after the request was taken, never sooner."""
+    out, at = [], ttft_ms
+    for _ in range(n):
+        out.append(int(at * 1000))
+        at += itl_ms
+    return out
+
+
 class MockEngineTest(unittest.TestCase):
-    def start(self, *args):
+    def start(self, *args, env=None):
         self.port = free_port()
-        self.p = subprocess.Popen([MOCK, "--port", str(self.port), *args], stderr=subprocess.PIPE, text=True)
+        full_env = dict(os.environ)
+        for k in ("MOCK_EXTRA_ITL_MS", "MOCK_SLOW_A", "MOCK_SLOW_B"):
+            full_env.pop(k, None)
+        full_env.update(env or {})
+        self.p = subprocess.Popen([MOCK, "--port", str(self.port), *args], stderr=subprocess.PIPE, text=True,
+                                  env=full_env)
         self.addCleanup(self.stop)
         wait_for(lambda: self.try_get("/version") is not None, what="mock to listen")
 
@@ -37,6 +68,22 @@ class MockEngineTest(unittest.TestCase):
         data = r.read()
         c.close()
         return r.status, data
+
+    def stream(self, body):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request("POST", "/v1/chat/completions", body=json.dumps(
+            {"messages": [{"role": "user", "content": "s"}], "stream": True, **body}))
+        r = c.getresponse()
+        raw = r.read().decode()
+        c.close()
+        return r, sse_chunks(raw)
+
+    def stderr_line(self, pattern):
+        """The first stderr line holding `pattern` (the mock prints its startup lines before it listens)."""
+        for line in self.p.stderr:
+            if pattern in line:
+                return line
+        raise AssertionError(f"no stderr line with {pattern!r}")
 
     def test_health_is_503_while_loading_then_200(self):
         self.start("--startup-delay-ms", "400")
@@ -90,15 +137,13 @@ class MockEngineTest(unittest.TestCase):
     def test_stream_format_with_usage_and_per_request_timing(self):
         self.start()
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        t0 = time.monotonic()
         c.request("POST", "/v1/chat/completions", body=json.dumps(
             {"messages": [{"role": "user", "content": "s"}], "stream": True, "max_tokens": 4, "mock_ttft_ms": 100,
-             "mock_itl_ms": 50, "stream_options": {"include_usage": True}}))
+             "mock_itl_ms": 50, "stream_options": {"include_usage": True}, "mock_stamp_events": True}))
         r = c.getresponse()
         self.assertEqual(r.getheader("Content-Type"), "text/event-stream")
         self.assertEqual(r.getheader("Transfer-Encoding"), "chunked")
         raw = r.read().decode()
-        took = time.monotonic() - t0
         events = [e[len("data: "):] for e in raw.split("\n\n") if e.startswith("data: ")]
         self.assertEqual(events[-1], "[DONE]")
         chunks = [json.loads(e) for e in events[:-1]]
@@ -108,7 +153,125 @@ class MockEngineTest(unittest.TestCase):
         self.assertEqual(chunks[-2]["choices"][0]["finish_reason"], "length")
         self.assertEqual(chunks[-1]["choices"], [])
         self.assertEqual(chunks[-1]["usage"]["completion_tokens"], 4)
-        self.assertGreater(took, 0.25)  # 100 ms + 3 x 50 ms
+        # The per-request timing, as the mock stamped it: never sooner than 100 ms, then 50 ms per token.
+        offsets = content_offsets_us(chunks)
+        for got, due in zip(offsets, schedule_floor_us(100, 50, 4)):
+            self.assertGreaterEqual(got, due, offsets)
+
+    def test_stamps_are_opt_in_ordered_and_on_plain_answers_too(self):
+        self.start("--tokens", "5", "--ttft-ms", "30", "--itl-ms", "10")
+        # Without the switch no byte changes: no stamp anywhere.
+        _, chunks = self.stream({})
+        self.assertFalse([c for c in chunks if "mock_sent_us" in c or "mock_received_us" in c])
+        _, chunks = self.stream({"mock_stamp_events": True, "stream_options": {"include_usage": True}})
+        # Every event carries both stamps: one request time, send times in the order sent.
+        self.assertEqual(len({c["mock_received_us"] for c in chunks}), 1)
+        sent = [c["mock_sent_us"] for c in chunks]
+        self.assertEqual(sent, sorted(sent))
+        self.assertGreaterEqual(sent[0], chunks[0]["mock_received_us"])
+        offsets = content_offsets_us(chunks)
+        self.assertEqual(len(offsets), 5)
+        for got, due in zip(offsets, schedule_floor_us(30, 10, 5)):
+            self.assertGreaterEqual(got, due, offsets)
+        # The stamps are wall-clock microseconds: the same clock as the test's (a loose sanity check of
+        # the unit and origin, not of the timing: a day either way).
+        self.assertLess(abs(chunks[0]["mock_received_us"] / 1e6 - time.time()), 86400)
+        # A plain answer: in the body and as headers, the same values.
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        c.request("POST", "/v1/completions", body=json.dumps({"prompt": "x", "mock_stamp_events": True}))
+        r = c.getresponse()
+        j = json.loads(r.read())
+        c.close()
+        self.assertEqual(int(r.getheader("X-Mock-Received-Us")), j["mock_received_us"])
+        self.assertEqual(int(r.getheader("X-Mock-Sent-Us")), j["mock_sent_us"])
+        self.assertGreaterEqual(j["mock_sent_us"] - j["mock_received_us"], schedule_floor_us(30, 10, 5)[-1])
+        self.assertEqual(j["usage"]["completion_tokens"], 5)
+
+    def test_stamp_events_flag_stamps_every_request(self):
+        self.start("--tokens", "2", "--stamp-events", "--role-event")
+        _, chunks = self.stream({})
+        self.assertTrue(chunks)
+        self.assertTrue(all("mock_sent_us" in c and "mock_received_us" in c for c in chunks), chunks)
+
+    def test_pace_factor_is_one_per_lifecycle_seeded_and_scales_every_delay(self):
+        # pace-cv 0: the factor is exactly 1.
+        self.start("--tokens", "4", "--ttft-ms", "20", "--itl-ms", "10", "--pace-cv", "0")
+        self.assertEqual(json.loads(self.req("GET", "/mock/stats")[1])["pace_factor"], 1.0)
+        _, chunks = self.stream({"mock_stamp_events": True})
+        for got, due in zip(content_offsets_us(chunks), schedule_floor_us(20, 10, 4)):
+            self.assertGreaterEqual(got, due)
+        self.stop()
+
+        def lifecycle(*seed):
+            self.start("--tokens", "4", "--ttft-ms", "20", "--itl-ms", "10", "--pace-cv", "0.5", *seed)
+            logged = float(self.stderr_line("pace factor").split("pace factor ")[1].split()[0])
+            pace = json.loads(self.req("GET", "/mock/stats")[1])["pace_factor"]
+            self.assertEqual(logged, pace)  # %.17g: the logged figure is the factor itself
+            offsets = []
+            for _ in range(3):
+                _, chunks = self.stream({"mock_stamp_events": True})
+                offsets.append(content_offsets_us(chunks))
+            self.stop()
+            return pace, offsets
+
+        a, offs = lifecycle("--seed", "11")
+        b, _ = lifecycle("--seed", "11")
+        self.assertEqual(a, b)  # the same seed, the same lifecycle
+        self.assertNotEqual(a, 1.0)
+        # Every delay scaled by the factor: each event no sooner than the scaled schedule.
+        for o in offs:
+            for got, due in zip(o, schedule_floor_us(20 * a, 10 * a, 4)):
+                self.assertGreaterEqual(got, due, (a, o))
+        c, _ = lifecycle("--seed", "12")
+        self.assertNotEqual(a, c)
+        # Without --seed each lifecycle draws its own (pid and clock).
+        d, _ = lifecycle()
+        e, _ = lifecycle()
+        self.assertNotEqual(d, e)
+
+    def gaps_us(self, n=5):
+        """Inter-token gaps (as the mock stamped them) of n streams."""
+        out = []
+        for _ in range(n):
+            _, chunks = self.stream({"mock_stamp_events": True})
+            o = content_offsets_us(chunks)
+            out += [b - a for a, b in zip(o, o[1:])]
+        return out
+
+    def test_environment_delays_extra_itl_and_the_two_switch_interaction(self):
+        import statistics
+        args = ("--tokens", "6", "--ttft-ms", "1", "--itl-ms", "2", "--interaction-delay-ms", "30")
+        # MOCK_EXTRA_ITL_MS adds to every inter-token delay, not to the first token.
+        self.start(*args, env={"MOCK_EXTRA_ITL_MS": "15"})
+        self.assertEqual(json.loads(self.req("GET", "/mock/stats")[1])["itl_added_ms"], 15)
+        _, chunks = self.stream({"mock_stamp_events": True})
+        for got, due in zip(content_offsets_us(chunks), schedule_floor_us(1, 17, 6)):
+            self.assertGreaterEqual(got, due)
+        self.stop()
+        r = subprocess.run([MOCK, "--port", str(free_port())], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "MOCK_EXTRA_ITL_MS": "abc"})
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("MOCK_EXTRA_ITL_MS", r.stderr)
+
+        medians, added = {}, {}
+        for name, env in (("none", {}), ("A", {"MOCK_SLOW_A": "1"}), ("B", {"MOCK_SLOW_B": "1"}),
+                          ("AB", {"MOCK_SLOW_A": "1", "MOCK_SLOW_B": "1"}),
+                          ("A2", {"MOCK_SLOW_A": "1", "MOCK_SLOW_B": "2"})):
+            self.start(*args, env=env)
+            added[name] = json.loads(self.req("GET", "/mock/stats")[1])["itl_added_ms"]
+            self.assertIn("interaction 30 ms " + ("on" if name == "AB" else "off"),
+                          self.stderr_line("inter-token delay"))
+            gaps = self.gaps_us()
+            medians[name] = statistics.median(gaps)
+            if name == "AB":
+                _, chunks = self.stream({"mock_stamp_events": True})
+                for got, due in zip(content_offsets_us(chunks), schedule_floor_us(1, 32, 6)):
+                    self.assertGreaterEqual(got, due)
+            self.stop()
+        # Either switch alone changes nothing; both together add the delay.
+        self.assertEqual(added, {"none": 0, "A": 0, "B": 0, "AB": 30, "A2": 0})
+        for single in ("none", "A", "B", "A2"):
+            self.assertGreater(medians["AB"], medians[single], medians)
 
     def test_fault_switches(self):
         port = free_port()
