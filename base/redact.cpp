@@ -1,4 +1,5 @@
 #include "base/redact.hpp"
+#include "base/json_read.hpp"
 
 #include <fcntl.h>
 #include <sys/random.h>
@@ -112,6 +113,13 @@ nlohmann::json redactor::redacted_value(const std::string& secret) const {
 
 void redactor::redact(nlohmann::json& j) const {
   if (secrets_.empty()) return;
+  // The walk below recurses once per level: anything deeper than a file bench-proxy writes may be
+  // is cut first (without recursion), never walked (docs/meta-schema.md, "Limits on JSON input").
+  if (json_value_depth(j, json_file_depth) > json_file_depth) cut_deeper_than(j, json_file_depth);
+  redact_bounded(j);
+}
+
+void redactor::redact_bounded(nlohmann::json& j) const {
   if (j.is_string()) {
     const std::string& s = j.get_ref<const std::string&>();
     for (const auto& sec : whole_)
@@ -124,14 +132,14 @@ void redactor::redact(nlohmann::json& j) const {
     return;
   }
   if (j.is_array()) {
-    for (auto& e : j) redact(e);
+    for (auto& e : j) redact_bounded(e);
     return;
   }
   if (!j.is_object()) return;
   nlohmann::json out = nlohmann::json::object();
   for (auto it = j.begin(); it != j.end(); ++it) {
-    nlohmann::json v = it.value();
-    redact(v);
+    nlohmann::json v = std::move(it.value());
+    redact_bounded(v);
     out[scrub(it.key())] = std::move(v);
   }
   j = std::move(out);

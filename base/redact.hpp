@@ -45,10 +45,12 @@ class redactor {
   std::string scrub(std::string text) const;
   /// A value equal to a secret: the redacted object. Otherwise nullopt.
   nlohmann::json redacted_value(const std::string& secret) const;
-  /// JSON with secrets redacted in values and keys (in place).
+  /// JSON with secrets redacted in values and keys (in place). Arrays and objects nested deeper
+  /// than base::json_file_depth are replaced by a "<truncated: ...>" string first.
   void redact(nlohmann::json& j) const;
 
  private:
+  void redact_bounded(nlohmann::json& j) const;
   std::vector<std::string> secrets_;  ///< longest first, then the lines of multi-line ones
   std::vector<std::string> whole_;    ///< as given (for exact-value matches)
   std::string key_;
