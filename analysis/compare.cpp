@@ -13,6 +13,7 @@
 
 #include "base/files.hpp"
 #include "analysis/engine_metrics.hpp"
+#include "analysis/small_sample.hpp"
 #include "analysis/warnings.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 
@@ -95,6 +96,7 @@ std::vector<side> load_sides(const std::string& path) {
         if (c.value("results", json::array()).empty()) continue;  // failed every trial: nothing to compare
         out.push_back(side_from_listing(
             p, path + " config " + std::to_string(i) + " (" + c.value("config", std::string("?")) + ")", c["results"]));
+        out.back().group = fs::absolute(p).lexically_normal().string();  // one sweep: trials interleaved by round
       }
       if (out.empty()) throw std::runtime_error(path + "/sweep.json: no config of this sweep has a result");
       return out;
@@ -103,11 +105,11 @@ std::vector<side> load_sides(const std::string& path) {
       json t = read_json((p / "trials.json").string());
       return {side_from_listing(p, path, t.value("results", json::array()))};
     }
-    if (fs::exists(p / "result.json")) return {side{path, {read_result((p / "result.json").string())}, {(p / "result.json").string()}}};
+    if (fs::exists(p / "result.json")) return {side{path, {read_result((p / "result.json").string())}, {(p / "result.json").string()}, {}}};
     throw std::runtime_error(path + ": a folder without result.json, trials.json or sweep.json");
   }
   if (!fs::exists(p, ec)) throw std::runtime_error(path + ": no such file or folder");
-  return {side{path, {read_result(path)}, {path}}};
+  return {side{path, {read_result(path)}, {path}, {}}};
 }
 
 std::vector<std::string> default_compare_metrics(const std::string& headline) {
@@ -247,8 +249,43 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
       for (const auto& w : trial_warnings(*e, *def, o.noise))
         c.warnings.push_back((e == &v.base ? baseline.label : candidate.label) + ": " + w);
     v.ratio = v.base.value != 0 ? v.cand.value / v.base.value : 0;
-    if ((eb.resamplable() || ec.resamplable()) && o.resamples > 0 && v.base.value != 0) {
-      // Both sides resampled independently in each draw; the interval of the ratio of the draws.
+    v.gating = c.metrics.empty();
+    const auto& pb = v.base.per_trial;
+    const auto& pc = v.cand.per_trial;
+    auto positive = [](const std::vector<double>& x) {
+      return std::all_of(x.begin(), x.end(), [](double y) { return y > 0 && std::isfinite(y); });
+    };
+    if (pb.size() >= 2 && pc.size() >= 2 && positive(pb) && positive(pc)) {
+      // Lifecycles are the units (docs/statistics.md, "Few units"): a t interval on log ratios
+      // with its degrees of freedom, paired by round when the two sides were interleaved.
+      analysis::ratio_interval r;
+      bool paired = !baseline.group.empty() && baseline.group == candidate.group && pb.size() == pc.size();
+      std::vector<double> d, lb, lc;
+      for (double x : pb) lb.push_back(std::log(x));
+      for (double x : pc) lc.push_back(std::log(x));
+      if (paired) {
+        for (std::size_t i = 0; i < pb.size(); ++i) d.push_back(lc[i] - lb[i]);
+        r = analysis::paired_ratio_interval(d, o.confidence);
+        auto s = analysis::summarize(d);
+        v.mean_log = s.mean;
+        v.se_log = s.se;
+        v.method = "paired t";
+      } else {
+        r = analysis::welch_ratio_interval(lb, lc, o.confidence);
+        auto a = analysis::summarize(lb), b = analysis::summarize(lc);
+        v.mean_log = b.mean - a.mean;
+        v.se_log = std::sqrt(a.se * a.se + b.se * b.se);
+        v.method = "Welch t";
+      }
+      v.df = r.df;
+      v.ratio = r.ratio;
+      v.has_ci = r.valid;
+      v.ratio_low = r.low;
+      v.ratio_high = r.high;
+      v.verdict = r.valid ? verdict_of(r.low, r.high, o.noise, def->higher_is_better) : "inconclusive";
+    } else if ((eb.resamplable() || ec.resamplable()) && o.resamples > 0 && v.base.value != 0) {
+      // One lifecycle on a side: the request-level bootstrap shows how precisely that one
+      // lifecycle was measured, but it cannot see run-to-run noise, so it never decides.
       rng g(seed++);
       std::vector<double> ratios;
       ratios.reserve(static_cast<std::size_t>(o.resamples));
@@ -260,39 +297,58 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
       v.has_ci = true;
       v.ratio_low = lo;
       v.ratio_high = hi;
-      v.verdict = verdict_of(lo, hi, o.noise, def->higher_is_better);
+      v.method = "requests only";
+      v.verdict = "inconclusive";
+      v.needed = "one lifecycle per side cannot see run-to-run noise: measure with --trials 2 or more, or `try`";
     } else {
       v.verdict = "inconclusive";
     }
-    if (v.verdict == "inconclusive") {
+    if (v.verdict == "inconclusive" && v.needed.empty()) {
       if (!v.has_ci) {
         v.needed = "no interval (one trial of a run-level metric): measure with --trials 2 or more";
       } else {
-        // The interval narrows as 1/sqrt(units): how many units would bring the nearer noise
-        // boundary outside it, at the observed spread (pyperf's estimate, for a ratio).
+        // The interval narrows as 1/sqrt(units): how many lifecycles would bring the nearer
+        // noise boundary outside it, at the observed spread (pyperf's estimate, for a ratio).
         double w = (v.ratio_high - v.ratio_low) / 2.0;
         double target = std::fabs(std::fabs(v.ratio - 1.0) - o.noise);
-        std::size_t units = std::max(eb.units(), ec.units());
-        bool trials = std::max(eb.trials(), ec.trials()) >= 2;
+        std::size_t units = std::max(pb.size(), pc.size());
         if (target < 1e-9) {
-          v.needed = "the estimate lies on the noise boundary: no number of " + std::string(trials ? "trials" : "requests") +
-                     " resolves ±" + fmt(o.noise * 100, 1) + "%";
+          v.needed = "the estimate lies on the noise boundary: no number of trials resolves ±" + fmt(o.noise * 100, 1) + "%";
         } else {
           double n = std::ceil(static_cast<double>(units) * (w / target) * (w / target));
-          v.needed = "about " + fmt(n, 0) + (trials ? " trials per config" : " requests (each trial)") +
-                     " to resolve ±" + fmt(o.noise * 100, 1) + "% at this spread" +
-                     (trials ? "" : "; a single trial cannot see run-to-run noise, use --trials");
+          v.needed = "about " + fmt(std::max(n, static_cast<double>(units) + 1), 0) + " trials per config to resolve ±" +
+                     fmt(o.noise * 100, 1) + "% at this spread (or `try`, which stops as soon as it is decided)";
         }
       }
     }
     c.metrics.push_back(v);
   }
+  // Secondary metrics: a directional verdict only where it survives Holm's correction over all
+  // of them (one-sided, at the level of the two-sided interval), so five metrics at 95% each
+  // do not become a 23% chance that one of them cries wolf. They never gate the exit status.
+  std::vector<std::size_t> sec;
+  std::vector<double> p;
+  for (std::size_t i = 1; i < c.metrics.size(); ++i) {
+    auto& v = c.metrics[i];
+    v.gating = false;
+    if (v.error.empty() && v.df > 0) {
+      sec.push_back(i);
+      p.push_back(analysis::beyond_noise_p(v.mean_log, v.se_log, v.df, o.noise));
+    }
+  }
+  auto keep = analysis::holm_reject(p, (1 - o.confidence) / 2);
+  for (std::size_t j = 0; j < sec.size(); ++j) {
+    auto& v = c.metrics[sec[j]];
+    if ((v.verdict == "faster" || v.verdict == "slower") && !keep[j]) {
+      v.holm = v.verdict + " at its own 95%, not after Holm's correction over " + std::to_string(sec.size()) +
+               " secondary metrics";
+      v.verdict = "inconclusive";
+    }
+  }
   return c;
 }
 
-bool comparison::regressed() const {
-  return std::any_of(metrics.begin(), metrics.end(), [](const metric_verdict& v) { return v.verdict == "slower"; });
-}
+bool comparison::regressed() const { return !metrics.empty() && metrics[0].verdict == "slower"; }
 
 json to_json(const comparison& c) {
   json j = {{"baseline", c.baseline},   {"candidate", c.candidate}, {"comparable", c.comparable},
@@ -310,7 +366,11 @@ json to_json(const comparison& c) {
       m["ratio"] = v.ratio;
       m["ratio_ci"] = v.has_ci ? json::array({v.ratio_low, v.ratio_high}) : json(nullptr);
       m["higher_is_better"] = def->higher_is_better;
+      m["ci_method"] = v.method;
+      if (v.df > 0) m["df"] = v.df;
     }
+    m["gating"] = v.gating;
+    if (!v.holm.empty()) m["holm"] = v.holm;
     if (!v.needed.empty()) m["needed"] = v.needed;
     j["metrics"].push_back(m);
   }
@@ -336,15 +396,21 @@ std::string render(const comparison& c) {
     std::string ci = v.has_ci ? "[" + pct(v.ratio_low) + ", " + pct(v.ratio_high) + "]" : "(none)";
     os << std::right << std::setw(14) << fmt(v.base.value) << std::setw(14) << fmt(v.cand.value) << std::setw(9)
        << pct(v.ratio) << "  " << std::left << std::setw(22) << ci << (c.comparable ? v.verdict : "not comparable")
-       << "\n";
+       << (v.gating ? "" : " (secondary)") << "\n";
+    if (!v.holm.empty() && c.comparable) os << "  " << std::string(16, ' ') << v.holm << "\n";
     if (!v.needed.empty() && c.comparable) os << "  " << std::string(16, ' ') << v.needed << "\n";
   }
   if (!c.metrics.empty() && c.metrics[0].error.empty()) {
     const auto& v = c.metrics[0];
-    os << "(" << v.base.trials << " vs " << v.cand.trials << " trial" << (v.cand.trials == 1 ? "" : "s") << "; "
-       << (v.base.trials >= 2 && v.cand.trials >= 2 ? "intervals include run-to-run noise"
-                                                   : "intervals cover request-to-request noise only, not run-to-run noise")
-       << ")\n";
+    os << "(" << v.base.trials << " vs " << v.cand.trials << " trial" << (v.cand.trials == 1 ? "" : "s") << "; ";
+    if (v.method == "paired t")
+      os << "t intervals over lifecycles paired by round, " << fmt(v.df, 0) << " df: they include run-to-run noise";
+    else if (v.method == "Welch t")
+      os << "Welch t intervals over lifecycles (not interleaved, so not paired), " << fmt(v.df, 1)
+         << " df: they include run-to-run noise but not the machine's drift between the two";
+    else
+      os << "intervals cover request-to-request noise only, not run-to-run noise: no verdict from one lifecycle";
+    os << "; only " << v.metric << " gates the exit status)\n";
   }
   for (const auto& [who, line] : c.engine_lines) os << "engine counters (" << who << "): " << line << "\n";
   for (const auto& w : c.warnings) os << "warning: " << w << "\n";

@@ -17,6 +17,9 @@ struct side {
   std::string label;
   std::vector<nlohmann::json> trials;
   std::vector<std::string> paths;
+  /// Sides with the same non-empty group were measured interleaved (one sweep or try: trial i of
+  /// each side in round i), so their trials pair by round; otherwise they are independent.
+  std::string group;
 };
 
 /// A result.json; a run folder (result.json, or trials.json listing trial results); a sweep
@@ -45,6 +48,13 @@ struct metric_verdict {
   std::string verdict;
   std::string needed;  ///< inconclusive: what would resolve ±noise, estimated from the observed spread
   std::string error;   ///< the metric could not be read on one side
+  /// How the interval was made: "paired t", "Welch t" (over lifecycles) or "requests only" (one
+  /// lifecycle on a side: run-to-run noise unseen, so never faster or slower).
+  std::string method;
+  double df = 0;             ///< degrees of freedom of a t interval
+  double mean_log = 0, se_log = 0;  ///< the log ratio's estimate and standard error (t methods)
+  bool gating = true;        ///< only the headline (the first metric) decides the exit status
+  std::string holm;          ///< secondary metrics: why Holm's correction withheld a verdict
 };
 
 struct comparison {
@@ -55,7 +65,7 @@ struct comparison {
   std::vector<std::string> warnings;  ///< from both sides' results and their trials
   std::vector<std::pair<std::string, std::string>> engine_lines;  ///< engine counters, per side, where present
   double noise = 0.01;
-  bool regressed() const;  ///< some metric is "slower"
+  bool regressed() const;  ///< the headline (the gating metric) is "slower"
 };
 
 /// Why `a` and `b` cannot be compared (empty: they can): invalid results, different workload

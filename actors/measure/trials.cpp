@@ -138,9 +138,10 @@ namespace {
 
 std::string fmt(double v, int prec = 2) { return base::fixed(v, prec); }
 
-bench::side side_of(const sweep_entry& e) {
+bench::side side_of(const sweep_entry& e, const std::string& group) {
   bench::side s;
   s.label = e.config;
+  s.group = group;
   for (const auto& t : e.trials)
     if (!t.result.is_null()) {
       s.trials.push_back(t.result);
@@ -195,7 +196,7 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
   });
   bench::side first_side;
   bool first_ok = !entries.empty() && valid(entries[0]);
-  if (first_ok) first_side = side_of(entries[0]);
+  if (first_ok) first_side = side_of(entries[0], sweep_dir);
   double noise_floor = -1;
   if (first_ok && trials >= 2) noise_floor = head(entries[0]).value("between_trial_cv", 0.0);
   bench::compare_options vo = co;
@@ -249,11 +250,11 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
                            : "(none)";
       std::string verdict = "(first)", differs;
       if (idx != 0 && first_ok) {
-        auto cmp = bench::compare_sides(first_side, side_of(e), vo);
+        auto cmp = bench::compare_sides(first_side, side_of(e, sweep_dir), vo);
         verdict = !cmp.comparable ? "not comparable" : cmp.metrics.empty() ? "-" : cmp.metrics[0].verdict;
         row["verdict"] = verdict;
         row["comparison"] = bench::to_json(cmp);
-        auto d = snap::diff_snapshots(entries[0].trials[0].result["snapshot"], side_of(e).trials[0]["snapshot"]);
+        auto d = snap::diff_snapshots(entries[0].trials[0].result["snapshot"], side_of(e, sweep_dir).trials[0]["snapshot"]);
         for (auto it = d["sections"].begin(); it != d["sections"].end(); ++it)
           differs += (differs.empty() ? "" : ", ") + it.key() + " (" + std::to_string(it.value().size()) + ")";
         row["differs_from_first"] = d;
