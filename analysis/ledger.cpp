@@ -1,10 +1,19 @@
 #include "analysis/ledger.hpp"
 #include "base/text.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -16,20 +25,22 @@ namespace bp::bench {
 
 using json = nlohmann::json;
 
+const char* const kNotInterleaved = "not interleaved: drift cannot be separated";
+const char* const kRemeasured = "baseline (the best, re-measured)";
+
 namespace {
 
-const char* kTsvHeaderV1 =
-    "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
-    "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult";
-const char* kTsvHeaderV2 =
-    "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
-    "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult\tconfig\treasons";
-// v3 = v2 and the campaign columns after it (positions of the older columns never move).
-const char* kTsvHeaderV3 =
+// The columns of v1 (14), v2 (16) and v3 (26) are prefixes of v4's: older columns never move.
+// v4 = v3 (v2, then label ... headline_ci_high) and the interleaving group and a try's decision.
+const char* kTsvHeaderV4 =
     "time\tdescription\tengine\tsnapshot_id\tvenv_merkle\trequests\terrors\tmedian_output_tps\t"
     "median_ttft_ms\tmedian_itl_ms\tp99_e2e_ms\ttotal_output_tps\tvalidity\tresult\tconfig\treasons\t"
     "label\trepo_commit\trepo_dirty\tworkload_sha256\tload_shape\ttrials\theadline_metric\theadline\t"
-    "headline_ci_low\theadline_ci_high";
+    "headline_ci_low\theadline_ci_high\tgroup\tdecision\tratio\tratio_ci_low\tratio_ci_high\trounds\t"
+    "engine_seconds\tprocedure\tbaseline";
+
+/// The largest header line read back (a header is a few hundred bytes).
+constexpr std::size_t kMaxHeader = 64 * 1024;
 
 std::string field(const json& j, std::initializer_list<const char*> keys) {
   const json* cur = &j;
@@ -38,15 +49,14 @@ std::string field(const json& j, std::initializer_list<const char*> keys) {
     cur = &(*cur)[k];
   }
   if (cur->is_null()) return "";
-  std::string s = cur->is_string() ? cur->get<std::string>() : cur->dump();
-  for (auto& c : s)
-    if (c == '\t' || c == '\n' || c == '\r') c = ' ';
-  return s;
+  return cur->is_string() ? cur->get<std::string>() : cur->dump();
 }
 
-std::string number(const json& j, std::initializer_list<const char*> keys) {
+std::string number(const json& j, std::initializer_list<const char*> keys, int decimals = 3) {
   std::string v = field(j, keys);
-  return v.empty() ? v : base::fixed(std::atof(v.c_str()), 3);
+  if (v.empty()) return v;
+  double d = std::atof(v.c_str());
+  return std::isfinite(d) ? base::fixed(d, decimals) : "";
 }
 
 std::vector<std::string> split_tabs(const std::string& line) {
@@ -74,74 +84,239 @@ std::optional<double> opt_number(const std::string& s) {
 
 std::string fmt(double v, int prec = 2) { return base::fixed(v, prec); }
 
+std::string pct(double x) {
+  std::ostringstream os;
+  os << std::showpos << std::fixed << std::setprecision(1) << x * 100 << "%";
+  return os.str();
+}
+
+/// Every column this version writes, by name.
+std::map<std::string, std::string> row_values(const json& r, const std::string& result_path) {
+  std::map<std::string, std::string> v;
+  std::string status = r.value("failed", false) ? "failed" : r.value("valid", false) ? "valid" : "invalid";
+  v["time"] = field(r, {"finished_at"});
+  v["description"] = field(r, {"snapshot", "config", "description"});
+  v["engine"] = field(r, {"snapshot", "config", "engine"});
+  v["snapshot_id"] = field(r, {"snapshot_id"});
+  v["venv_merkle"] = field(r, {"snapshot", "venv", "merkle_sha256"});
+  v["requests"] = field(r, {"summary", "requests"});
+  v["errors"] = field(r, {"summary", "errors"});
+  v["median_output_tps"] = number(r, {"summary", "output_tps", "median"});
+  v["median_ttft_ms"] = number(r, {"summary", "ttft_ms", "median"});
+  v["median_itl_ms"] = number(r, {"summary", "itl_ms", "median"});
+  v["p99_e2e_ms"] = number(r, {"summary", "e2e_ms", "p99"});
+  v["total_output_tps"] = number(r, {"summary", "total_output_tps"});
+  v["validity"] = status;
+  v["result"] = result_path;
+  v["config"] = field(r, {"config_path"});
+  v["reasons"] = field(r, {"invalid_reason"});
+  const json& o = r.contains("options") ? r["options"] : json::object();
+  v["load_shape"] = o.is_object() && !o.empty()
+                        ? "concurrency=" + field(o, {"concurrency"}) + " rate=" + field(o, {"rate"}) +
+                              " max_tokens=" + field(o, {"max_tokens"}) + " requests=" + field(o, {"requests"})
+                        : "";
+  const json h = r.contains("summary") && r["summary"].is_object() ? r["summary"].value("headline", json::object())
+                                                                    : json::object();
+  std::string lo, hi;
+  if (h.is_object() && h.contains("ci") && h["ci"].is_array() && h["ci"].size() == 2 && h["ci"][0].is_number() &&
+      h["ci"][1].is_number()) {
+    lo = base::fixed(h["ci"][0].get<double>(), 3);
+    hi = base::fixed(h["ci"][1].get<double>(), 3);
+  }
+  v["label"] = field(r, {"label"});
+  v["repo_commit"] = field(r, {"repo", "commit"});
+  v["repo_dirty"] = field(r, {"repo", "dirty"});
+  v["workload_sha256"] = field(r, {"workload", "sha256"});
+  bool is_try = r.value("kind", std::string()) == "bench-proxy try" || r.contains("decision");
+  v["trials"] = r.contains("trials") && r["trials"].is_number() ? r["trials"].dump()
+                : status == "failed" || is_try              ? ""
+                                                            : "1";
+  v["headline_metric"] = h.is_object() ? field(h, {"metric"}) : "";
+  v["headline"] = h.is_object() ? number(h, {"value"}) : "";
+  v["headline_ci_low"] = lo;
+  v["headline_ci_high"] = hi;
+  v["group"] = field(r, {"interleaved_with"});
+  if (r.contains("decision") && r["decision"].is_object()) {
+    const json& d = r["decision"];
+    v["decision"] = field(d, {"verdict"});
+    v["ratio"] = number(d, {"ratio"}, 6);
+    v["ratio_ci_low"] = number(d, {"low"}, 6);
+    v["ratio_ci_high"] = number(d, {"high"}, 6);
+    v["rounds"] = d.contains("rounds") && d["rounds"].is_number() ? number(d, {"rounds"}, 0) : "";
+    v["engine_seconds"] = number(d, {"engine_seconds"}, 3);
+    v["procedure"] = field(d, {"procedure"});
+    v["baseline"] = field(d, {"baseline"});
+    if (v["headline_metric"].empty()) v["headline_metric"] = field(d, {"metric"});
+  }
+  return v;
+}
+
+/// The first line of the open file (at most kMaxHeader bytes), without its line end.
+std::string read_first_line(int fd, const std::string& path) {
+  std::string head;
+  char buf[4096];
+  off_t off = 0;
+  while (head.size() < kMaxHeader) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(path + ": cannot read the results TSV: " + std::strerror(errno));
+    }
+    if (n == 0) break;
+    head.append(buf, static_cast<std::size_t>(n));
+    off += n;
+    if (head.find('\n') != std::string::npos) break;
+  }
+  auto nl = head.find('\n');
+  if (nl != std::string::npos) head.resize(nl);
+  if (!head.empty() && head.back() == '\r') head.pop_back();
+  return head;
+}
+
+void write_all(int fd, const std::string& s, const std::string& path) {
+  std::size_t done = 0;
+  while (done < s.size()) {
+    ssize_t n = ::write(fd, s.data() + done, s.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(path + ": cannot append to the results TSV: " + std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+struct fd_guard {
+  int fd;
+  ~fd_guard() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
 }  // namespace
 
-std::string append_tsv(const std::string& path, const json& r, const std::string& result_path) {
-  // The header decides the format: a ledger started by an older bench-proxy keeps its columns.
-  std::string first_line;
-  {
-    std::ifstream in(path);
-    std::getline(in, first_line);
-  }
-  bool fresh = first_line.empty();
-  int version = fresh ? 3 : first_line == kTsvHeaderV1 ? 1 : first_line == kTsvHeaderV2 ? 2 : 3;
-  std::string status = r.value("failed", false) ? "failed" : r.value("valid", false) ? "valid" : "invalid";
-  std::string row = field(r, {"finished_at"}) + "\t" + field(r, {"snapshot", "config", "description"}) + "\t" +
-                    field(r, {"snapshot", "config", "engine"}) + "\t" + field(r, {"snapshot_id"}) + "\t" +
-                    field(r, {"snapshot", "venv", "merkle_sha256"}) + "\t" + field(r, {"summary", "requests"}) + "\t" +
-                    field(r, {"summary", "errors"}) + "\t" + number(r, {"summary", "output_tps", "median"}) + "\t" +
-                    number(r, {"summary", "ttft_ms", "median"}) + "\t" + number(r, {"summary", "itl_ms", "median"}) +
-                    "\t" + number(r, {"summary", "e2e_ms", "p99"}) + "\t" + number(r, {"summary", "total_output_tps"}) +
-                    "\t" + (version == 1 && status == "failed" ? "invalid" : status) + "\t" + result_path;
-  if (version >= 2) row += "\t" + field(r, {"config_path"}) + "\t" + field(r, {"invalid_reason"});
-  if (version >= 3) {
-    const json& o = r.contains("options") ? r["options"] : json::object();
-    std::string shape = o.is_object() && !o.empty()
-                            ? "concurrency=" + field(o, {"concurrency"}) + " rate=" + field(o, {"rate"}) +
-                                  " max_tokens=" + field(o, {"max_tokens"}) + " requests=" + field(o, {"requests"})
-                            : "";
-    const json h = r.contains("summary") ? r["summary"].value("headline", json::object()) : json::object();
-    std::string lo, hi;
-    if (h.contains("ci") && h["ci"].is_array() && h["ci"].size() == 2) {
-      lo = base::fixed(h["ci"][0].get<double>(), 3);
-      hi = base::fixed(h["ci"][1].get<double>(), 3);
+std::string escape_field(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      default: out += c;
     }
-    row += "\t" + field(r, {"label"}) + "\t" + field(r, {"repo", "commit"}) + "\t" + field(r, {"repo", "dirty"}) +
-           "\t" + field(r, {"workload", "sha256"}) + "\t" + shape + "\t" +
-           (r.contains("trials") && r["trials"].is_number() ? r["trials"].dump() : status == "failed" ? "" : "1") +
-           "\t" + field(h, {"metric"}) + "\t" + number(h, {"value"}) + "\t" + lo + "\t" + hi;
   }
-  std::ofstream f(path, std::ios::app);
-  if (!f) throw std::runtime_error(path + ": cannot append to the results TSV");
-  if (fresh) f << kTsvHeaderV3 << "\n";
-  f << row << "\n";
-  f.flush();
-  if (!f) throw std::runtime_error(path + ": cannot append to the results TSV");
+  return out;
+}
+
+std::string unescape_field(const std::string& s) {
+  if (s.find('\\') == std::string::npos) return s;
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size()) {
+      char n = s[i + 1];
+      char c = n == '\\' ? '\\' : n == 't' ? '\t' : n == 'n' ? '\n' : n == 'r' ? '\r' : 0;
+      if (c) {
+        out += c;
+        ++i;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+std::string append_tsv(const std::string& path, const json& r, const std::string& result_path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(path + ": cannot append to the results TSV: " + std::strerror(errno));
+  fd_guard guard{fd};
+  // One writer at a time: the line-end repair and the row are one step.
+  while (::flock(fd, LOCK_EX) != 0)
+    if (errno != EINTR) throw std::runtime_error(path + ": cannot lock the results TSV: " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw std::runtime_error(path + ": cannot stat the results TSV: " + std::strerror(errno));
+  bool fresh = st.st_size == 0;
+  std::string out;
+  std::vector<std::string> columns;
+  if (fresh) {
+    out = std::string(kTsvHeaderV4) + "\n";
+    columns = split_tabs(kTsvHeaderV4);
+  } else {
+    // The header decides the format: a ledger started by another bench-proxy keeps its columns.
+    std::string header = read_first_line(fd, path);
+    columns = split_tabs(header);
+    bool has_time = false, has_validity = false;
+    for (const auto& c : columns) {
+      has_time |= c == "time";
+      has_validity |= c == "validity";
+    }
+    if (!has_time || !has_validity)
+      throw std::runtime_error(path + ":1: not a bench-proxy results TSV (no time and validity columns); "
+                               "nothing was appended");
+    // A last line without its line end (a torn write, an editor) is ended, never glued onto.
+    char last = '\n';
+    while (::pread(fd, &last, 1, st.st_size - 1) < 0)
+      if (errno != EINTR) throw std::runtime_error(path + ": cannot read the results TSV: " + std::strerror(errno));
+    if (last != '\n') out = "\n";
+  }
+  auto values = row_values(r, result_path);
+  bool has_reasons = false;
+  for (const auto& c : columns) has_reasons |= c == "reasons";
+  // The first ledgers knew only valid and invalid.
+  if (!has_reasons && values["validity"] == "failed") values["validity"] = "invalid";
+  // An older ledger keeps its columns: say what this row could not record there.
+  std::string lost;
+  for (const char* c : {"group", "decision", "ratio", "ratio_ci_low", "ratio_ci_high", "rounds", "engine_seconds",
+                        "procedure", "baseline"})
+    if (!values[c].empty() && std::find(columns.begin(), columns.end(), c) == columns.end())
+      lost += (lost.empty() ? "" : ", ") + std::string(c);
+  if (!lost.empty())
+    std::cerr << "warning: " << path << " predates the columns " << lost
+              << ": this row's values for them are not recorded (a new results TSV has them)\n";
+  std::string row;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    if (i) row += '\t';
+    auto it = values.find(columns[i]);
+    if (it != values.end()) row += escape_field(it->second);  // a column this version does not know: empty
+  }
+  out += row + "\n";
+  write_all(fd, out, path);
+  ::fdatasync(fd);
   return row;
 }
 
-std::vector<ledger_row> load_ledger(const std::string& path) {
+std::vector<ledger_row> load_ledger(const std::string& path, std::vector<std::string>* warnings) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open the results TSV");
+  auto warn = [&](const std::string& w) {
+    if (warnings)
+      warnings->push_back(w);
+    else
+      std::cerr << "warning: " << w << "\n";
+  };
   std::string line;
   if (!std::getline(in, line)) throw std::runtime_error(path + ": empty (no header)");
   auto header = split_tabs(line);
   std::map<std::string, std::size_t> col;
-  for (std::size_t i = 0; i < header.size(); ++i) col[header[i]] = i;
+  for (std::size_t i = 0; i < header.size(); ++i) col.emplace(header[i], i);
   if (!col.count("time") || !col.count("validity"))
     throw std::runtime_error(path + ":1: not a bench-proxy results TSV (no time and validity columns)");
   std::vector<ledger_row> rows;
   std::size_t n = 1;
   while (std::getline(in, line)) {
     ++n;
-    if (line.empty()) continue;
+    if (line.empty() || line == "\r") continue;
     auto f = split_tabs(line);
-    if (f.size() != header.size())
-      throw std::runtime_error(path + ":" + std::to_string(n) + ": " + std::to_string(f.size()) + " fields, the header has " +
-                               std::to_string(header.size()));
+    if (f.size() != header.size()) {
+      warn(path + ":" + std::to_string(n) + ": " + std::to_string(f.size()) + " fields, the header has " +
+           std::to_string(header.size()) + ": row skipped (a torn or glued line); the other rows are read");
+      continue;
+    }
     auto get = [&](const char* name) -> std::string {
       auto it = col.find(name);
-      return it == col.end() ? "" : f[it->second];
+      return it == col.end() ? "" : unescape_field(f[it->second]);
     };
     ledger_row r;
     r.line = n;
@@ -167,44 +342,127 @@ std::vector<ledger_row> load_ledger(const std::string& path) {
     }
     r.ci_low = opt_number(get("headline_ci_low"));
     r.ci_high = opt_number(get("headline_ci_high"));
+    r.group = get("group");
+    r.decision = get("decision");
+    r.ratio = opt_number(get("ratio"));
+    r.ratio_low = opt_number(get("ratio_ci_low"));
+    r.ratio_high = opt_number(get("ratio_ci_high"));
+    if (auto x = opt_number(get("rounds"))) r.rounds = static_cast<int>(*x);
+    r.engine_seconds = opt_number(get("engine_seconds"));
+    r.procedure = get("procedure");
+    r.baseline = get("baseline");
     rows.push_back(r);
   }
   return rows;
 }
 
+namespace {
+
+bool higher_is_better(const std::string& metric) {
+  const metric_def* def = find_metric(metric);
+  return def ? def->higher_is_better : true;
+}
+
+bool comparable(const ledger_row& a, const ledger_row& b) {
+  return a.metric == b.metric && (a.workload.empty() || b.workload.empty() || a.workload == b.workload) &&
+         (a.load_shape.empty() || b.load_shape.empty() || a.load_shape == b.load_shape);
+}
+
+/// keep / discard / within noise / inconclusive of `r` against `ref` (both valid with values).
+std::string judge(const ledger_row& r, const ledger_row& ref, double noise, double& change) {
+  double ratio = *ref.value != 0 ? *r.value / *ref.value : 0;
+  change = ratio - 1.0;
+  // Relative half-widths of both intervals combined in quadrature (no interval: 0).
+  auto hw = [](const ledger_row& x) {
+    return x.ci_low && x.ci_high && *x.value != 0 ? (*x.ci_high - *x.ci_low) / 2.0 / std::fabs(*x.value) : 0.0;
+  };
+  double w = std::sqrt(hw(r) * hw(r) + hw(ref) * hw(ref));
+  std::string v = verdict_of(ratio * (1 - w), ratio * (1 + w), noise, higher_is_better(r.metric));
+  return v == "faster" ? "keep" : v == "slower" ? "discard" : v == "no change" ? "within noise" : "inconclusive";
+}
+
+std::string try_verdict(const std::string& decision) {
+  if (decision == "faster") return "keep";
+  if (decision == "slower") return "discard";
+  if (decision == "no change") return "within noise";
+  if (decision == "inconclusive" || decision.rfind("inconclusive", 0) == 0) return "inconclusive";
+  if (decision == "not comparable") return "not comparable";
+  return "unknown decision: " + decision;
+}
+
+}  // namespace
+
 std::vector<campaign_entry> campaign(const std::vector<ledger_row>& rows, double noise) {
   std::vector<campaign_entry> out;
+  // `best` is the running best's current measurement: the row kept last, or a later row of an
+  // interleaved group that re-measured its config.
   const ledger_row* best = nullptr;
-  for (const auto& r : rows) {
+  const ledger_row* measured = nullptr;  // the best value seen among rows comparable with the best
+  auto better = [](const ledger_row& a, const ledger_row& b) {
+    return higher_is_better(a.metric) ? *a.value > *b.value : *a.value < *b.value;
+  };
+  // A row of i's group, later in the ledger, that measured the best's config (a sweep may log
+  // its candidates before its baseline).
+  auto remeasure_of = [&](std::size_t i, const ledger_row& b) -> const ledger_row* {
+    if (rows[i].group.empty() || b.config.empty()) return nullptr;
+    for (std::size_t j = i + 1; j < rows.size(); ++j) {
+      const ledger_row& y = rows[j];
+      if (y.group == rows[i].group && y.decision.empty() && y.status == "valid" && y.value && y.config == b.config &&
+          comparable(y, b))
+        return &y;
+    }
+    return nullptr;
+  };
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const ledger_row& r = rows[i];
     campaign_entry e;
     e.row = r;
-    if (r.status == "failed") {
+    bool usable = r.status == "valid" && r.value.has_value();
+    if (!r.decision.empty() && r.status != "failed" && (usable || r.decision == "not comparable")) {
+      // A try: its own interleaved, sequential decision is the verdict.
+      e.verdict = try_verdict(r.decision);
+      if (r.ratio) e.change = *r.ratio - 1.0;
+      if (r.ratio_low && r.ratio_high) {
+        e.change_low = *r.ratio_low - 1.0;
+        e.change_high = *r.ratio_high - 1.0;
+      }
+      if (e.verdict == "keep" && usable) best = &r;
+    } else if (r.status == "failed") {
       e.verdict = "failed";
-    } else if (r.status != "valid" || !r.value) {
+    } else if (!usable) {
       e.verdict = "invalid";
     } else if (!best) {
       e.verdict = "keep";  // the baseline
       best = &r;
-    } else if (r.metric != best->metric || (!r.workload.empty() && !best->workload.empty() && r.workload != best->workload) ||
-               (!r.load_shape.empty() && !best->load_shape.empty() && r.load_shape != best->load_shape)) {
+    } else if (!comparable(r, *best)) {
       e.verdict = "not comparable";
-    } else {
-      const metric_def* def = find_metric(r.metric);
-      bool higher = def ? def->higher_is_better : true;
-      double ratio = *best->value != 0 ? *r.value / *best->value : 0;
-      e.change = ratio - 1.0;
-      // Relative half-widths of both intervals combined in quadrature (no interval: 0).
-      auto hw = [](const ledger_row& x) {
-        return x.ci_low && x.ci_high && *x.value != 0 ? (*x.ci_high - *x.ci_low) / 2.0 / std::fabs(*x.value) : 0.0;
-      };
-      double w = std::sqrt(hw(r) * hw(r) + hw(*best) * hw(*best));
-      std::string v = verdict_of(ratio * (1 - w), ratio * (1 + w), noise, higher);
-      e.verdict = v == "faster" ? "keep" : v == "slower" ? "discard" : v == "no change" ? "within noise" : "inconclusive";
+    } else if (!r.group.empty() && r.group == best->group) {
+      e.against_line = best->line;
+      e.verdict = judge(r, *best, noise, e.change);
       if (e.verdict == "keep") best = &r;
+    } else if (!r.group.empty() && !best->config.empty() && r.config == best->config) {
+      // The best's config measured again, interleaved with the rest of this group: the group's
+      // rows are judged against this measurement.
+      e.verdict = kRemeasured;
+      e.against_line = best->line;
+      e.change = *best->value != 0 ? *r.value / *best->value - 1.0 : 0;
+      best = &r;
+    } else if (const ledger_row* y = remeasure_of(i, *best)) {
+      e.against_line = y->line;
+      e.verdict = judge(r, *y, noise, e.change);
+      if (e.verdict == "keep") best = &r;
+    } else {
+      // Measured at another time than the best: a difference may be the machine's drift.
+      e.verdict = kNotInterleaved;
+      e.change = *best->value != 0 ? *r.value / *best->value - 1.0 : 0;
     }
     if (best) {
+      if (!measured || !comparable(*measured, *best)) measured = best;
+      if (usable && comparable(r, *best) && better(r, *measured)) measured = &r;
       e.best_line = best->line;
       e.best_value = best->value;
+      e.best_measured_line = measured->line;
+      e.best_measured_value = measured->value;
     }
     out.push_back(e);
   }
@@ -216,27 +474,60 @@ std::string render_campaign(const std::vector<campaign_entry>& c, double noise) 
   os << std::left << std::setw(6) << "line" << std::setw(22) << "time" << std::setw(20) << "label" << std::setw(16)
      << "metric" << std::right << std::setw(12) << "value" << std::setw(24) << "CI" << std::setw(9) << "change"
      << "  " << std::left << std::setw(15) << "verdict" << "best\n";
+  bool any_try = false, any_apart = false;
   for (const auto& e : c) {
     const auto& r = e.row;
     std::string label = r.label.empty() ? r.description : r.label;
+    for (auto& ch : label)
+      if (ch == '\t' || ch == '\n' || ch == '\r') ch = ' ';
     if (label.size() > 19) label = label.substr(0, 16) + "...";
     std::string ci = r.ci_low && r.ci_high ? "[" + fmt(*r.ci_low) + ", " + fmt(*r.ci_high) + "]" : "";
-    std::ostringstream change;
-    if (e.verdict != "keep" || e.best_line != r.line)
-      if (e.change != 0) change << std::showpos << std::fixed << std::setprecision(1) << e.change * 100 << "%";
+    std::string change;
+    if (e.verdict != "keep" || e.best_line != r.line || !r.decision.empty())
+      if (e.change != 0) change = pct(e.change);
     os << std::left << std::setw(6) << r.line << std::setw(22) << r.time.substr(0, 21) << std::setw(20) << label
        << std::setw(16) << r.metric << std::right << std::setw(12) << (r.value ? fmt(*r.value) : "-") << std::setw(24)
-       << ci << std::setw(9) << change.str() << "  " << std::left << std::setw(15) << e.verdict
-       << (e.best_line ? "line " + std::to_string(*e.best_line) + " (" + fmt(*e.best_value) + ")" : "-") << "\n";
+       << ci << std::setw(9) << change << "  " << std::left << std::setw(15) << e.verdict
+       << (e.best_line ? "line " + std::to_string(*e.best_line) + " (" + fmt(*e.best_value) + ")" : "-");
+    if (!r.decision.empty()) {
+      any_try = true;
+      os << "  try: " << r.decision;
+      if (r.ratio) os << " " << pct(*r.ratio - 1);
+      if (r.ratio_low && r.ratio_high) os << " [" << pct(*r.ratio_low - 1) << ", " << pct(*r.ratio_high - 1) << "]";
+      if (r.rounds) os << " after " << *r.rounds << " round" << (*r.rounds == 1 ? "" : "s");
+      if (r.engine_seconds) os << ", " << fmt(*r.engine_seconds, 0) << " s of engine time";
+      if (!r.baseline.empty()) os << ", against " << r.baseline;
+    }
+    if (e.verdict == kNotInterleaved) any_apart = true;
+    os << "\n";
   }
-  os << "(verdicts against the best valid row before each; noise ±" << fmt(noise * 100, 1) << "%)\n";
+  os << "(verdicts against the running best, only where it was measured interleaved with the row: in the same "
+        "sweep or try (the group column); noise ±"
+     << fmt(noise * 100, 1) << "%";
+  if (any_try) os << "; a try's verdict is its own decision";
+  os << ")\n";
+  if (!c.empty() && c.back().best_measured_line && c.back().best_measured_line != c.back().best_line)
+    os << "highest measured value: line " << *c.back().best_measured_line << " (" << fmt(*c.back().best_measured_value)
+       << "), measured apart from the best: not a verdict\n";
+  else if (any_apart)
+    os << "rows measured apart from the best: run them in one sweep with the best's config, or try them --against it\n";
   return os.str();
 }
 
 json to_json(const std::vector<campaign_entry>& c) {
   json a = json::array();
+  auto opt = [](const auto& o) { return o ? json(*o) : json(nullptr); };
   for (const auto& e : c) {
     const auto& r = e.row;
+    json t = nullptr;
+    if (!r.decision.empty())
+      t = {{"decision", r.decision},
+           {"ratio", opt(r.ratio)},
+           {"ci", r.ratio_low && r.ratio_high ? json::array({*r.ratio_low, *r.ratio_high}) : json(nullptr)},
+           {"rounds", opt(r.rounds)},
+           {"engine_seconds", opt(r.engine_seconds)},
+           {"procedure", r.procedure},
+           {"baseline", r.baseline}};
     a.push_back({{"line", r.line},
                  {"time", r.time},
                  {"label", r.label},
@@ -244,15 +535,21 @@ json to_json(const std::vector<campaign_entry>& c) {
                  {"config", r.config},
                  {"result", r.result},
                  {"metric", r.metric},
-                 {"value", r.value ? json(*r.value) : json(nullptr)},
+                 {"value", opt(r.value)},
                  {"ci", r.ci_low && r.ci_high ? json::array({*r.ci_low, *r.ci_high}) : json(nullptr)},
                  {"trials", r.trials},
                  {"repo_commit", r.repo_commit},
                  {"repo_dirty", r.repo_dirty},
+                 {"group", r.group},
+                 {"try", t},
                  {"verdict", e.verdict},
                  {"change", e.change},
-                 {"best_line", e.best_line ? json(*e.best_line) : json(nullptr)},
-                 {"best_value", e.best_value ? json(*e.best_value) : json(nullptr)},
+                 {"change_ci", e.change_low && e.change_high ? json::array({*e.change_low, *e.change_high}) : json(nullptr)},
+                 {"against_line", opt(e.against_line)},
+                 {"best_line", opt(e.best_line)},
+                 {"best_value", opt(e.best_value)},
+                 {"best_measured_line", opt(e.best_measured_line)},
+                 {"best_measured_value", opt(e.best_measured_value)},
                  {"reasons", r.reasons}});
   }
   return a;

@@ -117,7 +117,7 @@ TEST(ResultsTsv, HeaderOnceThenOneRowPerResult) {
   std::getline(f, b);
   EXPECT_FALSE(std::getline(f, extra));
   EXPECT_EQ(header.rfind("time\tdescription\tengine\tsnapshot_id", 0), 0u);
-  EXPECT_NE(a.find("d with tab\tmock\tabc\tm\t5\t0\t123.456\t50.000\t20.000\t700.000\t100.000\tvalid\t/x/result.json"),
+  EXPECT_NE(a.find("d\\twith tab\tmock\tabc\tm\t5\t0\t123.456\t50.000\t20.000\t700.000\t100.000\tvalid\t/x/result.json"),
             std::string::npos)
       << a;
   fs::remove(p);
