@@ -302,9 +302,10 @@ class ClientOverheadTest(ProxyCase):
         co = res["client_overhead_ms"]
         self.assertEqual(co["matched"], 12)
         self.assertTrue(all("proxy_request_id" in r for r in res["requests"]))
-        # The client's interval holds the proxy's: never less than it.
-        self.assertGreaterEqual(co["ttft"]["median"], 0)
-        self.assertGreaterEqual(co["e2e"]["median"], 0)
+        # The client's TTFT holds the proxy's: it sent before the proxy's clock started and read the first
+        # token after the proxy did. (E2E has no such order: the proxy stops its clock after its last
+        # write returned, and the client can have read those bytes a few microseconds before that.)
+        self.assertGreaterEqual(co["ttft"]["median"], -0.0005)  # the proxy prints to the microsecond
         # The engine never sends its first token sooner than 100 ms after it took the request, which the
         # proxy's clock had started before: a lower bound, never a tolerance.
         self.assertGreaterEqual(co["proxy"]["ttft_ms"]["median"], 100)
