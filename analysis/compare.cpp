@@ -101,6 +101,19 @@ std::vector<side> load_sides(const std::string& path) {
       if (out.empty()) throw std::runtime_error(path + "/sweep.json: no config of this sweep has a result");
       return out;
     }
+    if (fs::exists(p / "try.json")) {
+      // A try: its baseline and candidate lifecycles, interleaved by round (pairs).
+      read_json((p / "try.json").string());
+      std::vector<side> out;
+      for (const char* name : {"baseline", "candidate"}) {
+        fs::path t = p / name / "trials.json";
+        if (!fs::exists(t)) throw std::runtime_error((p / "try.json").string() + ": no " + t.string());
+        json tj = read_json(t.string());
+        out.push_back(side_from_listing(p / name, path + " " + name, tj.value("results", json::array())));
+        out.back().group = fs::absolute(p).lexically_normal().string();
+      }
+      return out;
+    }
     if (fs::exists(p / "trials.json")) {
       json t = read_json((p / "trials.json").string());
       return {side_from_listing(p, path, t.value("results", json::array()))};

@@ -37,6 +37,9 @@ void add_bench_options(CLI::App& app, bench_flags& f);
 void add_trial_options(CLI::App& app, bench_flags& f, bool sweep);
 bench::options bench_options(const bench_flags& f);
 measure::options measure_options(const bench_flags& f, const std::string& config, const std::vector<std::string>& full_argv);
+/// Run, sweep and try check every config and the workload before anything starts (exit 2 with
+/// every error, a ledger row when `tsv` is set, and a last stdout line that is not a number).
+void preflight_or_throw(const std::vector<std::string>& configs, const std::string& workload, const std::string& tsv);
 void write_report_beside(const std::vector<std::string>& paths, const std::string& dir);
 
 /// The sweep's folder: --sweep-dir (refused when it holds a sweep.json) or a fresh sweeps/<UTC time>.

@@ -24,6 +24,9 @@ const command kCommands[] = {
     {"sweep", "run several configs in turn from one process, K trials each, interleaved; a table with "
               "intervals and verdicts at the end",
      define_sweep},
+    {"try", "one campaign step: baseline and candidate lifecycles in alternating rounds until a sequential "
+            "verdict (faster, slower, no change) is settled or the budget ends",
+     define_try},
     {"compare", "is the difference real? ratios with confidence intervals and verdicts (faster, slower, no change, "
                 "inconclusive), after checking the inputs are comparable",
      define_compare},
@@ -38,7 +41,8 @@ const char* kFooter = R"(With no command, the options are serve's: bench-proxy -
 
 Exit codes: 0 success; 1 failure; 2 usage or config error; 3 listen address unusable;
 4 engine failed to start; 5 engine died after it was ready; 6 warmup failed; 130 interrupted;
-meta diff: 1 = differ; compare: 1 = slower beyond noise, 3 = not comparable. See docs/cli.md.)";
+meta diff: 1 = differ; compare: 1 = slower beyond noise, 3 = not comparable;
+try: 0 keep, 1 discard, 3 not comparable, 4 inconclusive, 5 a lifecycle failed. See docs/cli.md.)";
 
 std::string version_text() {
   const auto& b = base::this_build();

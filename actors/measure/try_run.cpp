@@ -1,0 +1,295 @@
+#include "actors/measure/try_run.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/engine_run.hpp"
+#include "actors/measure/trials.hpp"
+#include "analysis/compare.hpp"
+#include "analysis/metrics.hpp"
+#include "analysis/sequential.hpp"
+#include "analysis/stats.hpp"
+#include "base/files.hpp"
+#include "base/text.hpp"
+
+namespace bp::measure {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+double parse_duration_s(const std::string& text) {
+  if (text.empty()) throw std::invalid_argument("empty duration");
+  double total = 0;
+  std::size_t i = 0;
+  bool any = false;
+  while (i < text.size()) {
+    std::size_t j = i;
+    while (j < text.size() && (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.')) ++j;
+    if (j == i) throw std::invalid_argument("'" + text + "' is not a duration (e.g. 90s, 30m, 2h, 1h30m)");
+    double v = std::stod(text.substr(i, j - i));
+    double unit = 1;
+    if (j < text.size()) {
+      char u = text[j];
+      if (u == 's') unit = 1;
+      else if (u == 'm') unit = 60;
+      else if (u == 'h') unit = 3600;
+      else throw std::invalid_argument("'" + text + "': unknown unit '" + std::string(1, u) + "' (s, m or h)");
+      ++j;
+    } else if (any) {
+      throw std::invalid_argument("'" + text + "': a number without a unit after the first part");
+    }
+    total += v * unit;
+    any = true;
+    i = j;
+  }
+  if (!std::isfinite(total) || total <= 0 || total > 30 * 86400.0)
+    throw std::invalid_argument("'" + text + "' is not a duration between 1 s and 30 days");
+  return total;
+}
+
+namespace {
+
+std::string pct(double ratio) {
+  std::ostringstream os;
+  os << std::showpos << std::fixed << std::setprecision(1) << (ratio - 1.0) * 100.0 << "%";
+  return os.str();
+}
+
+/// One side's lifecycles so far.
+struct side_runs {
+  std::string config;
+  std::vector<outcome> outcomes;
+  std::vector<double> seconds;
+};
+
+json side_json(const side_runs& s) {
+  json j = {{"config", s.config}, {"lifecycles", json::array()}};
+  for (std::size_t i = 0; i < s.outcomes.size(); ++i) {
+    const auto& o = s.outcomes[i];
+    json l = {{"round", i + 1}, {"run_dir", o.run_dir}, {"valid", o.valid}, {"engine_seconds", s.seconds[i]}};
+    if (!o.result_path.empty()) l["result"] = o.result_path;
+    if (!o.result.is_null()) l["headline"] = bench::headline(o.result);
+    if (!o.valid) l["reason"] = o.reason;
+    j["lifecycles"].push_back(l);
+  }
+  return j;
+}
+
+}  // namespace
+
+try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const interrupt_state& st,
+                   const std::function<double()>& now_s) {
+  const auto& design = analysis::make_design(opts.max_rounds, opts.confidence);
+  const bench::metric_def* def = bench::find_metric(opts.bench.headline);
+  if (!def) throw std::invalid_argument("unknown headline metric '" + opts.bench.headline + "'");
+  try_result res;
+  side_runs base{opts.baseline, {}, {}}, cand{opts.candidate, {}, {}};
+  std::vector<double> log_ratios;
+  json rounds = json::array();
+  analysis::look_result last;
+  std::string verdict, why;
+  std::vector<std::string> not_comparable;
+  double engine_s = 0, started = now_s();
+  bench::rng order_rng(opts.seed);
+  std::ostringstream table;
+  table << std::left << std::setw(7) << "round" << std::setw(8) << "order" << std::right << std::setw(14) << "baseline"
+        << std::setw(14) << "candidate" << std::setw(9) << "change" << "   " << std::left
+        << "sequential interval (its level)\n";
+  for (int k = 1; k <= opts.max_rounds; ++k) {
+    if (st.interrupted()) {
+      verdict = "interrupted";
+      break;
+    }
+    if (opts.budget_s > 0 && k > 1) {
+      // Another round fits only if it is expected to end within the budget.
+      double per_round = engine_s / (k - 1);
+      if (now_s() - started + per_round > opts.budget_s) {
+        verdict = "inconclusive";
+        why = "the time budget (" + base::fixed(opts.budget_s, 0) + " s) allows no further round";
+        break;
+      }
+    }
+    bool cand_first = opts.shuffled ? (order_rng() & 1) != 0 : (k % 2 == 0);
+    json r = {{"round", k}, {"order", cand_first ? "candidate, baseline" : "baseline, candidate"}};
+    for (int leg = 0; leg < 2 && verdict.empty(); ++leg) {
+      bool is_cand = (leg == 0) == cand_first;
+      side_runs& s = is_cand ? cand : base;
+      std::string dir = (fs::path(opts.dir) / (is_cand ? "candidate" : "baseline") / ("round-" + std::to_string(k))).string();
+      spdlog::info("[try] round {}/{}: {} ({})", k, opts.max_rounds, is_cand ? "candidate" : "baseline", s.config);
+      double t0 = now_s();
+      outcome o = lifecycle(s.config, dir);
+      double took = now_s() - t0;
+      engine_s += took;
+      s.outcomes.push_back(o);
+      s.seconds.push_back(took);
+      if (st.interrupted()) {
+        verdict = "interrupted";
+      } else if (!o.valid) {
+        verdict = "failed";
+        why = std::string(is_cand ? "candidate" : "baseline") + " lifecycle of round " + std::to_string(k) + ": " +
+              (o.reason.empty() ? "no result" : o.reason.substr(0, o.reason.find('\n')));
+      }
+    }
+    if (!verdict.empty()) break;
+    // The first round also checks that the two can be compared at all (workload bytes, answered
+    // queries, model, load shape): nothing more is spent on a pair that cannot be.
+    if (k == 1) {
+      bench::side a{"baseline", {base.outcomes[0].result}, {base.outcomes[0].result_path}, opts.dir};
+      bench::side b{"candidate", {cand.outcomes[0].result}, {cand.outcomes[0].result_path}, opts.dir};
+      not_comparable = bench::comparability(a, b);
+      if (!not_comparable.empty()) {
+        verdict = "not comparable";
+        why = not_comparable[0];
+        break;
+      }
+    }
+    double hb = bench::headline(base.outcomes.back().result), hc = bench::headline(cand.outcomes.back().result);
+    if (!(hb > 0) || !(hc > 0) || !std::isfinite(hb) || !std::isfinite(hc)) {
+      verdict = "failed";
+      why = "round " + std::to_string(k) + ": a headline that is not a positive number (" + base::fixed(hb, 3) + ", " +
+            base::fixed(hc, 3) + ")";
+      break;
+    }
+    log_ratios.push_back(std::log(hc / hb));
+    last = analysis::look(design, log_ratios, opts.noise, def->higher_is_better);
+    r["baseline"] = hb;
+    r["candidate"] = hc;
+    r["ratio"] = hc / hb;
+    r["look"] = {{"ratio", last.ratio}, {"low", last.low}, {"high", last.high}, {"level", last.level},
+                 {"verdict", last.verdict.empty() ? "continue" : last.verdict}};
+    rounds.push_back(r);
+    table << std::left << std::setw(7) << k << std::setw(8) << (cand_first ? "B A" : "A B") << std::right
+          << std::setw(14) << base::fixed(hb, 2) << std::setw(14) << base::fixed(hc, 2) << std::setw(9)
+          << pct(hc / hb) << "   " << std::left;
+    if (last.level > 0)
+      table << "[" << pct(last.low) << ", " << pct(last.high) << "] (" << base::fixed(last.level * 100, 1) << "%)"
+            << (last.verdict.empty() ? "" : "  -> " + last.verdict);
+    else
+      table << "(no interval before round " << design.first_look << ")";
+    table << "\n";
+    if (!last.verdict.empty()) {
+      verdict = last.verdict;
+      break;
+    }
+  }
+  if (verdict.empty()) {
+    verdict = "inconclusive";
+    why = "no verdict within " + std::to_string(opts.max_rounds) + " rounds";
+  }
+  // What would resolve an inconclusive one: the rounds at which the last interval, narrowing as
+  // 1/sqrt(rounds), would clear the nearer edge of the noise band.
+  std::string needed;
+  if (verdict == "inconclusive" && last.level > 0) {
+    double half = (std::log(last.high) - std::log(last.low)) / 2, m = std::log(last.ratio);
+    double target = std::fabs(std::fabs(m) - std::log1p(opts.noise));
+    if (target > 1e-9) {
+      double n = std::ceil(last.rounds * (half / target) * (half / target));
+      needed = "about " + base::fixed(std::max(n, last.rounds + 1.0), 0) +
+               " rounds at this spread (--max-rounds), or a wider --noise";
+    } else {
+      needed = "the estimate lies on the edge of ±" + base::fixed(opts.noise * 100, 1) + "%: no number of rounds resolves it";
+    }
+  }
+  // Each side's lifecycles as a trials record (`compare` and `report` read the try's folder).
+  json sides = json::object();
+  for (auto* s : {&base, &cand}) {
+    const char* name = s == &base ? "baseline" : "candidate";
+    std::string sdir = (fs::path(opts.dir) / name).string();
+    std::error_code ec;
+    fs::create_directories(sdir, ec);
+    json agg = aggregate_trials(s->config, s->outcomes, opts.bench, sdir);
+    agg["interleaved_with"] = opts.dir;
+    if (!s->outcomes.empty())
+      base::write_file_atomic((fs::path(sdir) / "trials.json").string(),
+                              agg.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
+    sides[name] = side_json(*s);
+    sides[name]["trials"] = (fs::path(name) / "trials.json").string();
+  }
+  res.verdict = verdict;
+  json decision = {{"verdict", verdict},
+                   {"metric", opts.bench.headline},
+                   {"higher_is_better", def->higher_is_better},
+                   {"rounds", static_cast<int>(log_ratios.size())},
+                   {"lifecycles", base.outcomes.size() + cand.outcomes.size()},
+                   {"engine_seconds", engine_s},
+                   {"noise", opts.noise},
+                   {"confidence", opts.confidence},
+                   {"procedure", analysis::describe(design)},
+                   {"baseline", opts.baseline},
+                   {"candidate", opts.candidate}};
+  if (last.level > 0) {
+    decision["ratio"] = last.ratio;
+    decision["low"] = last.low;
+    decision["high"] = last.high;
+    decision["level"] = last.level;
+  } else if (!log_ratios.empty()) {
+    decision["ratio"] = last.ratio;
+  }
+  if (!why.empty()) decision["reason"] = why;
+  if (!needed.empty()) decision["needed"] = needed;
+  if (!not_comparable.empty()) decision["not_comparable_because"] = not_comparable;
+  json doc = {{"schema_version", 1},
+              {"kind", "bench-proxy try"},
+              {"dir", opts.dir},
+              {"interleaved_with", opts.dir},
+              {"config_path", opts.candidate},
+              {"baseline_config", opts.baseline},
+              {"finished_at", base::utc_now_iso()},
+              {"decision", decision},
+              {"design", analysis::to_json(design)},
+              {"rounds", rounds},
+              {"sides", sides}};
+  if (!opts.baseline_from.empty()) doc["baseline_from"] = opts.baseline_from;
+  if (!opts.label.empty()) doc["label"] = opts.label;
+  // The ledger row's usual fields come from the candidate's lifecycles.
+  json cand_agg = aggregate_trials(cand.config, cand.outcomes, opts.bench, (fs::path(opts.dir) / "candidate").string());
+  for (const char* k : {"summary", "workload", "options", "model", "snapshot_id", "repo"})
+    if (cand_agg.contains(k)) doc[k] = cand_agg[k];
+  doc["valid"] = verdict == "faster" || verdict == "slower" || verdict == "no change" || verdict == "inconclusive";
+  if (!doc["valid"].get<bool>()) doc["invalid_reason"] = verdict + (why.empty() ? "" : ": " + why);
+  res.doc = doc;
+  // The last line, machine-readable: "faster +3.4% [+2.1%, +4.6%] after 4 rounds".
+  std::string after = " after " + std::to_string(log_ratios.size()) + " round" + (log_ratios.size() == 1 ? "" : "s");
+  if (verdict == "faster" || verdict == "slower" || verdict == "no change") {
+    res.last_line = verdict + " " + pct(last.ratio) + " [" + pct(last.low) + ", " + pct(last.high) + "]" + after;
+    res.exit_status = verdict == "faster" ? 0 : 1;
+  } else if (verdict == "inconclusive") {
+    res.last_line = "inconclusive " + (log_ratios.empty() ? std::string("(no round)") : pct(last.ratio)) +
+                    (last.level > 0 ? " [" + pct(last.low) + ", " + pct(last.high) + "]" : std::string()) + after;
+    res.exit_status = 4;
+  } else if (verdict == "not comparable") {
+    res.last_line = "not comparable: " + why;
+    res.exit_status = 3;
+  } else if (verdict == "interrupted") {
+    res.last_line = "interrupted" + after;
+    res.exit_status = 130;
+  } else {
+    res.last_line = "failed: " + why;
+    res.exit_status = 5;
+  }
+  std::ostringstream text;
+  text << "baseline:  " << opts.baseline << (opts.baseline_from.empty() ? "" : " (the ledger's best)") << "\n"
+       << "candidate: " << opts.candidate << "\n"
+       << "headline:  " << opts.bench.headline << " (" << (def->higher_is_better ? "higher" : "lower")
+       << " is better), noise ±" << base::fixed(opts.noise * 100, 1) << "%\n";
+  text << table.str();
+  text << "verdict: " << verdict;
+  if (!why.empty()) text << " (" << why << ")";
+  text << "\n";
+  if (!needed.empty()) text << "needed: " << needed << "\n";
+  for (const auto& r : not_comparable) text << "  - " << r << "\n";
+  text << "engine time: " << base::fixed(engine_s, 1) << " s in " << base.outcomes.size() + cand.outcomes.size()
+       << " lifecycles\n";
+  text << "procedure: " << analysis::describe(design) << "\n";
+  res.text = text.str();
+  return res;
+}
+
+}  // namespace bp::measure

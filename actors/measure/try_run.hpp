@@ -1,0 +1,52 @@
+#pragma once
+/// `bench-proxy try`: one iteration of a tuning campaign (docs/cli.md, "try"). Rounds of one full
+/// lifecycle of the baseline and one of the candidate, back to back in alternating order, until
+/// the sequential verdict (analysis/sequential.hpp) is settled or the rounds or time run out.
+/// The loop is here, apart from the CLI and from how a lifecycle is run, so tests drive it with
+/// lifecycles of their own; cmd/try_cmd.cpp hands it measure().
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/measure/measure.hpp"
+
+namespace bp::measure {
+
+struct try_options {
+  std::string candidate, baseline;  ///< config paths
+  std::string dir;                  ///< the try's folder (claimed by the caller, empty of results)
+  bench::options bench;             ///< workload, load shape, headline (bench.headline)
+  double noise = 0.01;              ///< a change within ±noise is "no change"
+  double confidence = 0.95;         ///< each claim is wrong with probability <= 1 - confidence
+  int max_rounds = 10;
+  double budget_s = 0;              ///< engine time for the whole try; 0: no limit
+  bool shuffled = false;            ///< each round's order drawn by seed (else B A, A B, ...)
+  std::uint64_t seed = 1;
+  std::string label;
+  std::string baseline_from;        ///< "best" when --against best chose the baseline (recorded)
+};
+
+/// Runs one lifecycle of `config` with its run folder at `run_dir`; measure() in the CLI.
+using lifecycle_fn = std::function<outcome(const std::string& config, const std::string& run_dir)>;
+
+struct try_result {
+  nlohmann::json doc;  ///< try.json ("kind": "bench-proxy try"); also the ledger row's source
+  std::string verdict;  ///< faster, slower, no change, inconclusive, not comparable, failed
+  std::string last_line;
+  int exit_status = 0;  ///< 0 keep, 1 discard, 3 not comparable, 4 inconclusive, 5 failed, 130 interrupted
+  std::string text;     ///< the rounds as a table, then the verdict and what it covers
+};
+
+/// The whole decision. Writes every lifecycle's run folder under opts.dir/{baseline,candidate}/
+/// round-N, each side's trials.json, and returns try.json's content (the caller writes it, the
+/// ledger row and the report). `now_s` is a clock in seconds (a test's or the real one).
+try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const interrupt_state& st,
+                   const std::function<double()>& now_s);
+
+/// Parses a duration "90s", "30m", "2h", "1h30m" or plain seconds; throws std::invalid_argument.
+double parse_duration_s(const std::string& text);
+
+}  // namespace bp::measure
