@@ -21,6 +21,11 @@ def is_number(line):
         return False
 
 
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
 def last_line(r):
     lines = r.stdout.strip().splitlines()
     return lines[-1] if lines else ""
@@ -206,6 +211,128 @@ class ResultsTest(ProxyCase):
         self.assertNotIn("(signal)", r.stderr)
         self.assertIn("stop requested (measurement done)", r.stderr)
         self.assertTrue(is_number(last_line(r)))
+
+    # 6. The ledger: appending never corrupts it, reading keeps every row it can.
+    def ledger_run(self, cfg, tsv, label):
+        r = self.run_cmd(["run", "--config", cfg, "--queries", WORKLOAD, "-n", "2", "--no-progress", "--warmup", "0",
+                          "--results", tsv, "--label", label])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r
+
+    def results(self, tsv, *extra):
+        return self.run_cmd(["results", tsv, *extra])
+
+    def test_appending_repairs_a_missing_line_end_and_escapes_a_config_path_with_a_tab_and_a_newline(self):
+        tsv = os.path.join(self.dir, "results.tsv")
+        self.ledger_run(self.marked(["--tokens", "2"]), tsv, "first")
+        with open(tsv, "rb") as f:
+            data = f.read()
+        self.assertTrue(data.endswith(b"\n"))
+        with open(tsv, "wb") as f:  # an editor or a torn write left the last row without its line end
+            f.write(data[:-1])
+        odd = self.marked(["--tokens", "2"])
+        weird = os.path.join(self.dir, "odd\tname\nwith\\backslash.yaml")
+        os.rename(odd, weird)
+        self.ledger_run(weird, tsv, "label\twith a tab")
+        with open(tsv, "rb") as f:
+            after = f.read()
+        self.assertTrue(after.startswith(data[:-1]), "what was there is still there")
+        lines = after.decode().split("\n")
+        self.assertEqual(lines[-1], "")
+        lines = lines[:-1]
+        self.assertEqual(len(lines), 3, lines)
+        for line in lines:
+            self.assertEqual(line.count("\t"), lines[0].count("\t"), line)
+        r = self.results(tsv, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("warning", r.stderr)
+        rows = json.loads(r.stdout)
+        self.assertEqual([row["label"] for row in rows], ["first", "label\twith a tab"])
+        self.assertEqual(rows[1]["config"], weird)  # stored escaped, read back as it was
+        self.assertEqual(rows[0]["verdict"], "keep")
+        # Two runs at different times were never interleaved: no keep or discard between them.
+        self.assertEqual(rows[1]["verdict"], "not interleaved: drift cannot be separated")
+        self.assertEqual(rows[1]["best_line"], 2)
+
+    def test_a_newer_ledger_keeps_its_columns_and_a_bad_row_is_a_warning_not_the_end(self):
+        first = os.path.join(self.dir, "first.tsv")
+        cfg = self.marked(["--tokens", "2"])
+        self.ledger_run(cfg, first, "a")
+        header, row = read_text(first).splitlines()
+        # A ledger started by a later bench-proxy: a column in the middle and one at the end.
+        cols = header.split("\t")
+        newer = cols[:16] + ["future_mid"] + cols[16:] + ["future_end"]
+        vals = row.split("\t")
+        old_row = vals[:16] + ["x"] + vals[16:] + ["y"]
+        tsv = os.path.join(self.dir, "newer.tsv")
+        with open(tsv, "w") as f:
+            f.write("\t".join(newer) + "\n" + "\t".join(old_row) + "\n")
+            f.write("2026-12-01T00:00:00Z\ta torn row\n")  # line 3
+        self.ledger_run(cfg, tsv, "b")
+        lines = read_text(tsv).splitlines()
+        self.assertEqual(len(lines), 4)
+        self.assertEqual(lines[0], "\t".join(newer))
+        self.assertEqual(len(lines[3].split("\t")), len(newer))
+        added = dict(zip(newer, lines[3].split("\t")))
+        self.assertEqual(added["label"], "b")
+        self.assertEqual(added["future_mid"], "")
+        self.assertEqual(added["future_end"], "")
+        r = self.results(tsv)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(tsv + ":3: 2 fields, the header has %d" % len(newer), r.stderr)
+        self.assertIn("row skipped", r.stderr)
+        body = r.stdout.splitlines()
+        self.assertTrue(any(l.startswith("2 ") for l in body), r.stdout)
+        self.assertTrue(any(l.startswith("4 ") for l in body), r.stdout)
+
+    def test_results_gives_verdicts_only_between_interleaved_rows_and_shows_a_try_as_a_step(self):
+        first = os.path.join(self.dir, "first.tsv")
+        self.ledger_run(self.marked(["--tokens", "2"]), first, "probe")
+        cols = read_text(first).splitlines()[0].split("\t")
+        for c in ["group", "decision", "ratio", "ratio_ci_low", "ratio_ci_high", "rounds", "engine_seconds",
+                  "procedure", "baseline"]:
+            self.assertIn(c, cols)
+
+        def row(label, value, group="", config=None, **kw):
+            v = dict.fromkeys(cols, "")
+            v.update(time="2026-12-01T00:00:00Z", validity="valid", label=label, headline_metric="output_tps",
+                     headline="%.3f" % value, headline_ci_low="%.3f" % (value * 0.995),
+                     headline_ci_high="%.3f" % (value * 1.005), workload_sha256="w", group=group,
+                     config=config or label + ".yaml", trials="3")
+            v.update(kw)
+            return "\t".join(v[c] for c in cols)
+
+        tsv = os.path.join(self.dir, "campaign.tsv")
+        with open(tsv, "w") as f:
+            f.write("\n".join([
+                "\t".join(cols),
+                row("base", 100),                                     # 2: keep (the baseline)
+                row("alone", 125),                                    # 3: measured apart
+                row("base", 95, "/sweeps/1", "base.yaml"),            # 4: the best re-measured in a sweep
+                row("cand", 90, "/sweeps/1"),                         # 5: -5.3% against line 4: discard
+                row("cand2", 105, "/sweeps/1"),                       # 6: +10.5%: keep
+                row("try1", 108, "/tries/1", decision="faster", ratio="1.034", ratio_ci_low="1.021",
+                    ratio_ci_high="1.046", rounds="4", engine_seconds="312.5",
+                    procedure="group-sequential t", baseline="cand2.yaml"),  # 7: keep
+                row("try2", 100, "/tries/2", decision="inconclusive", ratio="0.99", ratio_ci_low="0.95",
+                    ratio_ci_high="1.03", rounds="10", engine_seconds="900", baseline="try1.yaml"),  # 8
+            ]) + "\n")
+        r = self.results(tsv, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rows = json.loads(r.stdout)
+        self.assertEqual([x["verdict"] for x in rows],
+                         ["keep", "not interleaved: drift cannot be separated", "baseline (the best, re-measured)",
+                          "discard", "keep", "keep", "inconclusive"])
+        self.assertEqual([x["best_line"] for x in rows], [2, 2, 4, 4, 6, 7, 7])
+        self.assertEqual(rows[3]["against_line"], 4)
+        self.assertEqual(rows[1]["best_measured_line"], 3)
+        self.assertEqual(rows[5]["try"]["decision"], "faster")
+        self.assertEqual(rows[5]["try"]["rounds"], 4)
+        self.assertAlmostEqual(rows[5]["change_ci"][0], 0.021, places=9)
+        r = self.results(tsv)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("try: faster +3.4% [+2.1%, +4.6%] after 4 rounds, 312 s of engine time, against cand2.yaml",
+                      r.stdout)
 
 
 if __name__ == "__main__":
