@@ -166,12 +166,14 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
 
 json report_data(const std::vector<std::string>& paths) {
   std::vector<bench::side> sides;
-  json failed = json::array(), campaign = nullptr;
+  json failed = json::array(), campaign = nullptr, ledger_warnings = json::array();
   for (const auto& p : paths) {
     std::error_code ec;
     if (fs::is_regular_file(p, ec) && is_ledger(p)) {
-      auto rows = bench::load_ledger(p);
+      std::vector<std::string> warnings;
+      auto rows = bench::load_ledger(p, &warnings);
       campaign = bench::to_json(bench::campaign(rows, 0.01));
+      for (auto& w : warnings) ledger_warnings.push_back(std::move(w));
       for (const auto& r : rows) {
         if (r.status != "valid" || r.result.empty() || !fs::exists(r.result, ec)) continue;
         std::string src = fs::path(r.result).filename() == "trials.json" ? fs::path(r.result).parent_path().string() : r.result;
@@ -219,6 +221,7 @@ json report_data(const std::vector<std::string>& paths) {
   data["sources"] = paths;
   data["failed"] = failed;
   data["campaign"] = campaign;
+  data["ledger_warnings"] = ledger_warnings;
   data["downsampling"] = "CDFs: at most " + std::to_string(kCdfPoints) +
                          " quantiles at evenly spaced ranks of all requests; timelines and telemetry: every k-th point, "
                          "at most " + std::to_string(kTimelinePoints) + " per series and trial";
@@ -246,6 +249,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 th,td{border-bottom:1px solid #eaeef2;padding:4px 6px;text-align:left;vertical-align:top}th{background:#f6f8fa}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 .v-faster{color:#1a7f37;font-weight:600}.v-slower{color:#cf222e;font-weight:600}.v-inconclusive{color:#9a6700}
+.v-keep{color:#1a7f37;font-weight:600}.v-discard{color:#cf222e;font-weight:600}.v-not-interleaved,.v-not-comparable{color:#8250df}
 .v-not{color:#8250df}.bad{color:#cf222e}.warn{color:#9a6700;font-size:12px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:16px}.chart{position:relative;height:300px;break-inside:avoid}
 details{margin:6px 0}summary{cursor:pointer}code{font-size:12px;word-break:break-all}
@@ -329,9 +333,18 @@ if(withE.length){root.append($('h2',{text:'Engine counters (first trial, deltas 
  root.append(et);}
 // The campaign.
 if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('table',{id:'campaign'});
- ct.append($('tr',{},...['line','time','label','metric','value','verdict','best'].map(h=>$('th',{text:h}))));
- for(const r of D.campaign)ct.append($('tr',{},$('td',{text:String(r.line)}),$('td',{text:r.time}),$('td',{text:r.label}),$('td',{text:r.metric}),$('td',{class:'num',text:fmt(r.value)}),
-  $('td',{class:'v-'+String(r.verdict).replace(' ','-'),text:r.verdict}),$('td',{text:r.best_line==null?'-':'line '+r.best_line})));root.append(ct);}
+ ct.append($('tr',{},...['line','time','label','metric','value','change','verdict','best','try'].map(h=>$('th',{text:h}))));
+ for(const r of D.campaign){const t=r.try;const tr=t?t.decision+(t.ratio!=null?' '+pct(t.ratio-1):'')+(t.ci?' ['+pct(t.ci[0]-1)+', '+pct(t.ci[1]-1)+']':'')+
+   (t.rounds!=null?' after '+t.rounds+' round(s)':'')+(t.engine_seconds!=null?', '+fmt(t.engine_seconds,0)+' s of engine time':'')+(t.baseline?', against '+t.baseline:'')+(t.procedure?' ('+t.procedure+')':''):'';
+  const showChange=r.change&&!(r.verdict==='keep'&&r.best_line===r.line&&!t);
+  ct.append($('tr',{},$('td',{text:String(r.line)}),$('td',{text:r.time}),$('td',{text:r.label}),$('td',{text:r.metric}),$('td',{class:'num',text:fmt(r.value)}),
+  $('td',{class:'num',text:showChange?pct(r.change)+(r.against_line!=null?' vs line '+r.against_line:''):''}),
+  $('td',{class:'v-'+String(r.verdict).split(':')[0].replace(/ /g,'-'),text:r.verdict}),$('td',{text:r.best_line==null?'-':'line '+r.best_line}),$('td',{text:tr})));}
+ root.append(ct);
+ const last=D.campaign.length?D.campaign[D.campaign.length-1]:null;
+ if(last&&last.best_measured_line!=null&&last.best_measured_line!==last.best_line)root.append($('div',{class:'meta',text:'highest measured value: line '+last.best_measured_line+' ('+fmt(last.best_measured_value)+'), measured apart from the best: not a verdict'}));
+ root.append($('div',{class:'meta',text:'verdicts against the running best only where it was measured interleaved with the row (the same sweep or try); a try\u2019s verdict is its own decision'}));
+ for(const w of (D.ledger_warnings||[]))root.append($('div',{class:'warn',text:'\u26a0 '+w}));}
 // What differs.
 const withDiff=cfgs.filter(c=>c.diff);
 if(withDiff.length){root.append($('h2',{text:'What differs from the baseline (meta diff)'}));
@@ -349,17 +362,18 @@ document.getElementById('bp-selftest').textContent=JSON.stringify(st);
 })();
 )JS";
 
-/// JSON inside a <script> element: "</" must not appear in it.
-std::string script_safe(std::string s) {
+/// JSON inside a <script> element. Every '<' becomes \u003c (JSON's own escape, the same string
+/// to JSON.parse): then neither "</script" nor "<!--" followed by "<script" (which puts the HTML
+/// parser in its double-escaped state and swallows the rest of the page) can appear in it. Outside
+/// strings JSON has no '<'.
+std::string script_safe(const std::string& s) {
   std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '<' && i + 1 < s.size() && s[i + 1] == '/') {
-      out += "<\\/";
-      ++i;
-    } else {
-      out += s[i];
-    }
+  out.reserve(s.size() + 64);
+  for (char c : s) {
+    if (c == '<')
+      out += "\\u003c";
+    else
+      out += c;
   }
   return out;
 }

@@ -1,6 +1,7 @@
 """The HTML report, loaded from disk in Debian's headless Chromium with networking disabled: every
 chart with the expected series and points, no console error, no request, not blank, and the same
 numbers as result.json."""
+import glob
 import json
 import os
 import re
@@ -130,6 +131,68 @@ class ReportTest(ProxyCase):
         st, _ = self.rendered(out)
         self.assertEqual(len(self.charts(st)["cdf-ttft_ms"]["datasets"]), 2)
         self.assertIn('id="campaign"', self.chromium(out, "--dump-dom").stdout)
+
+    @unittest.skipUnless(CHROMIUM, "chromium is installed by scripts/deps.sh")
+    def test_markup_in_every_text_a_user_controls_is_shown_as_text_and_never_blanks_the_page(self):
+        # "<!--" then "<script" puts the HTML parser into its double-escaped state: had the data
+        # block kept a "<", the rest of the page would be swallowed (0 charts, a blank screenshot).
+        def payload(tag):
+            return tag + " <!--<script> </script><script>document.body.innerHTML=''</script> <!-- <SCRIPT x=1>"
+
+        def name(tag):  # a file name holds no "/"
+            return tag + " <!--<script> <!-- <SCRIPT x=1>"
+
+        def with_description(path, text):
+            with open(path) as f:
+                body = f.read()
+            with open(path, "w") as f:
+                f.write(body.replace("description: integration test mock engine", "description: " + json.dumps(text)))
+            return path
+
+        a = with_description(write_config(self.dir, name("cfgA") + ".yaml", ["--tokens", "8", "--itl-ms", "1"],
+                                          extra="warmup: 1"), payload("descA"))
+        b = with_description(write_config(self.dir, name("cfgB") + ".yaml", ["--tokens", "8", "--itl-ms", "2"],
+                                          extra="warmup: 1"), payload("descB"))
+        workload = os.path.join(self.dir, name("work") + ".csv")
+        shutil.copy(WORKLOAD, workload)
+        sw = os.path.join(self.dir, name("sweep"))
+        tsv = os.path.join(self.dir, "r.tsv")
+        r = subprocess.run([BENCH_PROXY, "sweep", a, b, "--queries", workload, "-n", "12", "--max-tokens", "8",
+                            "--sweep-dir", sw, "--results", tsv, "--label", payload("label"), "--no-progress"],
+                           capture_output=True, text=True, cwd=self.dir, timeout=180)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # A warning is text from a result file: one holding the payload, as a result.json may.
+        results = sorted(glob.glob(os.path.join(glob.escape(sw), "*", "result.json")))
+        self.assertEqual(len(results), 2, os.listdir(sw))
+        with open(results[1]) as f:
+            res = json.load(f)
+        res.setdefault("warnings", []).append(payload("warning"))
+        os.chmod(results[1], 0o644)
+        with open(results[1], "w") as f:
+            json.dump(res, f)
+        pages = [os.path.join(sw, "report.html"), os.path.join(self.dir, name("page") + ".html")]
+        r = subprocess.run([BENCH_PROXY, "report", sw, tsv, "-o", pages[1]], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for html in pages:
+            with open(html) as f:
+                page = f.read()
+            data = re.search(r'<script type="application/json" id="bp-data">(.*?)</script>', page, re.S).group(1)
+            self.assertNotIn("<", data)  # every "<" of the data is \u003c
+            self.assertIn("cfgA <!--<script>", json.loads(data)["configs"][0]["label"])
+            st, _ = self.rendered(html)  # scripts ran without an error, nothing fetched, the screenshot not blank
+            ch = self.charts(st)
+            for cid in ["headline", "cdf-ttft_ms", "cdf-itl_ms", "cdf-e2e_ms", "cdf-output_tps", "timeline-output_tps"]:
+                self.assertIn(cid, ch, html)
+            self.assertEqual([d["points"] for d in ch["cdf-e2e_ms"]["datasets"]][-2:], [12, 12], html)
+            self.assertGreaterEqual(st["overview_rows"], 2)
+            dom = self.chromium(html, "--dump-dom").stdout
+            body = dom[:dom.index('<script type="application/json"')]  # what the page shows, not its data
+            self.assertNotIn("<script>document", body)  # nothing became markup
+            shown = " &lt;!--&lt;script&gt; "
+            wanted = ["cfgA", "cfgB", "descA", "descB", "sweep"] + (["warning", "label"] if html == pages[1] else [])
+            for tag in wanted:
+                self.assertIn(tag + shown, body, (html, tag))
+            self.assertIn("descB" + shown + "&lt;/script&gt;&lt;script&gt;document.body.innerHTML=''&lt;/script&gt;", body)
 
 
 if __name__ == "__main__":
