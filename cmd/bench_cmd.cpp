@@ -494,6 +494,8 @@ int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::v
     auto& e = entries[i];
     e.aggregate = measure::aggregate_trials(e.config, e.trials, base_opts.bench, dirs[i]);
     if (!f.label.empty()) e.aggregate["label"] = f.label;
+    // The ledger's rows of one sweep were measured interleaved: verdicts between them are fair.
+    e.aggregate["interleaved_with"] = fs::absolute(sweep_dir).lexically_normal().string();
     if (f.trials > 1) {
       if (e.trials.size() < static_cast<std::size_t>(f.trials))
         bench::add_invalid_reason(e.aggregate, st.interrupted() ? "interrupted" : "not every trial ran");

@@ -1,0 +1,204 @@
+// The try loop with lifecycles of the test's own (no engine): the order of the rounds, when it
+// stops, what it writes and the exit status of each ending.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+
+#include "actors/measure/try_run.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace bp::measure;
+
+namespace {
+
+/// A valid result whose per-request output tok/s are `speed` (the headline is their median).
+json result_of(double speed, const std::string& workload = "w1") {
+  json reqs = json::array();
+  for (int i = 0; i < 20; ++i) {
+    double tps = speed * (1 + 0.001 * (i % 5));
+    double e2e = 32 / tps * 1000;
+    reqs.push_back({{"index", i}, {"query_line", 2 + i}, {"ok", true}, {"start_ms", i * e2e}, {"e2e_ms", e2e},
+                    {"ttft_ms", e2e / 32}, {"output_tokens", 32}, {"itl_ms", json::array({e2e / 32})}});
+  }
+  return {{"kind", "bench-proxy bench result"},
+          {"valid", true},
+          {"model", "m"},
+          {"workload", {{"sha256", workload}}},
+          {"options", {{"concurrency", 1}, {"rate", 0}, {"max_tokens", nullptr}, {"requests", 20}, {"repeats", 1}, {"stream", true}}},
+          {"summary", {{"wall_s", 1.0}, {"completed", 20}, {"total_output_tps", 640.0},
+                       {"headline", {{"metric", "output_tps"}, {"value", speed}}}}},
+          {"requests", reqs}};
+}
+
+struct fake_engine {
+  std::map<std::string, double> speed;  ///< config -> true speed
+  double lifecycle_cv = 0;
+  std::mt19937_64 g{7};
+  std::vector<std::string> calls;
+  double clock = 0;
+  std::map<std::string, std::string> workload;
+  outcome operator()(const std::string& config, const std::string& run_dir) {
+    calls.push_back(config);
+    clock += 10;  // ten "seconds" of engine time per lifecycle
+    std::normal_distribution<double> z(0, 1);
+    outcome o;
+    o.started = o.published = o.valid = true;
+    o.run_dir = run_dir;
+    fs::create_directories(run_dir);
+    o.result = result_of(speed.at(config) * std::exp(lifecycle_cv * z(g)),
+                         workload.count(config) ? workload[config] : "w1");
+    o.result_path = (fs::path(run_dir) / "result.json").string();
+    std::ofstream(o.result_path) << o.result.dump();
+    o.teardown_verified = true;
+    return o;
+  }
+};
+
+struct TryTest : ::testing::Test {
+  fs::path dir = fs::temp_directory_path() / ("bp_try_test_" + std::to_string(::getpid()) + "_" +
+                                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  fake_engine eng;
+  interrupt_state st;
+  try_options opts() {
+    try_options o;
+    o.baseline = "a.yaml";
+    o.candidate = "b.yaml";
+    o.dir = dir.string();
+    o.bench.stats.bootstrap_resamples = 200;
+    return o;
+  }
+  try_result run(const try_options& o) {
+    return run_try(o, [this](const std::string& c, const std::string& d) { return eng(c, d); }, st,
+                   [this] { return eng.clock; });
+  }
+  void SetUp() override {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+};
+
+}  // namespace
+
+TEST_F(TryTest, ATenPercentSlowerCandidateIsSlowerWithinThreeRoundsInAlternatingOrder) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 90}};
+  eng.lifecycle_cv = 0.002;
+  auto r = run(opts());
+  EXPECT_EQ(r.verdict, "slower");
+  EXPECT_EQ(r.exit_status, 1);
+  int rounds = r.doc["decision"]["rounds"];
+  EXPECT_GE(rounds, 2);
+  EXPECT_LE(rounds, 3);
+  ASSERT_EQ(eng.calls.size(), 2u * static_cast<std::size_t>(rounds));
+  EXPECT_EQ(std::vector<std::string>(eng.calls.begin(), eng.calls.begin() + 4),
+            (std::vector<std::string>{"a.yaml", "b.yaml", "b.yaml", "a.yaml"}));  // A B, B A
+  EXPECT_EQ(r.last_line.rfind("slower -10.", 0), 0u) << r.last_line;
+  EXPECT_NE(r.last_line.find("after " + std::to_string(rounds) + " rounds"), std::string::npos) << r.last_line;
+  EXPECT_EQ(r.doc["kind"], "bench-proxy try");
+  EXPECT_EQ(r.doc["decision"]["engine_seconds"], 20.0 * rounds);
+  EXPECT_EQ(r.doc["rounds"].size(), static_cast<std::size_t>(rounds));
+  EXPECT_EQ(r.doc["interleaved_with"], dir.string());
+  // Each side's lifecycles as a trials record: compare and report read the folder.
+  EXPECT_TRUE(fs::exists(dir / "baseline" / "trials.json"));
+  EXPECT_TRUE(fs::exists(dir / "candidate" / "trials.json"));
+  EXPECT_TRUE(fs::exists(dir / "candidate" / "round-2"));
+}
+
+TEST_F(TryTest, AFasterCandidateIsKept) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 110}};
+  eng.lifecycle_cv = 0.002;
+  auto r = run(opts());
+  EXPECT_EQ(r.verdict, "faster");
+  EXPECT_EQ(r.exit_status, 0);
+}
+
+TEST_F(TryTest, AnUnchangedConfigIsNoChangeOrInconclusiveNeverFasterOrSlower) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 100}};
+  eng.lifecycle_cv = 0.01;
+  auto o = opts();
+  o.max_rounds = 6;
+  auto r = run(o);
+  EXPECT_TRUE(r.verdict == "no change" || r.verdict == "inconclusive") << r.verdict;
+  if (r.verdict == "inconclusive") {
+    EXPECT_EQ(r.exit_status, 4);
+    EXPECT_EQ(r.doc["decision"]["rounds"], 6);
+    EXPECT_TRUE(r.doc["decision"].contains("needed"));
+  }
+}
+
+TEST_F(TryTest, TheBudgetStopsBeforeARoundThatWouldNotFit) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 100}};
+  eng.lifecycle_cv = 0.05;  // far too noisy to decide in three rounds
+  auto o = opts();
+  o.budget_s = 65;  // a round costs 20 "seconds": the fourth would end at 80
+  auto r = run(o);
+  EXPECT_EQ(r.verdict, "inconclusive");
+  EXPECT_EQ(r.exit_status, 4);
+  EXPECT_EQ(eng.calls.size(), 6u);
+  EXPECT_NE(r.doc["decision"]["reason"].get<std::string>().find("budget"), std::string::npos);
+}
+
+TEST_F(TryTest, DifferentWorkloadsAreNotComparableAfterTheFirstRound) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 100}};
+  eng.workload = {{"b.yaml", "w2"}};
+  auto r = run(opts());
+  EXPECT_EQ(r.verdict, "not comparable");
+  EXPECT_EQ(r.exit_status, 3);
+  EXPECT_EQ(eng.calls.size(), 2u);
+  EXPECT_NE(r.last_line.find("workload"), std::string::npos) << r.last_line;
+}
+
+TEST_F(TryTest, AFailedLifecycleEndsTheTryWithItsReason) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 100}};
+  auto o = opts();
+  auto r = run_try(
+      o,
+      [this](const std::string& c, const std::string& d) {
+        if (c == "b.yaml") {
+          outcome bad;
+          bad.reason = "engine exited with status 3 before it was ready";
+          return bad;
+        }
+        return eng(c, d);
+      },
+      st, [this] { return eng.clock; });
+  EXPECT_EQ(r.verdict, "failed");
+  EXPECT_EQ(r.exit_status, 5);
+  EXPECT_NE(r.last_line.find("candidate lifecycle of round 1: engine exited with status 3"), std::string::npos)
+      << r.last_line;
+  EXPECT_FALSE(r.doc["valid"].get<bool>());
+}
+
+TEST_F(TryTest, AnInterruptEndsTheTryAfterTheLifecycleThatWasRunning) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 100}};
+  auto r = run_try(
+      opts(),
+      [this](const std::string& c, const std::string& d) {
+        auto o = eng(c, d);
+        st.signals = 1;
+        return o;
+      },
+      st, [this] { return eng.clock; });
+  EXPECT_EQ(r.verdict, "interrupted");
+  EXPECT_EQ(r.exit_status, 130);
+  EXPECT_EQ(eng.calls.size(), 1u);
+}
+
+TEST(TryDuration, ParsesUnitsAndRefusesNonsense) {
+  EXPECT_EQ(parse_duration_s("90s"), 90);
+  EXPECT_EQ(parse_duration_s("30m"), 1800);
+  EXPECT_EQ(parse_duration_s("1h30m"), 5400);
+  EXPECT_EQ(parse_duration_s("120"), 120);
+  EXPECT_THROW(parse_duration_s(""), std::invalid_argument);
+  EXPECT_THROW(parse_duration_s("5x"), std::invalid_argument);
+  EXPECT_THROW(parse_duration_s("0s"), std::invalid_argument);
+  EXPECT_THROW(parse_duration_s("1h30"), std::invalid_argument);
+  EXPECT_THROW(parse_duration_s("m"), std::invalid_argument);
+}
