@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -228,6 +229,26 @@ std::string unescape_field(const std::string& s) {
   return out;
 }
 
+std::string ledger_problem(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";  // created by the first row
+  if (!S_ISREG(st.st_mode)) return path + ": the results TSV must be a regular file";
+  if (st.st_size == 0) return "";
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return path + ": cannot read the results TSV: " + std::strerror(errno);
+  fd_guard guard{fd};
+  if (::access(path.c_str(), W_OK) != 0) return path + ": cannot append to the results TSV: " + std::strerror(errno);
+  try {
+    auto columns = split_tabs(read_first_line(fd, path));
+    if (std::find(columns.begin(), columns.end(), "time") == columns.end() ||
+        std::find(columns.begin(), columns.end(), "validity") == columns.end())
+      return path + ":1: not a bench-proxy results TSV (no time and validity columns)";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 std::string append_tsv(const std::string& path, const json& r, const std::string& result_path) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error(path + ": cannot append to the results TSV: " + std::strerror(errno));
@@ -237,6 +258,7 @@ std::string append_tsv(const std::string& path, const json& r, const std::string
     if (errno != EINTR) throw std::runtime_error(path + ": cannot lock the results TSV: " + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw std::runtime_error(path + ": cannot stat the results TSV: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw std::runtime_error(path + ": the results TSV must be a regular file; nothing was appended");
   bool fresh = st.st_size == 0;
   std::string out;
   std::vector<std::string> columns;
@@ -363,6 +385,12 @@ bool higher_is_better(const std::string& metric) {
   return def ? def->higher_is_better : true;
 }
 
+/// The same config file, however its path was spelled ("./a.yaml", "a.yaml").
+bool same_config(const std::string& a, const std::string& b) {
+  return !a.empty() && !b.empty() &&
+         std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal();
+}
+
 bool comparable(const ledger_row& a, const ledger_row& b) {
   return a.metric == b.metric && (a.workload.empty() || b.workload.empty() || a.workload == b.workload) &&
          (a.load_shape.empty() || b.load_shape.empty() || a.load_shape == b.load_shape);
@@ -404,10 +432,10 @@ std::vector<campaign_entry> campaign(const std::vector<ledger_row>& rows, double
   // A row of i's group, later in the ledger, that measured the best's config (a sweep may log
   // its candidates before its baseline).
   auto remeasure_of = [&](std::size_t i, const ledger_row& b) -> const ledger_row* {
-    if (rows[i].group.empty() || b.config.empty()) return nullptr;
+    if (rows[i].group.empty()) return nullptr;
     for (std::size_t j = i + 1; j < rows.size(); ++j) {
       const ledger_row& y = rows[j];
-      if (y.group == rows[i].group && y.decision.empty() && y.status == "valid" && y.value && y.config == b.config &&
+      if (y.group == rows[i].group && y.decision.empty() && y.status == "valid" && y.value && same_config(y.config, b.config) &&
           comparable(y, b))
         return &y;
     }
@@ -440,7 +468,7 @@ std::vector<campaign_entry> campaign(const std::vector<ledger_row>& rows, double
       e.against_line = best->line;
       e.verdict = judge(r, *best, noise, e.change);
       if (e.verdict == "keep") best = &r;
-    } else if (!r.group.empty() && !best->config.empty() && r.config == best->config) {
+    } else if (!r.group.empty() && same_config(r.config, best->config)) {
       // The best's config measured again, interleaved with the rest of this group: the group's
       // rows are judged against this measurement.
       e.verdict = kRemeasured;

@@ -24,6 +24,11 @@ std::string unescape_field(const std::string& s);
 /// own. Appends under an exclusive lock, in one write. Returns the row (without its line end).
 std::string append_tsv(const std::string& path, const nlohmann::json& result, const std::string& result_path);
 
+/// Why a row could not be appended to `path`, found before anything runs ("" when it can: the
+/// file is missing, empty, or a ledger we may write): not a regular file, not writable, or a first
+/// line that is not a ledger header ("path:1: not a bench-proxy results TSV ..."). For preflights.
+std::string ledger_problem(const std::string& path);
+
 /// One ledger row, by column name (missing columns: empty).
 struct ledger_row {
   std::size_t line = 0;  ///< 1-based line in the TSV

@@ -396,3 +396,25 @@ TEST(LedgerTry, AnOlderLedgerCannotHoldADecisionAndSaysSo) {
   EXPECT_EQ(fields(row), 16u);
   EXPECT_NE(err.find(t.str() + " predates the columns group, decision"), std::string::npos) << err;
 }
+
+TEST(LedgerAppend, APreflightCanAskWhetherARowCouldBeAppended) {
+  temp_tsv t("preflight");
+  EXPECT_EQ(ledger_problem(t.str()), "");  // missing: the first row creates it
+  std::ofstream(t.p) << "";
+  EXPECT_EQ(ledger_problem(t.str()), "");
+  append_tsv(t.str(), result(1, "x"), "/r");
+  EXPECT_EQ(ledger_problem(t.str()), "");
+  std::ofstream(t.p, std::ios::trunc) << "prompt,answer\n";
+  EXPECT_EQ(ledger_problem(t.str()), t.str() + ":1: not a bench-proxy results TSV (no time and validity columns)");
+  EXPECT_NE(ledger_problem(fs::temp_directory_path().string()).find("must be a regular file"), std::string::npos);
+  EXPECT_THROW(append_tsv(fs::temp_directory_path().string(), result(1, "x"), "/r"), std::runtime_error);
+}
+
+TEST(LedgerCampaign, TheBestsConfigIsRecognisedHoweverItsPathIsSpelled) {
+  temp_tsv t("spelling");
+  append_tsv(t.str(), result(100, "base", "", "configs/base.yaml"), "/r/1");
+  append_tsv(t.str(), result(100, "base", "/sweeps/3", "./configs//base.yaml"), "/s3/1");
+  append_tsv(t.str(), result(120, "cand", "/sweeps/3"), "/s3/2");
+  auto c = campaign(load_ledger(t.str()), 0.01);
+  EXPECT_EQ(verdicts(c), (std::vector<std::string>{"keep", kRemeasured, "keep"}));
+}
