@@ -418,3 +418,36 @@ TEST(LedgerCampaign, TheBestsConfigIsRecognisedHoweverItsPathIsSpelled) {
   auto c = campaign(load_ledger(t.str()), 0.01);
   EXPECT_EQ(verdicts(c), (std::vector<std::string>{"keep", kRemeasured, "keep"}));
 }
+
+TEST(LedgerAppend, WhateverBytesFollowTheHeaderTheAppendedRowReadsBackAsWritten) {
+  // Seeded random tails: torn rows, glued rows, stray tabs, CRs, backslashes, NULs, no line end.
+  temp_tsv t("random");
+  append_tsv(t.str(), result(1, "seed"), "/r");
+  const std::string header = t.lines()[0];
+  std::uint64_t s = 0x9e3779b97f4a7c15ULL;
+  auto next = [&] {
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+  };
+  const char alphabet[] = {'\t', '\n', '\r', '\\', 'n', 't', 'a', '0', ' ', '\0', '\xff', '.'};
+  for (int i = 0; i < 500; ++i) {
+    std::string tail;
+    for (std::uint64_t n = next() % 200; n > 0; --n) tail += alphabet[next() % sizeof alphabet];
+    {
+      std::ofstream f(t.p, std::ios::trunc | std::ios::binary);
+      f << header << "\n" << tail;
+    }
+    std::string label = "row " + std::to_string(i) + (i % 3 == 0 ? "\twith\\tab\n" : "");
+    json r = result(100 + i, label);
+    append_tsv(t.str(), r, "/r/" + std::to_string(i));
+    std::vector<std::string> w;
+    std::vector<ledger_row> rows;
+    ASSERT_NO_THROW(rows = load_ledger(t.str(), &w)) << i;
+    ASSERT_FALSE(rows.empty()) << i;
+    EXPECT_EQ(rows.back().label, label) << i;
+    EXPECT_EQ(*rows.back().value, 100 + i) << i;
+    EXPECT_EQ(t.text().rfind(header + "\n" + tail, 0), 0u) << i;  // what was there is untouched
+  }
+}
