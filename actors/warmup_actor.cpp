@@ -2,6 +2,7 @@
 
 #include "actors/actors.hpp"
 #include "net/client/http_client.hpp"
+#include "base/json_read.hpp"
 
 namespace bp {
 
@@ -29,7 +30,7 @@ warmup_actor::behavior_type warmup_behavior(warmup_actor::pointer self, std::sha
           if (!conn.request("GET", "/v1/models", "", {}, std::chrono::seconds(30), r, err))
             return fail("warmup: GET /v1/models: " + err);
           try {
-            model = nlohmann::json::parse(r.body).at("data").at(0).at("id").get<std::string>();
+            model = base::parse_json(r.body, "GET /v1/models", base::engine_json_depth).at("data").at(0).at("id").get<std::string>();
           } catch (const std::exception& e) {
             return fail("warmup: GET /v1/models gave no model id (set model: in " + cfg.source_path +
                         "): HTTP " + std::to_string(r.status));

@@ -11,7 +11,8 @@ json_input_error::json_input_error(const std::string& origin, std::size_t line, 
                                    const std::string& why)
     : std::runtime_error(origin + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + why),
       line_(line),
-      column_(column) {}
+      column_(column),
+      why_(why) {}
 
 std::size_t json_nesting_depth(std::string_view text, std::size_t stop_above, std::size_t* where) {
   std::size_t depth = 0, deepest = 0;

@@ -42,9 +42,12 @@ class json_input_error : public std::runtime_error {
   json_input_error(const std::string& origin, std::size_t line, std::size_t column, const std::string& why);
   std::size_t line() const { return line_; }
   std::size_t column() const { return column_; }
+  /// what() without "ORIGIN:LINE:COLUMN: ".
+  const std::string& reason() const { return why_; }
 
  private:
   std::size_t line_, column_;
+  std::string why_;
 };
 
 /// The deepest nesting of arrays and objects in `text` (brackets inside strings do not count),

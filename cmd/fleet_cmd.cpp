@@ -21,6 +21,7 @@
 #include "actors/fleet/coordinator.hpp"
 #include "actors/measure/measure.hpp"
 #include "base/files.hpp"
+#include "base/json_read.hpp"
 #include "base/sha256.hpp"
 #include "base/text.hpp"
 #include "cmd/bench_flags.hpp"
@@ -220,6 +221,7 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
                        {"agent_gpus", o.agent_hello.gpus},
                        {"agent_labels", o.agent_hello.labels},
                        {"attempts", o.attempts}};
+    std::string result_error;
     if (o.ran) {
       for (std::size_t k = 0; k + 1 < o.r.files.size(); k += 2) {
         fs::path rel(o.r.files[k]);
@@ -235,10 +237,13 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
         }
       }
       for (std::size_t k = 0; k + 1 < o.r.files.size(); k += 2)
-        if (o.r.files[k] == "result.json") out.result = json::parse(o.r.files[k + 1], nullptr, false);
+        if (o.r.files[k] == "result.json") {  // bounded like every JSON read (docs/meta-schema.md)
+          auto parsed = base::try_parse_json(o.r.files[k + 1], "the agent's result.json of " + cfg_path, result_error);
+          if (parsed) out.result = std::move(*parsed);
+        }
     }
     if (!out.result.is_object()) {
-      out.reason = o.error.empty() ? "no result came back" : o.error;
+      out.reason = !o.error.empty() ? o.error : !result_error.empty() ? result_error : "no result came back";
       out.result = measure::failed_result(cfg_path, out.reason, out.run_dir, f.label);
       out.error = make_error(errc::failure, out.reason);
     } else {

@@ -7,6 +7,7 @@
 #include "net/client/http_client.hpp"
 #include "snapshot/diff.hpp"
 #include "base/files.hpp"
+#include "base/json_read.hpp"
 #include "base/numbers.hpp"
 #include "base/sha256.hpp"
 
@@ -50,16 +51,12 @@ std::string read_snapshot_bytes(const std::string& src) {
 }
 
 nlohmann::json parse_snapshot(const std::string& src, const std::string& text) {
-  try {
-    auto j = nlohmann::json::parse(text);
-    if (!j.is_object() || !j.contains("schema_version"))
-      throw std::runtime_error("not a bench-proxy snapshot (no schema_version)");
-    return j;
-  } catch (const nlohmann::json::parse_error& e) {
-    throw std::runtime_error(src + ": not JSON: " + e.what());
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error(src + ": " + e.what());
-  }
+  // Nested at most base::json_file_depth deep (docs/meta-schema.md, "Limits on JSON input"):
+  // the diff, the dump and the redaction recurse once per level.
+  auto j = base::parse_json(text, src, base::json_file_depth);
+  if (!j.is_object() || !j.contains("schema_version"))
+    throw std::runtime_error(src + ": not a bench-proxy snapshot (no schema_version)");
+  return j;
 }
 
 nlohmann::json load_snapshot(const std::string& src) { return parse_snapshot(src, read_snapshot_bytes(src)); }

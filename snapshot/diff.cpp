@@ -4,11 +4,13 @@
 #include <cctype>
 
 #include "configs/engine_kinds.hpp"
+#include "base/json_read.hpp"
 #include "snapshot/collect.hpp"
 
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 namespace bp::snap {
 
@@ -172,6 +174,12 @@ void flatten(const json& j, const std::string& path, std::map<std::string, json>
 }  // namespace
 
 json diff_snapshots(const json& a, const json& b) {
+  // flatten() and the comparisons recurse once per level: bounded like every JSON bench-proxy
+  // reads (docs/meta-schema.md, "Limits on JSON input"), checked without recursion.
+  for (const json* side : {&a, &b})
+    if (base::json_value_depth(*side, base::json_file_depth) > base::json_file_depth)
+      throw std::runtime_error(std::string("snapshot ") + (side == &a ? "A" : "B") + " is nested deeper than " +
+                               std::to_string(base::json_file_depth) + " levels: not compared");
   json res = {{"equal", true}, {"sections", json::object()}};
   // Fields the engine changes on every start (engine-kind table) are not differences.
   std::set<std::string> volatile_paths;

@@ -12,7 +12,8 @@ namespace bp::snap {
 /// ignored. An argv is compared as flag units ("--flag value" keyed by the flag, positionals by
 /// their place), so an inserted flag shifts nothing. A change seen in several places (config,
 /// command, process_tree) is reported once, in the first, with every place in "seen_in". Paths
-/// sort naturally (argv[#2] before argv[#10]).
+/// sort naturally (argv[#2] before argv[#10]). Throws std::runtime_error when either side is
+/// nested deeper than base::json_file_depth (the walk recurses once per level).
 nlohmann::json diff_snapshots(const nlohmann::json& a, const nlohmann::json& b);
 
 /// Human-readable rendering of diff_snapshots' result.

@@ -313,12 +313,22 @@ bool http_connection::request(const std::string& method, const std::string& targ
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (fd_ < 0 && !connect(host_, port_, std::chrono::milliseconds(remaining_ms(deadline)), err)) return false;
     bool was_reused = reused_;
+    std::string send_error;
     if (!send_all(req, deadline, err)) {
-      close();
-      if (was_reused && attempt == 0) continue;
-      return false;
+      if (was_reused && attempt == 0) {
+        close();
+        continue;
+      }
+      // The server may have answered before reading the whole request (413 for a body over its
+      // limit) and closed: that answer, when it came, says more than "Broken pipe".
+      send_error = err;
     }
     response_reader rr(method == "HEAD", max_body);
+    auto fail_read = [&](const std::string& e) {
+      err = send_error.empty() ? e : send_error + " (and no answer from the server: " + e + ")";
+      close();
+      return false;
+    };
     bool got_any = false;
     char buf[16384];
     // Bytes left over from an earlier response cannot exist: responses are read to their end.
@@ -328,20 +338,14 @@ bool http_connection::request(const std::string& method, const std::string& targ
       if (n > 0) {
         got_any = true;
         if (!rr.feed(std::string_view(buf, static_cast<std::size_t>(n)), on_body)) {
-          err = "bad response: " + rr.error();
-          close();
-          return false;
+          return fail_read("bad response: " + rr.error());
         }
         if (rr.done()) break;
         continue;
       }
       if (n == 0) {
         if (!got_any && was_reused && attempt == 0) break;  // stale keep-alive: retry once
-        if (!rr.feed_eof()) {
-          err = rr.error();
-          close();
-          return false;
-        }
+        if (!rr.feed_eof()) return fail_read(rr.error());
         break;
       }
       if (errno == EINTR) continue;
@@ -350,19 +354,18 @@ bool http_connection::request(const std::string& method, const std::string& targ
         int left = remaining_ms(deadline);
         int pr = ::poll(&p, 1, left);
         if (pr == 0 || left == 0) {
-          err = "timed out waiting for the response";
-          close();
-          return false;
+          return fail_read("timed out waiting for the response");
         }
         if (pr < 0 && errno != EINTR) {
-          err = std::string("poll: ") + std::strerror(errno);
-          close();
-          return false;
+          return fail_read(std::string("poll: ") + std::strerror(errno));
         }
         continue;
       }
       if (!got_any && was_reused && attempt == 0) break;
-      err = std::string("recv: ") + std::strerror(errno);
+      return fail_read(std::string("recv: ") + std::strerror(errno));
+    }
+    if (!send_error.empty() && !rr.done()) {
+      err = send_error;
       close();
       return false;
     }
@@ -371,6 +374,11 @@ bool http_connection::request(const std::string& method, const std::string& targ
       continue;
     }
     out = std::move(rr.response());
+    out.request_cut = !send_error.empty();
+    if (out.request_cut) {
+      close();
+      return true;
+    }
     if (!rr.keep_alive()) {
       close();
     } else {

@@ -17,6 +17,9 @@ struct http_response {
   std::string reason;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  /// The server answered (and closed) before it had read the whole request: sending failed
+  /// (EPIPE, ECONNRESET) but its answer, a 413 say, arrived complete.
+  bool request_cut = false;
   /// Case-insensitive header lookup; empty when absent.
   std::string header(std::string_view name) const;
 };

@@ -15,10 +15,12 @@
 #include <sstream>
 #include <thread>
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/files.hpp"
+#include "base/json_read.hpp"
 #include "base/text.hpp"
 #include "base/numbers.hpp"
 #include "base/redact.hpp"
@@ -104,6 +106,13 @@ void check_request(const json& req, const std::string& where) {
   }
   for (const char* k : {"max_tokens", "max_completion_tokens", "n", "seed", "top_logprobs"})
     if (req.contains(k) && !req[k].is_number_integer()) throw std::runtime_error(where + ": '" + k + "' must be an integer");
+  // A count of tokens or choices below 1 (or a negative number of logprobs) is refused here, not
+  // sent to the engine to fail or be ignored request by request.
+  for (const char* k : {"max_tokens", "max_completion_tokens", "n"})
+    if (req.contains(k) && req[k].get<long long>() < 1)
+      throw std::runtime_error(where + ": '" + k + "' must be at least 1, got " + req[k].dump());
+  if (req.contains("top_logprobs") && req["top_logprobs"].get<long long>() < 0)
+    throw std::runtime_error(where + ": 'top_logprobs' must not be negative, got " + req["top_logprobs"].dump());
   for (const char* k : {"temperature", "top_p", "presence_penalty", "frequency_penalty"})
     if (req.contains(k) && !req[k].is_number()) throw std::runtime_error(where + ": '" + k + "' must be a number");
 }
@@ -122,8 +131,14 @@ json csv_value(const std::string& col, const std::string& v) {
     return *x;
   }
   if (col == "messages" || col == "stop" || col == "response_format" || col == "tools" || col == "tool_choice" ||
-      col == "logit_bias")
-    return json::parse(v);
+      col == "logit_bias") {
+    try {
+      return base::parse_json(v, col, base::workload_json_depth);
+    } catch (const base::json_input_error& e) {
+      throw std::invalid_argument("'" + col + "': " + e.reason() + " (line " + std::to_string(e.line()) +
+                                  ", column " + std::to_string(e.column()) + " of the cell)");
+    }
+  }
   return v;
 }
 
@@ -139,6 +154,17 @@ std::vector<query> load_workload(const std::string& path, std::string* sha256) {
     throw std::runtime_error(std::string("cannot read workload file: ") + e.what());
   }
   if (sha256) *sha256 = sha256_hex(text);
+  // A workload is UTF-8 text (docs/cli.md, "Workload files"): the first ill-formed byte is an
+  // error at its line and column, not a type_error when the first request is serialised.
+  if (auto bad = base::first_bad_utf8(text); bad != std::string::npos) {
+    auto [line, column] = base::line_column(text, bad);
+    char byte[8];
+    std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(text[bad]));
+    throw std::runtime_error(path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                             ": not UTF-8 (byte " + byte + "): a workload file must be UTF-8 text");
+  }
+  // A byte-order mark (spreadsheets write one) is not part of the first column's name.
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
   std::vector<query> out;
   bool jsonl = path.size() >= 6 && (path.substr(path.size() - 6) == ".jsonl" || path.substr(path.size() - 5) == ".json");
   if (jsonl) {
@@ -149,12 +175,8 @@ std::vector<query> load_workload(const std::string& path, std::string* sha256) {
       ++n;
       if (trim(line).empty() || trim(line)[0] == '#') continue;
       std::string where = path + ":" + std::to_string(n);
-      json j;
-      try {
-        j = json::parse(line);
-      } catch (const std::exception& e) {
-        throw std::runtime_error(where + ": not valid JSON: " + e.what());
-      }
+      // Nested at most base::workload_json_depth deep (docs/cli.md): errors are path:line:column.
+      json j = base::parse_json(line, path, base::workload_json_depth, static_cast<std::size_t>(n));
       if (!j.is_object()) throw std::runtime_error(where + ": each line must be a JSON object");
       query q;
       q.line = n;
@@ -175,6 +197,7 @@ std::vector<query> load_workload(const std::string& path, std::string* sha256) {
       if (j.contains("system") && j["system"].is_string() && q.request.contains("messages"))
         q.request["messages"].insert(q.request["messages"].begin(), json{{"role", "system"}, {"content", j["system"]}});
       check_request(q.request, where);
+      q.metadata = base::bound_json(std::move(q.metadata), base::workload_metadata_depth, base::workload_metadata_bytes);
       out.push_back(std::move(q));
     }
   } else {
@@ -221,6 +244,7 @@ std::vector<query> load_workload(const std::string& path, std::string* sha256) {
       if (!system.empty() && q.request.contains("messages"))
         q.request["messages"].insert(q.request["messages"].begin(), json{{"role", "system"}, {"content", system}});
       check_request(q.request, where);
+      q.metadata = base::bound_json(std::move(q.metadata), base::workload_metadata_depth, base::workload_metadata_bytes);
       out.push_back(std::move(q));
     }
   }
@@ -330,7 +354,7 @@ request_result client::send(const std::string& body, bool stream, double timeout
     }
     json ev;
     try {
-      ev = json::parse(data);
+      ev = base::parse_json(data, "an SSE event", base::engine_json_depth);
     } catch (const std::exception& e) {
       parse_error = std::string("bad SSE event: ") + e.what();
       return;
@@ -389,6 +413,16 @@ request_result client::send(const std::string& body, bool stream, double timeout
   }
   if (resp.status != 200) {
     r.error = "http " + std::to_string(resp.status);
+    if (resp.request_cut) {
+      // e.g. a prompt over the proxy's --max-body: 413 before the body was read, then a close.
+      r.error += ": the server refused the request before reading all of its " + std::to_string(body.size()) +
+                 " bytes (" + resp.reason + ")";
+      std::string perr;
+      if (auto j = base::try_parse_json(resp.body, "the answer", perr, base::engine_json_depth);
+          j && j->is_object() && j->contains("error") && (*j)["error"].is_object() &&
+          (*j)["error"].contains("message") && (*j)["error"]["message"].is_string())
+        r.error += ": " + (*j)["error"]["message"].get<std::string>();
+    }
     return r;
   }
   if (stream) {
@@ -412,7 +446,7 @@ request_result client::send(const std::string& body, bool stream, double timeout
     }
   } else {
     try {
-      auto j = json::parse(resp.body);
+      auto j = base::parse_json(resp.body, "the response", base::engine_json_depth);
       r.ttft_ms = r.e2e_ms;  // without streaming the first token arrives with the last
       if (j.contains("usage") && j["usage"].is_object()) {
         r.output_tokens = j["usage"].value("completion_tokens", 0);
@@ -443,7 +477,7 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
   if (etag.size() >= 2 && etag.front() == '"') etag = etag.substr(1, etag.size() - 2);
   s.id = etag;
   try {
-    s.doc = json::parse(r->body);
+    s.doc = base::parse_json(r->body, base_url + "/meta", base::json_file_depth);
   } catch (const std::exception& e) {
     err = std::string("GET /meta: not JSON: ") + e.what();
     return std::nullopt;
@@ -451,9 +485,43 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
   return s;
 }
 
+std::string scrape_engine_metrics(const std::string& url, std::uint64_t max_bytes, std::chrono::milliseconds timeout,
+                                  std::string& cut) {
+  net::url_parts u;
+  std::string err;
+  if (!net::parse_url(url, u, err)) return {};
+  net::http_connection c;
+  if (!c.connect(u.host, u.port, timeout, err)) return {};
+  std::string body;
+  bool too_big = false;
+  net::http_response resp;
+  // The body streams through here: once past the bound the socket is shut down, so an endless
+  // answer costs at most max_bytes and one more read, never the whole timeout.
+  bool ok = c.request("GET", u.target, "", {{"Connection", "close"}}, timeout, resp, err, [&](std::string_view piece) {
+    if (too_big) return;
+    if (body.size() + piece.size() > max_bytes) {
+      body.append(piece.substr(0, max_bytes - body.size()));
+      too_big = true;
+      ::shutdown(c.native_fd(), SHUT_RDWR);
+      return;
+    }
+    body.append(piece);
+  });
+  if (ok && !too_big) return resp.status == 200 ? body : std::string();
+  if (ok && resp.status != 200) return {};
+  if (!too_big && err.find("timed out") == std::string::npos) return {};  // refused, reset, malformed: no answer
+  if (body.empty()) {
+    if (!too_big) cut = "no answer within " + std::to_string(timeout.count()) + " ms";
+    return {};
+  }
+  cut = too_big ? "more than " + std::to_string(max_bytes) + " bytes"
+                : "no end after " + std::to_string(timeout.count()) + " ms";
+  auto nl = body.rfind('\n');
+  body.resize(nl == std::string::npos ? 0 : nl + 1);  // complete lines only
+  return body;
+}
+
 namespace {
-
-
 
 json request_json(const request_result& r) {
   json j = {{"index", r.index},          {"query_line", r.query_line}, {"ok", r.ok},
@@ -505,7 +573,7 @@ json run(const options& o) {
       throw std::runtime_error(base + "/v1/models: " + (r ? "HTTP " + std::to_string(r->status) : err) +
                                " (pass --model)");
     try {
-      model = json::parse(r->body).at("data").at(0).at("id").get<std::string>();
+      model = base::parse_json(r->body, "GET /v1/models", base::engine_json_depth).at("data").at(0).at("id").get<std::string>();
     } catch (const std::exception&) {
       throw std::runtime_error(base + "/v1/models: no model id in the answer (pass --model)");
     }
@@ -549,10 +617,9 @@ json run(const options& o) {
   }
   // The engine's own counters, scraped right before and right after the measured requests.
   std::string metrics_url, metrics_kind;
-  auto scrape_metrics = [&]() -> std::string {
-    std::string merr;
-    auto r = net::http_fetch("GET", metrics_url, "", std::chrono::seconds(10), merr, 64 << 20);
-    return r && r->status == 200 ? r->body : std::string();
+  std::string cut_before, cut_after;  // why a scrape was cut short; empty when it was not
+  auto scrape_metrics = [&](std::string& cut) -> std::string {
+    return scrape_engine_metrics(metrics_url, kMetricsMaxBytes, std::chrono::milliseconds(kMetricsTimeoutMs), cut);
   };
   if (before && before->doc.contains("engine") && before->doc["engine"].is_object()) {
     const json& e = before->doc["engine"];
@@ -560,7 +627,7 @@ json run(const options& o) {
     if (const engine_kind* k = find_engine_kind(metrics_kind); k && !k->metrics_path.empty() && e.value("port", 0) > 0)
       metrics_url = "http://127.0.0.1:" + std::to_string(e.value("port", 0)) + k->metrics_path;
   }
-  std::string metrics_before = metrics_url.empty() ? "" : scrape_metrics();
+  std::string metrics_before = metrics_url.empty() ? "" : scrape_metrics(cut_before);
 
   std::vector<double> arrivals(static_cast<std::size_t>(total), 0.0);
   if (o.rate > 0) {
@@ -605,7 +672,7 @@ json run(const options& o) {
   for (auto& t : pool) t.join();
   double wall_s = std::chrono::duration<double>(clock_type::now() - run_start).count();
 
-  std::string metrics_after = metrics_url.empty() ? "" : scrape_metrics();
+  std::string metrics_after = metrics_url.empty() ? "" : scrape_metrics(cut_after);
   auto after = fetch_snapshot(base, err);
   std::vector<double> ttft, itl, tpot, e2e, tokens, tps, decode_tps;
   json reqs = json::array();
@@ -710,6 +777,18 @@ json run(const options& o) {
                              server_counts ? output : -1);
     em["url"] = metrics_url;
     em["raw"] = {{"before", metrics_before}, {"after", metrics_after}};  // write_result moves them to files
+    if (!cut_before.empty() || !cut_after.empty()) {
+      // An answer cut at the size or time bound is said to be cut, never "answered no samples".
+      em["cut"] = {{"before", cut_before.empty() ? json(nullptr) : json(cut_before)},
+                   {"after", cut_after.empty() ? json(nullptr) : json(cut_after)}};
+      std::string why = !cut_after.empty() ? cut_after : cut_before;
+      if (em.contains("error"))
+        em["error"] = "the engine's answer at " + metrics_url + " was cut (" + why +
+                      ") and what was read of it held no samples";
+      else
+        result["warnings"].push_back("engine counters: the engine's answer at " + metrics_url + " was cut (" + why +
+                                     "): the counters come from the part read before the cut");
+    }
     for (const auto& w : engine_metric_warnings(em)) result["warnings"].push_back(w);
     result["engine_metrics"] = em;
   }

@@ -134,4 +134,17 @@ struct snapshot_ref {
 };
 std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status = nullptr);
 
+/// The most of an engine's /metrics answer read per scrape, and how long one scrape may take
+/// (docs/metrics.md, "Engine counters").
+inline constexpr std::uint64_t kMetricsMaxBytes = 16u << 20;
+inline constexpr long kMetricsTimeoutMs = 10000;
+
+/// GET `url` (an engine's Prometheus /metrics) reading at most `max_bytes` of its body for at most
+/// `timeout`. A 200 answer's body; empty when there was none (no connection, another status).
+/// An answer larger than `max_bytes` or not finished in time is cut: its complete lines are
+/// returned and `cut` says why ("more than N bytes", "no end after N ms"); otherwise `cut` is
+/// left empty.
+std::string scrape_engine_metrics(const std::string& url, std::uint64_t max_bytes, std::chrono::milliseconds timeout,
+                                  std::string& cut);
+
 }  // namespace bp::bench

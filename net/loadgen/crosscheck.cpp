@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "base/text.hpp"
+#include "base/json_read.hpp"
 #include "net/client/http_client.hpp"
 #include "analysis/stats.hpp"
 
@@ -32,8 +33,10 @@ std::map<std::uint64_t, json> fetch_once(const std::string& base_url, const std:
     std::uint64_t last = after;
     while (std::getline(in, line)) {
       if (line.empty()) continue;
-      json j = json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.contains("id")) {
+      std::string perr;
+      auto parsed = base::try_parse_json(line, "GET /proxy/requests", perr);
+      json j = parsed ? std::move(*parsed) : json();
+      if (!j.is_object() || !j.contains("id") || !j["id"].is_number_unsigned()) {
         err = "GET /proxy/requests: a line is not a record";
         return {};
       }

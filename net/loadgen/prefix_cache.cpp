@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "configs/engine_kinds.hpp"
+#include "base/json_read.hpp"
 #include "net/client/http_client.hpp"
 
 namespace bp::bench {
@@ -40,7 +41,7 @@ json reset_prefix_cache(const std::string& kind, const std::string& host, int po
       return out;
     }
     try {
-      for (const auto& s : json::parse(slots->body)) {
+      for (const auto& s : base::parse_json(slots->body, "GET /slots", base::engine_json_depth)) {
         std::string p = k->reset.path;
         p.replace(p.find("{id}"), 4, std::to_string(s.value("id", 0)));
         paths.push_back(p);

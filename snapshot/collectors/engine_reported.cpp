@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "configs/engine_kinds.hpp"
+#include "base/json_read.hpp"
 #include "net/client/http_client.hpp"
 #include "snapshot/collectors/common.hpp"
 
@@ -30,6 +31,11 @@ namespace bp::snap {
 
 using namespace detail;
 
+/// What one endpoint's answer may cost: read at most this much (an endless answer is an error),
+/// keep at most base::engine_reported_bytes of it, nested at most base::engine_reported_depth
+/// (docs/meta-schema.md, "Limits on JSON input"). Beyond that the section says what was cut.
+constexpr std::uint64_t kMaxAnswerBytes = 16u << 20;
+
 json collect_engine_reported(const collect_input& in) {
   json out = json::object();
   const auto* kind = find_engine_kind(in.engine_kind);
@@ -37,7 +43,7 @@ json collect_engine_reported(const collect_input& in) {
   for (const auto& path : kind->config_endpoints) {
     std::string err;
     auto r = net::http_fetch("GET", "http://127.0.0.1:" + std::to_string(in.engine_port) + path, "",
-                             std::chrono::milliseconds(std::min(remaining_ms(in), 30000)), err);
+                             std::chrono::milliseconds(std::min(remaining_ms(in), 30000)), err, kMaxAnswerBytes);
     if (!r) {
       out[path] = {{"ok", false}, {"error", err}};
       continue;
@@ -48,10 +54,26 @@ json collect_engine_reported(const collect_input& in) {
       e["missing"] = true;
     } else {
       e["ok"] = r->status / 100 == 2;
-      try {
-        e["body"] = json::parse(r->body);
-      } catch (const std::exception&) {
-        e["body_text"] = r->body.substr(0, 64 * 1024);
+      std::string origin = "GET " + path;
+      if (r->body.size() > base::engine_reported_bytes) {
+        e["truncated"] = "the answer of " + std::to_string(r->body.size()) + " bytes is more than the " +
+                         std::to_string(base::engine_reported_bytes) + " kept: not recorded";
+        e["bytes"] = r->body.size();
+      } else {
+        std::size_t where = 0;
+        if (base::json_nesting_depth(r->body, base::engine_reported_depth, &where) > base::engine_reported_depth) {
+          auto [line, column] = base::line_column(r->body, where);
+          e["truncated"] = "the answer is nested deeper than " + std::to_string(base::engine_reported_depth) +
+                           " levels (at line " + std::to_string(line) + ", column " + std::to_string(column) +
+                           "): not recorded";
+          e["bytes"] = r->body.size();
+        } else {
+          std::string perr;
+          if (auto j = base::try_parse_json(r->body, origin, perr, base::engine_reported_depth))
+            e["body"] = std::move(*j);
+          else
+            e["body_text"] = base::printable_utf8(r->body.substr(0, 64 * 1024));
+        }
       }
     }
     out[path] = e;

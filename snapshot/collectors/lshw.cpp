@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "snapshot/gpu.hpp"
+#include "base/json_read.hpp"
 #include "snapshot/collectors/common.hpp"
 
 namespace fs = std::filesystem;
@@ -37,7 +38,7 @@ json collect_lshw(const collect_input& in) {
     return {{"available", false}, {"reason", e.what()}};
   }
   try {
-    return {{"available", true}, {"data", json::parse(out)}};
+    return {{"available", true}, {"data", base::parse_json(out, "lshw -json")}};
   } catch (const std::exception& e) {
     return {{"available", false}, {"reason", std::string("unparsable lshw output: ") + e.what()}};
   }

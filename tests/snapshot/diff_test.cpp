@@ -34,6 +34,25 @@ json snapshot(const std::string& env_value, const std::string& lib_version, int 
   s["warmup"]["elapsed_ms"] = json::array({100.0 + pid});
   return s;
 }
+TEST(MetaDiff, AValueNestedDeeperThanTheFileLimitIsRefusedNotWalked) {
+  // Issue 26: a config nested 30,000 arrays deep overflowed the stack in flatten().
+  json a, b;
+  a["config"]["x"] = 1;
+  b["config"]["x"] = json::array();
+  json* at = &b["config"]["x"];
+  for (int i = 0; i < 30000; ++i) {
+    at->push_back(json::array());
+    at = &(*at)[0];
+  }
+  try {
+    diff_snapshots(a, b);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "snapshot B is nested deeper than 128 levels: not compared");
+  }
+  EXPECT_THROW(diff_snapshots(b, a), std::runtime_error);
+}
+
 }  // namespace
 
 TEST(MetaDiff, EqualWhenOnlyInstanceFactsDiffer) {
