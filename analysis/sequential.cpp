@@ -120,6 +120,20 @@ look_result look(const sequential_design& d, const std::vector<double>& log_rati
   r.low = std::exp(s.mean - c * s.se);
   r.high = std::exp(s.mean + c * s.se);
   r.verdict = verdict_for(r.low, r.high, noise, higher_is_better);
+  if (r.verdict.empty() && k >= d.futility_from && k < d.max_rounds) {
+    // The spread's optimistic value: its lower one-sided 90% confidence bound (chi-square with
+    // k-1 df, Wilson-Hilferty), and the last look's critical value and rounds.
+    double df = k - 1;
+    double z = 1.2815515655446004, h = 2.0 / (9 * df);
+    double chi = df * std::pow(1 - h + z * std::sqrt(h), 3);  // upper 90% quantile of chi-square(df)
+    double sd_opt = s.sd * std::sqrt(df / chi);
+    double half_end = d.critical[static_cast<std::size_t>(d.max_rounds)] * sd_opt / std::sqrt(d.max_rounds);
+    double up = std::log1p(noise), down = std::log1p(-noise);
+    bool faster_reachable = s.mean + s.se - half_end > up;
+    bool slower_reachable = s.mean - s.se + half_end < down;
+    bool same_reachable = std::max(0.0, std::fabs(s.mean) - s.se) + half_end < up;
+    r.futile = !faster_reachable && !slower_reachable && !same_reachable;
+  }
   return r;
 }
 
@@ -136,6 +150,9 @@ nlohmann::json to_json(const sequential_design& d) {
           {"rho", d.rho},
           {"calibration_paths", d.calibration_paths},
           {"calibration_seed", d.seed},
+          {"futility", d.futility ? "non-binding: from round " + std::to_string(d.futility_from) +
+                                        ", stop as inconclusive when no verdict is within reach by the last round"
+                                  : "none"},
           {"looks", levels}};
 }
 
@@ -145,7 +162,8 @@ std::string describe(const sequential_design& d) {
      << d.max_rounds << ", each claim (faster, slower, no change) wrong with probability <= "
      << base::fixed(d.alpha * 100, 1) << "% over all looks (power-family spending, rho " << base::fixed(d.rho, 1)
      << "; first look's t critical " << base::fixed(d.critical[static_cast<std::size_t>(d.first_look)], 2)
-     << ", last look's " << base::fixed(d.critical[static_cast<std::size_t>(d.max_rounds)], 2) << ")";
+     << ", last look's " << base::fixed(d.critical[static_cast<std::size_t>(d.max_rounds)], 2) << ")"
+     << (d.futility ? "; stops early as inconclusive when no verdict is within reach" : "");
   return os.str();
 }
 
@@ -196,8 +214,9 @@ sim_summary simulate(const sequential_design& d, const scenario& s, int decision
     std::string v;
     for (int k = 1; k <= d.max_rounds; ++k) {
       r.push_back(m.round(k, g));
-      v = look(d, r, s.noise, s.higher_is_better).verdict;
-      if (!v.empty()) break;
+      auto l = look(d, r, s.noise, s.higher_is_better);
+      v = l.verdict;
+      if (!v.empty() || (l.futile && d.futility)) break;
     }
     rounds += static_cast<double>(r.size());
     count(out, v);

@@ -28,6 +28,8 @@ struct sequential_design {
   double alpha = 0.05;      ///< error of each claim (1 - confidence)
   double rho = 1.5;         ///< alpha-spending exponent
   int calibration_paths = 40000;
+  bool futility = true;     ///< stop early as inconclusive when no verdict is within reach
+  int futility_from = 4;    ///< the first look that may stop for futility
   std::uint64_t seed = 0x5eedc0de;
   std::vector<double> nominal;   ///< [k]: one-sided nominal level at look k (0: no look)
   std::vector<double> critical;  ///< [k]: t quantile at 1 - nominal[k], df k-1
@@ -43,6 +45,11 @@ struct look_result {
   double level = 0;                      ///< two-sided coverage of this look's interval (1 - 2 a_k)
   /// faster, slower, no change; empty: undecided (another round, or inconclusive at the end)
   std::string verdict;
+  /// Undecided, and no verdict is within reach by the last round even if the estimate moved one
+  /// standard error its way and the spread shrank to what its lower 90% bound allows: stopping
+  /// now as inconclusive saves rounds (a non-binding futility stop: it never makes a claim, so
+  /// the error rates above still hold).
+  bool futile = false;
 };
 
 /// The decision after the rounds so far: `log_ratios` holds log(candidate / baseline) of the

@@ -163,7 +163,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
     r["candidate"] = hc;
     r["ratio"] = hc / hb;
     r["look"] = {{"ratio", last.ratio}, {"low", last.low}, {"high", last.high}, {"level", last.level},
-                 {"verdict", last.verdict.empty() ? "continue" : last.verdict}};
+                 {"verdict", !last.verdict.empty() ? last.verdict : last.futile ? "futile" : "continue"}};
     rounds.push_back(r);
     table << std::left << std::setw(7) << k << std::setw(8) << (cand_first ? "B A" : "A B") << std::right
           << std::setw(14) << base::fixed(hb, 2) << std::setw(14) << base::fixed(hc, 2) << std::setw(9)
@@ -176,6 +176,12 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
     table << "\n";
     if (!last.verdict.empty()) {
       verdict = last.verdict;
+      break;
+    }
+    if (last.futile && design.futility) {
+      verdict = "inconclusive";
+      why = "no verdict is within reach by round " + std::to_string(opts.max_rounds) +
+            " at this spread (stopped early: the remaining rounds would be spent for nothing)";
       break;
     }
   }

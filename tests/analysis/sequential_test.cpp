@@ -111,3 +111,26 @@ TEST(Sequential, FixedDesignReferenceIsComputed) {
 
 }  // namespace
 }  // namespace bp::analysis
+
+namespace bp::analysis {
+namespace {
+
+TEST(Sequential, FutilityStopsHopelessDecisionsEarlyWithoutAClaim) {
+  const auto& d = make_design(10, 0.95);
+  scenario s;
+  s.lifecycle_cv = 0.03;  // a 1% band cannot be resolved in ten rounds at 3% spread
+  auto r = simulate(d, s, kDecisions, 21);
+  EXPECT_LT(r.mean_rounds, 7.0);
+  EXPECT_LE(r.share(r.faster + r.slower), 0.055);
+  // A clear effect is never stopped for futility.
+  scenario e;
+  e.true_ratio = 1.03;
+  auto f = simulate(d, e, kDecisions, 22);
+  EXPECT_GE(f.share(f.faster), 0.90);
+  // One look on its own: a wild spread is futile, a tight one is not.
+  EXPECT_TRUE(look(d, {0.05, -0.06, 0.04, -0.05}, 0.01, true).futile);
+  EXPECT_FALSE(look(d, {0.031, 0.029, 0.030, 0.032}, 0.01, true).futile);
+}
+
+}  // namespace
+}  // namespace bp::analysis

@@ -128,8 +128,8 @@ TEST_F(TryTest, AnUnchangedConfigIsNoChangeOrInconclusiveNeverFasterOrSlower) {
   EXPECT_TRUE(r.verdict == "no change" || r.verdict == "inconclusive") << r.verdict;
   if (r.verdict == "inconclusive") {
     EXPECT_EQ(r.exit_status, 4);
-    EXPECT_EQ(r.doc["decision"]["rounds"], 6);
-    EXPECT_TRUE(r.doc["decision"].contains("needed"));
+    EXPECT_LE(r.doc["decision"]["rounds"].get<int>(), 6);  // futility may stop it sooner
+    EXPECT_TRUE(r.doc["decision"].contains("needed") || r.doc["decision"].contains("reason"));
   }
 }
 
