@@ -147,6 +147,18 @@ json parse_json(std::string_view text, const std::string& origin, std::size_t ma
     std::size_t at = e.byte > 0 ? e.byte - 1 : 0;
     auto [line, column] = line_column(text, at, first_line);
     throw json_input_error(printable_utf8(origin), line, column, "not JSON: " + printable_utf8(parse_reason(e.what())));
+  } catch (const json::exception& e) {
+    // A number beyond a double (out_of_range.406 "number overflow parsing '1e400'") carries no
+    // position: the token it quotes is found in the text.
+    std::string reason = parse_reason(e.what());
+    std::size_t at = 0;
+    auto q1 = reason.find('\''), q2 = reason.rfind('\'');
+    if (q1 != std::string::npos && q2 > q1) {
+      auto found = text.find(reason.substr(q1 + 1, q2 - q1 - 1));
+      if (found != std::string_view::npos) at = found;
+    }
+    auto [line, column] = line_column(text, at, first_line);
+    throw json_input_error(printable_utf8(origin), line, column, "not JSON: " + printable_utf8(reason));
   }
 }
 

@@ -90,6 +90,12 @@ TEST(JsonRead, MalformedTextNamesOriginLineAndColumn) {
   EXPECT_EQ(m.rfind("w.jsonl:12:7: not JSON", 0), 0u) << m;
 }
 
+TEST(JsonRead, ANumberBeyondADoubleIsAnErrorAtItsToken) {
+  std::string m = message_of([] { parse_json("[1,\n 2, 1e400]", "n.json"); });
+  EXPECT_EQ(m.rfind("n.json:2:5: not JSON: number overflow parsing '1e400'", 0), 0u) << m;
+  EXPECT_THROW(parse_json("-1e999", "n.json"), json_input_error);
+}
+
 TEST(JsonRead, IllFormedUtf8IsAnErrorAtItsByteAndTheMessageIsPrintable) {
   std::string text = "{\"a\": \"ok\",\n \"b\": \"x\xff\"}";
   std::string m = message_of([&] { parse_json(text, "u.jsonl"); });
