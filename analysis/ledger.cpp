@@ -510,9 +510,7 @@ std::string render_campaign(const std::vector<campaign_entry>& c, double noise) 
       if (ch == '\t' || ch == '\n' || ch == '\r') ch = ' ';
     if (label.size() > 19) label = label.substr(0, 16) + "...";
     std::string ci = r.ci_low && r.ci_high ? "[" + fmt(*r.ci_low) + ", " + fmt(*r.ci_high) + "]" : "";
-    std::string change;
-    if (e.verdict != "keep" || e.best_line != r.line || !r.decision.empty())
-      if (e.change != 0) change = pct(e.change);
+    std::string change = e.change != 0 ? pct(e.change) : "";  // 0: the baseline
     os << std::left << std::setw(6) << r.line << std::setw(22) << r.time.substr(0, 21) << std::setw(20) << label
        << std::setw(16) << r.metric << std::right << std::setw(12) << (r.value ? fmt(*r.value) : "-") << std::setw(24)
        << ci << std::setw(9) << change << "  " << std::left << std::setw(15) << e.verdict

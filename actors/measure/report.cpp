@@ -336,7 +336,7 @@ if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('
  ct.append($('tr',{},...['line','time','label','metric','value','change','verdict','best','try'].map(h=>$('th',{text:h}))));
  for(const r of D.campaign){const t=r.try;const tr=t?t.decision+(t.ratio!=null?' '+pct(t.ratio-1):'')+(t.ci?' ['+pct(t.ci[0]-1)+', '+pct(t.ci[1]-1)+']':'')+
    (t.rounds!=null?' after '+t.rounds+' round(s)':'')+(t.engine_seconds!=null?', '+fmt(t.engine_seconds,0)+' s of engine time':'')+(t.baseline?', against '+t.baseline:'')+(t.procedure?' ('+t.procedure+')':''):'';
-  const showChange=r.change&&!(r.verdict==='keep'&&r.best_line===r.line&&!t);
+  const showChange=!!r.change;  // 0 for the baseline
   ct.append($('tr',{},$('td',{text:String(r.line)}),$('td',{text:r.time}),$('td',{text:r.label}),$('td',{text:r.metric}),$('td',{class:'num',text:fmt(r.value)}),
   $('td',{class:'num',text:showChange?pct(r.change)+(r.against_line!=null?' vs line '+r.against_line:''):''}),
   $('td',{class:'v-'+String(r.verdict).split(':')[0].replace(/ /g,'-'),text:r.verdict}),$('td',{text:r.best_line==null?'-':'line '+r.best_line}),$('td',{text:tr})));}

@@ -281,6 +281,7 @@ TEST(LedgerCampaign, ASweepThatReMeasuresTheBestJudgesItsRowsAgainstThatMeasurem
   EXPECT_EQ(*c[1].best_line, 3u);  // the best's current measurement
   EXPECT_EQ(*c[2].against_line, 3u);
   EXPECT_NEAR(c[2].change, 0.10, 1e-9);
+  EXPECT_NE(render_campaign(c, 0.01).find("+10.0%  keep"), std::string::npos) << render_campaign(c, 0.01);
   EXPECT_EQ(*c[3].against_line, 4u);
   EXPECT_EQ(*c[3].best_line, 4u);
 }

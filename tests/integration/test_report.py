@@ -194,6 +194,48 @@ class ReportTest(ProxyCase):
                 self.assertIn(tag + shown, body, (html, tag))
             self.assertIn("descB" + shown + "&lt;/script&gt;&lt;script&gt;document.body.innerHTML=''&lt;/script&gt;", body)
 
+    @unittest.skipUnless(CHROMIUM, "chromium is installed by scripts/deps.sh")
+    def test_the_campaign_shows_interleaving_a_try_and_the_rows_it_skipped(self):
+        cfg = write_config(self.dir, "a.yaml", ["--tokens", "8", "--itl-ms", "1"], extra="warmup: 1")
+        run_dir, first = os.path.join(self.dir, "run"), os.path.join(self.dir, "first.tsv")
+        r = subprocess.run([BENCH_PROXY, "run", "--config", cfg, "--queries", WORKLOAD, "-n", "10", "--max-tokens", "8",
+                            "--run-dir", run_dir, "--results", first, "--no-progress"],
+                           capture_output=True, text=True, cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(first) as f:
+            cols = f.read().splitlines()[0].split("\t")
+
+        def row(label, value, group="", config=None, **kw):
+            v = dict.fromkeys(cols, "")
+            v.update(time="2026-12-01T00:00:00Z", validity="valid", label=label, headline_metric="output_tps",
+                     headline="%.3f" % value, workload_sha256="w", group=group, config=config or label + ".yaml")
+            v.update(kw)
+            return "\t".join(v[c] for c in cols)
+
+        tsv = os.path.join(self.dir, "campaign.tsv")
+        with open(tsv, "w") as f:
+            f.write("\n".join(["\t".join(cols), row("base", 100), row("alone", 125),
+                               row("base", 95, "/sw/1", "base.yaml"), row("cand", 105, "/sw/1"),
+                               row("try1", 108, "/tries/1", decision="faster", ratio="1.034", ratio_ci_low="1.021",
+                                   ratio_ci_high="1.046", rounds="4", engine_seconds="300",
+                                   procedure="group-sequential t", baseline="cand.yaml"),
+                               "torn\trow"]) + "\n")
+        out = os.path.join(self.dir, "campaign.html")
+        r = subprocess.run([BENCH_PROXY, "report", tsv, run_dir, "-o", out], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st, _ = self.rendered(out)
+        self.assertIn("cdf-ttft_ms", self.charts(st))
+        dom = self.chromium(out, "--dump-dom").stdout
+        table = re.search(r'<table id="campaign">(.*?)</table>', dom, re.S).group(1)
+        cells = [re.findall(r"<td[^>]*>(.*?)</td>", tr) for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
+        self.assertEqual([c[6] for c in cells], ["keep", "not interleaved: drift cannot be separated",
+                                                "baseline (the best, re-measured)", "keep", "keep"])
+        self.assertEqual(cells[3][5], "+10.5% vs line 4")
+        self.assertEqual(cells[4][8], "faster +3.4% [+2.1%, +4.6%] after 4 round(s), 300 s of engine time, "
+                                      "against cand.yaml (group-sequential t)")
+        self.assertIn("highest measured value: line 3 (125.00), measured apart from the best: not a verdict", dom)
+        self.assertIn(tsv + ":7: 2 fields, the header has %d: row skipped" % len(cols), dom)
+
 
 if __name__ == "__main__":
     unittest.main()
