@@ -334,6 +334,36 @@ class ResultsTest(ProxyCase):
         self.assertIn("try: faster +3.4% [+2.1%, +4.6%] after 4 rounds, 312 s of engine time, against cand2.yaml",
                       r.stdout)
 
+    def test_a_try_writes_one_row_whose_decision_is_its_verdict_and_a_kept_try_is_the_best(self):
+        tsv = os.path.join(self.dir, "results.tsv")
+        base = write_config(self.dir, "base.yaml", ["--tokens", "8", "--itl-ms", "4"], extra="warmup: 1")
+        fast = write_config(self.dir, "fast.yaml", ["--tokens", "8", "--itl-ms", "1"], extra="warmup: 1")
+
+        def try_(cand, against, label, d):
+            r = self.run_cmd(["try", cand, "--against", against, "--queries", WORKLOAD, "-n", "20", "--max-tokens", "8",
+                              "--results", tsv, "--label", label, "--max-rounds", "6", "--no-progress",
+                              "--try-dir", os.path.join(self.dir, d)])
+            self.assertIn(r.returncode, (0, 1, 4), r.stderr)
+            return r
+
+        try_(fast, base, "a quarter of the inter-token time", "t1")  # far beyond any noise
+        try_(base, "best", "back to the base", "t2")            # against the ledger's best: fast.yaml
+        rows = self.tsv()
+        self.assertEqual(len(rows), 2)
+        self.assertEqual([row["decision"] for row in rows], ["faster", "slower"])
+        self.assertEqual(rows[0]["group"], os.path.join(self.dir, "t1"))
+        self.assertEqual(rows[1]["baseline"], fast)
+        for row in rows:
+            self.assertTrue(row["rounds"] and row["engine_seconds"] and row["procedure"] and row["ratio"], row)
+            self.assertLess(float(row["ratio_ci_low"]), float(row["ratio_ci_high"]))
+        r = self.results(tsv, "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        c = json.loads(r.stdout)
+        self.assertEqual([x["verdict"] for x in c], ["keep", "discard"])
+        self.assertEqual([x["best_line"] for x in c], [2, 2])
+        self.assertEqual(c[0]["try"]["decision"], "faster")
+        self.assertRegex(self.results(tsv).stdout, r"try: faster \+\d+\.\d% \[\+\d+\.\d%, \+\d+\.\d%\] after \d rounds?")
+
 
 if __name__ == "__main__":
     unittest.main()
