@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "analysis/small_sample.hpp"
 #include "base/numbers.hpp"
 
 namespace bp::bench {
@@ -224,10 +225,20 @@ estimate estimator::run(int resamples, double confidence, std::uint64_t seed) co
     double sd = std::sqrt(ss / static_cast<double>(e.per_trial.size() - 1));
     e.between_trial_cv = mean != 0 ? sd / std::fabs(mean) : 0;
   }
-  e.method = trials_.size() >= 2
-                 ? "two-level bootstrap: trials resampled, then requests within each (request-to-request and "
-                   "run-to-run noise)"
-                 : "bootstrap over requests (one trial: request-to-request noise only, not run-to-run noise)";
+  if (e.per_trial.size() >= 2) {
+    // Lifecycles are the units: a t interval with K-1 degrees of freedom over the trials'
+    // statistics (each already carries its own sampling error). A bootstrap over two or three
+    // trials cannot reach beyond the values it resamples (docs/statistics.md, "Few units").
+    auto s = analysis::summarize(e.per_trial);
+    double c = analysis::t_quantile(0.5 + confidence / 2, static_cast<double>(s.n - 1));
+    e.method = "t interval over " + std::to_string(s.n) + " lifecycles (" + std::to_string(s.n - 1) +
+               " df): run-to-run noise included";
+    e.has_ci = true;
+    e.ci_low = s.mean - c * s.se;
+    e.ci_high = s.mean + c * s.se;
+    return e;
+  }
+  e.method = "bootstrap over requests (one trial: request-to-request noise only, not run-to-run noise)";
   if (!resamplable() || resamples <= 0) {
     e.method = trials_.size() == 1 ? "none: one trial of a run-level metric (run it with --trials 2 or more)"
                                    : "none";
