@@ -540,6 +540,28 @@ std::string render_campaign(const std::vector<campaign_entry>& c, double noise) 
   return os.str();
 }
 
+namespace {
+
+/// `s` with every byte that is not part of well-formed UTF-8 shown as U+FFFD: a ledger is bytes
+/// (a label or path in another encoding), JSON is UTF-8.
+std::string utf8(const std::string& s) {
+  auto bad = base::first_invalid_utf8(s);
+  if (!bad) return s;
+  std::string out = s.substr(0, *bad);
+  std::size_t i = *bad;
+  while (i < s.size()) {
+    out += "\xEF\xBF\xBD";
+    ++i;
+    auto next = base::first_invalid_utf8(std::string_view(s).substr(i));
+    std::size_t good = next ? *next : s.size() - i;
+    out.append(s, i, good);
+    i += good;
+  }
+  return out;
+}
+
+}  // namespace
+
 json to_json(const std::vector<campaign_entry>& c) {
   json a = json::array();
   auto opt = [](const auto& o) { return o ? json(*o) : json(nullptr); };
@@ -547,28 +569,28 @@ json to_json(const std::vector<campaign_entry>& c) {
     const auto& r = e.row;
     json t = nullptr;
     if (!r.decision.empty())
-      t = {{"decision", r.decision},
+      t = {{"decision", utf8(r.decision)},
            {"ratio", opt(r.ratio)},
            {"ci", r.ratio_low && r.ratio_high ? json::array({*r.ratio_low, *r.ratio_high}) : json(nullptr)},
            {"rounds", opt(r.rounds)},
            {"engine_seconds", opt(r.engine_seconds)},
-           {"procedure", r.procedure},
-           {"baseline", r.baseline}};
+           {"procedure", utf8(r.procedure)},
+           {"baseline", utf8(r.baseline)}};
     a.push_back({{"line", r.line},
-                 {"time", r.time},
-                 {"label", r.label},
-                 {"status", r.status},
-                 {"config", r.config},
-                 {"result", r.result},
-                 {"metric", r.metric},
+                 {"time", utf8(r.time)},
+                 {"label", utf8(r.label)},
+                 {"status", utf8(r.status)},
+                 {"config", utf8(r.config)},
+                 {"result", utf8(r.result)},
+                 {"metric", utf8(r.metric)},
                  {"value", opt(r.value)},
                  {"ci", r.ci_low && r.ci_high ? json::array({*r.ci_low, *r.ci_high}) : json(nullptr)},
                  {"trials", r.trials},
-                 {"repo_commit", r.repo_commit},
-                 {"repo_dirty", r.repo_dirty},
-                 {"group", r.group},
+                 {"repo_commit", utf8(r.repo_commit)},
+                 {"repo_dirty", utf8(r.repo_dirty)},
+                 {"group", utf8(r.group)},
                  {"try", t},
-                 {"verdict", e.verdict},
+                 {"verdict", utf8(e.verdict)},
                  {"change", e.change},
                  {"change_ci", e.change_low && e.change_high ? json::array({*e.change_low, *e.change_high}) : json(nullptr)},
                  {"against_line", opt(e.against_line)},
@@ -576,7 +598,7 @@ json to_json(const std::vector<campaign_entry>& c) {
                  {"best_value", opt(e.best_value)},
                  {"best_measured_line", opt(e.best_measured_line)},
                  {"best_measured_value", opt(e.best_measured_value)},
-                 {"reasons", r.reasons}});
+                 {"reasons", utf8(r.reasons)}});
   }
   return a;
 }

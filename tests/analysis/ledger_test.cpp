@@ -452,3 +452,21 @@ TEST(LedgerAppend, WhateverBytesFollowTheHeaderTheAppendedRowReadsBackAsWritten)
     EXPECT_EQ(t.text().rfind(header + "\n" + tail, 0), 0u) << i;  // what was there is untouched
   }
 }
+
+TEST(LedgerLoad, BytesThatAreNotUtf8AreKeptAndShownAsReplacementCharactersInJson) {
+  // Found by tests/fuzz/ledger_fuzz.cpp: `results --json` threw type_error.316 on a Latin-1 label.
+  temp_tsv t("latin1");
+  json r = result(100, "x");
+  append_tsv(t.str(), r, "/r/caf\xe9");
+  std::string text = t.text();
+  text.replace(text.find("\tx\t"), 3, "\tna\xefve \xff\t");
+  std::ofstream(t.p, std::ios::trunc | std::ios::binary) << text;
+  auto rows = load_ledger(t.str());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].label, "na\xefve \xff");  // the bytes as they are
+  EXPECT_EQ(rows[0].result, "/r/caf\xe9");
+  std::string dumped;
+  ASSERT_NO_THROW(dumped = to_json(campaign(rows, 0.01)).dump());
+  EXPECT_NE(dumped.find("na\xef\xbf\xbdve \xef\xbf\xbd"), std::string::npos) << dumped;
+  EXPECT_NE(dumped.find("/r/caf\xef\xbf\xbd"), std::string::npos) << dumped;
+}
