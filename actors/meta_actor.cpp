@@ -11,6 +11,7 @@
 
 #include "actors/actors.hpp"
 #include "base/build_info.hpp"
+#include "base/json_read.hpp"
 #include "base/text.hpp"
 #include "actors/process/engine_child.hpp"
 #include "snapshot/collect.hpp"
@@ -148,6 +149,10 @@ void assemble(meta_actor::stateful_pointer<meta_state> self) {
     if (!r.ok) status[def.name]["error"] = r.error;
   }
   doc["collectors"] = status;
+  // Read back (meta diff, bench, compare) with base::json_file_depth, and one level deeper inside
+  // a result.json: what a config nests deeper than base::snapshot_depth is cut, and says so
+  // (docs/meta-schema.md, "Limits on JSON input").
+  base::cut_deeper_than(doc, base::snapshot_depth);
   cfg.redactor().redact(doc);
   auto m = std::make_shared<net::meta_document>();
   m->bytes = doc.dump() + "\n";

@@ -24,6 +24,9 @@ namespace bp::base {
 /// Files bench-proxy writes and reads back (meta.json, result.json, trials.json, sweep.json),
 /// snapshots fetched from /meta, results an agent sends, a proxy's request records, lshw -json.
 inline constexpr std::size_t json_file_depth = 128;
+/// A snapshot as the meta actor writes it (deeper parts are cut): nested in a result.json it
+/// stays readable within json_file_depth.
+inline constexpr std::size_t snapshot_depth = json_file_depth - 8;
 /// One workload line (JSONL) or JSON cell (CSV): messages, tools, response_format, metadata.
 inline constexpr std::size_t workload_json_depth = 64;
 /// An engine's answer (engine_reported, /v1/models, /slots, a chat completion, an SSE event).
