@@ -86,22 +86,25 @@ std::string verdict_for(double low, double high, double noise, bool higher_is_be
 
 }  // namespace
 
-const sequential_design& make_design(int max_rounds, double confidence, double rho) {
+const sequential_design& make_design(int max_rounds, double confidence, double rho, int first_look) {
   if (max_rounds < 2 || max_rounds > 100)
     throw std::invalid_argument("max rounds must be 2..100, got " + std::to_string(max_rounds));
   if (!(confidence >= 0.5 && confidence <= 0.999))
     throw std::invalid_argument("confidence must be 0.5..0.999, got " + base::fixed(confidence, 4));
   if (!(rho > 0 && rho <= 10)) throw std::invalid_argument("rho must be in (0, 10]");
   static std::mutex mu;
-  static std::map<std::tuple<int, double, double>, sequential_design> cache;
+  if (first_look < 2 || first_look > max_rounds)
+    throw std::invalid_argument("the first look must be at round 2.." + std::to_string(max_rounds));
+  static std::map<std::tuple<int, double, double, int>, sequential_design> cache;
   std::lock_guard<std::mutex> lock(mu);
-  auto key = std::make_tuple(max_rounds, confidence, rho);
+  auto key = std::make_tuple(max_rounds, confidence, rho, first_look);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   sequential_design d;
   d.max_rounds = max_rounds;
   d.alpha = 1 - confidence;
   d.rho = rho;
+  d.first_look = first_look;
   calibrate(d);
   return cache.emplace(key, std::move(d)).first->second;
 }

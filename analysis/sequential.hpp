@@ -24,9 +24,9 @@ namespace bp::analysis {
 
 struct sequential_design {
   int max_rounds = 10;
-  int first_look = 2;       ///< a t interval needs two rounds
+  int first_look = 3;       ///< two rounds give 1 df (t's 99% quantile is 63): the first look is at three
   double alpha = 0.05;      ///< error of each claim (1 - confidence)
-  double rho = 1.5;         ///< alpha-spending exponent
+  double rho = 1.0;         ///< alpha-spending exponent
   int calibration_paths = 40000;
   bool futility = true;     ///< stop early as inconclusive when no verdict is within reach
   int futility_from = 4;    ///< the first look that may stop for futility
@@ -37,7 +37,7 @@ struct sequential_design {
 
 /// The design for at most `max_rounds` rounds (2..100) at `confidence` (0.5..0.999), calibrated.
 /// Throws std::invalid_argument for values out of range. Cached per parameters: cheap to call.
-const sequential_design& make_design(int max_rounds, double confidence, double rho = 1.5);
+const sequential_design& make_design(int max_rounds, double confidence, double rho = 1.0, int first_look = 3);
 
 struct look_result {
   int rounds = 0;

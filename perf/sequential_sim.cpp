@@ -2,7 +2,7 @@
 // "Sequential verdicts by simulation"): for each scenario, how often each verdict comes out over
 // N seeded decisions, the average rounds used, and the fixed number of rounds that reaches the
 // same rate of the right verdict with the same per-claim error (the fixed design), with the ratio
-// of the two. `bp-sequential-sim [DECISIONS (default 4000)] [MAX_ROUNDS (10)] [SEED (1)] [RHO (1.5)]`.
+// of the two. `bp-sequential-sim [DECISIONS (default 4000)] [MAX_ROUNDS (10)] [SEED (1)] [RHO (1)] [FIRST_LOOK (3)]`.
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -21,8 +21,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: bp-sequential-sim [DECISIONS >= 100] [MAX_ROUNDS >= 2] [SEED]\n");
     return 2;
   }
-  double rho = argc > 4 ? std::atof(argv[4]) : 1.5;
-  const auto& d = make_design(max_rounds, 0.95, rho);
+  double rho = argc > 4 ? std::atof(argv[4]) : 1.0;
+  int first = argc > 5 ? std::atoi(argv[5]) : 3;
+  const auto& d = make_design(max_rounds, 0.95, rho, first);
   std::printf("%s\n", describe(d).c_str());
   std::printf("nominal one-sided level per look:");
   for (int k = d.first_look; k <= d.max_rounds; ++k) std::printf(" %d:%.4f", k, d.nominal[static_cast<std::size_t>(k)]);

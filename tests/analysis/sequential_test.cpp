@@ -14,11 +14,11 @@ constexpr int kDecisions = 2000;
 TEST(Sequential, CalibrationSpendsExactlyAlphaOverAllLooks) {
   const auto& d = make_design(10, 0.95);
   ASSERT_EQ(d.nominal.size(), 11u);
-  EXPECT_EQ(d.nominal[1], 0.0);  // no look before two rounds
+  EXPECT_EQ(d.nominal[2], 0.0);  // no look before three rounds
   double sum = 0;
-  for (int k = 2; k <= 10; ++k) {
+  for (int k = 3; k <= 10; ++k) {
     EXPECT_GT(d.nominal[static_cast<std::size_t>(k)], 0.0);
-    if (k > 2) {
+    if (k > 3) {
       EXPECT_GT(d.nominal[static_cast<std::size_t>(k)], d.nominal[static_cast<std::size_t>(k - 1)]);
     }
     sum += d.nominal[static_cast<std::size_t>(k)];
@@ -37,9 +37,10 @@ TEST(Sequential, RefusesDesignsOutOfRange) {
   EXPECT_THROW(make_design(10, std::nan("")), std::invalid_argument);
 }
 
-TEST(Sequential, NoVerdictBeforeTwoRounds) {
+TEST(Sequential, NoVerdictBeforeThreeRounds) {
   const auto& d = make_design(10, 0.95);
   EXPECT_EQ(look(d, {0.5}, 0.01, true).verdict, "");
+  EXPECT_EQ(look(d, {0.5, 0.5001}, 0.01, true).verdict, "");
   EXPECT_EQ(look(d, {0.5, 0.5001, 0.4999}, 0.01, true).verdict, "faster");
   EXPECT_EQ(look(d, {0.5, 0.5001, 0.4999}, 0.01, false).verdict, "slower");  // latency: higher is worse
   EXPECT_EQ(look(d, {0.0001, -0.0001, 0.0}, 0.01, true).verdict, "no change");

@@ -1,0 +1,111 @@
+"""`bench-proxy try` on the mock engine: a 10% slower candidate is slower within three rounds, an A/A
+try with lifecycle and request jitter is never faster or slower, bad input is refused before any
+engine starts, and a try leaves its folder, ledger row and machine-readable last line."""
+import csv
+import json
+import os
+import subprocess
+import unittest
+
+from bp import BENCH_PROXY, SRC, ProxyCase, write_config
+
+WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
+
+
+def mock(itl_ms, pace_cv="0.005", jitter="0.02"):
+    # Each lifecycle draws its own pace (--pace-cv) and each request its own jitter: a real
+    # engine's run-to-run and request-to-request spread.
+    return ["--tokens", "8", "--ttft-ms", str(itl_ms), "--itl-ms", str(itl_ms), "--pace-cv", pace_cv,
+            "--jitter", jitter]
+
+
+class TryTest(ProxyCase):
+    def bp(self, *args, timeout=600):
+        return subprocess.run([BENCH_PROXY, *args], capture_output=True, text=True, cwd=self.dir, timeout=timeout)
+
+    def try_(self, cand, base, *extra):
+        return self.bp("try", cand, "--against", base, "--queries", WORKLOAD, "-n", "60", "--max-tokens", "8",
+                       "--results", os.path.join(self.dir, "r.tsv"), "--no-progress", "--telemetry-interval-ms", "0",
+                       *extra)
+
+    def test_a_ten_percent_slower_candidate_is_slower(self):
+        base = write_config(self.dir, "base.yaml", mock(4), extra="warmup: 2")
+        slow = write_config(self.dir, "slow.yaml", mock(4.4), extra="warmup: 2")
+        r = self.try_(slow, base, "--try-dir", os.path.join(self.dir, "t"), "--label", "itl +10%")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # discard
+        last = r.stdout.strip().splitlines()[-1]
+        # How many rounds depends on this machine's spread between lifecycles (3 when it is quiet;
+        # perf/sequential_sim prints the distribution): the verdict does not.
+        self.assertRegex(last, r"^slower -\d+\.\d% \[-\d+\.\d%, -\d+\.\d%\] after \d+ rounds$")
+        with open(os.path.join(self.dir, "t", "try.json")) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["kind"], "bench-proxy try")
+        d = doc["decision"]
+        self.assertEqual(d["verdict"], "slower")
+        self.assertGreaterEqual(d["rounds"], 3)  # the first look is at round three
+        self.assertLess(d["high"], 0.99)
+        self.assertEqual(d["lifecycles"], 2 * d["rounds"])
+        self.assertIn("group-sequential", d["procedure"])
+        # Alternating order: A B, then B A.
+        self.assertEqual([x["order"] for x in doc["rounds"][:3]],
+                         ["baseline, candidate", "candidate, baseline", "baseline, candidate"])
+        for side in ("baseline", "candidate"):
+            for k in range(1, d["rounds"] + 1):
+                self.assertTrue(os.path.exists(os.path.join(self.dir, "t", side, f"round-{k}", "result.json")))
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "t", "report.html")))
+        # compare reads the try's folder, pairing its lifecycles by round.
+        c = self.bp("compare", os.path.join(self.dir, "t"), "--json")
+        self.assertEqual(c.returncode, 1, c.stdout + c.stderr)
+        m = json.loads(c.stdout)["comparisons"][0]["metrics"][0]
+        self.assertEqual(m["ci_method"], "paired t")
+        # One ledger row for the whole try, with its decision.
+        with open(os.path.join(self.dir, "r.tsv")) as f:
+            rows = list(csv.DictReader(f, delimiter="\t"))
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["decision"], "slower")
+        self.assertEqual(rows[0]["label"], "itl +10%")
+        self.assertEqual(rows[0]["rounds"], str(d["rounds"]))
+
+    def test_an_a_a_try_is_never_faster_or_slower(self):
+        a = write_config(self.dir, "a.yaml", mock(3, pace_cv="0.01", jitter="0.05"), extra="warmup: 2")
+        r = self.try_(a, a, "--max-rounds", "4", "--try-dir", os.path.join(self.dir, "aa"))
+        self.assertIn(r.returncode, (1, 4), r.stdout + r.stderr)  # no change (discard) or inconclusive
+        last = r.stdout.strip().splitlines()[-1]
+        self.assertRegex(last, r"^(no change|inconclusive) ")
+        with open(os.path.join(self.dir, "aa", "try.json")) as f:
+            d = json.load(f)["decision"]
+        self.assertIn(d["verdict"], ("no change", "inconclusive"))
+        if d["verdict"] == "inconclusive":
+            self.assertEqual(r.returncode, 4)
+            self.assertTrue("needed" in d or "reason" in d, d)
+
+    def test_bad_input_is_refused_before_any_engine_starts(self):
+        base = write_config(self.dir, "base.yaml", mock(2))
+        # Another engine kind: not comparable, exit 3, nothing run.
+        other = os.path.join(self.dir, "other.yaml")
+        with open(base) as f:
+            text = f.read()
+        with open(other, "w") as f:
+            f.write(text.replace("engine: mock", "engine: vllm"))
+        r = self.try_(other, base)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("engine kind differs: mock (baseline", r.stdout)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "tries")))
+        # A duration that is not one, a missing config, a best without a ledger.
+        r = self.try_(base, base, "--budget", "5 minutes")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("--budget", r.stderr)
+        r = self.try_(os.path.join(self.dir, "missing.yaml"), base)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("missing.yaml", r.stdout + r.stderr)
+        r = self.bp("try", base, "--against", "best", "--queries", WORKLOAD, "--results",
+                    os.path.join(self.dir, "none.tsv"))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("none.tsv does not exist", r.stderr)
+        r = self.try_(base, base, "--max-rounds", "1")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "tries")))
+
+
+if __name__ == "__main__":
+    unittest.main()
