@@ -454,6 +454,9 @@ std::vector<campaign_entry> campaign(const std::vector<ledger_row>& rows, double
         e.change_low = *r.ratio_low - 1.0;
         e.change_high = *r.ratio_high - 1.0;
       }
+      // Against the running best's config, or against another one (then a keep says nothing
+      // about the best it replaces).
+      if (best && !r.baseline.empty()) e.baseline_is_best = same_config(r.baseline, best->config);
       if (e.verdict == "keep" && usable) best = &r;
     } else if (r.status == "failed") {
       e.verdict = "failed";
@@ -523,6 +526,7 @@ std::string render_campaign(const std::vector<campaign_entry>& c, double noise) 
       if (r.rounds) os << " after " << *r.rounds << " round" << (*r.rounds == 1 ? "" : "s");
       if (r.engine_seconds) os << ", " << fmt(*r.engine_seconds, 0) << " s of engine time";
       if (!r.baseline.empty()) os << ", against " << r.baseline;
+      if (e.baseline_is_best && !*e.baseline_is_best) os << " (not the running best's config)";
     }
     if (e.verdict == kNotInterleaved) any_apart = true;
     os << "\n";
@@ -575,7 +579,8 @@ json to_json(const std::vector<campaign_entry>& c) {
            {"rounds", opt(r.rounds)},
            {"engine_seconds", opt(r.engine_seconds)},
            {"procedure", utf8(r.procedure)},
-           {"baseline", utf8(r.baseline)}};
+           {"baseline", utf8(r.baseline)},
+           {"baseline_is_best", opt(e.baseline_is_best)}};
     a.push_back({{"line", r.line},
                  {"time", utf8(r.time)},
                  {"label", utf8(r.label)},

@@ -67,6 +67,9 @@ struct campaign_entry {
   double change = 0;  ///< against the row it was judged against, or the best (ratio - 1)
   std::optional<double> change_low, change_high;  ///< a try's interval of the change
   std::optional<std::size_t> against_line;  ///< the row the verdict was made against
+  /// A try's baseline was the running best's config (same path); unset when there was no best or
+  /// the try names no baseline. A kept try is the new best either way.
+  std::optional<bool> baseline_is_best;
   std::optional<std::size_t> best_line;     ///< the running best after this row
   std::optional<double> best_value;
   /// The highest (or lowest, by the metric) value measured among valid rows comparable with the

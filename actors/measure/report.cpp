@@ -137,7 +137,7 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
   std::string why;
   for (const auto& r : s.trials)
     if (auto x = bench::samples_of(r, headline, co.slo, why)) samples.push_back(std::move(*x));
-  // One trial: exactly the headline its result.json holds; several: the two-level estimate.
+  // One trial: exactly the headline its result.json holds; several: the t interval over them.
   const json own = s.trials.size() == 1 ? s.trials[0].value("summary", json::object()).value("headline", json::object())
                                         : json::object();
   if (own.value("metric", std::string()) == headline && own.contains("value"))
@@ -335,7 +335,7 @@ if(withE.length){root.append($('h2',{text:'Engine counters (first trial, deltas 
 if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('table',{id:'campaign'});
  ct.append($('tr',{},...['line','time','label','metric','value','change','verdict','best','try'].map(h=>$('th',{text:h}))));
  for(const r of D.campaign){const t=r.try;const tr=t?t.decision+(t.ratio!=null?' '+pct(t.ratio-1):'')+(t.ci?' ['+pct(t.ci[0]-1)+', '+pct(t.ci[1]-1)+']':'')+
-   (t.rounds!=null?' after '+t.rounds+' round(s)':'')+(t.engine_seconds!=null?', '+fmt(t.engine_seconds,0)+' s of engine time':'')+(t.baseline?', against '+t.baseline:'')+(t.procedure?' ('+t.procedure+')':''):'';
+   (t.rounds!=null?' after '+t.rounds+' round(s)':'')+(t.engine_seconds!=null?', '+fmt(t.engine_seconds,0)+' s of engine time':'')+(t.baseline?', against '+t.baseline:'')+(t.baseline_is_best===false?' (not the running best\u2019s config)':'')+(t.procedure?' ('+t.procedure+')':''):'';
   const showChange=!!r.change;  // 0 for the baseline
   ct.append($('tr',{},$('td',{text:String(r.line)}),$('td',{text:r.time}),$('td',{text:r.label}),$('td',{text:r.metric}),$('td',{class:'num',text:fmt(r.value)}),
   $('td',{class:'num',text:showChange?pct(r.change)+(r.against_line!=null?' vs line '+r.against_line:''):''}),

@@ -381,6 +381,10 @@ TEST(LedgerTry, ATryIsACampaignStepJudgedByItsOwnDecision) {
   EXPECT_EQ(j[1]["try"]["rounds"], 4);
   EXPECT_EQ(j[1]["try"]["procedure"], "group-sequential t on round-paired log ratios, 10 looks");
   EXPECT_EQ(j[0]["try"], nullptr);
+  // The first try's baseline was the best's config; the second's (configs/base.yaml) no longer was.
+  EXPECT_EQ(j[1]["try"]["baseline_is_best"], true);
+  EXPECT_EQ(j[2]["try"]["baseline_is_best"], false);
+  EXPECT_NE(text.find("against configs/base.yaml (not the running best's config)"), std::string::npos) << text;
   // A row of a later sweep that re-measures the try's candidate is judged against it only when
   // interleaved: alone, it is not.
   append_tsv(t.str(), result(120, "alone"), "/r/8");
