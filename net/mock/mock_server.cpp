@@ -224,6 +224,7 @@ class session : public std::enable_shared_from_this<session> {
     events_ = 0;
     start_ = clock_type::now();
     stamp_ = st_.opts.stamp_events || req.value("mock_stamp_events", false);
+    due_ms_ = 0;
     received_us_ = st_.stamp_us(start_);
     if (stream_) {
       std::string head =
@@ -242,6 +243,7 @@ class session : public std::enable_shared_from_this<session> {
       write_out([self = shared_from_this()] { self->schedule_next(); });
     } else {
       double total = tokens_ > 0 ? ttft_ms_ + (tokens_ - 1) * itl_ms_ : 0;
+      due_ms_ = total;
       after_ms(total, [self = shared_from_this()] { self->finish_plain(); });
     }
   }
@@ -282,34 +284,44 @@ class session : public std::enable_shared_from_this<session> {
       std::int64_t sent = st_.stamp_us(clock_type::now());
       j["mock_received_us"] = received_us_;
       j["mock_sent_us"] = sent;
+      j["mock_due_us"] = due_us();
       extra = "X-Mock-Received-Us: " + std::to_string(received_us_) + "\r\nX-Mock-Sent-Us: " + std::to_string(sent) +
-              "\r\n";
+              "\r\nX-Mock-Due-Us: " + std::to_string(due_us()) + "\r\n";
     }
     end_request(false);
     reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8), extra.c_str());
   }
 
-  json chunk_json(const json& choice) const {
+  json chunk_json(const json& choice, bool token = false) const {
     json j = {{"id", id_},
               {"object", chat_ ? "chat.completion.chunk" : "text_completion"},
               {"created", created_},
               {"model", st_.opts.model},
               {"choices", json::array({choice})}};
-    stamp(j);
+    stamp(j, token);
     return j;
   }
 
   /// With --stamp-events: when the mock took this request and when it sends this event (just
-  /// before the write), so a test compares a proxy's or client's records with the engine's own.
-  void stamp(json& j) const {
+  /// before the write), so a test compares a proxy's or client's records with the engine's own;
+  /// a token's event also says when it was due (the timer's expiry: the schedule after pace,
+  /// environment and jitter), never after it was sent.
+  void stamp(json& j, bool token = false) const {
     if (!stamp_) return;
     j["mock_received_us"] = received_us_;
     j["mock_sent_us"] = st_.stamp_us(clock_type::now());
+    if (token) j["mock_due_us"] = due_us();
+  }
+
+  /// The stamp of the timer's expiry: start_ plus the truncated microseconds after_ms waits for.
+  std::int64_t due_us() const {
+    return received_us_ + (due_ms_ > 0 ? static_cast<std::int64_t>(due_ms_ * 1000) : 0);
   }
 
   void schedule_next() {
     if (sent_ < tokens_) {
       double at = next_at_;
+      due_ms_ = at;
       next_at_ += jitter_ > 0 ? itl_ms_ * std::exp(jitter_ * noise()) : itl_ms_;
       return after_ms(at, [self = shared_from_this()] { self->send_token(); });
     }
@@ -344,7 +356,7 @@ class session : public std::enable_shared_from_this<session> {
     delta["content"] = token_text(seed_, sent_);
     json choice = chat_ ? json{{"index", 0}, {"delta", delta}, {"finish_reason", nullptr}}
                         : json{{"index", 0}, {"text", token_text(seed_, sent_)}, {"finish_reason", nullptr}};
-    out_ = chunk("data: " + chunk_json(choice).dump(-1, ' ', false, kReplaceBadUtf8) + "\n\n");
+    out_ = chunk("data: " + chunk_json(choice, true).dump(-1, ' ', false, kReplaceBadUtf8) + "\n\n");
     ++sent_;
     ++events_;
     write_out([self = shared_from_this()] { self->schedule_next(); });
@@ -401,14 +413,16 @@ class session : public std::enable_shared_from_this<session> {
   bool stream_ = false, usage_ = false, chat_ = true, role_event_ = false, stamp_ = false;
   std::int64_t received_us_ = 0;
   int tokens_ = 0, sent_ = 0, events_ = 0, prompt_tokens_ = 0;
-  double ttft_ms_ = 0, itl_ms_ = 0, jitter_ = 0, next_at_ = 0;
+  double ttft_ms_ = 0, itl_ms_ = 0, jitter_ = 0, next_at_ = 0, due_ms_ = 0;
   std::size_t seed_ = 0;
 
-  /// A standard normal draw from this thread's generator (seeded once per thread from --jitter-seed
-  /// and the thread, or from the random device).
+  /// A standard normal draw from this thread's generator (seeded once per thread from --seed and
+  /// the order in which threads first draw, so one thread's draws repeat from run to run; or from
+  /// the random device). Thread i's seed is --seed + i * 2^64/phi, i from 1: never the pace's stream.
   double noise() {
+    static std::atomic<std::uint64_t> threads{0};
     thread_local std::mt19937_64 gen(st_.opts.jitter_seed != 0
-                                         ? st_.opts.jitter_seed + std::hash<std::thread::id>{}(std::this_thread::get_id())
+                                         ? st_.opts.jitter_seed + 0x9E3779B97F4A7C15ull * ++threads
                                          : std::random_device{}());
     return std::normal_distribution<double>(0.0, 1.0)(gen);
   }

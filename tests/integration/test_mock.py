@@ -26,6 +26,17 @@ def content_offsets_us(chunks):
             if c["choices"] and (c["choices"][0].get("delta", {}).get("content") or c["choices"][0].get("text"))]
 
 
+def due_offsets_us(chunks):
+    """Per content event: when it was due (the mock's schedule after pace, environment and jitter),
+    microseconds after the mock took the request; and a check that none left before it was due."""
+    out = []
+    for c in chunks:
+        if "mock_due_us" in c:
+            assert c["mock_sent_us"] >= c["mock_due_us"], c
+            out.append(c["mock_due_us"] - c["mock_received_us"])
+    return out
+
+
 def schedule_floor_us(ttft_ms, itl_ms, n):
     """The mock's own schedule in whole microseconds, computed as it computes it (doubles, then
     truncated): token k is due `ttft + k * itl` after the request was taken, never sooner."""
@@ -183,6 +194,8 @@ class MockEngineTest(unittest.TestCase):
         self.assertEqual(len(offsets), 5)
         for got, due in zip(offsets, schedule_floor_us(30, 10, 5)):
             self.assertGreaterEqual(got, due, offsets)
+        # Each token also says when it was due: the schedule itself, and never sent before it.
+        self.assertEqual(due_offsets_us(chunks), schedule_floor_us(30, 10, 5))
         # The stamps are wall-clock microseconds: the same clock as the test's (a loose sanity check of
         # the unit and origin, not of the timing: a day either way).
         self.assertLess(abs(chunks[0]["mock_received_us"] / 1e6 - time.time()), 86400)
@@ -194,6 +207,9 @@ class MockEngineTest(unittest.TestCase):
         c.close()
         self.assertEqual(int(r.getheader("X-Mock-Received-Us")), j["mock_received_us"])
         self.assertEqual(int(r.getheader("X-Mock-Sent-Us")), j["mock_sent_us"])
+        self.assertEqual(int(r.getheader("X-Mock-Due-Us")), j["mock_due_us"])
+        self.assertEqual(j["mock_due_us"] - j["mock_received_us"], schedule_floor_us(30, 10, 5)[-1])
+        self.assertGreaterEqual(j["mock_sent_us"], j["mock_due_us"])
         self.assertGreaterEqual(j["mock_sent_us"] - j["mock_received_us"], schedule_floor_us(30, 10, 5)[-1])
         self.assertEqual(j["usage"]["completion_tokens"], 5)
 
@@ -238,6 +254,25 @@ class MockEngineTest(unittest.TestCase):
         d, _ = lifecycle()
         e, _ = lifecycle()
         self.assertNotEqual(d, e)
+
+    def test_jitter_cv_moves_the_schedule_reproducibly_under_a_seed(self):
+        args = ("--tokens", "6", "--ttft-ms", "10", "--itl-ms", "5", "--stamp-events")
+
+        def dues(*extra):
+            self.start(*args, *extra)
+            out = [due_offsets_us(self.stream({})[1]) for _ in range(4)]
+            self.stop()
+            return out
+
+        # No jitter: every token due exactly on the nominal schedule.
+        self.assertEqual(dues(), [schedule_floor_us(10, 5, 6)] * 4)
+        a = dues("--jitter-cv", "0.5", "--seed", "21")
+        self.assertNotIn(schedule_floor_us(10, 5, 6), a)
+        self.assertTrue(all(len(d) == 6 for d in a), a)
+        self.assertEqual(dues("--jitter-cv", "0.5", "--seed", "21"), a)  # one I/O thread: the same draws
+        self.assertNotEqual(dues("--jitter-cv", "0.5", "--seed", "22"), a)
+        # --jitter is the same knob under its older name.
+        self.assertEqual(dues("--jitter", "0.5", "--seed", "21"), a)
 
     def gaps_us(self, n=5):
         """Inter-token gaps (as the mock stamped them) of n streams."""
