@@ -56,9 +56,9 @@ int main(int argc, char** argv) {
       ->type_name("MS")
       ->check(finite_in(0, 1e9));
   app.add_flag("--stamp-events", o.stamp_events,
-               "stamp mock_received_us and mock_sent_us (wall-clock microseconds) into every streamed event and "
-               "plain answer, plus X-Mock-Received-Us / X-Mock-Sent-Us headers on plain answers (body field: "
-               "mock_stamp_events)");
+               "stamp mock_received_us and mock_sent_us (wall-clock microseconds), and on tokens mock_due_us, "
+               "into every streamed event and plain answer (plain answers: also as X-Mock-*-Us headers); see "
+               "docs/mock-engine.md (body field: mock_stamp_events)");
   app.add_flag("--role-event", o.role_event,
                "stream a role-only first event ({\"role\":\"assistant\",\"content\":\"\"}) with the header, as vLLM "
                "does, before the first token (body field: mock_role_event)");
