@@ -502,9 +502,11 @@ std::vector<campaign_entry> campaign(const std::vector<ledger_row>& rows, double
 
 std::string render_campaign(const std::vector<campaign_entry>& c, double noise) {
   std::ostringstream os;
+  int vw = 15;  // the verdict column fits the longest verdict
+  for (const auto& e : c) vw = std::max(vw, static_cast<int>(e.verdict.size()) + 2);
   os << std::left << std::setw(6) << "line" << std::setw(22) << "time" << std::setw(20) << "label" << std::setw(16)
      << "metric" << std::right << std::setw(12) << "value" << std::setw(24) << "CI" << std::setw(9) << "change"
-     << "  " << std::left << std::setw(15) << "verdict" << "best\n";
+     << "  " << std::left << std::setw(vw) << "verdict" << "best\n";
   bool any_try = false, any_apart = false;
   for (const auto& e : c) {
     const auto& r = e.row;
@@ -516,7 +518,7 @@ std::string render_campaign(const std::vector<campaign_entry>& c, double noise) 
     std::string change = e.change != 0 ? pct(e.change) : "";  // 0: the baseline
     os << std::left << std::setw(6) << r.line << std::setw(22) << r.time.substr(0, 21) << std::setw(20) << label
        << std::setw(16) << r.metric << std::right << std::setw(12) << (r.value ? fmt(*r.value) : "-") << std::setw(24)
-       << ci << std::setw(9) << change << "  " << std::left << std::setw(15) << e.verdict
+       << ci << std::setw(9) << change << "  " << std::left << std::setw(vw) << e.verdict
        << (e.best_line ? "line " + std::to_string(*e.best_line) + " (" + fmt(*e.best_value) + ")" : "-");
     if (!r.decision.empty()) {
       any_try = true;
