@@ -27,6 +27,9 @@ const command kCommands[] = {
     {"try", "one campaign step: baseline and candidate lifecycles in alternating rounds until a sequential "
             "verdict (faster, slower, no change) is settled or the budget ends",
      define_try},
+    {"bisect", "which change did it: the differences between GOOD and BAD as units, delta debugging with a "
+               "sequential verdict at each step; the smallest set that reproduces the difference",
+     define_bisect},
     {"compare", "is the difference real? ratios with confidence intervals and verdicts (faster, slower, no change, "
                 "inconclusive), after checking the inputs are comparable",
      define_compare},
@@ -42,7 +45,8 @@ const char* kFooter = R"(With no command, the options are serve's: bench-proxy -
 Exit codes: 0 success; 1 failure; 2 usage or config error; 3 listen address unusable;
 4 engine failed to start; 5 engine died after it was ready; 6 warmup failed; 130 interrupted;
 meta diff: 1 = differ; compare: 1 = slower beyond noise, 3 = not comparable;
-try: 0 keep, 1 discard, 3 not comparable, 4 inconclusive, 5 a lifecycle failed. See docs/cli.md.)";
+try: 0 keep, 1 discard, 3 not comparable, 4 inconclusive, 5 a lifecycle failed;
+bisect: 0 found, 1 no difference, 4 inconclusive. See docs/cli.md.)";
 
 std::string version_text() {
   const auto& b = base::this_build();

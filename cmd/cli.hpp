@@ -56,6 +56,7 @@ runner define_run(CLI::App& app, const std::vector<std::string>& argv);
 runner define_sweep(CLI::App& app, const std::vector<std::string>& argv);
 runner define_compare(CLI::App& app, const std::vector<std::string>& argv);
 runner define_try(CLI::App& app, const std::vector<std::string>& argv);
+runner define_bisect(CLI::App& app, const std::vector<std::string>& argv);
 runner define_results(CLI::App& app, const std::vector<std::string>& argv);
 runner define_report(CLI::App& app, const std::vector<std::string>& argv);
 runner define_agent(CLI::App& app, const std::vector<std::string>& argv);

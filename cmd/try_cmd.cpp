@@ -1,5 +1,6 @@
 // bench-proxy try CANDIDATE.yaml --against BASELINE.yaml|best: one iteration of a campaign,
-// decided sequentially (actors/measure/try_run.hpp; the procedure in analysis/sequential.hpp).
+// decided sequentially (actors/measure/try_run.hpp; the procedure in analysis/sequential.hpp);
+// bench-proxy bisect GOOD BAD: which change did it, one try per step (actors/measure/bisect.hpp).
 #include <chrono>
 #include <filesystem>
 #include <iostream>
@@ -8,6 +9,7 @@
 
 #include "actors/engine_run.hpp"
 #include "actors/measure/measure.hpp"
+#include "actors/measure/bisect.hpp"
 #include "actors/measure/report.hpp"
 #include "actors/measure/try_run.hpp"
 #include "actors/process/engine_child.hpp"
@@ -35,9 +37,20 @@ ledger row. The last stdout line is machine-readable: "faster +3.4% [+2.1%, +4.6
 Exit status: 0 keep (faster), 1 discard (slower, or no change), 2 usage or config error,
 3 not comparable, 4 inconclusive, 5 a lifecycle failed, 130 interrupted.)";
 
+const char* kBisectAbout = R"(Which change did it? The differences between GOOD and BAD become units (an env variable, an argv
+flag with its value, cmd, venv, cwd, model, other keys); first BAD is tried against GOOD, then
+delta debugging looks for the smallest set of units that reproduces that verdict, each step a
+`try` of GOOD plus those units against GOOD. One unit: it is the answer; several: an interaction
+(only together). Every generated config is written to the bisect folder's configs/ and validated
+before it runs. bisect.json is rewritten after every step: Ctrl-C leaves a folder that
+`bisect --resume DIR` (with the same workload options) continues without re-running decided steps.
+Exit status: 0 found (a unit or an interaction), 1 GOOD and BAD do not differ, 2 usage or an
+invalid generated config, 3 not comparable, 4 inconclusive, 5 a lifecycle failed, 130 interrupted.)";
+
 struct try_flags {
   bench_flags b;
   std::string candidate, against, try_dir, budget;
+  std::string good, bad, bisect_dir, resume;
   int max_rounds = 10;
   double confidence = 0.95;
 };
@@ -65,10 +78,9 @@ std::string best_from_ledger(const std::string& tsv, const std::string& metric, 
   throw usage_error("--against best: the ledger " + tsv + " has no valid row to be the best");
 }
 
-int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
-  setup_logging(f.b.log_level);
+/// The decision's options from the flags try and bisect share.
+measure::try_options decision_options(try_flags& f, measure::options& mo, const std::vector<std::string>& full_argv) {
   measure::try_options o;
-  o.candidate = f.candidate;
   o.noise = relative_value(f.b.noise);
   o.confidence = f.confidence;
   o.max_rounds = f.max_rounds;
@@ -82,8 +94,36 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
       throw usage_error(std::string("--budget: ") + e.what());
     }
   }
-  auto mo = measure_options(f.b, "", full_argv);
+  mo = measure_options(f.b, "", full_argv);
+  mo.results_tsv.clear();  // one ledger row per try, written by the command
   o.bench = mo.bench;
+  return o;
+}
+
+/// measure() as a try's lifecycle, with the run folder claimed.
+measure::lifecycle_fn lifecycle_of(caf::actor_system& sys, const measure::options& mo, measure::interrupt_state& st) {
+  return [&sys, mo, &st](const std::string& config, const std::string& run_dir) {
+    auto m = mo;
+    m.config_path = config;
+    m.run_dir = claim_run_dir(run_dir, config);
+    return measure::measure(sys, m, st);
+  };
+}
+
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string engine_kind(const std::string& path) {
+  auto r = load_config(path, process_env());
+  return r.config ? r.config->engine : std::string("?");
+}
+
+int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
+  setup_logging(f.b.log_level);
+  measure::options mo;
+  measure::try_options o = decision_options(f, mo, full_argv);
+  o.candidate = f.candidate;
   if (f.against == "best") {
     o.baseline = best_from_ledger(f.b.results, o.bench.headline, o.noise);
     o.baseline_from = "best";
@@ -94,11 +134,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   // Both configs and the workload are checked before anything starts; configs of different
   // engine kinds are not comparable (exit 3, nothing run).
   preflight_or_throw({o.baseline, o.candidate}, o.bench.queries_path, "");
-  auto kind_of = [](const std::string& p) {
-    auto r = load_config(p, process_env());
-    return r.config ? r.config->engine : std::string("?");
-  };
-  std::string kb = kind_of(o.baseline), kc = kind_of(o.candidate);
+  std::string kb = engine_kind(o.baseline), kc = engine_kind(o.candidate);
   if (kb != kc) {
     std::cout << "not comparable: engine kind differs: " << kb << " (baseline " << o.baseline << ") vs " << kc
               << " (candidate " << o.candidate << ")\n";
@@ -122,16 +158,8 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
   measure::interrupt_state st;
-  mo.results_tsv.clear();  // one ledger row for the whole try, below
-  auto lifecycle = [&](const std::string& config, const std::string& run_dir) {
-    auto m = mo;
-    m.config_path = config;
-    m.run_dir = claim_run_dir(run_dir, config);
-    return measure::measure(sys, m, st);
-  };
-  auto clock = [] {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  };
+  auto lifecycle = lifecycle_of(sys, mo, st);
+  auto clock = steady_seconds;
   measure::try_result r;
   std::string failure;
   measure::run_interruptible(
@@ -164,6 +192,142 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   return st.interrupted() ? exit_status(errc::interrupted) : r.exit_status;
 }
 
+/// The options both decision commands declare.
+void add_decision_options(CLI::App& app, try_flags& f) {
+  app.add_option("--threads", f.b.threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
+  const char* g = "Decision";
+  app.add_option("--noise", f.b.noise, "changes within ±this are no change (default 1%)")
+      ->type_name("X%")
+      ->check(relative_threshold())
+      ->group(g);
+  app.add_option("--max-rounds", f.max_rounds, "rounds (one lifecycle of each side) at most per decision (default 10)")
+      ->type_name("N")
+      ->check(whole_in(2, 100))
+      ->group(g);
+  app.add_option("--budget", f.budget,
+                 "engine time at most per decision, e.g. 30m, 2h (a round that would not fit is not started)")
+      ->type_name("DURATION")
+      ->group(g);
+  app.add_option("--order", f.b.order, "alternating (default: A B, B A, ...) or shuffled (each round by --seed)")
+      ->type_name("ORDER")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            if (v == "alternating") v = "interleaved";
+            return v == "interleaved" || v == "shuffled" ? "" : "expected alternating or shuffled, got '" + v + "'";
+          },
+          ""))
+      ->group(g);
+  app.add_option("--telemetry-interval-ms", f.b.telemetry_interval_ms, "sample conditions every N ms (default 200; 0 off)")
+      ->type_name("N")
+      ->check(whole_in(0, 60000))
+      ->group("Output");
+  add_bench_options(app, f.b);
+}
+
+int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
+  setup_logging(f.b.log_level);
+  measure::options mo;
+  measure::bisect_options bo;
+  bo.decision = decision_options(f, mo, full_argv);
+  std::error_code ec;
+  if (!f.resume.empty()) {
+    // Continue: GOOD, BAD and the decided steps from bisect.json; the workload must be the same.
+    fs::path j = fs::path(f.resume) / "bisect.json";
+    json doc;
+    try {
+      doc = json::parse(base::read_file_limited(j.string(), 64u << 20));
+    } catch (const std::exception& e) {
+      throw usage_error("--resume " + f.resume + ": cannot read " + j.string() + ": " + e.what());
+    }
+    if (doc.value("kind", "") != "bench-proxy bisect") throw usage_error(j.string() + ": not a bisect record");
+    if (doc.contains("answer") && doc["answer"].value("verdict", "") != "interrupted")
+      throw usage_error("--resume " + f.resume + ": this bisect ended (" + doc["answer"].value("verdict", "") +
+                        "); start a new one");
+    bo.good = doc.value("good", "");
+    bo.bad = doc.value("bad", "");
+    for (const auto& s : doc.value("steps", json::array())) {
+      const json& d = s.value("decision", json::object());
+      std::string v = d.value("verdict", "");
+      if (v == "faster" || v == "slower" || v == "no change" || v == "inconclusive") {
+        std::vector<std::string> u = s.value("units", std::vector<std::string>{});
+        std::sort(u.begin(), u.end());
+        std::string k;
+        for (const auto& x : u) k += (k.empty() ? "" : "+") + x;
+        bo.done[k] = d;
+      }
+    }
+    bo.dir = fs::absolute(f.resume).lexically_normal().string();
+    std::cout << "resuming " << bo.dir << ": " << bo.done.size() << " decided step" << (bo.done.size() == 1 ? "" : "s")
+              << " reused\n";
+  } else {
+    if (f.good.empty() || f.bad.empty()) throw usage_error("bisect needs GOOD and BAD configs (or --resume DIR)");
+    bo.good = f.good;
+    bo.bad = f.bad;
+  }
+  preflight_or_throw({bo.good, bo.bad}, bo.decision.bench.queries_path, "");
+  if (engine_kind(bo.good) != engine_kind(bo.bad)) {
+    std::cout << "not comparable: engine kind differs: " << engine_kind(bo.good) << " (GOOD) vs " << engine_kind(bo.bad)
+              << " (BAD)\n";
+    return 3;
+  }
+  if (f.resume.empty()) {
+    if (!f.bisect_dir.empty()) {
+      if (fs::exists(f.bisect_dir, ec) && !fs::is_empty(f.bisect_dir, ec))
+        throw usage_error("--bisect-dir " + f.bisect_dir + " is not empty (to continue one: --resume)");
+      fs::create_directories(f.bisect_dir, ec);
+      if (ec) throw usage_error("--bisect-dir " + f.bisect_dir + ": " + ec.message());
+      bo.dir = f.bisect_dir;
+    } else {
+      bo.dir = base::make_unique_dir("bisects/" + utc_stamp() + "_" + fs::path(bo.bad).stem().string());
+    }
+    bo.dir = fs::absolute(bo.dir).lexically_normal().string();
+  }
+  {
+    auto r = load_config(bo.good, process_env());
+    bo.repo_root = r.config ? r.config->repo_root : fs::current_path().string();
+  }
+  become_subreaper();
+  caf::actor_system_config cfg;
+  configure_actor_system(cfg);
+  caf::actor_system sys{cfg};
+  measure::interrupt_state st;
+  auto lifecycle = lifecycle_of(sys, mo, st);
+  auto run_one = [&](const measure::try_options& o) { return measure::run_try(o, lifecycle, st, steady_seconds); };
+  auto check = [](const std::string& path) {
+    std::vector<std::string> errors;
+    auto r = load_config(path, process_env());
+    for (const auto& e : r.errors) errors.push_back(e.str());
+    if (r.config)
+      for (const auto& e : check_launchable(*r.config)) errors.push_back(e.str());
+    return errors;
+  };
+  measure::bisect_result r;
+  std::string failure;
+  measure::run_interruptible(
+      [&] {
+        try {
+          r = measure::run_bisect(bo, run_one, check, st);
+        } catch (const std::exception& e) {
+          failure = e.what();
+        }
+      },
+      st, [] {}, [] {});
+  if (!failure.empty()) {
+    std::cerr << "bench-proxy bisect: " << failure << "\n";
+    std::cout << "failed: " << failure << "\n";
+    return 5;
+  }
+  std::cout << r.text << "bisect: " << (fs::path(bo.dir) / "bisect.json").string() << "\n";
+  std::vector<std::string> tries;
+  for (const auto& s : r.doc.value("steps", json::array())) {
+    const auto& d = s.value("decision", json::object());
+    if (d.contains("try")) tries.push_back(fs::path(d["try"].get<std::string>()).parent_path().string());
+  }
+  if (!tries.empty()) write_report_beside(tries, bo.dir);
+  std::cout << r.last_line << "\n";
+  return st.interrupted() ? exit_status(errc::interrupted) : r.exit_status;
+}
+
 }  // namespace
 
 runner define_try(CLI::App& app, const std::vector<std::string>& argv) {
@@ -175,37 +339,27 @@ runner define_try(CLI::App& app, const std::vector<std::string>& argv) {
       ->type_name("CONFIG|best");
   app.add_option("--try-dir", f->try_dir, "folder for the lifecycles and try.json (default tries/<UTC>_<candidate>)")
       ->type_name("DIR");
-  app.add_option("--threads", f->b.threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
-  const char* g = "Decision";
-  app.add_option("--noise", f->b.noise, "changes within ±this are no change (default 1%)")
-      ->type_name("X%")
-      ->check(relative_threshold())
-      ->group(g);
-  app.add_option("--max-rounds", f->max_rounds, "rounds (one lifecycle of each side) at most (default 10)")
-      ->type_name("N")
-      ->check(whole_in(2, 100))
-      ->group(g);
-  app.add_option("--budget", f->budget, "engine time at most, e.g. 30m, 2h (a round that would not fit is not started)")
-      ->type_name("DURATION")
-      ->group(g);
-  app.add_option("--order", f->b.order, "alternating (default: A B, B A, ...) or shuffled (each round by --seed)")
-      ->type_name("ORDER")
-      ->check(CLI::Validator(
-          [](std::string& v) -> std::string {
-            if (v == "alternating") v = "interleaved";
-            return v == "interleaved" || v == "shuffled" ? "" : "expected alternating or shuffled, got '" + v + "'";
-          },
-          ""))
-      ->group(g);
-  app.add_option("--telemetry-interval-ms", f->b.telemetry_interval_ms, "sample conditions every N ms (default 200; 0 off)")
-      ->type_name("N")
-      ->check(whole_in(0, 60000))
-      ->group("Output");
-  add_bench_options(app, f->b);
+  add_decision_options(app, *f);
   // bench's --confidence (default 0.95) is the decision's confidence here.
   return [f, argv]() -> int {
     f->confidence = f->b.o.stats.confidence;
     return try_main(*f, argv);
+  };
+}
+
+runner define_bisect(CLI::App& app, const std::vector<std::string>& argv) {
+  auto f = std::make_shared<try_flags>();
+  app.footer(kBisectAbout);
+  app.add_option("GOOD", f->good, "the config that is good (the baseline of every step)")->type_name("CONFIG");
+  app.add_option("BAD", f->bad, "the config that differs")->type_name("CONFIG");
+  app.add_option("--bisect-dir", f->bisect_dir, "folder for the steps (default bisects/<UTC>_<bad>)")->type_name("DIR");
+  app.add_option("--resume", f->resume, "continue an interrupted bisect from its folder")->type_name("DIR");
+  add_decision_options(app, *f);
+  return [f, argv]() -> int {
+    f->confidence = f->b.o.stats.confidence;
+    if (!f->resume.empty() && (!f->good.empty() || !f->bad.empty()))
+      throw usage_error("--resume takes GOOD and BAD from the folder's bisect.json: give neither");
+    return bisect_main(*f, argv);
   };
 }
 

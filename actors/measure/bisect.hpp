@@ -1,0 +1,49 @@
+#pragma once
+/// `bench-proxy bisect GOOD BAD`: which of the changes between two configs makes the difference
+/// (docs/cli.md, "bisect"). The differences are units (configs/variants.hpp); delta debugging
+/// (ddmin, Zeller & Hildebrandt 2002) looks for the smallest set of units that still reproduces
+/// BAD's verdict against GOOD, each test a sequential `try` of GOOD-plus-those-units against GOOD.
+/// A minimal set of more than one unit is an interaction: no single unit of it does it alone.
+/// The search is here, apart from how a try runs, so tests drive it with decisions of their own.
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/measure/try_run.hpp"
+
+namespace bp::measure {
+
+struct bisect_options {
+  std::string good, bad;  ///< config paths
+  std::string dir;        ///< the bisect folder (configs/, step-NN_*/, bisect.json)
+  std::string repo_root;  ///< relative cwd/venv of generated configs resolve against it
+  try_options decision;   ///< noise, confidence, rounds, budget, workload of every step's try
+  /// Steps already decided (a resumed bisect): the sorted unit keys joined by '+' -> try.json.
+  std::map<std::string, nlohmann::json> done;
+};
+
+/// Runs one try (candidate against opts.baseline in opts.dir) and returns its result; in the CLI
+/// run_try with measure() as the lifecycle.
+using try_fn = std::function<try_result(const try_options&)>;
+
+/// Checks a generated config (load and launch checks); returns the errors, empty when it is fine.
+using check_fn = std::function<std::vector<std::string>(const std::string& path)>;
+
+struct bisect_result {
+  nlohmann::json doc;  ///< bisect.json
+  std::string answer;  ///< found, interaction, no difference, inconclusive, not comparable, failed, interrupted
+  std::string last_line;
+  int exit_status = 0;  ///< 0 found (one unit or an interaction), 1 no difference, 2 a generated config is invalid,
+                        ///< 3 not comparable, 4 inconclusive, 5 a lifecycle failed, 130 interrupted
+  std::string text;
+};
+
+/// The whole search. bisect.json is rewritten after every step, so an interrupted bisect can be
+/// resumed from its folder (steps already decided are not run again).
+bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, const check_fn& check,
+                         const interrupt_state& st);
+
+}  // namespace bp::measure

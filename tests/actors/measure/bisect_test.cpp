@@ -1,0 +1,158 @@
+// The bisect search with decisions of the test's own (no engine): the culprit unit is named, an
+// interaction is reported as one, GOOD = BAD in the headline stops after the first decision,
+// every generated config is written and checked, and a resumed bisect reuses decided steps.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+
+#include "actors/measure/bisect.hpp"
+#include "base/files.hpp"
+#include "configs/variants.hpp"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace bp::measure;
+
+namespace {
+
+const char* kGood = R"(description: good
+engine: mock
+cmd: /bin/true
+args: [--tokens, "8", --itl-ms, "2", --startup-delay-ms, "300"]
+env:
+  PATH: /usr/bin:/bin
+warmup: 3
+)";
+
+const char* kBad = R"(description: bad
+engine: mock
+cmd: /bin/true
+args: [--tokens, "8", --itl-ms, "2", --startup-delay-ms, "100"]
+env:
+  PATH: /usr/bin:/bin
+  MOCK_EXTRA_ITL_MS: "1"
+  HARMLESS: "1"
+warmup: 2
+)";
+
+struct BisectTest : ::testing::Test {
+  fs::path dir = fs::temp_directory_path() / ("bp_bisect_test_" + std::to_string(::getpid()) + "_" +
+                                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::string good, bad;
+  std::vector<std::set<std::string>> tried;  ///< the units of each try, in order
+  interrupt_state st;
+  void SetUp() override {
+    fs::remove_all(dir);
+    fs::create_directories(dir / "b");
+    good = (dir / "good.yaml").string();
+    bad = (dir / "bad.yaml").string();
+    std::ofstream(good) << kGood;
+    std::ofstream(bad) << kBad;
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  bisect_options opts() {
+    bisect_options o;
+    o.good = good;
+    o.bad = bad;
+    o.dir = (dir / "b").string();
+    o.repo_root = dir.string();
+    return o;
+  }
+  /// A try whose verdict is `rule(units applied)`.
+  try_fn fake(std::function<std::string(const std::set<std::string>&)> rule) {
+    return [this, rule](const try_options& o) {
+      std::set<std::string> applied;
+      for (const auto& u : bp::variants::diff_units(kGood, "good", bp::base::read_file_limited(o.candidate, 1 << 20), "c"))
+        applied.insert(u.key);
+      tried.push_back(applied);
+      std::string v = rule(applied);
+      try_result r;
+      r.verdict = v;
+      r.doc = {{"kind", "bench-proxy try"},
+               {"decision", {{"verdict", v}, {"ratio", v == "slower" ? 0.9 : 1.0}, {"low", 0.88}, {"high", 0.92},
+                             {"rounds", 3}, {"engine_seconds", 30.0}}}};
+      return r;
+    };
+  }
+  check_fn ok_check() {
+    return [](const std::string& path) {
+      EXPECT_TRUE(fs::exists(path)) << path;
+      return std::vector<std::string>{};
+    };
+  }
+};
+
+}  // namespace
+
+TEST_F(BisectTest, TheOneUnitThatAddsTheDelayIsNamed) {
+  auto r = run_bisect(opts(), fake([](const std::set<std::string>& u) {
+                        return u.count("env.MOCK_EXTRA_ITL_MS") ? "slower" : "no change";
+                      }),
+                      ok_check(), st);
+  EXPECT_EQ(r.answer, "found");
+  EXPECT_EQ(r.exit_status, 0);
+  EXPECT_EQ(r.doc["answer"]["units"], json::array({"env.MOCK_EXTRA_ITL_MS"}));
+  EXPECT_EQ(r.last_line.rfind("found: env.MOCK_EXTRA_ITL_MS: (absent) -> 1: slower", 0), 0u) << r.last_line;
+  EXPECT_EQ(tried[0].size(), 4u);  // first BAD itself: every unit
+  EXPECT_LE(tried.size(), 8u);     // ddmin on 4 units, far below 2^4
+  // Every generated config is in configs/ and loads back to exactly its units.
+  for (const auto& e : fs::directory_iterator(dir / "b" / "configs")) EXPECT_EQ(e.path().extension(), ".yaml");
+  EXPECT_TRUE(fs::exists(dir / "b" / "bisect.json"));
+}
+
+TEST_F(BisectTest, TwoUnitsThatOnlyTogetherSlowItDownAreAnInteraction) {
+  auto r = run_bisect(opts(), fake([](const std::set<std::string>& u) {
+                        return u.count("env.MOCK_EXTRA_ITL_MS") && u.count("args.--startup-delay-ms") ? "slower"
+                                                                                                        : "no change";
+                      }),
+                      ok_check(), st);
+  EXPECT_EQ(r.answer, "interaction");
+  EXPECT_EQ(r.exit_status, 0);
+  std::set<std::string> got;
+  for (const auto& u : r.doc["answer"]["units"]) got.insert(u.get<std::string>());
+  EXPECT_EQ(got, (std::set<std::string>{"env.MOCK_EXTRA_ITL_MS", "args.--startup-delay-ms"}));
+  EXPECT_EQ(r.last_line.rfind("interaction (only together): ", 0), 0u) << r.last_line;
+}
+
+TEST_F(BisectTest, GoodAndBadThatDoNotDifferStopAfterTheFirstDecision) {
+  auto r = run_bisect(opts(), fake([](const std::set<std::string>&) { return "no change"; }), ok_check(), st);
+  EXPECT_EQ(r.answer, "no difference");
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_EQ(tried.size(), 1u);
+  EXPECT_NE(r.last_line.find("do not differ in output_tps"), std::string::npos) << r.last_line;
+}
+
+TEST_F(BisectTest, AnInvalidGeneratedConfigStopsWithItsNameAndError) {
+  auto r = run_bisect(opts(), fake([](const std::set<std::string>& u) { return u.size() == 4 ? "slower" : "no change"; }),
+                      [](const std::string& path) { return std::vector<std::string>{path + ":3:1: cmd: not found"}; },
+                      st);
+  EXPECT_EQ(r.answer, "invalid config");
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.last_line.find("cmd: not found"), std::string::npos) << r.last_line;
+}
+
+TEST_F(BisectTest, AResumedBisectReusesItsDecidedSteps) {
+  auto rule = [](const std::set<std::string>& u) { return u.count("env.MOCK_EXTRA_ITL_MS") ? "slower" : "no change"; };
+  auto first = run_bisect(opts(), fake(rule), ok_check(), st);
+  std::size_t runs = tried.size();
+  tried.clear();
+  auto o = opts();
+  o.dir = (dir / "b2").string();
+  fs::create_directories(o.dir);
+  for (const auto& s : first.doc["steps"]) {
+    std::vector<std::string> u = s["units"];
+    std::sort(u.begin(), u.end());
+    std::string k;
+    for (const auto& x : u) k += (k.empty() ? "" : "+") + x;
+    o.done[k] = s["decision"];
+  }
+  auto again = run_bisect(o, fake(rule), ok_check(), st);
+  EXPECT_EQ(again.answer, "found");
+  EXPECT_TRUE(tried.empty()) << tried.size() << " of " << runs << " steps run again";
+  EXPECT_EQ(again.doc["steps"][0]["reused"], true);
+}
