@@ -35,6 +35,8 @@ std::string pct(double ratio) {
 /// The decision of a step's try.json, in a line: "slower -12.3% [-14.0%, -10.6%] after 3 rounds".
 std::string decision_line(const json& d) {
   std::string v = d.value("verdict", std::string("?"));
+  if (v != "faster" && v != "slower" && v != "no change" && v != "inconclusive")
+    return v + (d.contains("reason") ? ": " + d.value("reason", std::string()) : std::string());
   if (!d.contains("ratio")) return v;
   std::string s = v + " " + pct(d.value("ratio", 1.0));
   if (d.contains("low")) s += " [" + pct(d.value("low", 1.0)) + ", " + pct(d.value("high", 1.0)) + "]";
