@@ -27,6 +27,9 @@ struct bench_flags {
   std::string headline = bench::default_headline, slo, label, order = "interleaved", noise = "1%";
   int trials = 1;
   int telemetry_interval_ms = 200;
+  // sweep BASE --vary KEY=V1,V2 [--one-at-a-time]: generated variants (configs/variants.hpp)
+  std::vector<std::string> vary;
+  bool one_at_a_time = false;
   // sweep --agents: a fleet (actors/fleet/)
   std::string agents, token_file, tls_cert, tls_key, tls_ca;
   bool retry_elsewhere = false;

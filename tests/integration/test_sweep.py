@@ -66,5 +66,52 @@ class SweepTest(ProxyCase):
         self.assertEqual(len(sw["rows"]), 1)  # the second config never started
 
 
+class VaryTest(ProxyCase):
+    def sweep(self, *args):
+        return subprocess.run([BENCH_PROXY, "sweep", *args, "--queries", WORKLOAD, "-n", "5", "--max-tokens", "4",
+                               "--results", os.path.join(self.dir, "r.tsv"), "--no-progress",
+                               "--telemetry-interval-ms", "0"],
+                              capture_output=True, text=True, cwd=self.dir, timeout=300)
+
+    def test_a_grid_of_knobs_becomes_configs_named_by_their_values(self):
+        base = write_config(self.dir, "base.yaml", ["--tokens", "4", "--itl-ms", "1"], extra="warmup: 1")
+        sw = os.path.join(self.dir, "sw")
+        r = self.sweep(base, "--vary", "args.--itl-ms=1,2", "--vary", "env.KNOB=a,b", "--sweep-dir", sw)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        names = sorted(os.listdir(os.path.join(sw, "configs")))
+        self.assertEqual(names, ["args.-itl-ms=1_env.KNOB=a.yaml", "args.-itl-ms=1_env.KNOB=b.yaml",
+                                 "args.-itl-ms=2_env.KNOB=a.yaml", "args.-itl-ms=2_env.KNOB=b.yaml"])
+        with open(os.path.join(sw, "sweep.json")) as f:
+            doc = json.load(f)
+        self.assertEqual(len(doc["configs"]), 5)  # the base first, then the grid
+        self.assertEqual(doc["configs"][0]["config"], base)
+        # Every generated config is a real YAML that validate accepts, and says what it varies.
+        files = [os.path.join(sw, "configs", n) for n in names]
+        v = subprocess.run([BENCH_PROXY, "validate", *files], capture_output=True, text=True, timeout=60)
+        self.assertEqual(v.returncode, 0, v.stderr)
+        resolved = json.loads(v.stdout)
+        self.assertIn("[args.--itl-ms=2, env.KNOB=b]", resolved[3]["description"])
+        self.assertEqual(resolved[3]["env"]["KNOB"], "b")
+        r = self.sweep(base, "--vary", "warmup=0,2", "--one-at-a-time", "--sweep-dir", os.path.join(self.dir, "one"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(sorted(os.listdir(os.path.join(self.dir, "one", "configs"))), ["warmup=0.yaml", "warmup=2.yaml"])
+
+    def test_a_knob_that_does_not_exist_or_a_value_that_is_refused_stops_before_anything_starts(self):
+        base = write_config(self.dir, "base.yaml", ["--tokens", "4"], extra="warmup: 1")
+        for args, words in [(["--vary", "nosuchkey=1,2"], "unknown key 'nosuchkey'"),
+                            (["--vary", "warmup=1,-5"], "warmup=-5"),
+                            (["--vary", "env.KNOB="], "an empty value"),
+                            (["--vary", "args=1"], "cannot be varied as a whole"),
+                            (["--one-at-a-time"], "--one-at-a-time needs --vary")]:
+            sw = os.path.join(self.dir, "never")
+            r = self.sweep(base, *args, "--sweep-dir", sw)
+            self.assertEqual(r.returncode, 2, (args, r.stdout + r.stderr))
+            self.assertIn(words, r.stderr, args)
+            self.assertFalse(os.path.exists(sw), args)
+        r = self.sweep(base, base, "--vary", "env.K=a,b", "--sweep-dir", os.path.join(self.dir, "never"))
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("exactly one CONFIG", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
