@@ -143,7 +143,7 @@ class CompareTest(ProxyCase):
         self.assertIn("needs a baseline and at least one candidate", r.stderr)
         r = self.bp("compare", os.path.join(self.dir, "base"), other)
         self.assertEqual(r.returncode, 2)
-        self.assertIn("other.jsonl: not JSON", r.stderr)
+        self.assertRegex(r.stderr, r"other\.jsonl(:\d+:\d+)?: not JSON")  # :LINE:COLUMN once read by base::read_json_file
 
     def test_run_with_trials_writes_each_lifecycle_and_one_combined_record(self):
         a = self.cfg("a.yaml", 2)
