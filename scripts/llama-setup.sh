@@ -62,6 +62,9 @@ if [ ! -s "$model" ]; then
   /usr/bin/python3 "$here/make_tiny_gguf.py" --gguf-py "$root/src/gguf-py" \
     --vocab "$root/src/models/ggml-vocab-llama-spm.gguf" --out "$model" --seed 7
 fi
+# llama-server's --slot-save-path (configs/llama-cpu.yaml): a folder of bench-proxy's own, never a
+# shared one like /tmp (the snapshot records it as an output folder and never walks it).
+mkdir -p -m 700 "$cache/llama-slots"
 ver=$("$root/build-shared/bin/llama-server" --version 2>&1 | sed -n 's/^version: //p' | head -1)
 cat > "$cache/llama.env" <<ENV
 LLAMA_SERVER='$root/build-shared/bin/llama-server'
@@ -69,6 +72,7 @@ LLAMA_SERVER_DL='$root/build-dl/bin/llama-server'
 LLAMA_BIN_DIR='$root/build-shared/bin'
 LLAMA_DL_BIN_DIR='$root/build-dl/bin'
 LLAMA_MODEL='$model'
+LLAMA_SLOT_DIR='$cache/llama-slots'
 LLAMA_VERSION='$ver'
 ENV
 cat "$cache/llama.env"

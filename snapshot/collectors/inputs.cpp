@@ -124,18 +124,57 @@ json hf_models(const collect_input& in, const proc_info& p) {
   return models;
 }
 
+namespace {
+
+/// Per engine kind, the options whose value is a place the engine WRITES (slot saves, logs,
+/// download and crash-dump folders): never an input, never walked (docs/meta-schema.md, inputs).
+const std::vector<std::string>& output_options(const std::string& kind) {
+  static const std::map<std::string, std::vector<std::string>> table = {
+      {"llama.cpp", {"--slot-save-path", "--log-file", "--lookup-cache-dynamic", "-lcd"}},
+      {"vllm", {"--download-dir"}},
+      {"sglang", {"--download-dir", "--crash-dump-folder"}},
+      {"trt-llm", {}},
+      {"mock", {}},
+  };
+  static const std::vector<std::string> none;
+  auto it = table.find(kind);
+  return it == table.end() ? none : it->second;
+}
+
+/// What one inputs section may list of all its directories together (docs/meta-schema.md).
+constexpr std::size_t kMaxListedEntries = 10000;
+constexpr std::size_t kMaxListedNameBytes = 1u << 20;
+
+/// A world-writable folder with the sticky bit (/tmp, /var/tmp, /dev/shm): everyone's scratch space.
+bool shared_scratch(const fs::path& dir) {
+  struct stat st{};
+  if (::stat(dir.c_str(), &st) != 0) return false;
+  return S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX) && (st.st_mode & S_IWOTH);
+}
+
+}  // namespace
+
 json collect_inputs(const collect_input& in) {
   std::string err;
   auto p = read_proc(in.proc_root, in.engine_pid, err);
   if (!p) throw std::runtime_error(err);
-  json files = json::array(), dirs = json::array();
+  json files = json::array(), dirs = json::array(), not_walked = json::array();
   std::set<std::string> seen;
+  const auto& outputs = output_options(in.engine_kind);
+  auto is_output = [&](const std::string& opt) {
+    return std::find(outputs.begin(), outputs.end(), opt) != outputs.end();
+  };
+  std::size_t entries_left = kMaxListedEntries, name_bytes_left = kMaxListedNameBytes;
   for (std::size_t i = 1; i < p->argv.size(); ++i) {
     std::string a = p->argv[i];
-    if (a.rfind("--", 0) == 0) {
+    std::string option;  // the option this value belongs to ("" : a positional argument)
+    if (a.rfind("-", 0) == 0) {
       auto eq = a.find('=');
       if (eq == std::string::npos) continue;
+      option = a.substr(0, eq);
       a = a.substr(eq + 1);
+    } else if (i > 1 && p->argv[i - 1].rfind("-", 0) == 0 && p->argv[i - 1].find('=') == std::string::npos) {
+      option = p->argv[i - 1];
     }
     if (a.empty() || a.size() > 4096) continue;
     fs::path path(a);
@@ -145,6 +184,11 @@ json collect_inputs(const collect_input& in) {
     if (ec) continue;
     std::string cs = canon.string();
     if (cs == "/" || !seen.insert(cs).second) continue;
+    if (!option.empty() && is_output(option)) {
+      not_walked.push_back({{"arg_index", i}, {"arg", p->argv[i]}, {"option", option}, {"path", cs},
+                            {"reason", in.engine_kind + "'s " + option + " names where the engine writes: an output, not an input"}});
+      continue;
+    }
     if (fs::is_regular_file(canon, ec)) {
       std::string hex;
       std::uint64_t size = 0;
@@ -170,6 +214,12 @@ json collect_inputs(const collect_input& in) {
       }
       files.push_back(f);
     } else if (fs::is_directory(canon, ec)) {
+      if (shared_scratch(canon)) {
+        not_walked.push_back({{"arg_index", i}, {"arg", p->argv[i]}, {"option", option}, {"path", cs},
+                              {"reason", "a world-writable folder with the sticky bit (shared scratch space, e.g. /tmp): "
+                                         "its files are other programs', not inputs"}});
+        continue;
+      }
       json d = {{"arg_index", i}, {"arg", p->argv[i]}, {"path", cs}};
       // Hugging Face cache snapshot: .../models--ORG--NAME/snapshots/REV
       std::string parent = canon.parent_path().filename().string();
@@ -182,25 +232,30 @@ json collect_inputs(const collect_input& in) {
       }
       json list = json::array();
       std::uint64_t total = 0;
-      std::size_t count = 0;
       for (auto it = fs::recursive_directory_iterator(canon, fs::directory_options::skip_permission_denied, ec);
            !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         check_deadline(in, "listing an input directory");
-        if (++count > 10000) {
-          d["truncated"] = true;
-          break;
-        }
         const auto& ent = *it;
         std::string rel = fs::relative(ent.path(), canon, ec).string();
+        if (entries_left == 0 || rel.size() > name_bytes_left) {
+          d["truncated"] = true;
+          d["truncated_reason"] = entries_left == 0
+                                      ? "more than " + std::to_string(kMaxListedEntries) + " entries in the inputs' folders: the listing stops there"
+                                      : "more than " + std::to_string(kMaxListedNameBytes) + " bytes of names in the inputs' folders: the listing stops there";
+          break;
+        }
+        --entries_left;
         if (ent.is_symlink(ec)) {
           // HF snapshots hold links into blobs/ whose names are content hashes.
           std::string target = fs::read_symlink(ent.path(), ec).string();
           auto tsize = fs::is_regular_file(ent.path(), ec) ? fs::file_size(ent.path(), ec) : 0;
           total += tsize;
+          name_bytes_left -= rel.size();
           list.push_back({{"path", rel}, {"link", target}, {"size", tsize}});
         } else if (ent.is_regular_file(ec)) {
           auto size = ent.file_size(ec);
           total += size;
+          name_bytes_left -= rel.size();
           list.push_back({{"path", rel}, {"size", size}});
         }
       }
@@ -209,7 +264,7 @@ json collect_inputs(const collect_input& in) {
       dirs.push_back(d);
     }
   }
-  return {{"files", files}, {"directories", dirs}, {"models", hf_models(in, *p)}};
+  return {{"files", files}, {"directories", dirs}, {"not_walked", not_walked}, {"models", hf_models(in, *p)}};
 }
 
 }  // namespace bp::snap

@@ -1,13 +1,17 @@
 """Reading what users point bench-proxy at: bounded, regular files only, timeouts, working signals."""
+import json
 import os
 import signal
 import socket
 import subprocess
 import tempfile
 import threading
+import sys
 import unittest
 
 from bp import BENCH_PROXY, wait_for
+
+FAKE_LLAMA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_llama.py")
 
 
 class HostileServer:
@@ -132,6 +136,54 @@ class InputsTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=60)
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("/dev/zero: not a regular file", r.stderr)
+
+class OutputFoldersTest(unittest.TestCase):
+    """Issue 27 item 2: llama-server's --slot-save-path (like a log or cache folder) is where the
+    engine writes, not an input: two A/A runs whose slot folder holds other files each time have
+    identical inputs, and no name of those files reaches the snapshot."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="bp_outputs_")
+        self.slots = os.path.join(self.dir, "slots")
+        os.mkdir(self.slots)
+
+    def run_once(self, name):
+        cfg = os.path.join(self.dir, "llama.yaml")
+        with open(cfg, "w") as f:
+            f.write("description: fake llama-server with a slot-save folder\nengine: llama.cpp\n"
+                    f"cmd: {sys.executable}\nargs: [{json.dumps(FAKE_LLAMA)}, --slot-save-path, {json.dumps(self.slots)}]\n"
+                    "warmup: 1\nenv:\n  PATH: /usr/bin:/bin\n")
+        q = os.path.join(self.dir, "q.csv")
+        with open(q, "w") as f:
+            f.write("prompt\nhello\n")
+        r = subprocess.run([BENCH_PROXY, "run", "--config", cfg, "--queries", q, "-n", "2", "--no-progress",
+                            "--run-dir", os.path.join(self.dir, name), "--results", os.path.join(self.dir, "r.tsv")],
+                           capture_output=True, text=True, cwd=self.dir, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(self.dir, name, "meta.json")) as f:
+            return json.load(f)
+
+    def test_a_slot_save_folder_is_not_walked_and_a_a_snapshots_do_not_differ(self):
+        for i in range(3000):
+            with open(os.path.join(self.slots, f"someone-elses-file-{i}"), "w") as f:
+                f.write("x")
+        a = self.run_once("a")
+        for i in range(50):
+            with open(os.path.join(self.slots, f"written-between-runs-{i}"), "w") as f:
+                f.write("y")
+        b = self.run_once("b")
+        for meta in (a, b):
+            inputs = meta["inputs"]
+            self.assertEqual(inputs["directories"], [], inputs)
+            self.assertEqual(len(inputs["not_walked"]), 1, inputs)
+            self.assertEqual(inputs["not_walked"][0]["option"], "--slot-save-path")
+            self.assertEqual(inputs["not_walked"][0]["path"], os.path.realpath(self.slots))
+            self.assertNotIn("someone-elses-file", json.dumps(meta))
+        self.assertEqual(a["inputs"], b["inputs"])
+        r = subprocess.run([BENCH_PROXY, "meta", "diff", os.path.join(self.dir, "a", "meta.json"),
+                            os.path.join(self.dir, "b", "meta.json")], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("snapshots are equal", r.stdout)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ class LlamaTest(ProxyCase):
         return path
 
     def test_reset_prefix_cache_erases_every_slot_of_the_shipped_config(self):
-        env = dict(os.environ, LLAMA_SERVER=self.llama["LLAMA_SERVER"], LLAMA_MODEL=self.llama["LLAMA_MODEL"])
+        env = dict(os.environ, LLAMA_SERVER=self.llama["LLAMA_SERVER"], LLAMA_MODEL=self.llama["LLAMA_MODEL"],
+                   LLAMA_SLOT_DIR=self.llama["LLAMA_SLOT_DIR"])
         r = subprocess.run([BENCH_PROXY, "run", "--config", os.path.join(SRC, "configs", "llama-cpu.yaml"), "--queries",
                             WORKLOAD, "-n", "4", "--max-tokens", "8", *TOLERATE_ENGINE_PARSER, "--reset-prefix-cache",
                             "--run-dir", self.dir + "/reset", "--results", self.dir + "/r.tsv", "--no-progress"],
@@ -74,7 +75,8 @@ class LlamaTest(ProxyCase):
         self.assertIn("engine counters:", r.stdout)
 
     def test_shipped_config_serves_plain_streamed_and_openai_client(self):
-        env = {"LLAMA_SERVER": self.llama["LLAMA_SERVER"], "LLAMA_MODEL": self.llama["LLAMA_MODEL"]}
+        env = {"LLAMA_SERVER": self.llama["LLAMA_SERVER"], "LLAMA_MODEL": self.llama["LLAMA_MODEL"],
+               "LLAMA_SLOT_DIR": self.llama["LLAMA_SLOT_DIR"]}
         p = self.start(os.path.join(SRC, "configs", "llama-cpu.yaml"), env=env)
         p.wait_ready(timeout=120)
         # The engine's own Prometheus metrics, through the proxy, unchanged.

@@ -172,7 +172,8 @@ class MetaTest(ProxyCase):
 
     def test_shipped_configs_validate(self):
         env = dict(os.environ, CUDA_HOME="/usr/local/cuda", HF_HOME="/hf", HF_TOKEN="hf_xxxxxxxxxxxx",
-                   LLAMA_SERVER="/opt/llama/llama-server", LLAMA_MODEL="/opt/llama/tiny.gguf")
+                   LLAMA_SERVER="/opt/llama/llama-server", LLAMA_MODEL="/opt/llama/tiny.gguf",
+                   LLAMA_SLOT_DIR="/opt/llama/slots")
         cfgs = sorted(os.path.join(os.environ.get("BP_SOURCE_DIR", "../.."), "configs", f)
                       for f in os.listdir(os.path.join(os.environ.get("BP_SOURCE_DIR", "../.."), "configs"))
                       if f.endswith(".yaml"))

@@ -154,6 +154,79 @@ TEST(Collect, InputsRecordFilesAndHfSnapshots) {
   fs::remove_all(dir);
 }
 
+namespace {
+
+/// A fake /proc/<pid> under `dir` whose cmdline is `argv` and whose cwd is `dir`.
+fs::path fake_proc(const fs::path& dir, const std::vector<std::string>& argv) {
+  fs::path proc = dir / "proc";
+  fs::create_directories(proc / "78");
+  std::ofstream(proc / "78/stat") << "78 (llama-server) S 1 78 78 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0\n";
+  std::string cmd;
+  for (const auto& a : argv) cmd += a + std::string("\0", 1);
+  std::ofstream(proc / "78/cmdline", std::ios::binary) << cmd;
+  fs::create_symlink(dir, proc / "78/cwd");
+  return proc;
+}
+
+}  // namespace
+
+TEST(Collect, InputsNeverWalkTheEngineKindsOutputFoldersOrSharedScratchSpace) {
+  fs::path dir = fs::temp_directory_path() / ("bp_outputs_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "slots");
+  fs::create_directories(dir / "logs");
+  fs::create_directories(dir / "scratch");
+  fs::create_directories(dir / "model");
+  for (int i = 0; i < 50; ++i) {
+    std::ofstream(dir / "slots" / ("other-users-file-" + std::to_string(i))) << i;
+    std::ofstream(dir / "scratch" / ("f" + std::to_string(i))) << i;
+  }
+  std::ofstream(dir / "model/weights.gguf") << "GGUF";
+  // A world-writable folder with the sticky bit, like /tmp.
+  fs::permissions(dir / "scratch", fs::perms::all | fs::perms::sticky_bit);
+  auto proc = fake_proc(dir, {"llama-server", "-m", (dir / "model").string(), "--slot-save-path", (dir / "slots").string(),
+                              "--log-file=logs", "--path", (dir / "scratch").string()});
+  collect_input in;
+  in.proc_root = proc.string();
+  in.engine_pid = 78;
+  in.engine_kind = "llama.cpp";
+  auto j = collect_inputs(in);
+  ASSERT_EQ(j["directories"].size(), 1u) << j.dump(2);
+  EXPECT_EQ(j["directories"][0]["path"], (dir / "model").string());
+  ASSERT_EQ(j["not_walked"].size(), 3u) << j.dump(2);
+  EXPECT_EQ(j["not_walked"][0]["option"], "--slot-save-path");
+  EXPECT_EQ(j["not_walked"][0]["path"], (dir / "slots").string());
+  EXPECT_NE(j["not_walked"][0]["reason"].get<std::string>().find("an output, not an input"), std::string::npos);
+  EXPECT_EQ(j["not_walked"][1]["option"], "--log-file");  // --option=value, relative to the cwd
+  EXPECT_EQ(j["not_walked"][1]["path"], (dir / "logs").string());
+  EXPECT_EQ(j["not_walked"][2]["path"], (dir / "scratch").string());
+  EXPECT_NE(j["not_walked"][2]["reason"].get<std::string>().find("sticky bit"), std::string::npos);
+  EXPECT_EQ(j.dump().find("other-users-file"), std::string::npos);
+  // The same folder behind an option another kind does not know is an input of that kind.
+  in.engine_kind = "mock";
+  j = collect_inputs(in);
+  EXPECT_EQ(j["directories"].size(), 3u) << j.dump(2);  // model, slots, logs (scratch never)
+  fs::remove_all(dir);
+}
+
+TEST(Collect, InputsListAtMostTheDocumentedNumberOfEntriesAndSayTheyWereCut) {
+  fs::path dir = fs::temp_directory_path() / ("bp_bigdir_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "big");
+  for (int i = 0; i < 10050; ++i) std::ofstream(dir / "big" / std::to_string(i));
+  auto proc = fake_proc(dir, {"engine", "big"});
+  collect_input in;
+  in.proc_root = proc.string();
+  in.engine_pid = 78;
+  in.engine_kind = "mock";
+  auto j = collect_inputs(in);
+  ASSERT_EQ(j["directories"].size(), 1u);
+  EXPECT_EQ(j["directories"][0]["files"].size(), 10000u);
+  EXPECT_EQ(j["directories"][0]["truncated"], true);
+  EXPECT_NE(j["directories"][0]["truncated_reason"].get<std::string>().find("more than 10000 entries"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(Collect, GpusFallBackToQueryGpuCsvWhenTheXmlIsUnusable) {
   fs::path dir = fs::temp_directory_path() / ("bp_smi_csv_" + std::to_string(::getpid()));
   fs::create_directories(dir);
