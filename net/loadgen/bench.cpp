@@ -346,7 +346,7 @@ request_result client::send(const std::string& body, bool stream, double timeout
   bool done_marker = false;
   int usage_tokens = -1;
   std::string parse_error, stream_error;
-  auto on_event = [&](const std::string& data) {
+  auto handle_event = [&](const std::string& data) {
     auto now = clock_type::now();
     if (data == "[DONE]") {
       done_marker = true;
@@ -390,6 +390,15 @@ request_result client::send(const std::string& body, bool stream, double timeout
     last_token = now;
     r.content_events++;
     if (keep_text) r.output_text += piece;
+  };
+  // An engine's event of the wrong shape ("completion_tokens": "3") is a broken stream of this
+  // request, never an exception out of the worker thread.
+  auto on_event = [&](const std::string& data) {
+    try {
+      handle_event(data);
+    } catch (const std::exception& e) {
+      if (parse_error.empty()) parse_error = "bad SSE event: " + base::printable_utf8(e.what());
+    }
   };
   net::http_response resp;
   bool ok;

@@ -7,6 +7,7 @@ completions, streamed or not), and misbehaves on purpose as its environment says
   FAKE_METRICS=huge      /metrics is 300 MB of comment lines before the counters (Content-Length)
   FAKE_METRICS=endless   /metrics never ends (a close-delimited body that goes on at full speed)
   FAKE_METRICS=trickle   /metrics sends a line, then nothing, and never ends
+  FAKE_USAGE=string      a stream's usage says "completion_tokens": "3" (a string)
 
 bench-proxy appends --host H --port N."""
 import json
@@ -24,6 +25,7 @@ HOST = sys.argv[sys.argv.index("--host") + 1] if "--host" in sys.argv else "127.
 PROPS_DEPTH = int(os.environ.get("FAKE_PROPS_DEPTH", "2"))
 PROPS_PAD = int(os.environ.get("FAKE_PROPS_PAD", "0"))
 METRICS = os.environ.get("FAKE_METRICS", "")
+USAGE = os.environ.get("FAKE_USAGE", "")
 COUNTERS = b"".join(
     b"# TYPE llamacpp:%s counter\nllamacpp:%s %d\n" % (n, n, v)
     for n, v in ((b"prompt_tokens_total", 100), (b"tokens_predicted_total", 200), (b"n_decode_total", 50)))
@@ -107,6 +109,8 @@ class Handler(BaseHTTPRequestHandler):
                 "usage": usage}).encode())
         events = [{"choices": [{"index": 0, "delta": {"content": w}}]} for w in ("a", " b", " c")]
         events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        if USAGE == "string":
+            usage = dict(usage, completion_tokens="3")
         events.append({"choices": [], "usage": usage})
         body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
         self.send_body(200, body, "text/event-stream")

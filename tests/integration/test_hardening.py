@@ -193,6 +193,24 @@ class EngineMetricsTest(Case):
         self.assertIn("generation_tokens", em["series"])
 
 
+class EngineEventTest(Case):
+    """An engine's SSE event of the wrong shape fails that request, never the process."""
+
+    def test_a_usage_of_the_wrong_type_is_a_broken_stream_not_a_crash(self):
+        cfg = fake_llama_config(self.dir, "usage.yaml", {"FAKE_USAGE": "string"})
+        p = self.start(cfg)
+        p.wait_ready()
+        out = os.path.join(self.dir, "out")
+        r = self.bp("bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", self.write("q.csv", "prompt\nhi\n"),
+                    "-n", "4", "--concurrency", "2", "--warmup", "0", "--out", out,
+                    "--results", os.path.join(self.dir, "r.tsv"), "--no-progress")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        with open(os.path.join(out, "result.json")) as f:
+            res = json.load(f)
+        self.assertEqual(res["summary"]["error_kinds"], {"broken stream": 4})
+        self.assertIn("bad SSE event", res["requests"][0]["error"])
+
+
 class WorkloadErrorsTest(Case):
     """Item 13: workload errors name file:line(:column) and exit 2; a BOM is accepted; a refused
     request says who refused it and with which status."""
