@@ -51,6 +51,8 @@ struct try_flags {
   bench_flags b;
   std::string candidate, against, try_dir, budget;
   std::string good, bad, bisect_dir, resume;
+  int redo_disturbed = 2;
+  double disturbance_cores = 0.75;
   int max_rounds = 10;
   double confidence = 0.95;
 };
@@ -87,6 +89,10 @@ measure::try_options decision_options(try_flags& f, measure::options& mo, const 
   o.label = f.b.label;
   o.seed = static_cast<std::uint64_t>(f.b.o.seed);
   o.shuffled = f.b.order == "shuffled";
+  o.redo_disturbed = f.redo_disturbed;
+  o.disturbance_cores = f.disturbance_cores;
+  if (f.b.telemetry_interval_ms == 0 && f.redo_disturbed > 0)
+    spdlog::warn("--telemetry-interval-ms 0: no telemetry, so disturbed lifecycles cannot be seen (or run again)");
   if (!f.budget.empty()) {
     try {
       o.budget_s = measure::parse_duration_s(f.budget);
@@ -207,6 +213,17 @@ void add_decision_options(CLI::App& app, try_flags& f) {
   app.add_option("--budget", f.budget,
                  "engine time at most per decision, e.g. 30m, 2h (a round that would not fit is not started)")
       ->type_name("DURATION")
+      ->group(g);
+  app.add_option("--redo-disturbed", f.redo_disturbed,
+                 "run a lifecycle again when its measured window was disturbed (others' CPU bursts, steal, iowait, "
+                 "GPU throttling), at most N times each (default 2; 0: only mark it); still disturbed: inconclusive")
+      ->type_name("N")
+      ->check(whole_in(0, 20))
+      ->group(g);
+  app.add_option("--disturbance-cores", f.disturbance_cores,
+                 "other processes' CPU in one telemetry sample that counts as a disturbance (default 0.75 cores)")
+      ->type_name("X")
+      ->check(finite_in(0.05, 4096))
       ->group(g);
   app.add_option("--order", f.b.order, "alternating (default: A B, B A, ...) or shuffled (each round by --seed)")
       ->type_name("ORDER")

@@ -13,6 +13,7 @@
 #include "actors/engine_run.hpp"
 #include "actors/measure/trials.hpp"
 #include "analysis/compare.hpp"
+#include "analysis/disturbance.hpp"
 #include "analysis/metrics.hpp"
 #include "analysis/sequential.hpp"
 #include "analysis/stats.hpp"
@@ -96,6 +97,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
   analysis::look_result last;
   std::string verdict, why;
   std::vector<std::string> not_comparable;
+  json redone = json::array();  // disturbed lifecycles, each with its reasons
   double engine_s = 0, started = now_s();
   bench::rng order_rng(opts.seed);
   std::ostringstream table;
@@ -121,19 +123,48 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
     for (int leg = 0; leg < 2 && verdict.empty(); ++leg) {
       bool is_cand = (leg == 0) == cand_first;
       side_runs& s = is_cand ? cand : base;
-      std::string dir = (fs::path(opts.dir) / (is_cand ? "candidate" : "baseline") / ("round-" + std::to_string(k))).string();
-      spdlog::info("[try] round {}/{}: {} ({})", k, opts.max_rounds, is_cand ? "candidate" : "baseline", s.config);
-      double t0 = now_s();
-      outcome o = lifecycle(s.config, dir);
-      double took = now_s() - t0;
-      engine_s += took;
-      s.outcomes.push_back(o);
-      s.seconds.push_back(took);
+      const char* side = is_cand ? "candidate" : "baseline";
+      std::string dir = (fs::path(opts.dir) / side / ("round-" + std::to_string(k))).string();
+      outcome o;
+      for (int attempt = 0;; ++attempt) {
+        spdlog::info("[try] round {}/{}: {} ({}){}", k, opts.max_rounds, side, s.config,
+                     attempt ? " again: the last one was disturbed" : "");
+        double t0 = now_s();
+        o = lifecycle(s.config, attempt ? dir + "-redo-" + std::to_string(attempt) : dir);
+        double took = now_s() - t0;
+        engine_s += took;
+        if (st.interrupted() || !o.valid) {
+          s.outcomes.push_back(o);
+          s.seconds.push_back(took);
+          break;
+        }
+        auto d = analysis::disturbances(o.result.value("conditions", json()), {opts.disturbance_cores});
+        if (d.empty()) {
+          s.outcomes.push_back(o);
+          s.seconds.push_back(took);
+          break;
+        }
+        std::string all;
+        for (const auto& x : d) all += (all.empty() ? "" : "; ") + x;
+        redone.push_back({{"round", k}, {"side", side}, {"run_dir", o.run_dir}, {"reasons", d},
+                          {"redone", attempt < opts.redo_disturbed}});
+        spdlog::warn("[try] round {} {} lifecycle disturbed: {}", k, side, all);
+        if (attempt >= opts.redo_disturbed) {
+          // The disturbance persists: no verdict from a machine that is busy.
+          s.outcomes.push_back(o);
+          s.seconds.push_back(took);
+          verdict = "inconclusive";
+          why = "the machine was busy: the " + std::string(side) + " lifecycle of round " + std::to_string(k) +
+                " was disturbed " + std::to_string(attempt + 1) + " times (" + all + ")";
+          break;
+        }
+      }
+      if (!verdict.empty()) break;
       if (st.interrupted()) {
         verdict = "interrupted";
       } else if (!o.valid) {
         verdict = "failed";
-        why = std::string(is_cand ? "candidate" : "baseline") + " lifecycle of round " + std::to_string(k) + ": " +
+        why = std::string(side) + " lifecycle of round " + std::to_string(k) + ": " +
               (o.reason.empty() ? "no result" : o.reason.substr(0, o.reason.find('\n')));
       }
     }
@@ -239,6 +270,11 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
     decision["ratio"] = last.ratio;
   }
   if (!why.empty()) decision["reason"] = why;
+  int redos = 0;
+  for (const auto& r : redone)
+    if (r.value("redone", false)) ++redos;
+  decision["redone_disturbed"] = redos;
+  decision["lifecycles"] = base.outcomes.size() + cand.outcomes.size() + static_cast<std::size_t>(redos);
   if (!needed.empty()) decision["needed"] = needed;
   if (!not_comparable.empty()) decision["not_comparable_because"] = not_comparable;
   json doc = {{"schema_version", 1},
@@ -251,6 +287,10 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
               {"decision", decision},
               {"design", analysis::to_json(design)},
               {"rounds", rounds},
+              {"disturbed", redone},
+              {"disturbance_rule", {{"others_burst_cores", opts.disturbance_cores},
+                                    {"redo_disturbed", opts.redo_disturbed},
+                                    {"also", "telemetry's condition warnings (docs/telemetry.md)"}}},
               {"sides", sides}};
   if (!opts.baseline_from.empty()) doc["baseline_from"] = opts.baseline_from;
   if (!opts.label.empty()) doc["label"] = opts.label;
@@ -292,7 +332,12 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
   if (!needed.empty()) text << "needed: " << needed << "\n";
   for (const auto& r : not_comparable) text << "  - " << r << "\n";
   text << "engine time: " << base::fixed(engine_s, 1) << " s in " << base.outcomes.size() + cand.outcomes.size()
-       << " lifecycles\n";
+       << " lifecycles";
+  if (redos > 0) text << " (" << redos << " more run again: their windows were disturbed)";
+  text << "\n";
+  for (const auto& r : redone)
+    text << "disturbed: round " << r["round"].get<int>() << " " << r["side"].get<std::string>() << ": "
+         << r["reasons"][0].get<std::string>() << (r["redone"].get<bool>() ? " (run again)" : "") << "\n";
   text << "procedure: " << analysis::describe(design) << "\n";
   res.text = text.str();
   return res;

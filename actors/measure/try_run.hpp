@@ -27,6 +27,10 @@ struct try_options {
   std::uint64_t seed = 1;
   std::string label;
   std::string baseline_from;        ///< "best" when --against best chose the baseline (recorded)
+  /// A lifecycle whose window was disturbed (analysis/disturbance.hpp) is run again, at most
+  /// this many times per lifecycle; still disturbed after that: inconclusive, the machine was busy.
+  int redo_disturbed = 2;
+  double disturbance_cores = 0.75;  ///< others' CPU in one sample that counts as a burst
 };
 
 /// Runs one lifecycle of `config` with its run folder at `run_dir`; measure() in the CLI.

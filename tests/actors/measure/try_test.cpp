@@ -44,6 +44,7 @@ struct fake_engine {
   std::vector<std::string> calls;
   double clock = 0;
   std::map<std::string, std::string> workload;
+  int disturbed_left = 0;  ///< the next this many lifecycles see a neighbour's burst
   outcome operator()(const std::string& config, const std::string& run_dir) {
     calls.push_back(config);
     clock += 10;  // ten "seconds" of engine time per lifecycle
@@ -54,6 +55,8 @@ struct fake_engine {
     fs::create_directories(run_dir);
     o.result = result_of(speed.at(config) * std::exp(lifecycle_cv * z(g)),
                          workload.count(config) ? workload[config] : "w1");
+    double burst = disturbed_left-- > 0 ? 1.4 : 0.1;
+    o.result["conditions"] = {{"sources", {{"others", {{"cpu_cores", {{"mean", 0.3}, {"max", burst}, {"n", 10}}}}}}}};
     o.result_path = (fs::path(run_dir) / "result.json").string();
     std::ofstream(o.result_path) << o.result.dump();
     o.teardown_verified = true;
@@ -187,6 +190,44 @@ TEST_F(TryTest, AnInterruptEndsTheTryAfterTheLifecycleThatWasRunning) {
       st, [this] { return eng.clock; });
   EXPECT_EQ(r.verdict, "interrupted");
   EXPECT_EQ(r.exit_status, 130);
+  EXPECT_EQ(eng.calls.size(), 1u);
+}
+
+TEST_F(TryTest, ADisturbedLifecycleIsRunAgainAndSaidSo) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 90}};
+  eng.lifecycle_cv = 0.002;
+  eng.disturbed_left = 1;  // the first lifecycle sees a neighbour's burst
+  auto r = run(opts());
+  EXPECT_EQ(r.verdict, "slower");
+  EXPECT_EQ(r.doc["decision"]["redone_disturbed"], 1);
+  ASSERT_EQ(r.doc["disturbed"].size(), 1u);
+  EXPECT_EQ(r.doc["disturbed"][0]["round"], 1);
+  EXPECT_EQ(r.doc["disturbed"][0]["side"], "baseline");
+  EXPECT_NE(r.doc["disturbed"][0]["reasons"][0].get<std::string>().find("1.40 cores in a sample"), std::string::npos);
+  EXPECT_EQ(eng.calls[0], "a.yaml");
+  EXPECT_EQ(eng.calls[1], "a.yaml");  // the baseline of round 1 again
+  EXPECT_TRUE(fs::exists(dir / "baseline" / "round-1-redo-1"));
+  EXPECT_NE(r.text.find("1 more run again"), std::string::npos) << r.text;
+}
+
+TEST_F(TryTest, APersistentDisturbanceIsInconclusiveNotAVerdict) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 90}};
+  eng.disturbed_left = 100;
+  auto o = opts();
+  o.redo_disturbed = 2;
+  auto r = run(o);
+  EXPECT_EQ(r.verdict, "inconclusive");
+  EXPECT_EQ(r.exit_status, 4);
+  EXPECT_EQ(eng.calls.size(), 3u);  // the first lifecycle and its two redos
+  EXPECT_NE(r.doc["decision"]["reason"].get<std::string>().find("the machine was busy"), std::string::npos);
+  // With redo off, the lifecycle is only marked... and then the busy machine still decides nothing.
+  eng.calls.clear();
+  eng.disturbed_left = 100;
+  auto o2 = opts();
+  o2.dir = (dir / "again").string();
+  o2.redo_disturbed = 0;
+  auto r2 = run(o2);
+  EXPECT_EQ(r2.verdict, "inconclusive");
   EXPECT_EQ(eng.calls.size(), 1u);
 }
 
