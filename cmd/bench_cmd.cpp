@@ -1,5 +1,7 @@
 // bench-proxy bench | run | sweep
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
 #include "base/numbers.hpp"
+#include "base/text.hpp"
 #include "cmd/bench_flags.hpp"
 #include "cmd/cli.hpp"
 #include "cmd/exit_status.hpp"
@@ -434,14 +437,45 @@ runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
   return [f, argv]() -> int { return sweep_main(*f, argv); };
 }
 
+/// Claims `dir` for this process until it exits: an flock on DIR/sweep.lock, which holds the
+/// holder's PID (the kernel releases the lock when the process ends, however it ends). A second
+/// sweep into the same folder is refused (exit 2) naming the holder, before anything starts.
+void lock_sweep_dir(const std::string& dir) {
+  std::string path = (fs::path(dir) / "sweep.lock").string();
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    char buf[32] = {};
+    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    ::close(fd);
+    std::string pid = n > 0 ? std::string(base::trim(std::string_view(buf, static_cast<std::size_t>(n)))) : "unknown";
+    if (e == EWOULDBLOCK)
+      throw usage_error("--sweep-dir " + dir + " is in use by another sweep (PID " + pid + ", lock " + path + ")");
+    throw std::runtime_error(path + ": " + std::strerror(e));
+  }
+  std::string me = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size()))
+    spdlog::warn("{}: could not write this process's PID ({})", path, std::strerror(errno));
+  // fd stays open (and locked) until this process exits.
+}
+
 std::string claim_sweep_dir(const bench_flags& f) {
-  if (f.sweep_dir.empty()) return base::make_unique_dir("sweeps/" + utc_stamp());
+  if (f.sweep_dir.empty()) {
+    std::string d = base::make_unique_dir("sweeps/" + utc_stamp());
+    lock_sweep_dir(d);
+    return d;
+  }
   const std::string& d = f.sweep_dir;
   std::error_code ec;
   if (fs::exists(fs::path(d) / "sweep.json", ec))
     throw usage_error("--sweep-dir " + d + " already holds a sweep.json (results are never overwritten)");
   fs::create_directories(d, ec);
   if (ec) throw std::runtime_error(d + ": " + ec.message());
+  lock_sweep_dir(d);
+  // Checked again under the lock: a sweep that finished between the first check and the lock.
+  if (fs::exists(fs::path(d) / "sweep.json", ec))
+    throw usage_error("--sweep-dir " + d + " already holds a sweep.json (results are never overwritten)");
   return d;
 }
 

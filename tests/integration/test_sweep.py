@@ -66,6 +66,58 @@ class SweepTest(ProxyCase):
         self.assertEqual(len(sw["rows"]), 1)  # the second config never started
 
 
+
+class SweepFolderLockTest(ProxyCase):
+    """Issue 27 item 5: two sweeps into one folder at once: the second refuses before anything
+    starts (exit 2), naming the holder's PID; the first is untouched."""
+
+    def test_a_second_sweep_into_a_folder_in_use_is_refused_naming_the_holder(self):
+        import signal
+        from bp import wait_for
+        marker = f"BP_SWEEP_LOCK_{os.getpid()}"
+        env = {"PATH": "/usr/bin:/bin", marker: "1"}
+        # The first sweep's engine is not ready for ten minutes: it holds the folder until interrupted.
+        a = write_config(self.dir, "held.yaml", ["--startup-delay-ms", "600000"], env=env,
+                         extra="warmup: 0\nready_timeout_s: 900")
+        b = write_config(self.dir, "second.yaml", ["--tokens", "4"], env=env, extra="warmup: 0")
+        sw, tsv = os.path.join(self.dir, "sw"), os.path.join(self.dir, "r.tsv")
+        first = subprocess.Popen([BENCH_PROXY, "sweep", a, "--queries", WORKLOAD, "-n", "2", "--sweep-dir", sw,
+                                  "--results", tsv, "--no-progress"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.dir)
+        self.addCleanup(lambda: first.poll() is not None or (first.send_signal(signal.SIGINT), first.communicate(timeout=120)))
+        lock = os.path.join(sw, "sweep.lock")
+
+        def holder():
+            try:
+                with open(lock) as f:
+                    return f.read().strip()
+            except OSError:
+                return ""
+        wait_for(lambda: holder() == str(first.pid), timeout=60, what="the first sweep's lock")
+        wait_for(lambda: len(pids_with_marker(marker)) >= 2, timeout=60, what="the first sweep's engine")
+        engines = pids_with_marker(marker)
+        before = sorted(os.listdir(sw))
+        r = subprocess.run([BENCH_PROXY, "sweep", b, "--queries", WORKLOAD, "-n", "2", "--sweep-dir", sw,
+                            "--results", tsv, "--no-progress"], capture_output=True, text=True, cwd=self.dir,
+                           timeout=120)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn(f"is in use by another sweep (PID {first.pid}", r.stderr)
+        self.assertEqual(sorted(os.listdir(sw)), before)  # no row folder, no configs of the second
+        self.assertFalse(os.path.exists(tsv))  # no ledger row
+        self.assertEqual(pids_with_marker(marker), engines)  # only the first sweep's engine ever ran
+        self.assertEqual(first.poll(), None)
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=120)
+        self.assertEqual(pids_with_marker(marker), [])
+        # The lock dies with its holder, even killed: a folder whose holder is gone is free again
+        # (here it holds a sweep.json now, which is refused for that reason, not for the lock).
+        r = subprocess.run([BENCH_PROXY, "sweep", b, "--queries", WORKLOAD, "-n", "2", "--sweep-dir", sw,
+                            "--results", tsv, "--no-progress"], capture_output=True, text=True, cwd=self.dir,
+                           timeout=120)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertNotIn("in use", r.stderr)
+
+
 class VaryTest(ProxyCase):
     def sweep(self, *args):
         return subprocess.run([BENCH_PROXY, "sweep", *args, "--queries", WORKLOAD, "-n", "5", "--max-tokens", "4",
