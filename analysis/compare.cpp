@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "base/files.hpp"
+#include "base/json_read.hpp"
 #include "analysis/engine_metrics.hpp"
 #include "analysis/small_sample.hpp"
 #include "analysis/warnings.hpp"
@@ -25,12 +26,8 @@ namespace fs = std::filesystem;
 namespace {
 
 json read_json(const std::string& path) {
-  std::string text = base::read_file_limited(path, base::default_read_limit);
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw std::runtime_error(path + ": not JSON: " + e.what());
-  }
+  // Nested at most base::json_file_depth deep; errors PATH:LINE:COLUMN (docs/meta-schema.md).
+  return base::read_json_file(path, base::json_file_depth, base::default_read_limit);
 }
 
 json read_result(const std::string& path) {

@@ -2,6 +2,8 @@
 // decided sequentially (actors/measure/try_run.hpp; the procedure in analysis/sequential.hpp);
 // bench-proxy bisect GOOD BAD: which change did it, one try per step (actors/measure/bisect.hpp).
 #include <chrono>
+#include <cmath>
+#include <optional>
 #include <filesystem>
 #include <iostream>
 
@@ -14,7 +16,9 @@
 #include "actors/measure/try_run.hpp"
 #include "actors/process/engine_child.hpp"
 #include "analysis/ledger.hpp"
+#include "analysis/resolution.hpp"
 #include "base/files.hpp"
+#include "base/json_read.hpp"
 #include "cmd/bench_flags.hpp"
 #include "cmd/cli.hpp"
 #include "cmd/exit_status.hpp"
@@ -83,7 +87,7 @@ std::string best_from_ledger(const std::string& tsv, const std::string& metric, 
 /// The decision's options from the flags try and bisect share.
 measure::try_options decision_options(try_flags& f, measure::options& mo, const std::vector<std::string>& full_argv) {
   measure::try_options o;
-  o.noise = relative_value(f.b.noise);
+  o.noise = f.b.noise == "auto" ? 0.01 : relative_value(f.b.noise);
   o.confidence = f.confidence;
   o.max_rounds = f.max_rounds;
   o.label = f.b.label;
@@ -116,6 +120,38 @@ measure::lifecycle_fn lifecycle_of(caf::actor_system& sys, const measure::option
   };
 }
 
+/// --noise auto and the machine's resolution, from an A/A of `config` in the ledger.
+void apply_machine_spread(try_flags& f, measure::try_options& o, const std::string& config) {
+  const std::string& tsv = f.b.results;
+  std::error_code ec;
+  std::optional<analysis::machine_spread> spread;
+  if (!tsv.empty() && fs::exists(tsv, ec)) {
+    try {
+      std::vector<std::string> warnings;
+      spread = analysis::measured_spread(bench::load_ledger(tsv, &warnings), config, o.bench.headline);
+    } catch (const std::exception& e) {
+      spdlog::warn("--noise: cannot read the ledger {}: {}", tsv, e.what());
+    }
+  }
+  if (!spread) {
+    if (f.b.noise == "auto")
+      spdlog::info("[try] --noise auto: no A/A of {} in {}: noise ±1% (an A/A sweep with --trials 3 measures it)",
+                   config, tsv.empty() ? "(no ledger)" : tsv);
+    return;
+  }
+  o.resolution = spread->cv;
+  o.resolution_source = spread->describe(tsv);
+  if (f.b.noise == "auto") {
+    o.noise = std::max(0.001, std::ceil(spread->cv * 1000) / 1000);
+    spdlog::info("[try] --noise auto: ±{:.1f}%, this machine's between-lifecycle spread {}", o.noise * 100,
+                 o.resolution_source);
+  } else if (o.noise < spread->cv) {
+    spdlog::warn("[try] --noise {} is finer than this machine's between-lifecycle spread {}: a verdict below it is "
+                 "refused",
+                 f.b.noise, o.resolution_source);
+  }
+}
+
 double steady_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -137,6 +173,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   } else {
     o.baseline = f.against;
   }
+  apply_machine_spread(f, o, o.baseline);
   // Both configs and the workload are checked before anything starts; configs of different
   // engine kinds are not comparable (exit 3, nothing run).
   preflight_or_throw({o.baseline, o.candidate}, o.bench.queries_path, "");
@@ -202,9 +239,17 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
 void add_decision_options(CLI::App& app, try_flags& f) {
   app.add_option("--threads", f.b.threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
   const char* g = "Decision";
-  app.add_option("--noise", f.b.noise, "changes within ±this are no change (default 1%)")
-      ->type_name("X%")
-      ->check(relative_threshold())
+  f.b.noise = "auto";
+  app.add_option("--noise", f.b.noise,
+                 "changes within ±this are no change; auto (the default): the between-lifecycle spread an A/A sweep "
+                 "of the config measured, from the ledger (--results), else 1%")
+      ->type_name("X%|auto")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            if (v == "auto") return "";
+            return relative_threshold()(v);
+          },
+          ""))
       ->group(g);
   app.add_option("--max-rounds", f.max_rounds, "rounds (one lifecycle of each side) at most per decision (default 10)")
       ->type_name("N")
@@ -252,7 +297,7 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
     fs::path j = fs::path(f.resume) / "bisect.json";
     json doc;
     try {
-      doc = json::parse(base::read_file_limited(j.string(), 64u << 20));
+      doc = base::read_json_file(j.string(), base::json_file_depth, 64u << 20);
     } catch (const std::exception& e) {
       throw usage_error("--resume " + f.resume + ": cannot read " + j.string() + ": " + e.what());
     }
@@ -282,6 +327,7 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
     bo.bad = f.bad;
   }
   preflight_or_throw({bo.good, bo.bad}, bo.decision.bench.queries_path, "");
+  apply_machine_spread(f, bo.decision, bo.good);
   if (engine_kind(bo.good) != engine_kind(bo.bad)) {
     std::cout << "not comparable: engine kind differs: " << engine_kind(bo.good) << " (GOOD) vs " << engine_kind(bo.bad)
               << " (BAD)\n";

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "base/files.hpp"
+#include "base/json_read.hpp"
 #include "base/text.hpp"
 #include "analysis/compare.hpp"
 #include "analysis/ledger.hpp"
@@ -185,8 +186,11 @@ json report_data(const std::vector<std::string>& paths) {
       continue;
     }
     if (fs::is_directory(p, ec) && fs::exists(fs::path(p) / "sweep.json")) {
-      std::ifstream in(fs::path(p) / "sweep.json");
-      json sw = json::parse(in, nullptr, false);
+      json sw;  // unreadable, malformed or nested too deep: load_sides below says so, naming the file
+      try {
+        sw = base::read_json_file((fs::path(p) / "sweep.json").string());
+      } catch (const std::exception&) {
+      }
       if (sw.is_object())
         for (const auto& row : sw.value("rows", json::array()))
           if (!row.value("ok", false))

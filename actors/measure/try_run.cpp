@@ -220,6 +220,14 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
     verdict = "inconclusive";
     why = "no verdict within " + std::to_string(opts.max_rounds) + " rounds";
   }
+  // A change smaller than what this machine's lifecycles spread by (an A/A measured it) is not
+  // called, however the intervals fell.
+  if ((verdict == "faster" || verdict == "slower") && opts.resolution > 0 &&
+      std::fabs(std::log(last.ratio)) < std::log1p(opts.resolution)) {
+    why = verdict + " " + pct(last.ratio) + " is below this machine's resolution: its lifecycles spread by " +
+          opts.resolution_source;
+    verdict = "inconclusive";
+  }
   // What would resolve an inconclusive one: the rounds at which the last interval, narrowing as
   // 1/sqrt(rounds), would clear the nearer edge of the noise band.
   std::string needed;
@@ -258,6 +266,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
                    {"engine_seconds", engine_s},
                    {"noise", opts.noise},
                    {"confidence", opts.confidence},
+                   {"resolution", opts.resolution > 0 ? json(opts.resolution) : json(nullptr)},
                    {"procedure", analysis::describe(design)},
                    {"baseline", opts.baseline},
                    {"candidate", opts.candidate}};

@@ -30,6 +30,10 @@ struct try_options {
   /// A lifecycle whose window was disturbed (analysis/disturbance.hpp) is run again, at most
   /// this many times per lifecycle; still disturbed after that: inconclusive, the machine was busy.
   int redo_disturbed = 2;
+  /// The machine's between-lifecycle spread from an A/A in the ledger (analysis/resolution.hpp);
+  /// 0: unknown. A faster or slower verdict whose change is smaller is refused as below it.
+  double resolution = 0;
+  std::string resolution_source;    ///< where it was measured, for the result
   double disturbance_cores = 0.75;  ///< others' CPU in one sample that counts as a burst
 };
 

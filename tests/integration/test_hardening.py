@@ -93,7 +93,6 @@ class DeepJsonTest(Case):
         self.assertIn(r.returncode, (1, 2), r.stdout + r.stderr)
         self.assertIn("nested deeper than 128", r.stderr)
 
-    @unittest.expectedFailure  # until analysis/compare.cpp reads results with base::read_json_file
     def test_compare_and_report_name_the_file_nested_too_deep_with_exit_2(self):
         self.deep_result("a")
         self.deep_result("b")

@@ -231,6 +231,19 @@ TEST_F(TryTest, APersistentDisturbanceIsInconclusiveNotAVerdict) {
   EXPECT_EQ(eng.calls.size(), 1u);
 }
 
+TEST_F(TryTest, AVerdictFinerThanTheMachinesSpreadIsRefused) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 90}};
+  eng.lifecycle_cv = 0.002;
+  auto o = opts();
+  o.resolution = 0.15;  // an A/A measured lifecycles 15% apart: 10% cannot be told from that
+  o.resolution_source = "15.00% (A/A at r.tsv:2-3, 3 trials each)";
+  auto r = run(o);
+  EXPECT_EQ(r.verdict, "inconclusive");
+  EXPECT_EQ(r.exit_status, 4);
+  EXPECT_NE(r.doc["decision"]["reason"].get<std::string>().find("below this machine's resolution"), std::string::npos);
+  EXPECT_EQ(r.doc["decision"]["resolution"], 0.15);
+}
+
 TEST(TryDuration, ParsesUnitsAndRefusesNonsense) {
   EXPECT_EQ(parse_duration_s("90s"), 90);
   EXPECT_EQ(parse_duration_s("30m"), 1800);

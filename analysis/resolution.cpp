@@ -1,0 +1,69 @@
+#include "analysis/resolution.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+
+#include "analysis/small_sample.hpp"
+#include "base/text.hpp"
+
+namespace bp::analysis {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string canonical(const std::string& p) {
+  std::error_code ec;
+  auto c = fs::weakly_canonical(fs::absolute(p, ec), ec);
+  return ec ? p : c.string();
+}
+
+/// A row's between-lifecycle CV from its interval, or nothing when it cannot be recovered.
+std::optional<double> row_cv(const bench::ledger_row& r) {
+  if (r.trials < 2 || !r.value || !r.ci_low || !r.ci_high || *r.value <= 0) return std::nullopt;
+  double half = (*r.ci_high - *r.ci_low) / 2;
+  if (!(half >= 0) || !std::isfinite(half)) return std::nullopt;
+  double t = t_quantile(0.975, r.trials - 1);
+  double sd = half * std::sqrt(static_cast<double>(r.trials)) / t;
+  return sd / *r.value;
+}
+
+}  // namespace
+
+std::string machine_spread::describe(const std::string& ledger) const {
+  return base::fixed(cv * 100, 2) + "% (A/A at " + ledger + ":" + std::to_string(line_a) + "-" +
+         std::to_string(line_b) + ", " + std::to_string(trials) + " trials each)";
+}
+
+std::optional<machine_spread> measured_spread(const std::vector<bench::ledger_row>& rows, const std::string& config,
+                                              const std::string& metric) {
+  std::string want = canonical(config);
+  // group -> the rows of this config in it, in ledger order.
+  std::map<std::string, std::vector<const bench::ledger_row*>> groups;
+  std::vector<std::string> order;
+  for (const auto& r : rows) {
+    if (r.group.empty() || !r.decision.empty() || r.status != "valid") continue;
+    if (!r.metric.empty() && r.metric != metric) continue;
+    if (canonical(r.config) != want) continue;
+    if (!groups.count(r.group)) order.push_back(r.group);
+    groups[r.group].push_back(&r);
+  }
+  for (auto it = order.rbegin(); it != order.rend(); ++it) {
+    const auto& g = groups[*it];
+    if (g.size() < 2) continue;
+    const auto* a = g[g.size() - 2];
+    const auto* b = g[g.size() - 1];
+    auto ca = row_cv(*a), cb = row_cv(*b);
+    if (!ca || !cb) continue;
+    machine_spread s;
+    s.cv = std::max(*ca, *cb);
+    s.line_a = a->line;
+    s.line_b = b->line;
+    s.trials = std::min(a->trials, b->trials);
+    return s;
+  }
+  return std::nullopt;
+}
+
+}  // namespace bp::analysis

@@ -1,0 +1,27 @@
+#pragma once
+/// What this machine can resolve (docs/statistics.md, "The machine's resolution"): the
+/// between-lifecycle spread of a config's headline, measured by an A/A sweep in the ledger (the
+/// same config twice in one sweep, K >= 2 trials each). `--noise auto` uses it as the noise
+/// band, and a verdict finer than it is refused as below this machine's resolution.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "analysis/ledger.hpp"
+
+namespace bp::analysis {
+
+struct machine_spread {
+  double cv = 0;            ///< between-lifecycle CV of the headline (the larger of the two rows')
+  std::size_t line_a = 0, line_b = 0;  ///< the A/A rows in the ledger
+  int trials = 0;
+  std::string describe(const std::string& ledger) const;  ///< "1.8% (A/A at results.tsv:12-13, 3 trials each)"
+};
+
+/// The spread of `config`'s `metric`, from the latest A/A group of the ledger that holds it;
+/// each row's CV is recovered from its t interval (half-width = t(K-1) · sd / sqrt(K)). Configs
+/// are compared by their canonical path.
+std::optional<machine_spread> measured_spread(const std::vector<bench::ledger_row>& rows, const std::string& config,
+                                              const std::string& metric);
+
+}  // namespace bp::analysis
