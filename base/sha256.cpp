@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -99,30 +100,48 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   return to_hex(md, sizeof(md));
 }
 
-bool sha256_file(const std::string& path, std::string& hex, std::uint64_t& size, std::string& err) {
+read_buffer::read_buffer(std::size_t bytes) : size_(bytes) {
+  void* mem = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) throw std::runtime_error(std::string("no memory for a hashing read buffer: ") + std::strerror(errno));
+  data_ = static_cast<char*>(mem);
+}
+
+read_buffer::~read_buffer() { ::munmap(data_, size_); }
+
+namespace {
+file_stamp stamp_of(const struct stat& st) {
+  file_stamp s;
+  s.dev = static_cast<std::uint64_t>(st.st_dev);
+  s.ino = static_cast<std::uint64_t>(st.st_ino);
+  s.size = static_cast<std::uint64_t>(st.st_size);
+  s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  s.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  return s;
+}
+}  // namespace
+
+bool sha256_file(const std::string& path, std::string& hex, std::uint64_t& size, std::string& err, read_buffer& buf,
+                 file_stamp* stamp, bool* stable) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     err = path + ": " + std::strerror(errno);
     return false;
   }
-  thread_local sha256_hasher h;
-  // The read buffer is mapped for this file and unmapped after: a thread_local one stayed
-  // resident (256 KiB) in every thread that ever hashed, for the life of the process.
-  constexpr std::size_t kBlock = 256 * 1024;
-  void* mem = ::mmap(nullptr, kBlock, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) {
-    err = path + ": no memory for the read buffer: " + std::strerror(errno);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    err = path + ": " + std::strerror(errno);
     ::close(fd);
     return false;
   }
-  struct unmap {
-    void* p;
-    ~unmap() { ::munmap(p, kBlock); }
-  } unmap_after{mem};
-  char* buf = static_cast<char*>(mem);
+  const std::uint64_t expected = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : ~0ull;
+  // Large files: ask for the kernel's larger read-ahead (cold page cache).
+  if (expected != ~0ull && expected > buf.size()) ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  thread_local sha256_hasher h;
+  char* b = buf.data();
+  const std::size_t block = buf.size();
   size = 0;
   for (;;) {
-    ssize_t n = ::read(fd, buf, kBlock);
+    ssize_t n = ::read(fd, b, block);
     if (n < 0) {
       if (errno == EINTR) continue;
       err = path + ": " + std::strerror(errno);
@@ -131,12 +150,29 @@ bool sha256_file(const std::string& path, std::string& hex, std::uint64_t& size,
       return false;
     }
     if (n == 0) break;
-    h.update(buf, static_cast<std::size_t>(n));
+    h.update(b, static_cast<std::size_t>(n));
     size += static_cast<std::uint64_t>(n);
+    // A regular file's read is short only at its end: past the size fstat gave, that is the end.
+    if (static_cast<std::size_t>(n) < block && size >= expected) break;
+  }
+  if (stamp) *stamp = stamp_of(st);
+  if (stable) {
+    struct stat after {};
+    *stable = ::fstat(fd, &after) == 0 && stamp_of(after) == stamp_of(st) && size == expected;
   }
   ::close(fd);
   hex = h.final_hex();
   return true;
+}
+
+bool sha256_file(const std::string& path, std::string& hex, std::uint64_t& size, std::string& err) {
+  try {
+    read_buffer buf;
+    return sha256_file(path, hex, size, err, buf);
+  } catch (const std::exception& e) {
+    err = path + ": " + e.what();
+    return false;
+  }
 }
 
 }  // namespace bp

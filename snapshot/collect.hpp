@@ -28,6 +28,11 @@ struct collect_input {
   std::string venv;
   std::uint16_t engine_port = 0;
   int threads = 0;  ///< hashing threads; 0 = every core
+  /// The verified hash cache of venv and loaded_libs (snapshot/hash_cache.hpp): on for runs
+  /// (config `hash_cache: on`, the default; off with `hash_cache: off` or --rehash), off here so
+  /// that a collector called directly reads every file. Empty dir: hash_cache::default_dir().
+  bool hash_cache = false;
+  std::string hash_cache_dir;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<nlohmann::json()> engine_log;  ///< provided by the engine owner
   std::string nvidia_smi = "nvidia-smi";

@@ -30,7 +30,9 @@ std::vector<std::string> compared_sections() {
 
 const std::set<std::string> kIgnoredKeys = {"pid", "ppid", "pgid", "sid", "start_time_unix", "elapsed_ms",
                                             "raw_xml", "pids", "root_pid", "supervisor_pid", "threads",
-                                            "created", "uptime_s", "collect_ms"};
+                                            "created", "uptime_s", "collect_ms",
+                                            // how the venv/loaded_libs hashes were obtained (cache or read), not what they are
+                                            "hash_cache"};
 
 /// The rules of every compared section, from the registry.
 const std::map<std::string, diff_rules>& rules_by_section() {

@@ -11,9 +11,11 @@
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+#include <memory>
 #include <thread>
 
 #include "base/sha256.hpp"
+#include "snapshot/hash_cache.hpp"
 
 namespace bp::snap {
 
@@ -48,6 +50,11 @@ void walk(const std::string& root, const std::string& rel, std::vector<tree_entr
       tree_entry t;
       t.path = r;
       t.size = static_cast<std::uint64_t>(st.st_size);
+      t.stamp.dev = static_cast<std::uint64_t>(st.st_dev);
+      t.stamp.ino = static_cast<std::uint64_t>(st.st_ino);
+      t.stamp.size = t.size;
+      t.stamp.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      t.stamp.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
       out.push_back(std::move(t));
     }
   }
@@ -69,7 +76,8 @@ std::string merkle_root(const std::vector<tree_entry>& entries) {
 
 tree_hash hash_tree(const std::string& root, const std::vector<std::string>& subdirs, int threads,
                     std::chrono::steady_clock::time_point deadline,
-                    const std::function<void(const std::string&)>& progress) {
+                    const std::function<void(const std::string&)>& progress, hash_cache* cache,
+                    std::size_t block) {
   auto t0 = std::chrono::steady_clock::now();
   tree_hash res;
   for (const auto& s : subdirs) {
@@ -92,8 +100,18 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
   res.threads = n;
   std::atomic<std::size_t> next{0};
   std::atomic<std::uint64_t> done_bytes{0};
-  std::atomic<bool> late{false};
+  std::atomic<bool> late{false}, no_buffer{false};
   auto work = [&] {
+    // One read buffer per thread for the whole tree (mapped here, unmapped when this returns).
+    std::unique_ptr<read_buffer> owned;
+    try {
+      owned = std::make_unique<read_buffer>(block);
+    } catch (const std::exception&) {
+      no_buffer = true;  // no memory for a buffer: the collector fails rather than half-hashing
+      late = true;
+      return;
+    }
+    read_buffer& buf = *owned;
     for (;;) {
       std::size_t k = next.fetch_add(1);
       if (k >= order.size() || late.load()) return;
@@ -104,7 +122,7 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
       tree_entry& e = res.entries[order[k]];
       std::uint64_t size = 0;
       std::string err;
-      if (!sha256_file(root + "/" + e.path, e.sha256, size, err)) {
+      if (!hash_file(root + "/" + e.path, &e.stamp, cache, buf, e.sha256, size, err)) {
         e.error = err;
       } else {
         e.size = size;
@@ -125,6 +143,7 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
   } else {
     base::run_parallel(n, work);
   }
+  if (no_buffer.load()) throw std::runtime_error("no memory for a read buffer while hashing " + root);
   if (late.load()) throw std::runtime_error("deadline passed while hashing " + root);
   std::sort(res.entries.begin(), res.entries.end(),
             [](const tree_entry& a, const tree_entry& b) { return a.path < b.path; });

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "base/sha256.hpp"
+
 namespace bp::snap {
 
 struct tree_entry {
@@ -22,6 +24,7 @@ struct tree_entry {
   std::uint64_t size = 0;
   std::string sha256;  ///< for files
   std::string error;   ///< unreadable file
+  file_stamp stamp;    ///< from the walk's lstat (the hash cache's key)
 };
 
 struct tree_hash {
@@ -32,10 +35,15 @@ struct tree_hash {
   double elapsed_ms = 0;
 };
 
-/// Hashes `subdirs` of `root`. Throws std::runtime_error when the deadline passes.
+class hash_cache;
+
+/// Hashes `subdirs` of `root`. Throws std::runtime_error when the deadline passes. With `cache`,
+/// files whose stamp is unchanged take their cached hash (snapshot/hash_cache.hpp); the caller
+/// saves the cache. Each thread reads through one buffer of `block` bytes for the whole tree.
 tree_hash hash_tree(const std::string& root, const std::vector<std::string>& subdirs, int threads,
                     std::chrono::steady_clock::time_point deadline,
-                    const std::function<void(const std::string&)>& progress = nullptr);
+                    const std::function<void(const std::string&)>& progress = nullptr, hash_cache* cache = nullptr,
+                    std::size_t block = read_buffer::default_size);
 
 /// The rollup of already-hashed entries (sorted by path).
 std::string merkle_root(const std::vector<tree_entry>& sorted_entries);

@@ -23,6 +23,7 @@
 
 #include "base/parallel.hpp"
 #include "base/sha256.hpp"
+#include "snapshot/hash_cache.hpp"
 #include "snapshot/libs.hpp"
 #include "snapshot/proc.hpp"
 #include "snapshot/collectors/common.hpp"
@@ -65,8 +66,23 @@ json collect_loaded_libs(const collect_input& in) {
   std::vector<std::string> paths;
   for (const auto& [p, l] : libs) paths.push_back(p);
   std::vector<json> rows(paths.size());
+  std::unique_ptr<hash_cache> cache;
+  if (in.hash_cache) {
+    hash_cache_options o;
+    o.dir = in.hash_cache_dir;
+    o.name = "loaded_libs";
+    cache = std::make_unique<hash_cache>(std::move(o));
+  }
   std::atomic<std::size_t> next{0};
+  std::atomic<bool> no_buffer{false};
   auto work = [&] {
+    std::unique_ptr<read_buffer> buf;
+    try {
+      buf = std::make_unique<read_buffer>();
+    } catch (const std::exception&) {
+      no_buffer = true;
+      return;
+    }
     for (std::size_t k; (k = next.fetch_add(1)) < paths.size();) {
       const std::string& p = paths[k];
       const lib& l = libs[p];
@@ -82,7 +98,7 @@ json collect_loaded_libs(const collect_input& in) {
         // The file on disk is not the one mapped: hash what the process maps instead.
         r["note"] = "mapped file was replaced or deleted on disk";
       }
-      if (sha256_file(p, hex, size, err)) {
+      if (hash_file(p, nullptr, cache.get(), *buf, hex, size, err)) {
         r["size"] = size;
         r["sha256"] = hex;
       } else {
@@ -92,8 +108,11 @@ json collect_loaded_libs(const collect_input& in) {
     }
   };
   base::run_parallel(base::thread_count(in.threads), work);
+  if (no_buffer) throw std::runtime_error("no memory for a read buffer while hashing loaded libraries");
   check_deadline(in, "hashing loaded libraries");
-  json j = {{"count", rows.size()}, {"libraries", rows}};
+  if (cache) cache->save();
+  json j = {{"count", rows.size()}, {"hash_cache", cache ? cache->stats().to_json() : json{{"enabled", false}}},
+            {"libraries", rows}};
   if (!errors.empty()) j["errors"] = errors;
   return j;
 }

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "snapshot/hash_cache.hpp"
 #include "snapshot/merkle.hpp"
 #include "snapshot/collectors/common.hpp"
 
@@ -34,7 +35,15 @@ json collect_venv(const collect_input& in) {
   struct stat st {};
   if (::stat(in.venv.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw std::runtime_error("venv " + in.venv + " is not a directory");
-  auto t = hash_tree(in.venv, {"bin", "lib", "lib64"}, in.threads, in.deadline, in.progress);
+  std::unique_ptr<hash_cache> cache;
+  if (in.hash_cache) {
+    hash_cache_options o;
+    o.dir = in.hash_cache_dir;
+    o.name = hash_cache::name_for("venv", in.venv);
+    cache = std::make_unique<hash_cache>(std::move(o));
+  }
+  auto t = hash_tree(in.venv, {"bin", "lib", "lib64"}, in.threads, in.deadline, in.progress, cache.get());
+  if (cache) cache->save();
   json files = json::array();
   for (const auto& e : t.entries) {
     if (e.link)
@@ -47,7 +56,7 @@ json collect_venv(const collect_input& in) {
   return {{"configured", true},      {"path", in.venv},         {"merkle_sha256", t.merkle_sha256},
           {"file_count", t.file_count}, {"link_count", t.link_count}, {"total_bytes", t.total_bytes},
           {"error_count", t.error_count}, {"threads", t.threads}, {"elapsed_ms", t.elapsed_ms},
-          {"files", files}};
+          {"hash_cache", cache ? cache->stats().to_json() : json{{"enabled", false}}}, {"files", files}};
 }
 
 }  // namespace bp::snap

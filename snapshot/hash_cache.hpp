@@ -1,0 +1,125 @@
+#pragma once
+/// The verified hash cache of the venv and loaded_libs collectors (docs/meta-schema.md, "The hash
+/// cache").
+///
+/// A file whose stamp -- (device, inode, size, mtime ns, ctime ns), git's index rule -- is the
+/// one it had when it was hashed is not read again, with two exceptions that keep the cache
+/// honest:
+///  - racily clean: an entry whose file was modified less than `racy_margin_ns` before it was
+///    hashed is never trusted (a later change within the same timestamp tick would keep the
+///    stamp); it is read again, and its new entry, hashed later, is trusted from then on;
+///  - sampled re-reads: every run re-reads the files of one of `verify_buckets` buckets anyway
+///    (bucket = FNV-1a of the path plus the cache's generation, mod `verify_buckets`), so over
+///    `verify_buckets` consecutive runs every cached file is read once: content changed without
+///    any change of its stamp (a disk image restored, a file system that keeps mtime and ctime)
+///    is caught within that many lifecycles and reported.
+///
+/// One file per cache (e.g. one per venv, one for loaded libraries) under `dir` (default
+/// $BENCH_PROXY_CACHE_DIR, else $XDG_CACHE_HOME/bench-proxy/hashes, else
+/// ~/.cache/bench-proxy/hashes), never inside a run folder. Binary, with a SHA-256 trailer over
+/// everything before it: a torn, truncated or corrupt file is ignored (every file is read) and
+/// replaced at the next save, never trusted. Saves take an exclusive flock on NAME.lock, merge
+/// with what another process saved meanwhile, and write a temporary file renamed into place.
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/sha256.hpp"
+
+namespace bp::snap {
+
+struct hash_cache_options {
+  std::string dir;   ///< empty: default_dir()
+  std::string name;  ///< file name in dir, e.g. "venv-<16 hex of the venv's path>"
+  /// 1/verify_buckets of the cached files are re-read each run; 0: never (tests only).
+  std::uint32_t verify_buckets = 16;
+  /// An entry is trusted only when its file's mtime and ctime are this much older than the moment
+  /// it was hashed (2 s: file systems with one- or two-second timestamps).
+  std::int64_t racy_margin_ns = 2'000'000'000;
+  /// Wall clock in ns since the epoch (CLOCK_REALTIME); tests replace it.
+  std::function<std::int64_t()> now_ns;
+  /// Entries not seen for this many saves are dropped (a file that left the tree).
+  std::uint64_t keep_generations = 64;
+};
+
+/// Counters for /meta ("hash_cache" in the venv and loaded_libs sections).
+struct hash_cache_stats {
+  bool enabled = false;
+  std::string file;
+  std::string note;  ///< why the cache file was not used (absent, ignored as corrupt, ...)
+  std::uint64_t generation = 0;
+  std::uint64_t from_cache = 0;  ///< files whose hash came from the cache, unread
+  std::uint64_t read = 0;        ///< files read: not cached, changed, racy or sampled
+  std::uint64_t verified = 0;    ///< of `read`: cached and trusted, re-read as this run's sample
+  std::uint64_t verify_buckets = 0;
+  std::vector<std::string> mismatched;  ///< sampled files whose content no longer matched the cache
+  std::string save_error;
+  nlohmann::json to_json() const;
+};
+
+class hash_cache {
+ public:
+  enum class decision { hit, miss, verify };
+
+  /// $BENCH_PROXY_CACHE_DIR, else $XDG_CACHE_HOME/bench-proxy/hashes, else ~/.cache/bench-proxy/hashes.
+  static std::string default_dir();
+  /// Cache name for a tree: prefix + "-" + 16 hex of sha256(root).
+  static std::string name_for(const std::string& prefix, const std::string& root);
+
+  /// Loads dir/name; a missing, torn or corrupt file leaves the cache empty (stats().note says why).
+  explicit hash_cache(hash_cache_options o);
+
+  /// Whether `path` with this stamp may take its cached hash (hit, `hex` set), must be read
+  /// (miss), or is trusted but sampled for a re-read this run (verify, `hex` = the cached hash
+  /// to compare with). Read-only: safe from many threads.
+  decision lookup(const std::string& path, const file_stamp& stamp, std::string& hex) const;
+
+  /// What this run knows about `path`: a hit (kept as it was), or a fresh hash read with the
+  /// stamp from before the read and the wall time the read began. `stable` false (the file changed
+  /// while it was read): nothing is remembered. Counts into stats(). Thread-safe.
+  void hit(const std::string& path);
+  void read(const std::string& path, const file_stamp& stamp, const std::string& hex, std::int64_t read_at_ns,
+            bool stable, decision was, const std::string& cached_hex);
+
+  std::int64_t now_ns() const { return opt_.now_ns(); }
+
+  /// Merges this run's entries into the cache file under its lock. Never throws: a failure is
+  /// recorded in stats().save_error (the snapshot does not depend on the cache being written).
+  void save();
+
+  const hash_cache_stats& stats() const { return stats_; }
+  std::string path() const { return opt_.dir + "/" + opt_.name; }
+
+  struct entry {
+    file_stamp stamp;
+    std::int64_t hashed_at_ns = 0;
+    std::uint64_t seen_generation = 0;
+    unsigned char digest[32] = {};
+  };
+  /// The file format (exposed for tests that write a cache of their own, e.g. one that lies).
+  static std::string serialize(std::uint64_t generation, const std::unordered_map<std::string, entry>& entries);
+  /// False (and `why`) when `bytes` is not a whole, intact cache file.
+  static bool parse(const std::string& bytes, std::uint64_t& generation, std::unordered_map<std::string, entry>& entries,
+                    std::string& why);
+
+ private:
+  hash_cache_options opt_;
+  std::unordered_map<std::string, entry> loaded_;
+  std::uint64_t generation_ = 0;  ///< this run's: the loaded one + 1
+  std::mutex mu_;
+  std::unordered_map<std::string, entry> touched_;  ///< this run's entries (hits and reads)
+  hash_cache_stats stats_;
+};
+
+/// One file's hash through `cache` (may be null: always read). `known` is the file's stamp from a
+/// stat the caller already made (the tree walk's lstat), or null to stat it here (following
+/// links, as a mapped library's path is). `buf` is the calling thread's read buffer.
+bool hash_file(const std::string& path, const file_stamp* known, hash_cache* cache, read_buffer& buf, std::string& hex,
+               std::uint64_t& size, std::string& err);
+
+}  // namespace bp::snap
