@@ -3,8 +3,9 @@
 namespace bp {
 
 const std::vector<engine_kind>& engine_kinds_table() {
-  // Sources for each row: ../shared/docs/engines.md (launch, readiness, version, resolved config).
-  // Caches: ../shared/docs/engines.md section 8 (variables and defaults).
+  // Each row as the engine's own documentation describes its launch, readiness, version and resolved
+  // config (what each field means: docs/config.md and docs/meta-schema.md, engine_version, engine_reported).
+  // Caches: the variables and defaults each engine documents (docs/meta-schema.md, "caches").
   const cache_def triton{"triton", "TRITON_CACHE_DIR", ".triton/cache"};
   const cache_def inductor{"torchinductor", "TORCHINDUCTOR_CACHE_DIR", ""};
   const cache_def flashinfer{"flashinfer", "FLASHINFER_WORKSPACE_BASE", ".cache/flashinfer"};

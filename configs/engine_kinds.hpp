@@ -6,7 +6,7 @@
 
 namespace bp {
 
-/// A compile, JIT or autotuning cache an engine uses (docs/engines.md, caches).
+/// A compile, JIT or autotuning cache an engine uses (docs/meta-schema.md, "caches").
 struct cache_def {
   std::string name;     ///< short name in /meta's caches section
   std::string env_var;  ///< the variable that moves it

@@ -1,6 +1,6 @@
 // The streaming reverse proxy (see docs/architecture.md, "Byte path").
 //
-// Design choices measured on this machine kind (docs/stack-notes reference):
+// Design choices measured on this machine kind (docs/benchmarks.md has the figures):
 // - plain non-blocking sockets in one edge-triggered epoll set per I/O thread (event_loop.hpp),
 //   registered once: no epoll_ctl and no speculative recv per operation; a socket whose last
 //   read came back short waits for the kernel's next edge instead of being asked again;
