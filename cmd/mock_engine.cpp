@@ -93,6 +93,12 @@ int main(int argc, char** argv) {
       ->type_name("N")
       ->check(whole_in(1, 1ll << 40))
       ->group(faults);
+  app.add_option("--error-every", o.error_every,
+                 "every Nth streamed completion request ends after half its tokens with an error event "
+                 "(data: {\"error\": ...}, no [DONE]), as llama-server fails mid-stream (body field: mock_error_after)")
+      ->type_name("N")
+      ->check(whole_in(1, 1ll << 40))
+      ->group(faults);
   app.add_flag("--ignore-sigterm", o.ignore_sigterm, "ignore SIGTERM (only SIGKILL stops it)")->group(faults);
   app.add_flag("--stall", o.stall, "accept completion requests but never answer")->group(faults);
   app.add_flag("--detached-grandchild", o.detached_grandchild,

@@ -51,6 +51,7 @@ struct shared_state {
   std::atomic<long> active{0};
   std::atomic<long> seq{0};
   std::atomic<long> fail_counter{0};
+  std::atomic<long> error_counter{0};
   std::atomic<long> resets{0};
   double pace = 1;           ///< the lifecycle's pace factor (--pace-cv), drawn once at startup
   double itl_added_ms = 0;   ///< MOCK_EXTRA_ITL_MS, plus --interaction-delay-ms when both MOCK_SLOW_* are set
@@ -208,6 +209,11 @@ class session : public std::enable_shared_from_this<session> {
     next_at_ = ttft_ms_;
     stream_ = req.value("stream", false);
     role_event_ = false;
+    error_after_ = req.contains("mock_error_after") && req["mock_error_after"].is_number_integer()
+                       ? req["mock_error_after"].get<int>()
+                       : -1;
+    if (stream_ && error_after_ < 0 && st_.opts.error_every > 0 && ++st_.error_counter % st_.opts.error_every == 0)
+      error_after_ = tokens_ / 2;
     usage_ = stream_ && req.contains("stream_options") && req["stream_options"].is_object() &&
              req["stream_options"].value("include_usage", false);
     chat_ = chat;
@@ -319,6 +325,16 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void schedule_next() {
+    if (stream_ && error_after_ >= 0 && sent_ >= error_after_) {
+      // mock_error_after: the engine fails mid-stream the way llama-server does: one error
+      // event, then the end of the body, without [DONE].
+      out_ = chunk(std::string("data: ") +
+                   R"x({"error":{"code":500,"message":"mock-engine: failing mid-stream (mock_error_after)","type":"server_error"}})x" +
+                   "\n\n");
+      out_ += "0\r\n\r\n";
+      end_request(false);
+      return write_out([self = shared_from_this()] { self->next_request(); });
+    }
     if (sent_ < tokens_) {
       double at = next_at_;
       due_ms_ = at;
@@ -413,6 +429,7 @@ class session : public std::enable_shared_from_this<session> {
   bool stream_ = false, usage_ = false, chat_ = true, role_event_ = false, stamp_ = false;
   std::int64_t received_us_ = 0;
   int tokens_ = 0, sent_ = 0, events_ = 0, prompt_tokens_ = 0;
+  int error_after_ = -1;  ///< mock_error_after: an error event after this many tokens (-1: none)
   double ttft_ms_ = 0, itl_ms_ = 0, jitter_ = 0, next_at_ = 0, due_ms_ = 0;
   std::size_t seed_ = 0;
 

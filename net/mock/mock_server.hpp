@@ -29,6 +29,7 @@ struct options {
   long crash_after = -1;       ///< abort after this many completed requests
   long crash_mid_stream = -1;  ///< abort after this many events of a stream
   long fail_every = 0;         ///< answer every Nth completion request with a 500
+  long error_every = 0;        ///< every Nth streamed completion: an error event after half its tokens
   bool ignore_sigterm = false;
   bool stall = false;          ///< accept /v1 requests but never answer
   bool detached_grandchild = false;  ///< start a new-session grandchild that tries to outlive the tree

@@ -222,6 +222,78 @@ inline bool usage(std::string_view text, int& prompt, int& completion) {
   return true;
 }
 
+/// Where the JSON value starting at `i` ends (one past it): a string, an object or array (to its
+/// matching close, strings skipped), or a bare value (up to ',', '}' or ']'). s.size() if cut.
+inline std::size_t value_end(std::string_view s, std::size_t i) {
+  int depth = 0;
+  bool in_str = false, esc = false;
+  for (std::size_t k = i; k < s.size(); ++k) {
+    char c = s[k];
+    if (in_str) {
+      if (esc) esc = false;
+      else if (c == '\\') esc = true;
+      else if (c == '"') {
+        in_str = false;
+        if (depth == 0) return k + 1;
+      }
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0) return k;
+      if (--depth == 0) return k + 1;
+    } else if (c == ',' && depth == 0) {
+      return k;
+    }
+  }
+  return s.size();
+}
+
+/// Is position `i` of the JSON object `s` at its top level (inside the outer braces only)?
+inline bool top_level(std::string_view s, std::size_t i) {
+  int depth = 0;
+  bool in_str = false, esc = false;
+  for (std::size_t k = 0; k < i && k < s.size(); ++k) {
+    char c = s[k];
+    if (in_str) {
+      if (esc) esc = false;
+      else if (c == '\\') esc = true;
+      else if (c == '"') in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return depth == 1;
+}
+
+/// The engine's error event, as bench reads one (net/loadgen/bench.cpp): an event whose object
+/// has a top-level "error" key (llama-server, vLLM and SGLang end a failing stream with
+/// `data: {"error": {...}}` after the 200 went out). Returns false when it has none; else `why`
+/// is the error's "message" string when it has one, else the value's JSON text (escapes as
+/// sent, at most 240 bytes).
+inline bool error_event(std::string_view data, std::string& why) {
+  for (std::size_t i = value_after(data, "\"error\""); i != std::string_view::npos;
+       i = value_after(data, "\"error\"", i)) {
+    if (!top_level(data, i)) continue;
+    std::string_view v = data.substr(i, value_end(data, i) - i);
+    if (!v.empty() && v.front() == '{') {
+      std::size_t m = value_after(v, "\"message\"");
+      if (m != std::string_view::npos && top_level(v, m) && v[m] == '"') {
+        std::size_t e = value_end(v, m);
+        if (e >= m + 2 && v[e - 1] == '"') v = v.substr(m + 1, e - m - 2);
+      }
+    }
+    why.assign(v.data(), std::min<std::size_t>(v.size(), 240));
+    return true;
+  }
+  return false;
+}
+
 }  // namespace sse
 
 /// Watches one response body as the proxy relays it. For text/event-stream it splits events at
@@ -349,6 +421,13 @@ class response_watch {
       double t = now_ms();
       if (rec_->first_content_ms < 0) rec_->first_content_ms = t;
       rec_->content_ms.push_back(t);
+    } else if (rec_->error.empty() && sse::error_event(data, why_)) {
+      // An error event after the 200 (the engine failed mid-stream): the request failed, as
+      // bench counts it (docs/metrics.md, "Proxy-side timing"). Only events without content
+      // are looked at, so a token's event costs nothing more.
+      rec_->upstream_error = true;
+      rec_->error = "stream error: the engine sent an error event: ";
+      rec_->error += why_;
     }
     int p = -1, c = -1;
     if (data.find("usage\"") != std::string_view::npos && sse::usage(data, p, c)) {
@@ -365,6 +444,7 @@ class response_watch {
   std::size_t line_start_ = 0;
   std::string tail_;
   std::string held_;  // stream bytes fed, not yet examined
+  std::string why_;   // an error event's message (storage kept between requests)
   bool finished_ = false;  // finish() was called: the body is complete
 };
 

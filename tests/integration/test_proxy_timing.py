@@ -195,6 +195,55 @@ class ProxyTimingTest(ProxyCase):
         self.assertIn("bench_proxy_client_aborts_total 1", body.decode())
 
 
+class EngineErrorEventTest(ProxyCase):
+    """Issue 27 item 3: an engine that fails mid-stream sends an error event after the 200 (as
+    llama-server does); the proxy's records, requests.jsonl and /metrics count that request as
+    failed, the same requests bench counts as failed."""
+
+    def test_an_error_event_mid_stream_is_an_error_in_every_record_of_the_proxy(self):
+        # Every third streamed request: three tokens, then the error event.
+        cfg = self.config(mock_args=["--tokens", "6", "--itl-ms", "1", "--error-every", "3"], extra="warmup: 0")
+        p = self.start(cfg)
+        p.wait_ready()
+        out = os.path.join(self.dir, "b")
+        r = subprocess.run([BENCH_PROXY, "bench", "--url", f"http://127.0.0.1:{p.port}", "--queries", WORKLOAD,
+                            "-n", "6", "--max-tokens", "6", "--warmup", "0", "--out", out, "--results", os.path.join(self.dir, "r.tsv"),
+                            "--no-progress", "--max-error-rate", "0.5"],
+                           capture_output=True, text=True, cwd=self.dir, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(out, "result.json")) as f:
+            res = json.load(f)
+        failed = {q["proxy_request_id"] for q in res["requests"] if not q["ok"]}
+        ok = {q["proxy_request_id"] for q in res["requests"] if q["ok"]}
+        self.assertEqual(len(failed), 2, res["requests"])
+        self.assertEqual(len(ok), 4)
+        why = "stream error: the engine sent an error event: mock-engine: failing mid-stream (mock_error_after)"
+        recs = {x["id"]: x for x in records_for(p, failed | ok)}
+        for rid in failed:
+            self.assertEqual(recs[rid]["status"], 200)
+            self.assertEqual(recs[rid]["error"], why, recs[rid])
+            self.assertTrue(recs[rid]["upstream_error"])
+            self.assertIsNone(recs[rid]["output_tps"])
+            self.assertEqual(recs[rid]["content_events"], 3)
+        for rid in ok:
+            self.assertIsNone(recs[rid]["error"], recs[rid])
+            self.assertFalse(recs[rid]["upstream_error"])
+            self.assertIsNotNone(recs[rid]["output_tps"])
+        metrics = p.get("/metrics")[2].decode()
+        self.assertIn("bench_proxy_upstream_errors_total 2", metrics)
+        # Completed requests only: the four chat completions and bench's GET /v1/models.
+        self.assertIn("bench_proxy_e2e_seconds_count 5", metrics)
+        self.assertIn('bench_proxy_requests_total{route="/v1/chat/completions",status="200"} 6', metrics)
+        self.assertEqual(p.stop(), 0)
+        with open(os.path.join(p.run_dir, "requests.jsonl")) as f:
+            lines = {x["id"]: x for x in map(json.loads, f.read().splitlines())}
+        for rid in failed:
+            self.assertEqual(lines[rid]["error"], why)
+            self.assertTrue(lines[rid]["upstream_error"])
+        for rid in ok:
+            self.assertIsNone(lines[rid]["error"])
+
+
 class MetricsTest(ProxyCase):
     def test_metrics_parse_with_real_parsers_and_a_real_prometheus_counts_every_request(self):
         cfg = self.config(mock_args=["--tokens", "4", "--itl-ms", "1"], extra="warmup: 0")

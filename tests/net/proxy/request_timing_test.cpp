@@ -146,6 +146,49 @@ TEST(ProxyTiming, EventsAreSplitAtBlankLinesWhateverTheReadBoundaries) {
   }
 }
 
+TEST(ProxyTiming, AnErrorEventIsAFailedRequestAsBenchCountsIt) {
+  std::string why;
+  // Top-level "error" key, as bench reads it: the message when there is one, else the value.
+  EXPECT_TRUE(sse::error_event(R"({"error":{"code":500,"message":"The model produced output that does not match","type":"server_error"}})", why));
+  EXPECT_EQ(why, "The model produced output that does not match");
+  EXPECT_TRUE(sse::error_event(R"({"id":"x", "error" : "boom"})", why));
+  EXPECT_EQ(why, "\"boom\"");
+  EXPECT_TRUE(sse::error_event(R"({"error":{"code":1,"detail":{"message":"inner"}}})", why));
+  EXPECT_EQ(why, R"({"code":1,"detail":{"message":"inner"}})");
+  EXPECT_TRUE(sse::error_event(R"({"error":{"message":"with \"quotes\" and }{"}})", why));
+  EXPECT_EQ(why, R"(with \"quotes\" and }{)");
+  // Not at the top level, or only spelled inside a string: no error.
+  EXPECT_FALSE(sse::error_event(R"({"choices":[{"delta":{},"error":"x"}]})", why));
+  EXPECT_FALSE(sse::error_event(R"({"choices":[{"delta":{"content":"\"error\":1"}}]})", why));
+  EXPECT_FALSE(sse::error_event(R"({"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":2}})", why));
+  // A long message is cut.
+  EXPECT_TRUE(sse::error_event("{\"error\":{\"message\":\"" + std::string(1000, 'm') + "\"}}", why));
+  EXPECT_EQ(why.size(), 240u);
+
+  // llama-server's stream: tokens, then the error event, then the end without [DONE].
+  std::string body =
+      "data: {\"choices\":[{\"delta\":{\"content\":\"A\"}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"B\"}}]}\n\n"
+      "data: {\"error\":{\"code\":500,\"message\":\"The model produced output that does not match the expected peg-native format\",\"type\":\"server_error\"}}\n\n";
+  for (std::size_t step : {std::size_t(1), std::size_t(13), body.size()}) {
+    auto rec = watch_stream(body, step);
+    EXPECT_EQ(rec.content_ms.size(), 2u) << "step " << step;
+    EXPECT_TRUE(rec.upstream_error);
+    EXPECT_EQ(rec.error,
+              "stream error: the engine sent an error event: The model produced output that does not match the expected "
+              "peg-native format");
+    EXPECT_FALSE(rec.complete());
+  }
+  // The same without the blank line at the end (the body just stops).
+  auto rec = watch_stream(body.substr(0, body.size() - 2), 7);
+  EXPECT_TRUE(rec.upstream_error);
+  EXPECT_FALSE(rec.complete());
+  // A normal stream stays complete.
+  rec = watch_stream("data: {\"choices\":[{\"delta\":{\"content\":\"A\"}}]}\n\ndata: [DONE]\n\n", 5);
+  EXPECT_TRUE(rec.error.empty());
+  EXPECT_FALSE(rec.upstream_error);
+}
+
 TEST(ProxyTiming, APlainBodyIsItsOwnFirstTokenAndItsUsageIsReadAtTheEnd) {
   std::string body(20000, ' ');
   body = "{\"choices\":[{\"message\":{\"content\":\"" + std::string(20000, 'x') +
