@@ -248,10 +248,13 @@ measure::options measure_options(const bench_flags& f, const std::string& config
 void preflight_or_throw(const std::vector<std::string>& configs, const std::string& workload,
                         const std::string& tsv) {
   auto errors = measure::preflight(configs, workload);
+  // A ledger that could not take the row is found now, not after the engine ran.
+  std::string ledger = tsv.empty() ? std::string() : bench::ledger_problem(tsv);
+  if (!ledger.empty()) errors.push_back("--results: " + ledger);
   if (errors.empty()) return;
   std::string all;
   for (const auto& e : errors) all += (all.empty() ? "" : "\n") + e;
-  if (!tsv.empty()) {
+  if (!tsv.empty() && ledger.empty()) {
     try {
       bench::append_tsv(tsv, measure::failed_result(configs.size() == 1 ? configs[0] : "", all, ""), "");
     } catch (const std::exception& e) {

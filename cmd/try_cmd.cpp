@@ -177,6 +177,8 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   // Both configs and the workload are checked before anything starts; configs of different
   // engine kinds are not comparable (exit 3, nothing run).
   preflight_or_throw({o.baseline, o.candidate}, o.bench.queries_path, "");
+  if (!f.b.results.empty())
+    if (auto p = bench::ledger_problem(f.b.results); !p.empty()) throw usage_error("--results: " + p);
   std::string kb = engine_kind(o.baseline), kc = engine_kind(o.candidate);
   if (kb != kc) {
     std::cout << "not comparable: engine kind differs: " << kb << " (baseline " << o.baseline << ") vs " << kc

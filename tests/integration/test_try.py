@@ -102,6 +102,14 @@ class TryTest(ProxyCase):
                     os.path.join(self.dir, "none.tsv"))
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn("none.tsv does not exist", r.stderr)
+        notledger = os.path.join(self.dir, "notes.txt")
+        with open(notledger, "w") as f:
+            f.write("my notes, not a ledger\n")
+        r = self.bp("try", base, "--against", base, "--queries", WORKLOAD, "--results", notledger)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("notes.txt:1: not a bench-proxy results TSV", r.stderr)
+        with open(notledger) as f:
+            self.assertEqual(f.read(), "my notes, not a ledger\n")  # left alone
         r = self.try_(base, base, "--max-rounds", "1")
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "tries")))
