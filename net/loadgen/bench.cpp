@@ -784,6 +784,20 @@ json run(const options& o) {
       }
     json em = engine_metrics(metrics_kind, metrics_before, metrics_after, server_counts ? prompt : -1,
                              server_counts ? output : -1);
+    // Requests that failed after the engine answered 200 were counted by the engine too.
+    std::vector<failed_request_tokens> failed;
+    for (const auto& r : results)
+      if (!r.ok && r.http_status == 200) {
+        const json& q = queries[static_cast<std::size_t>((r.index + o.warmup) % static_cast<long>(queries.size()))].request;
+        int cap = o.max_tokens ? *o.max_tokens
+                  : q.contains("max_tokens") && q["max_tokens"].is_number_integer() ? q["max_tokens"].get<int>()
+                  : q.contains("max_completion_tokens") && q["max_completion_tokens"].is_number_integer()
+                      ? q["max_completion_tokens"].get<int>()
+                      : -1;
+        failed.push_back({r.usage_from_server ? r.output_tokens : r.content_events, cap,
+                          r.usage_from_server ? r.prompt_tokens : -1});
+      }
+    if (em.contains("cross_check")) account_failed_requests(em["cross_check"], failed);
     em["url"] = metrics_url;
     em["raw"] = {{"before", metrics_before}, {"after", metrics_after}};  // write_result moves them to files
     if (!cut_before.empty() || !cut_after.empty()) {

@@ -1,6 +1,7 @@
 #include "net/loadgen/crosscheck.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -116,6 +117,44 @@ std::vector<std::string> client_overhead_warnings(const json& o) {
   check("TTFT", "ttft", "ttft_ms");
   check("E2E", "e2e", "e2e_ms");
   return out;
+}
+
+void account_failed_requests(json& cross_check, const std::vector<failed_request_tokens>& failed) {
+  if (failed.empty() || !cross_check.is_object()) return;
+  double out_seen = 0, out_more = 0, prompt_seen = 0;
+  bool out_bounded = true;
+  std::size_t prompt_unknown = 0;
+  for (const auto& f : failed) {
+    out_seen += std::max(0, f.output_seen);
+    if (f.max_tokens < 0) out_bounded = false;
+    else out_more += std::max(0, f.max_tokens - std::max(0, f.output_seen));
+    if (f.prompt >= 0) prompt_seen += f.prompt;
+    else ++prompt_unknown;
+  }
+  std::string n = std::to_string(failed.size()) + (failed.size() == 1 ? " request" : " requests");
+  auto account = [&](const char* key, double seen, bool bounded, double more, const std::string& why) {
+    if (!cross_check.contains(key) || !cross_check[key].is_object()) return;
+    json& c = cross_check[key];
+    if (!c.contains("engine") || !c["engine"].is_number() || !c.contains("bench") || !c["bench"].is_number()) return;
+    double engine = c["engine"].get<double>(), bench = c["bench"].get<double>() + seen;
+    c["bench"] = bench;
+    c["bench_failed"] = seen;
+    c["failed_requests"] = failed.size();
+    c["failed_at_most_more"] = bounded ? json(more) : json(nullptr);
+    double gap = engine - bench;
+    if (std::fabs(gap) < 0.5) {
+      c["equal"] = true;
+    } else if (gap > 0 && (!bounded || gap <= more + 0.5)) {
+      c["equal"] = true;
+      c["explained"] = base::fixed(gap, 0) + " " + key + " of the " + n + " that failed after the engine answered (" + why + ")";
+    } else {
+      c["equal"] = false;
+    }
+  };
+  account("generation_tokens", out_seen, out_bounded, out_more,
+          out_bounded ? "each generates at most its max_tokens" : "a request without max_tokens may generate any number");
+  account("prompt_tokens", prompt_seen, prompt_unknown == 0, 0,
+          "the engine read their prompts; the bench never learnt their size");
 }
 
 }  // namespace bp::bench

@@ -1,4 +1,6 @@
 #include "net/loadgen/bench.hpp"
+#include "net/loadgen/crosscheck.hpp"
+#include "analysis/engine_metrics.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -121,4 +123,53 @@ TEST(ResultsTsv, HeaderOnceThenOneRowPerResult) {
             std::string::npos)
       << a;
   fs::remove(p);
+}
+
+TEST(EngineCrossCheck, TokensOfRequestsThatFailedAfterGeneratingAreAccountedFor) {
+  // Issue 27 item 4: "the engine counted 2400 generation_tokens, the bench 2304": two requests
+  // failed after generating their 48 tokens (an error event at the end, nothing seen of them).
+  auto check = [] {
+    return nlohmann::json{{"generation_tokens", {{"engine", 2400.0}, {"bench", 2304.0}, {"equal", false}}},
+                          {"prompt_tokens", {{"engine", 1000.0}, {"bench", 960.0}, {"equal", false}}}};
+  };
+  auto c = check();
+  account_failed_requests(c, {{0, 48, -1}, {0, 48, -1}});
+  EXPECT_TRUE(c["generation_tokens"]["equal"].get<bool>()) << c.dump();
+  EXPECT_EQ(c["generation_tokens"]["failed_requests"], 2);
+  EXPECT_EQ(c["generation_tokens"]["failed_at_most_more"], 96.0);
+  EXPECT_NE(c["generation_tokens"]["explained"].get<std::string>().find("96 generation_tokens of the 2 requests"),
+            std::string::npos);
+  EXPECT_TRUE(c["prompt_tokens"]["equal"].get<bool>());  // their prompts' size is unknown to the bench
+  EXPECT_TRUE(engine_metric_warnings({{"cross_check", c}}).empty());
+  // What was seen of them counts as the bench's; an exact match needs no explanation.
+  c = check();
+  account_failed_requests(c, {{48, 48, 20}, {48, 48, 20}});
+  EXPECT_EQ(c["generation_tokens"]["bench"], 2400.0);
+  EXPECT_EQ(c["generation_tokens"]["bench_failed"], 96.0);
+  EXPECT_TRUE(c["generation_tokens"]["equal"].get<bool>());
+  EXPECT_FALSE(c["generation_tokens"].contains("explained"));
+  EXPECT_TRUE(c["prompt_tokens"]["equal"].get<bool>());  // 960 + their reported 2 x 20
+  EXPECT_FALSE(c["prompt_tokens"].contains("explained"));
+}
+
+TEST(EngineCrossCheck, MoreThanTheFailedRequestsCouldHaveGeneratedStillWarns) {
+  nlohmann::json c = {{"generation_tokens", {{"engine", 2500.0}, {"bench", 2304.0}, {"equal", false}}}};
+  account_failed_requests(c, {{10, 48, -1}, {0, 48, -1}});
+  EXPECT_FALSE(c["generation_tokens"]["equal"].get<bool>());
+  EXPECT_EQ(c["generation_tokens"]["bench"], 2314.0);
+  auto w = engine_metric_warnings({{"cross_check", c}});
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("the engine counted 2500 generation_tokens during the bench, the bench 2314"), std::string::npos) << w[0];
+  // Fewer than the bench: never explained by failures.
+  c = {{"generation_tokens", {{"engine", 2000.0}, {"bench", 2304.0}, {"equal", false}}}};
+  account_failed_requests(c, {{0, 48, -1}});
+  EXPECT_FALSE(c["generation_tokens"]["equal"].get<bool>());
+  // No failed request: the check is left as it was.
+  c = {{"generation_tokens", {{"engine", 2400.0}, {"bench", 2304.0}, {"equal", false}}}};
+  account_failed_requests(c, {});
+  EXPECT_EQ(c["generation_tokens"].size(), 3u);
+  // A failed request without max_tokens may have generated any number.
+  account_failed_requests(c, {{0, -1, -1}});
+  EXPECT_TRUE(c["generation_tokens"]["equal"].get<bool>());
+  EXPECT_TRUE(c["generation_tokens"]["failed_at_most_more"].is_null());
 }
