@@ -62,6 +62,7 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   }
   r->ctx_ = std::make_shared<run_context>();
   r->ctx_->config = std::move(*loaded.config);
+  if (o.rehash) r->ctx_->config.hash_cache = false;  // recorded as `hash_cache: off` in /meta's config
   r->status_ = std::make_unique<net::run_status>();
   net::server_options so = o.server;
   so.listen = o.listen;

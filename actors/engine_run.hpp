@@ -16,6 +16,7 @@ struct run_options {
   int threads = 0;
   std::string run_dir;  ///< empty: runs/<UTC time>_<config stem>_<pid> under the current directory
   int hash_threads = 0;
+  bool rehash = false;  ///< --rehash: read every venv file and library (as the config's `hash_cache: off`)
   std::vector<std::string> argv;  ///< bench-proxy's own argv, recorded in /meta
   net::server_options server;     ///< listen/threads are filled from the fields above
   int telemetry_interval_ms = 200;  ///< 0: no telemetry.csv

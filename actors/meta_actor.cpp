@@ -35,6 +35,7 @@ snap::collect_input make_input(const run_context& ctx, const engine_started& e,
   in.caches_injected = ctx.caches_injected;
   in.engine_port = static_cast<std::uint16_t>(e.port);
   in.threads = ctx.hash_threads;
+  in.hash_cache = ctx.config.hash_cache;  // the verified hash cache (snapshot/hash_cache.hpp)
   in.deadline = deadline;
   if (const char* p = std::getenv("BENCH_PROXY_NVIDIA_SMI")) in.nvidia_smi = p;
   if (const char* p = std::getenv("BENCH_PROXY_LSHW")) in.lshw = p;

@@ -53,6 +53,9 @@ runner define_serve(CLI::App& app, const std::vector<std::string>& argv) {
   app.add_option("--hash-threads", o.hash_threads, "threads for hashing the venv and libraries (default: cores)")
       ->type_name("N")
       ->check(whole_in(1, 1024));
+  app.add_flag("--rehash", o.rehash,
+               "read every venv file and loaded library instead of taking unchanged ones from the verified hash cache "
+               "(~/.cache/bench-proxy/hashes or $BENCH_PROXY_CACHE_DIR; as the config's hash_cache: off)");
   app.add_option("--max-body", o.server.max_request_body, "largest request body accepted (default 33554432 = 32 MiB)")
       ->type_name("BYTES")
       ->check(whole_in(1024, 1ll << 40));

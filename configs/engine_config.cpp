@@ -32,7 +32,8 @@ namespace {
 const std::set<std::string> kKnownKeys = {
     "description", "engine",        "cmd",          "args",          "cwd",
     "venv",        "warmup",        "env",          "health_path",   "ready_timeout_s",
-    "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s", "model", "caches", "placement"};
+    "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s", "model", "caches", "placement",
+    "hash_cache"};
 
 bool valid_var_name(const std::string& s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
@@ -369,7 +370,7 @@ load_result load_config_text(const std::string& text, const std::string& path, c
     if (!kKnownKeys.count(key)) {
       c.add(it->first, key, "unknown key (known: description, engine, cmd, args, cwd, venv, warmup, "
                              "env, health_path, ready_timeout_s, stop_grace_s, drain_timeout_s, "
-                             "snapshot_timeout_s, model, caches, placement)");
+                             "snapshot_timeout_s, model, caches, placement, hash_cache)");
     } else if (!seen.insert(key).second) {
       c.add(it->first, key, "duplicate key");
     }
@@ -452,6 +453,14 @@ load_result load_config_text(const std::string& text, const std::string& path, c
       cfg.caches_fresh = n.Scalar() == "fresh";
     else
       c.add(n, "caches", "expected fresh (new empty cache directories for this run) or shared (the default)");
+  }
+  if (YAML::Node n = root["hash_cache"]; n.IsDefined() && !n.IsNull()) {
+    if (n.IsScalar() && (n.Scalar() == "on" || n.Scalar() == "off"))
+      cfg.hash_cache = n.Scalar() == "on";
+    else
+      c.add(n, "hash_cache",
+            "expected on (the default: unchanged venv files and libraries take their verified cached hash) or off "
+            "(every file is read)");
   }
   if (YAML::Node n = root["placement"]; n.IsDefined() && !n.IsNull()) {
     // Labels a fleet agent must have to run this config (sweep --agents; docs/config.md).
@@ -575,6 +584,7 @@ nlohmann::json to_json(const engine_config& c) {
       {"model", c.model.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.model)},
       {"caches", c.caches_fresh ? "fresh" : "shared"},
       {"placement", c.placement},
+      {"hash_cache", c.hash_cache ? "on" : "off"},
   };
   if (!resolved) j["resolved_cmd_error"] = why;
   // A secret may also appear inside a plain value (a description, a path): redact those too.

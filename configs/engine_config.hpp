@@ -41,6 +41,9 @@ struct engine_config {
   std::string model;              ///< model name for warmup requests; empty: first of /v1/models
   std::map<std::string, std::string> placement;  ///< `placement:` labels a fleet agent must have
   bool caches_fresh = false;      ///< `caches: fresh`: new empty cache directories under the run folder
+  /// `hash_cache: off`: the venv and loaded_libs collectors read every file instead of trusting
+  /// the verified hash cache (snapshot/hash_cache.hpp; on by default; --rehash does the same).
+  bool hash_cache = true;
 
   /// Value of the YAML env's PATH, or empty when the env has none.
   std::string env_path() const;

@@ -186,13 +186,24 @@ bool hash_cache::parse(const std::string& in, std::uint64_t& generation, std::un
 }
 
 namespace {
+file_stamp stamp_of(const struct stat& st) {
+  file_stamp s;
+  s.dev = static_cast<std::uint64_t>(st.st_dev);
+  s.ino = static_cast<std::uint64_t>(st.st_ino);
+  s.size = static_cast<std::uint64_t>(st.st_size);
+  s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  s.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  return s;
+}
+
 bool load_file(const std::string& path, std::uint64_t& generation, std::unordered_map<std::string, hash_cache::entry>& entries,
-               std::string& note) {
+               std::string& note, file_stamp* stamp = nullptr) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
     note = errno == ENOENT ? "no cache file yet" : path + ": " + std::strerror(errno);
     return false;
   }
+  if (stamp) *stamp = stamp_of(st);
   std::string bytes;
   try {
     bytes = base::read_file_limited(path, kMaxFile);
@@ -217,7 +228,7 @@ hash_cache::hash_cache(hash_cache_options o) : opt_(std::move(o)) {
   stats_.file = path();
   stats_.verify_buckets = opt_.verify_buckets;
   std::uint64_t g = 0;
-  load_file(path(), g, loaded_, stats_.note);
+  loaded_ok_ = load_file(path(), g, loaded_, stats_.note, &loaded_stamp_);
   generation_ = g + 1;
   stats_.generation = generation_;
 }
@@ -236,13 +247,16 @@ hash_cache::decision hash_cache::lookup(const std::string& path, const file_stam
 }
 
 void hash_cache::hit(const std::string& path) {
-  auto it = loaded_.find(path);
+  hits_.fetch_add(1, std::memory_order_relaxed);
+  auto it = loaded_.find(path);  // find() does not modify the table; each path's entry is its caller's
+  if (it != loaded_.end()) it->second.seen_generation = generation_;
+}
+
+hash_cache_stats hash_cache::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  stats_.from_cache++;
-  if (it == loaded_.end()) return;
-  entry e = it->second;
-  e.seen_generation = generation_;
-  touched_[path] = e;
+  hash_cache_stats s = stats_;
+  s.from_cache = hits_.load(std::memory_order_relaxed);
+  return s;
 }
 
 void hash_cache::read(const std::string& path, const file_stamp& stamp, const std::string& hex, std::int64_t read_at_ns,
@@ -278,11 +292,23 @@ void hash_cache::save() {
     } close_lock{lfd};
     while (::flock(lfd, LOCK_EX) != 0)
       if (errno != EINTR) throw std::runtime_error(lock_path + ": flock: " + std::strerror(errno));
-    // What is there now: another process may have saved since this one loaded.
-    std::uint64_t disk_gen = 0;
+    // What is there now: another process may have saved since this one loaded. When the file is
+    // still the one loaded (same inode, size and times: a save renames a new file in), what was
+    // loaded is it; otherwise it is read again and this run's hits are laid over it.
+    std::uint64_t disk_gen = generation_ - 1;
     std::unordered_map<std::string, entry> merged;
-    std::string note;
-    load_file(path(), disk_gen, merged, note);
+    struct stat now {};
+    bool unchanged = ::stat(path().c_str(), &now) == 0 ? loaded_ok_ && stamp_of(now) == loaded_stamp_ : !loaded_ok_;
+    if (unchanged) {
+      merged = std::move(loaded_);
+    } else {
+      std::string note;
+      disk_gen = 0;
+      load_file(path(), disk_gen, merged, note);
+      for (auto& [p, e] : loaded_)
+        if (e.seen_generation == generation_) merged[p] = e;
+      loaded_.clear();
+    }
     std::uint64_t gen = std::max(disk_gen + 1, generation_);
     for (auto it = merged.begin(); it != merged.end();) {
       if (it->second.seen_generation + opt_.keep_generations < gen)

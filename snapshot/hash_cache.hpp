@@ -20,6 +20,7 @@
 /// everything before it: a torn, truncated or corrupt file is ignored (every file is read) and
 /// replaced at the next save, never trusted. Saves take an exclusive flock on NAME.lock, merge
 /// with what another process saved meanwhile, and write a temporary file renamed into place.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -81,7 +82,8 @@ class hash_cache {
 
   /// What this run knows about `path`: a hit (kept as it was), or a fresh hash read with the
   /// stamp from before the read and the wall time the read began. `stable` false (the file changed
-  /// while it was read): nothing is remembered. Counts into stats(). Thread-safe.
+  /// while it was read): nothing is remembered. Counts into stats(). Thread-safe (hits of
+  /// distinct paths touch distinct entries; reads take a lock).
   void hit(const std::string& path);
   void read(const std::string& path, const file_stamp& stamp, const std::string& hex, std::int64_t read_at_ns,
             bool stable, decision was, const std::string& cached_hex);
@@ -90,9 +92,10 @@ class hash_cache {
 
   /// Merges this run's entries into the cache file under its lock. Never throws: a failure is
   /// recorded in stats().save_error (the snapshot does not depend on the cache being written).
+  /// Call it once, last: lookups after it find nothing.
   void save();
 
-  const hash_cache_stats& stats() const { return stats_; }
+  hash_cache_stats stats() const;
   std::string path() const { return opt_.dir + "/" + opt_.name; }
 
   struct entry {
@@ -109,10 +112,13 @@ class hash_cache {
 
  private:
   hash_cache_options opt_;
-  std::unordered_map<std::string, entry> loaded_;
+  std::unordered_map<std::string, entry> loaded_;  ///< hits mark theirs seen this generation
+  file_stamp loaded_stamp_;  ///< the cache file's own stamp when it was loaded (unchanged at save: no re-read)
+  bool loaded_ok_ = false;
   std::uint64_t generation_ = 0;  ///< this run's: the loaded one + 1
-  std::mutex mu_;
-  std::unordered_map<std::string, entry> touched_;  ///< this run's entries (hits and reads)
+  mutable std::mutex mu_;
+  std::atomic<std::uint64_t> hits_{0};
+  std::unordered_map<std::string, entry> touched_;  ///< this run's reads
   hash_cache_stats stats_;
 };
 

@@ -3,6 +3,7 @@
 #include "base/parallel.hpp"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,35 +32,61 @@ tree_entry link_entry(const std::string& rel, const std::string& full) {
   return t;
 }
 
-void walk(const std::string& root, const std::string& rel, std::vector<tree_entry>& out,
+file_stamp stamp_of(const struct stat& st) {
+  file_stamp s;
+  s.dev = static_cast<std::uint64_t>(st.st_dev);
+  s.ino = static_cast<std::uint64_t>(st.st_ino);
+  s.size = static_cast<std::uint64_t>(st.st_size);
+  s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  s.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+  return s;
+}
+
+// Lists the folder open as `dfd` (taken over) relative to it: fstatat/openat/readlinkat by name,
+// so the kernel never walks the whole path again for each of tens of thousands of entries, and a
+// folder replaced by a symlink meanwhile is not followed (O_NOFOLLOW).
+void walk(int dfd, const std::string& rel, std::vector<tree_entry>& out,
           std::chrono::steady_clock::time_point deadline) {
-  std::string dir = root + "/" + rel;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return;
+  DIR* d = ::fdopendir(dfd);
+  if (!d) {
+    ::close(dfd);
+    return;
+  }
+  struct closer {
+    DIR* d;
+    ~closer() { ::closedir(d); }
+  } close_after{d};
+  const int fd = ::dirfd(d);
   while (dirent* e = ::readdir(d)) {
     if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
     std::string r = rel + "/" + e->d_name;
-    std::string full = root + "/" + r;
+    if (e->d_type == DT_DIR) {
+      int sub = ::openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub >= 0) walk(sub, r, out, deadline);
+      continue;
+    }
     struct stat st {};
-    if (::lstat(full.c_str(), &st) != 0) continue;
+    if (::fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (S_ISLNK(st.st_mode)) {
-      out.push_back(link_entry(r, full));
+      tree_entry t;
+      t.path = r;
+      t.link = true;
+      char buf[4096];
+      ssize_t n = ::readlinkat(fd, e->d_name, buf, sizeof(buf));
+      if (n > 0) t.target.assign(buf, static_cast<std::size_t>(n));
+      out.push_back(std::move(t));
     } else if (S_ISDIR(st.st_mode)) {
-      walk(root, r, out, deadline);
+      int sub = ::openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub >= 0) walk(sub, r, out, deadline);
     } else if (S_ISREG(st.st_mode)) {
       tree_entry t;
       t.path = r;
       t.size = static_cast<std::uint64_t>(st.st_size);
-      t.stamp.dev = static_cast<std::uint64_t>(st.st_dev);
-      t.stamp.ino = static_cast<std::uint64_t>(st.st_ino);
-      t.stamp.size = t.size;
-      t.stamp.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-      t.stamp.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+      t.stamp = stamp_of(st);
       out.push_back(std::move(t));
     }
   }
-  ::closedir(d);
-  if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("deadline passed while listing " + root);
+  if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("deadline passed while listing");
 }
 
 }  // namespace
@@ -87,7 +114,14 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
     if (S_ISLNK(st.st_mode)) {  // e.g. lib64 -> lib: recorded, not followed
       res.entries.push_back(link_entry(s, full));
     } else if (S_ISDIR(st.st_mode)) {
-      walk(root, s, res.entries, deadline);
+      int dfd = ::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (dfd >= 0) {
+        try {
+          walk(dfd, s, res.entries, deadline);
+        } catch (const std::runtime_error&) {
+          throw std::runtime_error("deadline passed while listing " + root);
+        }
+      }
     }
   }
   // Largest files first keeps every thread busy to the end.

@@ -280,3 +280,23 @@ TEST_F(ConfigTest, PlacementIsAMapOfLabelsForFleetAgents) {
   EXPECT_TRUE(has_error(r, "placement", "expected a mapping")) << all(r);
   EXPECT_EQ(r.errors.at(0).line, 4);
 }
+
+TEST_F(ConfigTest, HashCacheIsOnUnlessTurnedOff) {
+  auto r = load(kBase);
+  ASSERT_TRUE(r.config) << all(r);
+  EXPECT_TRUE(r.config->hash_cache);
+  EXPECT_EQ(bp::to_json(*r.config)["hash_cache"], "on");
+  r = load(std::string(kBase) + "hash_cache: off\n");
+  ASSERT_TRUE(r.config) << all(r);
+  EXPECT_FALSE(r.config->hash_cache);
+  EXPECT_EQ(bp::to_json(*r.config)["hash_cache"], "off");
+  r = load(std::string(kBase) + "hash_cache: on\n");
+  ASSERT_TRUE(r.config) << all(r);
+  EXPECT_TRUE(r.config->hash_cache);
+  for (const char* bad : {"hash_cache: yes\n", "hash_cache: [on]\n", "hash_cache: 0\n"}) {
+    r = load(std::string(kBase) + bad);
+    EXPECT_FALSE(r.config) << bad;
+    EXPECT_TRUE(has_error(r, "hash_cache", "expected on")) << all(r);
+    EXPECT_EQ(r.errors.at(0).line, 4) << bad;
+  }
+}
