@@ -32,11 +32,23 @@ for i in range(10):
     write(f"{root}/bin/tool{i}", 4096)
 PY
 find "$root" -type f -exec cat {} + > /dev/null   # warm the page cache
-ours=(); theirs=()
+# The machine's SHA-256 limit, measured in this run: OpenSSL's per-core speed on 256 KiB blocks
+# (divided by CPU time, so other load on the machine does not lower it) times the cores.
+per_core=$(openssl speed -bytes 262144 -seconds 2 sha256 2>/dev/null | awk '$1 == "sha256" {sub(/k$/, "", $2); print $2 * 1000}')
+cache=$(mktemp -d /tmp/bp_venv_cache.XXXXXX)
+trap 'rm -rf "$root" "$cache"' EXIT
+sleep 2.1   # the hash cache does not trust files modified less than 2 s before they were hashed
+ours=(); theirs=(); cpu=(); warm=()
 for r in $(seq 1 "$rounds"); do
   t0=$(date +%s.%N); line=$("$bin/bp-hash-bench" "$root"); t1=$(date +%s.%N)
   ours+=("$(echo "$t1 - $t0" | bc -l)")
+  cpu+=("$(echo "$line" | awk '{for (i = 1; i < NF; i++) if ($i == "user_s" || $i == "sys_s") s += $(i + 1); print s}')")
   echo "round $r bench-proxy: $line" >&2
+  # With the hash cache (primed by the first round): an unchanged venv, 1/16 re-read by design.
+  [ "$r" = 1 ] && "$bin/bp-hash-bench" "$root" 0 256 --cache "$cache" > /dev/null
+  t0=$(date +%s.%N); line=$("$bin/bp-hash-bench" "$root" 0 256 --cache "$cache"); t1=$(date +%s.%N)
+  warm+=("$(echo "$t1 - $t0" | bc -l)")
+  echo "round $r bench-proxy, cached: $line" >&2
   t0=$(date +%s.%N)
   (cd "$root" && find bin lib -type f -print0 | xargs -0 -P"$(nproc)" -n 256 openssl dgst -sha256 > /dev/null)
   t1=$(date +%s.%N)
@@ -49,4 +61,10 @@ bytes=$(du -sb "$root" | cut -f1)
 printf 'venv hashing, %s files, %.0f MB, %s cores, median of %s rounds\n' "$files" "$(echo "$bytes/1000000" | bc -l)" "$(nproc)" "$rounds"
 printf '  bench-proxy (bp-hash-bench): %.3f s  %.0f MB/s\n' "$mo" "$(echo "$bytes/$mo/1000000" | bc -l)"
 printf '  openssl dgst via xargs -P:   %.3f s  %.0f MB/s\n' "$mt" "$(echo "$bytes/$mt/1000000" | bc -l)"
-printf '  throughput ratio (bench-proxy / openssl): %.2f (target >= 0.90)\n' "$(echo "$mt/$mo" | bc -l)"
+printf '  throughput ratio (bench-proxy / openssl): %.2f (target >= 1.8)\n' "$(echo "$mt/$mo" | bc -l)"
+mc=$(median "${cpu[@]}"); mw=$(median "${warm[@]}"); cores=$(nproc)
+printf '  SHA-256 limit: openssl speed %.0f MB/s per core x %s cores = %.0f MB/s\n' "$(echo "$per_core/1000000" | bc -l)" "$cores" "$(echo "$per_core*$cores/1000000" | bc -l)"
+printf '  bench-proxy / limit: %.2f by wall time (target >= 0.9), %.2f by CPU time (%.3f CPU s: what it would be on idle cores)\n' \
+  "$(echo "$bytes/$mo/($per_core*$cores)" | bc -l)" "$(echo "$bytes/$mc/$per_core" | bc -l)" "$mc"
+printf '  unchanged venv through the hash cache: %.3f s (target <= 0.1 s for 1 GB / 20,000 files)\n' "$mw"
+echo "  (a shared machine: other builds and tests run beside this; load average $(cut -d' ' -f1-3 /proc/loadavg))"
