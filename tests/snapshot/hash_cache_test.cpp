@@ -393,3 +393,33 @@ TEST(HashCacheMeta, HowAHashWasObtainedIsNoDifferenceInMetaDiff) {
   b["venv"]["merkle_sha256"] = "bb";
   EXPECT_FALSE(diff_snapshots(a, b)["equal"].get<bool>());
 }
+
+TEST(Sha256File, OneBufferForManyFilesGivesTheHashesOfTheirBytesAtEveryBlockBoundary) {
+  fs::path dir = fs::temp_directory_path() / ("bp_sha256_file_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  bp::read_buffer buf(4096);  // small, so the sizes below cross block boundaries
+  for (std::size_t n : {0ul, 1ul, 4095ul, 4096ul, 4097ul, 8192ul, 3 * 4096ul + 17}) {
+    std::string data(n, '\0');
+    for (std::size_t i = 0; i < n; ++i) data[i] = static_cast<char>(i * 131 + 7);
+    fs::path p = dir / ("f" + std::to_string(n));
+    write(p, data);
+    std::string hex, err;
+    std::uint64_t size = 0;
+    bp::file_stamp st;
+    bool stable = false;
+    ASSERT_TRUE(bp::sha256_file(p.string(), hex, size, err, buf, &st, &stable)) << err;
+    EXPECT_EQ(hex, bp::sha256_hex(data)) << n;
+    EXPECT_EQ(size, n);
+    EXPECT_TRUE(stable);
+    EXPECT_EQ(st.size, n);
+    EXPECT_EQ(st.ino, static_cast<std::uint64_t>(stat_of(p).st_ino));
+  }
+  std::string hex, err;
+  std::uint64_t size = 0;
+  EXPECT_FALSE(bp::sha256_file((dir / "none").string(), hex, size, err, buf));
+  EXPECT_NE(err.find("none"), std::string::npos);
+  fs::create_symlink("f1", dir / "link");
+  EXPECT_FALSE(bp::sha256_file((dir / "link").string(), hex, size, err, buf));  // O_NOFOLLOW
+  fs::remove_all(dir);
+}
