@@ -19,6 +19,7 @@
 #include "actors/process/engine_child.hpp"
 #include "actors/fleet/agent.hpp"
 #include "actors/fleet/coordinator.hpp"
+#include "actors/fleet/guard.hpp"
 #include "actors/measure/measure.hpp"
 #include "base/files.hpp"
 #include "base/json_read.hpp"
@@ -62,6 +63,13 @@ fleet::tls_options tls_of(const bench_flags& f) {
     throw usage_error("TLS needs all three of --tls-cert, --tls-key and --tls-ca (the CA verifies both sides)");
   for (const auto* p : {&t.cert, &t.key, &t.ca})
     if (!p->empty() && !fs::is_regular_file(*p)) throw usage_error("TLS file " + *p + " does not exist");
+  if (t.enabled()) {
+    try {
+      fleet::tls_context check(t, false);  // loadable, the key matching the certificate: said before anything starts
+    } catch (const std::exception& e) {
+      throw usage_error(e.what());
+    }
+  }
   return t;
 }
 
@@ -208,74 +216,118 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
   std::vector<measure::outcome> outcomes(rows.size());
   std::vector<std::string> outcomes_agent(rows.size());  // "agent@host" per row
   std::mutex mu;
+  // One row's end, from an agent thread: the files that came back, the row's result.json (with the
+  // fleet's record) or, when there is no result, failure.json with the reason. A row without a
+  // result enters the sweep as a local failed run does (no result; its reason), so the table,
+  // sweep.json and report.html are written whatever failed. Never throws: a failure here becomes
+  // the row's reason.
   auto on_done = [&](const fleet::row& r, const fleet::row_outcome& o) {
     measure::outcome out;
     out.run_dir = fs::absolute(row_dirs[r.index]).string();
-    std::string cfg_path = r.j.config_path;
-    json fleet_info = {{"agent", o.agent},
-                       {"host", o.r.host},
-                       {"agent_run_dir", o.r.agent_run_dir},
-                       {"insecure_plaintext", o.r.insecure},
-                       {"clock_offset_us", o.clock_offset_us},
-                       {"agent_version", o.agent_hello.version},
-                       {"agent_gpus", o.agent_hello.gpus},
-                       {"agent_labels", o.agent_hello.labels},
-                       {"attempts", o.attempts}};
-    std::string result_error;
-    if (o.ran) {
+    const std::string cfg_path = r.j.config_path;
+    std::string agent_tag;
+    try {
+      fleet::fault_point("coordinator-row");
+      json fleet_info = {{"agent", o.agent},
+                         {"host", o.r.host},
+                         {"agent_run_dir", o.r.agent_run_dir},
+                         {"insecure_plaintext", o.r.insecure},
+                         {"clock_offset_us", o.clock_offset_us},
+                         {"agent_version", o.agent_hello.version},
+                         {"agent_gpus", o.agent_hello.gpus},
+                         {"agent_labels", o.agent_hello.labels},
+                         {"attempts", o.attempts}};
+      std::error_code ec;
+      fs::create_directories(out.run_dir, ec);
+      json result;
+      std::string result_error;
       for (std::size_t k = 0; k + 1 < o.r.files.size(); k += 2) {
-        fs::path rel(o.r.files[k]);
-        if (rel.is_absolute() || o.r.files[k].find("..") != std::string::npos) continue;  // never outside the row
+        const std::string& name = o.r.files[k];
+        fs::path rel(name);
+        if (name.empty() || rel.is_absolute() || name.find("..") != std::string::npos) continue;  // never outside the row
+        if (name == "result.json") {  // bounded like every JSON read (docs/meta-schema.md)
+          if (o.ran) {
+            auto parsed = base::try_parse_json(o.r.files[k + 1], "the agent's result.json of " + cfg_path, result_error);
+            if (parsed) result = std::move(*parsed);
+          }
+          continue;  // written below, with the fleet's record
+        }
+        if (name == "failure.json") continue;  // the coordinator writes its own, below
         fs::path dst = fs::path(out.run_dir) / rel;
-        std::error_code ec;
         fs::create_directories(dst.parent_path(), ec);
-        if (rel == "result.json") continue;  // written below, with the fleet's record
         try {
           base::write_file_atomic(dst.string(), o.r.files[k + 1], true);
         } catch (const std::exception& e) {
           spdlog::error("[fleet] {}: {}", dst.string(), e.what());
         }
       }
-      for (std::size_t k = 0; k + 1 < o.r.files.size(); k += 2)
-        if (o.r.files[k] == "result.json") {  // bounded like every JSON read (docs/meta-schema.md)
-          auto parsed = base::try_parse_json(o.r.files[k + 1], "the agent's result.json of " + cfg_path, result_error);
-          if (parsed) out.result = std::move(*parsed);
+      // What the sweep's aggregation reads of a result must be there, of the right type: an
+      // agent's answer is input like any other file.
+      if (result.is_object()) {
+        std::string bad = fleet::result_shape_problem(result);
+        if (!bad.empty()) {
+          result_error = "the agent's result.json of " + cfg_path + " " + bad;
+          result = json();
         }
-    }
-    if (!out.result.is_object()) {
-      out.reason = !o.error.empty() ? o.error : !result_error.empty() ? result_error : "no result came back";
-      out.result = measure::failed_result(cfg_path, out.reason, out.run_dir, f.label);
-      out.error = make_error(errc::failure, out.reason);
-    } else {
-      out.started = out.published = true;
-      out.valid = out.result.value("valid", false);
-      out.teardown_verified = out.result.value("teardown_verified", true);
-      if (!out.valid) {
-        out.reason = out.result.value("invalid_reason", std::string("invalid"));
-        out.error = make_error(errc::failure, out.reason);
+      } else if (!result.is_null()) {
+        result_error = "the agent's result.json of " + cfg_path + " is not an object";
+        result = json();
       }
-    }
-    out.result["fleet"] = fleet_info;
-    out.result["config_path"] = cfg_path;
-    out.result["run_dir"] = fs::absolute(out.run_dir).string();
-    if (o.r.insecure) {
-      if (!out.result["warnings"].is_array()) out.result["warnings"] = json::array();
-      out.result["warnings"].push_back("run by agent " + o.agent +
-                                       " over plaintext off loopback (--insecure-plaintext): anyone on that network "
-                                       "could read or alter what travelled");
-    }
-    out.result_path = (fs::path(out.run_dir) / "result.json").string();
-    out.meta_path = (fs::path(out.run_dir) / "meta.json").string();
-    try {
-      base::write_file_atomic(out.result_path, out.result.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
+      if (result.is_object()) {
+        out.result = std::move(result);
+        out.started = out.published = true;
+        out.valid = out.result["valid"].get<bool>();
+        out.teardown_verified = out.result.value("teardown_verified", true);
+        if (!out.valid) {
+          out.reason = out.result.value("invalid_reason", std::string("invalid"));
+          out.error = make_error(errc::failure, out.reason);
+        }
+        out.result["fleet"] = fleet_info;
+        out.result["config_path"] = cfg_path;
+        out.result["run_dir"] = out.run_dir;
+        if (o.r.insecure) {
+          if (!out.result["warnings"].is_array()) out.result["warnings"] = json::array();
+          out.result["warnings"].push_back("run by agent " + o.agent +
+                                           " over plaintext off loopback (--insecure-plaintext): anyone on that network "
+                                           "could read or alter what travelled");
+        }
+        out.result_path = (fs::path(out.run_dir) / "result.json").string();
+        out.meta_path = (fs::path(out.run_dir) / "meta.json").string();
+        base::write_file_atomic(out.result_path, out.result.dump(2, ' ', false, json::error_handler_t::replace) + "\n",
+                                true);
+        if (f.trials == 1 && !f.results.empty()) {
+          try {
+            bench::append_tsv(f.results, out.result, fs::absolute(out.result_path).string());
+          } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+          }
+        }
+      } else {
+        out.reason = !o.error.empty() ? o.error : !result_error.empty() ? result_error : "no result came back";
+        out.error = make_error(o.interrupted ? errc::interrupted : errc::failure, out.reason);
+        json failure = measure::failed_result(cfg_path, out.reason, out.run_dir, f.label);
+        failure["fleet"] = fleet_info;
+        base::write_file_atomic((fs::path(out.run_dir) / "failure.json").string(),
+                                failure.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
+        if (f.trials == 1 && !f.results.empty()) {
+          try {
+            bench::append_tsv(f.results, failure, "");
+          } catch (const std::exception& e) {
+            spdlog::error("{}", e.what());
+          }
+        }
+      }
     } catch (const std::exception& e) {
-      spdlog::error("[fleet] {}", e.what());
-    }
-    if (f.trials == 1 && !f.results.empty()) {
-      try {
-        bench::append_tsv(f.results, out.result, fs::absolute(out.result_path).string());
-      } catch (const std::exception& e) {
-        spdlog::error("{}", e.what());
+      // Whatever failed here (a full disk, a folder that cannot be made): the row says so.
+      out = measure::outcome{};
+      out.run_dir = fs::absolute(row_dirs[r.index]).string();
+      out.reason = (o.error.empty() ? std::string() : o.error + "; ") + "the coordinator could not store the row: " + e.what();
+      out.error = make_error(errc::failure, out.reason);
+      try {  // the reason on disk too, where the disk allows
+        base::write_file_atomic((fs::path(out.run_dir) / "failure.json").string(),
+                                measure::failed_result(cfg_path, out.reason, out.run_dir, f.label).dump(2) + "\n", true);
+      } catch (const std::exception& e2) {
+        spdlog::error("[fleet] {}: {}", r.j.row, e2.what());
       }
     }
     if (out.valid)
@@ -334,6 +386,7 @@ sha256 is the one the coordinator expects. Without TLS it listens on loopback on
       throw usage_error("--listen " + *listen + " is not loopback: give --tls-cert/--tls-key/--tls-ca, or "
                         "--insecure-plaintext to accept plaintext (then every result says so)");
     o->insecure = !o->tls.enabled() && !loopback(host);
+    fleet::set_agent_logging(o->insecure);
     o->listen_host = host;
     o->port = port;
     for (const auto& l : o->labels)
@@ -399,8 +452,9 @@ sha256 is the one the coordinator expects. Without TLS it listens on loopback on
       }
       return r;
     };
-    return fleet::run_agent(sys, *o, runner, [](std::uint16_t p) {
-      std::cout << "agent listening on port " << p << std::endl;
+    bool insecure = o->insecure;
+    return fleet::run_agent(sys, *o, runner, [insecure](std::uint16_t p) {
+      std::cout << "agent listening on port " << p << (insecure ? " [INSECURE PLAINTEXT]" : "") << std::endl;
     });
   };
 }

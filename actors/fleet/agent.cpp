@@ -15,6 +15,7 @@
 #include <caf/openssl/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/fleet/guard.hpp"
 #include "base/files.hpp"
 #include "base/text.hpp"
 
@@ -46,7 +47,7 @@ struct agent_state {
   bool busy = false;
   caf::actor current;  // the running job's reply_to
   std::string row;
-  std::string tag;  // " [INSECURE PLAINTEXT]" or ""
+  std::string tag;  // "" (plaintext is said by every log line's pattern: agent_log_pattern)
 };
 
 /// The peers connected to the agent's port now (/proc/net/tcp{,6}, ESTABLISHED): CAF 0.17 does
@@ -89,14 +90,20 @@ std::atomic<std::uint16_t> g_port{0};  // the published port (one agent per proc
 
 std::string who(caf::event_based_actor* self) {
   auto s = self->current_sender();
+  std::string peers;
+  try {
+    peers = peers_on(g_port.load());
+  } catch (const std::exception& e) {
+    peers = std::string("unknown: ") + e.what();
+  }
   return (s ? "node " + caf::to_string(s->node()) : std::string("an unknown peer")) + " (connected to this agent: " +
-         peers_on(g_port.load()) + ")";
+         peers + ")";
 }
 
 caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options o, std::shared_ptr<job_queue> q) {
   self->state.opts = std::move(o);
   self->state.q = std::move(q);
-  self->state.tag = self->state.opts.insecure ? " [INSECURE PLAINTEXT]" : "";
+  self->state.tag = "";
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (st.busy && dm.source == st.current.address()) {
@@ -108,6 +115,7 @@ caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options 
   return {
       [=](hello_atom, const std::string& token) -> caf::result<hello> {
         auto& st = self->state;
+        try {
         if (!token_equal(token, st.opts.token)) {
           spdlog::warn("agent{}: refused a hello with a wrong token from {}", st.tag, who(self));
           return caf::make_error(caf::sec::request_receiver_down, "wrong token");
@@ -123,11 +131,21 @@ caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options 
                               .count();
         h.insecure = st.opts.insecure;
         return h;
+        } catch (const std::exception& e) {  // never out of the actor: the peer gets the reason
+          spdlog::error("agent: a hello failed: {}", e.what());
+          return caf::make_error(caf::sec::runtime_error, std::string("the agent failed: ") + e.what());
+        }
       },
       [=](run_atom, const job& j, const caf::actor& reply_to) {
         auto& st = self->state;
         std::string resolved;
-        std::string why = check_job(j, st.opts.config_root, st.opts.token, resolved);
+        std::string why;
+        try {
+          fault_point("agent-actor");
+          why = check_job(j, st.opts.config_root, st.opts.token, resolved);
+        } catch (const std::exception& e) {  // never out of the actor: the row fails with the reason
+          why = std::string("the agent failed checking it: ") + e.what();
+        }
         if (why.empty() && st.busy) why = "busy with row " + st.row + " (one config at a time)";
         if (!why.empty()) {
           spdlog::warn("agent{}: refused row '{}' ({}) from {}: {}", st.tag, j.row, j.config_path, who(self), why);
@@ -174,23 +192,49 @@ caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options 
 
 }  // namespace
 
+void set_agent_logging(bool insecure) {
+  // The pattern of cmd/cli.cpp's setup_logging, with the warning in every line: the agent's own,
+  // the run pipeline's under it (engine, proxy, meta, bench) and the guard's, whatever logger.
+  if (insecure) spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [INSECURE PLAINTEXT] %v");
+}
+
 int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& runner,
               const std::function<void(std::uint16_t)>& on_listening) {
   auto q = std::make_shared<job_queue>();
+  // Plaintext is said by every line's pattern (set_agent_logging), not by each message.
+  const std::string tag;
+  const std::string wire_tag = o.insecure ? " [INSECURE PLAINTEXT]" : "";
+  // Certificates are loaded once, here; a file moved later changes nothing.
+  std::shared_ptr<tls_context> tls;
+  if (o.tls.enabled()) {
+    try {
+      tls = std::make_shared<tls_context>(o.tls, true);
+    } catch (const std::exception& e) {
+      spdlog::error("agent: {}", e.what());
+      return 2;
+    }
+  }
   auto agent = sys.spawn(agent_actor, o, q);
-  std::string tag = o.insecure ? " [INSECURE PLAINTEXT]" : "";
-  caf::expected<std::uint16_t> port = o.tls.enabled()
-                                          ? caf::openssl::publish(agent, o.port, o.listen_host.c_str(), true)
-                                          : sys.middleman().publish(agent, o.port, o.listen_host.c_str(), true);
-  if (!port) {
-    spdlog::error("agent: cannot listen on {}:{}: {}", o.listen_host, o.port, sys.render(port.error()));
+  // CAF listens on loopback only; the guard faces the network (docs/fleet.md, "The network edge").
+  caf::expected<std::uint16_t> backend = sys.middleman().publish(agent, 0, "127.0.0.1", true);
+  if (!backend) {
+    spdlog::error("agent: cannot publish on loopback: {}", sys.render(backend.error()));
     caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
     return 3;
   }
-  g_port.store(*port);
-  spdlog::info("agent{} '{}' listening on {}:{} ({}; config root {}; runs under {})", tag, o.name, o.listen_host, *port,
-               o.tls.enabled() ? "TLS" : "plaintext", o.config_root, o.run_root);
-  if (on_listening) on_listening(*port);
+  std::unique_ptr<inbound_guard> guard;
+  try {
+    guard = std::make_unique<inbound_guard>(o.listen_host, o.port, *backend, o.token, tls, o.limits, "agent");
+  } catch (const std::exception& e) {
+    spdlog::error("agent: {}", e.what());
+    caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
+    return 3;
+  }
+  auto port = guard->port();
+  g_port.store(port);
+  spdlog::info("agent{} '{}' listening on {}:{} ({}; config root {}; runs under {}; CAF on 127.0.0.1:{})", tag, o.name,
+               o.listen_host, port, o.tls.enabled() ? "TLS" : "plaintext", o.config_root, o.run_root, *backend);
+  if (on_listening) on_listening(port);
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
@@ -230,9 +274,16 @@ int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& 
         r.error = std::string("agent cannot create a run folder: ") + e.what();
       }
       if (!dir.empty()) {
-        caf::anon_send(reply_to, progress_atom::value, j.row, "started on " + o.name + " (" + host_name() + ")" + tag);
+        caf::anon_send(reply_to, progress_atom::value, j.row, "started on " + o.name + " (" + host_name() + ")" + wire_tag);
         auto progress = [&](std::string line) { caf::anon_send(reply_to, progress_atom::value, j.row, std::move(line)); };
-        r = runner(j, resolved, dir, q->stop, progress);
+        try {
+          fault_point("agent-runner");
+          r = runner(j, resolved, dir, q->stop, progress);
+        } catch (const std::exception& e) {  // never out of the agent: the row fails with the reason
+          r = result{};
+          r.error = std::string("the run failed on the agent: ") + e.what();
+          spdlog::error("agent: row {}: {}", j.row, r.error);
+        }
         r.agent_run_dir = fs::absolute(dir).string();
       }
     }
@@ -243,6 +294,7 @@ int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& 
     caf::anon_send(agent, done_atom::value);
     spdlog::info("agent{}: row {} {}", tag, j.row, r.ok ? "done" : "failed: " + r.error);
   }
+  guard.reset();  // no new connection; the relayed ones closed
   caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
   return 0;
 }

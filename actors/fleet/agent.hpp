@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "actors/fleet/fleet.hpp"
+#include "actors/fleet/guard.hpp"
 
 namespace bp::fleet {
 
@@ -21,6 +22,7 @@ struct agent_options {
   std::vector<std::string> gpus;
   bool insecure = false;  ///< plaintext off loopback (--insecure-plaintext): said in every log line and result
   tls_options tls;
+  guard_limits limits;  ///< what a peer may cost before and after it proved the token
 };
 
 /// Runs one accepted job: `config_file` (checked), into `run_dir` (fresh); `stop` turns true when
@@ -28,9 +30,12 @@ struct agent_options {
 using job_runner = std::function<result(const job& j, const std::string& config_file, const std::string& run_dir,
                                         const std::atomic<bool>& stop, const std::function<void(std::string)>& progress)>;
 
+/// With `insecure`, every line logged in this process from now on says [INSECURE PLAINTEXT].
+void set_agent_logging(bool insecure);
+
 /// Publishes the agent and serves until SIGINT/SIGTERM (blocked in the caller's threads) or
 /// `quit`. `on_listening` gets the bound port. Returns the exit status (0, or 3 when it cannot
-/// listen).
+/// listen, 2 when the TLS files cannot be loaded).
 int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& runner,
               const std::function<void(std::uint16_t)>& on_listening);
 

@@ -6,8 +6,9 @@
 #include <thread>
 
 #include <caf/io/all.hpp>
-#include <caf/openssl/all.hpp>
 #include <spdlog/spdlog.h>
+
+#include "actors/fleet/guard.hpp"
 
 namespace bp::fleet {
 
@@ -25,6 +26,7 @@ struct shared {
   std::map<std::string, std::string> agent_notes;  // why an agent took no (more) work
   std::map<std::string, hello> hellos;
   std::set<std::string> working;  // agents with a row running now
+  std::map<std::string, std::size_t> current;  // agent -> the row it runs now
   std::mutex done_mu;             // serializes on_done
 };
 
@@ -33,13 +35,20 @@ std::int64_t now_unix_us() {
       .count();
 }
 
-caf::expected<caf::actor> connect(caf::actor_system& sys, const coordinator_options& o, const agent_entry& a) {
-  if (o.tls.enabled()) return caf::openssl::remote_actor(sys, a.host, a.port);
-  return sys.middleman().remote_actor(a.host, a.port);
+/// Reaches an agent through its guard: the guard dials it, both sides prove the token (TLS first
+/// when on), then CAF connects to the guard's loopback port. `refused`: the token is wrong on one
+/// side (retrying does not help).
+caf::expected<caf::actor> connect(caf::actor_system& sys, outbound_guard& g, std::string& why, bool& refused) {
+  why = g.prepare(refused);
+  if (!why.empty()) return caf::make_error(caf::sec::cannot_connect_to_node, why);
+  auto h = sys.middleman().remote_actor("127.0.0.1", g.local_port());
+  if (!h) why = sys.render(h.error());
+  return h;
 }
 
-void worker(caf::actor_system& sys, const coordinator_options& o, const agent_entry& a, const std::vector<row>& rows,
-            const std::atomic<bool>& cancel, shared& sh, const std::function<void(const row&, const row_outcome&)>& on_done) {
+void worker(caf::actor_system& sys, const coordinator_options& o, const agent_entry& a, outbound_guard& guard,
+            const std::vector<row>& rows, const std::atomic<bool>& cancel, shared& sh,
+            const std::function<void(const row&, const row_outcome&)>& on_done) {
   caf::actor handle;
   std::map<std::string, std::string> labels = a.labels;
   std::int64_t offset_us = 0;
@@ -70,11 +79,19 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
       }
     }
     if (all_done || cancel) return;
+    fault_point("coordinator-worker");
     if (!handle) {
       if (!any_pending_for_me && !any_running) return;
-      auto h = connect(sys, o, a);
+      std::string why;
+      bool refused = false;
+      auto h = connect(sys, guard, why, refused);
+      if (!h && refused) {
+        note("refused the hello: " + why);
+        spdlog::error("[fleet] agent {} ({}:{}) refused the hello: {}", a.name, a.host, a.port, why);
+        return;  // a wrong token does not get better by retrying
+      }
       if (!h) {
-        std::string why = "unreachable at " + a.host + ":" + std::to_string(a.port) + " (" + sys.render(h.error()) + ")";
+        if (why.rfind("unreachable", 0) != 0) why = "unreachable at " + a.host + ":" + std::to_string(a.port) + " (" + why + ")";
         note(why);
         // Keep trying while others still work (a restarted agent gets work again); alone and
         // unreachable for 10 s, give up: its rows fail with this reason.
@@ -94,7 +111,6 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
       caf::scoped_actor self{sys};
       std::int64_t sent = now_unix_us();
       bool ok = false;
-      std::string why;
       self->request(*h, std::chrono::seconds(15), hello_atom::value, o.token)
           .receive(
               [&](const hello& he) {
@@ -129,6 +145,7 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
           pick = i;
           sh.status[i] = row_status::running;
           sh.working.insert(a.name);
+          sh.current[a.name] = i;
           break;
         }
     }
@@ -170,6 +187,7 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
     {
       std::lock_guard<std::mutex> g(sh.mu);
       sh.working.erase(a.name);
+      sh.current.erase(a.name);
     }
     row_outcome out;
     out.agent = a.name;
@@ -195,12 +213,14 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
       }
       if (!retry) {
         out.error = why;
+        out.interrupted = stop_sent;
         finish(pick, out);
       }
       continue;
     }
     out.ran = got.ok;
     out.r = got;
+    out.interrupted = stop_sent;
     if (!got.ok) out.error = got.error.empty() ? "the agent returned no result" : got.error;
     {
       std::lock_guard<std::mutex> g(sh.mu);
@@ -220,9 +240,30 @@ std::map<std::string, hello> dispatch(caf::actor_system& sys, const coordinator_
   sh.status.assign(rows.size(), row_status::pending);
   sh.excluded.resize(rows.size());
   sh.outcomes.resize(rows.size());
+  // Certificates loaded once; one guard per agent (its loopback port is where CAF connects).
+  std::shared_ptr<tls_context> tls;
+  if (o.tls.enabled()) tls = std::make_shared<tls_context>(o.tls, false);  // throws: names the file
+  std::vector<std::unique_ptr<outbound_guard>> guards;
+  for (const auto& a : o.agents) guards.push_back(std::make_unique<outbound_guard>(a, o.token, tls, o.limits));
   std::vector<std::thread> threads;
-  for (const auto& a : o.agents)
-    threads.emplace_back([&, a] { worker(sys, o, a, rows, cancel, sh, on_done); });
+  for (std::size_t k = 0; k < o.agents.size(); ++k)
+    threads.emplace_back([&, k] {
+      const auto& a = o.agents[k];
+      try {
+        worker(sys, o, a, *guards[k], rows, cancel, sh, on_done);
+      } catch (const std::exception& e) {  // never out of a thread: its rows fail with the reason
+        spdlog::error("[fleet] agent {}: {}", a.name, e.what());
+        std::lock_guard<std::mutex> g(sh.mu);
+        sh.agent_notes[a.name] = std::string("failed: ") + e.what();
+        auto it = sh.current.find(a.name);
+        if (it != sh.current.end() && sh.status[it->second] == row_status::running) {
+          sh.status[it->second] = row_status::pending;  // another agent may take it; else it fails with the note
+          sh.excluded[it->second].insert(a.name);
+        }
+        sh.current.erase(a.name);
+        sh.working.erase(a.name);
+      }
+    });
   for (auto& t : threads) t.join();
   // What no agent took: fail with the reasons.
   for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -230,6 +271,7 @@ std::map<std::string, hello> dispatch(caf::actor_system& sys, const coordinator_
     row_outcome out = sh.outcomes[i];
     if (cancel) {
       out.error = "interrupted before it ran";
+      out.interrupted = true;
     } else {
       std::string why;
       for (const auto& a : o.agents) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "actors/fleet/fleet.hpp"
+#include "actors/fleet/guard.hpp"
 
 namespace bp::fleet {
 
@@ -30,6 +31,7 @@ struct row_outcome {
   std::int64_t clock_offset_us = 0;  ///< agent's clock minus ours at its hello (recorded, never used to time)
   hello agent_hello;                 ///< what the agent said of itself (host, version, GPUs, labels)
   std::vector<std::string> attempts;  ///< "agent: what happened", in order
+  bool interrupted = false;           ///< the coordinator was interrupted before or while it ran
 };
 
 struct coordinator_options {
@@ -38,6 +40,7 @@ struct coordinator_options {
   bool retry_elsewhere = false;
   tls_options tls;
   double reconnect_s = 2;  ///< between attempts to reach a lost or unreachable agent
+  guard_limits limits;     ///< what an agent may cost before and after it proved the token
 };
 
 /// Runs `rows`; `on_done` is called (from agent threads, serialized) once per row as it ends.

@@ -2,10 +2,14 @@
 
 #include <openssl/crypto.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <mutex>
+#include <set>
+
+#include <spdlog/spdlog.h>
 
 #include <caf/io/all.hpp>
-#include <caf/openssl/all.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include "base/files.hpp"
@@ -25,12 +29,29 @@ void configure_network(caf::actor_system_config& cfg, const tls_options& tls) {
   cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
   cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
   cfg.set("middleman.app-identifiers", std::vector<std::string>{"bench-proxy-fleet-1"});
-  if (tls.enabled()) {
-    cfg.load<caf::openssl::manager>();
-    cfg.openssl_certificate = tls.cert;
-    cfg.openssl_key = tls.key;
-    cfg.openssl_cafile = tls.ca;
+  // TLS is the guard's (guard.hpp), never libcaf_openssl's: CAF itself only speaks to loopback.
+  (void)tls;
+}
+
+void fault_point(const char* hook) {
+  static const std::string faults = [] {
+    const char* f = std::getenv("BENCH_PROXY_FAULTS");
+    std::string v = f ? f : "";
+    if (v.find("fleet:") != std::string::npos)
+      spdlog::warn("fault injection active (BENCH_PROXY_FAULTS={}): test use only", v);
+    return v;
+  }();
+  if (faults.empty()) return;
+  static std::mutex mu;
+  static std::set<std::string> fired;
+  std::string key = std::string("fleet:") + hook + "=throw";
+  std::string padded = "," + faults + ",";
+  if (padded.find("," + key + ",") == std::string::npos) return;
+  {
+    std::lock_guard<std::mutex> g(mu);
+    if (!fired.insert(key).second) return;
   }
+  throw std::runtime_error("injected fault (fleet:" + std::string(hook) + ")");
 }
 
 bool token_equal(const std::string& presented, const std::string& expected) {
@@ -120,6 +141,40 @@ std::vector<agent_entry> load_agents(const std::string& path) {
   }
   if (out.empty()) throw std::runtime_error(path + ":1: no agents listed");
   return out;
+}
+
+std::string result_shape_problem(const nlohmann::json& r) {
+  if (!r.is_object()) return "is not an object";
+  if (!r.contains("valid") || !r["valid"].is_boolean()) return "has no boolean 'valid'";
+  for (const char* k : {"teardown_verified", "failed"})
+    if (r.contains(k) && !r[k].is_boolean()) return std::string("has a '") + k + "' that is not a boolean";
+  for (const char* k : {"invalid_reason", "snapshot_id"})
+    if (r.contains(k) && !r[k].is_string() && !r[k].is_null()) return std::string("has a '") + k + "' that is not a string";
+  if (r.contains("warnings")) {
+    if (!r["warnings"].is_array()) return "has 'warnings' that are not a list";
+    for (const auto& w : r["warnings"])
+      if (!w.is_string()) return "has a warning that is not a string";
+  }
+  if (r.contains("invalid_reasons")) {
+    if (!r["invalid_reasons"].is_array()) return "has 'invalid_reasons' that are not a list";
+    for (const auto& w : r["invalid_reasons"])
+      if (!w.is_string()) return "has an invalid reason that is not a string";
+  }
+  if (!r.contains("summary") || !r["summary"].is_object()) return "has no 'summary' object";
+  const auto& s = r["summary"];
+  if (!s.contains("headline") || !s["headline"].is_object()) return "has no 'summary.headline' object";
+  if (s["headline"].contains("value") && !s["headline"]["value"].is_number())
+    return "has a 'summary.headline.value' that is not a number";
+  for (const char* k : {"requests", "errors", "total_output_tps"})
+    if (s.contains(k) && !s[k].is_number()) return std::string("has a 'summary.") + k + "' that is not a number";
+  for (const char* k : {"output_tps", "ttft_ms", "itl_ms", "e2e_ms"}) {
+    if (!s.contains(k)) continue;
+    if (!s[k].is_object()) return std::string("has a 'summary.") + k + "' that is not an object";
+    for (const char* q : {"median", "p99"})
+      if (s[k].contains(q) && !s[k][q].is_number())
+        return std::string("has a 'summary.") + k + "." + q + "' that is not a number";
+  }
+  return {};
 }
 
 bool matches(const std::map<std::string, std::string>& placement, const std::map<std::string, std::string>& labels) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include <caf/all.hpp>
+#include <nlohmann/json.hpp>
 
 namespace bp::fleet {
 
@@ -87,6 +88,16 @@ bool token_equal(const std::string& presented, const std::string& expected);
 /// root ("..", or a symlink out of it), a missing file, a sha256 that differs, a workload whose
 /// bytes do not match their sha256.
 std::string check_job(const job& j, const std::string& config_root, const std::string& token, std::string& resolved);
+
+/// Test-only fault hooks (docs/fault-injection.md, "Fleet faults"): when BENCH_PROXY_FAULTS names
+/// `fleet:HOOK=throw`, the first call with that hook in this process throws "injected fault
+/// (fleet:HOOK)"; every later call does nothing. Unset, nothing happens.
+void fault_point(const char* hook);
+
+/// What is wrong with the shape of a result.json an agent sent back, "" when nothing: the fields
+/// the sweep's aggregation reads (valid; summary and its headline, counts and medians; warnings)
+/// must be there with the right types, so a malformed answer fails its row instead of the sweep.
+std::string result_shape_problem(const nlohmann::json& r);
 
 /// An agent as the coordinator's --agents file names it.
 struct agent_entry {

@@ -92,6 +92,99 @@ def cmdline(pid):
         return ""
 
 
+# A peer on the network, run inside a namespace by `ip netns exec NS python3 -c PEER ...`: the
+# attacks of issue 26 items 4 and 5, and a peer that knows the token (the guard's proofs done in
+# Python) to reach the frame checks behind them. Prints one JSON line of what it saw.
+PEER = r"""
+import hashlib, hmac, json, os, socket, struct, sys, time
+mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+arg = sys.argv[4] if len(sys.argv) > 4 else ""
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            break
+        b += c
+    return b
+def closed_by_peer(s, deadline_s=60):
+    s.settimeout(deadline_s)
+    try:
+        while True:
+            c = s.recv(65536)
+            if not c:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+huge = struct.pack(">BBBBIQQQ", 1, 0, 0, 0, 0xFFFFFFFF, 1, 0, 0)
+out = {}
+if mode == "huge":          # issue 26 item 4 as filed: a greeting read, then a 4 GiB header
+    socks = []
+    for i in range(int(arg or 4)):
+        s = socket.create_connection((host, port))
+        g = recv_exact(s, 40)
+        s.sendall(huge)
+        socks.append((s, g))
+    out["greeting"] = socks[0][1][:8].decode(errors="replace")
+    out["closed"] = sum(closed_by_peer(s) for s, _ in socks)
+elif mode == "token":       # proves the token, then sends a header: arg = operation,length (hex)
+    tok = open(os.environ["BP_TOKEN_FILE"]).read().split("\n")[0].strip().encode()
+    s = socket.create_connection((host, port))
+    g = recv_exact(s, 40)
+    an, cn = g[8:], os.urandom(32)
+    s.sendall(b"BPFLEET1" + cn + hmac.new(tok, b"client" + an + cn, hashlib.sha256).digest())
+    st = recv_exact(s, 1 + 32)
+    out["status"] = st[:1].decode()
+    out["agent_proved"] = st[1:] == hmac.new(tok, b"agent" + an + cn, hashlib.sha256).digest()
+    op, length = (int(x, 16) for x in arg.split(","))
+    s.sendall(struct.pack(">BBBBIQQQ", op, 0, 0, 0, length, 3, 0, 0))
+    out["closed"] = closed_by_peer(s)
+elif mode == "idle":        # arg connections that send nothing; how many the agent closed, and when
+    socks = []
+    for i in range(int(arg)):
+        try:
+            socks.append(socket.create_connection((host, port), timeout=30))
+        except OSError as e:
+            out.setdefault("connect_errors", []).append(str(e))
+    print(json.dumps({"open": len(socks)}), flush=True)
+    t0 = time.monotonic()
+    out["closed"] = sum(closed_by_peer(s) for s in socks)
+    out["seconds"] = time.monotonic() - t0
+elif mode == "plain":       # one plain TCP connection with a few bytes (against a TLS agent)
+    s = socket.create_connection((host, port))
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    out["closed"] = closed_by_peer(s)
+elif mode == "fake-agent":  # listens as an agent: arg "basp" (a 4 GiB BASP header) or "proof" (a wrong proof)
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((host, port)); ls.listen(8)
+    print(json.dumps({"listening": True}), flush=True)
+    ls.settimeout(120)
+    c, _ = ls.accept()
+    if arg == "basp":
+        c.sendall(struct.pack(">BBBBIQQQ", 0, 0, 0, 0, 0xFFFFFFFF, 3, 0, 0) + bytes(64))
+    else:
+        c.sendall(b"BPFLEET1" + os.urandom(32))
+        recv_exact(c, 72)
+        c.sendall(b"K" + os.urandom(32))
+    out["closed"] = closed_by_peer(c)
+print(json.dumps(out), flush=True)
+"""
+
+
+def status_kib(pid, key):
+    for line in read(f"/proc/{pid}/status").splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    fields = read(f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @unittest.skipUnless(can_make_namespaces(), "needs root, ip netns, bridges, veth pairs and openssl (CI runs as root)")
 class FleetTest(unittest.TestCase):
     @classmethod
@@ -183,16 +276,19 @@ class FleetTest(unittest.TestCase):
         shutil.rmtree(os.path.join(self.coord, "sw"))
         r = self.sweep([cfg], "--tls-cert", f"{other}/c.pem", "--tls-key", f"{other}/c.key", "--tls-ca", f"{ca}/ca.pem")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        self.assertIn("no agent could run it", self.results()["1_t"]["invalid_reasons"][0])
+        self.assert_sweep_written(r.stdout + r.stderr, {"1_t": "no agent could run it"})
 
-    def start_agent(self, n, extra=()):
+    def start_agent(self, n, extra=(), prefix=(), env=None, tls=None):
         path = os.path.join(self.dir, f"agent-{n}.log")
         self.logs[n] = path
+        security = (["--tls-cert", f"{tls}/a.pem", "--tls-key", f"{tls}/a.key", "--tls-ca", f"{tls}/ca.pem"] if tls
+                    else ["--insecure-plaintext"])
         with open(path, "w") as log:
-            p = subprocess.Popen(["ip", "netns", "exec", NS[n], BENCH_PROXY, "agent", "--listen", f"{ADDR[n]}:{PORT}",
-                              "--config-root", self.root, "--token-file", self.token, "--run-root",
-                              os.path.join(self.dir, f"runs-{n}"), "--name", n, "--label", f"site={n}",
-                                  "--insecure-plaintext", *extra], stdout=log, stderr=subprocess.STDOUT)
+            p = subprocess.Popen(["ip", "netns", "exec", NS[n], *prefix, BENCH_PROXY, "agent", "--listen",
+                                  f"{ADDR[n]}:{PORT}", "--config-root", self.root, "--token-file", self.token,
+                                  "--run-root", os.path.join(self.dir, f"runs-{n}"), "--name", n, "--label",
+                                  f"site={n}", *security, *extra], stdout=log, stderr=subprocess.STDOUT,
+                                 env=None if env is None else {**os.environ, **env})
         self.agents[n] = p
         wait_for(lambda: "agent listening on port" in read(path) or p.poll() is not None,
                  timeout=60, what=f"agent {n} to listen")
@@ -207,27 +303,63 @@ class FleetTest(unittest.TestCase):
                 f.write(f"  - name: {n}\n    address: {ADDR[n]}:{PORT}\n    labels: {{site: {n}}}\n")
         return path
 
-    def sweep(self, configs, *extra, n=4, wait=True):
+    def peer(self, ns, mode, host, port=PORT, arg="", wait=True):
+        """Runs PEER in namespace `ns`; with wait, returns what it printed last (a dict)."""
+        cmd = ["ip", "netns", "exec", NS[ns], "/usr/bin/python3", "-c", PEER, mode, host, str(port), arg]
+        env = {**os.environ, "BP_TOKEN_FILE": self.token}
+        if not wait:
+            return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    def assert_no_abort(self, *texts):
+        for t in texts:
+            self.assertNotIn("terminate called", t)
+            self.assertNotIn("Aborted", t)
+
+    def sweep(self, configs, *extra, n=4, wait=True, env=None):
         cmd = ["ip", "netns", "exec", NS["c"], BENCH_PROXY, "sweep", "--agents", "agents.yaml", "--token-file",
                self.token, *configs, "--queries", "w.csv", "-n", str(n), "--max-tokens", "4", "--sweep-dir", "sw",
                "--results", "r.tsv", "--no-progress", *extra]
+        env = None if env is None else {**os.environ, **env}
         if not wait:
             with open(os.path.join(self.dir, "coordinator.log"), "w") as log:
-                return subprocess.Popen(cmd, cwd=self.coord, stdout=log, stderr=subprocess.STDOUT)
-        return subprocess.run(cmd, cwd=self.coord, capture_output=True, text=True, timeout=600)
+                return subprocess.Popen(cmd, cwd=self.coord, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return subprocess.run(cmd, cwd=self.coord, capture_output=True, text=True, timeout=600, env=env)
 
     def sweep_json(self):
         with open(os.path.join(self.coord, "sw", "sweep.json")) as f:
             return json.load(f)
 
     def results(self):
+        """Each row's result.json, or its failure.json (with the reason) when no result came back."""
         out = {}
         for d in sorted(os.listdir(os.path.join(self.coord, "sw"))):
-            p = os.path.join(self.coord, "sw", d, "result.json")
-            if os.path.exists(p):
-                with open(p) as f:
-                    out[d] = json.load(f)
+            for name in ("result.json", "failure.json"):
+                p = os.path.join(self.coord, "sw", d, name)
+                if os.path.exists(p):
+                    with open(p) as f:
+                        out[d] = json.load(f)
+                    break
         return out
+
+    def assert_sweep_written(self, text, reasons):
+        """A sweep with failed rows still ends as a sweep: the table with each failed row and its
+        reason, sweep.json, report.html; `compare` and `report` read the folder; nothing crashed."""
+        for bad in ("type_error", "terminate called", "json.exception"):
+            self.assertNotIn(bad, text)
+        sw = os.path.join(self.coord, "sw")
+        self.assertTrue(os.path.exists(os.path.join(sw, "report.html")), text)
+        rows = {os.path.basename(r["run_dir"]): r for r in self.sweep_json()["rows"]}
+        for row, why in reasons.items():
+            self.assertFalse(rows[row]["valid"], rows[row])
+            self.assertIn(why, rows[row]["error"])
+            self.assertIn(why, self.results()[row]["invalid_reasons"][0])
+            self.assertRegex(text, r"(FAILED|INVALID) .*" + __import__("re").escape(why[:40]))
+        out = tempfile.mktemp(suffix=".html", dir=self.dir)
+        rep = subprocess.run([BENCH_PROXY, "report", sw, "--out", out], capture_output=True, text=True)
+        self.assertEqual(rep.returncode, 0, rep.stdout + rep.stderr)
 
     def test_the_serving_binary_maps_no_network_layer_and_agent_hands_over_in_the_same_process(self):
         # bench-proxy serve: no libcaf_io, libcaf_openssl or libssl in its address space.
@@ -267,6 +399,12 @@ class FleetTest(unittest.TestCase):
             # And the agent kept its own copy.
             self.assertTrue(os.path.exists(os.path.join(res[d]["fleet"]["agent_run_dir"], "result.json")))
         self.assertEqual(len(self.sweep_json()["rows"]), 4)
+        # Plaintext off loopback: every line the agents logged says so, the run pipeline's included.
+        for n in ("a", "b"):
+            lines = [l for l in read(self.logs[n]).splitlines() if __import__("re").match(r"\d{4}-\d\d-\d\dT", l)]
+            self.assertTrue(any("[engine] started" in l for l in lines), lines)
+            for l in lines:
+                self.assertIn("[INSECURE PLAINTEXT]", l)
         # compare and report work unchanged on the folder.
         c = subprocess.run([BENCH_PROXY, "compare", os.path.join(self.coord, "sw")], capture_output=True, text=True)
         self.assertIn(c.returncode, (0, 1), c.stdout + c.stderr)
@@ -288,9 +426,8 @@ class FleetTest(unittest.TestCase):
             f.write("# changed on the agent\n")
         r = self.sweep(["x.yaml", "y.yaml"])
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
-        res = self.results()
-        self.assertIn("resolves outside the agent's --config-root", res["1_x"]["invalid_reasons"][0])
-        self.assertIn("differs from the coordinator's", res["2_y"]["invalid_reasons"][0])
+        self.assert_sweep_written(r.stdout + r.stderr, {"1_x": "resolves outside the agent's --config-root",
+                                                        "2_y": "differs from the coordinator's"})
         log = read(self.logs["a"])
         self.assertIn("refused row", log)
         self.assertNotIn("accepted row", log)  # nothing was started
@@ -304,6 +441,12 @@ class FleetTest(unittest.TestCase):
         r = self.sweep(["z.yaml"])
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("refused the hello", r.stdout + r.stderr)
+        self.assert_sweep_written(r.stdout + r.stderr, {"1_z": "no agent could run it"})
+        # '..' never leaves the coordinator: refused on its command line (exit 2), nothing sent.
+        shutil.rmtree(os.path.join(self.coord, "sw"))
+        r = self.sweep(["sub/../z.yaml"])
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("relative path", r.stdout + r.stderr)
         wait_for(lambda: "wrong token" in read(self.logs["a"]), what="the agent to log the wrong token")
         # Logged with the peer's address (the connections to the agent's port at that moment).
         line = [l for l in read(self.logs["a"]).splitlines() if "wrong token" in l][0]
@@ -343,7 +486,7 @@ class FleetTest(unittest.TestCase):
             self.assertIn(f"{victim}: lost mid-row", " ".join(res["1_slow"]["fleet"]["attempts"]))
         else:
             self.assertEqual(p.returncode, 1, text)
-            self.assertIn(f"agent {victim} lost mid-row", res["1_slow"]["invalid_reasons"][0])
+            self.assert_sweep_written(text, {"1_slow": f"agent {victim} lost mid-row"})
         print(f"\n[fleet] agent {victim} lost ({how}); the sweep ended {lost_after:.1f} s later", flush=True)
         # Nothing of the killed agent's engine survives in its namespace.
         if how == "kill":
@@ -371,6 +514,7 @@ class FleetTest(unittest.TestCase):
         why = res["2_on-b"]["invalid_reasons"][0]
         self.assertIn("no agent could run it", why)
         self.assertIn(f"b: unreachable at {ADDR['b']}:{PORT}", why)
+        self.assert_sweep_written(r.stdout + r.stderr, {"2_on-b": f"b: unreachable at {ADDR['b']}:{PORT}"})
 
     def test_an_agent_restarted_during_a_sweep_is_seen_as_new_and_gets_work_again(self):
         self.start_agent("a")
@@ -402,10 +546,152 @@ class FleetTest(unittest.TestCase):
         wait_for(lambda: read(log).count("1/10 requests") >= 2, timeout=120, what="both rows under way")
         p.send_signal(signal.SIGINT)
         self.assertEqual(p.wait(300), 130, read(log))
+        self.assertTrue(os.path.exists(os.path.join(self.coord, "sw", "sweep.json")), read(log))
+        self.assertTrue(self.sweep_json()["interrupted"])
+        self.assert_sweep_written(read(log), {})
         for n in ("a", "b"):
             wait_for(lambda: not [q for q in pids_in(NS[n]) if "mock-engine" in cmdline(q)], timeout=60,
                      what=f"agent {n}'s engine to be torn down")
             self.assertIsNone(self.agents[n].poll())  # the agents themselves stay up for the next sweep
+
+    # ---- issue 26 items 4-6: the network edge -------------------------------------------------
+
+    def test_a_header_claiming_4_gib_costs_the_agent_nothing_and_every_refusal_names_the_peer(self):
+        p = self.start_agent("a")
+        wait_for(lambda: status_kib(p.pid, "VmRSS") > 0, what="the agent's RSS")
+        before = status_kib(p.pid, "VmHWM")
+        # As filed: four connections each read the greeting and claim a 4 GiB payload.
+        seen = self.peer("c", "huge", ADDR["a"], arg="4")
+        self.assertEqual(seen["greeting"], "BPFLEET1")
+        self.assertEqual(seen["closed"], 4)  # each closed by the agent
+        # A peer with the token that then breaks the frame rules: 4 GiB as its first (handshake)
+        # frame, a second handshake of another kind, an operation BASP does not have.
+        for arg, why in (("1,ffffffff", "claims 4294967295 bytes"), ("1,10001", "before the handshake"),
+                         ("9,0", "not a BASP frame")):
+            seen = self.peer("c", "token", ADDR["a"], arg=arg)
+            self.assertEqual(seen["status"], "K")
+            self.assertTrue(seen["agent_proved"])
+            self.assertTrue(seen["closed"])
+            wait_for(lambda: why in read(self.logs["a"]), what=f"the agent to log '{why}'")
+        # At most a few MiB more at the peak (docs/fleet.md: what a refused peer costs).
+        grown = status_kib(p.pid, "VmHWM") - before
+        self.assertLess(grown, 16 * 1024, f"peak RSS grew by {grown} KiB")
+        log = read(self.logs["a"])
+        refusals = [l for l in log.splitlines() if "refused" in l]
+        self.assertGreaterEqual(len([l for l in refusals if "plain BASP" in l]), 4, log)
+        for l in refusals:
+            self.assertIn(ADDR["c"] + ":", l)
+        self.assert_no_abort(log)
+        # And the agent still serves a real coordinator.
+        self.agents_file(["a"])
+        r = self.sweep([self.config("ok.yaml")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_a_fake_agent_costs_the_coordinator_nothing(self):
+        self.agents_file(["b"])
+        cfg = self.config("f.yaml")
+        for arg, why in (("basp", "plain BASP"), ("proof", "did not prove the token")):
+            fake = self.peer("b", "fake-agent", ADDR["b"], arg=arg, wait=False)
+            self.assertIn("listening", fake.stdout.readline())
+            p = self.sweep([cfg], wait=False)
+            peak = 0
+            while p.poll() is None:
+                try:
+                    peak = max(peak, status_kib(p.pid, "VmHWM"))
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.05)
+            text = read(os.path.join(self.dir, "coordinator.log"))
+            self.assertEqual(p.returncode, 1, text)
+            self.assertLess(peak, 256 * 1024, f"coordinator peak RSS {peak} KiB")
+            self.assert_sweep_written(text, {"1_f": why})
+            self.assert_no_abort(text)
+            fake.wait(60)
+            shutil.rmtree(os.path.join(self.coord, "sw"))
+
+    def test_idle_connections_are_capped_closed_after_the_deadline_and_never_spin_the_agent(self):
+        # ulimit -n 256 and 300 connections that send nothing (issue 26 item 5).
+        p = self.start_agent("a", prefix=("prlimit", "--nofile=256:256", "--"))
+        idle = self.peer("c", "idle", ADDR["a"], arg="300", wait=False)
+        self.assertIn("open", idle.stdout.readline())
+        cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
+        out, err = idle.communicate(timeout=300)
+        held = time.monotonic() - t0
+        cpu = cpu_seconds(p.pid) - cpu0
+        seen = json.loads(out.strip().splitlines()[-1])
+        self.assertEqual(seen["closed"], 300, seen)  # every one closed by the agent, none left open
+        self.assertLess(cpu, 0.5 * held + 0.5, f"the agent used {cpu:.2f} s of CPU in {held:.2f} s")
+        log = read(self.logs["a"])
+        self.assertIn("connections are already proving the token (the limit)", log)
+        self.assertIn("no complete greeting within the deadline", log)
+        for l in log.splitlines():
+            if "refused" in l:
+                self.assertIn(ADDR["c"] + ":", l)
+        # A legitimate sweep works afterwards, under the same descriptor limit.
+        self.agents_file(["a"])
+        r = self.sweep([self.config("ok.yaml")])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIsNone(p.poll())
+        self.assert_no_abort(read(self.logs["a"]))
+
+    def test_tls_agent_loads_its_certificate_once_and_survives_plain_tcp_and_exhausted_descriptors(self):
+        ca = self.make_ca("ca1")
+        cert_dir = os.path.join(self.dir, "agent-cert")
+        shutil.copytree(ca, cert_dir)
+        p = self.start_agent("a", tls=cert_dir)
+        self.assertIn("(TLS;", read(self.logs["a"]))
+        # The certificate moves away after start; one plain TCP connection arrives.
+        shutil.move(cert_dir, cert_dir + ".moved")
+        self.assertTrue(self.peer("c", "plain", ADDR["a"])["closed"])
+        wait_for(lambda: "TLS handshake failed" in read(self.logs["a"]), what="the refusal to be logged")
+        # Descriptors exhausted: the limit lowered to 8 above what the agent holds, 40 idle connections.
+        held = len(os.listdir(f"/proc/{p.pid}/fd"))
+        sh("prlimit", "--pid", str(p.pid), f"--nofile={held + 8}:")  # the soft limit
+        cpu0, t0 = cpu_seconds(p.pid), time.monotonic()
+        seen = self.peer("c", "idle", ADDR["a"], arg="40")
+        spent, cpu = time.monotonic() - t0, cpu_seconds(p.pid) - cpu0
+        self.assertEqual(seen["closed"], 40, seen)
+        self.assertLess(cpu, 0.5 * spent + 0.5, f"the agent used {cpu:.2f} s of CPU in {spent:.2f} s")
+        self.assertIn("cannot accept a connection", read(self.logs["a"]))
+        self.assertIsNone(p.poll(), read(self.logs["a"]))
+        sh("prlimit", "--pid", str(p.pid), "--nofile=1024:")
+        # The certificate loaded at start still serves a coordinator of the fleet's CA.
+        self.agents_file(["a"])
+        r = self.sweep([self.config("t.yaml")], "--tls-cert", f"{ca}/c.pem", "--tls-key", f"{ca}/c.key",
+                       "--tls-ca", f"{ca}/ca.pem")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assert_no_abort(read(self.logs["a"]), r.stdout + r.stderr)
+
+    def test_a_fault_in_each_thread_fails_a_row_and_never_aborts(self):
+        # The agent: its guard's connection thread, its accept loop, its actor, its runner each
+        # throw once (BENCH_PROXY_FAULTS, docs/fault-injection.md); the coordinator: its guard,
+        # one agent's worker thread, the storing of a row.
+        faults = "fleet:agent-guard=throw,fleet:agent-accept=throw,fleet:agent-actor=throw,fleet:agent-runner=throw"
+        self.start_agent("a", env={"BENCH_PROXY_FAULTS": faults})
+        self.start_agent("b")
+        self.agents_file(["a"])
+        cfgs = [self.config(f"q{i}.yaml") for i in range(3)]
+        r = self.sweep(cfgs)
+        text = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 1, text)
+        self.assert_sweep_written(text, {"1_q0": "injected fault (fleet:agent-actor)",
+                                         "2_q1": "injected fault (fleet:agent-runner)"})
+        self.assertTrue(self.results()["3_q2"]["valid"], text)
+        self.assertIsNone(self.agents["a"].poll())
+        log = read(self.logs["a"])
+        for hook in ("agent-guard", "agent-accept"):
+            self.assertIn(f"injected fault (fleet:{hook})", log)
+        shutil.rmtree(os.path.join(self.coord, "sw"))
+        self.agents_file(["a", "b"])
+        r = self.sweep(cfgs[:2], env={"BENCH_PROXY_FAULTS":
+                                      "fleet:coordinator-guard=throw,fleet:coordinator-worker=throw,"
+                                      "fleet:coordinator-row=throw"})
+        text2 = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 1, text2)
+        self.assert_sweep_written(text2, {"1_q0": "injected fault (fleet:coordinator-row)"})
+        self.assertTrue(self.results()["2_q1"]["valid"], text2)
+        self.assertIn("injected fault (fleet:coordinator-worker)", text2)
+        self.assert_no_abort(text, text2, read(self.logs["a"]), read(self.logs["b"]))
 
 
 if __name__ == "__main__":
