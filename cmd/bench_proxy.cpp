@@ -41,6 +41,8 @@ const command kCommands[] = {
 };
 
 const char* kFooter = R"(With no command, the options are serve's: bench-proxy --listen ADDR --config CONFIG.
+serve, validate, bench, run, sweep, try, bisect and agent take --log-level LEVEL (trace, debug, info
+(default), warn, error, off); COMMAND --help lists a command's options.
 
 Exit codes: 0 success; 1 failure; 2 usage or config error; 3 listen address unusable;
 4 engine failed to start; 5 engine died after it was ready; 6 warmup failed; 130 interrupted;

@@ -19,9 +19,14 @@ namespace {
 
 const char* kServeAbout = R"(Starts the engine described by CONFIG as a supervised child on a kernel-assigned loopback port,
 with exactly the environment the config lists, and serves on ADDR:
-  /v1/*     reverse-proxied to the engine (streaming passes through unbuffered)
-  /healthz  bench-proxy's own state: starting, warming, snapshotting, ready, stopping
-  /meta     503 until the provenance snapshot is published after warmup, then the frozen JSON)";
+  /v1/*            reverse-proxied to the engine (streaming passes through unbuffered)
+  /healthz         bench-proxy's own state: starting, warming, snapshotting, ready, stopping
+  /meta            503 until the provenance snapshot is published after warmup, then the frozen JSON
+  /metrics         bench-proxy's own Prometheus metrics: TTFT, ITL and E2E histograms, requests,
+                   errors, bytes (docs/metrics.md)
+  /proxy/requests  the proxy's record of each proxied /v1 request, JSON lines (?after=ID&limit=N);
+                   every one also in RUN_DIR/requests.jsonl
+  /engine/metrics  the engine's own Prometheus /metrics, passed through unchanged)";
 
 const char* kServeFooter = R"(Every duration is a finite number of seconds greater than 0 and at most 86400.
 
@@ -159,9 +164,8 @@ runner define_validate(CLI::App& app, const std::vector<std::string>&) {
           std::cerr << "warning: " << path << ": args: sglang without --enable-metrics exposes no /metrics "
                     << "(result.json's engine_metrics will be empty)\n";
       }
-      if (j["resolved_cmd"].is_null())
-        std::cerr << "warning: " << path << ": cmd: " << j["resolved_cmd_error"].get<std::string>()
-                  << " (serve will refuse to start it here)\n";
+      for (const auto& e : check_launchable(*r.config))
+        if (e.key == "cmd") std::cerr << "warning: " << e.str() << " (serve will refuse to start it here)\n";
       all.push_back(j);
     }
     if (bad) return exit_status(errc::usage);

@@ -432,6 +432,9 @@ load_result load_config_text(const std::string& text, const std::string& path, c
   cfg.cwd = rel_path("cwd");
   if (cfg.cwd.empty()) cfg.cwd = cfg.repo_root;
   cfg.venv = rel_path("venv");
+  for (const char* key : {"cmd", "cwd", "venv"})
+    if (YAML::Node n = root[key]; n.IsDefined() && n.Mark().line >= 0)
+      cfg.value_at[key] = {n.Mark().line + 1, n.Mark().column + 1};
 
   if (YAML::Node n = root["warmup"]; n.IsDefined() && !n.IsNull()) {
     bool ok = false;
@@ -543,13 +546,16 @@ std::optional<std::string> resolve_command(const engine_config& c, std::string& 
 
 std::vector<config_error> check_launchable(const engine_config& c) {
   std::vector<config_error> errs;
+  auto add = [&](const std::string& key, std::string message) {
+    auto it = c.value_at.find(key);
+    int line = it == c.value_at.end() ? 0 : it->second.first, column = it == c.value_at.end() ? 0 : it->second.second;
+    errs.push_back({c.source_path, line, column, key, std::move(message)});
+  };
   std::string why;
-  if (!resolve_command(c, why)) errs.push_back({c.source_path, 0, 0, "cmd", why});
+  if (!resolve_command(c, why)) add("cmd", why);
   std::error_code ec;
-  if (!fs::is_directory(c.cwd, ec))
-    errs.push_back({c.source_path, 0, 0, "cwd", "directory " + c.cwd + " does not exist"});
-  if (!c.venv.empty() && !fs::is_directory(c.venv, ec))
-    errs.push_back({c.source_path, 0, 0, "venv", "directory " + c.venv + " does not exist"});
+  if (!fs::is_directory(c.cwd, ec)) add("cwd", "directory " + c.cwd + " does not exist");
+  if (!c.venv.empty() && !fs::is_directory(c.venv, ec)) add("venv", "directory " + c.venv + " does not exist");
   return errs;
 }
 

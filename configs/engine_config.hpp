@@ -44,6 +44,9 @@ struct engine_config {
   /// `hash_cache: off`: the venv and loaded_libs collectors read every file instead of trusting
   /// the verified hash cache (snapshot/hash_cache.hpp; on by default; --rehash does the same).
   bool hash_cache = true;
+  /// Where the values of `cmd`, `cwd` and `venv` are written (1-based line, column; absent when
+  /// the key is not in the file), so errors found later (check_launchable) name them too.
+  std::map<std::string, std::pair<int, int>> value_at;
 
   /// Value of the YAML env's PATH, or empty when the env has none.
   std::string env_path() const;

@@ -58,6 +58,35 @@ namespace {
 
 constexpr auto relaxed = std::memory_order_relaxed;
 
+/// prometheus-cpp prints a double with 16 significant digits, so the bound 0.008063 came out as
+/// le="0.008063000000000001". Every le="..." that is one of our bounds is printed as written
+/// (its 4 significant digits); the value it names is the same double.
+std::string bounds_as_written(std::string text) {
+  const auto& b = latency_buckets();
+  std::string out;
+  out.reserve(text.size());
+  std::size_t pos = 0;
+  for (std::size_t at; (at = text.find("le=\"", pos)) != std::string::npos;) {
+    std::size_t v = at + 4, end = text.find('"', v);
+    if (end == std::string::npos) break;
+    out.append(text, pos, v - pos);
+    std::string value = text.substr(v, end - v);
+    char* stop = nullptr;
+    double d = std::strtod(value.c_str(), &stop);
+    auto it = std::lower_bound(b.begin(), b.end(), d);
+    if (stop && *stop == '\0' && it != b.end() && *it == d) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.4g", d);
+      out += buf;
+    } else {
+      out += value;
+    }
+    pos = end;
+  }
+  out.append(text, pos, std::string::npos);
+  return out;
+}
+
 /// A histogram as plain atomic counts, one per bucket (not cumulative), and its sum in whole
 /// nanoseconds: an observation is a bucket search and two relaxed atomic adds, no lock.
 /// (prometheus-cpp's Histogram takes a mutex and runs two compare-and-swap loops on doubles per
@@ -230,7 +259,7 @@ std::string proxy_metrics::exposition(const run_status& st, const gauges& g) con
          {"state", to_string(st.state())}});
   gauge("bench_proxy_in_flight_requests", "Requests read or being answered now", static_cast<double>(g.in_flight));
   gauge("bench_proxy_open_connections", "Client connections open now", static_cast<double>(g.open_connections));
-  return prometheus::TextSerializer().Serialize(families);
+  return bounds_as_written(prometheus::TextSerializer().Serialize(families));
 }
 
 }  // namespace bp::net

@@ -253,6 +253,7 @@ TEST_F(ConfigTest, ShippedConfigsValidateOnceTheirVariablesAreSet) {
   env["HF_HOME"] = "/hf";
   env["LLAMA_SERVER"] = "/opt/llama/llama-server";
   env["LLAMA_MODEL"] = "/opt/llama/tiny.gguf";
+  env["LLAMA_SLOT_DIR"] = "/opt/llama/slots";
   env.erase("REPO_ROOT");
   for (const auto& e : fs::directory_iterator(fs::path(BP_TEST_DATA).parent_path().parent_path() / "configs")) {
     if (e.path().extension() != ".yaml") continue;
@@ -299,4 +300,23 @@ TEST_F(ConfigTest, HashCacheIsOnUnlessTurnedOff) {
     EXPECT_TRUE(has_error(r, "hash_cache", "expected on")) << all(r);
     EXPECT_EQ(r.errors.at(0).line, 4) << bad;
   }
+}
+
+TEST_F(ConfigTest, AnEngineThatCannotBeLaunchedHereIsNamedWithItsLineAndColumn) {
+  // Issue 27 item 9: a missing engine binary, cwd or venv names where the file says it.
+  auto r = load("description: d\nengine: mock\ncmd:   /nonexistent/engine\ncwd: no-such-dir\nvenv: no-venv\n");
+  ASSERT_TRUE(r.config) << all(r);
+  auto errs = check_launchable(*r.config);
+  ASSERT_EQ(errs.size(), 3u);
+  std::string file = (dir_ / "c.yaml").string();
+  EXPECT_EQ(errs[0].str(), file + ":3:8: cmd: cmd '/nonexistent/engine' (/nonexistent/engine) is not an executable file");
+  EXPECT_EQ(errs[1].str().rfind(file + ":4:6: cwd: directory ", 0), 0u) << errs[1].str();
+  EXPECT_EQ(errs[2].str().rfind(file + ":5:7: venv: directory ", 0), 0u) << errs[2].str();
+  // A bare name not on the env's PATH, too.
+  r = load("description: d\nengine: mock\ncmd: no-such-engine\nenv:\n  PATH: /nonexistent\n");
+  ASSERT_TRUE(r.config) << all(r);
+  errs = check_launchable(*r.config);
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].str().rfind(file + ":3:6: cmd: cmd 'no-such-engine' was not found on the PATH", 0), 0u)
+      << errs[0].str();
 }

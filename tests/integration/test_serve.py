@@ -1,12 +1,14 @@
 """serve: /healthz, /meta, concurrent and streamed completions through the proxy."""
 import http.client
 import json
+import os
 import socket
+import subprocess
 import threading
 import time
 import unittest
 
-from bp import ProxyCase, stream_events, wait_for, alive
+from bp import BENCH_PROXY, ProxyCase, stream_events, wait_for, alive
 
 
 class ServeTest(ProxyCase):
@@ -133,6 +135,28 @@ class ServeTest(ProxyCase):
         self.assertIn(b'"error"', data)
         self.assertEqual(p.stop(), 0)
 
+
+
+class HelpTest(ProxyCase):
+    """Issue 27 item 9: what a newcomer reads first."""
+
+    def test_serve_help_lists_every_route_and_the_top_help_names_log_level(self):
+        out = subprocess.run([BENCH_PROXY, "serve", "--help"], capture_output=True, text=True).stdout
+        for route in ("/v1/*", "/healthz", "/meta", "/metrics", "/proxy/requests", "/engine/metrics"):
+            self.assertIn(f"  {route} ", out)
+        out = subprocess.run([BENCH_PROXY, "--help"], capture_output=True, text=True).stdout
+        self.assertIn("--log-level LEVEL", out)
+
+    def test_a_missing_engine_binary_is_named_with_its_line_and_column(self):
+        cfg = os.path.join(self.dir, "c.yaml")
+        with open(cfg, "w") as f:
+            f.write("description: d\nengine: mock\ncmd: /nonexistent/engine\nenv:\n  PATH: /usr/bin:/bin\n")
+        r = subprocess.run([BENCH_PROXY, "validate", cfg], capture_output=True, text=True)
+        self.assertIn(f"warning: {cfg}:3:6: cmd: cmd '/nonexistent/engine'", r.stderr)
+        r = subprocess.run([BENCH_PROXY, "serve", "--listen", "127.0.0.1:0", "--config", cfg], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn(f"{cfg}:3:6: cmd: cmd '/nonexistent/engine'", r.stderr)
 
 if __name__ == "__main__":
     unittest.main()

@@ -3,6 +3,7 @@
 #include "net/proxy/proxy_metrics.hpp"
 #include "net/proxy/request_log.hpp"
 #include "net/proxy/request_timing.hpp"
+#include "net/proxy/run_status.hpp"
 
 #include <gtest/gtest.h>
 
@@ -449,4 +450,35 @@ TEST(ProxyMetrics, BucketsStartAt100MicrosecondsAndRoutesAreAClosedSet) {
   EXPECT_EQ(route_label("/v1/models/llama"), "/v1/models");
   EXPECT_EQ(route_label("/v1/anything-a-client-invents"), "/v1/other");
   EXPECT_EQ(route_label("/admin"), "other");
+}
+
+TEST(ProxyMetrics, BucketBoundsArePrintedAsWritten) {
+  // Issue 27 item 9: le="0.008063000000000001" (prometheus-cpp's 16 digits) is le="0.008063".
+  proxy_metrics m;
+  run_status st;
+  request_record r;
+  r.path = "/v1/chat/completions";
+  r.status = 200;
+  r.last_byte_ms = r.first_content_ms = 5;
+  m.observe(r);
+  std::string text = m.exposition(st, {});
+  EXPECT_EQ(text.find("0.008063000000000001"), std::string::npos);
+  EXPECT_NE(text.find("bench_proxy_e2e_seconds_bucket{le=\"0.008063\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("bench_proxy_e2e_seconds_bucket{le=\"0.0001\"} 0"), std::string::npos);
+  EXPECT_NE(text.find("bench_proxy_e2e_seconds_bucket{le=\"+Inf\"} 1"), std::string::npos);
+  // Every bound has at most 4 significant digits and reads back as the bucket's own double.
+  std::size_t bounds = 0;
+  for (std::size_t at = text.find("bench_proxy_e2e_seconds_bucket{le=\""); at != std::string::npos;
+       at = text.find("bench_proxy_e2e_seconds_bucket{le=\"", at + 1)) {
+    std::size_t v = at + std::strlen("bench_proxy_e2e_seconds_bucket{le=\"");
+    std::string value = text.substr(v, text.find('"', v) - v);
+    if (value == "+Inf") continue;
+    std::string digits;
+    for (char c : value)
+      if (c >= '0' && c <= '9' && !(digits.empty() && c == '0')) digits += c;
+    EXPECT_LE(digits.size(), 4u) << value;
+    EXPECT_EQ(std::strtod(value.c_str(), nullptr), latency_buckets()[bounds]) << value;
+    ++bounds;
+  }
+  EXPECT_EQ(bounds, latency_buckets().size());
 }
