@@ -33,7 +33,17 @@ void configure_actor_system(caf::actor_system_config& cfg) {
   add_error_category(cfg);
 }
 
-std::string self_exe() { return base::self_exe(); }
+/// The binary the engine shim runs: this very process's, even when its file was replaced since it
+/// started (an upgrade or a rebuild during a long sweep or try): then the path reads "... (deleted)"
+/// and only /proc/self/exe still leads to the running inode (a child's exec through it gets it).
+std::string self_exe() {
+  std::string p = base::self_exe();
+  std::error_code ec;
+  const std::string deleted = " (deleted)";
+  bool gone = p.empty() || (p.size() > deleted.size() && p.compare(p.size() - deleted.size(), deleted.size(), deleted) == 0) ||
+              !fs::exists(p, ec);
+  return gone ? std::string("/proc/self/exe") : p;
+}
 
 std::string utc_stamp() { return base::utc_now_compact(); }
 

@@ -61,24 +61,38 @@ struct try_flags {
   double confidence = 0.95;
 };
 
-/// --against best: the ledger's running best of the same headline metric and workload.
-std::string best_from_ledger(const std::string& tsv, const std::string& metric, double noise) {
+/// --against best: the ledger's running best of the same headline metric and workload bytes.
+struct ledger_best {
+  std::string config;
+  std::size_t line = 0;
+  double value = 0;
+};
+ledger_best best_from_ledger(const std::string& tsv, const std::string& metric, double noise,
+                             const std::string& workload_sha) {
   if (tsv.empty()) throw usage_error("--against best needs a ledger (--results is empty)");
   std::error_code ec;
   if (!fs::exists(tsv, ec)) throw usage_error("--against best: the ledger " + tsv + " does not exist yet");
-  auto rows = bench::load_ledger(tsv);
+  std::vector<std::string> warnings;
+  auto rows = bench::load_ledger(tsv, &warnings);
+  for (const auto& w : warnings) spdlog::warn("{}", w);
   auto c = bench::campaign(rows, noise);
   for (auto it = c.rbegin(); it != c.rend(); ++it) {
     if (!it->best_line) continue;
     for (const auto& e : c)
       if (e.row.line == *it->best_line) {
+        std::string where = tsv + ":" + std::to_string(e.row.line);
         if (!e.row.metric.empty() && e.row.metric != metric)
-          throw usage_error("--against best: the ledger's best (" + tsv + ":" + std::to_string(e.row.line) +
-                            ") is judged by " + e.row.metric + ", not " + metric);
+          throw usage_error("--against best: the ledger's best (" + where + ") is judged by " + e.row.metric +
+                            ", not " + metric);
+        if (!e.row.workload.empty() && !workload_sha.empty() && e.row.workload != workload_sha)
+          throw usage_error("--against best: the ledger's best (" + where + ") was measured on another workload (sha256 " +
+                            e.row.workload.substr(0, 12) + "..., this one " + workload_sha.substr(0, 12) + "...)");
         if (e.row.config.empty())
-          throw usage_error("--against best: the ledger's best row (" + tsv + ":" + std::to_string(e.row.line) +
-                            ") names no config");
-        return e.row.config;
+          throw usage_error("--against best: the ledger's best row (" + where + ") names no config");
+        if (!fs::exists(e.row.config, ec))
+          throw usage_error("--against best: the ledger's best (" + where + ") is " + e.row.config +
+                            ", which no longer exists");
+        return {e.row.config, e.row.line, e.row.value.value_or(0)};
       }
   }
   throw usage_error("--against best: the ledger " + tsv + " has no valid row to be the best");
@@ -167,9 +181,18 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   measure::try_options o = decision_options(f, mo, full_argv);
   o.candidate = f.candidate;
   if (f.against == "best") {
-    o.baseline = best_from_ledger(f.b.results, o.bench.headline, o.noise);
+    std::string sha;
+    try {
+      bench::load_workload(o.bench.queries_path, &sha);
+    } catch (const std::exception&) {
+      // the preflight below names the workload's problem
+    }
+    auto best = best_from_ledger(f.b.results, o.bench.headline, o.noise, sha);
+    o.baseline = best.config;
     o.baseline_from = "best";
-    spdlog::info("[try] the ledger's best: {}", o.baseline);
+    o.best_line = best.line;
+    o.best_value = best.value;
+    spdlog::info("[try] the ledger's best: {} ({}:{})", o.baseline, f.b.results, best.line);
   } else {
     o.baseline = f.against;
   }

@@ -302,6 +302,24 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
                                     {"also", "telemetry's condition warnings (docs/telemetry.md)"}}},
               {"sides", sides}};
   if (!opts.baseline_from.empty()) doc["baseline_from"] = opts.baseline_from;
+  // --against best: the best's value in the ledger against its re-measurement now. The old
+  // lifecycles never enter the decision (they have no paired candidate); a shift says the
+  // machine or the engine moved since.
+  std::string drift_line;
+  if (opts.best_value > 0 && base.outcomes.size() >= 2) {
+    json agg = aggregate_trials(base.config, base.outcomes, opts.bench, (fs::path(opts.dir) / "baseline").string());
+    json h = agg.value("summary", json::object()).value("headline", json::object());
+    if (h.contains("ci") && h["ci"].is_array() && h["ci"].size() == 2) {
+      double now = h.value("value", 0.0), lo = h["ci"][0], hi = h["ci"][1];
+      bool inside = opts.best_value >= lo && opts.best_value <= hi;
+      doc["best_drift"] = {{"ledger_line", opts.best_line}, {"then", opts.best_value}, {"now", now},
+                           {"now_ci", {lo, hi}}, {"drifted", !inside}};
+      drift_line = "the best measured " + base::fixed(opts.best_value, 2) + " at ledger line " +
+                   std::to_string(opts.best_line) + ", now " + base::fixed(now, 2) + " [" + base::fixed(lo, 2) + ", " +
+                   base::fixed(hi, 2) + "]: " +
+                   (inside ? "consistent" : "drifted by " + pct(now / opts.best_value) + " (the machine or the engine moved)");
+    }
+  }
   if (!opts.label.empty()) doc["label"] = opts.label;
   // The ledger row's usual fields come from the candidate's lifecycles.
   json cand_agg = aggregate_trials(cand.config, cand.outcomes, opts.bench, (fs::path(opts.dir) / "candidate").string());
@@ -347,6 +365,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
   for (const auto& r : redone)
     text << "disturbed: round " << r["round"].get<int>() << " " << r["side"].get<std::string>() << ": "
          << r["reasons"][0].get<std::string>() << (r["redone"].get<bool>() ? " (run again)" : "") << "\n";
+  if (!drift_line.empty()) text << "baseline: " << drift_line << "\n";
   text << "procedure: " << analysis::describe(design) << "\n";
   res.text = text.str();
   return res;

@@ -4,10 +4,11 @@ engine starts, and a try leaves its folder, ledger row and machine-readable last
 import csv
 import json
 import os
+import shutil
 import subprocess
 import unittest
 
-from bp import BENCH_PROXY, SRC, ProxyCase, write_config
+from bp import BENCH_PROXY, BIN, SRC, ProxyCase, wait_for, write_config
 
 WORKLOAD = os.path.join(SRC, "configs", "workloads", "bank-intents.csv")
 
@@ -78,6 +79,50 @@ class TryTest(ProxyCase):
         if d["verdict"] == "inconclusive":
             self.assertEqual(r.returncode, 4)
             self.assertTrue("needed" in d or "reason" in d, d)
+
+    def test_against_best_takes_the_ledgers_running_best(self):
+        base = write_config(self.dir, "base.yaml", mock(4), extra="warmup: 2")
+        fast = write_config(self.dir, "fast.yaml", mock(3), extra="warmup: 2")
+        slow = write_config(self.dir, "slow.yaml", mock(5), extra="warmup: 2")
+        r = self.try_(fast, base, "--try-dir", os.path.join(self.dir, "t1"))
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)  # kept: the new best
+        r = self.try_(slow, "best", "--try-dir", os.path.join(self.dir, "t2"))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        with open(os.path.join(self.dir, "t2", "try.json")) as f:
+            doc = json.load(f)
+        self.assertEqual(doc["baseline_from"], "best")
+        self.assertEqual(doc["baseline_config"], fast)
+        self.assertIn("best_drift", doc)
+        self.assertIn("the best measured", r.stdout)
+        res = self.bp("results", os.path.join(self.dir, "r.tsv"), "--json")
+        rows = json.loads(res.stdout)
+        self.assertEqual([row["verdict"] for row in rows], ["keep", "discard"])
+
+    def test_a_binary_replaced_during_a_try_does_not_stop_it(self):
+        # An upgrade or a rebuild while a campaign runs: the shim is this process's own binary,
+        # found through /proc/self/exe once the path says "(deleted)".
+        bindir = os.path.join(self.dir, "bin")
+        os.makedirs(bindir)
+        for b in ("bench-proxy", "mock-engine"):
+            shutil.copy2(os.path.join(BIN, b), bindir)
+        exe = os.path.join(bindir, "bench-proxy")
+        base = write_config(self.dir, "base.yaml", mock(2), extra="warmup: 1")
+        slow = write_config(self.dir, "slow.yaml", mock(3), extra="warmup: 1")
+        t = os.path.join(self.dir, "t")
+        p = subprocess.Popen([exe, "try", slow, "--against", base, "--queries", WORKLOAD, "-n", "20", "--max-tokens", "8",
+                              "--results", os.path.join(self.dir, "r.tsv"), "--no-progress", "--telemetry-interval-ms",
+                              "0", "--try-dir", t], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.dir)
+        try:
+            wait_for(lambda: os.path.exists(os.path.join(t, "candidate", "round-1")), 120, what="round 1's candidate")
+            shutil.copy2(exe, exe + ".new")
+            os.replace(exe + ".new", exe)  # the running binary's file is gone
+            out, err = p.communicate(timeout=300)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 1, out + err)
+        self.assertTrue(out.strip().splitlines()[-1].startswith("slower"), out)
 
     def test_bad_input_is_refused_before_any_engine_starts(self):
         base = write_config(self.dir, "base.yaml", mock(2))

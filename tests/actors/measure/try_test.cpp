@@ -244,6 +244,28 @@ TEST_F(TryTest, AVerdictFinerThanTheMachinesSpreadIsRefused) {
   EXPECT_EQ(r.doc["decision"]["resolution"], 0.15);
 }
 
+TEST_F(TryTest, AgainstTheBestItsReMeasurementIsComparedWithTheLedger) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 110}};
+  eng.lifecycle_cv = 0.002;
+  auto o = opts();
+  o.baseline_from = "best";
+  o.best_line = 7;
+  o.best_value = 100.1;
+  auto r = run(o);
+  ASSERT_TRUE(r.doc.contains("best_drift"));
+  EXPECT_FALSE(r.doc["best_drift"]["drifted"].get<bool>());
+  EXPECT_NE(r.text.find("at ledger line 7, now 100."), std::string::npos) << r.text;
+  auto o2 = opts();
+  o2.dir = (dir / "again").string();
+  o2.baseline_from = "best";
+  o2.best_line = 7;
+  o2.best_value = 80;  // measured 20% lower back then: the machine moved since
+  auto r2 = run(o2);
+  EXPECT_TRUE(r2.doc["best_drift"]["drifted"].get<bool>());
+  EXPECT_NE(r2.text.find("drifted by +25."), std::string::npos) << r2.text;
+  EXPECT_EQ(r2.verdict, "faster");  // the decision stands on the interleaved rounds alone
+}
+
 TEST(TryDuration, ParsesUnitsAndRefusesNonsense) {
   EXPECT_EQ(parse_duration_s("90s"), 90);
   EXPECT_EQ(parse_duration_s("30m"), 1800);
