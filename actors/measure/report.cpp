@@ -212,13 +212,50 @@ json report_data(const std::vector<std::string>& paths) {
         std::string n = num == std::string::npos ? std::to_string(i + 1) : s.label.substr(num + 8, open - num - 8);
         s.label = n + ". " + fs::path(cfg).filename().string();
       } else {
-        fs::path q = fs::path(p);
-        s.label = (fs::is_directory(q, ec) ? fs::absolute(q).filename() : fs::absolute(q).parent_path().filename()).string();
+        fs::path q = fs::absolute(fs::path(p)).lexically_normal();
+        if (q.filename().empty()) q = q.parent_path();  // "dir/" names dir
+        s.label = (fs::is_directory(q, ec) ? q.filename() : q.parent_path().filename()).string();
+        if (fs::exists(q / "try.json", ec)) s.label += i == 0 ? " baseline" : " candidate";
       }
       sides.push_back(std::move(s));
     }
   }
+  // A try's (or a bisect step's) sequential decision: its path over the rounds.
+  json tries = json::array();
+  for (const auto& p : paths) {
+    std::error_code ec;
+    fs::path t = fs::path(p) / "try.json";
+    if (!fs::is_directory(p, ec) || !fs::exists(t, ec)) continue;
+    json doc;
+    try {
+      doc = base::read_json_file(t.string());
+    } catch (const std::exception&) {
+      continue;  // load_sides has already named a broken folder
+    }
+    const json d = doc.value("decision", json::object());
+    json entry = {{"label", fs::path(doc.value("config_path", std::string())).filename().string() + " against " +
+                                fs::path(doc.value("baseline_config", std::string())).filename().string()},
+                  {"verdict", d.value("verdict", std::string())},
+                  {"reason", d.value("reason", std::string())},
+                  {"noise", d.value("noise", 0.01)},
+                  {"higher_is_better", d.value("higher_is_better", true)},
+                  {"metric", d.value("metric", std::string())},
+                  {"engine_seconds", d.value("engine_seconds", 0.0)},
+                  {"rounds", json::array()}};
+    for (const auto& r : doc.value("rounds", json::array())) {
+      const json l = r.value("look", json::object());
+      entry["rounds"].push_back({{"round", r.value("round", 0)},
+                                 {"ratio", r.value("ratio", 1.0)},
+                                 {"estimate", l.value("ratio", 1.0)},
+                                 {"low", l.value("level", 0.0) > 0 ? json(l.value("low", 1.0)) : json(nullptr)},
+                                 {"high", l.value("level", 0.0) > 0 ? json(l.value("high", 1.0)) : json(nullptr)},
+                                 {"level", l.value("level", 0.0)},
+                                 {"verdict", l.value("verdict", std::string())}});
+    }
+    tries.push_back(entry);
+  }
   json data;
+  data["tries"] = tries;
   data["title"] = paths.size() == 1 ? "bench-proxy report: " + paths[0] : "bench-proxy report";
   data["generated_at"] = base::utc_now_iso();
   data["bench_proxy_version"] = BENCH_PROXY_VERSION;
@@ -350,6 +387,20 @@ if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('
  root.append($('div',{class:'meta',text:'verdicts against the running best only where it was measured interleaved with the row (the same sweep or try); a try\u2019s verdict is its own decision'}));
  for(const w of (D.ledger_warnings||[]))root.append($('div',{class:'warn',text:'\u26a0 '+w}));}
 // What differs.
+// A try's sequential decision over the rounds: each round's change, the running estimate and
+// the look's interval, against the noise band.
+if((D.tries||[]).length){root.append($('h2',{text:'Sequential decisions (try)'}));const gt=$('div',{class:'grid'});
+ D.tries.forEach((tr,i)=>{const R=tr.rounds;const n=tr.noise;
+  const line=(f)=>R.map(r=>({x:r.round,y:f(r)==null?null:100*(f(r)-1)}));
+  gt.append(chart('try'+i,tr.label+': '+tr.verdict+(tr.reason?' ('+tr.reason+')':'')+', '+R.length+' rounds, '+fmt(tr.engine_seconds,0)+' s of engine time; change of '+tr.metric+' (%)',{type:'line',data:{datasets:[
+   {label:'round',data:line(r=>r.ratio),showLine:false,pointRadius:4,borderColor:'#1b1f24',backgroundColor:'#1b1f24'},
+   {label:'estimate',data:line(r=>r.estimate),borderColor:'#0969da',pointRadius:2},
+   {label:'interval low',data:line(r=>r.low),borderColor:'rgba(9,105,218,0.5)',borderDash:[4,3],pointRadius:0,spanGaps:false},
+   {label:'interval high',data:line(r=>r.high),borderColor:'rgba(9,105,218,0.5)',borderDash:[4,3],pointRadius:0,spanGaps:false},
+   {label:'+noise',data:R.map(r=>({x:r.round,y:100*n})),borderColor:'#cf222e',pointRadius:0,borderWidth:1},
+   {label:'-noise',data:R.map(r=>({x:r.round,y:-100*n})),borderColor:'#cf222e',pointRadius:0,borderWidth:1}]},
+   options:{scales:{x:{type:'linear',title:{display:true,text:'round'},ticks:{stepSize:1}},y:{title:{display:true,text:'change (%)'}}}}}));});
+ root.append(gt);}
 const withDiff=cfgs.filter(c=>c.diff);
 if(withDiff.length){root.append($('h2',{text:'What differs from the baseline (meta diff)'}));
  for(const c of withDiff){const secs=Object.entries(c.diff);const n=secs.reduce((a,[,v])=>a+v.length,0);

@@ -237,5 +237,29 @@ class ReportTest(ProxyCase):
         self.assertIn(tsv + ":7: 2 fields, the header has %d: row skipped" % len(cols), dom)
 
 
+    @unittest.skipUnless(CHROMIUM, "chromium is installed by scripts/deps.sh")
+    def test_a_try_shows_its_decision_over_the_rounds(self):
+        base = write_config(self.dir, "base.yaml", ["--tokens", "8", "--itl-ms", "2", "--jitter", "0.02"], extra="warmup: 1")
+        slow = write_config(self.dir, "slow.yaml", ["--tokens", "8", "--itl-ms", "3", "--jitter", "0.02"], extra="warmup: 1")
+        t = os.path.join(self.dir, "t")
+        r = subprocess.run([BENCH_PROXY, "try", slow, "--against", base, "--queries", WORKLOAD, "-n", "20", "--max-tokens",
+                            "8", "--try-dir", t, "--results", os.path.join(self.dir, "r.tsv"), "--no-progress",
+                            "--telemetry-interval-ms", "0"], capture_output=True, text=True, cwd=self.dir, timeout=600)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        with open(os.path.join(t, "try.json")) as f:
+            rounds = json.load(f)["decision"]["rounds"]
+        html = os.path.join(t, "report.html")  # try writes one beside try.json
+        st, _ = self.rendered(html)
+        charts = self.charts(st)
+        self.assertIn("try0", charts)
+        pts = {d["label"]: d["points"] for d in charts["try0"]["datasets"]}
+        self.assertEqual(pts["round"], rounds)
+        self.assertEqual(pts["interval low"], rounds)
+        dom = self.chromium(html, "--dump-dom").stdout
+        self.assertIn("Sequential decisions (try)", dom)
+        self.assertIn('data-config="t baseline"', dom)
+        self.assertIn('data-config="t candidate"', dom)
+
+
 if __name__ == "__main__":
     unittest.main()
