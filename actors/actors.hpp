@@ -181,6 +181,9 @@ struct run_context {
   std::string faults;
   /// Telemetry sample interval (ms); 0: no telemetry.
   int telemetry_interval_ms = 200;
+  /// The engine's output lines on the console at info (serve), or only at debug (run, sweep, try:
+  /// engine.log has them, and a failure shows the last ones).
+  bool engine_output_at_info = true;
   /// `caches: fresh`: VAR=directory pairs the engine gets on top of the YAML env (documented
   /// exception to "exactly the YAML env"); and the cache scan from before the engine started.
   std::vector<std::pair<std::string, std::string>> cache_env;

@@ -77,6 +77,7 @@ engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engin
   for (const auto& [k, v] : ctx->engine_env()) spec.envp.push_back(k + "=" + v);
   spec.cwd = cfg.cwd;
   spec.log_path = ctx->run_dir + "/engine.log";
+  spec.output_at_info = ctx->engine_output_at_info;
   spec.redact = cfg.redactor();
   engine_actor me = caf::actor_cast<engine_actor>(self);
   std::unique_ptr<engine_child> child =

@@ -95,6 +95,7 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   r->ctx_->proxy = r->proxy_.get();
   r->ctx_->hash_threads = o.hash_threads;
   r->ctx_->telemetry_interval_ms = o.telemetry_interval_ms;
+  r->ctx_->engine_output_at_info = o.engine_output_at_info;
   if (const engine_kind* k = find_engine_kind(r->ctx_->config.engine))
     r->status_->set_engine_metrics(k->metrics_path, k->name);
   else

@@ -20,6 +20,7 @@ struct run_options {
   std::vector<std::string> argv;  ///< bench-proxy's own argv, recorded in /meta
   net::server_options server;     ///< listen/threads are filled from the fields above
   int telemetry_interval_ms = 200;  ///< 0: no telemetry.csv
+  bool engine_output_at_info = true;  ///< false (run, sweep): the engine's output on the console only at debug
 };
 
 class engine_run {

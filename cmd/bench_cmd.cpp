@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -14,6 +15,7 @@
 #include <future>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -228,6 +230,53 @@ bench::options bench_options(const bench_flags& f) {
     };
   }
   return o;
+}
+
+/// "12 s", "3 min", "1.5 h": a rough duration for an ETA.
+std::string rough_duration(double s) {
+  char buf[32];
+  if (s < 90) std::snprintf(buf, sizeof(buf), "%.0f s", s);
+  else if (s < 5400) std::snprintf(buf, sizeof(buf), "%.0f min", s / 60);
+  else std::snprintf(buf, sizeof(buf), "%.1f h", s / 3600);
+  return buf;
+}
+
+/// One progress line per lifecycle of a sweep (docs/cli.md, "Progress"): `label: D/N requests,
+/// E errors, ETA T[, sweep ~S left]`. On a terminal the line is rewritten in place and ends with
+/// the lifecycle; otherwise a plain line at every quarter of the requests. The ETA is this
+/// lifecycle's rate so far; the sweep's adds the mean wall time of the lifecycles before it for
+/// each one still to come.
+std::function<void(long, long, long)> lifecycle_progress(std::string label, std::size_t lifecycles_after,
+                                                         double mean_lifecycle_s) {
+  struct state {
+    std::optional<std::chrono::steady_clock::time_point> first;
+    long first_done = 0, last_tenth = 0;
+  };
+  auto st = std::make_shared<state>();
+  bool tty = ::isatty(2) != 0;
+  return [=](long done, long total, long errors) {
+    auto now = std::chrono::steady_clock::now();
+    if (!st->first) {
+      st->first = now;
+      st->first_done = done;
+    }
+    long tenth = total > 0 ? 4 * done / total : 4;  // quarters, for a plain line
+    if (!tty && tenth == st->last_tenth && done != total) return;
+    st->last_tenth = tenth;
+    double left_s = -1;
+    if (done > st->first_done)
+      left_s = std::chrono::duration<double>(now - *st->first).count() / static_cast<double>(done - st->first_done) *
+               static_cast<double>(total - done);
+    std::string line = label + ": " + std::to_string(done) + "/" + std::to_string(total) + " requests, " +
+                       std::to_string(errors) + (errors == 1 ? " error" : " errors");
+    if (done == total) line += ", done";
+    else line += ", ETA " + (left_s >= 0 ? rough_duration(left_s) : std::string("?"));
+    if (lifecycles_after > 0 && mean_lifecycle_s > 0)
+      line += ", sweep ~" + rough_duration(std::max(0.0, left_s) + static_cast<double>(lifecycles_after) * mean_lifecycle_s) +
+              " left";
+    if (tty) std::cerr << "\r\033[K" << line << (done == total ? "\n" : "") << std::flush;
+    else std::cerr << line << "\n" << std::flush;
+  };
 }
 
 measure::options measure_options(const bench_flags& f, const std::string& config, const std::vector<std::string>& full_argv) {
@@ -583,6 +632,7 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   if (f.trials > 1) base_opts.results_tsv.clear();
   auto plan = measure::trial_order(configs.size(), f.trials, f.order == "shuffled", base_opts.bench.seed);
   std::size_t step = 0;
+  auto sweep_start = std::chrono::steady_clock::now();
   for (const auto& [ci, t] : plan) {
     if (st.interrupted()) break;
     auto mo = base_opts;
@@ -590,6 +640,15 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
     mo.run_dir = trial_dir(f, dirs[ci], t);
     spdlog::info("[sweep] {}/{}: {}{}", ++step, plan.size(), configs[ci],
                  f.trials > 1 ? " (trial " + std::to_string(t + 1) + ")" : "");
+    if (!f.no_progress) {
+      // One line per lifecycle: which config of how many, which trial, requests, errors, ETA.
+      double done_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count();
+      std::string label = "[" + std::to_string(step) + "/" + std::to_string(plan.size()) + "] config " +
+                          std::to_string(ci + 1) + "/" + std::to_string(configs.size()) + " " +
+                          fs::path(configs[ci]).stem().string() + ", trial " + std::to_string(t + 1) + "/" +
+                          std::to_string(f.trials);
+      mo.bench.progress = lifecycle_progress(label, plan.size() - step, step > 1 ? done_s / static_cast<double>(step - 1) : 0);
+    }
     auto r = measure::measure(sys, mo, st);
     if (r.valid)
       spdlog::info("[sweep] {}: {:.2f} {} (teardown verified: {})", configs[ci], bench::headline(r.result),

@@ -261,7 +261,9 @@ std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit
   c->out_fd_ = out[0];
   c->err_fd_ = er[0];
   engine_child* raw = c.get();
-  c->pump_ = std::thread([raw, redact = spec.redact, prefix = spec.log_prefix] { raw->pump_loop(redact, prefix); });
+  c->pump_ = std::thread([raw, redact = spec.redact, prefix = spec.log_prefix, at_info = spec.output_at_info] {
+    raw->pump_loop(redact, prefix, at_info);
+  });
   c->reaper_ = std::thread([raw, on_exit = std::move(on_exit)] { raw->reaper_loop(on_exit); });
   {
     std::unique_lock<std::mutex> g(c->mu_);
@@ -335,7 +337,7 @@ void engine_child::reaper_loop(exit_fn on_exit) {
   if (on_exit) on_exit(status_.load());
 }
 
-void engine_child::pump_loop(base::redactor redact, std::string prefix) {
+void engine_child::pump_loop(base::redactor redact, std::string prefix, bool at_info) {
   pollfd fds[3] = {{out_fd_, POLLIN, 0}, {err_fd_, POLLIN, 0}, {pump_wake_fd_, POLLIN, 0}};
   std::string partial[2];
   char buf[65536];
@@ -349,7 +351,8 @@ void engine_child::pump_loop(base::redactor redact, std::string prefix) {
     }
     capture_->append(with_nl);
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    spdlog::info("[{} {}{}] {}", prefix, pid_, which == 1 ? " stderr" : "", line);
+    spdlog::log(at_info ? spdlog::level::info : spdlog::level::debug, "[{} {}{}] {}", prefix, pid_,
+                which == 1 ? " stderr" : "", line);
   };
   while (open > 0) {
     int r = ::poll(fds, 3, -1);

@@ -38,6 +38,9 @@ struct launch_spec {
   std::string log_path;               ///< engine.log (stdout and stderr, secrets scrubbed)
   base::redactor redact;              ///< applied to every line bench-proxy logs or writes
   std::string log_prefix = "engine";
+  /// Engine output lines on bench-proxy's log at info (serve); false: at debug only, the lines
+  /// still in log_path and the capture (a measured run: its last lines are shown when it fails).
+  bool output_at_info = true;
 };
 
 /// Captured engine output: a rolling tail for error reports, head/tail windows and a hash for
@@ -89,7 +92,7 @@ class engine_child {
  private:
   engine_child() = default;
   void reaper_loop(exit_fn on_exit);
-  void pump_loop(base::redactor redact, std::string prefix);
+  void pump_loop(base::redactor redact, std::string prefix, bool at_info);
 
   pid_t shim_ = -1, pid_ = -1;
   int status_fd_ = -1, out_fd_ = -1, err_fd_ = -1, log_fd_ = -1;

@@ -1,6 +1,7 @@
 """sweep: several configs from one process; a failing config is a row, not the end."""
 import json
 import os
+import re
 import subprocess
 import unittest
 
@@ -65,6 +66,34 @@ class SweepTest(ProxyCase):
         self.assertTrue(sw["interrupted"])
         self.assertEqual(len(sw["rows"]), 1)  # the second config never started
 
+
+
+class SweepProgressTest(ProxyCase):
+    """Issue 27 item 7: one progress line per lifecycle (plain lines when stderr is not a
+    terminal); the engine's output stays in engine.log, and its last lines are shown when it fails."""
+
+    def test_progress_names_config_and_trial_and_the_engines_output_stays_in_engine_log(self):
+        a = write_config(self.dir, "a.yaml", ["--tokens", "4"], extra="warmup: 0")
+        bad = write_config(self.dir, "bad.yaml", ["--fail-startup", "error: invalid argument: --flash-atn"],
+                           extra="warmup: 0")
+        r = subprocess.run([BENCH_PROXY, "sweep", a, bad, "--queries", WORKLOAD, "-n", "8", "--max-tokens", "4",
+                            "--trials", "2", "--sweep-dir", os.path.join(self.dir, "sw"),
+                            "--results", os.path.join(self.dir, "r.tsv")],
+                           capture_output=True, text=True, cwd=self.dir, timeout=300)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # the bad config's rows failed
+        lines = r.stderr.splitlines()
+        for trial in (1, 2):
+            mine = [l for l in lines if re.match(rf"\[\d/4\] config 1/2 a, trial {trial}/2: ", l)]
+            self.assertTrue(mine, r.stderr)
+            self.assertRegex(mine[-1], r": 8/8 requests, 0 errors, done")
+            self.assertTrue(all(re.search(r": \d/8 requests, \d errors?, (ETA [^,]+|done)", l) for l in mine), mine)
+            self.assertLessEqual(len(mine), 4)  # a plain line at each quarter, not one per request
+        # The engine's own lines are in engine.log, not on the console at the default level...
+        self.assertFalse([l for l in lines if re.search(r"\[engine \d+", l)], r.stderr)
+        with open(os.path.join(self.dir, "sw", "1_a", "trial-1", "engine.log")) as f:
+            self.assertIn("mock-engine", f.read())
+        # ...but the last lines of one that fails are shown.
+        self.assertIn("error: invalid argument: --flash-atn", r.stdout + r.stderr)
 
 
 class SweepFolderLockTest(ProxyCase):
