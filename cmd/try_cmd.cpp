@@ -5,6 +5,7 @@
 #include <cmath>
 #include <optional>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -166,6 +167,25 @@ void apply_machine_spread(try_flags& f, measure::try_options& o, const std::stri
   }
 }
 
+/// Runs `work` while this thread takes Ctrl-C; an exception it throws is said on both streams
+/// (the last stdout line "failed: ...") and makes this false.
+bool run_or_say(const char* command, measure::interrupt_state& st, const std::function<void()>& work) {
+  std::string failure;
+  measure::run_interruptible(
+      [&] {
+        try {
+          work();
+        } catch (const std::exception& e) {
+          failure = e.what();
+        }
+      },
+      st, [] {}, [] {});
+  if (failure.empty()) return true;
+  std::cerr << "bench-proxy " << command << ": " << failure << "\n";
+  std::cout << "failed: " << failure << "\n";
+  return false;
+}
+
 double steady_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -173,6 +193,33 @@ double steady_seconds() {
 std::string engine_kind(const std::string& path) {
   auto r = load_config(path, process_env());
   return r.config ? r.config->engine : std::string("?");
+}
+
+/// Configs of different engine kinds are not comparable: said on stdout (the last line), false.
+bool same_engine_kind(const std::string& a, const char* a_role, const std::string& b, const char* b_role) {
+  std::string ka = engine_kind(a), kb = engine_kind(b);
+  if (ka == kb) return true;
+  std::cout << "not comparable: engine kind differs: " << ka << " (" << a_role << " " << a << ") vs " << kb << " ("
+            << b_role << " " << b << ")\n";
+  return false;
+}
+
+/// The decision's folder: `wanted` (`option` names it in errors) must be missing or empty, so
+/// nothing is ever overwritten; else a fresh <prefix>/<UTC>_<stem of config>. Absolute.
+std::string claim_folder(const char* option, const std::string& wanted, const char* prefix, const std::string& config) {
+  std::string dir;
+  if (!wanted.empty()) {
+    std::error_code ec;
+    if (fs::exists(wanted, ec) && !fs::is_empty(wanted, ec))
+      throw usage_error(std::string(option) + " " + wanted + " is not empty (results are never overwritten" +
+                        (std::string(option) == "--bisect-dir" ? "; to continue a bisect: --resume)" : ")"));
+    fs::create_directories(wanted, ec);
+    if (ec) throw usage_error(std::string(option) + " " + wanted + ": " + ec.message());
+    dir = wanted;
+  } else {
+    dir = base::make_unique_dir(std::string(prefix) + "/" + utc_stamp() + "_" + fs::path(config).stem().string());
+  }
+  return fs::absolute(dir).lexically_normal().string();
 }
 
 int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
@@ -202,25 +249,8 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   preflight_or_throw({o.baseline, o.candidate}, o.bench.queries_path, "");
   if (!f.b.results.empty())
     if (auto p = bench::ledger_problem(f.b.results); !p.empty()) throw usage_error("--results: " + p);
-  std::string kb = engine_kind(o.baseline), kc = engine_kind(o.candidate);
-  if (kb != kc) {
-    std::cout << "not comparable: engine kind differs: " << kb << " (baseline " << o.baseline << ") vs " << kc
-              << " (candidate " << o.candidate << ")\n";
-    return 3;
-  }
-  if (!f.try_dir.empty()) {
-    std::error_code ec;
-    if (fs::exists(fs::path(f.try_dir) / "try.json", ec))
-      throw usage_error("--try-dir " + f.try_dir + " already holds a try.json (results are never overwritten)");
-    if (fs::exists(f.try_dir, ec) && !fs::is_empty(f.try_dir, ec))
-      throw usage_error("--try-dir " + f.try_dir + " is not empty");
-    fs::create_directories(f.try_dir, ec);
-    if (ec) throw usage_error("--try-dir " + f.try_dir + ": " + ec.message());
-    o.dir = f.try_dir;
-  } else {
-    o.dir = base::make_unique_dir("tries/" + utc_stamp() + "_" + fs::path(o.candidate).stem().string());
-  }
-  o.dir = fs::absolute(o.dir).lexically_normal().string();
+  if (!same_engine_kind(o.baseline, "baseline", o.candidate, "candidate")) return 3;
+  o.dir = claim_folder("--try-dir", f.try_dir, "tries", o.candidate);
   become_subreaper();
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
@@ -229,21 +259,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   auto lifecycle = lifecycle_of(sys, mo, st);
   auto clock = steady_seconds;
   measure::try_result r;
-  std::string failure;
-  measure::run_interruptible(
-      [&] {
-        try {
-          r = measure::run_try(o, lifecycle, st, clock);
-        } catch (const std::exception& e) {
-          failure = e.what();
-        }
-      },
-      st, [] {}, [] {});
-  if (!failure.empty()) {
-    std::cerr << "bench-proxy try: " << failure << "\n";
-    std::cout << "failed: " << failure << "\n";
-    return 5;
-  }
+  if (!run_or_say("try", st, [&] { r = measure::run_try(o, lifecycle, st, clock); })) return 5;
   std::string path = (fs::path(o.dir) / "try.json").string();
   base::write_file_atomic(path, r.doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
   if (!f.b.results.empty()) {
@@ -353,23 +369,8 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
   }
   preflight_or_throw({bo.good, bo.bad}, bo.decision.bench.queries_path, "");
   apply_machine_spread(f, bo.decision, bo.good);
-  if (engine_kind(bo.good) != engine_kind(bo.bad)) {
-    std::cout << "not comparable: engine kind differs: " << engine_kind(bo.good) << " (GOOD) vs " << engine_kind(bo.bad)
-              << " (BAD)\n";
-    return 3;
-  }
-  if (f.resume.empty()) {
-    if (!f.bisect_dir.empty()) {
-      if (fs::exists(f.bisect_dir, ec) && !fs::is_empty(f.bisect_dir, ec))
-        throw usage_error("--bisect-dir " + f.bisect_dir + " is not empty (to continue one: --resume)");
-      fs::create_directories(f.bisect_dir, ec);
-      if (ec) throw usage_error("--bisect-dir " + f.bisect_dir + ": " + ec.message());
-      bo.dir = f.bisect_dir;
-    } else {
-      bo.dir = base::make_unique_dir("bisects/" + utc_stamp() + "_" + fs::path(bo.bad).stem().string());
-    }
-    bo.dir = fs::absolute(bo.dir).lexically_normal().string();
-  }
+  if (!same_engine_kind(bo.good, "GOOD", bo.bad, "BAD")) return 3;
+  if (f.resume.empty()) bo.dir = claim_folder("--bisect-dir", f.bisect_dir, "bisects", bo.bad);
   {
     auto r = load_config(bo.good, process_env());
     bo.repo_root = r.config ? r.config->repo_root : fs::current_path().string();
@@ -381,30 +382,10 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
   measure::interrupt_state st;
   auto lifecycle = lifecycle_of(sys, mo, st);
   auto run_one = [&](const measure::try_options& o) { return measure::run_try(o, lifecycle, st, steady_seconds); };
-  auto check = [](const std::string& path) {
-    std::vector<std::string> errors;
-    auto r = load_config(path, process_env());
-    for (const auto& e : r.errors) errors.push_back(e.str());
-    if (r.config)
-      for (const auto& e : check_launchable(*r.config)) errors.push_back(e.str());
-    return errors;
-  };
+  // A generated config gets every check a config given on the command line gets.
+  auto check = [&bo](const std::string& path) { return measure::preflight({path}, bo.decision.bench.queries_path); };
   measure::bisect_result r;
-  std::string failure;
-  measure::run_interruptible(
-      [&] {
-        try {
-          r = measure::run_bisect(bo, run_one, check, st);
-        } catch (const std::exception& e) {
-          failure = e.what();
-        }
-      },
-      st, [] {}, [] {});
-  if (!failure.empty()) {
-    std::cerr << "bench-proxy bisect: " << failure << "\n";
-    std::cout << "failed: " << failure << "\n";
-    return 5;
-  }
+  if (!run_or_say("bisect", st, [&] { r = measure::run_bisect(bo, run_one, check, st); })) return 5;
   std::cout << r.text << "bisect: " << (fs::path(bo.dir) / "bisect.json").string() << "\n";
   std::vector<std::string> tries;
   for (const auto& s : r.doc.value("steps", json::array())) {
