@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   int n = argc > 1 ? std::atoi(argv[1]) : 10000;
   int b = argc > 2 ? std::atoi(argv[2]) : 10000;
   int reps = argc > 3 ? std::atoi(argv[3]) : 5;
-  bp::bench::side base{"base", {synthetic(n, 100, 1)}, {"base"}}, cand{"cand", {synthetic(n, 101, 2)}, {"cand"}};
+  bp::bench::side base{"base", {synthetic(n, 100, 1)}, {"base"}, {}}, cand{"cand", {synthetic(n, 101, 2)}, {"cand"}, {}};
   bp::bench::compare_options o;
   o.resamples = b;
   std::string verdict;
