@@ -21,7 +21,8 @@ std::string canonical(const std::string& p) {
 
 /// A row's between-lifecycle CV from its interval, or nothing when it cannot be recovered.
 std::optional<double> row_cv(const bench::ledger_row& r) {
-  if (r.trials < 2 || !r.value || !r.ci_low || !r.ci_high || *r.value <= 0) return std::nullopt;
+  // Two trials leave one degree of freedom: their spread is too uncertain to set a band from.
+  if (r.trials < 3 || !r.value || !r.ci_low || !r.ci_high || *r.value <= 0) return std::nullopt;
   double half = (*r.ci_high - *r.ci_low) / 2;
   if (!(half >= 0) || !std::isfinite(half)) return std::nullopt;
   double t = t_quantile(0.975, r.trials - 1);

@@ -1,7 +1,7 @@
 #pragma once
 /// What this machine can resolve (docs/statistics.md, "The machine's resolution"): the
 /// between-lifecycle spread of a config's headline, measured by an A/A sweep in the ledger (the
-/// same config twice in one sweep, K >= 2 trials each). `--noise auto` uses it as the noise
+/// same config twice in one sweep, K >= 3 trials each: two give one degree of freedom). `--noise auto` uses it as the noise
 /// band, and a verdict finer than it is refused as below this machine's resolution.
 #include <optional>
 #include <string>

@@ -47,13 +47,18 @@ engine=$(curl -s "$url/healthz" | sed -n 's/.*"engine_pid":\([0-9]*\).*/\1/p')
 kill -INT $pid; wait $pid; rc=$?; trap - EXIT
 echo "bench-proxy exited with $rc; engine pid $engine alive afterwards: $(kill -0 "$engine" 2>/dev/null && echo yes || echo no)"
 
-say "is a difference real? an A/A sweep: the same config twice, 2 interleaved trials each, with intervals and verdicts"
-"$bin/bench-proxy" sweep configs/demo-mock.yaml configs/demo-mock.yaml --trials 2 --queries configs/workloads/bank-intents.csv \
+say "is a difference real? an A/A sweep: the same config twice, 3 interleaved trials each, with intervals and verdicts"
+"$bin/bench-proxy" sweep configs/demo-mock.yaml configs/demo-mock.yaml --trials 3 --queries configs/workloads/bank-intents.csv \
   -n 20 --max-tokens 8 --sweep-dir "$work/sweep" --results "$work/results.tsv" --no-progress --log-level warn
 
 say "bench-proxy compare $work/sweep (its first config is the baseline)"
 "$bin/bench-proxy" compare "$work/sweep" --metric output_tps --metric ttft_p50 || true
 
+say "one campaign step decided sequentially: a config whose tokens come 1 ms later, tried against the demo"
+sed 's/--itl-ms, "2"/--itl-ms, "3"/; s/^description: .*/description: demo, inter-token delay 3 ms/' configs/demo-mock.yaml > "$work/slower.yaml"
+"$bin/bench-proxy" try "$work/slower.yaml" --against configs/demo-mock.yaml --queries configs/workloads/bank-intents.csv \
+  -n 20 --max-tokens 8 --try-dir "$work/try" --results "$work/results.tsv" --no-progress --log-level warn || true
+
 say "bench-proxy results: the ledger as a campaign (keep / discard / within noise)"
 "$bin/bench-proxy" results "$work/results.tsv"
-echo "run folder: $work/run (engine.log, meta.json); log: $work/bench-proxy.log; sweep: $work/sweep"
+echo "run folder: $work/run (engine.log, meta.json); log: $work/bench-proxy.log; sweep: $work/sweep; try: $work/try"
