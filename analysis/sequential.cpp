@@ -93,8 +93,8 @@ const sequential_design& make_design(int max_rounds, double confidence, double r
     throw std::invalid_argument("confidence must be 0.5..0.999, got " + base::fixed(confidence, 4));
   if (!(rho > 0 && rho <= 10)) throw std::invalid_argument("rho must be in (0, 10]");
   static std::mutex mu;
-  if (first_look < 2 || first_look > max_rounds)
-    throw std::invalid_argument("the first look must be at round 2.." + std::to_string(max_rounds));
+  first_look = std::min(first_look, max_rounds);  // --max-rounds 2: the one look there is
+  if (first_look < 2) throw std::invalid_argument("the first look must be at round 2 or later");
   static std::map<std::tuple<int, double, double, int>, sequential_design> cache;
   std::lock_guard<std::mutex> lock(mu);
   auto key = std::make_tuple(max_rounds, confidence, rho, first_look);

@@ -31,6 +31,12 @@ TEST(Sequential, CalibrationSpendsExactlyAlphaOverAllLooks) {
   EXPECT_EQ(&make_design(10, 0.95), &d);
 }
 
+TEST(Sequential, TwoRoundsAtMostMeansOneLookAtTheSecond) {
+  const auto& d = make_design(2, 0.95);
+  EXPECT_EQ(d.first_look, 2);
+  EXPECT_NEAR(d.nominal[2], 0.05, 0.003);  // one look: all of alpha there
+}
+
 TEST(Sequential, RefusesDesignsOutOfRange) {
   EXPECT_THROW(make_design(1, 0.95), std::invalid_argument);
   EXPECT_THROW(make_design(10, 0.2), std::invalid_argument);
