@@ -44,14 +44,25 @@ json collect_venv(const collect_input& in) {
   }
   auto t = hash_tree(in.venv, {"bin", "lib", "lib64"}, in.threads, in.deadline, in.progress, cache.get());
   if (cache) cache->save();
+  // Built in place, the strings moved out of `t` (tens of thousands of entries: initializer
+  // lists copied every string twice).
   json files = json::array();
-  for (const auto& e : t.entries) {
-    if (e.link)
-      files.push_back({{"path", e.path}, {"link", e.target}});
-    else if (!e.error.empty())
-      files.push_back({{"path", e.path}, {"size", e.size}, {"error", e.error}});
-    else
-      files.push_back({{"path", e.path}, {"size", e.size}, {"sha256", e.sha256}});
+  auto& arr = files.get_ref<json::array_t&>();
+  arr.reserve(t.entries.size());
+  for (auto& e : t.entries) {
+    json o(json::value_t::object);
+    auto& m = o.get_ref<json::object_t&>();
+    m.emplace("path", std::move(e.path));
+    if (e.link) {
+      m.emplace("link", std::move(e.target));
+    } else {
+      m.emplace("size", e.size);
+      if (!e.error.empty())
+        m.emplace("error", std::move(e.error));
+      else
+        m.emplace("sha256", std::move(e.sha256));
+    }
+    arr.push_back(std::move(o));
   }
   return {{"configured", true},      {"path", in.venv},         {"merkle_sha256", t.merkle_sha256},
           {"file_count", t.file_count}, {"link_count", t.link_count}, {"total_bytes", t.total_bytes},
