@@ -401,7 +401,7 @@ class FleetTest(unittest.TestCase):
         self.assertEqual(len(self.sweep_json()["rows"]), 4)
         # Plaintext off loopback: every line the agents logged says so, the run pipeline's included.
         for n in ("a", "b"):
-            lines = [l for l in read(self.logs[n]).splitlines() if __import__("re").match(r"\d{4}-\d\d-\d\dT", l)]
+            lines = [l for l in read(self.logs[n]).splitlines() if l.strip()]
             self.assertTrue(any("[engine] started" in l for l in lines), lines)
             for l in lines:
                 self.assertIn("[INSECURE PLAINTEXT]", l)
@@ -692,6 +692,18 @@ class FleetTest(unittest.TestCase):
         self.assertTrue(self.results()["2_q1"]["valid"], text2)
         self.assertIn("injected fault (fleet:coordinator-worker)", text2)
         self.assert_no_abort(text, text2, read(self.logs["a"]), read(self.logs["b"]))
+
+    def test_faults_in_the_run_pipeline_under_an_agent_fail_the_row_and_the_agent_serves_on(self):
+        # The pipeline's own fault hooks (docs/fault-injection.md) inside an agent's job: the
+        # warmup throws (exit 6 locally), the meta actor throws once, a collector crashes.
+        self.start_agent("a", env={"BENCH_PROXY_FAULTS": "warmup=throw,meta=throw-once,collector:host=crash"})
+        self.agents_file(["a"])
+        r = self.sweep([self.config("w1.yaml"), self.config("w2.yaml")])
+        text = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 1, text)
+        self.assert_sweep_written(text, {"1_w1": "warmup", "2_w2": "warmup"})
+        self.assertIsNone(self.agents["a"].poll())
+        self.assert_no_abort(text, read(self.logs["a"]))
 
 
 if __name__ == "__main__":
