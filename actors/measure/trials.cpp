@@ -10,6 +10,7 @@
 
 #include "base/text.hpp"
 #include "analysis/engine_metrics.hpp"
+#include "analysis/variance.hpp"
 #include "analysis/warnings.hpp"
 #include "snapshot/collect.hpp"
 #include "snapshot/diff.hpp"
@@ -125,6 +126,14 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
     if (samples.size() == 1 && trials.size() > 1)
       a["warnings"].push_back("only one of " + std::to_string(trials.size()) + " trials has a result");
   }
+  // With --repeats R: the headline's spread within a warm lifecycle (between its passes) and
+  // between lifecycles, reported apart (analysis/variance.hpp).
+  {
+    std::vector<json> results;
+    for (const auto& t : trials)
+      if (!t.result.is_null()) results.push_back(t.result);
+    if (auto v = analysis::components(results, bo.headline, bo.slo)) summary["variance_components"] = analysis::to_json(*v);
+  }
   if (first) a["summary"] = summary;  // a config without any result has no numbers to log
   else a["summary"] = json::object();
   if (first) {
@@ -170,6 +179,13 @@ std::string trials_text(const json& a) {
     os << " " << h.value("unit", std::string()) << ", mean of " << h.value("trials", 0) << " trials";
     if (h.contains("between_trial_cv")) os << ", between-trial CV " << fmt(h["between_trial_cv"].get<double>() * 100) << "%";
     os << "\n  (" << h.value("ci_method", std::string()) << ")\n";
+  }
+  if (a["summary"].contains("variance_components")) {
+    const json& v = a["summary"]["variance_components"];
+    os << "variance components of " << h.value("metric", std::string()) << " over " << v.value("lifecycles", 0)
+       << " lifecycle(s) of " << v.value("passes_per_lifecycle", 0) << " passes: within a lifecycle CV "
+       << fmt(v.value("within_lifecycle_cv", 0.0) * 100) << "%, between lifecycles CV "
+       << fmt(v.value("between_lifecycle_cv", 0.0) * 100) << "%\n  (" << v.value("covers", std::string()) << ")\n";
   }
   if (a.value("valid", false))
     os << "valid\n";

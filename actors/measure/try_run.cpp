@@ -17,6 +17,7 @@
 #include "analysis/metrics.hpp"
 #include "analysis/sequential.hpp"
 #include "analysis/stats.hpp"
+#include "analysis/variance.hpp"
 #include "base/files.hpp"
 #include "base/text.hpp"
 
@@ -366,6 +367,18 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
     text << "disturbed: round " << r["round"].get<int>() << " " << r["side"].get<std::string>() << ": "
          << r["reasons"][0].get<std::string>() << (r["redone"].get<bool>() ? " (run again)" : "") << "\n";
   if (!drift_line.empty()) text << "baseline: " << drift_line << "\n";
+  // --repeats R: where each side's spread lives (the decision uses one value per lifecycle).
+  for (const char* name : {"baseline", "candidate"}) {
+    const auto& outs = name == std::string("baseline") ? base.outcomes : cand.outcomes;
+    std::vector<json> results;
+    for (const auto& o : outs)
+      if (!o.result.is_null()) results.push_back(o.result);
+    if (auto v = analysis::components(results, opts.bench.headline, opts.bench.slo)) {
+      res.doc["variance_components"][name] = analysis::to_json(*v);
+      text << name << ": within a lifecycle CV " << base::fixed(v->within_cv * 100, 2) << "% (" << v->passes
+           << " passes each), between lifecycles CV " << base::fixed(v->between_cv * 100, 2) << "%\n";
+    }
+  }
   text << "procedure: " << analysis::describe(design) << "\n";
   res.text = text.str();
   return res;
