@@ -14,6 +14,7 @@
 #include <set>
 
 #include "base/files.hpp"
+#include "snapshot/collect.hpp"
 #include "snapshot/diff.hpp"
 #include "snapshot/merkle.hpp"
 
@@ -422,4 +423,32 @@ TEST(Sha256File, OneBufferForManyFilesGivesTheHashesOfTheirBytesAtEveryBlockBoun
   fs::create_symlink("f1", dir / "link");
   EXPECT_FALSE(bp::sha256_file((dir / "link").string(), hex, size, err, buf));  // O_NOFOLLOW
   fs::remove_all(dir);
+}
+
+TEST_F(HashCacheTest, TheVenvCollectorReportsWhereEachHashCameFromAndTheSameTree) {
+  collect_input in;
+  in.venv = root_.string();
+  in.threads = 2;
+  in.hash_cache = true;
+  in.hash_cache_dir = cache_dir_.string();
+  auto a = collect_venv(in);
+  ASSERT_TRUE(a["hash_cache"]["enabled"].get<bool>()) << a["hash_cache"].dump();
+  EXPECT_EQ(a["hash_cache"]["read"], files_);
+  EXPECT_EQ(a["hash_cache"]["from_cache"], 0);
+  EXPECT_EQ(a["hash_cache"]["file"], (cache_dir_ / hash_cache::name_for("venv", root_.string())).string());
+  EXPECT_EQ(a["hash_cache"]["verify_fraction"], "1/16");
+  // Files written a moment ago are racily clean with the real clock: read again, never trusted
+  // yet; either way every file is accounted for and the tree is the same.
+  auto b = collect_venv(in);
+  EXPECT_EQ(b["hash_cache"]["read"].get<std::uint64_t>() + b["hash_cache"]["from_cache"].get<std::uint64_t>(), files_);
+  EXPECT_EQ(b["merkle_sha256"], a["merkle_sha256"]);
+  EXPECT_EQ(b["files"], a["files"]);
+  EXPECT_EQ(a["merkle_sha256"], uncached());
+  // Off (the config's hash_cache: off, --rehash): no cache file is touched.
+  in.hash_cache = false;
+  in.hash_cache_dir = (base_ / "other-cache").string();
+  auto c = collect_venv(in);
+  EXPECT_EQ(c["hash_cache"], nlohmann::json({{"enabled", false}}));
+  EXPECT_FALSE(fs::exists(base_ / "other-cache"));
+  EXPECT_EQ(c["merkle_sha256"], a["merkle_sha256"]);
 }
