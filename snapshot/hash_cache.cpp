@@ -204,6 +204,12 @@ bool load_file(const std::string& path, std::uint64_t& generation, std::unordere
     return false;
   }
   if (stamp) *stamp = stamp_of(st);
+  // Its checksum finds a torn file, not a forged one: only a file this user owns and no one else
+  // may write is trusted.
+  if (st.st_uid != ::geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    note = "ignored " + path + ": not owned by this user or writable by others; every file read";
+    return false;
+  }
   std::string bytes;
   try {
     bytes = base::read_file_limited(path, kMaxFile);
@@ -348,6 +354,7 @@ void hash_cache::save() {
       b += n;
       left -= static_cast<std::size_t>(n);
     }
+    ::fchmod(fd, 0600);
     ::close(fd);
     if (::rename(tmp.c_str(), path().c_str()) != 0) {
       std::string e = std::strerror(errno);

@@ -452,3 +452,14 @@ TEST_F(HashCacheTest, TheVenvCollectorReportsWhereEachHashCameFromAndTheSameTree
   EXPECT_FALSE(fs::exists(base_ / "other-cache"));
   EXPECT_EQ(c["merkle_sha256"], a["merkle_sha256"]);
 }
+
+TEST_F(HashCacheTest, ACacheFileOthersMayWriteIsNotTrusted) {
+  run();
+  EXPECT_EQ(stat_of(cache_file()).st_mode & 0777, 0600u);
+  ASSERT_EQ(::chmod(cache_file().c_str(), 0666), 0);
+  auto r = run();
+  EXPECT_EQ(r.stats.read, files_);
+  EXPECT_NE(r.stats.note.find("writable by others"), std::string::npos) << r.stats.note;
+  auto next = run();  // the save replaced it with one of this user's, mode 0600
+  EXPECT_EQ(next.stats.from_cache, files_) << next.stats.note;
+}
