@@ -32,6 +32,7 @@
 #include "base/text.hpp"
 #include "cmd/bench_flags.hpp"
 #include "cmd/cli.hpp"
+#include "analysis/disturbance.hpp"
 #include "cmd/exit_status.hpp"
 #include "configs/engine_config.hpp"
 #include "configs/variants.hpp"
@@ -94,6 +95,17 @@ void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
               return v == "interleaved" || v == "shuffled" ? "" : "expected interleaved or shuffled, got '" + v + "'";
             },
             ""))
+        ->group(g);
+    app.add_option("--redo-disturbed", f.redo_disturbed,
+                   "with --trials 2 or more: run a trial again when its measured window was disturbed (others' CPU "
+                   "bursts, steal, iowait, GPU throttling), at most N times (default 2; still disturbed: invalid)")
+        ->type_name("N")
+        ->check(whole_in(0, 20))
+        ->group(g);
+    app.add_option("--disturbance-cores", f.disturbance_cores,
+                   "other processes' CPU in one telemetry sample that counts as a disturbance (default 0.75 cores)")
+        ->type_name("X")
+        ->check(finite_in(0.05, 4096))
         ->group(g);
     app.add_option("--noise", f.noise, "changes within ±this count as no change in the table (default 1%)")
         ->type_name("X%")
@@ -650,6 +662,27 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
       mo.bench.progress = lifecycle_progress(label, plan.size() - step, step > 1 ? done_s / static_cast<double>(step - 1) : 0);
     }
     auto r = measure::measure(sys, mo, st);
+    // A trial whose measured window was disturbed (analysis/disturbance.hpp) is run again, at
+    // most --redo-disturbed times; with one trial per config (each run its own ledger row) it is
+    // only said: a single lifecycle is never a verdict anyway.
+    for (int redo = 1; f.trials > 1 && r.valid && !st.interrupted() && redo <= f.redo_disturbed; ++redo) {
+      auto d = analysis::disturbances(r.result.value("conditions", json()), {f.disturbance_cores});
+      if (d.empty()) break;
+      spdlog::warn("[sweep] {} trial {} disturbed ({}): run again", configs[ci], t + 1, d[0]);
+      entries[ci].disturbed.push_back({{"trial", t + 1}, {"run_dir", r.run_dir}, {"reasons", d}});
+      mo.run_dir = base::make_unique_dir(mo.run_dir + "-redo-" + std::to_string(redo));
+      r = measure::measure(sys, mo, st);
+    }
+    if (r.valid && f.trials > 1 && f.redo_disturbed > 0) {  // 0: disturbed trials are only said (warnings)
+      auto d = analysis::disturbances(r.result.value("conditions", json()), {f.disturbance_cores});
+      if (!d.empty()) {
+        spdlog::warn("[sweep] {} trial {} still disturbed ({}): the machine was busy", configs[ci], t + 1, d[0]);
+        bench::add_invalid_reason(r.result, "disturbed: " + d[0] + " (the machine was busy through " +
+                                                std::to_string(f.redo_disturbed) + " redos)");
+        r.valid = false;
+        r.reason = "the machine was busy: " + d[0];
+      }
+    }
     if (r.valid)
       spdlog::info("[sweep] {}: {:.2f} {} (teardown verified: {})", configs[ci], bench::headline(r.result),
                    base_opts.bench.headline, r.teardown_verified);
@@ -668,6 +701,12 @@ int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::v
     if (!f.label.empty()) e.aggregate["label"] = f.label;
     // The ledger's rows of one sweep were measured interleaved: verdicts between them are fair.
     e.aggregate["interleaved_with"] = fs::absolute(sweep_dir).lexically_normal().string();
+    if (!e.disturbed.empty()) {
+      e.aggregate["disturbed"] = e.disturbed;
+      e.aggregate["warnings"].push_back(std::to_string(e.disturbed.size()) +
+                                        " trial(s) run again: their measured windows were disturbed (" +
+                                        e.disturbed[0]["reasons"][0].get<std::string>() + ")");
+    }
     if (f.trials > 1) {
       if (e.trials.size() < static_cast<std::size_t>(f.trials))
         bench::add_invalid_reason(e.aggregate, st.interrupted() ? "interrupted" : "not every trial ran");

@@ -30,6 +30,9 @@ struct bench_flags {
   // sweep BASE --vary KEY=V1,V2 [--one-at-a-time]: generated variants (configs/variants.hpp)
   std::vector<std::string> vary;
   bool one_at_a_time = false;
+  // sweep: disturbed trials (analysis/disturbance.hpp)
+  int redo_disturbed = 2;
+  double disturbance_cores = 0.75;
   // sweep --agents: a fleet (actors/fleet/)
   std::string agents, token_file, tls_cert, tls_key, tls_ca;
   bool retry_elsewhere = false;

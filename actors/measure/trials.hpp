@@ -38,6 +38,7 @@ struct sweep_entry {
   std::string config;
   std::vector<outcome> trials;
   nlohmann::json aggregate;  ///< aggregate_trials
+  nlohmann::json disturbed = nlohmann::json::array();  ///< trials run again: {trial, run_dir, reasons}
 };
 
 /// sweep.json's content and the table printed at the end: rows sorted by the headline (valid

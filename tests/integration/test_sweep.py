@@ -3,6 +3,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import unittest
 
 from bp import BENCH_PROXY, SRC, ProxyCase, pids_with_marker, write_config
@@ -77,7 +78,7 @@ class SweepProgressTest(ProxyCase):
         bad = write_config(self.dir, "bad.yaml", ["--fail-startup", "error: invalid argument: --flash-atn"],
                            extra="warmup: 0")
         r = subprocess.run([BENCH_PROXY, "sweep", a, bad, "--queries", WORKLOAD, "-n", "8", "--max-tokens", "4",
-                            "--trials", "2", "--sweep-dir", os.path.join(self.dir, "sw"),
+                            "--trials", "2", "--redo-disturbed", "0", "--sweep-dir", os.path.join(self.dir, "sw"),
                             "--results", os.path.join(self.dir, "r.tsv")],
                            capture_output=True, text=True, cwd=self.dir, timeout=300)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # the bad config's rows failed
@@ -192,6 +193,32 @@ class VaryTest(ProxyCase):
         r = self.sweep(base, base, "--vary", "env.K=a,b", "--sweep-dir", os.path.join(self.dir, "never"))
         self.assertEqual(r.returncode, 2)
         self.assertIn("exactly one CONFIG", r.stderr)
+
+
+class DisturbedTest(ProxyCase):
+    def test_a_trial_disturbed_by_a_neighbour_is_run_again_and_then_invalid(self):
+        # A neighbour busy on one core for the whole sweep: every trial's window sees it.
+        burner = subprocess.Popen([sys.executable, "-c", "import time\nend=time.monotonic()+300\n"
+                                   "while time.monotonic()<end: pass"])
+        try:
+            a = write_config(self.dir, "a.yaml", ["--tokens", "4", "--itl-ms", "1"], extra="warmup: 1")
+            sw = os.path.join(self.dir, "sw")
+            r = subprocess.run([BENCH_PROXY, "sweep", a, "--trials", "2", "--redo-disturbed", "1", "--queries", WORKLOAD,
+                                "-n", "20", "--max-tokens", "4", "--sweep-dir", sw, "--telemetry-interval-ms", "100",
+                                "--results", os.path.join(self.dir, "r.tsv"), "--no-progress"],
+                               capture_output=True, text=True, cwd=self.dir, timeout=300)
+        finally:
+            burner.kill()
+            burner.wait()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("disturbed", r.stderr)
+        self.assertIn("run again", r.stderr)
+        with open(os.path.join(sw, "1_a", "trials.json")) as f:
+            agg = json.load(f)
+        self.assertEqual(len(agg["disturbed"]), 2)  # each trial once, then still disturbed
+        self.assertFalse(agg["valid"])
+        self.assertTrue(any("the machine was busy" in x for x in agg["invalid_reasons"]), agg["invalid_reasons"])
+        self.assertTrue(os.path.isdir(os.path.join(sw, "1_a", "trial-1-redo-1")))
 
 
 if __name__ == "__main__":
