@@ -262,12 +262,14 @@ std::function<void(long, long, long)> lifecycle_progress(std::string label, std:
                                                          double mean_lifecycle_s) {
   struct state {
     std::optional<std::chrono::steady_clock::time_point> first;
-    long first_done = 0, last_tenth = 0;
+    long first_done = 0, last_done = 0, last_tenth = 0;
   };
   auto st = std::make_shared<state>();
   bool tty = ::isatty(2) != 0;
   return [=](long done, long total, long errors) {
     auto now = std::chrono::steady_clock::now();
+    if (done < st->last_done) *st = state{};  // the lifecycle is run again (a disturbed trial's redo)
+    st->last_done = done;
     if (!st->first) {
       st->first = now;
       st->first_done = done;

@@ -49,7 +49,7 @@ echo "bench-proxy exited with $rc; engine pid $engine alive afterwards: $(kill -
 
 say "is a difference real? an A/A sweep: the same config twice, 3 interleaved trials each, with intervals and verdicts"
 "$bin/bench-proxy" sweep configs/demo-mock.yaml configs/demo-mock.yaml --trials 3 --queries configs/workloads/bank-intents.csv \
-  -n 20 --max-tokens 8 --sweep-dir "$work/sweep" --results "$work/results.tsv" --no-progress --log-level warn
+  -n 20 --max-tokens 8 --sweep-dir "$work/sweep" --results "$work/results.tsv" --log-level warn
 
 say "bench-proxy compare $work/sweep (its first config is the baseline)"
 "$bin/bench-proxy" compare "$work/sweep" --metric output_tps --metric ttft_p50 || true
