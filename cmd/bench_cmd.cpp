@@ -560,7 +560,11 @@ std::string trial_dir(const bench_flags& f, const std::string& config_dir, int t
 
 /// sweep BASE --vary ...: each variant's file name and YAML, every one loaded and checked as it
 /// will be written (exit 2 naming the knob, the value and the config error otherwise).
-std::vector<std::pair<std::string, std::string>> make_variants(const bench_flags& f) {
+struct variant_file {
+  std::string name, yaml;
+  std::vector<std::pair<std::string, std::string>> knobs;
+};
+std::vector<variant_file> make_variants(const bench_flags& f) {
   if (f.configs.size() != 1)
     throw usage_error("--vary makes variants of one config: give exactly one CONFIG (got " +
                       std::to_string(f.configs.size()) + ")");
@@ -582,7 +586,7 @@ std::vector<std::pair<std::string, std::string>> make_variants(const bench_flags
   auto env = process_env();
   auto base_cfg = load_config(base_path, env);
   if (!base_cfg.config) throw usage_error(base_cfg.errors.empty() ? base_path : base_cfg.errors[0].str());
-  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<variant_file> out;
   std::set<std::string> names;
   for (const auto& knobs : variants::combinations(axes, f.one_at_a_time)) {
     std::string name = variants::file_stem(knobs) + ".yaml";
@@ -600,7 +604,7 @@ std::vector<std::pair<std::string, std::string>> make_variants(const bench_flags
       for (const auto& [k, v] : knobs) knob_text += (knob_text.empty() ? "" : ", ") + k + "=" + v;
       throw usage_error("--vary " + knob_text + ": the variant of " + base_path + " is not a valid config: " + errors[0]);
     }
-    out.emplace_back(name, yaml);
+    out.push_back({name, yaml, knobs});
   }
   return out;
 }
@@ -616,7 +620,7 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   std::vector<std::string> configs = f.configs;
   // --vary: the variants are made and validated in memory first; nothing is written or started
   // when one of them is wrong.
-  std::vector<std::pair<std::string, std::string>> generated;  // file name, YAML text
+  std::vector<variant_file> generated;
   if (!f.vary.empty()) generated = make_variants(f);
   else if (f.one_at_a_time) throw usage_error("--one-at-a-time needs --vary");
   // Every config and the workload are checked before the first engine starts.
@@ -626,9 +630,9 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   if (!generated.empty()) {
     fs::path dir = fs::path(sweep_dir) / "configs";
     fs::create_directories(dir);
-    for (const auto& [name, text] : generated) {
-      std::string path = (dir / name).string();
-      base::write_file_atomic(path, text, true);
+    for (const auto& g : generated) {
+      std::string path = (dir / g.name).string();
+      base::write_file_atomic(path, g.yaml, true);
       configs.push_back(path);
     }
     std::cout << "variants: " << generated.size() << " configs in " << dir.string() << "\n";
@@ -640,6 +644,9 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   measure::interrupt_state st;
   std::vector<measure::sweep_entry> entries(configs.size());
   for (std::size_t i = 0; i < configs.size(); ++i) entries[i].config = configs[i];
+  // The variants' knob values (the base config, first, has none): a column of the table.
+  for (std::size_t i = 0; i < generated.size(); ++i)
+    for (const auto& [k, v] : generated[i].knobs) entries[i + 1].variant[k] = v;
   std::vector<std::string> dirs = config_dirs(configs, sweep_dir);
   // One trial: each run writes its own ledger row (as a single run does); several: one row per
   // config at the end, for all its trials.

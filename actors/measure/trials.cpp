@@ -310,6 +310,18 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
     if (!e.trials.empty() && !e.trials[0].result.is_null()) row["snapshot_id"] = e.trials[0].result["snapshot_id"];
     doc["rows"].push_back(row);
   }
+  // sweep --vary: each variant's knob values, by the row number of the table.
+  bool any_variant = false;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].variant.empty()) continue;
+    if (!any_variant) table << "knobs (sweep --vary; 1 is the base config):\n";
+    any_variant = true;
+    std::string knobs;
+    for (auto it = entries[i].variant.begin(); it != entries[i].variant.end(); ++it)
+      knobs += (knobs.empty() ? "" : ", ") + it.key() + "=" + it.value().get<std::string>();
+    table << "  " << i + 1 << ". " << knobs << "\n";
+    doc["configs"][i]["variant"] = entries[i].variant;
+  }
   if (noise_floor >= 0)
     table << "noise floor: the first config's trials spread by " << fmt(noise_floor * 100, 2)
           << "% (between-trial CV of " << bo.headline << "); an A/A sweep (the same config twice) measures it\n";

@@ -39,6 +39,7 @@ struct sweep_entry {
   std::vector<outcome> trials;
   nlohmann::json aggregate;  ///< aggregate_trials
   nlohmann::json disturbed = nlohmann::json::array();  ///< trials run again: {trial, run_dir, reasons}
+  nlohmann::json variant = nlohmann::json::object();   ///< sweep --vary: this config's knob values
 };
 
 /// sweep.json's content and the table printed at the end: rows sorted by the headline (valid
