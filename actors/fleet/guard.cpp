@@ -710,8 +710,17 @@ struct outbound_guard::state {
     if (e.fd < 0) return "unreachable at " + where() + " (" + err + ")";
     std::string why;
     if (tls) why = tls_handshake(e, static_cast<SSL_CTX*>(tls->native()), false, deadline, stop);
+    if (!why.empty() && why.rfind("TLS handshake failed", 0) == 0) {
+      refused = true;  // a certificate of another CA, or none: retrying does not help
+      return why;
+    }
     if (!why.empty()) return "unreachable at " + where() + " (" + why + ")";
     why = prove_as_coordinator(e, token, deadline, stop, refused);
+    if (!why.empty() && why.rfind("TLS: ", 0) == 0) {
+      // TLS 1.3: the agent's verdict on our certificate comes as an alert on the first read.
+      refused = true;
+      return "TLS handshake failed: " + why.substr(5);
+    }
     if (!why.empty()) return refused ? why : "unreachable at " + where() + " (" + why + ")";
     return {};
   }

@@ -277,6 +277,10 @@ class FleetTest(unittest.TestCase):
         r = self.sweep([cfg], "--tls-cert", f"{other}/c.pem", "--tls-key", f"{other}/c.key", "--tls-ca", f"{ca}/ca.pem")
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assert_sweep_written(r.stdout + r.stderr, {"1_t": "no agent could run it"})
+        self.assertIn("TLS handshake failed", self.results()["1_t"]["invalid_reasons"][0])
+        wait_for(lambda: "TLS handshake failed" in read(path), what="the agent to log the refused certificate")
+        line = [l for l in read(path).splitlines() if "TLS handshake failed" in l][0]
+        self.assertIn(ADDR["c"] + ":", line)
 
     def start_agent(self, n, extra=(), prefix=(), env=None, tls=None):
         path = os.path.join(self.dir, f"agent-{n}.log")
