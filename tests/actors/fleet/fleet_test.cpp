@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -248,11 +249,24 @@ TEST(FleetGuard, BothSidesProveTheTokenBeforeOneByteReachesCafAndAWrongTokenIsRe
   bool refused = true;
   ASSERT_EQ(out.prepare(refused), "");
   EXPECT_FALSE(refused);
-  int caf_client = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in o{};
   o.sin_family = AF_INET;
   o.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   o.sin_port = htons(out.local_port());
+  // Another process on this host gets nothing through the coordinator's loopback edge: closed,
+  // and the connection prepared for CAF stays for CAF.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (::connect(s, reinterpret_cast<sockaddr*>(&o), sizeof(o)) != 0) ::_exit(2);
+    char b;
+    ::_exit(::recv(s, &b, 1, 0) <= 0 ? 0 : 1);
+  }
+  int status = -1;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  int caf_client = ::socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_EQ(::connect(caf_client, reinterpret_cast<sockaddr*>(&o), sizeof(o)), 0);
   int caf_server = ::accept(backend, nullptr, nullptr);  // the relayed connection reaches the agent's CAF
   ASSERT_GE(caf_server, 0);
