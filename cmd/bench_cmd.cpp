@@ -73,6 +73,10 @@ CLI::Validator metric_name() {
 }
 
 void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
+  app.add_flag("--rehash", f.rehash,
+               "the snapshot reads every venv file and loaded library instead of trusting the verified hash cache "
+               "(as the config's hash_cache: off; docs/meta-schema.md, \"The hash cache\")")
+      ->group("Output");
   app.add_option("--telemetry-interval-ms", f.telemetry_interval_ms,
                  "sample the host, the processes and the GPUs every N ms from warmup to the end (default 200; 0: off); "
                  "telemetry.csv and result.conditions (docs/telemetry.md)")
@@ -303,6 +307,7 @@ measure::options measure_options(const bench_flags& f, const std::string& config
   mo.bench = bench_options(f);
   mo.label = f.label;
   mo.telemetry_interval_ms = f.telemetry_interval_ms;
+  mo.rehash = f.rehash;
   return mo;
 }
 

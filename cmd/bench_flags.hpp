@@ -27,6 +27,7 @@ struct bench_flags {
   std::string headline = bench::default_headline, slo, label, order = "interleaved", noise = "1%";
   int trials = 1;
   int telemetry_interval_ms = 200;
+  bool rehash = false;  ///< run, sweep, try, bisect: no hash cache for the snapshot
   // sweep BASE --vary KEY=V1,V2 [--one-at-a-time]: generated variants (configs/variants.hpp)
   std::vector<std::string> vary;
   bool one_at_a_time = false;

@@ -324,6 +324,9 @@ void add_decision_options(CLI::App& app, try_flags& f) {
       ->type_name("N")
       ->check(whole_in(0, 60000))
       ->group("Output");
+  app.add_flag("--rehash", f.b.rehash,
+               "every lifecycle's snapshot reads every venv file and loaded library (no hash cache)")
+      ->group("Output");
   add_bench_options(app, f.b);
 }
 

@@ -10,8 +10,8 @@ bash scripts/deps.sh
 command -v clang++ >/dev/null || { apt-get install -y -qq clang libclang-rt-dev >/dev/null; }
 [ -f build-fuzz/CMakeCache.txt ] || cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++ -DBP_FUZZ=ON -DBUILD_TESTING=ON >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target http1_fuzz config_fuzz json_fuzz ledger_fuzz
-for t in http1 config json ledger; do
+cmake --build build-fuzz -j"$(nproc)" --target http1_fuzz config_fuzz json_fuzz ledger_fuzz fleet_frame_fuzz
+for t in http1 config json ledger fleet_frame; do
   corpus=build-fuzz/corpus/$t crashes=build-fuzz/crashes/$t
   mkdir -p "$corpus" "$crashes"
   cp -n tests/data/fuzz/$t/* "$corpus"/ 2>/dev/null || true

@@ -224,6 +224,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   ro.run_dir = o.run_dir;
   ro.argv = o.argv;
   ro.telemetry_interval_ms = o.telemetry_interval_ms;
+  ro.rehash = o.rehash;
   ro.engine_output_at_info = false;  // engine.log has it; the console shows progress (issue 27 item 7)
   caf::error start_error;
   auto record_failure = [&](const std::string& reason) {

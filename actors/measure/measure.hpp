@@ -35,6 +35,7 @@ struct options {
   bench::options bench;                     ///< url and cancel are filled in here
   std::string label;                        ///< --label: recorded in the result and the ledger
   int telemetry_interval_ms = 200;          ///< 0: none; else telemetry.csv and result.conditions
+  bool rehash = false;                      ///< --rehash: the snapshot reads every venv file and library
 };
 
 /// Ctrl-C as the CLI sees it: the first asks for an orderly teardown, the second kills the

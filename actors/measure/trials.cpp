@@ -86,10 +86,14 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
       if (!first) first = &t.result;
       a["results"].push_back(t.result_path);
       pt["result"] = t.result_path;
-      pt["headline"] = t.result["summary"]["headline"].value("value", 0.0);
+      // A result without a summary (malformed, or from elsewhere) must not be indexed blindly:
+      // operator[] on a const json that lacks the key is undefined behaviour.
+      static const json kNone = json::object();
+      const json& s = t.result.contains("summary") && t.result["summary"].is_object() ? t.result["summary"] : kNone;
+      const json h = s.value("headline", json::object());
+      pt["headline"] = h.is_object() ? h.value("value", 0.0) : 0.0;
       std::string why;
-      if (auto s = bench::samples_of(t.result, bo.headline, bo.slo, why)) samples.push_back(std::move(*s));
-      const json& s = t.result["summary"];
+      if (auto x = bench::samples_of(t.result, bo.headline, bo.slo, why)) samples.push_back(std::move(*x));
       requests += s.value("requests", 0.0);
       errors += s.value("errors", 0.0);
       for (const char* k : {"output_tps", "ttft_ms", "itl_ms"})
