@@ -111,11 +111,7 @@ std::map<std::string, std::string> row_values(const json& r, const std::string& 
   v["result"] = result_path;
   v["config"] = field(r, {"config_path"});
   v["reasons"] = field(r, {"invalid_reason"});
-  const json& o = r.contains("options") ? r["options"] : json::object();
-  v["load_shape"] = o.is_object() && !o.empty()
-                        ? "concurrency=" + field(o, {"concurrency"}) + " rate=" + field(o, {"rate"}) +
-                              " max_tokens=" + field(o, {"max_tokens"}) + " requests=" + field(o, {"requests"})
-                        : "";
+  v["load_shape"] = load_shape_of(r);
   const json h = r.contains("summary") && r["summary"].is_object() ? r["summary"].value("headline", json::object())
                                                                     : json::object();
   std::string lo, hi;
@@ -247,6 +243,14 @@ std::string ledger_problem(const std::string& path) {
     return e.what();
   }
   return "";
+}
+
+std::string load_shape_of(const json& r) {
+  const json o = r.is_object() && r.contains("options") ? r["options"] : json::object();
+  return o.is_object() && !o.empty()
+             ? "concurrency=" + field(o, {"concurrency"}) + " rate=" + field(o, {"rate"}) +
+                   " max_tokens=" + field(o, {"max_tokens"}) + " requests=" + field(o, {"requests"})
+             : "";
 }
 
 std::string append_tsv(const std::string& path, const json& r, const std::string& result_path) {

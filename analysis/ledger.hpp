@@ -29,6 +29,9 @@ std::string append_tsv(const std::string& path, const nlohmann::json& result, co
 /// line that is not a ledger header ("path:1: not a bench-proxy results TSV ..."). For preflights.
 std::string ledger_problem(const std::string& path);
 
+/// The load_shape column of a result (concurrency, rate, max_tokens, requests), "" without options.
+std::string load_shape_of(const nlohmann::json& result);
+
 /// One ledger row, by column name (missing columns: empty).
 struct ledger_row {
   std::size_t line = 0;  ///< 1-based line in the TSV

@@ -67,6 +67,7 @@ struct ledger_best {
   std::string config;
   std::size_t line = 0;
   double value = 0;
+  std::string load_shape;
 };
 ledger_best best_from_ledger(const std::string& tsv, const std::string& metric, double noise,
                              const std::string& workload_sha) {
@@ -93,7 +94,7 @@ ledger_best best_from_ledger(const std::string& tsv, const std::string& metric, 
         if (!fs::exists(e.row.config, ec))
           throw usage_error("--against best: the ledger's best (" + where + ") is " + e.row.config +
                             ", which no longer exists");
-        return {e.row.config, e.row.line, e.row.value.value_or(0)};
+        return {e.row.config, e.row.line, e.row.value.value_or(0), e.row.load_shape};
       }
   }
   throw usage_error("--against best: the ledger " + tsv + " has no valid row to be the best");
@@ -239,6 +240,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
     o.baseline_from = "best";
     o.best_line = best.line;
     o.best_value = best.value;
+    o.best_load_shape = best.load_shape;
     spdlog::info("[try] the ledger's best: {} ({}:{})", o.baseline, f.b.results, best.line);
   } else {
     o.baseline = f.against;

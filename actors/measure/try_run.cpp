@@ -14,6 +14,7 @@
 #include "actors/measure/trials.hpp"
 #include "analysis/compare.hpp"
 #include "analysis/disturbance.hpp"
+#include "analysis/ledger.hpp"
 #include "analysis/metrics.hpp"
 #include "analysis/sequential.hpp"
 #include "analysis/stats.hpp"
@@ -176,6 +177,10 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
       bench::side a{"baseline", {base.outcomes[0].result}, {base.outcomes[0].result_path}, opts.dir};
       bench::side b{"candidate", {cand.outcomes[0].result}, {cand.outcomes[0].result_path}, opts.dir};
       not_comparable = bench::comparability(a, b);
+      std::string shape = bench::load_shape_of(base.outcomes[0].result);
+      if (!opts.best_load_shape.empty() && !shape.empty() && shape != opts.best_load_shape)
+        not_comparable.push_back("load shape differs from the ledger's best (line " + std::to_string(opts.best_line) +
+                                 "): " + opts.best_load_shape + " there, " + shape + " here");
       if (!not_comparable.empty()) {
         verdict = "not comparable";
         why = not_comparable[0];

@@ -29,6 +29,7 @@ struct try_options {
   std::string baseline_from;        ///< "best" when --against best chose the baseline (recorded)
   std::size_t best_line = 0;        ///< --against best: the ledger line of the best and its value then,
   double best_value = 0;            ///< compared with its re-measurement (drift is reported)
+  std::string best_load_shape;      ///< the best's ledger load shape: the try's must be the same
   /// A lifecycle whose window was disturbed (analysis/disturbance.hpp) is run again, at most
   /// this many times per lifecycle; still disturbed after that: inconclusive, the machine was busy.
   int redo_disturbed = 2;

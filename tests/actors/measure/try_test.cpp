@@ -266,6 +266,19 @@ TEST_F(TryTest, AgainstTheBestItsReMeasurementIsComparedWithTheLedger) {
   EXPECT_EQ(r2.verdict, "faster");  // the decision stands on the interleaved rounds alone
 }
 
+TEST_F(TryTest, AgainstTheBestAnotherLoadShapeIsNotComparable) {
+  eng.speed = {{"a.yaml", 100}, {"b.yaml", 110}};
+  auto o = opts();
+  o.baseline_from = "best";
+  o.best_line = 4;
+  o.best_value = 100;
+  o.best_load_shape = "concurrency=8 rate=0 max_tokens=null requests=20";
+  auto r = run(o);
+  EXPECT_EQ(r.verdict, "not comparable");
+  EXPECT_EQ(r.exit_status, 3);
+  EXPECT_NE(r.last_line.find("load shape differs from the ledger's best (line 4)"), std::string::npos) << r.last_line;
+}
+
 TEST(TryDuration, ParsesUnitsAndRefusesNonsense) {
   EXPECT_EQ(parse_duration_s("90s"), 90);
   EXPECT_EQ(parse_duration_s("30m"), 1800);
