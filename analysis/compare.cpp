@@ -30,10 +30,55 @@ json read_json(const std::string& path) {
   return base::read_json_file(path, base::json_file_depth, base::default_read_limit);
 }
 
+/// A number a result may hold: finite, not negative, and within reason (a latency of 1e308 ms or
+/// a count of 10^300 is a broken file, not a measurement).
+bool sane(const json& v) {
+  if (!v.is_number()) return false;
+  double x = v.get<double>();
+  return std::isfinite(x) && x >= 0 && x < 1e15;
+}
+
+}  // namespace
+
+std::string result_problem(const json& j) {
+  auto type_of = [](const json& v) -> std::string { return v.type_name(); };
+  for (const char* k : {"snapshot", "summary", "options", "workload"})
+    if (j.contains(k) && !j[k].is_object()) return std::string("field ") + k + ": expected an object, found " + type_of(j[k]);
+  if (j.contains("valid") && !j["valid"].is_boolean())
+    return "field valid: expected true or false, found " + type_of(j["valid"]) + " " + j["valid"].dump();
+  if (j.contains("model") && !j["model"].is_string() && !j["model"].is_null())
+    return "field model: expected a string, found " + type_of(j["model"]);
+  if (j.contains("summary") && j["summary"].contains("headline") && !j["summary"]["headline"].is_object())
+    return "field summary.headline: expected an object, found " + type_of(j["summary"]["headline"]);
+  if (!j.contains("requests")) return "";
+  const json& reqs = j["requests"];
+  if (!reqs.is_array()) return "field requests: expected an array, found " + type_of(reqs);
+  for (std::size_t i = 0; i < reqs.size(); ++i) {
+    const json& r = reqs[i];
+    std::string at = "field requests[" + std::to_string(i) + "]";
+    if (!r.is_object()) return at + ": expected an object, found " + type_of(r);
+    if (r.contains("ok") && !r["ok"].is_boolean()) return at + ".ok: expected true or false";
+    for (const char* k : {"e2e_ms", "ttft_ms", "start_ms", "output_tokens", "query_line", "index"})
+      if (r.contains(k) && !r[k].is_null() && !sane(r[k]))
+        return at + "." + k + ": expected a finite number >= 0, found " + r[k].dump();
+    if (r.contains("itl_ms")) {
+      if (!r["itl_ms"].is_array()) return at + ".itl_ms: expected an array, found " + type_of(r["itl_ms"]);
+      for (std::size_t g = 0; g < r["itl_ms"].size(); ++g)
+        if (!sane(r["itl_ms"][g]))
+          return at + ".itl_ms[" + std::to_string(g) + "]: expected a finite number >= 0, found " + r["itl_ms"][g].dump();
+    }
+  }
+  return "";
+}
+
+namespace {
+
 json read_result(const std::string& path) {
   json j = read_json(path);
-  if (!j.is_object() || j.value("kind", "") != "bench-proxy bench result")
+  if (!j.is_object() || !j.contains("kind") || !j["kind"].is_string() || j["kind"] != "bench-proxy bench result")
     throw std::runtime_error(path + ": not a bench-proxy result (no \"kind\": \"bench-proxy bench result\")");
+  std::string problem = result_problem(j);
+  if (!problem.empty()) throw std::runtime_error(path + ": " + problem);
   return j;
 }
 

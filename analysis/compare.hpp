@@ -22,6 +22,11 @@ struct side {
   std::string group;
 };
 
+/// What is wrong with a result document's fields ("" when nothing): objects where objects belong,
+/// `valid` a boolean, `requests` an array of objects whose times and counts are finite numbers
+/// >= 0 (a negative or 1e308 latency is a broken file, not a measurement). Names the field.
+std::string result_problem(const nlohmann::json& result);
+
 /// A result.json; a run folder (result.json, or trials.json listing trial results); a sweep
 /// folder (sweep.json: one side per config, in sweep order). Throws std::runtime_error naming
 /// the path and what is wrong.

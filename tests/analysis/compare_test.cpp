@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <random>
 
@@ -356,4 +357,24 @@ TEST(Ledger, OlderLedgersStillLoad) {
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_NE(warnings[0].find(":6: 3 fields, the header has 16"), std::string::npos) << warnings[0];
   fs::remove(p);
+}
+
+TEST(ResultValidation, MalformedOrAbsurdFieldsAreNamed) {
+  json good = make_result(10, 100, 0.02, 1);
+  EXPECT_EQ(result_problem(good), "");
+  auto with = [&](const std::function<void(json&)>& f) {
+    json j = good;
+    f(j);
+    return result_problem(j);
+  };
+  EXPECT_EQ(with([](json& j) { j["snapshot"] = nullptr; }), "field snapshot: expected an object, found null");
+  EXPECT_EQ(with([](json& j) { j["valid"] = "yes"; }), "field valid: expected true or false, found string \"yes\"");
+  EXPECT_EQ(with([](json& j) { j["requests"] = "many"; }), "field requests: expected an array, found string");
+  EXPECT_EQ(with([](json& j) { j["requests"][3]["e2e_ms"] = -2241.9; }),
+            "field requests[3].e2e_ms: expected a finite number >= 0, found -2241.9");
+  EXPECT_NE(with([](json& j) { j["requests"][0]["ttft_ms"] = 1e308; }).find("requests[0].ttft_ms"), std::string::npos);
+  EXPECT_NE(with([](json& j) { j["requests"][1]["itl_ms"][0] = "fast"; }).find("requests[1].itl_ms[0]"),
+            std::string::npos);
+  EXPECT_EQ(with([](json& j) { j["summary"]["headline"] = 5; }),
+            "field summary.headline: expected an object, found number");
 }

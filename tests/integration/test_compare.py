@@ -141,6 +141,22 @@ class CompareTest(ProxyCase):
         code, doc = self.compare("base", "other")
         self.assertEqual(code, 3)
         self.assertTrue(any("workload (sha256) differs" in x for x in doc["comparisons"][0]["not_comparable_because"]))
+        # A result with malformed or absurd fields is bad input (exit 2 naming file and field), never
+        # "slower" or "faster -2241.9%".
+        with open(os.path.join(self.dir, "base", "result.json")) as f:
+            doc = json.load(f)
+        for name, change, words in [("yes", lambda d: d.__setitem__("valid", "yes"), "field valid"),
+                                    ("neg", lambda d: d["requests"][0].__setitem__("e2e_ms", -2241.9),
+                                     "field requests[0].e2e_ms"),
+                                    ("nosnap", lambda d: d.__setitem__("snapshot", None), "field snapshot")]:
+            bad = json.loads(json.dumps(doc))
+            change(bad)
+            os.makedirs(os.path.join(self.dir, name))
+            with open(os.path.join(self.dir, name, "result.json"), "w") as f:
+                json.dump(bad, f)
+            r = self.bp("compare", os.path.join(self.dir, "base"), os.path.join(self.dir, name))
+            self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+            self.assertIn(os.path.join(name, "result.json") + ": " + words, r.stderr)
         # Usage errors: one input, a file that is not a result.
         r = self.bp("compare", os.path.join(self.dir, "base"))
         self.assertEqual(r.returncode, 2)
