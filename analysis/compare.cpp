@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -82,17 +83,34 @@ json read_result(const std::string& path) {
   return j;
 }
 
-/// Paths inside a listing file are relative to the folder holding it, or absolute.
-std::string resolve(const fs::path& dir, const std::string& p) {
-  fs::path q(p);
-  return q.is_absolute() ? q.string() : (dir / q).string();
+/// A listing's paths are relative to the folder holding it (so a moved or copied folder reads its
+/// own files). An absolute path (written by an older bench-proxy) is first rebased from the folder
+/// it was written in (`recorded`) onto this one; only when no such file exists here is the
+/// absolute path itself read, and that is said (a copy would otherwise read the original's files).
+std::string listed_path(const fs::path& dir, const json& entry, const std::string& recorded, const std::string& listing) {
+  if (!entry.is_string()) throw std::runtime_error(listing + ": a results entry is not a path: " + entry.dump());
+  fs::path q(entry.get<std::string>());
+  if (!q.is_absolute()) return (dir / q).string();
+  std::error_code ec;
+  if (!recorded.empty()) {
+    fs::path rec = fs::path(recorded).lexically_normal();
+    fs::path rel = q.lexically_normal().lexically_relative(rec);
+    if (!rel.empty() && *rel.begin() != "..") {
+      fs::path here = dir / rel;
+      if (fs::exists(here, ec)) return here.string();
+    }
+  }
+  std::cerr << "warning: " << listing << " lists an absolute path (written by an older bench-proxy) and this folder has no "
+            << "file in its place: reading " << q.string() << "\n";
+  return q.string();
 }
 
-side side_from_listing(const fs::path& dir, const std::string& label, const json& results) {
+side side_from_listing(const fs::path& dir, const std::string& label, const json& results, const std::string& recorded,
+                       const std::string& listing) {
   side s;
   s.label = label;
   for (const auto& r : results) {
-    std::string p = resolve(dir, r.get<std::string>());
+    std::string p = listed_path(dir, r, recorded, listing);
     s.trials.push_back(read_result(p));
     s.paths.push_back(p);
   }
@@ -137,7 +155,8 @@ std::vector<side> load_sides(const std::string& path) {
         ++i;
         if (c.value("results", json::array()).empty()) continue;  // failed every trial: nothing to compare
         out.push_back(side_from_listing(
-            p, path + " config " + std::to_string(i) + " (" + c.value("config", std::string("?")) + ")", c["results"]));
+            p, path + " config " + std::to_string(i) + " (" + c.value("config", std::string("?")) + ")", c["results"],
+            sw.value("sweep_dir", std::string()), (p / "sweep.json").string()));
         out.back().group = fs::absolute(p).lexically_normal().string();  // one sweep: trials interleaved by round
       }
       if (out.empty()) throw std::runtime_error(path + "/sweep.json: no config of this sweep has a result");
@@ -151,14 +170,16 @@ std::vector<side> load_sides(const std::string& path) {
         fs::path t = p / name / "trials.json";
         if (!fs::exists(t)) throw std::runtime_error((p / "try.json").string() + ": no " + t.string());
         json tj = read_json(t.string());
-        out.push_back(side_from_listing(p / name, path + " " + name, tj.value("results", json::array())));
+        out.push_back(side_from_listing(p / name, path + " " + name, tj.value("results", json::array()),
+                                        tj.value("dir", std::string()), t.string()));
         out.back().group = fs::absolute(p).lexically_normal().string();
       }
       return out;
     }
     if (fs::exists(p / "trials.json")) {
       json t = read_json((p / "trials.json").string());
-      return {side_from_listing(p, path, t.value("results", json::array()))};
+      return {side_from_listing(p, path, t.value("results", json::array()), t.value("dir", std::string()),
+                                (p / "trials.json").string())};
     }
     if (fs::exists(p / "result.json")) return {side{path, {read_result((p / "result.json").string())}, {(p / "result.json").string()}, {}}};
     throw std::runtime_error(path + ": a folder without result.json, trials.json or sweep.json");

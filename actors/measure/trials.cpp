@@ -56,13 +56,22 @@ json repo_state(const std::string& config_path) {
   }
 }
 
+/// `path` relative to `dir` when it lies inside it (listings stay true when their folder moves),
+/// else absolute.
+static std::string relative_to(const std::string& path, const std::string& dir) {
+  fs::path a = fs::absolute(path).lexically_normal(), d = fs::absolute(dir).lexically_normal();
+  fs::path rel = a.lexically_relative(d);
+  if (rel.empty() || *rel.begin() == "..") return a.string();
+  return rel.string();
+}
+
 json aggregate_trials(const std::string& config_path, const std::vector<outcome>& trials, const bench::options& bo,
                       const std::string& dir) {
   json a;
   a["schema_version"] = 1;
   a["kind"] = "bench-proxy trials";
   a["config_path"] = config_path;
-  a["dir"] = dir;
+  a["dir"] = fs::absolute(dir).lexically_normal().string();
   a["trials"] = trials.size();
   a["finished_at"] = base::utc_now_iso();
   a["results"] = json::array();
@@ -84,7 +93,7 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
     }
     if (!t.result.is_null()) {
       if (!first) first = &t.result;
-      a["results"].push_back(t.result_path);
+      a["results"].push_back(relative_to(t.result_path, dir));  // the folder can be moved or copied
       pt["result"] = t.result_path;
       // A result without a summary (malformed, or from elsewhere) must not be indexed blindly:
       // operator[] on a const json that lacks the key is undefined behaviour.
@@ -233,7 +242,7 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
   for (const auto& e : entries) {
     json c = {{"config", e.config}, {"results", json::array()}, {"valid", valid(e)}, {"headline", head(e)}};
     for (const auto& t : e.trials)
-      if (!t.result_path.empty()) c["results"].push_back(t.result_path);
+      if (!t.result_path.empty()) c["results"].push_back(relative_to(t.result_path, sweep_dir));
     doc["configs"].push_back(c);
   }
   std::ostringstream table;
@@ -255,7 +264,7 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
     bool teardown = std::all_of(e.trials.begin(), e.trials.end(), [](const outcome& t) { return t.teardown_verified; });
     json row = {{"config", e.config}, {"ok", ok}, {"valid", ok}, {"teardown_verified", teardown},
                 {"trials", e.trials.size()}};
-    if (!e.trials.empty()) row["run_dir"] = e.trials[0].run_dir;
+    if (!e.trials.empty()) row["run_dir"] = relative_to(e.trials[0].run_dir, sweep_dir);
     std::string name = std::to_string(idx + 1) + ". " + fs::path(e.config).filename().string();
     if (name.size() > 28) name = name.substr(0, 25) + "...";
     table << std::left << std::setw(4) << (ok ? std::to_string(++rank) : "-") << std::setw(30) << name;
@@ -309,8 +318,11 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
         }
       rep.any_bad = true;
     }
-    const auto& rs = e.aggregate.value("results", json::array());
-    if (!rs.empty()) row["result"] = rs[0];
+    for (const auto& t : e.trials)
+      if (!t.result_path.empty()) {
+        row["result"] = relative_to(t.result_path, sweep_dir);  // the first trial's, relative like configs[].results
+        break;
+      }
     if (!e.trials.empty() && !e.trials[0].result.is_null()) row["snapshot_id"] = e.trials[0].result["snapshot_id"];
     doc["rows"].push_back(row);
   }

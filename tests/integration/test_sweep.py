@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import unittest
@@ -219,6 +220,53 @@ class DisturbedTest(ProxyCase):
         self.assertFalse(agg["valid"])
         self.assertTrue(any("the machine was busy" in x for x in agg["invalid_reasons"]), agg["invalid_reasons"])
         self.assertTrue(os.path.isdir(os.path.join(sw, "1_a", "trial-1-redo-1")))
+
+
+class MovedFolderTest(ProxyCase):
+    def test_a_sweep_folder_moved_or_copied_reads_its_own_files(self):
+        a = write_config(self.dir, "a.yaml", ["--tokens", "4", "--itl-ms", "1"], extra="warmup: 1")
+        sw = os.path.join(self.dir, "sw")
+        r = subprocess.run([BENCH_PROXY, "sweep", a, a, "--trials", "2", "--redo-disturbed", "0", "--queries", WORKLOAD,
+                            "-n", "10", "--max-tokens", "4", "--sweep-dir", sw, "--telemetry-interval-ms", "0",
+                            "--results", os.path.join(self.dir, "r.tsv"), "--no-progress"],
+                           capture_output=True, text=True, cwd=self.dir, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with open(os.path.join(sw, "sweep.json")) as f:
+            doc = json.load(f)
+        self.assertFalse(any(os.path.isabs(p) for c in doc["configs"] for p in c["results"]), doc["configs"])
+        moved = os.path.join(self.dir, "moved")
+        os.rename(sw, moved)
+        compare = lambda d: subprocess.run([BENCH_PROXY, "compare", d, "--json"], capture_output=True, text=True,
+                                           timeout=120)
+        r = compare(moved)
+        self.assertIn(r.returncode, (0, 1), r.stdout + r.stderr)
+        # A copy whose first result is edited reads the edit, not the original.
+        copy = os.path.join(self.dir, "copy")
+        shutil.copytree(moved, copy)
+        res = os.path.join(copy, "1_a", "trial-1", "result.json")
+        with open(res) as f:
+            d = json.load(f)
+        d["valid"] = False
+        d["invalid_reason"] = "edited in the copy"
+        os.chmod(res, 0o644)
+        with open(res, "w") as f:
+            json.dump(d, f)
+        r = compare(copy)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("edited in the copy", r.stdout)
+        self.assertNotIn("edited in the copy", compare(moved).stdout)
+        # An older sweep.json with absolute paths of the original folder: rebased onto the copy.
+        with open(os.path.join(copy, "sweep.json")) as f:
+            old = json.load(f)
+        for c in old["configs"]:
+            c["results"] = [os.path.join(sw, p) for p in c["results"]]
+        old["sweep_dir"] = sw
+        os.chmod(os.path.join(copy, "sweep.json"), 0o644)
+        with open(os.path.join(copy, "sweep.json"), "w") as f:
+            json.dump(old, f)
+        r = compare(copy)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("edited in the copy", r.stdout)
 
 
 if __name__ == "__main__":
