@@ -339,6 +339,7 @@ class request_parser final : public http::basic_parser<true> {
   int version = 11;
   route where = route::not_found;
   bool expect_continue = false;
+  bool line_seen = false;  ///< the request line was parsed (a header limit hit after it is 431, not 414)
   std::uint64_t body_bytes = 0;
   rejection rejected;  ///< set together with a parse error when a check refuses the request
 
@@ -358,6 +359,7 @@ class request_parser final : public http::basic_parser<true> {
     ec = http::error::bad_value;
   }
   void on_request_impl(http::verb v, sv m, sv t, int ver, error_code& ec) override {
+    line_seen = true;
     verb = v;
     method.assign(m.data(), m.size());
     target.assign(t.data(), t.size());
@@ -434,11 +436,20 @@ class request_parser final : public http::basic_parser<true> {
       return reject(ec, 400, "Bad Request", "both Content-Length and Transfer-Encoding");
     if (f == http::field::expect && iequals(value, "100-continue")) expect_continue = true;
     if (f == http::field::if_none_match) if_none_match.assign(value.data(), value.size());
+    // Only bench-proxy names its records: a client's own id never reaches the engine.
+    if (name.size() == request_id_header.size() && iequals(name, request_id_header)) return;
     hr_.on_field(f, name, value);
   }
   void on_header_impl(error_code& ec) override {
     hr_.header_done = true;
     if (version >= 11 && hosts_ == 0) return reject(ec, 400, "Bad Request", "HTTP/1.1 request without Host");
+    // A hop-by-hop list never removes Host or the body's framing (nginx answers 400 too).
+    for (const auto& t : hr_.connection_tokens) {
+      sv tok = hr_.token(t);
+      if (iequals(tok, "host") || iequals(tok, "content-length") || iequals(tok, "transfer-encoding"))
+        return reject(ec, 400, "Bad Request",
+                      "Connection names '" + std::string(tok) + "': Host and the body's framing are never hop-by-hop");
+    }
     if (te_fields_ && version < 11)
       return reject(ec, 400, "Bad Request", "Transfer-Encoding in an HTTP/1.0 request");
     if (where != route::proxy && where != route::engine_metrics) return;

@@ -772,6 +772,8 @@ void session::parse_request() {
 
 // The header limit was hit: was it the request line alone? (nginx answers 414 for that.)
 bool session::request_line_too_long() const {
+  // Parsed already: the fields after it are what is too large (431; a 64 KiB field was 414).
+  if (rp_ && rp_->line_seen) return false;
   sv in = as_sv(cin_);
   auto eol = in.find("\r\n");
   return eol == sv::npos || eol > http1::max_target;

@@ -382,6 +382,7 @@ void request_log::drain_locked() const {
       slot = &ring_.emplace_back();
     } else {
       slot = &ring_[ring_head_];  // the oldest leaves the window
+      if (slot->id > evicted_through_) evicted_through_ = slot->id;
       ring_head_ = (ring_head_ + 1) % window_;
     }
     slot->pack(*batch_[k]);
@@ -411,7 +412,7 @@ void request_log::drain_locked() const {
 }
 
 std::vector<std::string> request_log::after(std::uint64_t after, std::size_t limit, bool* more,
-                                            std::uint64_t* last) const {
+                                            std::uint64_t* last, std::uint64_t* first) const {
   std::lock_guard<std::mutex> fg(format_mu_);  // the ring stays as it is while it is read
   drain_locked();
   std::vector<const packed_record*> hits;
@@ -425,12 +426,19 @@ std::vector<std::string> request_log::after(std::uint64_t after, std::size_t lim
   if (more) *more = hits.size() > limit;
   if (hits.size() > limit) hits.resize(limit);
   if (last) *last = hits.empty() ? after : hits.back()->id;
+  if (first) *first = hits.empty() ? 0 : hits.front()->id;
   out.reserve(hits.size());
   for (const auto* h : hits) {
     out.emplace_back();
     append_json_line(out.back(), *h);
   }
   return out;
+}
+
+std::uint64_t request_log::evicted_through() const {
+  std::lock_guard<std::mutex> fg(format_mu_);
+  drain_locked();
+  return evicted_through_;
 }
 
 bool request_log::open_file(const std::string& path, std::string& err) {

@@ -89,7 +89,10 @@ class request_log {
   /// whether the window held more than `limit` of them; `last` gets the last id returned (or
   /// `after`). Records older than the window are gone from here (not from requests.jsonl).
   std::vector<std::string> after(std::uint64_t after, std::size_t limit, bool* more = nullptr,
-                                 std::uint64_t* last = nullptr) const;
+                                 std::uint64_t* last = nullptr, std::uint64_t* first = nullptr) const;
+  /// The highest id of a record that has left the window (0: none has); a reader asking after a
+  /// smaller id has missed records (requests.jsonl still has them).
+  std::uint64_t evicted_through() const;
 
   /// Appends every record (from now on) to `path`, which must not exist yet (results are never
   /// overwritten). False with `err` when it cannot be created.
@@ -117,6 +120,7 @@ class request_log {
   mutable std::vector<record_ptr> free_;     // written: for reuse
   mutable std::vector<packed_record> ring_;  // the window; oldest at ring_head_ once full
   mutable std::size_t ring_head_ = 0;
+  mutable std::uint64_t evicted_through_ = 0;  // under format_mu_
   std::condition_variable cv_;
   bool stop_ = false;
   static constexpr std::size_t kFileBuffer = 64 * 1024;

@@ -14,8 +14,11 @@ std::string json_error(int code, std::string_view type, const std::string& msg) 
 namespace {
 
 /// The value of `name` in a query string ("" when absent); `found` says whether it was there.
-std::string_view query_param(std::string_view target, std::string_view name, bool& found) {
+/// `count` gets how many times it is there (a repeated parameter is refused, not first-wins).
+std::string_view query_param(std::string_view target, std::string_view name, bool& found, int* count = nullptr) {
   found = false;
+  if (count) *count = 0;
+  std::string_view value;
   auto q = target.find('?');
   if (q == std::string_view::npos) return {};
   std::string_view rest = target.substr(q + 1);
@@ -24,13 +27,14 @@ std::string_view query_param(std::string_view target, std::string_view name, boo
     std::string_view kv = rest.substr(0, amp);
     auto eq = kv.find('=');
     if (kv.substr(0, eq) == name) {
+      if (count) ++*count;
+      if (!found) value = eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
       found = true;
-      return eq == std::string_view::npos ? std::string_view() : kv.substr(eq + 1);
     }
     if (amp == std::string_view::npos) break;
     rest.remove_prefix(amp + 1);
   }
-  return {};
+  return value;
 }
 
 bool whole_number(std::string_view s, std::uint64_t& out) {
@@ -97,6 +101,11 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
         a.body_omitted = false;
         return a;
       };
+      for (const char* p : {"after", "limit"}) {
+        int n = 0;
+        query_param(r.target, p, found, &n);
+        if (n > 1) return bad(std::string("/proxy/requests: '") + p + "' is given " + std::to_string(n) + " times");
+      }
       std::string_view v = query_param(r.target, "after", found);
       if (found && !whole_number(v, after))
         return bad("/proxy/requests: 'after' must be a request id (a whole number), got '" + std::string(v) + "'");
@@ -105,16 +114,23 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
         return bad("/proxy/requests: 'limit' must be a whole number from 1 to " + std::to_string(kRequestsPageMax) +
                    ", got '" + std::string(v) + "'");
       bool more = false;
-      std::uint64_t last = after;
-      if (src.requests)
-        for (const auto& line : src.requests->after(after, static_cast<std::size_t>(limit), &more, &last)) {
+      std::uint64_t last = after, first = 0, evicted = 0;
+      if (src.requests) {
+        for (const auto& line : src.requests->after(after, static_cast<std::size_t>(limit), &more, &last, &first)) {
           a.body += line;
           a.body += '\n';
         }
+        evicted = src.requests->evicted_through();
+      }
       a.content_type = "application/x-ndjson";
       // Paging: ask again with after=<X-Bench-Proxy-Last-Id> while X-Bench-Proxy-More is true.
       a.headers = "Cache-Control: no-store\r\nX-Bench-Proxy-Last-Id: " + std::to_string(last) +
                   "\r\nX-Bench-Proxy-More: " + (more ? "true" : "false") + "\r\n";
+      // Records after `after` that already left the window are said, never skipped silently
+      // (requests.jsonl has every one).
+      if (evicted > after)
+        a.headers += "X-Bench-Proxy-Evicted-Through: " + std::to_string(evicted) +
+                     "\r\nX-Bench-Proxy-First-Id: " + std::to_string(first) + "\r\n";
       return a;
     }
     case local_route::not_found:

@@ -1,5 +1,6 @@
 """Proxy behaviours: cancellation on client disconnect, listen errors."""
 import json
+import re
 import os
 import resource
 import signal
@@ -12,6 +13,42 @@ from bp import BENCH_PROXY, ProxyCase, wait_for, pids_with_marker
 
 
 class ProxyTest(ProxyCase):
+    def raw(self, p, request):
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(request)
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+            if b"\r\n\r\n" in got and (b"Connection: close" in got or b"connection: close" in got):
+                head, _, rest = got.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)content-length: (\d+)", head)
+                if m and len(rest) >= int(m.group(1)):
+                    break
+        s.close()
+        return got
+
+    def test_request_edge_cases_answer_as_nginx_does(self):
+        p = self.start(self.config(extra="warmup: 0"))
+        p.wait_ready()
+        # One 64 KiB header field is a header too large (431), not an overlong target (414).
+        big = self.raw(p, b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (65 * 1024) + b"\r\n\r\n")
+        self.assertTrue(big.startswith(b"HTTP/1.1 431 "), big[:80])
+        # A hop-by-hop list never removes Host or the framing.
+        r = self.raw(p, b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: Host\r\n\r\n")
+        self.assertTrue(r.startswith(b"HTTP/1.1 400 "), r[:80])
+        self.assertIn(b"never hop-by-hop", r)
+        # A client's own request id never reaches the engine (the mock echoes what it received).
+        r = self.raw(p, b"GET /v1/mock/echo HTTP/1.1\r\nHost: x\r\nX-Bench-Proxy-Request-Id: 999\r\n"
+                        b"Connection: close\r\n\r\n")
+        body = r.partition(b"\r\n\r\n")[2]
+        self.assertNotIn(b"999", body)
+        # A repeated query parameter is refused, not first-wins.
+        r = self.raw(p, b"GET /proxy/requests?after=1&after=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        self.assertTrue(r.startswith(b"HTTP/1.1 400 "), r[:80])
+
     def test_client_disconnect_mid_stream_cancels_on_the_engine(self):
         p = self.start(self.config(mock_args=["--itl-ms", "50", "--tokens", "400"], extra="warmup: 0"))
         p.wait_ready()

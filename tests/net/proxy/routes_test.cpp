@@ -103,12 +103,26 @@ TEST(LocalRoutes, ProxyRequestsPagesRecordsAfterAnIdInIdOrderAsJsonLines) {
   EXPECT_NE(a.headers.find("X-Bench-Proxy-More: false"), std::string::npos);
 }
 
+TEST(LocalRoutes, ProxyRequestsSaysWhenRecordsLeftTheWindow) {
+  run_status st;
+  request_log log(3);
+  for (std::uint64_t id = 1; id <= 6; ++id) log.add(done_record(id));  // 1..3 leave the window
+  local_sources src{st, &log};
+  auto a = answer_locally(get(local_route::proxy_requests, "/proxy/requests?after=0"), src);
+  ASSERT_EQ(a.status, 200);
+  EXPECT_NE(a.headers.find("X-Bench-Proxy-Evicted-Through: 3\r\n"), std::string::npos) << a.headers;
+  EXPECT_NE(a.headers.find("X-Bench-Proxy-First-Id: 4\r\n"), std::string::npos) << a.headers;
+  a = answer_locally(get(local_route::proxy_requests, "/proxy/requests?after=3"), src);
+  EXPECT_EQ(a.headers.find("Evicted"), std::string::npos) << a.headers;  // nothing after 3 was lost
+}
+
 TEST(LocalRoutes, ProxyRequestsRefusesBadParametersNamingThem) {
   run_status st;
   request_log log;
   local_sources src{st, &log};
   for (const char* t : {"/proxy/requests?after=-1", "/proxy/requests?after=x", "/proxy/requests?limit=0",
-                        "/proxy/requests?limit=10001", "/proxy/requests?after=99999999999999999999"}) {
+                        "/proxy/requests?limit=10001", "/proxy/requests?after=99999999999999999999",
+                        "/proxy/requests?after=1&after=2", "/proxy/requests?limit=1&x=2&limit=3"}) {
     auto a = answer_locally(get(local_route::proxy_requests, t), src);
     EXPECT_EQ(a.status, 400) << t;
     std::string msg = nlohmann::json::parse(a.body)["error"]["message"];
