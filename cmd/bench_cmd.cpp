@@ -711,6 +711,15 @@ int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::v
                  const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st) {
   for (std::size_t i = 0; i < entries.size(); ++i) {
     auto& e = entries[i];
+    // A lifecycle Ctrl-C cut short is left out of the config's record (its folder stays); the
+    // finished ones keep their validity.
+    if (st.interrupted() && f.trials > 1) {
+      auto cut = std::remove_if(e.trials.begin(), e.trials.end(), [](const measure::outcome& t) {
+        return t.error && code_of(t.error) == errc::interrupted && !t.valid;
+      });
+      e.interrupted_trials = static_cast<int>(std::distance(cut, e.trials.end()));
+      e.trials.erase(cut, e.trials.end());
+    }
     e.aggregate = measure::aggregate_trials(e.config, e.trials, base_opts.bench, dirs[i]);
     if (!f.label.empty()) e.aggregate["label"] = f.label;
     // The ledger's rows of one sweep were measured interleaved: verdicts between them are fair.
@@ -722,8 +731,11 @@ int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::v
                                         e.disturbed[0]["reasons"][0].get<std::string>() + ")");
     }
     if (f.trials > 1) {
-      if (e.trials.size() < static_cast<std::size_t>(f.trials))
-        bench::add_invalid_reason(e.aggregate, st.interrupted() ? "interrupted" : "not every trial ran");
+      if (e.trials.size() < static_cast<std::size_t>(f.trials) && !st.interrupted())
+        bench::add_invalid_reason(e.aggregate, "not every trial ran");
+      else if (e.trials.size() < static_cast<std::size_t>(f.trials) || e.interrupted_trials > 0)
+        e.aggregate["warnings"].push_back("interrupted: " + std::to_string(e.trials.size()) + " of " +
+                                          std::to_string(f.trials) + " trials finished (they keep their validity)");
       std::string path = (fs::path(dirs[i]) / "trials.json").string();
       base::write_file_atomic(path, e.aggregate.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
       if (!f.results.empty()) {
@@ -740,7 +752,7 @@ int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::v
   co.confidence = base_opts.bench.stats.confidence;
   co.resamples = 10000;  // as compare does by default: the table and `compare DIR` agree
   co.seed = base_opts.bench.seed;
-  auto rep = measure::report_sweep(entries, base_opts.bench, co, sweep_dir, st.interrupted());
+  auto rep = measure::report_sweep(entries, base_opts.bench, co, sweep_dir, st.interrupted(), f.trials);
   rep.doc["order"] = f.order;
   std::string sweep_json = (fs::path(sweep_dir) / "sweep.json").string();
   base::write_file_atomic(sweep_json, rep.doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);

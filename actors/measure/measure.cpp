@@ -286,6 +286,9 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
       },
       st, [&] { run->stop("interrupted"); }, again);
   double bench_end = base::unix_now();
+  // Ctrl-C after the last measured request ended cuts nothing short: the result stays valid and
+  // only the exit status says the run was interrupted (a finished lifecycle keeps its validity).
+  const bool cut_short = st.interrupted();
   // Did the engine live through the measurement as the same process?
   bool died = run->finished();
   int pid_after = run->status().engine_pid();
@@ -325,7 +328,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   out.result["config_path"] = o.config_path;
   if (!o.label.empty()) out.result["label"] = o.label;
   out.result["repo"] = repo_state(o.config_path);
-  if (st.interrupted()) bench::add_invalid_reason(out.result, "interrupted");
+  if (cut_short) bench::add_invalid_reason(out.result, "interrupted");
   if (!out.engine_exit.empty())
     bench::add_invalid_reason(out.result, "the engine exited during the measurement: " + out.engine_exit);
   if (pid_after != engine_pid)
@@ -340,7 +343,8 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   out.valid = out.result.value("valid", false);
   if (st.interrupted()) {
     out.error = make_error(errc::interrupted, "interrupted");
-    out.reason = "interrupted";
+    out.reason = cut_short ? "interrupted" : "interrupted after the measurement (its result is complete)";
+    if (!cut_short && !out.valid) out.reason += "; invalid result: " + out.result.value("invalid_reason", std::string());
   } else if (!out.valid) {
     out.reason = "invalid result: " + out.result.value("invalid_reason", std::string());
     out.error = r.error ? r.error : make_error(errc::failure, out.reason);

@@ -209,7 +209,8 @@ std::string trials_text(const json& a) {
 }
 
 sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::options& bo,
-                          const bench::compare_options& co, const std::string& sweep_dir, bool interrupted) {
+                          const bench::compare_options& co, const std::string& sweep_dir, bool interrupted,
+                          int requested_trials) {
   sweep_report rep;
   int trials = entries.empty() ? 0 : static_cast<int>(entries[0].trials.size());
   const bench::metric_def* def = bench::find_metric(bo.headline);
@@ -341,6 +342,9 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
   if (noise_floor >= 0)
     table << "noise floor: the first config's trials spread by " << fmt(noise_floor * 100, 2)
           << "% (between-trial CV of " << bo.headline << "); an A/A sweep (the same config twice) measures it\n";
+  else if (trials < 2 && requested_trials >= 2)
+    table << "interrupted after " << trials << " of " << requested_trials
+          << " trials per config: no interval over lifecycles yet (the finished ones keep their validity)\n";
   else if (trials < 2)
     table << "one trial per config: intervals cover request-to-request noise only (--trials 3 sees run-to-run noise)\n";
   for (std::size_t i = 0; i < entries.size(); ++i)

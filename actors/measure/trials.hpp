@@ -40,6 +40,7 @@ struct sweep_entry {
   nlohmann::json aggregate;  ///< aggregate_trials
   nlohmann::json disturbed = nlohmann::json::array();  ///< trials run again: {trial, run_dir, reasons}
   nlohmann::json variant = nlohmann::json::object();   ///< sweep --vary: this config's knob values
+  int interrupted_trials = 0;  ///< lifecycles Ctrl-C cut short (left out of the record)
 };
 
 /// sweep.json's content and the table printed at the end: rows sorted by the headline (valid
@@ -53,6 +54,7 @@ struct sweep_report {
   bool any_bad = false;
 };
 sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::options& bo,
-                          const bench::compare_options& co, const std::string& sweep_dir, bool interrupted);
+                          const bench::compare_options& co, const std::string& sweep_dir, bool interrupted,
+                          int requested_trials = 0);
 
 }  // namespace bp::measure

@@ -68,6 +68,32 @@ class SweepTest(ProxyCase):
         self.assertTrue(sw["interrupted"])
         self.assertEqual(len(sw["rows"]), 1)  # the second config never started
 
+    def test_ctrl_c_between_trials_keeps_the_finished_ones_valid(self):
+        import signal
+        from bp import wait_for
+        a = write_config(self.dir, "a.yaml", ["--tokens", "64", "--itl-ms", "20"], extra="warmup: 0")
+        sw = os.path.join(self.dir, "sw")
+        p = subprocess.Popen([BENCH_PROXY, "sweep", a, "--trials", "3", "--redo-disturbed", "0", "--queries", WORKLOAD,
+                              "-n", "5", "--max-tokens", "64", "--sweep-dir", sw, "--results", os.path.join(self.dir, "r.tsv"),
+                              "--no-progress", "--telemetry-interval-ms", "0"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.dir)
+        # Trial 1 finished (its result exists) and trial 2 is running: interrupt it.
+        wait_for(lambda: os.path.exists(os.path.join(sw, "1_a", "trial-2", "engine.log")), timeout=120,
+                 what="trial 2 to start")
+        self.assertTrue(os.path.exists(os.path.join(sw, "1_a", "trial-1", "result.json")))
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=120)
+        self.assertEqual(p.returncode, 130, err)
+        with open(os.path.join(sw, "1_a", "trial-1", "result.json")) as f:
+            self.assertTrue(json.load(f)["valid"])
+        with open(os.path.join(sw, "1_a", "trials.json")) as f:
+            agg = json.load(f)
+        self.assertTrue(agg["valid"], agg.get("invalid_reasons"))  # the finished trial keeps its validity
+        self.assertEqual(agg["trials"], 1)
+        self.assertTrue(any("1 of 3 trials finished" in w for w in agg["warnings"]), agg["warnings"])
+        self.assertIn("interrupted after 1 of 3 trials", out)
+        self.assertNotIn("one trial per config", out)
+
 
 
 class SweepProgressTest(ProxyCase):
