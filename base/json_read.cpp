@@ -1,4 +1,5 @@
 #include "base/json_read.hpp"
+#include "base/text.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -52,47 +53,13 @@ std::size_t json_nesting_depth(std::string_view text, std::size_t stop_above, st
 }
 
 std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size_t offset, std::size_t first_line) {
-  offset = std::min(offset, text.size());
-  std::size_t line = first_line, line_start = 0;
-  for (std::size_t i = 0; i < offset; ++i)
-    if (text[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  return {line, offset - line_start + 1};
+  auto pos = position_of(text, std::min(offset, text.size()));  // base/text.hpp
+  return {pos.line + first_line - 1, pos.column};
 }
 
 std::size_t first_bad_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  std::size_t n = s.size(), i = 0;
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-      len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      len = 3;
-      if (c == 0xE0) lo = 0xA0;  // no overlong forms
-      if (c == 0xED) hi = 0x9F;  // no surrogates
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      len = 4;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-    } else {
-      return i;
-    }
-    if (i + len > n) return i;
-    if (p[i + 1] < lo || p[i + 1] > hi) return i;
-    for (std::size_t k = 2; k < len; ++k)
-      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return i;
-    i += len;
-  }
-  return std::string_view::npos;
+  auto bad = first_invalid_utf8(s);  // base/text.hpp: the one UTF-8 rule (RFC 3629)
+  return bad ? *bad : std::string_view::npos;
 }
 
 std::string printable_utf8(std::string_view s) {

@@ -108,7 +108,6 @@ read_buffer::read_buffer(std::size_t bytes) : size_(bytes) {
 
 read_buffer::~read_buffer() { ::munmap(data_, size_); }
 
-namespace {
 file_stamp stamp_of(const struct stat& st) {
   file_stamp s;
   s.dev = static_cast<std::uint64_t>(st.st_dev);
@@ -118,7 +117,6 @@ file_stamp stamp_of(const struct stat& st) {
   s.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
   return s;
 }
-}  // namespace
 
 bool sha256_file(const std::string& path, std::string& hex, std::uint64_t& size, std::string& err, read_buffer& buf,
                  file_stamp* stamp, bool* stable) {

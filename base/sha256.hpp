@@ -1,4 +1,5 @@
 #pragma once
+#include <sys/stat.h>
 /// SHA-256 helpers over OpenSSL's SHA256_* functions (not EVP: see sha256.cpp), and HMAC-SHA256.
 #include <cstdint>
 #include <memory>
@@ -65,6 +66,9 @@ struct file_stamp {
   }
   bool operator!=(const file_stamp& o) const { return !(*this == o); }
 };
+
+/// The stamp of what fstat(2)/stat(2) returned.
+file_stamp stamp_of(const struct stat& st);
 
 /// The same hash through `buf`. A short read at or past the size fstat reported ends the file
 /// (no extra read(2) for the end of a small file). When `stamp` is given it receives the file's

@@ -72,6 +72,21 @@ CLI::Validator metric_name() {
       "");
 }
 
+void add_disturbance_options(CLI::App& app, bench_flags& f, const char* group, const std::string& redo,
+                             const std::string& then) {
+  app.add_option("--redo-disturbed", f.redo_disturbed,
+                 redo + " when its measured window was disturbed (others' CPU bursts, steal, iowait, GPU "
+                        "throttling), at most N times each (default 2; " + then + ")")
+      ->type_name("N")
+      ->check(whole_in(0, 20))
+      ->group(group);
+  app.add_option("--disturbance-cores", f.disturbance_cores,
+                 "other processes' CPU in one telemetry sample that counts as a disturbance (default 0.75 cores)")
+      ->type_name("X")
+      ->check(finite_in(0.05, 4096))
+      ->group(group);
+}
+
 void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
   app.add_flag("--rehash", f.rehash,
                "the snapshot reads every venv file and loaded library instead of trusting the verified hash cache "
@@ -100,17 +115,8 @@ void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
             },
             ""))
         ->group(g);
-    app.add_option("--redo-disturbed", f.redo_disturbed,
-                   "with --trials 2 or more: run a trial again when its measured window was disturbed (others' CPU "
-                   "bursts, steal, iowait, GPU throttling), at most N times (default 2; still disturbed: invalid)")
-        ->type_name("N")
-        ->check(whole_in(0, 20))
-        ->group(g);
-    app.add_option("--disturbance-cores", f.disturbance_cores,
-                   "other processes' CPU in one telemetry sample that counts as a disturbance (default 0.75 cores)")
-        ->type_name("X")
-        ->check(finite_in(0.05, 4096))
-        ->group(g);
+    add_disturbance_options(app, f, g, "with --trials 2 or more: run a trial again",
+                            "0: only say it; still disturbed: the config's row is invalid");
     app.add_option("--noise", f.noise, "changes within ±this count as no change in the table (default 1%)")
         ->type_name("X%")
         ->check(relative_threshold())

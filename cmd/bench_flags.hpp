@@ -42,6 +42,10 @@ struct bench_flags {
 
 void add_bench_options(CLI::App& app, bench_flags& f);
 void add_trial_options(CLI::App& app, bench_flags& f, bool sweep);
+/// --redo-disturbed and --disturbance-cores (sweep, try, bisect): `redo` starts the first's help,
+/// `then` says what 0 and a persistent disturbance do there.
+void add_disturbance_options(CLI::App& app, bench_flags& f, const char* group, const std::string& redo,
+                             const std::string& then);
 bench::options bench_options(const bench_flags& f);
 measure::options measure_options(const bench_flags& f, const std::string& config, const std::vector<std::string>& full_argv);
 /// Run, sweep and try check every config and the workload before anything starts (exit 2 with

@@ -56,8 +56,6 @@ struct try_flags {
   bench_flags b;
   std::string candidate, against, try_dir, budget;
   std::string good, bad, bisect_dir, resume;
-  int redo_disturbed = 2;
-  double disturbance_cores = 0.75;
   int max_rounds = 10;
   double confidence = 0.95;
 };
@@ -109,9 +107,9 @@ measure::try_options decision_options(try_flags& f, measure::options& mo, const 
   o.label = f.b.label;
   o.seed = static_cast<std::uint64_t>(f.b.o.seed);
   o.shuffled = f.b.order == "shuffled";
-  o.redo_disturbed = f.redo_disturbed;
-  o.disturbance_cores = f.disturbance_cores;
-  if (f.b.telemetry_interval_ms == 0 && f.redo_disturbed > 0)
+  o.redo_disturbed = f.b.redo_disturbed;
+  o.disturbance_cores = f.b.disturbance_cores;
+  if (f.b.telemetry_interval_ms == 0 && f.b.redo_disturbed > 0)
     spdlog::warn("--telemetry-interval-ms 0: no telemetry, so disturbed lifecycles cannot be seen (or run again)");
   if (!f.budget.empty()) {
     try {
@@ -302,17 +300,7 @@ void add_decision_options(CLI::App& app, try_flags& f) {
                  "engine time at most per decision, e.g. 30m, 2h (a round that would not fit is not started)")
       ->type_name("DURATION")
       ->group(g);
-  app.add_option("--redo-disturbed", f.redo_disturbed,
-                 "run a lifecycle again when its measured window was disturbed (others' CPU bursts, steal, iowait, "
-                 "GPU throttling), at most N times each (default 2; 0: only mark it); still disturbed: inconclusive")
-      ->type_name("N")
-      ->check(whole_in(0, 20))
-      ->group(g);
-  app.add_option("--disturbance-cores", f.disturbance_cores,
-                 "other processes' CPU in one telemetry sample that counts as a disturbance (default 0.75 cores)")
-      ->type_name("X")
-      ->check(finite_in(0.05, 4096))
-      ->group(g);
+  add_disturbance_options(app, f.b, g, "run a lifecycle again", "0: only mark it; still disturbed: inconclusive");
   app.add_option("--order", f.b.order, "alternating (default: A B, B A, ...) or shuffled (each round by --seed)")
       ->type_name("ORDER")
       ->check(CLI::Validator(

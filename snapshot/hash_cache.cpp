@@ -186,15 +186,6 @@ bool hash_cache::parse(const std::string& in, std::uint64_t& generation, std::un
 }
 
 namespace {
-file_stamp stamp_of(const struct stat& st) {
-  file_stamp s;
-  s.dev = static_cast<std::uint64_t>(st.st_dev);
-  s.ino = static_cast<std::uint64_t>(st.st_ino);
-  s.size = static_cast<std::uint64_t>(st.st_size);
-  s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  s.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
-  return s;
-}
 
 bool load_file(const std::string& path, std::uint64_t& generation, std::unordered_map<std::string, hash_cache::entry>& entries,
                std::string& note, file_stamp* stamp = nullptr) {

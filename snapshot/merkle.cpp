@@ -32,15 +32,6 @@ tree_entry link_entry(const std::string& rel, const std::string& full) {
   return t;
 }
 
-file_stamp stamp_of(const struct stat& st) {
-  file_stamp s;
-  s.dev = static_cast<std::uint64_t>(st.st_dev);
-  s.ino = static_cast<std::uint64_t>(st.st_ino);
-  s.size = static_cast<std::uint64_t>(st.st_size);
-  s.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  s.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
-  return s;
-}
 
 // Lists the folder open as `dfd` (taken over) relative to it: fstatat/openat/readlinkat by name,
 // so the kernel never walks the whole path again for each of tens of thousands of entries, and a
