@@ -26,6 +26,7 @@ const std::vector<metric_def> kMetrics = {
     {"e2e_p50", "median end-to-end latency", "ms", false},
     {"e2e_p99", "p99 end-to-end latency", "ms", false},
     {"goodput", "requests/s that met every --slo threshold", "req/s", true},
+    {"capacity", "the highest load meeting every --slo objective (a curve: --load)", "load", true},
 };
 
 double num(const json& j, const char* k) {
@@ -108,9 +109,11 @@ std::optional<trial_samples> samples_of(const json& result, const std::string& m
   const json summary = result.value("summary", json::object());
   double wall_s = num(summary, "wall_s");
   std::vector<double> v;
+  // Requests outside a load point's measurement window ("window": why) are listed, not measured.
+  auto measured = [](const json& r) { return !r.contains("window"); };
   auto per_request = [&](auto f) {
     for (const auto& r : reqs)
-      if (r.value("ok", false)) f(r);
+      if (r.value("ok", false) && measured(r)) f(r);
   };
   auto pct = [&](double p) {
     t.how = trial_samples::kind::percentile;
@@ -149,6 +152,22 @@ std::optional<trial_samples> samples_of(const json& result, const std::string& m
       return std::nullopt;
     }
     return t;
+  } else if (metric == "capacity") {
+    // One number per lifecycle: the capacity its curve found (analysis/curves.hpp).
+    t.how = trial_samples::kind::run_level;
+    const json* cap = nullptr;
+    if (result.contains("load") && result["load"].is_object() && result["load"].contains("capacity"))
+      cap = &result["load"]["capacity"];
+    if (!cap || !cap->is_object()) {
+      why = "no capacity: the result has no load curve with --slo objectives (--load ... --slo METRIC_pNN_ms<=MS)";
+      return std::nullopt;
+    }
+    if (!(*cap)["value"].is_number()) {
+      why = "capacity " + cap->value("text", cap->value("error", std::string("unknown")));
+      return std::nullopt;
+    }
+    t.run_value = (*cap)["value"].get<double>();
+    return t;
   } else if (metric == "goodput") {
     if (slo.empty()) {
       why = "goodput needs SLO thresholds (--slo ttft_ms=MS,...)";
@@ -156,6 +175,7 @@ std::optional<trial_samples> samples_of(const json& result, const std::string& m
     }
     t.how = trial_samples::kind::fraction;
     for (const auto& r : reqs) {
+      if (!measured(r)) continue;
       bool good = r.value("ok", false);
       if (good) {
         double n = num(r, "output_tokens"), e2e = num(r, "e2e_ms"), ttft = num(r, "ttft_ms");

@@ -142,6 +142,55 @@ void add_bench_options(CLI::App& app, bench_flags& f) {
       ->type_name("R")
       ->check(finite_in(0, 1e6))
       ->group(load);
+  const char* curve = "Load profiles (curves)";
+  app.add_option("--load", f.load,
+                 "load points, each a full measurement: sync (default), concurrency=1,2,4,8 (closed loop), "
+                 "rate=1,2,4 (open loop, requests/s), throughput (every request due at once), sweep[:N] (sync, "
+                 "throughput, then N rates evenly between; default 4); see docs/cli.md, \"Load profiles\"")
+      ->type_name("PROFILE")
+      ->group(curve);
+  app.add_option("--burstiness", o.load.burstiness,
+                 "open loop: gamma shape of the gaps between arrivals (1: Poisson, default; < 1 burstier, > 1 more "
+                 "regular)")
+      ->type_name("K")
+      ->check(finite_in(0.01, 1000))
+      ->group(curve);
+  app.add_option("--ramp-up", f.ramp_up,
+                 "one open-loop point whose rate goes from --ramp-start to --ramp-end over --duration: linear or "
+                 "exponential")
+      ->type_name("SHAPE")
+      ->group(curve);
+  app.add_option("--ramp-start", f.ramp_start, "the ramp's first rate (requests/s)")->type_name("R")->check(finite_in(0.000001, 1e6))->group(curve);
+  app.add_option("--ramp-end", f.ramp_end, "the ramp's last rate (requests/s)")->type_name("R")->check(finite_in(0.000001, 1e6))->group(curve);
+  app.add_option("--duration", o.load.duration_s,
+                 "per load point: send for S seconds (closed loop: start no request after S; open loop: plan "
+                 "arrivals up to S) instead of a number of requests")
+      ->type_name("S")
+      ->check(finite_in(0.001, base::max_duration_s))
+      ->group(curve);
+  app.add_option("--warmup-window", o.load.warmup_window_s,
+                 "per load point: requests sent in the first S seconds are left out of its statistics (listed, "
+                 "marked \"window\")")
+      ->type_name("S")
+      ->check(finite_in(0, base::max_duration_s))
+      ->group(curve);
+  app.add_option("--cooldown-window", o.load.cooldown_window_s,
+                 "per load point: requests still running in the last S seconds are left out of its statistics")
+      ->type_name("S")
+      ->check(finite_in(0, base::max_duration_s))
+      ->group(curve);
+  app.add_option("--max-inflight", o.load.max_inflight,
+                 "open loop: the most requests in flight at once, one client thread each (default 512); a request "
+                 "due when all are busy is sent late, and its lateness recorded")
+      ->type_name("N")
+      ->check(whole_in(1, 4096))
+      ->group(curve);
+  app.add_option("--capacity-refine", o.capacity_refine,
+                 "with --slo objectives: extra points that bisect the load between the capacity's point and the "
+                 "next, failing one (default 2; 0: none)")
+      ->type_name("N")
+      ->check(whole_in(0, 20))
+      ->group(curve);
   app.add_option("-n,--requests", o.num_requests, "measured requests (default: every query once per repeat)")
       ->type_name("N")
       ->check(whole_in(1, 100000000))
@@ -181,11 +230,13 @@ void add_bench_options(CLI::App& app, bench_flags& f) {
       ->group(load);
   app.add_option("--headline", f.headline,
                  "the metric of the last line, the ledger and the sweep table (default output_tps; also "
-                 "total_output_tps, ttft_p50, ttft_p99, itl_p50, itl_p99, tpot_p50, e2e_p50, e2e_p99, goodput)")
+                 "total_output_tps, ttft_p50, ttft_p99, itl_p50, itl_p99, tpot_p50, e2e_p50, e2e_p99, goodput, capacity)")
       ->type_name("METRIC")
       ->check(metric_name())
       ->group("Output");
-  app.add_option("--slo", f.slo, "goodput thresholds, e.g. ttft_ms=500,itl_ms=50,e2e_ms=4000")
+  app.add_option("--slo", f.slo,
+                 "latency objectives, e.g. ttft_p99_ms<=200,itl_p50_ms<=30 (per load point, and the capacity of "
+                 "a curve), and/or goodput thresholds per request, e.g. ttft_ms=500,e2e_ms=4000")
       ->type_name("LIST")
       ->group("Output");
   app.add_flag("--reset-prefix-cache", f.o.reset_prefix_cache,
@@ -236,16 +287,55 @@ bench::options bench_options(const bench_flags& f) {
   o.headline = f.headline;
   if (!f.slo.empty()) {
     try {
-      o.slo = bench::parse_slo(f.slo);
+      bench::parse_slo_text(f.slo, o.slo, o.objectives);
     } catch (const std::invalid_argument& e) {
       throw usage_error(std::string("--slo: ") + e.what());
     }
   }
+  if (!f.load.empty()) {
+    if (f.o.rate > 0 || f.o.concurrency > 1)
+      throw usage_error("--load replaces --concurrency and --rate: give the load points in --load only");
+    try {
+      o.load = bench::parse_load(f.load);
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(e.what());
+    }
+    o.load.burstiness = f.o.load.burstiness;
+    o.load.duration_s = f.o.load.duration_s;
+    o.load.warmup_window_s = f.o.load.warmup_window_s;
+    o.load.cooldown_window_s = f.o.load.cooldown_window_s;
+    o.load.max_inflight = f.o.load.max_inflight;
+  }
+  if (!f.ramp_up.empty()) {
+    if (!f.load.empty()) throw usage_error("--ramp-up is a load profile of its own: give it without --load");
+    if (f.ramp_start <= 0 || f.ramp_end <= 0) throw usage_error("--ramp-up needs --ramp-start R0 and --ramp-end R1");
+    if (o.load.duration_s <= 0) throw usage_error("--ramp-up needs --duration S (the ramp's length)");
+    try {
+      o.load.points = {bench::ramp_point(f.ramp_up, f.ramp_start, f.ramp_end)};
+      o.load.text = "ramp " + f.ramp_up;
+    } catch (const std::invalid_argument& e) {
+      throw usage_error(e.what());
+    }
+  } else if (f.ramp_start > 0 || f.ramp_end > 0) {
+    throw usage_error("--ramp-start and --ramp-end need --ramp-up linear|exponential");
+  }
+  if (o.load.warmup_window_s + o.load.cooldown_window_s > 0 && o.load.duration_s > 0 &&
+      o.load.warmup_window_s + o.load.cooldown_window_s >= o.load.duration_s)
+    throw usage_error("--warmup-window plus --cooldown-window leave nothing of --duration to measure");
+  if (o.headline == "capacity") {
+    if (o.objectives.empty()) throw usage_error("--headline capacity needs --slo objectives (e.g. ttft_p99_ms<=200)");
+    if (!o.load.is_curve()) throw usage_error("--headline capacity needs a curve: --load concurrency=... , rate=... or sweep");
+  }
+
   if (o.headline == "goodput" && o.slo.empty()) throw usage_error("--headline goodput needs --slo thresholds");
   if (!f.no_progress && ::isatty(2)) {
     o.progress = [](long done, long total, long errors) {
       int width = 30;
-      int filled = static_cast<int>(width * done / std::max(1l, total));
+      if (total <= 0) {  // a --duration point: the count is not known in advance
+        std::cerr << "\r" << done << " requests, errors " << errors << std::flush;
+        return;
+      }
+      int filled = static_cast<int>(width * std::min(done, total) / std::max(1l, total));
       std::cerr << "\r[" << std::string(static_cast<std::size_t>(filled), '#')
                 << std::string(static_cast<std::size_t>(width - filled), '.') << "] " << done << "/" << total
                 << " errors " << errors << (done == total ? "\n" : "") << std::flush;

@@ -24,6 +24,9 @@ struct bench_flags {
   std::string config, listen = "127.0.0.1:0", run_dir, sweep_dir;
   int threads = 1;
   std::vector<std::string> configs;
+  // --load and its companions (net/loadgen/load_profile.hpp)
+  std::string load, ramp_up;
+  double ramp_start = 0, ramp_end = 0;
   std::string headline = bench::default_headline, slo, label, order = "interleaved", noise = "1%";
   int trials = 1;
   int telemetry_interval_ms = 200;

@@ -55,6 +55,16 @@ int main(int argc, char** argv) {
                  "environment (either alone changes nothing); MOCK_EXTRA_ITL_MS=MS adds to every one")
       ->type_name("MS")
       ->check(finite_in(0, 1e9));
+  app.add_option("--slots", o.slots,
+                 "queueing model: at most N requests generate at once, the rest wait in FIFO order and their wait "
+                 "is part of their TTFT, as in a real engine's batch (default 0: no limit)")
+      ->type_name("N")
+      ->check(whole_in(0, 1000000));
+  app.add_option("--batch-cost", o.batch_cost,
+                 "queueing model: every inter-token delay is multiplied by 1 + F * (other requests generating), so "
+                 "throughput per request falls as the batch grows (default 0)")
+      ->type_name("F")
+      ->check(finite_in(0, 1000));
   app.add_flag("--stamp-events", o.stamp_events,
                "stamp mock_received_us and mock_sent_us (wall-clock microseconds), and on tokens mock_due_us, "
                "into every streamed event and plain answer (plain answers: also as X-Mock-*-Us headers); see "

@@ -146,6 +146,46 @@ std::string summary_text(const json& r) {
     for (const auto& [p, v] : ps) os << "  " << bench::percentile_key(p) << " " << v;
     os << " " << unit << "\n";
   };
+  if (r.contains("load") && r["load"].is_object() && r["load"].contains("points")) {
+    // A curve: one line per load point, then its knee and capacity.
+    const json& L = r["load"];
+    os << "load profile " << L.value("profile", std::string()) << ": " << L["points"].size() << " points\n";
+    os << "  " << std::left << std::setw(22) << "point" << std::right << std::setw(9) << "ok/sent" << std::setw(11)
+       << "ttft p50" << std::setw(11) << "ttft p99" << std::setw(11) << "e2e p50" << std::setw(12) << "req/s"
+       << std::setw(12) << "tok/s" << "  objectives / notes\n";
+    for (const auto& p : L["points"]) {
+      const json& ps = p["summary"];
+      auto v = [&](const char* m, const char* k) {
+        return ps.contains(m) && ps[m].contains(k) ? ps[m][k].get<double>() : 0.0;
+      };
+      std::string label = p.value("label", std::string()) + (p.value("refined", false) ? " *" : "");
+      os << "  " << std::left << std::setw(22) << label << std::right << std::setw(9)
+         << (std::to_string(ps.value("completed", 0L)) + "/" + std::to_string(ps.value("requests", 0L)))
+         << std::fixed << std::setprecision(2) << std::setw(11) << v("ttft_ms", "median") << std::setw(11)
+         << v("ttft_ms", "p99") << std::setw(11) << v("e2e_ms", "median") << std::setw(12)
+         << ps.value("request_throughput", 0.0) << std::setw(12) << ps.value("total_output_tps", 0.0) << " ";
+      for (const auto& o : p.value("objectives", json::array()))
+        os << " " << o.value("objective", std::string()) << ": " << o.value("met", std::string());
+      if (p.contains("schedule")) {
+        const json& sc = p["schedule"];
+        os << "  lateness p50 " << std::setprecision(2)
+           << (sc["lateness_ms"].contains("median") ? sc["lateness_ms"]["median"].get<double>() : 0.0) << " ms";
+        if (!sc.value("kept", true)) os << " (fell behind)";
+      }
+      if (p.contains("saturation") && p["saturation"].value("over_saturated", false)) os << "  over-saturated";
+      os << "\n";
+    }
+    bool refined = false;
+    for (const auto& p : L["points"]) refined = refined || p.value("refined", false);
+    if (refined) os << "  (* a point added by the capacity search)\n";
+    if (L.contains("knee") && L["knee"].is_object())
+      os << "knee at " << L["knee"].value("load", 0.0) << " (" << L["points"][0].value("axis", std::string())
+         << "): throughput " << L["knee"].value("throughput", 0.0) << " tok/s\n";
+    else
+      os << "no knee: throughput still grows about linearly up to the highest load measured\n";
+    if (L.contains("capacity")) os << "capacity " << L["capacity"].value("text", L["capacity"].value("error", std::string("?"))) << "\n";
+    os << "pooled over every point:\n";
+  }
   os << "requests " << s["requests"] << ", completed " << s["completed"] << ", errors " << s["errors"];
   if (!s["error_kinds"].empty()) os << " " << s["error_kinds"].dump();
   os << ", wall " << std::fixed << std::setprecision(2) << s["wall_s"].get<double>() << " s\n";

@@ -8,6 +8,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
+#include <limits>
+#include <list>
 #include <fstream>
 #include <mutex>
 #include <random>
@@ -535,6 +538,12 @@ namespace {
 json request_json(const request_result& r) {
   json j = {{"index", r.index},          {"query_line", r.query_line}, {"ok", r.ok},
             {"http_status", r.http_status}, {"start_ms", r.start_offset_ms}, {"e2e_ms", r.e2e_ms}};
+  if (r.point > 0) j["point"] = r.point;
+  if (r.planned_offset_ms >= 0) {
+    j["planned_ms"] = r.planned_offset_ms;
+    j["lateness_ms"] = std::max(0.0, r.start_offset_ms - r.planned_offset_ms);
+  }
+  if (!r.window.empty()) j["window"] = r.window;
   if (r.proxy_id) j["proxy_request_id"] = r.proxy_id;
   if (!r.ok) {
     j["error"] = r.error;
@@ -548,6 +557,394 @@ json request_json(const request_result& r) {
   j["itl_ms"] = r.itl_ms;
   if (!r.output_text.empty()) j["output_text"] = r.output_text;
   return j;
+}
+
+/// The summary of a set of requests (a result's, or one load point's): counts, each metric with
+/// its spread and interval, throughput over `wall_s`.
+json summarize_requests(const std::vector<request_result>& results, double wall_s, const options& o) {
+  std::vector<double> ttft, itl, tpot, e2e, tokens, tps, decode_tps;
+  json error_kinds = json::object();
+  double total_tokens = 0;
+  long completed = 0, server_usage = 0;
+  for (const auto& r : results) {
+    if (!r.ok) {
+      std::string e = r.error.empty() ? "cancelled: not sent" : r.error;
+      std::string kind = e.substr(0, e.find(':'));
+      error_kinds[kind] = error_kinds.value(kind, 0) + 1;
+      continue;
+    }
+    completed++;
+    if (r.usage_from_server) server_usage++;
+    ttft.push_back(r.ttft_ms);
+    e2e.push_back(r.e2e_ms);
+    tokens.push_back(r.output_tokens);
+    total_tokens += r.output_tokens;
+    for (double g : r.itl_ms) itl.push_back(g);
+    if (r.e2e_ms > 0) tps.push_back(r.output_tokens / (r.e2e_ms / 1000.0));
+    if (r.output_tokens > 1 && r.e2e_ms > r.ttft_ms) {
+      tpot.push_back((r.e2e_ms - r.ttft_ms) / (r.output_tokens - 1));
+      decode_tps.push_back((r.output_tokens - 1) / ((r.e2e_ms - r.ttft_ms) / 1000.0));
+    }
+  }
+  long total = static_cast<long>(results.size());
+  json s;
+  s["requests"] = total;
+  s["completed"] = completed;
+  s["errors"] = total - completed;
+  s["error_kinds"] = error_kinds;
+  s["wall_s"] = wall_s;
+  s["concurrency"] = std::max(1, o.concurrency);
+  s["rate"] = o.rate > 0 ? json(o.rate) : json(nullptr);
+  s["streaming"] = o.stream;
+  s["usage_counted_by_server"] = completed > 0 && server_usage == completed;
+  s["usage_source"] = server_usage == completed ? "server" : (server_usage == 0 ? "stream_events" : "mixed");
+  // Uncertainty on every number (docs/metrics.md, "Uncertainty"): each metric with its spread,
+  // the chosen percentiles and a seeded bootstrap interval of its median; throughput-type metrics
+  // (bad tail low) also get p10 and p1.
+  std::uint64_t metric_seed = o.stats.seed;
+  auto stat = [&](const std::vector<double>& v, bool low_tail) {
+    stats_options so = o.stats;
+    so.low_tail = low_tail;
+    so.seed = metric_seed++;
+    return to_json(compute_stats(v, so), so);
+  };
+  s["ttft_ms"] = stat(ttft, false);
+  s["itl_ms"] = stat(itl, false);
+  s["tpot_ms"] = stat(tpot, false);
+  s["e2e_ms"] = stat(e2e, false);
+  s["output_tokens"] = stat(tokens, false);
+  s["output_tps"] = stat(tps, true);
+  s["decode_tps"] = stat(decode_tps, true);
+  s["statistics"] = {{"bootstrap_resamples", o.stats.bootstrap_resamples},
+                     {"confidence", o.stats.confidence},
+                     {"seed", o.stats.seed},
+                     {"ci_method", "percentile bootstrap of the median over requests (one run: request-to-request "
+                                   "noise only, not run-to-run noise)"}};
+  s["request_throughput"] = wall_s > 0 ? completed / wall_s : 0;
+  s["total_output_tps"] = wall_s > 0 ? total_tokens / wall_s : 0;
+  return s;
+}
+
+/// The headline (summary.headline): the chosen metric with its interval, read back from exactly
+/// these requests; capacity takes its interval from the curve's points.
+json headline_json(const json& doc, const options& o) {
+  const metric_def* def = find_metric(o.headline);
+  if (!def) throw std::invalid_argument("--headline: unknown metric '" + o.headline + "' (" + metric_names() + ")");
+  std::string why;
+  auto samples = samples_of(doc, o.headline, o.slo, why);
+  json h;
+  if (samples) {
+    h = to_json(estimator({*samples}).run(o.stats.bootstrap_resamples, o.stats.confidence, o.stats.seed + 100), *def);
+  } else {
+    h = {{"metric", def->name}, {"description", def->description}, {"unit", def->unit},
+         {"higher_is_better", def->higher_is_better}, {"value", 0.0}, {"ci", nullptr}, {"trials", 1},
+         {"error", why}};
+  }
+  if (def->name == "capacity" && samples && doc.contains("load")) {
+    const json& cap = doc["load"]["capacity"];
+    h["unit"] = cap.value("axis", std::string("load"));
+    if (cap.contains("ci") && cap["ci"].is_array() && cap["ci"].size() == 2 && cap["ci"][0].is_number() &&
+        cap["ci"][1].is_number()) {
+      h["ci"] = cap["ci"];
+      h["ci_method"] = "from the load points' intervals (analysis/curves.hpp)";
+    }
+    h["text"] = cap.value("text", std::string());
+  }
+  return h;
+}
+
+/// What run_point needs besides the point.
+struct point_context {
+  const options& o;
+  const std::vector<std::string>& bodies;
+  const std::vector<int>& lines;
+  std::string target;
+  std::uint64_t seed = 1;
+};
+
+struct point_outcome {
+  load_point point;
+  std::vector<request_result> results;  ///< in the order they were due
+  double wall_s = 0;                    ///< from the point's start to its last request's end
+  double send_span_s = 0;               ///< from the point's start to its last send
+  std::int64_t start_unix_us = 0;       ///< the point's start on the wall clock
+  int threads = 0;                      ///< client threads the point used
+  bool inflight_capped = false;         ///< open loop: every one of --max-inflight threads was busy once
+  double request_rate() const {
+    long ok = 0;
+    for (const auto& r : results) ok += r.ok ? 1 : 0;
+    return wall_s > 0 ? static_cast<double>(ok) / wall_s : 0;
+  }
+};
+
+std::int64_t unix_us_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// One load point: closed loop (sync, concurrency=N: N workers, each sends when its last
+/// request ended) or open loop (each request at its planned time, on one of a pool of client
+/// threads that grows up to --max-inflight; a request none is free for is sent late, and its
+/// lateness recorded).
+point_outcome run_point(point_context& ctx, const load_point& pt, long count, long point_index) {
+  const options& o = ctx.o;
+  const load_profile& prof = o.load;
+  point_outcome out;
+  out.point = pt;
+  bool open = pt.open_loop();
+  std::vector<double> planned;
+  if (open) {
+    std::size_t n = static_cast<std::size_t>(count);
+    planned = pt.how == load_point::kind::ramp
+                  ? ramp_schedule(pt.ramp_shape, pt.value, pt.ramp_end, prof.burstiness, n, prof.duration_s, ctx.seed)
+                  : arrival_schedule(pt.how == load_point::kind::rate ? pt.value : 0, prof.burstiness, n,
+                                     prof.duration_s, ctx.seed);
+    count = static_cast<long>(planned.size());
+  }
+  double duration_ms = prof.duration_s * 1000;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<request_result> results;
+  results.reserve(static_cast<std::size_t>(std::min<long>(count, 100000)));
+  std::atomic<long> next{0}, done{0}, errors{0};
+  std::atomic<int> busy{0}, spawned{0}, alive{0};
+  bool want_more = false;
+  double last_send = 0;
+  int cap = open ? std::max(1, prof.max_inflight) : 1;
+  std::size_t nb = ctx.bodies.size();
+  auto start = clock_type::now();
+  out.start_unix_us = unix_us_now();
+  auto elapsed_ms = [&] { return std::chrono::duration<double, std::milli>(clock_type::now() - start).count(); };
+  auto worker = [&] {
+    {
+      client c(ctx.target);
+      if (o.read_delay_ms > 0) c.set_read_delay_ms(o.read_delay_ms);
+      for (;;) {
+        if (o.cancel && o.cancel->load()) break;
+        long i = next.fetch_add(1);
+        if (i >= count) break;
+        if (open) {
+          std::this_thread::sleep_until(start + std::chrono::microseconds(static_cast<long>(planned[static_cast<std::size_t>(i)] * 1000)));
+          // Every thread busy sending: ask for one more, so the next request finds one free.
+          if (++busy >= spawned.load() && spawned.load() < cap) {
+            std::lock_guard<std::mutex> g(mu);
+            want_more = true;
+            cv.notify_all();
+          }
+        } else if (duration_ms > 0 && elapsed_ms() >= duration_ms) {
+          break;
+        }
+        double offset = elapsed_ms();
+        std::size_t q = static_cast<std::size_t>(i + o.warmup) % nb;
+        auto r = c.send(ctx.bodies[q], o.stream, o.timeout_s, o.keep_text);
+        if (open) --busy;
+        r.index = static_cast<int>(i);
+        r.query_index = static_cast<int>(q);
+        r.query_line = ctx.lines[q];
+        r.start_offset_ms = offset;
+        r.planned_offset_ms = open ? planned[static_cast<std::size_t>(i)] : -1;
+        r.point = static_cast<int>(point_index);
+        if (!r.ok) errors++;
+        long d = ++done;
+        std::lock_guard<std::mutex> g(mu);
+        last_send = std::max(last_send, offset);
+        results.push_back(std::move(r));
+        if (o.progress) o.progress(d, duration_ms > 0 && !open ? 0 : count, errors.load());
+      }
+    }
+    std::lock_guard<std::mutex> g(mu);
+    --alive;
+    cv.notify_all();
+  };
+  std::list<std::thread> pool;
+  auto spawn = [&] {
+    ++spawned;
+    ++alive;
+    pool.emplace_back(worker);
+  };
+  int first = open ? std::min(cap, 4) : std::max(1, static_cast<int>(pt.how == load_point::kind::sync ? 1 : pt.value));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    for (int i = 0; i < first; ++i) spawn();
+    // Open loop: grow the pool whenever every thread is busy; the point ends when all have left.
+    while (alive.load() > 0) {
+      cv.wait(lock, [&] { return want_more || alive.load() == 0; });
+      if (want_more) {
+        want_more = false;
+        if (spawned.load() < cap) spawn();
+        else out.inflight_capped = true;
+      }
+    }
+  }
+  for (auto& t : pool) t.join();
+  if (open && busy.load() >= cap) out.inflight_capped = true;
+  out.threads = spawned.load();
+  out.wall_s = std::chrono::duration<double>(clock_type::now() - start).count();
+  out.send_span_s = last_send / 1000.0;
+  std::sort(results.begin(), results.end(), [](const request_result& a, const request_result& b) { return a.index < b.index; });
+  // The measurement window: requests sent before --warmup-window or ending in the last
+  // --cooldown-window are left out of the statistics and said to be (never silently dropped).
+  if (prof.warmup_window_s > 0 || prof.cooldown_window_s > 0) {
+    double span = duration_ms > 0 ? duration_ms : out.wall_s * 1000;
+    double lo = prof.warmup_window_s * 1000, hi = span - prof.cooldown_window_s * 1000;
+    for (auto& r : results) {
+      double b = r.start_offset_ms, e = r.start_offset_ms + r.e2e_ms;
+      if (e <= lo) r.window = "before";
+      else if (b < lo) r.window = "straddles start";
+      else if (b >= hi) r.window = "after";
+      else if (e > hi) r.window = "straddles end";
+    }
+  }
+  out.results = std::move(results);
+  return out;
+}
+
+std::string fmt_ms(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", v);
+  return buf;
+}
+
+json stats_of(std::vector<double> v, const options& o, std::uint64_t seed) {
+  stats_options so = o.stats;
+  so.seed = seed;
+  return to_json(compute_stats(v, so), so);
+}
+
+/// One load point as result.load.points[i] (or, for a single point, the parts of the result).
+json point_json(const point_outcome& p, const options& o, bool single) {
+  const load_profile& prof = o.load;
+  json j;
+  j["label"] = p.point.label();
+  j["refined"] = p.point.refined;
+  std::vector<request_result> in;
+  for (const auto& r : p.results)
+    if (r.window.empty()) in.push_back(r);
+  double wall = p.wall_s;
+  if (prof.warmup_window_s > 0 || prof.cooldown_window_s > 0) {
+    double span = prof.duration_s > 0 ? prof.duration_s : p.wall_s;
+    wall = std::max(0.0, span - prof.warmup_window_s - prof.cooldown_window_s);
+    json w = {{"start_s", prof.warmup_window_s}, {"end_s", span - prof.cooldown_window_s}, {"measured", in.size()}};
+    for (const char* k : {"before", "straddles start", "straddles end", "after"}) {
+      long n = 0;
+      for (const auto& r : p.results) n += r.window == k ? 1 : 0;
+      w[k] = n;
+    }
+    w["note"] = "requests outside the window, or straddling one of its edges, are left out of this point's statistics";
+    j["window"] = w;
+  }
+  json summary = summarize_requests(in, wall, o);
+  summary["threads"] = p.threads;
+  json doc = {{"summary", summary}, {"requests", json::array()}};
+  for (const auto& r : in) doc["requests"].push_back(request_json(r));
+  if (o.headline != "capacity") summary["headline"] = headline_json(doc, o);
+  if (!single) {
+    doc["summary"] = summary;
+    for (const auto& w : result_warnings(doc, o.stats.percentiles)) {
+      if (!j.contains("warnings")) j["warnings"] = json::array();
+      j["warnings"].push_back(w);
+    }
+  }
+  // Load on the x axis: workers, or requests/s; a sweep puts its sync and throughput points on
+  // the rate axis at their measured rates.
+  bool rate_axis = prof.is_sweep() || p.point.open_loop();
+  double load = p.point.load();
+  if (prof.is_sweep() && !(p.point.how == load_point::kind::rate)) load = p.request_rate();
+  if (p.point.how == load_point::kind::throughput) load = p.request_rate();
+  j["kind"] = p.point.how == load_point::kind::sync ? "sync"
+              : p.point.how == load_point::kind::concurrency ? "concurrency"
+              : p.point.how == load_point::kind::rate ? "rate"
+              : p.point.how == load_point::kind::throughput ? "throughput" : "ramp";
+  j["load"] = load;
+  j["axis"] = rate_axis ? "req/s" : "concurrency";
+  if (p.point.open_loop()) {
+    // Schedule honesty (docs/metrics.md, "Open loop"): planned vs actual send times.
+    std::vector<double> late, ttft_planned, e2e_planned;
+    for (const auto& r : in) {
+      double l = std::max(0.0, r.start_offset_ms - r.planned_offset_ms);
+      late.push_back(l);
+      if (r.ok) {
+        ttft_planned.push_back(r.ttft_ms + l);
+        e2e_planned.push_back(r.e2e_ms + l);
+      }
+    }
+    json sc;
+    double requested = p.point.how == load_point::kind::rate ? p.point.value : 0;
+    if (p.point.how == load_point::kind::ramp) requested = p.results.size() / std::max(1e-9, prof.duration_s);
+    std::size_t sent = p.results.size();
+    double achieved = p.send_span_s > 0 && sent > 1 ? static_cast<double>(sent - 1) / p.send_span_s : 0;
+    sc["requested_rate"] = requested > 0 ? json(requested) : json(nullptr);
+    sc["planned_span_s"] = p.results.empty() ? 0.0 : p.results.back().planned_offset_ms / 1000.0;
+    sc["achieved_rate"] = achieved;
+    sc["sent"] = sent;
+    sc["burstiness"] = prof.burstiness;
+    sc["start_unix_us"] = p.start_unix_us;
+    sc["threads"] = p.threads;
+    sc["max_inflight"] = prof.max_inflight;
+    sc["lateness_ms"] = stats_of(late, o, o.stats.seed + 11);
+    sc["ttft_from_planned_ms"] = stats_of(ttft_planned, o, o.stats.seed + 12);
+    sc["e2e_from_planned_ms"] = stats_of(e2e_planned, o, o.stats.seed + 13);
+    std::vector<double> sl = late;
+    std::sort(sl.begin(), sl.end());
+    double p50 = sl.empty() ? 0 : percentile_sorted(sl, 50), p99 = sl.empty() ? 0 : percentile_sorted(sl, 99);
+    bool behind_rate = requested > 0 && p.point.how == load_point::kind::rate && sc["planned_span_s"].get<double>() > 0 &&
+                       achieved < 0.9 * (static_cast<double>(sent - 1) / sc["planned_span_s"].get<double>());
+    bool kept = p50 <= 1.0 && p99 <= 10.0 && !behind_rate;
+    sc["kept"] = kept;
+    sc["rule"] = "kept: median lateness <= 1 ms, p99 <= 10 ms, and the achieved send rate at least 0.9 of the planned one";
+    if (!kept) {
+      char buf[320];
+      std::snprintf(buf, sizeof(buf),
+                    "the client fell behind its schedule: median lateness %.2f ms, p99 %.2f ms%s; latencies from the "
+                    "planned send time (ttft_from_planned_ms) are the ones a user at this rate would see",
+                    p50, p99, p.inflight_capped ? " (every one of --max-inflight threads was busy)" : "");
+      sc["warning"] = buf;
+      j["warnings"] = json::array({buf});
+    }
+    j["schedule"] = sc;
+  }
+  {
+    std::vector<double> send, end, ttft;
+    for (const auto& r : in) {
+      send.push_back(r.start_offset_ms);
+      end.push_back(r.ok || r.http_status > 0 ? r.start_offset_ms + r.e2e_ms : std::numeric_limits<double>::quiet_NaN());
+      ttft.push_back(r.ok ? r.ttft_ms + (r.planned_offset_ms >= 0 ? std::max(0.0, r.start_offset_ms - r.planned_offset_ms) : 0)
+                          : std::numeric_limits<double>::quiet_NaN());
+    }
+    // Over-saturation is an open-loop matter: a closed loop bounds the queue by its workers.
+    json sat = p.point.open_loop() ? saturation(send, end, ttft)
+                                   : json{{"over_saturated", nullptr},
+                                          {"reason", "closed loop: the workers bound the requests in flight"}};
+    if (sat.value("over_saturated", false)) {
+      std::string w = "over-saturated: TTFT and requests in flight grew over the point's duration (TTFT median " +
+                      fmt_ms(sat["ttft_first_third_ms"].get<double>()) + " ms in the first third, " +
+                      fmt_ms(sat["ttft_last_third_ms"].get<double>()) +
+                      " ms in the last): the engine cannot keep this load, and its numbers depend on how long it ran";
+      if (!j.contains("warnings")) j["warnings"] = json::array();
+      j["warnings"].push_back(w);
+    }
+    j["saturation"] = sat;
+  }
+  json objs = json::array();
+  std::uint64_t seed = o.stats.seed + 1000;
+  for (const auto& ob : o.objectives) objs.push_back(objective_at(doc, ob, o.stats.bootstrap_resamples, o.stats.confidence, seed++));
+  if (!o.objectives.empty()) j["objectives"] = objs;
+  j["summary"] = summary;
+  (void)single;
+  return j;
+}
+
+/// result.load.points: every measured point in load order.
+json curve_points(const std::vector<point_outcome>& points, const options& o, bool full) {
+  json pts = json::array();
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    json j = point_json(points[i], o, false);
+    j["index"] = i;
+    if (!full) j.erase("summary");
+    pts.push_back(std::move(j));
+  }
+  std::stable_sort(pts.begin(), pts.end(), [](const json& a, const json& b) { return a["load"].get<double>() < b["load"].get<double>(); });
+  return pts;
 }
 
 }  // namespace
@@ -589,12 +986,11 @@ json run(const options& o) {
   }
   result["model"] = model;
 
-  // The request schedule: queries in file order, repeated.
-  long total = o.num_requests > 0 ? o.num_requests : static_cast<long>(queries.size()) * std::max(1, o.repeats);
+  // The request bodies: one per query, in file order; request k of a point is query
+  // (warmup + k) mod the number of queries, so every point sends the same sequence.
   std::vector<std::string> bodies;
   std::vector<int> lines;
-  for (long i = 0; i < total + o.warmup; ++i) {
-    const auto& q = queries[static_cast<std::size_t>(i % static_cast<long>(queries.size()))];
+  for (const auto& q : queries) {
     json req = q.request;
     req["model"] = model;
     if (o.max_tokens) req["max_tokens"] = *o.max_tokens;
@@ -611,7 +1007,7 @@ json run(const options& o) {
   {
     client c(target);
     for (int i = 0; i < o.warmup; ++i) {
-      auto r = c.send(bodies[static_cast<std::size_t>(i)], o.stream, o.timeout_s);
+      auto r = c.send(bodies[static_cast<std::size_t>(i) % bodies.size()], o.stream, o.timeout_s);
       if (!r.ok) throw std::runtime_error("warmup request " + std::to_string(i + 1) + " failed: " + r.error);
     }
   }
@@ -638,117 +1034,95 @@ json run(const options& o) {
   }
   std::string metrics_before = metrics_url.empty() ? "" : scrape_metrics(cut_before);
 
-  std::vector<double> arrivals(static_cast<std::size_t>(total), 0.0);
-  if (o.rate > 0) {
-    std::mt19937_64 rng(o.seed);
-    std::exponential_distribution<double> gap(o.rate);
-    double t = 0;
-    for (auto& a : arrivals) {
-      a = t;
-      t += gap(rng) * 1000.0;
+  // The load points (net/loadgen/load_profile.hpp): each a full measurement of its own.
+  const load_profile& prof = o.load;
+  long per_point = prof.requests > 0 ? prof.requests
+                   : o.num_requests > 0 ? o.num_requests
+                                        : static_cast<long>(queries.size()) * std::max(1, o.repeats);
+  if (prof.duration_s > 0 && prof.requests <= 0) per_point = kMaxRequestsPerPoint;
+  std::vector<load_point> plan = prof.points;
+  if (prof.is_sweep()) {
+    load_point t;
+    t.how = load_point::kind::throughput;
+    t.value = 0;
+    plan = {load_point{}, t};
+  }
+  if (plan.empty()) {
+    load_point p;
+    if (o.rate > 0) {
+      p.how = load_point::kind::rate;
+      p.value = o.rate;
+    } else if (o.concurrency > 1) {
+      p.how = load_point::kind::concurrency;
+      p.value = o.concurrency;
+    }
+    plan.push_back(p);
+  }
+  point_context ctx{o, bodies, lines, target};
+  std::vector<point_outcome> points;
+  auto run_start = clock_type::now();
+  auto measure = [&](const load_point& pt) {
+    if (o.cancel && o.cancel->load()) return false;
+    ctx.seed = o.seed + 7919 * points.size();
+    points.push_back(run_point(ctx, pt, per_point, static_cast<long>(points.size())));
+    return true;
+  };
+  for (const auto& pt : plan)
+    if (!measure(pt)) break;
+  if (prof.is_sweep() && points.size() == 2) {
+    // sweep[:N]: N open-loop rates evenly between the synchronous and the saturation rates.
+    double sync_rate = points[0].request_rate(), max_rate = points[1].request_rate();
+    for (double r : sweep_rates(sync_rate, max_rate, prof.sweep_rates)) {
+      load_point p;
+      p.how = load_point::kind::rate;
+      p.value = r;
+      if (!measure(p)) break;
     }
   }
-  std::vector<request_result> results(static_cast<std::size_t>(total));
-  std::atomic<long> next{0}, done{0}, errors{0};
-  auto run_start = clock_type::now();
-  std::mutex progress_mu;
-  auto worker = [&] {
-    client c(target);
-    if (o.read_delay_ms > 0) c.set_read_delay_ms(o.read_delay_ms);
-    for (;;) {
-      if (o.cancel && o.cancel->load()) return;
-      long i = next.fetch_add(1);
-      if (i >= total) return;
-      if (o.rate > 0) std::this_thread::sleep_until(run_start + std::chrono::microseconds(static_cast<long>(arrivals[static_cast<std::size_t>(i)] * 1000)));
-      double offset = std::chrono::duration<double, std::milli>(clock_type::now() - run_start).count();
-      auto r = c.send(bodies[static_cast<std::size_t>(i + o.warmup)], o.stream, o.timeout_s, o.keep_text);
-      r.index = static_cast<int>(i);
-      r.query_line = lines[static_cast<std::size_t>(i + o.warmup)];
-      r.start_offset_ms = offset;
-      if (!r.ok) errors++;
-      results[static_cast<std::size_t>(i)] = std::move(r);
-      long d = ++done;
-      if (o.progress) {
-        std::lock_guard<std::mutex> g(progress_mu);
-        o.progress(d, total, errors.load());
-      }
-    }
-  };
-  int conc = std::max(1, o.concurrency);
-  std::vector<std::thread> pool;
-  for (int i = 1; i < conc; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
   double wall_s = std::chrono::duration<double>(clock_type::now() - run_start).count();
+  bool curve = prof.is_curve();
+  if (curve && !o.objectives.empty()) {
+    // The capacity search: bisect the load between the capacity's point and the next, failing one.
+    for (int i = 0; i < o.capacity_refine; ++i) {
+      json pts = curve_points(points, o, false);
+      bool whole = !points.empty() && !prof.is_sweep() && !points[0].point.open_loop();
+      auto mid = refine_load(pts, o.objectives, whole);
+      if (!mid) break;
+      load_point p;
+      p.how = prof.is_sweep() || points[0].point.open_loop() ? load_point::kind::rate : load_point::kind::concurrency;
+      p.value = *mid;
+      p.refined = true;
+      if (!measure(p)) break;
+    }
+  }
 
   std::string metrics_after = metrics_url.empty() ? "" : scrape_metrics(cut_after);
   auto after = fetch_snapshot(base, err);
-  std::vector<double> ttft, itl, tpot, e2e, tokens, tps, decode_tps;
+  std::vector<request_result> results;
+  for (auto& pt : points)
+    for (auto& r : pt.results) {
+      r.index = static_cast<int>(results.size());
+      results.push_back(r);
+    }
+  long total = static_cast<long>(results.size());
+  int conc = plan.size() == 1 && plan[0].how == load_point::kind::concurrency ? static_cast<int>(plan[0].value)
+                                                                              : std::max(1, o.concurrency);
   json reqs = json::array();
-  json error_kinds = json::object();
-  double total_tokens = 0;
-  long completed = 0, server_usage = 0;
   for (auto& r : results) {
     if (r.error.empty() && !r.ok) r.error = "cancelled: not sent";
     reqs.push_back(request_json(r));
-    if (!r.ok) {
-      std::string kind = r.error.substr(0, r.error.find(':'));
-      error_kinds[kind] = error_kinds.value(kind, 0) + 1;
-      continue;
-    }
-    completed++;
-    if (r.usage_from_server) server_usage++;
-    ttft.push_back(r.ttft_ms);
-    e2e.push_back(r.e2e_ms);
-    tokens.push_back(r.output_tokens);
-    total_tokens += r.output_tokens;
-    for (double g : r.itl_ms) itl.push_back(g);
-    if (r.e2e_ms > 0) tps.push_back(r.output_tokens / (r.e2e_ms / 1000.0));
-    if (r.output_tokens > 1 && r.e2e_ms > r.ttft_ms) {
-      tpot.push_back((r.e2e_ms - r.ttft_ms) / (r.output_tokens - 1));
-      decode_tps.push_back((r.output_tokens - 1) / ((r.e2e_ms - r.ttft_ms) / 1000.0));
-    }
   }
-  json s;
-  s["requests"] = total;
-  s["completed"] = completed;
-  s["errors"] = total - completed;
-  s["error_kinds"] = error_kinds;
-  s["wall_s"] = wall_s;
+  json s = summarize_requests(results, wall_s, o);
+  long completed = s["completed"].get<long>();
+  json error_kinds = s["error_kinds"];
   s["concurrency"] = conc;
-  s["rate"] = o.rate > 0 ? json(o.rate) : json(nullptr);
-  s["streaming"] = o.stream;
-  s["usage_counted_by_server"] = completed > 0 && server_usage == completed;
-  s["usage_source"] = server_usage == completed ? "server" : (server_usage == 0 ? "stream_events" : "mixed");
-  // Uncertainty on every number (docs/metrics.md, "Uncertainty"): each metric with its spread,
-  // the chosen percentiles and a seeded bootstrap interval of its median; throughput-type metrics
-  // (bad tail low) also get p10 and p1.
-  std::uint64_t metric_seed = o.stats.seed;
-  auto stat = [&](const std::vector<double>& v, bool low_tail) {
-    stats_options so = o.stats;
-    so.low_tail = low_tail;
-    so.seed = metric_seed++;
-    return to_json(compute_stats(v, so), so);
-  };
-  s["ttft_ms"] = stat(ttft, false);
-  s["itl_ms"] = stat(itl, false);
-  s["tpot_ms"] = stat(tpot, false);
-  s["e2e_ms"] = stat(e2e, false);
-  s["output_tokens"] = stat(tokens, false);
-  s["output_tps"] = stat(tps, true);
-  s["decode_tps"] = stat(decode_tps, true);
-  s["statistics"] = {{"bootstrap_resamples", o.stats.bootstrap_resamples},
-                     {"confidence", o.stats.confidence},
-                     {"seed", o.stats.seed},
-                     {"ci_method", "percentile bootstrap of the median over requests (one run: request-to-request "
-                                   "noise only, not run-to-run noise)"}};
-  s["request_throughput"] = wall_s > 0 ? completed / wall_s : 0;
-  s["total_output_tps"] = wall_s > 0 ? total_tokens / wall_s : 0;
+  s["rate"] = !curve && plan[0].how == load_point::kind::rate ? json(plan[0].value) : json(nullptr);
   result["summary"] = s;
   result["options"] = {{"queries", o.queries_path}, {"concurrency", conc}, {"rate", o.rate},
-                       {"requests", total}, {"repeats", o.repeats}, {"warmup", o.warmup},
+                       {"requests", curve ? total : per_point}, {"repeats", o.repeats}, {"warmup", o.warmup},
                        {"stream", o.stream}, {"timeout_s", o.timeout_s}, {"read_delay_ms", o.read_delay_ms},
-                       {"max_tokens", o.max_tokens ? json(*o.max_tokens) : json(nullptr)}};
+                       {"max_tokens", o.max_tokens ? json(*o.max_tokens) : json(nullptr)},
+                       {"load", prof.text}};
   {
     json meta = json::array();
     for (const auto& q : queries) meta.push_back({{"line", q.line}, {"metadata", q.metadata}});
@@ -756,22 +1130,47 @@ json run(const options& o) {
     result["workload"]["sha256"] = workload_sha256;
   }
   result["requests"] = reqs;
-  {
-    // The headline: the chosen metric with its interval, read back from exactly these requests.
-    const metric_def* def = find_metric(o.headline);
-    if (!def) throw std::invalid_argument("--headline: unknown metric '" + o.headline + "' (" + metric_names() + ")");
-    std::string why;
-    auto samples = samples_of(result, o.headline, o.slo, why);
-    json h;
-    if (samples) {
-      h = to_json(estimator({*samples}).run(o.stats.bootstrap_resamples, o.stats.confidence, o.stats.seed + 100), *def);
-    } else {
-      h = {{"metric", def->name}, {"description", def->description}, {"unit", def->unit},
-           {"higher_is_better", def->higher_is_better}, {"value", 0.0}, {"ci", nullptr}, {"trials", 1},
-           {"error", why}};
+  if (!curve && !points.empty()) {
+    // One load point: the result is that point (schedule and window only where they apply).
+    json one = point_json(points[0], o, true);
+    for (const char* k : {"schedule", "window", "saturation"})
+      if (one.contains(k)) result[k] = one[k];
+    if (one.contains("window")) {
+      // The statistics are the window's requests only (the others stay listed, marked "window").
+      json sw = one["summary"];
+      for (const char* k : {"concurrency", "rate"}) sw[k] = s[k];
+      result["summary"] = sw;
     }
-    result["summary"]["headline"] = h;
-    result["warnings"] = result_warnings(result, o.stats.percentiles);
+  }
+  result["summary"]["headline"] = headline_json(result, o);
+  // A curve's pooled numbers mix loads: its warnings are each point's own (below).
+  result["warnings"] = curve ? json::array() : json(result_warnings(result, o.stats.percentiles));
+  if (curve) {
+    json load = {{"profile", prof.text}, {"burstiness", prof.burstiness}, {"duration_s", prof.duration_s},
+                 {"requests_per_point", prof.requests}, {"warmup_window_s", prof.warmup_window_s},
+                 {"cooldown_window_s", prof.cooldown_window_s}, {"max_inflight", prof.max_inflight}};
+    json pts = curve_points(points, o, true);
+    std::vector<double> x, y;
+    for (const auto& p : pts)
+      if (p["summary"].value("completed", 0L) > 0) {
+        x.push_back(p["load"].get<double>());
+        y.push_back(p["summary"].value("total_output_tps", 0.0));
+      }
+    load["knee"] = knee(x, y);
+    load["saturation_throughput"] = y.empty() ? json(nullptr) : json(*std::max_element(y.begin(), y.end()));
+    json objectives = json::array();
+    for (const auto& ob : o.objectives) objectives.push_back(ob.text);
+    load["objectives"] = objectives;
+    if (!o.objectives.empty()) load["capacity"] = capacity(pts, o.objectives);
+    load["points"] = pts;
+    result["load"] = load;
+    result["summary"]["pooled_over_points"] = pts.size();
+    result["summary"]["headline"] = headline_json(result, o);
+    for (const auto& p : pts)
+      for (const auto& w : p.value("warnings", json::array()))
+        result["warnings"].push_back(p["label"].get<std::string>() + ": " + w.get<std::string>());
+  } else if (result.contains("schedule") && !result["schedule"].value("kept", true)) {
+    result["warnings"].push_back(result["schedule"].value("warning", std::string("the client fell behind its schedule")));
   }
   if (!metrics_url.empty()) {
     double prompt = 0, output = 0;
@@ -788,7 +1187,7 @@ json run(const options& o) {
     std::vector<failed_request_tokens> failed;
     for (const auto& r : results)
       if (!r.ok && r.http_status == 200) {
-        const json& q = queries[static_cast<std::size_t>((r.index + o.warmup) % static_cast<long>(queries.size()))].request;
+        const json& q = queries[static_cast<std::size_t>(r.query_index) % queries.size()].request;
         int cap = o.max_tokens ? *o.max_tokens
                   : q.contains("max_tokens") && q["max_tokens"].is_number_integer() ? q["max_tokens"].get<int>()
                   : q.contains("max_completion_tokens") && q["max_completion_tokens"].is_number_integer()

@@ -15,6 +15,8 @@
 #include "analysis/ledger.hpp"
 #include "analysis/metrics.hpp"
 #include "analysis/stats.hpp"
+#include "analysis/curves.hpp"
+#include "net/loadgen/load_profile.hpp"
 
 namespace bp::bench {
 
@@ -55,7 +57,11 @@ struct request_result {
   bool usage_from_server = false;
   int prompt_tokens = 0;
   int content_events = 0;
-  double start_offset_ms = 0;  ///< when it was sent, relative to the run start
+  double start_offset_ms = 0;  ///< when it was sent, relative to its load point's start
+  double planned_offset_ms = -1;  ///< open loop: when it was due (relative to the point's start); -1: closed loop
+  int point = 0;               ///< its load point (result.load.points)
+  int query_index = 0;         ///< which query (0-based, in file order) it sent
+  std::string window;          ///< why it is outside the point's measurement window ("" inside)
   std::uint64_t proxy_id = 0;  ///< x-bench-proxy-request-id (0: the server is not bench-proxy)
   std::string output_text;     ///< kept only with keep_text
 };
@@ -79,6 +85,9 @@ struct options {
   stats_options stats;        ///< percentiles, bootstrap resamples, confidence, seed
   std::string headline = "output_tps";  ///< the metric the last line, the TSV and sweep tables report
   slo_map slo;                          ///< thresholds for the goodput metric
+  std::vector<slo_objective> objectives;  ///< --slo METRIC_pNN_ms<=MS: per point, and the capacity
+  int capacity_refine = 2;              ///< extra points bisecting the load at the capacity's boundary
+  load_profile load;                    ///< --load and its companions (points empty: --concurrency/--rate)
   bool reset_prefix_cache = false;      ///< empty the engine's prefix cache after warmup (needs /meta)
   double read_delay_ms = 0;             ///< a deliberately slow client: wait this long before each read
   std::function<void(long done, long total, long errors)> progress;
@@ -94,6 +103,9 @@ nlohmann::json to_json(const summary_stats& s);
 
 /// Percentile with linear interpolation between closest ranks (numpy's default).
 double percentile(std::vector<double> values, double p);
+
+/// The most requests one load point sends when it runs for a --duration without --requests.
+inline constexpr long kMaxRequestsPerPoint = 1000000;
 
 /// Runs the benchmark and returns result.json's content. Throws on setup errors (unreachable
 /// server, bad workload); per-request failures are counted in the result.

@@ -12,6 +12,9 @@
 #include <cstdio>
 #include <cmath>
 #include <cstdlib>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -53,6 +56,13 @@ struct shared_state {
   std::atomic<long> fail_counter{0};
   std::atomic<long> error_counter{0};
   std::atomic<long> resets{0};
+  // The queueing model (--slots, --batch-cost): requests generating now, and those waiting for a
+  // slot (each a continuation posted to its own session's strand when a slot frees).
+  std::mutex slot_mu;
+  long running = 0;
+  std::deque<std::function<void()>> waiting;
+  std::atomic<long> generating{0};
+  std::atomic<long> queued{0};
   double pace = 1;           ///< the lifecycle's pace factor (--pace-cv), drawn once at startup
   double itl_added_ms = 0;   ///< MOCK_EXTRA_ITL_MS, plus --interaction-delay-ms when both MOCK_SLOW_* are set
   // Event stamps: CLOCK_REALTIME at startup plus CLOCK_MONOTONIC elapsed since, in whole microseconds
@@ -132,7 +142,8 @@ class session : public std::enable_shared_from_this<session> {
       json j = {{"started", st_.started.load()},     {"completed", st_.completed.load()},
                 {"cancelled", st_.cancelled.load()}, {"active", st_.active.load()},
                 {"prefix_cache_resets", st_.resets.load()}, {"pid", ::getpid()},
-                {"pace_factor", st_.pace},  {"itl_added_ms", st_.itl_added_ms}};
+                {"pace_factor", st_.pace},  {"itl_added_ms", st_.itl_added_ms},
+                {"generating", st_.generating.load()}, {"queued", st_.queued.load()}, {"slots", st_.opts.slots}};
       return reply(200, "OK", j.dump(-1, ' ', false, kReplaceBadUtf8));
     }
     if (req.method() == http::verb::post && path == "/reset_prefix_cache") {
@@ -245,13 +256,63 @@ class session : public std::enable_shared_from_this<session> {
         json d = {{"index", 0}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}};
         out_ += chunk("data: " + chunk_json(d).dump(-1, ' ', false, kReplaceBadUtf8) + "\n\n");
       }
-      // Headers go out at once, like real engines do before the first token.
-      write_out([self = shared_from_this()] { self->schedule_next(); });
+      // Headers go out at once, like real engines do before the first token; the first token
+      // waits for a slot (--slots) and then for the TTFT.
+      write_out([self = shared_from_this()] { self->admit([self] { self->schedule_next(); }); });
     } else {
-      double total = tokens_ > 0 ? ttft_ms_ + (tokens_ - 1) * itl_ms_ : 0;
-      due_ms_ = total;
-      after_ms(total, [self = shared_from_this()] { self->finish_plain(); });
+      admit([self = shared_from_this()] {
+        double total = self->tokens_ > 0 ? self->next_at_ + (self->tokens_ - 1) * self->itl_ms_ * self->batch_factor() : 0;
+        self->due_ms_ = total;
+        self->after_ms(total, [self] { self->finish_plain(); });
+      });
     }
+  }
+
+  /// Runs `fn` once this request holds a generation slot (at once without --slots); the TTFT
+  /// counts from then, so a queued request's wait is part of its TTFT, as in a real engine.
+  void admit(std::function<void()> fn) {
+    auto start_generating = [self = shared_from_this(), fn = std::move(fn)] {
+      if (!self->in_request_) return self->release_slot();  // the client left while it waited
+      self->holds_slot_ = true;
+      self->st_.generating++;
+      self->next_at_ = std::chrono::duration<double, std::milli>(clock_type::now() - self->start_).count() +
+                       self->ttft_ms_;
+      fn();
+    };
+    if (st_.opts.slots <= 0) return start_generating();
+    std::unique_lock<std::mutex> lock(st_.slot_mu);
+    if (st_.running < st_.opts.slots) {
+      ++st_.running;
+      lock.unlock();
+      return start_generating();
+    }
+    st_.queued++;
+    st_.waiting.push_back([ex = sock_.get_executor(), go = std::move(start_generating), &st = st_]() mutable {
+      st.queued--;
+      asio::post(ex, std::move(go));
+    });
+  }
+
+  /// Hands this request's slot to the first waiting request, or frees it.
+  void release_slot() {
+    if (st_.opts.slots <= 0) return;
+    std::function<void()> next;
+    {
+      std::lock_guard<std::mutex> g(st_.slot_mu);
+      if (st_.waiting.empty()) {
+        --st_.running;
+        return;
+      }
+      next = std::move(st_.waiting.front());
+      st_.waiting.pop_front();
+    }
+    next();
+  }
+
+  /// The batch's slow-down of each inter-token delay (--batch-cost): 1 + cost * (others generating).
+  double batch_factor() const {
+    if (st_.opts.batch_cost <= 0) return 1;
+    return 1 + st_.opts.batch_cost * static_cast<double>(std::max(0L, st_.generating.load() - 1));
   }
 
   void after_ms(double ms, std::function<void()> fn) {
@@ -338,7 +399,7 @@ class session : public std::enable_shared_from_this<session> {
     if (sent_ < tokens_) {
       double at = next_at_;
       due_ms_ = at;
-      next_at_ += jitter_ > 0 ? itl_ms_ * std::exp(jitter_ * noise()) : itl_ms_;
+      next_at_ += (jitter_ > 0 ? itl_ms_ * std::exp(jitter_ * noise()) : itl_ms_) * batch_factor();
       return after_ms(at, [self = shared_from_this()] { self->send_token(); });
     }
     // Final events: finish_reason, usage, [DONE], then the chunked terminator.
@@ -390,6 +451,11 @@ class session : public std::enable_shared_from_this<session> {
     if (!in_request_) return;
     in_request_ = false;
     st_.active--;
+    if (holds_slot_) {
+      holds_slot_ = false;
+      st_.generating--;
+      release_slot();
+    }
     if (cancelled) {
       st_.cancelled++;
       std::fprintf(stderr, "mock-engine: %s: client disconnected, request cancelled after %d of %d tokens\n",
@@ -426,6 +492,7 @@ class session : public std::enable_shared_from_this<session> {
   char stall_buf_[1];
   bool keep_alive_ = true;
   bool in_request_ = false;
+  bool holds_slot_ = false;  ///< generating (counted in generating; with --slots, one of the slots)
   bool stream_ = false, usage_ = false, chat_ = true, role_event_ = false, stamp_ = false;
   std::int64_t received_us_ = 0;
   int tokens_ = 0, sent_ = 0, events_ = 0, prompt_tokens_ = 0;
@@ -625,9 +692,9 @@ int run(const options& o, int argc, char** argv) {
   }
   std::fprintf(stderr,
                "mock-engine %s: pid %d listening on %s:%u model=%s tokens=%d ttft_ms=%g itl_ms=%g "
-               "startup_delay_ms=%g threads=%d workers=%d\n",
+               "startup_delay_ms=%g threads=%d workers=%d slots=%d batch_cost=%g\n",
                BENCH_PROXY_VERSION, ::getpid(), o.host.c_str(), acc.local_endpoint().port(), o.model.c_str(),
-               o.tokens, o.ttft_ms, o.itl_ms, o.startup_delay_ms, o.threads, o.workers);
+               o.tokens, o.ttft_ms, o.itl_ms, o.startup_delay_ms, o.threads, o.workers, o.slots, o.batch_cost);
   std::fflush(stderr);
 
   asio::signal_set sigs(ioc, SIGINT);

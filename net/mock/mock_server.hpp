@@ -20,6 +20,9 @@ struct options {
   bool stamp_events = false;   ///< stamp mock_received_us / mock_sent_us into each event and plain answer
   bool role_event = false;     ///< stream a role-only event first, at once (vLLM's habit)
   double startup_delay_ms = 0; ///< /health answers 503 "Loading model" until then
+  // The queueing model (docs/mock-engine.md, "Saturation"): like a real engine's batch.
+  int slots = 0;               ///< at most this many requests generate at once; the rest wait in FIFO order (0: no limit)
+  double batch_cost = 0;       ///< each inter-token delay is itl * (1 + batch_cost * (requests generating - 1))
   int threads = 1;
   int workers = 0;             ///< helper child processes named MOCK::Worker_<i>
   bool worker_rank_env = false;  ///< give worker i CUDA_VISIBLE_DEVICES=i (per-rank env divergence)

@@ -262,7 +262,7 @@ TEST(Metrics, EveryNamedMetricIsReadFromTheRequests) {
   json r = make_result(100, 100, 0.0, 1);
   std::string why;
   for (const auto& m : all_metrics()) {
-    if (m.name == "goodput") continue;
+    if (m.name == "goodput" || m.name == "capacity") continue;
     auto s = samples_of(r, m.name, {}, why);
     ASSERT_TRUE(s) << m.name << ": " << why;
     EXPECT_GT(s->value(), 0) << m.name;
@@ -270,6 +270,16 @@ TEST(Metrics, EveryNamedMetricIsReadFromTheRequests) {
   EXPECT_NEAR(samples_of(r, "output_tps", {}, why)->value(), 100, 1e-6);
   EXPECT_FALSE(samples_of(r, "goodput", {}, why));
   EXPECT_NE(why.find("--slo"), std::string::npos);
+  // Capacity is one number per lifecycle, from a curve with objectives only.
+  EXPECT_FALSE(samples_of(r, "capacity", {}, why));
+  EXPECT_NE(why.find("--load"), std::string::npos);
+  r["load"] = {{"capacity", {{"value", 8.0}, {"ci", {8.0, 8.0}}}}};
+  auto cap = samples_of(r, "capacity", {}, why);
+  ASSERT_TRUE(cap);
+  EXPECT_EQ(cap->value(), 8.0);
+  r["load"]["capacity"] = {{"value", nullptr}, {"text", "below the lowest load measured (1 concurrency)"}};
+  EXPECT_FALSE(samples_of(r, "capacity", {}, why));
+  EXPECT_NE(why.find("below the lowest"), std::string::npos);
   // Every request takes 320 ms end to end: an SLO of 300 ms lets none through, 400 ms all.
   EXPECT_EQ(samples_of(r, "goodput", parse_slo("e2e_ms=300"), why)->value(), 0);
   EXPECT_NEAR(samples_of(r, "goodput", parse_slo("e2e_ms=400"), why)->value(), 100 / r["summary"]["wall_s"].get<double>(), 1e-9);
