@@ -95,15 +95,16 @@ done
 sort "$stage/libs.txt" >"$root/share/doc/third-party/LIBRARIES"
 echo "bundled: $(printf '%s ' $(printf '%s\n' "${!libs[@]}" | sort))" >&2
 
-# DT_RPATH (not RUNPATH): it is searched before LD_LIBRARY_PATH and it covers the libraries' own
-# dependencies too, so a GPU host's LD_LIBRARY_PATH (CUDA, conda: often a libstdc++ or a
-# libcrypto.so.3 of their own) cannot swap ours out. The engines bench-proxy starts never inherit
-# it (an rpath is not an environment), and their environment is the config's.
+# DT_RPATH (not RUNPATH) on the three binaries only: it is searched before LD_LIBRARY_PATH, and an
+# executable's DT_RPATH also serves every library it loads that has no RUNPATH of its own (none of
+# Debian's has), so a GPU host's LD_LIBRARY_PATH (CUDA, conda: often a libstdc++ or a libcrypto.so.3
+# of their own) cannot swap ours out, and the libraries stay byte for byte Debian's (their sha256 in
+# /meta's loaded_libs is the package's; patchelf would also pad each by up to 600 KB). The engines
+# bench-proxy starts never inherit it (an rpath is not an environment; theirs is the config's).
 for b in "${bins[@]}"; do patchelf --force-rpath --set-rpath '$ORIGIN/../lib' "$root/bin/$b"; done
-for l in "$root"/lib/*; do patchelf --force-rpath --set-rpath '$ORIGIN' "$l"; done
 
 # Check: with no environment at all, every library but glibc's resolves inside the bundle.
-for f in "$root"/bin/* "$root"/lib/*; do
+for f in "$root"/bin/*; do
   while read -r soname arrow path _; do
     [ "$arrow" = "=>" ] || continue
     [[ $soname =~ $glibc_re ]] && continue
