@@ -22,7 +22,7 @@ compressed=$(stat -c %s "$tarball")
 unpacked=$(find "$tmp/x" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 files=$(find "$tmp/x" -type f | wc -l)
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1e6}'; }
-echo "$(basename "$tarball")"
+basename "$tarball"
 printf '  compressed   %12d bytes  %s  (goal: under %s)\n' "$compressed" "$(mb "$compressed")" "$(mb "$goal")"
 printf '  unpacked     %12d bytes  %s  in %d files\n' "$unpacked" "$(mb "$unpacked")" "$files"
 printf '  ratio        %12s\n' "$(awk -v c="$compressed" -v u="$unpacked" 'BEGIN {printf "%.2f", c / u}')"

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     --build-dir=*) build_dir=${1#*=}; shift ;;
     --out) out_dir=$2; shift 2 ;;
     --out=*) out_dir=${1#*=}; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bundle.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -93,7 +93,7 @@ for soname in $(printf '%s\n' "${!libs[@]}" | sort); do
   fi
 done
 sort "$stage/libs.txt" >"$root/share/doc/third-party/LIBRARIES"
-echo "bundled: $(printf '%s ' $(printf '%s\n' "${!libs[@]}" | sort))" >&2
+echo "bundled: $(printf '%s\n' "${!libs[@]}" | sort | paste -sd' ')" >&2
 
 # DT_RPATH (not RUNPATH) on the three binaries only: it is searched before LD_LIBRARY_PATH, and an
 # executable's DT_RPATH also serves every library it loads that has no RUNPATH of its own (none of
@@ -101,6 +101,7 @@ echo "bundled: $(printf '%s ' $(printf '%s\n' "${!libs[@]}" | sort))" >&2
 # of their own) cannot swap ours out, and the libraries stay byte for byte Debian's (their sha256 in
 # /meta's loaded_libs is the package's; patchelf would also pad each by up to 600 KB). The engines
 # bench-proxy starts never inherit it (an rpath is not an environment; theirs is the config's).
+# shellcheck disable=SC2016  # $ORIGIN is the loader's, not the shell's
 for b in "${bins[@]}"; do patchelf --force-rpath --set-rpath '$ORIGIN/../lib' "$root/bin/$b"; done
 
 # Check: with no environment at all, every library but glibc's resolves inside the bundle.
