@@ -9,8 +9,8 @@ loads libssl and reads no CA store). ldd inside the root must resolve every libr
 into the bundle. The tarball must be the same bytes when made twice.
 
 The root is made once per suite and architecture, from this machine's own apt sources, and kept
-as a tarball in the cache ($BENCH_PROXY_CACHE, else ~/.cache/bench-proxy): about a minute and 60 MB
-of downloads cold, seconds afterwards. Every command runs in a mount namespace of its own
+as a tarball in the cache ($BENCH_PROXY_CACHE, else ~/.cache/bench-proxy): about a minute of
+downloads cold, two seconds to unpack afterwards. Every command runs in a mount namespace of its own
 (unshare) with /proc mounted inside it, so nothing stays mounted whatever happens; afterwards no
 process may have its root in the test's root (any found is SIGKILLed by PID, and the test fails).
 Needs root (CI runs as root) and debootstrap (scripts/deps.sh installs it; the test installs it
@@ -262,7 +262,8 @@ class BundleTest(unittest.TestCase):
 
     def test_1_tarball(self):
         """Name, layout, glibc floor, README, unit; the same bytes when made twice; the root is bare."""
-        version = re.search(r'project\(bench_proxy VERSION ([0-9.]+)', open(os.path.join(SRC, "CMakeLists.txt")).read())
+        with open(os.path.join(SRC, "CMakeLists.txt")) as f:
+            version = re.search(r"project\(bench_proxy VERSION ([0-9.]+)", f.read())
         self.assertEqual(self.name, f"bench-proxy-{version.group(1)}-linux-x86_64")
         top = os.path.join(self.root, "opt", self.name)
         for p in ("bin/bench-proxy", "bin/bench-proxy-fleet", "bin/mock-engine", "lib/libstdc++.so.6",
