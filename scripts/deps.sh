@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(g++ cmake ninja-build ccache git ca-certificates curl procps lshw python3
       libcaf-dev libboost1.81-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libssl-dev
       libgtest-dev googletest libcli11-dev libjs-chart.js chromium
-      prometheus-cpp-dev prometheus python3-prometheus-client iproute2)
+      prometheus-cpp-dev prometheus python3-prometheus-client iproute2
+      patchelf debootstrap)  # the portable bundle (scripts/bundle.sh) and its test in a bare root
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
