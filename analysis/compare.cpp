@@ -1,5 +1,6 @@
 #include "analysis/compare.hpp"
 #include "base/text.hpp"
+#include "analysis/curves.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -226,6 +227,14 @@ std::vector<std::string> comparability(const side& a, const side& b) {
     differ("model", str(ra, {"model"}), str(*r, {"model"}), who);
     for (const char* k : {"concurrency", "rate", "max_tokens", "requests", "repeats", "stream"})
       differ(std::string("load shape (") + k + ")", str(ra, {"options", k}), str(*r, {"options", k}), who);
+    auto profile = [](const json& x) {  // results before load profiles were sync or --concurrency/--rate
+      std::string p = str(x, {"options", "load"});
+      return p.empty() ? std::string("sync") : p;
+    };
+    differ("load shape (profile)", profile(ra), profile(*r), who);
+    // A capacity is a capacity at its objectives: the same ones on both sides.
+    differ("SLO objectives", ra.contains("load") ? ra["load"].value("objectives", json::array()).dump() : "none",
+           r->contains("load") ? (*r)["load"].value("objectives", json::array()).dump() : "none", who);
     std::set<int> ok = answered(*r);
     if (ok != base_ok && !said.count("answered")) {
       said.insert("answered");
@@ -421,6 +430,31 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
       v.verdict = "inconclusive";
     }
   }
+  // Curves: each load point both sides measured in every lifecycle, on its own.
+  if (!baseline.trials.empty() && !candidate.trials.empty() && baseline.trials[0].contains("load") &&
+      candidate.trials[0].contains("load")) {
+    std::string pm = headline == "capacity" ? std::string(default_headline) : headline;
+    c.point_metric = pm;
+    for (const auto& label : asked_points(baseline.trials[0])) {
+      side pb{baseline.label, {}, {}, baseline.group}, pc{candidate.label, {}, {}, candidate.group};
+      bool everywhere = true;
+      for (const auto& [from, to] : {std::pair<const side*, side*>{&baseline, &pb}, {&candidate, &pc}})
+        for (const auto& r : from->trials) {
+          json d = point_result(r, label);
+          if (d.is_null()) everywhere = false;
+          else to->trials.push_back(std::move(d));
+        }
+      if (!everywhere) continue;
+      compare_options po = o;
+      po.metrics = {pm};
+      po.seed = seed++;
+      comparison pcmp = compare_sides(pb, pc, po);
+      if (pcmp.metrics.empty()) continue;
+      metric_verdict v = pcmp.metrics[0];
+      v.gating = false;
+      c.points.emplace_back(label, v);
+    }
+  }
   return c;
 }
 
@@ -450,6 +484,23 @@ json to_json(const comparison& c) {
     if (!v.needed.empty()) m["needed"] = v.needed;
     j["metrics"].push_back(m);
   }
+  if (!c.points.empty()) {
+    j["points_metric"] = c.point_metric;
+    j["points"] = json::array();
+    for (const auto& [label, v] : c.points) {
+      json m = {{"point", label}, {"verdict", c.comparable ? v.verdict : "not comparable"}, {"gating", false}};
+      if (!v.error.empty()) {
+        m["error"] = v.error;
+      } else {
+        m["baseline"] = v.base.value;
+        m["candidate"] = v.cand.value;
+        m["ratio"] = v.ratio;
+        m["ratio_ci"] = v.has_ci ? json::array({v.ratio_low, v.ratio_high}) : json(nullptr);
+        m["ci_method"] = v.method;
+      }
+      j["points"].push_back(m);
+    }
+  }
   return j;
 }
 
@@ -475,6 +526,20 @@ std::string render(const comparison& c) {
        << (v.gating ? "" : " (secondary)") << "\n";
     if (!v.holm.empty() && c.comparable) os << "  " << std::string(16, ' ') << v.holm << "\n";
     if (!v.needed.empty() && c.comparable) os << "  " << std::string(16, ' ') << v.needed << "\n";
+  }
+  if (!c.points.empty()) {
+    os << "per load point, " << c.point_metric << " (each point on its own; never gating):\n";
+    for (const auto& [label, v] : c.points) {
+      os << "  " << std::left << std::setw(16) << label;
+      if (!v.error.empty()) {
+        os << "  " << v.error << "\n";
+        continue;
+      }
+      std::string ci = v.has_ci ? "[" + pct(v.ratio_low) + ", " + pct(v.ratio_high) + "]" : "(none)";
+      os << std::right << std::setw(14) << fmt(v.base.value) << std::setw(14) << fmt(v.cand.value) << std::setw(9)
+         << pct(v.ratio) << "  " << std::left << std::setw(22) << ci << (c.comparable ? v.verdict : "not comparable")
+         << "\n";
+    }
   }
   if (!c.metrics.empty() && c.metrics[0].error.empty()) {
     const auto& v = c.metrics[0];

@@ -69,6 +69,10 @@ struct comparison {
   std::vector<metric_verdict> metrics;
   std::vector<std::string> warnings;  ///< from both sides' results and their trials
   std::vector<std::pair<std::string, std::string>> engine_lines;  ///< engine counters, per side, where present
+  /// Curves (result.load): each load point both sides measured in every lifecycle, its verdict
+  /// on `point_metric` (never gating; each point's own interval, no multiplicity correction).
+  std::string point_metric;
+  std::vector<std::pair<std::string, metric_verdict>> points;
   double noise = 0.01;
   bool regressed() const;  ///< the headline (the gating metric) is "slower"
 };

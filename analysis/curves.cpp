@@ -302,4 +302,32 @@ std::optional<double> refine_load(const json& points, const std::vector<slo_obje
   return std::nullopt;
 }
 
+json point_result(const json& result, const std::string& label) {
+  if (!result.contains("load") || !result["load"].is_object() || !result["load"].contains("points")) return nullptr;
+  for (const auto& p : result["load"]["points"]) {
+    if (p.value("label", std::string()) != label) continue;
+    json doc = json::object();
+    for (auto it = result.begin(); it != result.end(); ++it)
+      if (it.key() != "requests" && it.key() != "load" && it.key() != "summary" && it.key() != "snapshot")
+        doc[it.key()] = it.value();
+    doc["summary"] = p.value("summary", json::object());
+    long index = p.value("index", 0L);
+    json reqs = json::array();
+    if (result.contains("requests") && result["requests"].is_array())
+      for (const auto& r : result["requests"])
+        if (r.value("point", 0L) == index) reqs.push_back(r);
+    doc["requests"] = reqs;
+    return doc;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> asked_points(const json& result) {
+  std::vector<std::string> out;
+  if (!result.contains("load") || !result["load"].is_object() || !result["load"].contains("points")) return out;
+  for (const auto& p : result["load"]["points"])
+    if (!p.value("refined", false)) out.push_back(p.value("label", std::string()));
+  return out;
+}
+
 }  // namespace bp::bench

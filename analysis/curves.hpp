@@ -57,4 +57,11 @@ nlohmann::json capacity(const nlohmann::json& points, const std::vector<slo_obje
 std::optional<double> refine_load(const nlohmann::json& points, const std::vector<slo_objective>& objectives,
                                   bool whole_numbers);
 
+/// One point of a curve result as a result document of its own (its summary and requests, the
+/// rest of the result as it is), or null when `result` has no point with that label.
+nlohmann::json point_result(const nlohmann::json& result, const std::string& label);
+
+/// The labels of a curve result's points as --load asked for them (not the capacity search's).
+std::vector<std::string> asked_points(const nlohmann::json& result);
+
 }  // namespace bp::bench

@@ -172,7 +172,7 @@ std::string summary_text(const json& r) {
            << (sc["lateness_ms"].contains("median") ? sc["lateness_ms"]["median"].get<double>() : 0.0) << " ms";
         if (!sc.value("kept", true)) os << " (fell behind)";
       }
-      if (p.contains("saturation") && p["saturation"].value("over_saturated", false)) os << "  over-saturated";
+      if (p.contains("saturation") && p["saturation"]["over_saturated"] == true) os << "  over-saturated";
       os << "\n";
     }
     bool refined = false;

@@ -915,7 +915,7 @@ json point_json(const point_outcome& p, const options& o, bool single) {
     json sat = p.point.open_loop() ? saturation(send, end, ttft)
                                    : json{{"over_saturated", nullptr},
                                           {"reason", "closed loop: the workers bound the requests in flight"}};
-    if (sat.value("over_saturated", false)) {
+    if (sat["over_saturated"] == true) {
       std::string w = "over-saturated: TTFT and requests in flight grew over the point's duration (TTFT median " +
                       fmt_ms(sat["ttft_first_third_ms"].get<double>()) + " ms in the first third, " +
                       fmt_ms(sat["ttft_last_third_ms"].get<double>()) +
@@ -1119,7 +1119,7 @@ json run(const options& o) {
   s["rate"] = !curve && plan[0].how == load_point::kind::rate ? json(plan[0].value) : json(nullptr);
   result["summary"] = s;
   result["options"] = {{"queries", o.queries_path}, {"concurrency", conc}, {"rate", o.rate},
-                       {"requests", curve ? total : per_point}, {"repeats", o.repeats}, {"warmup", o.warmup},
+                       {"requests", prof.duration_s > 0 && prof.requests <= 0 ? json(nullptr) : json(per_point)}, {"repeats", o.repeats}, {"warmup", o.warmup},
                        {"stream", o.stream}, {"timeout_s", o.timeout_s}, {"read_delay_ms", o.read_delay_ms},
                        {"max_tokens", o.max_tokens ? json(*o.max_tokens) : json(nullptr)},
                        {"load", prof.text}};
@@ -1333,6 +1333,10 @@ std::string headline_line(const json& result) {
     }
     return "invalid: " + (line.empty() ? std::string("unknown reason") : line);
   }
+  // A headline without a number (a capacity below the lowest load measured) says so in words.
+  const json h = result.value("summary", json::object()).value("headline", json::object());
+  if (h.is_object() && h.contains("error") && h["error"].is_string())
+    return "no " + h.value("metric", std::string("headline")) + ": " + h["error"].get<std::string>();
   char buf[64];
   std::snprintf(buf, sizeof(buf), "%.2f", headline(result));
   return buf;
