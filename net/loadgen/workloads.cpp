@@ -168,8 +168,34 @@ void append_word(std::string& out, std::string_view w) {
   out.append(w.data(), w.size());
 }
 
+/// Each word with a leading space, padded to 16 bytes: one fixed-size copy per word.
+struct padded_words {
+  char text[256][16] = {};
+  unsigned char len[256] = {};
+  padded_words() {
+    for (std::size_t i = 0; i < kWords.size(); ++i) {
+      text[i][0] = ' ';
+      std::memcpy(text[i] + 1, kWords[i].data(), kWords[i].size());
+      len[i] = static_cast<unsigned char>(kWords[i].size() + 1);
+    }
+  }
+};
+const padded_words kPadded;
+
 void append_words(std::string& out, word_source& src, long count) {
-  for (long i = 0; i < count; ++i) append_word(out, kWords[src.next()]);
+  if (count <= 0) return;
+  // Fixed-size copies into a scratch buffer, then one append of what was written.
+  thread_local std::vector<char> scratch;
+  std::size_t need = static_cast<std::size_t>(count) * 16;
+  if (scratch.size() < need) scratch.resize(need);
+  char* p = scratch.data();
+  for (long i = 0; i < count; ++i) {
+    unsigned w = src.next();
+    std::memcpy(p, kPadded.text[w], 16);
+    p += kPadded.len[w];
+  }
+  std::size_t skip = out.empty() ? 1 : 0;  // no leading space on the first word
+  out.append(scratch.data() + skip, static_cast<std::size_t>(p - scratch.data()) - skip);
 }
 
 /// The first min(len, 4) words: the bytes of permute(index) (most significant first).
@@ -252,7 +278,7 @@ std::string make_prompt(std::uint64_t seed, std::uint64_t tag, std::uint64_t ind
                         const token_counter* tok, const std::string& what) {
   word_source src(seed, tag, index);
   std::string text;
-  text.reserve(static_cast<std::size_t>(length) * 6 + 8);
+  text.reserve(static_cast<std::size_t>(length) * 7 + 8);
   append_id(text, id, length);
   append_words(text, src, length - std::min(length, kIdWords));
   if (tok) settle(text, length, std::min(length, kIdWords), src, tok->count, tok->source, what);
@@ -487,12 +513,11 @@ std::vector<query> synthetic(const synthetic_spec& spec, std::size_t n, std::uin
     rng r(seed, kTagSynthetic, i);
     int in = draw_length(spec.input, spec, r);
     int outl = draw_length(spec.output, spec, r);
-    std::string what = "synthetic request " + std::to_string(i);
     query q;
     q.line = static_cast<int>(std::min<std::size_t>(i + 1, std::numeric_limits<int>::max()));
     q.request = user_request(
         make_prompt(seed, kTagSynthetic, i ^ 0x8000000000000000ull, permute(static_cast<std::uint32_t>(i), key), in,
-                    tok, tok ? what : std::string()),
+                    tok, tok ? "synthetic request " + std::to_string(i) : std::string()),
         outl, spec.ignore_eos);
     q.metadata = {{"workload", "synthetic"}, {"index", i}, {"input_tokens", in}, {"output_tokens", outl},
                   {"tokens_counted_by", by}};
