@@ -457,3 +457,34 @@ TEST(WorkloadTokenizer, KindsWithAnEndpointAndTheSnapshotsPort) {
   EXPECT_EQ(engine_base_url(json{{"engine", {{"port", 8123}}}}), "http://127.0.0.1:8123");
   EXPECT_EQ(engine_base_url(json::object()), "");
 }
+
+TEST(WorkloadTrace, ACounterSettlesGeneratedPromptsAndLeavesGivenOnesAlone) {
+  auto p = write_tmp("tc.jsonl",
+                     "{\"timestamp\": 0, \"input_length\": 600, \"output_length\": 3, \"hash_ids\": [1, 2]}\n"
+                     "{\"timestamp\": 3, \"input_length\": 40, \"output_length\": 3}\n"
+                     "{\"timestamp\": 4, \"messages\": [{\"role\": \"user\", \"content\": \"water water\"}], \"output_length\": 3}\n");
+  fake_counter fc;
+  auto tok = fc.counter();
+  auto t = load_trace(p, 1, 1, &tok);
+  EXPECT_EQ(*tok.count(content(t.queries[0])), 600);
+  EXPECT_EQ(*tok.count(content(t.queries[1])), 40);
+  EXPECT_EQ(t.queries[1].metadata["tokens_counted_by"], "fake /tokenize");
+  EXPECT_EQ(content(t.queries[2]), "water water");
+  EXPECT_EQ(t.queries[2].metadata["tokens_counted_by"], "trace");
+}
+
+TEST(WorkloadSessions, ACounterSettlesEveryTurn) {
+  fake_counter fc;
+  auto tok = fc.counter();
+  auto ss = synthetic_sessions(parse_sessions("turns=2,input=50,output=5,spread=0.2"), 5, 3, &tok);
+  for (const auto& s : ss)
+    for (const auto& q : s.turns) EXPECT_EQ(*tok.count(content(q)), q.metadata["input_tokens"].get<int>());
+  // First words are unique across every turn of every session.
+  std::set<std::string> firsts;
+  for (const auto& s : ss)
+    for (const auto& q : s.turns) {
+      auto w = words(content(q));
+      firsts.insert(w[0] + " " + w[1] + " " + w[2] + " " + w[3]);
+    }
+  EXPECT_EQ(firsts.size(), 10u);
+}
