@@ -6,7 +6,7 @@
 //   bp-workload-gen --sharegpt FILE | --sharegpt-sessions FILE [--think-ms X]
 //   bp-workload-gen --sessions turns=3,think_ms=1000,input=128,output=32 -n 10
 //   bp-workload-gen --trace FILE [--time-scale X]
-//   ... [--rate R [--arrivals poisson|gamma|constant] [--cv C]]   an open-loop schedule
+//   ... [--rate R [--burstiness K]]   an open-loop schedule (the load profile's: gamma gaps of shape K)
 //   ... [--tokenize-url http://127.0.0.1:PORT --engine-kind llama.cpp|vllm|sglang [--model M]]
 //   ... --fingerprint                 print only the fingerprint
 //   bp-workload-gen --bench [-n 100000] [--runs 5] [--synthetic SPEC]   generation speed (target < 1 s)
@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/numbers.hpp"
+#include "net/loadgen/load_profile.hpp"
 #include "net/loadgen/workloads.hpp"
 
 using namespace bp::bench;
@@ -32,11 +33,11 @@ namespace {
 
 struct args {
   std::string synthetic_text, sharegpt, sharegpt_sessions, sessions_text, trace_path, tokenize_url, engine_kind,
-      model, arrivals = "poisson";
+      model;
   int prefix_groups = 0, prefix_len = 0, runs = 5;
   long n = -1;
   std::uint64_t seed = 1;
-  double time_scale = 1, rate = 0, cv = 1, think_ms = 0, tolerance_ms = 2;
+  double time_scale = 1, rate = 0, burstiness = -1, think_ms = 0, tolerance_ms = 2;
   bool fingerprint_only = false, bench = false, replay = false;
 };
 
@@ -66,7 +67,6 @@ args parse(int argc, char** argv) {
     else if (o == "--tokenize-url") a.tokenize_url = val();
     else if (o == "--engine-kind") a.engine_kind = val();
     else if (o == "--model") a.model = val();
-    else if (o == "--arrivals") a.arrivals = val();
     else if (o == "--prefix-groups") a.prefix_groups = static_cast<int>(number(o, val(), 1, 1e6));
     else if (o == "--prefix-len") a.prefix_len = static_cast<int>(number(o, val(), 1, 1e6));
     else if (o == "--runs") a.runs = static_cast<int>(number(o, val(), 1, 1000));
@@ -74,7 +74,7 @@ args parse(int argc, char** argv) {
     else if (o == "--seed") a.seed = static_cast<std::uint64_t>(number(o, val(), 0, 9007199254740992.0));
     else if (o == "--time-scale") a.time_scale = number(o, val(), 1e-9, 1e9);
     else if (o == "--rate") a.rate = number(o, val(), 1e-9, 1e9);
-    else if (o == "--cv") a.cv = number(o, val(), 1e-6, 1e3);
+    else if (o == "--burstiness") a.burstiness = number(o, val(), 1e-3, 1e3);
     else if (o == "--think-ms") a.think_ms = number(o, val(), 0, 86400000);
     else if (o == "--tolerance-ms") a.tolerance_ms = number(o, val(), 0, 1e6);
     else if (o == "--fingerprint") a.fingerprint_only = true;
@@ -107,6 +107,7 @@ int run_bench(const args& a) {
   long n = a.n < 0 ? 100000 : a.n;
   auto spec = parse_synthetic(a.synthetic_text.empty() ? "input=512,output=128,spread=0.2" : a.synthetic_text);
   double rate = a.rate > 0 ? a.rate : 100;
+  double burstiness = a.burstiness > 0 ? a.burstiness : 0.25;  // gamma shape 0.25: gaps with CV 2
   std::vector<double> gen, sched, dump, fp, total;
   std::string last;
   std::size_t bytes = 0;
@@ -115,8 +116,7 @@ int run_bench(const args& a) {
     auto qs = synthetic(spec, static_cast<std::size_t>(n), a.seed);
     double g = ms_since(t0);
     auto t1 = std::chrono::steady_clock::now();
-    auto s = arrival_schedule(static_cast<std::size_t>(n), rate, a.arrivals == "poisson" ? "gamma" : a.arrivals,
-                              a.cv == 1 ? 2 : a.cv, a.seed);
+    auto s = bp::bench::arrival_schedule(rate, burstiness, static_cast<std::size_t>(n), 0, a.seed);
     double sc = ms_since(t1);
     auto t2 = std::chrono::steady_clock::now();
     std::vector<std::string> bodies;
@@ -134,9 +134,10 @@ int run_bench(const args& a) {
     bytes = 0;
     for (const auto& b : bodies) bytes += b.size();
   }
-  std::printf("workload: %ld synthetic requests (%s, seed %llu), %.1f MB of request bodies; schedule: %ld %s arrivals\n",
+  std::printf("workload: %ld synthetic requests (%s, seed %llu), %.1f MB of request bodies; schedule: %ld arrivals, "
+              "gamma gaps of shape %g\n",
               n, to_string(spec).c_str(), static_cast<unsigned long long>(a.seed), static_cast<double>(bytes) / 1e6, n,
-              a.arrivals == "poisson" ? "gamma(cv=2)" : a.arrivals.c_str());
+              burstiness);
   std::printf("median of %d runs: requests %.1f ms, schedule %.1f ms, requests+schedule %.1f ms (target < 1000 ms: %s)\n",
               a.runs, median(gen), median(sched), median(total), median(total) < 1000 ? "met" : "NOT met");
   std::printf("serialising every body (json dump, as the load generator does anyway): %.1f ms; fingerprint of those bytes: %.1f ms (%.0f MB/s); sha256 %s\n",
@@ -205,7 +206,9 @@ int run(const args& a) {
   } else {
     usage_error("choose a workload: --synthetic, --prefix-groups, --sharegpt, --sharegpt-sessions, --sessions or --trace");
   }
-  if (a.rate > 0 && a.trace_path.empty()) arrivals = arrival_schedule(a.replay && qs.empty() ? n : qs.size(), a.rate, a.arrivals, a.cv, a.seed);
+  if (a.rate > 0 && a.trace_path.empty())
+    arrivals = bp::bench::arrival_schedule(a.rate, a.burstiness > 0 ? a.burstiness : 1,
+                                           a.replay && qs.empty() ? n : qs.size(), 0, a.seed);
   if (a.replay) return run_replay(a, arrivals);
   if (a.fingerprint_only) {
     auto f = is_sessions ? fingerprint(sessions) : [&] {

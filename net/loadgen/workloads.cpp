@@ -67,7 +67,6 @@ enum : std::uint64_t {
   kTagSession = 4,
   kTagTraceBlock = 5,
   kTagTraceLine = 6,
-  kTagSchedule = 7,
   kTagIdKey = 8,
 };
 
@@ -118,18 +117,6 @@ struct rng {
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
   double exponential(double mean) { return -mean * std::log(uniform_pos()); }
-  /// Marsaglia and Tsang; shape < 1 by the boost u^(1/shape).
-  double gamma(double shape, double scale) {
-    if (shape < 1) return gamma(shape + 1, scale) * std::pow(uniform_pos(), 1.0 / shape);
-    double d = shape - 1.0 / 3, c = 1 / std::sqrt(9 * d);
-    for (;;) {
-      double z = normal(), v = 1 + c * z;
-      if (v <= 0) continue;
-      v = v * v * v;
-      double u = uniform_pos();
-      if (std::log(u) < 0.5 * z * z + d - d * v + d * std::log(v)) return d * v * scale;
-    }
-  }
 };
 
 /// A bijection of 32-bit numbers keyed by the seed: distinct indexes give distinct first words.
@@ -928,34 +915,6 @@ trace load_trace(const std::string& path, double time_scale, std::uint64_t seed,
     out.arrival_ms.push_back((t - first) * time_scale);
   }
   if (out.queries.empty()) throw std::runtime_error(path + ": no trace lines");
-  return out;
-}
-
-// ---- schedules -------------------------------------------------------------------------------
-
-std::vector<double> arrival_schedule(std::size_t n, double rate, const std::string& dist, double cv,
-                                     std::uint64_t seed) {
-  if (!(rate > 0) || !std::isfinite(rate))
-    throw std::invalid_argument("--rate must be a number above 0 for an arrival schedule");
-  if (dist == "gamma" && (!(cv > 0) || !std::isfinite(cv)))
-    throw std::invalid_argument("the gamma arrival schedule needs a coefficient of variation above 0");
-  if (dist != "poisson" && dist != "gamma" && dist != "constant")
-    throw std::invalid_argument("arrival distribution must be poisson, gamma or constant, got '" + dist + "'");
-  std::vector<double> out;
-  out.reserve(n);
-  const double mean_ms = 1000.0 / rate;
-  rng r(seed, kTagSchedule, 0);
-  const double shape = dist == "gamma" ? 1 / (cv * cv) : 1;
-  double t = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    out.push_back(t);
-    if (dist == "constant")
-      t = static_cast<double>(i + 1) * mean_ms;
-    else if (dist == "poisson")
-      t += r.exponential(mean_ms);
-    else
-      t += r.gamma(shape, mean_ms / shape);
-  }
   return out;
 }
 

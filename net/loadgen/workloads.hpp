@@ -150,11 +150,8 @@ struct trace {
 trace load_trace(const std::string& path, double time_scale = 1, std::uint64_t seed = 1,
                  const token_counter* tok = nullptr, std::string* sha256 = nullptr, int block_size = 512);
 
-/// An open-loop schedule of n arrivals at `rate` per second: "poisson" (exponential gaps),
-/// "gamma" (gaps with coefficient of variation `cv`: shape 1/cv²; cv=1 is poisson) or
-/// "constant". The first arrival is at 0. Throws std::invalid_argument for a bad argument.
-std::vector<double> arrival_schedule(std::size_t n, double rate, const std::string& dist = "poisson",
-                                     double cv = 1, std::uint64_t seed = 1);
+// Open-loop schedules are the load profile's (net/loadgen/load_profile.hpp: arrival_schedule,
+// ramp_schedule); a trace brings its own (load_trace).
 
 /// The workload fingerprint (docs/workloads.md, "Fingerprint"): sha256 over the exact request
 /// bodies in send order and over the arrival schedule, and one digest of both.

@@ -1,4 +1,5 @@
 #include "net/loadgen/workloads.hpp"
+#include "net/loadgen/load_profile.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -116,7 +117,7 @@ TEST(WorkloadSynthetic, SameSeedGivesIdenticalBytesAndFingerprint) {
   auto a = synthetic(spec, 200, 42), b = synthetic(spec, 200, 42), c = synthetic(spec, 200, 43);
   EXPECT_EQ(bodies(a), bodies(b));
   EXPECT_NE(bodies(a), bodies(c));
-  auto sa = arrival_schedule(200, 10, "gamma", 2, 42), sb = arrival_schedule(200, 10, "gamma", 2, 42);
+  auto sa = bp::bench::arrival_schedule(10, 0.25, 200, 0, 42), sb = bp::bench::arrival_schedule(10, 0.25, 200, 0, 42);
   EXPECT_EQ(sa, sb);
   auto fa = fingerprint(bodies(a), sa), fb = fingerprint(bodies(b), sb), fc = fingerprint(bodies(c), sa);
   EXPECT_EQ(fa.sha256, fb.sha256);
@@ -396,29 +397,6 @@ TEST(WorkloadTrace, BadLinesNameFileAndLine) {
   EXPECT_NE(e9.find("no trace lines"), std::string::npos) << e9;
   auto e10 = error_of([&] { load_trace(p1, 0); });
   EXPECT_NE(e10.find("--time-scale"), std::string::npos) << e10;
-}
-
-TEST(WorkloadSchedule, SeededAndShapedByTheDistribution) {
-  auto c = arrival_schedule(5, 4, "constant");
-  EXPECT_EQ(c, (std::vector<double>{0, 250, 500, 750, 1000}));
-  auto p = arrival_schedule(20000, 100, "poisson", 1, 5);
-  EXPECT_EQ(p.front(), 0);
-  EXPECT_TRUE(std::is_sorted(p.begin(), p.end()));
-  double mean_gap = p.back() / (p.size() - 1);
-  EXPECT_GT(mean_gap, 9.5);
-  EXPECT_LT(mean_gap, 10.5);
-  // A bursty gamma schedule has the same mean and a larger spread of gaps.
-  auto g = arrival_schedule(20000, 100, "gamma", 3, 5);
-  double gm = g.back() / (g.size() - 1), var = 0;
-  for (std::size_t i = 1; i < g.size(); ++i) var += (g[i] - g[i - 1] - gm) * (g[i] - g[i - 1] - gm);
-  double cv = std::sqrt(var / (g.size() - 1)) / gm;
-  EXPECT_GT(gm, 8.5);
-  EXPECT_LT(gm, 11.5);
-  EXPECT_GT(cv, 2.5);
-  EXPECT_LT(cv, 3.5);
-  EXPECT_NE(arrival_schedule(10, 1, "poisson", 1, 1), arrival_schedule(10, 1, "poisson", 1, 2));
-  EXPECT_NE(error_of([] { arrival_schedule(1, 0); }), "(no error)");
-  EXPECT_NE(error_of([] { arrival_schedule(1, 1, "weibull"); }), "(no error)");
 }
 
 TEST(WorkloadFingerprint, EncodingIsTheDocumentedOne) {
