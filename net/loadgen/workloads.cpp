@@ -855,7 +855,7 @@ trace load_trace(const std::string& path, double time_scale, std::uint64_t seed,
         msgs = j["messages"];
         if (!msgs.is_array() || msgs.empty()) throw std::runtime_error(where + ": 'messages' must be a non-empty array");
       }
-      q.request = {{"messages", std::move(msgs)}, {"max_tokens", outl}};
+      q.request = {{"messages", std::move(msgs)}, {"max_tokens", outl}, {"ignore_eos", true}};
       int in = trace_length(j, "input_length", where, false);
       if (in > 0) meta["input_tokens"] = in;
       meta["tokens_counted_by"] = "trace";
@@ -902,7 +902,7 @@ trace load_trace(const std::string& path, double time_scale, std::uint64_t seed,
         append_word(prompt, own);
       }
       if (tok) settle(prompt, in, std::min<long>(in, kIdWords), src, tok->count, tok->source, where);
-      q.request = user_request(std::move(prompt), outl, false);
+      q.request = user_request(std::move(prompt), outl, true);
       meta["input_tokens"] = in;
       meta["tokens_counted_by"] = by;
     }

@@ -143,7 +143,8 @@ struct trace {
 /// JSONL trace, one request a line (Mooncake / AIPerf style): {"timestamp": ms, "input_length":
 /// N, "output_length": M, "hash_ids"?: [..]} or with an explicit "prompt" (string) or
 /// "messages" instead of input_length. hash_ids name blocks of `block_size` tokens shared by
-/// every line that names them (prefix-cache traces); the rest of the prompt is unique. Arrival =
+/// every line that names them (prefix-cache traces); the rest of the prompt is unique. Every
+/// request asks for "ignore_eos": the trace's output length is what the engine generates. Arrival =
 /// (timestamp - first timestamp) * time_scale. Throws std::runtime_error "FILE:LINE: why" for
 /// malformed JSON, missing or mistyped fields, negative lengths or timestamps, and timestamps
 /// going backwards; std::invalid_argument naming --time-scale for a scale that is not > 0.

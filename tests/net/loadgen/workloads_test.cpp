@@ -366,6 +366,8 @@ TEST(WorkloadTrace, TimestampsRelativeToTheFirstAndScaled) {
   EXPECT_EQ(t.queries[2].metadata["hash_ids"], json::array({7, 9}));
   EXPECT_EQ(content(t.queries[3]), "hello there");
   EXPECT_EQ(t.queries[3].request["max_tokens"], 4);
+  EXPECT_EQ(t.queries[3].request["ignore_eos"], true);
+  EXPECT_EQ(t.queries[0].request["ignore_eos"], true);
   EXPECT_EQ(bodies(t.queries), bodies(load_trace(p, 0.5, 3).queries));
   EXPECT_NE(bodies(t.queries), bodies(load_trace(p, 0.5, 4).queries));
 }
