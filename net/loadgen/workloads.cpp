@@ -563,8 +563,9 @@ std::vector<query> prefix_workload(int groups, int prefix_len, const synthetic_s
 
 std::vector<session> synthetic_sessions(const session_spec& spec, std::size_t n, std::uint64_t seed,
                                         const token_counter* tok) {
-  check_n(n, "--sessions");
   if (spec.turns < 1) throw std::invalid_argument("--sessions: 'turns' must be at least 1");
+  if (n > 0xFFFFFFFFull / static_cast<std::uint64_t>(spec.turns))
+    throw std::invalid_argument("--sessions: at most 4294967296 turns in all (each turn's first words encode its index)");
   const std::uint64_t key = mix(seed, kTagIdKey, kTagSession);
   const std::string by = counted_by(tok);
   std::vector<session> out;
