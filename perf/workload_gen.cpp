@@ -5,7 +5,7 @@
 //   bp-workload-gen --prefix-groups 4 --prefix-len 256 --synthetic input=64,output=16 -n 16
 //   bp-workload-gen --sharegpt FILE | --sharegpt-sessions FILE [--think-ms X]
 //   bp-workload-gen --sessions turns=3,think_ms=1000,input=128,output=32 -n 10
-//   bp-workload-gen --trace FILE [--time-scale X]
+//   bp-workload-gen --trace FILE [--time-scale X] [--block-size 512]
 //   ... [--rate R [--burstiness K]]   an open-loop schedule (the load profile's: gamma gaps of shape K)
 //   ... [--tokenize-url http://127.0.0.1:PORT --engine-kind llama.cpp|vllm|sglang [--model M]]
 //   ... --fingerprint                 print only the fingerprint
@@ -34,7 +34,7 @@ namespace {
 struct args {
   std::string synthetic_text, sharegpt, sharegpt_sessions, sessions_text, trace_path, tokenize_url, engine_kind,
       model;
-  int prefix_groups = 0, prefix_len = 0, runs = 5;
+  int prefix_groups = 0, prefix_len = 0, runs = 5, block_size = 512;
   long n = -1;
   std::uint64_t seed = 1;
   double time_scale = 1, rate = 0, burstiness = -1, think_ms = 0, tolerance_ms = 2;
@@ -69,6 +69,7 @@ args parse(int argc, char** argv) {
     else if (o == "--model") a.model = val();
     else if (o == "--prefix-groups") a.prefix_groups = static_cast<int>(number(o, val(), 1, 1e6));
     else if (o == "--prefix-len") a.prefix_len = static_cast<int>(number(o, val(), 1, 1e6));
+    else if (o == "--block-size") a.block_size = static_cast<int>(number(o, val(), 1, 1e6));
     else if (o == "--runs") a.runs = static_cast<int>(number(o, val(), 1, 1000));
     else if (o == "-n") a.n = static_cast<long>(number(o, val(), 0, 1e9));
     else if (o == "--seed") a.seed = static_cast<std::uint64_t>(number(o, val(), 0, 9007199254740992.0));
@@ -186,7 +187,7 @@ int run(const args& a) {
   std::vector<session> sessions;
   bool is_sessions = false;
   if (!a.trace_path.empty()) {
-    auto tr = load_trace(a.trace_path, a.time_scale, a.seed, t);
+    auto tr = load_trace(a.trace_path, a.time_scale, a.seed, t, nullptr, a.block_size);
     qs = std::move(tr.queries);
     arrivals = std::move(tr.arrival_ms);
   } else if (!a.sharegpt.empty()) {

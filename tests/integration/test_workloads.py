@@ -131,6 +131,25 @@ class WorkloadLlamaTest(unittest.TestCase):
         for q in self.lines("--synthetic", "input=100,output=2", "-n", "4", "--seed", "6"):
             self.assertLessEqual(self.chat(q["request"])["timings"]["cache_n"], header)
 
+    def test_trace_blocks_are_shared_exactly_and_hit_the_prefix_cache(self):
+        path = os.path.join(self.dir, "trace.jsonl")
+        with open(path, "w") as f:
+            f.write('{"timestamp": 100, "input_length": 300, "output_length": 2, "hash_ids": [1, 2]}\n'
+                    '{"timestamp": 350, "input_length": 280, "output_length": 2, "hash_ids": [1, 3]}\n')
+        qs = self.lines("--trace", path, "--block-size", "128", "--time-scale", "2")
+        self.assertEqual([q["arrival_ms"] for q in qs], [0, 500])
+        for q in qs:
+            self.assertEqual(self.tokens(q["request"]["messages"][0]["content"]), q["metadata"]["input_tokens"])
+        self.chat(qs[0]["request"])
+        # Block 1 (128 tokens) is the same text in both: the second request finds it cached.
+        self.assertGreaterEqual(self.chat(qs[1]["request"])["timings"]["cache_n"], 128)
+        # Timestamps going backwards: the error names the file and the line.
+        with open(path, "a") as f:
+            f.write('{"timestamp": 200, "input_length": 5, "output_length": 2}\n')
+        r = subprocess.run([GEN, "--trace", path], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(f"{path}:3: timestamp 200 goes backwards", r.stderr)
+
     def test_sharegpt_answers_become_max_tokens_counted_by_the_engine(self):
         path = os.path.join(self.dir, "sharegpt.json")
         answer = "A bank keeps money for people and lends it to others at interest."
