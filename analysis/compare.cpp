@@ -232,6 +232,10 @@ std::vector<std::string> comparability(const side& a, const side& b) {
       return p.empty() ? std::string("sync") : p;
     };
     differ("load shape (profile)", profile(ra), profile(*r), who);
+    // Generated workloads and schedules: the exact request bytes and arrivals (docs/workloads.md).
+    if (ra.contains("workload_fingerprint") && r->contains("workload_fingerprint"))
+      differ("workload fingerprint", str(ra, {"workload_fingerprint", "sha256"}),
+             str(*r, {"workload_fingerprint", "sha256"}), who);
     // A capacity is a capacity at its objectives: the same ones on both sides.
     differ("SLO objectives", ra.contains("load") ? ra["load"].value("objectives", json::array()).dump() : "none",
            r->contains("load") ? (*r)["load"].value("objectives", json::array()).dump() : "none", who);

@@ -123,7 +123,9 @@ std::map<std::string, std::string> row_values(const json& r, const std::string& 
   v["label"] = field(r, {"label"});
   v["repo_commit"] = field(r, {"repo", "commit"});
   v["repo_dirty"] = field(r, {"repo", "dirty"});
-  v["workload_sha256"] = field(r, {"workload", "sha256"});
+  // The workload's fingerprint (request bytes and arrival schedule) where the result has one.
+  v["workload_sha256"] = r.contains("workload_fingerprint") ? field(r, {"workload_fingerprint", "sha256"})
+                                                            : field(r, {"workload", "sha256"});
   bool is_try = r.value("kind", std::string()) == "bench-proxy try" || r.contains("decision");
   v["trials"] = r.contains("trials") && r["trials"].is_number() ? r["trials"].dump()
                 : status == "failed" || is_try              ? ""
@@ -249,7 +251,9 @@ std::string load_shape_of(const json& r) {
   const json o = r.is_object() && r.contains("options") ? r["options"] : json::object();
   return o.is_object() && !o.empty()
              ? "concurrency=" + field(o, {"concurrency"}) + " rate=" + field(o, {"rate"}) +
-                   " max_tokens=" + field(o, {"max_tokens"}) + " requests=" + field(o, {"requests"})
+                   " max_tokens=" + field(o, {"max_tokens"}) + " requests=" + field(o, {"requests"}) +
+                   (o.contains("load") && o["load"].is_string() && o["load"] != "sync" ? " load=" + field(o, {"load"})
+                                                                                       : std::string())
              : "";
 }
 

@@ -127,10 +127,45 @@ void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
 void add_bench_options(CLI::App& app, bench_flags& f) {
   auto& o = f.o;
   const char* load = "Workload and load";
-  app.add_option("--queries", o.queries_path, "CSV or JSONL workload")
+  app.add_option("--queries", o.queries_path, "CSV or JSONL workload (or one of the generated workloads below)")
       ->type_name("FILE")
-      ->required()
       ->group(load);
+  const char* gen = "Generated and imported workloads (docs/workloads.md)";
+  app.add_option("--synthetic", o.generated.synthetic,
+                 "synthetic prompts: input=512,output=128[,spread=0.2][,dist=uniform|normal|lognormal] (seeded by "
+                 "--seed; token counts checked with the engine's /tokenize where its kind has one); -n requests "
+                 "(default 100)")
+      ->type_name("SPEC")
+      ->group(gen);
+  app.add_option("--sharegpt", o.generated.sharegpt,
+                 "ShareGPT JSON (conversations of from/value turns): each conversation's first human turn, max_tokens "
+                 "from the answer's length; with --sessions: whole conversations")
+      ->type_name("FILE")
+      ->group(gen);
+  app.add_option("--prefix-groups", o.generated.prefix_groups,
+                 "shared-prefix workload: G groups, each with a prefix of --prefix-len tokens, every request its "
+                 "group's prefix and a unique suffix (--synthetic gives the suffix; default input=512,output=128)")
+      ->type_name("G")
+      ->check(whole_in(1, 100000))
+      ->group(gen);
+  app.add_option("--prefix-len", o.generated.prefix_len, "tokens of each shared prefix (with --prefix-groups)")
+      ->type_name("P")
+      ->check(whole_in(1, 10000000))
+      ->group(gen);
+  app.add_option("--sessions", o.generated.sessions,
+                 "multi-turn sessions: turns=3,think_ms=1000[,think_dist=exponential|uniform|fixed] plus --synthetic's "
+                 "keys for each turn; each turn carries the history with the engine's actual answers; -n sessions")
+      ->type_name("SPEC")
+      ->group(gen);
+  app.add_option("--trace", o.generated.trace,
+                 "trace replay: JSONL with timestamp (ms), input_length, output_length [, hash_ids]: its own "
+                 "open-loop schedule (no --load)")
+      ->type_name("FILE")
+      ->group(gen);
+  app.add_option("--time-scale", o.generated.time_scale, "trace replay: multiply the trace's gaps by X (default 1)")
+      ->type_name("X")
+      ->check(finite_in(0.000001, 1e6))
+      ->group(gen);
   app.add_option("--model", o.model, "model to ask for (default: the first of GET /v1/models)")
       ->type_name("NAME")
       ->group(load);
@@ -290,6 +325,28 @@ bench::options bench_options(const bench_flags& f) {
       bench::parse_slo_text(f.slo, o.slo, o.objectives);
     } catch (const std::invalid_argument& e) {
       throw usage_error(std::string("--slo: ") + e.what());
+    }
+  }
+  {
+    // Exactly one workload: a file, or one generated kind (--prefix-groups and --sessions take
+    // --synthetic's keys; --sessions may read --sharegpt's conversations).
+    const auto& g = o.generated;
+    int kinds = (!o.queries_path.empty()) + (!g.trace.empty()) + (g.prefix_groups > 0 || g.prefix_len > 0) +
+                (!g.sessions.empty()) + (!g.sharegpt.empty() && g.sessions.empty()) +
+                (!g.synthetic.empty() && g.prefix_groups <= 0 && g.sessions.empty());
+    if (kinds == 0)
+      throw usage_error("a workload is needed: --queries FILE, --synthetic SPEC, --sharegpt FILE, --prefix-groups G, "
+                        "--sessions SPEC or --trace FILE");
+    if (kinds > 1)
+      throw usage_error("one workload at a time: --queries, --synthetic, --sharegpt, --prefix-groups, --sessions and "
+                        "--trace exclude each other (--prefix-groups and --sessions take --synthetic's keys)");
+    if (!g.trace.empty() && (!f.load.empty() || f.o.rate > 0 || f.o.concurrency > 1 || !f.ramp_up.empty()))
+      throw usage_error("--trace brings its own arrival schedule: no --load, --rate, --concurrency or --ramp-up");
+    if (g.time_scale != 1 && g.trace.empty()) throw usage_error("--time-scale needs --trace FILE");
+    try {
+      bench::check_workload(o);
+    } catch (const std::exception& e) {
+      throw usage_error(e.what());
     }
   }
   if (!f.load.empty()) {
@@ -465,7 +522,7 @@ int bench_main(const bench_flags& f) {
   try {
     if (!f.out.empty() && fs::exists(fs::path(f.out) / "result.json"))
       throw usage_error("--out " + f.out + " already holds a result.json (results are never overwritten)");
-    bench::load_workload(o.queries_path);
+    if (!o.generated.any()) bench::load_workload(o.queries_path);
   } catch (const usage_error&) {
     throw;
   } catch (const std::exception& e) {

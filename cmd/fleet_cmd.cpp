@@ -131,6 +131,8 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
   }
   auto base_opts = measure_options(f, "", full_argv);
   const std::string& workload_path = base_opts.bench.queries_path;
+  if (base_opts.bench.generated.any())
+    throw usage_error("sweep --agents needs a workload file (--queries): generated workloads are not shipped to agents yet");
   std::string workload_bytes;
   try {
     bench::load_workload(workload_path);

@@ -229,7 +229,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   if (f.against == "best") {
     std::string sha;
     try {
-      bench::load_workload(o.bench.queries_path, &sha);
+      if (!o.bench.generated.any()) bench::load_workload(o.bench.queries_path, &sha);
     } catch (const std::exception&) {
       // the preflight below names the workload's problem
     }

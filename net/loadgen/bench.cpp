@@ -3,6 +3,7 @@
 #include "net/loadgen/crosscheck.hpp"
 #include "analysis/engine_metrics.hpp"
 #include "net/loadgen/prefix_cache.hpp"
+#include "net/loadgen/workloads.hpp"
 #include "analysis/warnings.hpp"
 
 #include <algorithm>
@@ -539,6 +540,10 @@ json request_json(const request_result& r) {
   json j = {{"index", r.index},          {"query_line", r.query_line}, {"ok", r.ok},
             {"http_status", r.http_status}, {"start_ms", r.start_offset_ms}, {"e2e_ms", r.e2e_ms}};
   if (r.point > 0) j["point"] = r.point;
+  if (r.session_turn > 0) {
+    j["session"] = r.query_index;
+    j["turn"] = r.session_turn;
+  }
   if (r.planned_offset_ms >= 0) {
     j["planned_ms"] = r.planned_offset_ms;
     j["lateness_ms"] = std::max(0.0, r.start_offset_ms - r.planned_offset_ms);
@@ -660,6 +665,10 @@ struct point_context {
   const std::vector<int>& lines;
   std::string target;
   std::uint64_t seed = 1;
+  const std::vector<double>* schedule = nullptr;             ///< a trace's arrivals (kind::trace)
+  const std::vector<workloads::session>* sessions = nullptr;  ///< non-empty: each "request" is a session
+  std::function<std::string(json)> finish;                    ///< model, stream and max_tokens into a body
+  long body_offset = 0;                                       ///< request k sends body (k + offset) mod n
 };
 
 struct point_outcome {
@@ -670,6 +679,7 @@ struct point_outcome {
   std::int64_t start_unix_us = 0;       ///< the point's start on the wall clock
   int threads = 0;                      ///< client threads the point used
   bool inflight_capped = false;         ///< open loop: every one of --max-inflight threads was busy once
+  std::vector<double> planned;          ///< open loop: the planned send offsets (ms), as scheduled
   double request_rate() const {
     long ok = 0;
     for (const auto& r : results) ok += r.ok ? 1 : 0;
@@ -695,7 +705,10 @@ point_outcome run_point(point_context& ctx, const load_point& pt, long count, lo
   std::vector<double> planned;
   if (open) {
     std::size_t n = static_cast<std::size_t>(count);
-    planned = pt.how == load_point::kind::ramp
+    planned = pt.how == load_point::kind::trace && ctx.schedule
+                  ? std::vector<double>(ctx.schedule->begin(),
+                                        ctx.schedule->begin() + static_cast<long>(std::min(n, ctx.schedule->size())))
+              : pt.how == load_point::kind::ramp
                   ? ramp_schedule(pt.ramp_shape, pt.value, pt.ramp_end, prof.burstiness, n, prof.duration_s, ctx.seed)
                   : arrival_schedule(pt.how == load_point::kind::rate ? pt.value : 0, prof.burstiness, n,
                                      prof.duration_s, ctx.seed);
@@ -734,8 +747,40 @@ point_outcome run_point(point_context& ctx, const load_point& pt, long count, lo
         } else if (duration_ms > 0 && elapsed_ms() >= duration_ms) {
           break;
         }
+        if (!ctx.sessions->empty()) {
+          // A multi-turn session: each turn carries the history with the engine's actual answers,
+          // after the session's think time; a failed turn ends the session.
+          const auto& se = (*ctx.sessions)[static_cast<std::size_t>(i) % ctx.sessions->size()];
+          std::vector<std::string> answers;
+          for (std::size_t t = 0; t < se.turns.size(); ++t) {
+            if (t > 0 && t - 1 < se.think_ms.size() && se.think_ms[t - 1] > 0)
+              std::this_thread::sleep_for(std::chrono::microseconds(static_cast<long>(se.think_ms[t - 1] * 1000)));
+            if (o.cancel && o.cancel->load()) break;
+            double offset = elapsed_ms();
+            auto r = c.send(ctx.finish(workloads::with_history(se, t, answers)), o.stream, o.timeout_s, true);
+            answers.push_back(r.output_text);
+            if (!o.keep_text) r.output_text.clear();
+            r.index = static_cast<int>(i * 1000 + static_cast<long>(t));
+            r.query_index = static_cast<int>(static_cast<std::size_t>(i) % ctx.sessions->size());
+            r.query_line = static_cast<int>(t + 1);
+            r.session_turn = static_cast<int>(t + 1);
+            r.start_offset_ms = offset;
+            r.planned_offset_ms = open && t == 0 ? planned[static_cast<std::size_t>(i)] : -1;
+            r.point = static_cast<int>(point_index);
+            bool ok = r.ok;
+            if (!ok) errors++;
+            std::lock_guard<std::mutex> g(mu);
+            last_send = std::max(last_send, offset);
+            results.push_back(std::move(r));
+            if (!ok) break;
+          }
+          if (open) --busy;
+          long d = ++done;
+          if (o.progress) o.progress(d, duration_ms > 0 && !open ? 0 : count, errors.load());
+          continue;
+        }
         double offset = elapsed_ms();
-        std::size_t q = static_cast<std::size_t>(i + o.warmup) % nb;
+        std::size_t q = static_cast<std::size_t>(i + ctx.body_offset) % nb;
         auto r = c.send(ctx.bodies[q], o.stream, o.timeout_s, o.keep_text);
         if (open) --busy;
         r.index = static_cast<int>(i);
@@ -796,6 +841,7 @@ point_outcome run_point(point_context& ctx, const load_point& pt, long count, lo
     }
   }
   out.results = std::move(results);
+  out.planned = std::move(planned);
   return out;
 }
 
@@ -949,9 +995,34 @@ json curve_points(const std::vector<point_outcome>& points, const options& o, bo
 
 }  // namespace
 
+std::string workload_source::describe() const {
+  if (!trace.empty()) return "trace " + trace + " (time scale " + fmt_ms(time_scale) + ")";
+  if (!sessions.empty()) return "sessions " + sessions + (sharegpt.empty() ? "" : " from sharegpt " + sharegpt);
+  if (!sharegpt.empty()) return "sharegpt " + sharegpt;
+  if (prefix_groups > 0)
+    return "prefix groups=" + std::to_string(prefix_groups) + " len=" + std::to_string(prefix_len) +
+           (synthetic.empty() ? "" : " suffix " + synthetic);
+  return "synthetic " + synthetic;
+}
+
+void check_workload(const options& o) {
+  const workload_source& g = o.generated;
+  if (!g.any()) return;
+  if (!g.synthetic.empty()) workloads::parse_synthetic(g.synthetic);
+  if (!g.sessions.empty()) workloads::parse_sessions(g.sessions);
+  if (g.prefix_groups > 0 && g.prefix_len <= 0) throw std::invalid_argument("--prefix-groups needs --prefix-len P (tokens)");
+  if (g.prefix_groups <= 0 && g.prefix_len > 0) throw std::invalid_argument("--prefix-len needs --prefix-groups G");
+  if (!g.trace.empty()) workloads::load_trace(g.trace, g.time_scale, o.seed);
+  if (!g.sharegpt.empty()) {
+    if (!g.sessions.empty()) workloads::load_sharegpt_sessions(g.sharegpt);
+    else workloads::load_sharegpt(g.sharegpt);
+  }
+}
+
 json run(const options& o) {
   std::string workload_sha256;
-  auto queries = load_workload(o.queries_path, &workload_sha256);
+  std::vector<query> queries;
+  if (!o.generated.any()) queries = load_workload(o.queries_path, &workload_sha256);
   std::string base = o.url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   net::url_parts up;
@@ -986,19 +1057,75 @@ json run(const options& o) {
   }
   result["model"] = model;
 
+  // A generated or imported workload (net/loadgen/workloads.hpp), counted by the engine's own
+  // tokenizer where its kind has one (on its private port: the proxy forwards /v1 only).
+  std::vector<workloads::session> sessions;
+  std::vector<double> trace_arrivals;
+  json workload_info = json::object();
+  if (o.generated.any()) {
+    const workload_source& g = o.generated;
+    std::optional<workloads::token_counter> tok;
+    std::string why = "no snapshot (no engine kind or port)";
+    if (before) {
+      std::string kind = before->doc.contains("engine") && before->doc["engine"].is_object()
+                             ? before->doc["engine"].value("kind", std::string())
+                             : std::string();
+      tok = workloads::engine_token_counter(workloads::engine_base_url(before->doc), kind, model, &why);
+    }
+    const workloads::token_counter* tp = tok ? &*tok : nullptr;
+    workload_info["tokens_counted_by"] = tok ? tok->source : "estimated (" + why + ")";
+    std::size_t n = static_cast<std::size_t>(
+        o.load.requests > 0 ? o.load.requests : o.num_requests > 0 ? o.num_requests : kDefaultGeneratedRequests);
+    n = std::min<std::size_t>(n, kMaxGeneratedRequests) + static_cast<std::size_t>(std::max(0, o.warmup));
+    std::size_t skipped = 0;
+    if (!g.trace.empty()) {
+      auto tr = workloads::load_trace(g.trace, g.time_scale, o.seed, tp, &workload_sha256);
+      queries = std::move(tr.queries);
+      trace_arrivals = std::move(tr.arrival_ms);
+      workload_info["kind"] = "trace";
+      workload_info["time_scale"] = g.time_scale;
+    } else if (!g.sessions.empty()) {
+      if (!g.sharegpt.empty()) {
+        auto spec = workloads::parse_sessions(g.sessions);
+        sessions = workloads::load_sharegpt_sessions(g.sharegpt, spec.think_ms, &workload_sha256, tp, &skipped);
+      } else {
+        sessions = workloads::synthetic_sessions(workloads::parse_sessions(g.sessions), n, o.seed, tp);
+      }
+      workload_info["kind"] = "sessions";
+      for (const auto& se : sessions) queries.push_back(se.turns.at(0));
+    } else if (!g.sharegpt.empty()) {
+      queries = workloads::load_sharegpt(g.sharegpt, &workload_sha256, tp, &skipped);
+      workload_info["kind"] = "sharegpt";
+    } else if (g.prefix_groups > 0) {
+      auto spec = g.synthetic.empty() ? workloads::synthetic_spec{} : workloads::parse_synthetic(g.synthetic);
+      queries = workloads::prefix_workload(g.prefix_groups, g.prefix_len, spec, n, o.seed, tp);
+      workload_info["kind"] = "prefix";
+      workload_info["prefix_groups"] = g.prefix_groups;
+      workload_info["prefix_len"] = g.prefix_len;
+    } else {
+      queries = workloads::synthetic(workloads::parse_synthetic(g.synthetic), n, o.seed, tp);
+      workload_info["kind"] = "synthetic";
+    }
+    if (skipped > 0) workload_info["skipped_conversations"] = skipped;
+    if (queries.empty()) throw std::runtime_error(g.describe() + ": no requests");
+    workload_info["spec"] = g.describe();
+  }
+
   // The request bodies: one per query, in file order; request k of a point is query
   // (warmup + k) mod the number of queries, so every point sends the same sequence.
   std::vector<std::string> bodies;
   std::vector<int> lines;
-  for (const auto& q : queries) {
-    json req = q.request;
+  auto finish = [&](json req) {
     req["model"] = model;
     if (o.max_tokens) req["max_tokens"] = *o.max_tokens;
     if (o.stream) {
       req["stream"] = true;
       req["stream_options"] = {{"include_usage", true}};
     }
-    bodies.push_back(req.dump());
+    return req.dump();
+  };
+  for (const auto& q : queries) {
+    bodies.push_back(finish(q.request));
     lines.push_back(q.line);
   }
   std::string target = "http://" + up.host + ":" + std::to_string(up.port) + "/v1/chat/completions";
@@ -1047,6 +1174,17 @@ json run(const options& o) {
     t.value = 0;
     plan = {load_point{}, t};
   }
+  if (!trace_arrivals.empty()) {
+    // A trace brings its own schedule: one open-loop point, request i at arrival i.
+    load_point p;
+    p.how = load_point::kind::trace;
+    p.value = trace_arrivals.size() > 1 && trace_arrivals.back() > 0
+                  ? static_cast<double>(trace_arrivals.size() - 1) / (trace_arrivals.back() / 1000.0)
+                  : 0;
+    plan = {p};
+    per_point = static_cast<long>(trace_arrivals.size());
+  }
+  if (!sessions.empty()) per_point = std::min<long>(per_point, static_cast<long>(sessions.size()));
   if (plan.empty()) {
     load_point p;
     if (o.rate > 0) {
@@ -1058,7 +1196,11 @@ json run(const options& o) {
     }
     plan.push_back(p);
   }
-  point_context ctx{o, bodies, lines, target};
+  point_context ctx{o, bodies, lines, target, 1, nullptr, nullptr, {}, 0};
+  ctx.schedule = &trace_arrivals;
+  ctx.sessions = &sessions;
+  ctx.finish = finish;
+  ctx.body_offset = trace_arrivals.empty() ? o.warmup : 0;
   std::vector<point_outcome> points;
   auto run_start = clock_type::now();
   auto measure = [&](const load_point& pt) {
@@ -1128,6 +1270,16 @@ json run(const options& o) {
     for (const auto& q : queries) meta.push_back({{"line", q.line}, {"metadata", q.metadata}});
     result["workload"] = {{"path", o.queries_path}, {"sha256", ""}, {"rows", queries.size()}, {"metadata", meta}};
     result["workload"]["sha256"] = workload_sha256;
+    if (o.generated.any()) {
+      result["workload"]["path"] = o.generated.describe();
+      for (auto it = workload_info.begin(); it != workload_info.end(); ++it) result["workload"][it.key()] = it.value();
+    }
+    // The fingerprint (docs/workloads.md): the request bodies in workload order (each point sends
+    // them cyclically) and the first point's planned arrivals when it is an open loop.
+    std::vector<double> schedule;
+    if (!points.empty() && points[0].point.open_loop()) schedule = points[0].planned;
+    auto fp = sessions.empty() ? workloads::fingerprint(bodies, schedule) : workloads::fingerprint(sessions);
+    result["workload_fingerprint"] = fp.to_json();
   }
   result["requests"] = reqs;
   if (!curve && !points.empty()) {

@@ -60,15 +60,31 @@ struct request_result {
   double start_offset_ms = 0;  ///< when it was sent, relative to its load point's start
   double planned_offset_ms = -1;  ///< open loop: when it was due (relative to the point's start); -1: closed loop
   int point = 0;               ///< its load point (result.load.points)
-  int query_index = 0;         ///< which query (0-based, in file order) it sent
+  int query_index = 0;         ///< which query (0-based, in file order) it sent; sessions: which session
+  int session_turn = 0;        ///< sessions: the turn (1-based); 0 otherwise
   std::string window;          ///< why it is outside the point's measurement window ("" inside)
   std::uint64_t proxy_id = 0;  ///< x-bench-proxy-request-id (0: the server is not bench-proxy)
   std::string output_text;     ///< kept only with keep_text
 };
 
+/// A generated or imported workload instead of --queries (net/loadgen/workloads.hpp).
+struct workload_source {
+  std::string synthetic;     ///< --synthetic SPEC (also the suffix of --prefix-groups, the turns of --sessions)
+  std::string sharegpt;      ///< --sharegpt FILE
+  int prefix_groups = 0;     ///< --prefix-groups G (with --prefix-len P)
+  int prefix_len = 0;
+  std::string sessions;      ///< --sessions SPEC: synthetic multi-turn sessions (with --sharegpt: its conversations)
+  std::string trace;         ///< --trace FILE (a schedule of its own)
+  double time_scale = 1;     ///< --time-scale
+  bool any() const { return !synthetic.empty() || !sharegpt.empty() || prefix_groups > 0 || !sessions.empty() || !trace.empty(); }
+  /// What result.json's workload.path says: "synthetic input=...", "sharegpt FILE", ...
+  std::string describe() const;
+};
+
 struct options {
   std::string url;  ///< http://HOST:PORT (the proxy)
   std::string queries_path;
+  workload_source generated;  ///< any(): the workload is this, not queries_path
   std::string model;  ///< empty: first id of GET /v1/models
   int concurrency = 1;
   double rate = 0;  ///< requests/s, Poisson arrivals; 0 = as fast as the concurrency allows
@@ -104,8 +120,18 @@ nlohmann::json to_json(const summary_stats& s);
 /// Percentile with linear interpolation between closest ranks (numpy's default).
 double percentile(std::vector<double> values, double p);
 
+/// Generated workloads (--synthetic, --prefix-groups, --sessions) without -n: this many requests.
+inline constexpr long kDefaultGeneratedRequests = 100;
+/// The most distinct requests (or sessions) a generated workload makes; a longer point cycles.
+inline constexpr long kMaxGeneratedRequests = 1000000;
+
 /// The most requests one load point sends when it runs for a --duration without --requests.
 inline constexpr long kMaxRequestsPerPoint = 1000000;
+
+/// Checks a generated or imported workload before anything starts: the specs parse, the files
+/// load (without the engine's tokenizer). Throws std::invalid_argument / std::runtime_error naming
+/// the option, file and line.
+void check_workload(const options& o);
 
 /// Runs the benchmark and returns result.json's content. Throws on setup errors (unreachable
 /// server, bad workload); per-request failures are counted in the result.

@@ -42,6 +42,7 @@ std::string load_point::label() const {
     case kind::rate: return "rate=" + num_text(value);
     case kind::throughput: return "throughput";
     case kind::ramp: return "ramp " + ramp_shape + " " + num_text(value) + "->" + num_text(ramp_end) + "/s";
+    case kind::trace: return "trace";
   }
   return "?";
 }

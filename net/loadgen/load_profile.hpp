@@ -16,16 +16,16 @@
 namespace bp::bench {
 
 struct load_point {
-  enum class kind { sync, concurrency, rate, throughput, ramp };
+  enum class kind { sync, concurrency, rate, throughput, ramp, trace };
   kind how = kind::sync;
   double value = 1;  ///< concurrency (workers) or rate (requests/s); ramp: the start rate
   double ramp_end = 0;            ///< ramp: the end rate
   std::string ramp_shape;         ///< ramp: "linear" or "exponential"
   bool refined = false;           ///< added by the capacity search (not asked for by --load)
-  bool open_loop() const { return how == kind::rate || how == kind::throughput || how == kind::ramp; }
+  bool open_loop() const { return how == kind::rate || how == kind::throughput || how == kind::ramp || how == kind::trace; }
   /// The load as one number on a curve's x axis: workers for sync/concurrency, requests/s for rates.
   double load() const { return how == kind::sync ? 1 : value; }
-  /// "sync", "concurrency=4", "rate=2.5", "throughput", "ramp linear 1->8/s".
+  /// "sync", "concurrency=4", "rate=2.5", "throughput", "ramp linear 1->8/s", "trace".
   std::string label() const;
   /// The unit of load(): "concurrency" or "req/s".
   std::string axis() const;

@@ -211,6 +211,33 @@ class LlamaTest(ProxyCase):
         self.assertEqual(pids_with_marker(marker), [])
 
 
+    def test_generated_workloads_counted_by_the_engine_and_its_prefix_cache(self):
+        # Synthetic prompts are checked against llama-server's own /tokenize (on its private port);
+        # a shared-prefix workload shows prefix-cache reuse in the engine's counters.
+        cfg = self.llama_config("gen.yaml", extra="warmup: 1")
+        r = subprocess.run([BENCH_PROXY, "run", "--config", cfg, "--synthetic", "input=48,output=4", "-n", "4",
+                            *TOLERATE_ENGINE_PARSER, "--run-dir", self.dir + "/syn", "--results", self.dir + "/r.tsv",
+                            "--no-progress", "--telemetry-interval-ms", "0"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        res = json.load(open(self.dir + "/syn/result.json"))
+        self.assertIn("llama.cpp", res["workload"]["tokens_counted_by"])
+        self.assertEqual(res["workload"]["kind"], "synthetic")
+        for m in res["workload"]["metadata"]:
+            self.assertEqual(m["metadata"]["input_tokens"], 48)
+            self.assertIn("llama.cpp", m["metadata"]["tokens_counted_by"])
+        self.assertEqual(len(res["workload_fingerprint"]["sha256"]), 64)
+        r = subprocess.run([BENCH_PROXY, "run", "--config", cfg, "--prefix-groups", "1", "--prefix-len", "200",
+                            "--synthetic", "input=16,output=2", "-n", "4", *TOLERATE_ENGINE_PARSER,
+                            "--run-dir", self.dir + "/pre", "--results", self.dir + "/r.tsv", "--no-progress",
+                            "--telemetry-interval-ms", "0"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        res = json.load(open(self.dir + "/pre/result.json"))
+        series = res["engine_metrics"]["series"]
+        self.assertIn("prompt_tokens_cached", series, json.dumps(res["engine_metrics"])[:2000])
+        # Every measured request reuses its group's 200-token prefix (the warmup request filled it).
+        self.assertGreaterEqual(series["prompt_tokens_cached"]["value"], 200)
+
+
 class LlamaDecisionTest(ProxyCase):
     """try and bisect on the real engine (issue 28): -t 1 against -t 2 reaches a verdict, an A/A
     never says faster or slower, and bisect names -t among harmless changes."""
