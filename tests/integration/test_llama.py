@@ -37,13 +37,14 @@ class LlamaTest(ProxyCase):
     def setUpClass(cls):
         cls.llama = llama_env()
 
-    def llama_config(self, name="llama.yaml", server=None, ctx="2048", threads="1", extra="warmup: 2", marker=None):
+    def llama_config(self, name="llama.yaml", server=None, ctx="2048", threads="1", extra="warmup: 2", marker=None,
+                     more_args=""):
         env = "  PATH: /usr/bin:/bin\n" + (f"  {marker}: \"1\"\n" if marker else "")
         path = os.path.join(self.dir, name)
         with open(path, "w") as f:
             f.write(f"description: llama.cpp tiny ctx {ctx} t {threads}\nengine: llama.cpp\n"
                     f"cmd: {server or self.llama['LLAMA_SERVER']}\n"
-                    f"args: [-m, {self.llama['LLAMA_MODEL']}, --alias, tiny, -t, \"{threads}\", -c, \"{ctx}\", --no-webui]\n"
+                    f"args: [-m, {self.llama['LLAMA_MODEL']}, --alias, tiny, -t, \"{threads}\", -c, \"{ctx}\", --no-webui{more_args}]\n"
                     f"model: tiny\nready_timeout_s: 120\nstop_grace_s: 5\nenv:\n{env}{extra}\n")
         return path
 
@@ -214,12 +215,13 @@ class LlamaTest(ProxyCase):
     def test_generated_workloads_counted_by_the_engine_and_its_prefix_cache(self):
         # Synthetic prompts are checked against llama-server's own /tokenize (on its private port);
         # a shared-prefix workload shows prefix-cache reuse in the engine's counters.
-        cfg = self.llama_config("gen.yaml", extra="warmup: 1")
+        cfg = self.llama_config("gen.yaml", extra="warmup: 1", more_args=", --metrics")
         r = subprocess.run([BENCH_PROXY, "run", "--config", cfg, "--synthetic", "input=48,output=4", "-n", "4",
                             *TOLERATE_ENGINE_PARSER, "--run-dir", self.dir + "/syn", "--results", self.dir + "/r.tsv",
                             "--no-progress", "--telemetry-interval-ms", "0"], capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        res = json.load(open(self.dir + "/syn/result.json"))
+        with open(self.dir + "/syn/result.json") as f:
+            res = json.load(f)
         self.assertIn("llama.cpp", res["workload"]["tokens_counted_by"])
         self.assertEqual(res["workload"]["kind"], "synthetic")
         for m in res["workload"]["metadata"]:
@@ -231,7 +233,8 @@ class LlamaTest(ProxyCase):
                             "--run-dir", self.dir + "/pre", "--results", self.dir + "/r.tsv", "--no-progress",
                             "--telemetry-interval-ms", "0"], capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        res = json.load(open(self.dir + "/pre/result.json"))
+        with open(self.dir + "/pre/result.json") as f:
+            res = json.load(f)
         series = res["engine_metrics"]["series"]
         self.assertIn("prompt_tokens_cached", series, json.dumps(res["engine_metrics"])[:2000])
         # Every measured request reuses its group's 200-token prefix (the warmup request filled it).
