@@ -363,6 +363,8 @@ bench::options bench_options(const bench_flags& f) {
     o.load.cooldown_window_s = f.o.load.cooldown_window_s;
     o.load.max_inflight = f.o.load.max_inflight;
   }
+  // --rate R --concurrency N (before load profiles): N is the most requests in flight.
+  if (f.load.empty() && f.o.rate > 0 && f.o.concurrency > 1) o.load.max_inflight = f.o.concurrency;
   if (!f.ramp_up.empty()) {
     if (!f.load.empty()) throw usage_error("--ramp-up is a load profile of its own: give it without --load");
     if (f.ramp_start <= 0 || f.ramp_end <= 0) throw usage_error("--ramp-up needs --ramp-start R0 and --ramp-end R1");
