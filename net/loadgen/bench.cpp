@@ -736,6 +736,7 @@ point_outcome run_point(point_context& ctx, const load_point& pt, long count, lo
         if (o.cancel && o.cancel->load()) break;
         long i = next.fetch_add(1);
         if (i >= count) break;
+        if (open && duration_ms > 0 && elapsed_ms() >= duration_ms) break;  // throughput for --duration
         if (open) {
           std::this_thread::sleep_until(start + std::chrono::microseconds(static_cast<long>(planned[static_cast<std::size_t>(i)] * 1000)));
           // Every thread busy sending: ask for one more, so the next request finds one free.

@@ -28,6 +28,9 @@ class CurveTest(ProxyCase):
         return subprocess.run([BENCH_PROXY, *args], capture_output=True, text=True, cwd=self.dir, timeout=timeout)
 
     def run_curve(self, cfg, out, *extra):
+        # Every request asks for 6 tokens (the model below) unless a test says otherwise.
+        if "--max-tokens" not in extra:
+            extra = ("--max-tokens", "6") + tuple(extra)
         r = self.bp("run", "--config", cfg, "--queries", WORKLOAD, "--run-dir", out, "--results",
                     os.path.join(self.dir, "r.tsv"), "--no-progress", "--telemetry-interval-ms", "0", *extra)
         with open(os.path.join(out, "result.json")) as f:
@@ -70,7 +73,7 @@ class CurveTest(ProxyCase):
         a = write_config(self.dir, "a_slots4.yaml", mock(4), extra="warmup: 1")
         b = write_config(self.dir, "b_slots8.yaml", mock(8), extra="warmup: 1")
         sw = os.path.join(self.dir, "sw")
-        r = self.bp("sweep", a, b, "--queries", WORKLOAD, "--load", "concurrency=2,4,8,16", "-n", "16", "--slo", SLO,
+        r = self.bp("sweep", a, b, "--queries", WORKLOAD, "--max-tokens", "6", "--load", "concurrency=2,4,8,16", "-n", "16", "--slo", SLO,
                     "--headline", "capacity", "--trials", "2", "--redo-disturbed", "0", "--sweep-dir", sw,
                     "--results", os.path.join(self.dir, "r.tsv"), "--no-progress")
         self.assertIn(r.returncode, (0, 1), r.stdout + r.stderr)
@@ -88,7 +91,7 @@ class CurveTest(ProxyCase):
         self.assertTrue(all(not p["gating"] for p in cmp["points"]))
         # A curve and a single point are not comparable: the load profile differs.
         single = os.path.join(self.dir, "single")
-        r2, _ = self.run_curve(a, single, "-n", "16")
+        r2, _ = self.run_curve(a, single, "-n", "16")  # (--max-tokens 6 too: only the profile differs)
         self.assertEqual(r2.returncode, 0, r2.stdout + r2.stderr)
         c2 = self.bp("compare", single, os.path.join(sw, "1_a_slots4"))
         self.assertEqual(c2.returncode, 3, c2.stdout + c2.stderr)
@@ -123,6 +126,45 @@ class CurveTest(ProxyCase):
         self.assertEqual(r2.returncode, 0, r2.stdout + r2.stderr)
         for q in res2["requests"]:
             self.assertGreaterEqual(q["start_ms"], q["planned_ms"])  # never early
+
+    def test_sweep_ramp_and_windows(self):
+        cfg = write_config(self.dir, "slots4.yaml", mock(4), extra="warmup: 1")
+        # sweep:2: sync, throughput, then 2 rates strictly between their measured request rates.
+        # (Short requests and a small in-flight cap: the throughput point drains what it has in flight.)
+        r, res = self.run_curve(cfg, os.path.join(self.dir, "sweep"), "--load", "sweep:2", "--duration", "1",
+                                "--max-tokens", "2", "--max-inflight", "16")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        pts = sorted(res["load"]["points"], key=lambda p: p["index"])
+        self.assertEqual([p["kind"] for p in pts], ["sync", "throughput", "rate", "rate"])
+        self.assertTrue(all(p["axis"] == "req/s" for p in pts))
+        lo, hi = pts[0]["load"], pts[1]["load"]
+        self.assertLess(lo, hi)
+        for p in pts[2:]:
+            self.assertTrue(lo < p["load"] < hi, (lo, p["load"], hi))
+        # A linear ramp from 5 to 60 requests/s over 2 s: more arrivals planned in its second half.
+        r, res = self.run_curve(cfg, os.path.join(self.dir, "ramp"), "--ramp-up", "linear", "--ramp-start", "5",
+                                "--ramp-end", "60", "--duration", "2", "--max-tokens", "2")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        planned = [q["planned_ms"] for q in res["requests"]]
+        self.assertTrue(all(0 <= t < 2000 for t in planned))
+        # (Expected 46.25 against 18.75 arrivals; the schedule is seeded, so this holds for --seed 1.)
+        self.assertGreater(sum(t >= 1000 for t in planned), 1.5 * sum(t < 1000 for t in planned))
+        # Windows: requests outside or straddling them are listed, marked, and left out.
+        r, res = self.run_curve(cfg, os.path.join(self.dir, "win"), "--load", "concurrency=2", "--duration", "1.5",
+                                "--warmup-window", "0.4", "--cooldown-window", "0.4", "--max-tokens", "2")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        w = res["window"]
+        marked = [q for q in res["requests"] if "window" in q]
+        self.assertEqual(len(res["requests"]), w["measured"] + len(marked))
+        for kind in ("before", "straddles start", "straddles end", "after"):
+            self.assertEqual(w[kind], sum(q["window"] == kind for q in marked), kind)
+        self.assertGreater(w["before"] + w["straddles start"], 0)
+        self.assertGreater(w["straddles end"] + w["after"], 0)
+        self.assertEqual(res["summary"]["completed"], w["measured"])
+        for q in res["requests"]:
+            inside = "window" not in q
+            starts_in = q["start_ms"] >= 400
+            self.assertEqual(inside, starts_in and q["start_ms"] + q["e2e_ms"] <= 1100, q)
 
     def test_an_slo_no_point_meets_has_no_number(self):
         cfg = write_config(self.dir, "slots1.yaml", mock(1), extra="warmup: 1")
