@@ -28,6 +28,8 @@
 #include "actors/measure/report.hpp"
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
+#include "base/json_read.hpp"
+#include "base/sha256.hpp"
 #include "base/numbers.hpp"
 #include "base/text.hpp"
 #include "cmd/bench_flags.hpp"
@@ -120,6 +122,11 @@ void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
     app.add_option("--noise", f.noise, "changes within ±this count as no change in the table (default 1%)")
         ->type_name("X%")
         ->check(relative_threshold())
+        ->group(g);
+    app.add_option("--resume", f.resume,
+                   "continue the interrupted sweep in DIR: the same command (configs by sha256, workload, load, "
+                   "trials, seed) reuses its finished lifecycles and runs the rest into a new sweep folder")
+        ->type_name("DIR")
         ->group(g);
   }
 }
@@ -769,11 +776,95 @@ std::vector<variant_file> make_variants(const bench_flags& f) {
   return out;
 }
 
+/// What must be equal for `sweep --resume` to reuse a sweep's lifecycles: every config's bytes,
+/// the workload's, and each option that changes what a lifecycle measures.
+json resume_key(const bench_flags& f, const measure::options& mo, const std::vector<std::string>& configs) {
+  json k;
+  k["configs"] = json::array();
+  for (const auto& c : configs) {
+    std::string hex, err;
+    std::uint64_t size = 0;
+    if (!sha256_file(c, hex, size, err)) throw usage_error(c + ": " + err);
+    k["configs"].push_back(hex);
+  }
+  const auto& b = mo.bench;
+  std::string workload;
+  if (b.generated.any()) {
+    workload = b.generated.describe();
+  } else {
+    bench::load_workload(b.queries_path, &workload);
+  }
+  k["workload"] = workload;
+  k["seed"] = b.seed;
+  k["trials"] = f.trials;
+  k["order"] = f.order;
+  k["requests"] = b.num_requests;
+  k["repeats"] = b.repeats;
+  k["warmup"] = b.warmup;
+  k["max_tokens"] = b.max_tokens ? json(*b.max_tokens) : json(nullptr);
+  k["stream"] = b.stream;
+  k["concurrency"] = b.concurrency;
+  k["rate"] = b.rate;
+  k["load"] = b.load.text;
+  k["duration_s"] = b.load.duration_s;
+  k["headline"] = b.headline;
+  k["slo"] = f.slo;
+  return k;
+}
+
+/// sweep --resume DIR: the finished lifecycles of an interrupted sweep, per config in trial order,
+/// after checking it is the same sweep. Throws usage_error naming what differs.
+std::vector<std::vector<measure::outcome>> reusable_lifecycles(const std::string& dir, const json& key) {
+  fs::path sj = fs::path(dir) / "sweep.json";
+  if (!fs::exists(sj)) throw usage_error("--resume " + dir + ": no sweep.json there (not a sweep folder, or still running)");
+  json doc;
+  try {
+    doc = base::parse_json(base::read_file_limited(sj.string()), sj.string(), base::json_file_depth);
+  } catch (const std::exception& e) {
+    throw usage_error("--resume " + dir + ": " + e.what());
+  }
+  if (!doc.value("interrupted", false))
+    throw usage_error("--resume " + dir + ": that sweep finished (it was not interrupted): nothing to resume");
+  if (!doc.contains("resume_key") || !doc["resume_key"].is_object())
+    throw usage_error("--resume " + dir + ": its sweep.json has no resume_key (made by an older bench-proxy)");
+  const json& old = doc["resume_key"];
+  for (auto it = key.begin(); it != key.end(); ++it) {
+    if (old.contains(it.key()) && old[it.key()] == it.value()) continue;
+    std::string what = it.key() == "configs" ? "the configs (their sha256, in order)" : "--" + it.key();
+    if (it.key() == "workload") what = "the workload (its sha256 or spec)";
+    throw usage_error("--resume " + dir + ": not the same sweep: " + what + " differ" + (it.key() == "configs" ? "" : "s") +
+                      " (" + old.value(it.key(), json()).dump() + " there, " + it.value().dump() + " now)");
+  }
+  std::vector<std::vector<measure::outcome>> out(key["configs"].size());
+  const json& cs = doc.value("configs", json::array());
+  for (std::size_t i = 0; i < cs.size() && i < out.size(); ++i)
+    for (const auto& rel : cs[i].value("results", json::array())) {
+      fs::path p = rel.get<std::string>();
+      if (p.is_relative()) p = fs::path(dir) / p;
+      measure::outcome o;
+      try {
+        o.result = base::parse_json(base::read_file_limited(p.string()), p.string(), base::json_file_depth);
+      } catch (const std::exception& e) {
+        throw usage_error("--resume " + dir + ": " + e.what());
+      }
+      o.result_path = fs::absolute(p).lexically_normal().string();
+      o.run_dir = fs::path(o.result_path).parent_path().string();
+      o.started = o.published = true;
+      o.valid = o.result.value("valid", false);
+      o.reason = o.result.value("invalid_reason", std::string());
+      o.teardown_verified = true;  // a lifecycle in a sweep's record ended with its teardown verified
+      o.meta_path = (fs::path(o.run_dir) / "meta.json").string();
+      out[i].push_back(std::move(o));
+    }
+  return out;
+}
+
 int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
   if (!f.out.empty())
     throw usage_error("--out is for bench; a sweep writes each row into its own folder under --sweep-dir");
   if (!f.agents.empty() && !f.vary.empty())
     throw usage_error("--vary and --agents: generate the variants locally first (sweep --vary writes them into its folder)");
+  if (!f.agents.empty() && !f.resume.empty()) throw usage_error("--resume continues a local sweep (not --agents)");
   if (!f.agents.empty()) return fleet_sweep_main(f, full_argv);
   setup_logging(f.log_level);
   auto base_opts = measure_options(f, "", full_argv);
@@ -786,6 +877,14 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   // Every config and the workload are checked before the first engine starts.
   if (generated.empty()) preflight_or_throw(configs, base_opts.bench.queries_path, base_opts.results_tsv);
   else preflight_or_throw({configs[0]}, base_opts.bench.queries_path, base_opts.results_tsv);
+  // --resume: the same sweep's finished lifecycles (checked before anything is claimed or started).
+  std::vector<std::vector<measure::outcome>> reused;
+  json key;
+  if (generated.empty()) key = resume_key(f, base_opts, configs);
+  if (!f.resume.empty()) {
+    if (!generated.empty()) throw usage_error("--resume with --vary: resume the sweep of the generated configs (DIR/configs/*.yaml) instead");
+    reused = reusable_lifecycles(f.resume, key);
+  }
   std::string sweep_dir = claim_sweep_dir(f);
   if (!generated.empty()) {
     fs::path dir = fs::path(sweep_dir) / "configs";
@@ -801,9 +900,20 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
+  if (key.is_null()) key = resume_key(f, base_opts, configs);  // --vary: the generated configs as written
   measure::interrupt_state st;
   std::vector<measure::sweep_entry> entries(configs.size());
   for (std::size_t i = 0; i < configs.size(); ++i) entries[i].config = configs[i];
+  json resumed = json::array();
+  for (std::size_t i = 0; i < reused.size() && i < entries.size(); ++i)
+    for (auto& o : reused[i]) {
+      if (entries[i].trials.size() >= static_cast<std::size_t>(f.trials)) break;
+      resumed.push_back({{"config", configs[i]}, {"trial", entries[i].trials.size() + 1}, {"result", o.result_path}});
+      entries[i].trials.push_back(std::move(o));
+    }
+  if (!f.resume.empty())
+    std::cout << "resuming " << f.resume << ": reused " << resumed.size() << " finished lifecycle"
+              << (resumed.size() == 1 ? "" : "s") << (resumed.empty() ? "" : " (results stay where they are)") << "\n";
   // The variants' knob values (the base config, first, has none): a column of the table.
   for (std::size_t i = 0; i < generated.size(); ++i)
     for (const auto& [k, v] : generated[i].knobs) entries[i + 1].variant[k] = v;
@@ -816,6 +926,7 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   auto sweep_start = std::chrono::steady_clock::now();
   for (const auto& [ci, t] : plan) {
     if (st.interrupted()) break;
+    if (static_cast<std::size_t>(t) < entries[ci].trials.size()) continue;  // reused by --resume
     auto mo = base_opts;
     mo.config_path = configs[ci];
     mo.run_dir = trial_dir(f, dirs[ci], t);
@@ -859,11 +970,17 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
       spdlog::warn("[sweep] {}: {}", configs[ci], r.reason);
     entries[ci].trials.push_back(std::move(r));
   }
-  return finish_sweep(f, base_opts, entries, dirs, sweep_dir, st);
+  json extra = {{"resume_key", key}};
+  if (!f.resume.empty()) {
+    extra["resumed_from"] = fs::absolute(f.resume).lexically_normal().string();
+    extra["reused"] = resumed;
+  }
+  return finish_sweep(f, base_opts, entries, dirs, sweep_dir, st, extra);
 }
 
 int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,
-                 const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st) {
+                 const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st,
+                 const json& extra) {
   for (std::size_t i = 0; i < entries.size(); ++i) {
     auto& e = entries[i];
     // A lifecycle Ctrl-C cut short is left out of the config's record (its folder stays); the
@@ -909,6 +1026,7 @@ int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::v
   co.seed = base_opts.bench.seed;
   auto rep = measure::report_sweep(entries, base_opts.bench, co, sweep_dir, st.interrupted(), f.trials);
   rep.doc["order"] = f.order;
+  for (auto it = extra.begin(); it != extra.end(); ++it) rep.doc[it.key()] = it.value();
   std::string sweep_json = (fs::path(sweep_dir) / "sweep.json").string();
   base::write_file_atomic(sweep_json, rep.doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
   std::cout << rep.table;

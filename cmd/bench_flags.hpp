@@ -37,6 +37,8 @@ struct bench_flags {
   // sweep: disturbed trials (analysis/disturbance.hpp)
   int redo_disturbed = 2;
   double disturbance_cores = 0.75;
+  // sweep --resume DIR: an interrupted sweep's finished lifecycles are reused
+  std::string resume;
   // sweep --agents: a fleet (actors/fleet/)
   std::string agents, token_file, tls_cert, tls_key, tls_ca;
   bool retry_elsewhere = false;
@@ -66,7 +68,8 @@ std::string trial_dir(const bench_flags& f, const std::string& config_dir, int t
 /// The end of every sweep, local or across a fleet: aggregates, trials.json, the ledger, the
 /// table, sweep.json and report.html; returns the exit status.
 int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,
-                 const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st);
+                 const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st,
+                 const nlohmann::json& extra = nlohmann::json::object());
 
 /// sweep --agents FILE: its options (cmd/fleet_options.cpp, in both binaries) and the sweep
 /// itself (cmd/fleet_cmd.cpp in bench-proxy-fleet; in bench-proxy, cmd/fleet_exec.cpp hands the

@@ -93,6 +93,38 @@ class SweepTest(ProxyCase):
         self.assertTrue(any("1 of 3 trials finished" in w for w in agg["warnings"]), agg["warnings"])
         self.assertIn("interrupted after 1 of 3 trials", out)
         self.assertNotIn("one trial per config", out)
+        # Issue 27 item 6: the same command with --resume reuses the finished trial and runs the
+        # two others into a new folder; the interrupted sweep's folder is left as it was.
+        cmd = [BENCH_PROXY, "sweep", a, "--trials", "3", "--redo-disturbed", "0", "--queries", WORKLOAD, "-n", "5",
+               "--max-tokens", "64", "--results", os.path.join(self.dir, "r.tsv"), "--no-progress",
+               "--telemetry-interval-ms", "0"]
+        before = sorted(os.listdir(os.path.join(sw, "1_a")))
+        r = subprocess.run(cmd + ["--sweep-dir", os.path.join(self.dir, "sw2"), "--resume", sw], capture_output=True,
+                           text=True, cwd=self.dir, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("resuming " + sw + ": reused 1 finished lifecycle", r.stdout)
+        with open(os.path.join(self.dir, "sw2", "sweep.json")) as f:
+            doc = json.load(f)
+        self.assertFalse(doc["interrupted"])
+        self.assertEqual(doc["resumed_from"], os.path.abspath(sw))
+        self.assertEqual([x["trial"] for x in doc["reused"]], [1])
+        results = doc["configs"][0]["results"]
+        self.assertEqual(len(results), 3)
+        self.assertEqual(results[0], os.path.join(os.path.abspath(sw), "1_a", "trial-1", "result.json"))
+        self.assertEqual(sorted(os.listdir(os.path.join(self.dir, "sw2", "1_a"))), ["trial-2", "trial-3", "trials.json"])
+        self.assertEqual(sorted(os.listdir(os.path.join(sw, "1_a"))), before)
+        # Another config (other bytes), or a finished sweep, is not resumed: exit 2, nothing started.
+        with open(a, "a") as f:
+            f.write("# changed\n")
+        r = subprocess.run(cmd + ["--sweep-dir", os.path.join(self.dir, "sw3"), "--resume", sw], capture_output=True,
+                           text=True, cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("not the same sweep: the configs (their sha256, in order) differ", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "sw3")))
+        r = subprocess.run(cmd + ["--sweep-dir", os.path.join(self.dir, "sw4"), "--resume", os.path.join(self.dir, "sw2")],
+                           capture_output=True, text=True, cwd=self.dir, timeout=120)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("that sweep finished", r.stderr)
 
 
 
