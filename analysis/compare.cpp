@@ -518,32 +518,27 @@ std::string render(const comparison& c) {
   os << std::left << std::setw(18) << "metric" << std::right << std::setw(14) << "baseline" << std::setw(14)
      << "candidate" << std::setw(9) << "change" << "  " << std::left << std::setw(22) << "95% CI of the change"
      << "verdict (noise ±" << fmt(c.noise * 100, 1) << "%)\n";
-  for (const auto& v : c.metrics) {
-    os << std::left << std::setw(18) << v.metric;
+  // One row: name, both values, the change with its interval, the verdict; false on an error.
+  auto row = [&](const std::string& name, std::size_t width, const metric_verdict& v, const char* note) {
+    os << std::left << std::setw(static_cast<int>(width)) << name;
     if (!v.error.empty()) {
       os << "  " << v.error << "\n";
-      continue;
+      return false;
     }
     std::string ci = v.has_ci ? "[" + pct(v.ratio_low) + ", " + pct(v.ratio_high) + "]" : "(none)";
     os << std::right << std::setw(14) << fmt(v.base.value) << std::setw(14) << fmt(v.cand.value) << std::setw(9)
        << pct(v.ratio) << "  " << std::left << std::setw(22) << ci << (c.comparable ? v.verdict : "not comparable")
-       << (v.gating ? "" : " (secondary)") << "\n";
+       << note << "\n";
+    return true;
+  };
+  for (const auto& v : c.metrics) {
+    if (!row(v.metric, 18, v, v.gating ? "" : " (secondary)")) continue;
     if (!v.holm.empty() && c.comparable) os << "  " << std::string(16, ' ') << v.holm << "\n";
     if (!v.needed.empty() && c.comparable) os << "  " << std::string(16, ' ') << v.needed << "\n";
   }
   if (!c.points.empty()) {
     os << "per load point, " << c.point_metric << " (each point on its own; never gating):\n";
-    for (const auto& [label, v] : c.points) {
-      os << "  " << std::left << std::setw(16) << label;
-      if (!v.error.empty()) {
-        os << "  " << v.error << "\n";
-        continue;
-      }
-      std::string ci = v.has_ci ? "[" + pct(v.ratio_low) + ", " + pct(v.ratio_high) + "]" : "(none)";
-      os << std::right << std::setw(14) << fmt(v.base.value) << std::setw(14) << fmt(v.cand.value) << std::setw(9)
-         << pct(v.ratio) << "  " << std::left << std::setw(22) << ci << (c.comparable ? v.verdict : "not comparable")
-         << "\n";
-    }
+    for (const auto& [label, v] : c.points) row("  " + label, 18, v, "");
   }
   if (!c.metrics.empty() && c.metrics[0].error.empty()) {
     const auto& v = c.metrics[0];
