@@ -59,7 +59,7 @@ def main():
                 out = os.path.join(tmp, f"r{rnd}")
                 cmd = [os.path.join(BIN, "bench-proxy"), "bench", "--url", f"http://127.0.0.1:{port}",
                        "--allow-no-snapshot", "--queries", WORKLOAD, "--load", "rate=" + ",".join(a.rates.split(",")),
-                       "--duration", str(a.seconds), "--warmup", "10", "--bootstrap", "0", "--out", out,
+                       "--duration", str(a.seconds), "--max-tokens", "4", "--warmup", "10", "--bootstrap", "0", "--out", out,
                        "--results", "", "--no-progress", "--seed", str(rnd + 1)]
                 r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
                 if not os.path.exists(os.path.join(out, "result.json")):
