@@ -123,9 +123,11 @@ std::map<std::string, std::string> row_values(const json& r, const std::string& 
   v["label"] = field(r, {"label"});
   v["repo_commit"] = field(r, {"repo", "commit"});
   v["repo_dirty"] = field(r, {"repo", "dirty"});
-  // The workload's fingerprint (request bytes and arrival schedule) where the result has one.
-  v["workload_sha256"] = r.contains("workload_fingerprint") ? field(r, {"workload_fingerprint", "sha256"})
-                                                            : field(r, {"workload", "sha256"});
+  // A workload file's sha256; a generated workload's fingerprint (its request bytes and arrival
+  // schedule: docs/workloads.md), since it has no file (or its file is only the source).
+  bool generated = r.contains("workload") && r["workload"].is_object() && r["workload"].contains("kind") &&
+                   r.contains("workload_fingerprint");
+  v["workload_sha256"] = generated ? field(r, {"workload_fingerprint", "sha256"}) : field(r, {"workload", "sha256"});
   bool is_try = r.value("kind", std::string()) == "bench-proxy try" || r.contains("decision");
   v["trials"] = r.contains("trials") && r["trials"].is_number() ? r["trials"].dump()
                 : status == "failed" || is_try              ? ""

@@ -150,7 +150,7 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
   if (first) a["summary"] = summary;  // a config without any result has no numbers to log
   else a["summary"] = json::object();
   if (first) {
-    for (const char* k : {"snapshot", "snapshot_id", "workload", "options", "model", "label", "repo"})
+    for (const char* k : {"snapshot", "snapshot_id", "workload", "workload_fingerprint", "options", "model", "label", "repo"})
       if (first->contains(k)) a[k] = (*first)[k];
   }
   return a;

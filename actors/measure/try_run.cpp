@@ -329,7 +329,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
   if (!opts.label.empty()) doc["label"] = opts.label;
   // The ledger row's usual fields come from the candidate's lifecycles.
   json cand_agg = aggregate_trials(cand.config, cand.outcomes, opts.bench, (fs::path(opts.dir) / "candidate").string());
-  for (const char* k : {"summary", "workload", "options", "model", "snapshot_id", "repo"})
+  for (const char* k : {"summary", "workload", "workload_fingerprint", "options", "model", "snapshot_id", "repo"})
     if (cand_agg.contains(k)) doc[k] = cand_agg[k];
   doc["valid"] = verdict == "faster" || verdict == "slower" || verdict == "no change" || verdict == "inconclusive";
   if (!doc["valid"].get<bool>()) doc["invalid_reason"] = verdict + (why.empty() ? "" : ": " + why);

@@ -45,7 +45,7 @@ class GeneratedTest(ProxyCase):
         same = subprocess.run([BENCH_PROXY, "compare", os.path.join(self.dir, "a"), os.path.join(self.dir, "b")],
                               capture_output=True, text=True, timeout=120)
         self.assertNotIn("workload fingerprint differs", same.stdout)
-        # The ledger keys the workload by its fingerprint.
+        # The ledger keys a generated workload by its fingerprint.
         with open(os.path.join(self.dir, "r.tsv")) as f:
             rows = f.read()
         self.assertIn(a["workload_fingerprint"]["sha256"], rows)
