@@ -218,8 +218,13 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
   // A load curve (--load): the first trial's (each trial measured every point; one is drawn).
   if (!s.trials.empty() && s.trials[0].contains("load") && s.trials[0]["load"].is_object() &&
       s.trials[0]["load"].contains("points") && s.trials[0]["load"]["points"].is_array()) {
-    c["curve"] = curve_of(s.trials[0]);
-    if (s.trials.size() > 1) c["curve"]["of_trial"] = 1;
+    try {
+      c["curve"] = curve_of(s.trials[0]);
+      if (s.trials.size() > 1) c["curve"]["of_trial"] = 1;
+    } catch (const json::exception& e) {  // a hand-edited or foreign result.json: the rest of the page stands
+      c.erase("curve");
+      warnings.push_back(std::string("the load curve could not be read: ") + e.what());
+    }
   }
   c["valid"] = valid;
   c["errors"] = errors;
