@@ -330,4 +330,17 @@ std::vector<std::string> asked_points(const json& result) {
   return out;
 }
 
+std::string capacity_short(const json& c) {
+  if (!c.is_object()) return "-";
+  if (c.contains("below_lowest") && c["below_lowest"].is_boolean() && c["below_lowest"].get<bool>()) return "below lowest";
+  if (!c.contains("value") || !c["value"].is_number()) return "-";
+  bool at_least = c.contains("at_least") && c["at_least"].is_boolean() && c["at_least"].get<bool>();
+  std::string lo = "below lowest", hi = ">= " + num_text(c["value"].get<double>());
+  if (c.contains("ci") && c["ci"].is_array() && c["ci"].size() == 2) {
+    if (c["ci"][0].is_number()) lo = num_text(c["ci"][0].get<double>());
+    if (c["ci"][1].is_number()) hi = num_text(c["ci"][1].get<double>());
+  }
+  return (at_least ? ">= " : "") + num_text(c["value"].get<double>()) + " [" + lo + ", " + hi + "]";
+}
+
 }  // namespace bp::bench

@@ -64,4 +64,9 @@ nlohmann::json point_result(const nlohmann::json& result, const std::string& lab
 /// The labels of a curve result's points as --load asked for them (not the capacity search's).
 std::vector<std::string> asked_points(const nlohmann::json& result);
 
+/// A capacity (capacity()'s document) in a few characters, for tables: "4 [2, 6]", ">= 8 [4, >= 8]"
+/// (every load measured met the objectives), "[below lowest, 4]" where not even the lowest load surely
+/// met them, "below lowest" (not even the lowest load met them), "-" (none, or not a capacity).
+std::string capacity_short(const nlohmann::json& capacity);
+
 }  // namespace bp::bench

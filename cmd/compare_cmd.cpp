@@ -1,6 +1,7 @@
 // bench-proxy compare | results
 #include <signal.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include <filesystem>
@@ -133,7 +134,8 @@ runner define_report(CLI::App& app, const std::vector<std::string>&) {
   auto f = std::make_shared<flags>();
   app.footer(R"(One self-contained HTML page (Chart.js inlined, nothing fetched from anywhere): each config's headline
 with its interval and verdict against the first, errors, validity, warnings, snapshot ids and links;
-CDFs of TTFT, ITL, end-to-end latency and per-request tok/s; per-request timelines per trial; the
+load curves (latency against load with intervals, SLO lines and the capacity; tok/s per user against
+total tok/s); CDFs of TTFT, ITL, end-to-end latency and per-request tok/s; per-request timelines per trial; the
 campaign of a results TSV; what each config's snapshot differs in from the baseline. PATH: run
 folders, result.json files, sweep folders, results TSVs. docs/report.md.)");
   app.add_option("PATH", f->paths, "what to show; the first config is the baseline")->required();
@@ -156,12 +158,21 @@ folders, result.json files, sweep folders, results TSVs. docs/report.md.)");
 
 runner define_results(CLI::App& app, const std::vector<std::string>&) {
   struct flags {
-    std::string tsv = "results.tsv", noise = "1%";
+    std::string tsv = "results.tsv", noise = "1%", headline;
     bool json = false;
   };
   auto f = std::make_shared<flags>();
   app.footer(kResultsAbout);
   app.add_option("TSV", f->tsv, "the ledger (default results.tsv)");
+  app.add_option("--headline", f->headline,
+                 "the campaign of the rows judged by this headline metric only, e.g. capacity (the rows of a "
+                 "curve with --slo objectives); the others are left out (default: every row)")
+      ->type_name("METRIC")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            return bench::find_metric(v) ? std::string() : "unknown metric '" + v + "' (one of " + bench::metric_names() + ")";
+          },
+          ""));
   app.add_option("--noise", f->noise, "changes within ±this are within noise (default 1%)")->type_name("X%")->check(relative_threshold());
   app.add_flag("--json", f->json, "the campaign as JSON");
   return [f]() -> int {
@@ -171,6 +182,21 @@ runner define_results(CLI::App& app, const std::vector<std::string>&) {
       rows = bench::load_ledger(f->tsv);
     } catch (const std::exception& e) {
       throw usage_error(e.what());
+    }
+    if (!f->headline.empty()) {
+      std::size_t before = rows.size();
+      rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const bench::ledger_row& r) { return r.metric != f->headline; }),
+                 rows.end());
+      if (rows.empty())
+        throw usage_error("--headline " + f->headline + ": no row of " + f->tsv + " (of " + std::to_string(before) +
+                          ") is judged by " + f->headline +
+                          (f->headline == "capacity"
+                               ? " (a curve with objectives: run|sweep|try ... --load concurrency=... --slo "
+                                 "METRIC_pNN_ms<=MS --headline capacity)"
+                               : ""));
+      if (rows.size() < before && !f->json)
+        std::cout << before - rows.size() << " row(s) judged by another headline metric left out (--headline "
+                  << f->headline << ")\n";
     }
     double noise = relative_value(f->noise);
     auto c = bench::campaign(rows, noise);

@@ -50,6 +50,94 @@ json timeline(const std::vector<std::pair<double, double>>& v) {
   return pts;
 }
 
+/// A number, or null when the field is missing or not a number.
+json num_or_null(const json& o, const char* k) {
+  return o.is_object() && o.contains(k) && o[k].is_number() ? o[k] : json(nullptr);
+}
+
+/// [lo, hi] when both ends are numbers, else null.
+json pair_or_null(const json& o, const char* k) {
+  if (!o.is_object() || !o.contains(k) || !o[k].is_array() || o[k].size() != 2) return nullptr;
+  return o[k][0].is_number() && o[k][1].is_number() ? o[k] : json(nullptr);
+}
+
+/// A load curve (result.load, docs/report.md "Load curves"): per point what the charts and the
+/// table show, in load order, with the knee, the capacity and the objectives.
+json curve_of(const json& result) {
+  const json& L = result["load"];
+  json pts = json::array();
+  std::string axis;
+  for (const auto& p : L["points"]) {
+    if (!p.is_object()) continue;
+    const json s = p.value("summary", json::object());
+    if (axis.empty()) axis = p.value("axis", std::string());
+    json lat = json::object();
+    for (const char* m : {"ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "output_tps"}) {
+      const json x = s.value(m, json::object());
+      if (!x.is_object() || x.empty()) continue;
+      json e = {{"median", num_or_null(x, "median")}, {"median_ci", pair_or_null(x, "median_ci")}};
+      for (auto it = x.begin(); it != x.end(); ++it)
+        if (it.key().size() > 1 && it.key()[0] == 'p' && it.value().is_number() &&
+            it.key().find_first_not_of("0123456789.", 1) == std::string::npos)
+          e[it.key()] = it.value();
+      lat[m] = e;
+    }
+    json objs = json::array();
+    for (const auto& o : p.value("objectives", json::array()))
+      if (o.is_object())
+        objs.push_back({{"objective", o.value("objective", std::string())}, {"metric", o.value("metric", std::string())},
+                        {"p", num_or_null(o, "p")}, {"limit", num_or_null(o, "limit")},
+                        {"value", num_or_null(o, "value")}, {"ci", pair_or_null(o, "ci")},
+                        {"met", o.value("met", std::string())}});
+    json e = {{"label", p.value("label", std::string())},
+              {"load", num_or_null(p, "load")},
+              {"kind", p.value("kind", std::string())},
+              {"refined", p.value("refined", false)},
+              {"completed", num_or_null(s, "completed")},
+              {"requests", num_or_null(s, "requests")},
+              {"errors", num_or_null(s, "errors")},
+              {"request_throughput", num_or_null(s, "request_throughput")},
+              {"total_output_tps", num_or_null(s, "total_output_tps")},
+              {"latency", lat},
+              {"objectives", objs},
+              {"warnings", p.value("warnings", json::array()).size()}};
+    const json sat = p.value("saturation", json::object());
+    e["over_saturated"] = sat.is_object() && sat.contains("over_saturated") && sat["over_saturated"].is_boolean()
+                              ? sat["over_saturated"]
+                              : json(nullptr);
+    if (p.contains("schedule") && p["schedule"].is_object()) {
+      const json& sc = p["schedule"];
+      e["open_loop"] = true;
+      e["lateness_p50_ms"] = num_or_null(sc.value("lateness_ms", json::object()), "median");
+      e["lateness_p99_ms"] = num_or_null(sc.value("lateness_ms", json::object()), "p99");
+      e["requested_rate"] = num_or_null(sc, "requested_rate");
+      e["achieved_rate"] = num_or_null(sc, "achieved_rate");
+      e["kept"] = sc.contains("kept") && sc["kept"].is_boolean() ? sc["kept"] : json(nullptr);
+    }
+    pts.push_back(e);
+  }
+  std::stable_sort(pts.begin(), pts.end(), [](const json& a, const json& b) {
+    return a["load"].is_number() && b["load"].is_number() && a["load"].get<double>() < b["load"].get<double>();
+  });
+  json c = {{"profile", L.value("profile", std::string())}, {"axis", axis.empty() ? "load" : axis}, {"points", pts},
+            {"objectives", L.value("objectives", json::array())}};
+  c["knee"] = L.contains("knee") && L["knee"].is_object()
+                  ? json{{"load", num_or_null(L["knee"], "load")}, {"throughput", num_or_null(L["knee"], "throughput")}}
+                  : json(nullptr);
+  if (L.contains("capacity") && L["capacity"].is_object()) {
+    const json& k = L["capacity"];
+    json ci = json::array({nullptr, nullptr});
+    if (k.contains("ci") && k["ci"].is_array() && k["ci"].size() == 2) ci = k["ci"];
+    c["capacity"] = {{"value", num_or_null(k, "value")}, {"ci", ci},
+                     {"text", k.value("text", k.value("error", std::string()))},
+                     {"below_lowest", k.contains("below_lowest") && k["below_lowest"].is_boolean() ? k["below_lowest"] : json(false)},
+                     {"at_least", k.contains("at_least") && k["at_least"].is_boolean() ? k["at_least"] : json(false)}};
+  } else {
+    c["capacity"] = nullptr;
+  }
+  return c;
+}
+
 bool is_ledger(const std::string& path) {
   std::ifstream in(path);
   std::string first;
@@ -127,6 +215,17 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
   }
   if (!tele.empty()) c["telemetry"] = tele;
   if (!s.trials.empty() && s.trials[0].contains("engine_metrics")) c["engine_metrics"] = s.trials[0]["engine_metrics"];
+  // A load curve (--load): the first trial's (each trial measured every point; one is drawn).
+  if (!s.trials.empty() && s.trials[0].contains("load") && s.trials[0]["load"].is_object() &&
+      s.trials[0]["load"].contains("points") && s.trials[0]["load"]["points"].is_array()) {
+    try {
+      c["curve"] = curve_of(s.trials[0]);
+      if (s.trials.size() > 1) c["curve"]["of_trial"] = 1;
+    } catch (const json::exception& e) {  // a hand-edited or foreign result.json: the rest of the page stands
+      c.erase("curve");
+      warnings.push_back(std::string("the load curve could not be read: ") + e.what());
+    }
+  }
   c["valid"] = valid;
   c["errors"] = errors;
   c["warnings"] = warnings;
@@ -272,7 +371,13 @@ json report_data(const std::vector<std::string>& paths) {
     if (bench::find_metric(h)) headline = h;
   }
   const auto* def = bench::find_metric(headline);
-  data["headline_metric"] = {{"name", headline}, {"unit", def->unit}, {"description", def->description},
+  // A capacity's unit is its curve's axis (concurrency, req/s), as result.json's headline says.
+  std::string unit = def->unit;
+  if (headline == "capacity" && !sides.empty() && !sides[0].trials.empty()) {
+    const json h = sides[0].trials[0].value("summary", json::object()).value("headline", json::object());
+    if (h.is_object() && h.contains("unit") && h["unit"].is_string()) unit = h["unit"].get<std::string>();
+  }
+  data["headline_metric"] = {{"name", headline}, {"unit", unit}, {"description", def->description},
                              {"higher_is_better", def->higher_is_better}};
   bench::compare_options co;
   data["noise"] = co.noise;
@@ -305,6 +410,7 @@ const D=JSON.parse(document.getElementById('bp-data').textContent);
 const $=(t,a,...k)=>{const e=document.createElement(t);for(const[n,v]of Object.entries(a||{}))if(n==='text')e.textContent=v;else e.setAttribute(n,v);for(const c of k)e.append(c);return e;};
 const fmt=(x,d=2)=>x==null?'-':Number(x).toFixed(d);const pct=x=>x==null?'':(x>=0?'+':'')+(100*x).toFixed(1)+'%';
 const root=document.getElementById('bp-root');const charts=[];
+let status=null,queued=false;Chart.register({id:'bpStatus',afterRender(){if(status&&!queued){queued=true;setTimeout(()=>status(),0);}}});
 const palette=['#0969da','#cf222e','#1a7f37','#8250df','#bf8700','#57606a','#e16f24','#1b7c83','#a475f9','#d1242f'];
 const color=i=>palette[i%palette.length];
 const H=D.headline_metric;
@@ -339,6 +445,102 @@ if(withH.length){root.append($('h2',{text:'Headline: '+H.description}));
   {label:'95% CI',data:withH.map(c=>c.headline.ci||[c.headline.value,c.headline.value]),backgroundColor:'rgba(9,105,218,0.25)',borderColor:'#0969da',borderWidth:1},
   {type:'line',label:'value',data:withH.map(c=>c.headline.value),showLine:false,pointRadius:5,borderColor:'#1b1f24',backgroundColor:'#1b1f24'}]},
   options:{parsing:true,scales:{y:{beginAtZero:false,title:{display:true,text:H.unit}}}}}));}
+// Load curves (--load): latency against load with each point's interval, the SLO lines and the
+// capacity; output tok/s per user against total output tok/s (the Pareto view); a table per config.
+const withC=cfgs.filter(c=>c.curve&&c.curve.points.length);
+const curves={configs:withC.map(c=>c.label),tables:[],objectives:[]};
+if(withC.length){root.append($('h2',{text:'Load curves'}));
+ const rgba=(hex,a)=>'rgba('+[1,3,5].map(k=>parseInt(hex.slice(k,k+2),16)).join(',')+','+a+')';
+ const axes=[...new Set(withC.map(c=>c.curve.axis))];const axisText=axes.join(' / ');
+ const num=v=>String(+Number(v).toFixed(2));  // 4, 2.5, 0.33: no trailing zeros
+ const finite=v=>Number.isFinite(v)?v:undefined;  // an axis bound only where there is one
+ const loadText=(pt,axis)=>pt.load==null?pt.label:num(pt.load)+(axis==='concurrency'?'':' '+axis);
+ const objs=[];withC.forEach(c=>c.curve.points.forEach(p=>p.objectives.forEach(o=>{if(!objs.some(x=>x.objective===o.objective))objs.push({objective:o.objective,metric:o.metric,p:o.p,limit:o.limit});})));
+ curves.objectives=objs.map(o=>o.objective);
+ const xs=withC.flatMap(c=>c.curve.points.map(p=>p.load)).filter(x=>x!=null&&x>0);
+ const xmin=Math.min(...xs),xmax=Math.max(...xs);
+ const logX=xs.length>1&&xmax/xmin>=8;
+ const loads=[...new Set(xs)].sort((a,b)=>a-b);  // the x axis' ticks: the loads measured
+ const dash=[[],[6,4],[2,3],[10,3,2,3]];
+ // The capacity of each config: a dashed vertical line at its value, its interval shaded (an
+ // open end runs to the chart's edge); "below the lowest load" has no line, only its text.
+ const marks=withC.filter(c=>c.curve.capacity&&c.curve.capacity.value!=null).map(c=>({config:c.label,x:c.curve.capacity.value,
+   lo:c.curve.capacity.ci[0],hi:c.curve.capacity.ci[1],at_least:!!c.curve.capacity.at_least,color:color(c.index),drawn:0}));
+ // Draws what Chart.js has no element for: error bars (dataset.errorBars[j] = [lo, hi] or null),
+ // point labels (dataset.pointLabels[j]) and the capacity marks; counts what it drew.
+ const curvePlugin=(marks)=>({id:'bpCurve',
+  beforeDatasetsDraw(ch){const a=ch.chartArea,x=ch.scales.x,ctx=ch.ctx;ctx.save();
+   const px=v=>Math.min(a.right,Math.max(a.left,x.getPixelForValue(v)));
+   marks.forEach((m,k)=>{let l=m.lo==null?a.left:px(m.lo),r=m.hi==null?a.right:px(m.hi);if(r-l<6){const c=(l+r)/2;l=c-3;r=c+3;}
+    ctx.fillStyle=rgba(m.color,0.13);ctx.fillRect(l,a.top,r-l,a.bottom-a.top);
+    const cx=px(m.x);ctx.strokeStyle=m.color;ctx.lineWidth=2;ctx.setLineDash([5,3]);ctx.beginPath();ctx.moveTo(cx,a.top);ctx.lineTo(cx,a.bottom);ctx.stroke();ctx.setLineDash([]);
+    ctx.fillStyle=m.color;ctx.font='11px system-ui,sans-serif';const t='capacity '+(m.at_least?'\u2265 ':'')+num(m.x)+' ('+m.config+')';
+    const w=ctx.measureText(t).width;ctx.fillText(t,cx+4+w>a.right?cx-4-w:cx+4,a.top+12+13*k);m.drawn++;});
+   ctx.restore();},
+  afterDatasetsDraw(ch){const ctx=ch.ctx,y=ch.scales.y,a=ch.chartArea;ctx.save();ctx.beginPath();ctx.rect(a.left,a.top,a.right-a.left,a.bottom-a.top);ctx.clip();
+   ch.data.datasets.forEach((ds,i)=>{if(!ch.isDatasetVisible(i))return;const meta=ch.getDatasetMeta(i);ds.barsDrawn=0;
+    meta.data.forEach((el,j)=>{const b=ds.errorBars&&ds.errorBars[j];
+     if(b&&b[0]!=null&&b[1]!=null){const y1=y.getPixelForValue(b[0]),y2=y.getPixelForValue(b[1]);ctx.strokeStyle=ds.borderColor;ctx.lineWidth=1.5;ctx.beginPath();
+      ctx.moveTo(el.x,y1);ctx.lineTo(el.x,y2);ctx.moveTo(el.x-4,y1);ctx.lineTo(el.x+4,y1);ctx.moveTo(el.x-4,y2);ctx.lineTo(el.x+4,y2);ctx.stroke();ds.barsDrawn++;}
+});});
+   ctx.restore();ctx.save();  // point labels may stand above the chart area
+   ch.data.datasets.forEach((ds,i)=>{if(!ch.isDatasetVisible(i)||!ds.pointLabels)return;ctx.fillStyle=ds.borderColor;ctx.font='11px system-ui,sans-serif';
+    ch.getDatasetMeta(i).data.forEach((el,j)=>{const t=ds.pointLabels[j];if(t)ctx.fillText(t,el.x+5,el.y-6);});});
+   ctx.restore();}});
+ const g=$('div',{class:'grid'});
+ // Latency against load: the metrics with a chart of their own (TTFT, e2e, and any an objective names).
+ const names={ttft_ms:'time to first token',e2e_ms:'end-to-end latency',itl_ms:'inter-token latency',tpot_ms:'time per output token'};
+ const metrics=['ttft_ms','e2e_ms'];for(const o of objs)if(!metrics.includes(o.metric))metrics.push(o.metric);
+ for(const m of metrics){
+  const ps=[50];if(m==='ttft_ms')ps.push(99);for(const o of objs)if(o.metric===m&&!ps.includes(o.p))ps.push(o.p);
+  const ds=[];let lo=Infinity,hi=0;
+  withC.forEach(c=>ps.forEach((p,j)=>{const pts=[],bars=[];
+   for(const pt of c.curve.points){const L=pt.latency[m];if(!L||pt.load==null)continue;const ob=pt.objectives.find(o=>o.metric===m&&o.p===p);
+    const v=p===50?L.median:(L['p'+p]!=null?L['p'+p]:(ob?ob.value:null));if(v==null)continue;
+    const b=p===50?L.median_ci:(ob?ob.ci:null);pts.push({x:pt.load,y:v});bars.push(b);
+    for(const w of [v].concat(b||[]))if(w>0){lo=Math.min(lo,w);hi=Math.max(hi,w);}}
+   if(pts.length)ds.push({label:c.label+' p'+p,data:pts,errorBars:bars,borderColor:color(c.index),backgroundColor:color(c.index),borderDash:dash[j%dash.length],pointRadius:3,borderWidth:1.5,kind:'curve'});}));
+  for(const o of objs.filter(o=>o.metric===m)){ds.push({label:'SLO '+o.objective,data:[{x:xmin,y:o.limit},{x:xmax,y:o.limit}],borderColor:'#1b1f24',borderDash:[8,4],borderWidth:2,pointRadius:0,kind:'slo'});lo=Math.min(lo,o.limit);hi=Math.max(hi,o.limit);}
+  if(!ds.some(d=>d.kind==='curve'))continue;
+  const logY=hi/lo>=20;
+  const named=ps.filter(p=>p!==50).map(p=>objs.some(o=>o.metric===m&&o.p===p)?'p'+p+': the objective\u2019s interval':'p'+p+': the point only (no objective names it, so no interval)');
+  g.append(chart('curve-'+m,names[m]+' (ms) against load ('+axisText+'); bars: 95% interval of the median'+(named.length?', '+named.join(', '):'')+(objs.some(o=>o.metric===m)?'; black dashed: the SLO':'')+(marks.length?'; dashed vertical: capacity, shaded: its interval':''),
+   {type:'line',data:{datasets:ds},plugins:[curvePlugin(marks)],options:{normalized:false,scales:{x:{type:logX?'logarithmic':'linear',title:{display:true,text:axisText},
+    afterBuildTicks:ax=>{ax.ticks=loads.map(v=>({value:v}));},ticks:{callback:v=>num(v)}},
+    y:{type:logY?'logarithmic':'linear',suggestedMin:finite(lo),suggestedMax:finite(hi),title:{display:true,text:'ms'+(logY?' (log scale)':'')}}}}}));
+  charts[charts.length-1].marks=marks;}
+ // The Pareto view: what each user gets against what the engine delivers, one line per config
+ // through its points in load order, each point labelled with its load; the capacity's point ringed.
+ const pds=withC.map(c=>{const P=c.curve.points.filter(p=>p.load!=null&&p.total_output_tps!=null&&p.latency.output_tps&&p.latency.output_tps.median!=null);
+  const cap=c.curve.capacity&&c.curve.capacity.value;
+  return {label:c.label,data:P.map(p=>({x:p.total_output_tps,y:p.latency.output_tps.median})),errorBars:P.map(p=>p.latency.output_tps.median_ci),
+   pointLabels:P.map(p=>num(p.load)),  // the unit is in the caption: labels stay shortpointRadius:P.map(p=>p.load===cap?7:3),pointStyle:P.map(p=>p.load===cap?'rectRot':'circle'),
+   showLine:true,borderColor:color(c.index),backgroundColor:color(c.index),borderWidth:1.5,kind:'pareto'};});
+ g.append(chart('curve-pareto','output tok/s per user (median per request; bars: its 95% interval) against total output tok/s; points labelled with their load ('+axisText+'), in load order'+(marks.length?'; \u25c6 the capacity\u2019s point':''),
+  {type:'scatter',data:{datasets:pds},plugins:[curvePlugin([])],options:{normalized:false,scales:{x:{type:'linear',title:{display:true,text:'total output tok/s'}},
+   y:{type:'linear',suggestedMin:finite(Math.min(...pds.flatMap(d=>d.errorBars.filter(b=>b).map(b=>b[0])))),suggestedMax:finite(Math.max(...pds.flatMap(d=>d.errorBars.filter(b=>b).map(b=>b[1])))),title:{display:true,text:'output tok/s per user'}}}}}));
+ root.append(g);
+ // Per config: each point's numbers and verdicts, the knee and the capacity.
+ const verdictClass={yes:'v-keep',no:'bad',likely:'v-inconclusive',unlikely:'v-inconclusive'};
+ withC.forEach(c=>{const C=c.curve;const id='curve-table-'+c.index;curves.tables.push(id);
+  const open=C.points.some(p=>p.open_loop);
+  const os=[];C.points.forEach(p=>p.objectives.forEach(o=>{if(!os.includes(o.objective))os.push(o.objective);}));
+  const head=['point','ok/sent','TTFT p50 (ms)','TTFT p99 (ms)','e2e p50 (ms)','tok/s per user','total tok/s'].concat(os).concat(open?['lateness p50 (ms)','over-saturated']:['over-saturated']);
+  const t=$('table',{id:id,class:'curve','data-config':c.label},$('tr',{},...head.map(h=>$('th',{text:h}))));
+  for(const p of C.points){const L=p.latency;const cell=(v,d=2)=>$('td',{class:'num',text:fmt(v,d)});
+   const row=$('tr',{},$('td',{text:p.label+(p.refined?' *':'')}),$('td',{class:'num'+(p.completed<p.requests?' bad':''),text:(p.completed??'-')+'/'+(p.requests??'-')}),
+    cell(L.ttft_ms&&L.ttft_ms.median),cell(L.ttft_ms&&L.ttft_ms.p99),cell(L.e2e_ms&&L.e2e_ms.median),cell(L.output_tps&&L.output_tps.median),cell(p.total_output_tps));
+   for(const name of os){const o=p.objectives.find(x=>x.objective===name);
+    row.append(o?$('td',{class:verdictClass[o.met]||'',text:o.met+' ('+fmt(o.value)+(o.ci?' ['+fmt(o.ci[0])+', '+fmt(o.ci[1])+']':'')+')'}):$('td',{text:'-'}));}
+   if(open)row.append($('td',{class:'num'+(p.kept===false?' bad':''),text:p.open_loop?fmt(p.lateness_p50_ms)+(p.kept===false?' (fell behind)':''):'-'}));
+   row.append($('td',{class:p.over_saturated?'bad':'',text:p.over_saturated==null?'-':(p.over_saturated?'yes':'no')}));
+   t.append(row);}
+  const k=C.capacity;
+  root.append($('h3',{text:c.label+': '+C.profile+(C.of_trial?' (trial '+C.of_trial+' of '+c.trials+')':'')}),t,
+   ...(C.points.some(p=>p.refined)?[$('div',{class:'meta',text:'* a point added by the capacity search (bisection between the last point that meets the objectives and the first that does not)'})]:[]),
+   $('div',{class:'curve-knee',text:C.knee&&C.knee.load!=null?'knee at '+loadText(C.knee,C.axis)+' '+(C.axis==='concurrency'?'concurrency ':'')+'('+fmt(C.knee.throughput)+' tok/s)':'no knee: throughput still grows about linearly up to the highest load measured'}),
+   $('div',{class:'curve-capacity'+(k&&k.value==null?' bad':''),text:k?'capacity: '+k.text:'capacity: no objectives (--slo METRIC_pNN_ms<=MS)'}));});
+ root.append($('div',{class:'meta',text:'verdicts: yes (even the interval\u2019s high end is within the limit), likely / unlikely (the estimate is within / over, the interval straddles the limit), no (even its low end is over)'}));}
 // Distributions.
 root.append($('h2',{text:'Distributions (CDF, all configs overlaid)'}));
 const g=$('div',{class:'grid'});
@@ -411,9 +613,17 @@ if(withDiff.length){root.append($('h2',{text:'What differs from the baseline (me
   root.append(d);}}
 window.addEventListener('beforeprint',()=>document.querySelectorAll('details').forEach(d=>d.open=true));
 // What was drawn, for tests and for anyone checking the page: charts, series, points, errors, requests.
-const st={charts:charts.map(c=>({id:c.id,type:c.chart.config.type,datasets:c.chart.data.datasets.map(ds=>({label:ds.label,points:ds.data.length}))})),
- errors:errors,resources:performance.getEntriesByType('resource').map(r=>r.name),overview_rows:document.querySelectorAll('#overview tr').length-1,rendered_ms:performance.now()};
-document.getElementById('bp-selftest').textContent=JSON.stringify(st);
+// Charts draw once their boxes are laid out (after this script): the status is written now and
+// again after every later draw, so it reports what was drawn (the curves' error bars and capacity
+// marks count themselves as they draw); rendered_ms stays when the scripts finished.
+const rendered=performance.now();
+status=()=>{queued=false;const st={charts:charts.map(c=>{const o={id:c.id,type:c.chart.config.type,datasets:c.chart.data.datasets.map(ds=>{const d={label:ds.label,points:ds.data.length};
+  if(ds.kind)d.kind=ds.kind;if(ds.errorBars){d.error_bars=ds.errorBars.filter(b=>b&&b[0]!=null).length;d.error_bars_drawn=ds.barsDrawn||0;}if(ds.pointLabels)d.point_labels=ds.pointLabels;return d;})};
+  const pl=(c.chart.config.plugins||[]).find(p=>p.id==='bpCurve');if(pl){o.scales={x:c.chart.options.scales.x.type,y:c.chart.options.scales.y.type};}
+  if(c.marks)o.marks=c.marks.map(m=>({config:m.config,x:m.x,lo:m.lo,hi:m.hi,drawn:m.drawn>0}));return o;}),curves:curves,
+ errors:errors,resources:performance.getEntriesByType('resource').map(r=>r.name),overview_rows:document.querySelectorAll('#overview tr').length-1,rendered_ms:rendered};
+document.getElementById('bp-selftest').textContent=JSON.stringify(st);};
+status();
 })();
 )JS";
 

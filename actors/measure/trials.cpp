@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/text.hpp"
+#include "analysis/curves.hpp"
 #include "analysis/engine_metrics.hpp"
 #include "analysis/variance.hpp"
 #include "analysis/warnings.hpp"
@@ -135,6 +136,13 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
   if (def && !samples.empty()) {
     auto est = bench::estimator(samples).run(bo.stats.bootstrap_resamples, bo.stats.confidence, bo.stats.seed + 200);
     summary["headline"] = bench::to_json(est, *def);
+    // One lifecycle of a curve: its capacity's interval comes from its points' intervals (result.json's
+    // headline), which a run-level estimate over one lifecycle cannot give.
+    if (bo.headline == "capacity" && samples.size() == 1 && first && first->contains("summary") &&
+        (*first)["summary"].is_object()) {
+      const json own = (*first)["summary"].value("headline", json::object());
+      if (own.is_object() && own.value("metric", std::string()) == "capacity" && own.contains("value")) summary["headline"] = own;
+    }
     for (const auto& w : bench::trial_warnings(est, *def, 0.01)) a["warnings"].push_back(w);
     if (samples.size() == 1 && trials.size() > 1)
       a["warnings"].push_back("only one of " + std::to_string(trials.size()) + " trials has a result");
@@ -159,6 +167,41 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
 namespace {
 
 std::string fmt(double v, int prec = 2) { return base::fixed(v, prec); }
+
+/// The capacity column's cell of a config: one lifecycle's capacity with its interval from its
+/// points (capacity_short), or over several the t interval of their capacities; "below lowest"
+/// when a lifecycle's curve met the objectives at no load; "-" without a curve.
+std::string capacity_cell(const sweep_entry& e, const bench::options& bo, json& out) {
+  std::vector<const json*> caps;
+  for (const auto& t : e.trials)
+    if (!t.result.is_null() && t.result.contains("load") && t.result["load"].is_object() &&
+        t.result["load"].contains("capacity") && t.result["load"]["capacity"].is_object())
+      caps.push_back(&t.result["load"]["capacity"]);
+  if (caps.empty()) return "-";
+  if (caps.size() == 1) {
+    out = *caps[0];
+    return bench::capacity_short(*caps[0]);
+  }
+  std::vector<bench::trial_samples> samples;
+  for (std::size_t i = 0; i < e.trials.size(); ++i) {
+    const auto& t = e.trials[i];
+    if (t.result.is_null()) continue;
+    std::string why;
+    if (auto x = bench::samples_of(t.result, "capacity", bo.slo, why))
+      samples.push_back(std::move(*x));
+    else {
+      out = {{"value", nullptr}, {"below_lowest", true}, {"trial", i + 1}, {"text", why}};
+      return "below lowest (trial " + std::to_string(i + 1) + ")";
+    }
+  }
+  const auto* def = bench::find_metric("capacity");
+  auto est = bench::estimator(samples).run(bo.stats.bootstrap_resamples, bo.stats.confidence, bo.stats.seed + 300);
+  out = bench::to_json(est, *def);
+  std::string text = base::fixed(out.value("value", 0.0), 2);
+  if (out.contains("ci") && out["ci"].is_array() && out["ci"].size() == 2 && out["ci"][0].is_number())
+    text += " [" + base::fixed(out["ci"][0].get<double>(), 2) + ", " + base::fixed(out["ci"][1].get<double>(), 2) + "]";
+  return text + " (" + std::to_string(samples.size()) + " trials)";
+}
 
 bench::side side_of(const sweep_entry& e, const std::string& group) {
   bench::side s;
@@ -248,10 +291,25 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
   }
   std::ostringstream table;
   std::string unit = def ? def->unit : "";
+  // With --slo objectives and curves: a capacity column (each config's, with its interval).
+  bool capacity_column = false;
+  std::string capacity_axis;
+  if (!bo.objectives.empty())
+    for (const auto& e : entries)
+      for (const auto& t : e.trials)
+        if (!t.result.is_null() && t.result.contains("load") && t.result["load"].is_object() &&
+            t.result["load"].contains("capacity")) {
+          capacity_column = true;
+          if (capacity_axis.empty()) capacity_axis = t.result["load"]["capacity"].value("axis", std::string());
+        }
+  doc["capacity_column"] = capacity_column;
+  constexpr int kCapacityWidth = 26;
   table << std::left << std::setw(4) << "#" << std::setw(30) << "config" << std::right << std::setw(12)
         << bo.headline << std::setw(22) << (trials >= 2 ? "CI (trials+requests)" : "CI (requests only)")
         << std::setw(9) << "delta" << "  " << std::left << std::setw(15) << "vs first" << std::right << std::setw(7)
-        << "errors" << "  differs from first in\n";
+        << "errors";
+  if (capacity_column) table << std::setw(kCapacityWidth) << "capacity [CI]";
+  table << "  differs from first in\n";
   int rank = 0;
   for (std::size_t idx : order) {
     const auto& e = entries[idx];
@@ -296,7 +354,13 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
       d << std::showpos << std::fixed << std::setprecision(1) << delta << "%";
       table << std::right << std::setw(12) << fmt(v) << std::setw(22) << ci << std::setw(9)
             << (fv > 0 && idx != 0 ? d.str() : "") << "  " << std::left << std::setw(15) << verdict << std::right
-            << std::setw(7) << errors << "  " << (idx == 0 ? "(first)" : differs) << "\n";
+            << std::setw(7) << errors;
+      if (capacity_column) {
+        json cap;
+        table << "  " << std::setw(kCapacityWidth - 2) << capacity_cell(e, bo, cap);
+        row["capacity"] = cap;
+      }
+      table << "  " << (idx == 0 ? "(first)" : differs) << "\n";
       row["headline"] = v;
       row["headline_ci"] = h.contains("ci") ? h["ci"] : json(nullptr);
       row["delta_pct"] = delta;
@@ -309,8 +373,13 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
       if (why.empty()) why = e.aggregate.value("invalid_reason", std::string());
       bool failed = e.aggregate.value("failed", false);
       table << std::right << std::setw(12) << "-" << std::setw(22) << "" << std::setw(9) << "" << "  " << std::left
-            << std::setw(15) << (failed ? "FAILED" : "INVALID") << std::right << std::setw(7) << errors << "  "
-            << why.substr(0, why.find('\n')) << "\n";
+            << std::setw(15) << (failed ? "FAILED" : "INVALID") << std::right << std::setw(7) << errors;
+      if (capacity_column) {
+        json cap;
+        table << "  " << std::setw(kCapacityWidth - 2) << capacity_cell(e, bo, cap);
+        if (!cap.is_null()) row["capacity"] = cap;
+      }
+      table << "  " << why.substr(0, why.find('\n')) << "\n";
       row["error"] = why;
       for (const auto& t : e.trials)
         if (t.error) {
@@ -338,6 +407,13 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
       knobs += (knobs.empty() ? "" : ", ") + it.key() + "=" + it.value().get<std::string>();
     table << "  " << i + 1 << ". " << knobs << "\n";
     doc["configs"][i]["variant"] = entries[i].variant;
+  }
+  if (capacity_column) {
+    std::string objs;
+    for (const auto& o : bo.objectives) objs += (objs.empty() ? "" : ", ") + o.text;
+    table << "capacity: the highest " << (capacity_axis.empty() ? std::string("load") : capacity_axis)
+          << " whose point (and every lower one) meets " << objs
+          << "; its interval from the points' intervals (one trial) or over the trials\n";
   }
   if (noise_floor >= 0)
     table << "noise floor: the first config's trials spread by " << fmt(noise_floor * 100, 2)

@@ -1300,7 +1300,7 @@ json run(const options& o) {
   result["warnings"] = curve ? json::array() : json(result_warnings(result, o.stats.percentiles));
   if (curve) {
     json load = {{"profile", prof.text}, {"burstiness", prof.burstiness}, {"duration_s", prof.duration_s},
-                 {"requests_per_point", prof.requests}, {"warmup_window_s", prof.warmup_window_s},
+                 {"requests_per_point", prof.duration_s > 0 && prof.requests <= 0 ? json(nullptr) : json(per_point)}, {"warmup_window_s", prof.warmup_window_s},
                  {"cooldown_window_s", prof.cooldown_window_s}, {"max_inflight", prof.max_inflight}};
     json pts = curve_points(points, o, true);
     std::vector<double> x, y;

@@ -145,3 +145,13 @@ TEST(Curves, KneeOfASaturatingCurveAndNoneOfALine) {
   EXPECT_TRUE(knee({1, 2, 3, 4}, {10, 20, 30, 40}).is_null());
   EXPECT_TRUE(knee({1, 2}, {10, 20}).is_null());
 }
+
+TEST(Capacity, ItsShortTextForTables) {
+  EXPECT_EQ(capacity_short({{"value", 4.0}, {"ci", {4.0, 5.0}}, {"below_lowest", false}, {"at_least", false}}), "4 [4, 5]");
+  EXPECT_EQ(capacity_short({{"value", 8.0}, {"ci", {8.0, nullptr}}, {"below_lowest", false}, {"at_least", true}}),
+            ">= 8 [8, >= 8]");
+  EXPECT_EQ(capacity_short({{"value", 2.5}, {"ci", {nullptr, 5.0}}, {"below_lowest", false}}), "2.5 [below lowest, 5]");
+  EXPECT_EQ(capacity_short({{"value", nullptr}, {"ci", {nullptr, nullptr}}, {"below_lowest", true}}), "below lowest");
+  EXPECT_EQ(capacity_short({{"value", nullptr}, {"error", "no load points"}}), "-");
+  EXPECT_EQ(capacity_short(json()), "-");
+}

@@ -31,7 +31,9 @@ def png_distinct_values(path):
     return len(set(zlib.decompress(idat)))
 
 
-class ReportTest(ProxyCase):
+class ChromiumPage:
+    """Loading a report in headless Chromium (self.dir: the test's folder); test_curves_report uses it too."""
+
     def chromium(self, html, *extra):
         args = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 f"--user-data-dir={self.dir}/chrome", "--host-resolver-rules=MAP * ~NOTFOUND",
@@ -50,10 +52,15 @@ class ReportTest(ProxyCase):
         r = self.chromium(html, f"--screenshot={shot}", "--window-size=1280,2200", "--hide-scrollbars")
         self.assertEqual(r.returncode, 0, r.stderr[-2000:])
         self.assertGreater(png_distinct_values(shot), 50, "the screenshot is blank")
+        if os.environ.get("BP_SCREENSHOT_DIR"):  # to look at the pages: keep the screenshots
+            shutil.copy(shot, os.environ["BP_SCREENSHOT_DIR"])
         return st, r
 
     def charts(self, st):
         return {c["id"]: c for c in st["charts"]}
+
+
+class ReportTest(ChromiumPage, ProxyCase):
 
     @unittest.skipUnless(CHROMIUM, "chromium is installed by scripts/deps.sh")
     def test_a_single_run_report(self):
