@@ -139,8 +139,10 @@ using engine_actor = caf::typed_actor<
 
 /// N timed chat completions after readiness.
 using warmup_actor = caf::typed_actor<
-    /// Internal: run the warmup requests.
-    caf::reacts_to<atom::start>>;
+    /// Internal: connect and find the model.
+    caf::reacts_to<atom::start>,
+    /// Internal: send warmup request i, one message each, so an exit between requests is heard.
+    caf::reacts_to<atom::warmup, int>>;
 
 /// One snapshot collector.
 using collector_actor = caf::typed_actor<

@@ -19,9 +19,23 @@ struct engine_state {
   bool stopping = false;
   bool exited = false;
   std::string last_probe;
+  caf::actor prober;  ///< does the blocking readiness probes, so this actor never waits on one
 };
 
 namespace {
+
+/// The readiness prober: one GET of the health URL per message, answered with (status, error)
+/// (status 0: no answer). Detached (its own thread) and linked to the engine actor, so the up to
+/// 2 s a probe may take never blocks the engine actor or a scheduler thread.
+caf::behavior health_prober(caf::event_based_actor*) {
+  return {
+      [](atom::poll, const std::string& url) -> std::tuple<int, std::string> {
+        std::string err;
+        auto r = net::http_fetch("GET", url, "", std::chrono::milliseconds(2000), err);
+        return std::make_tuple(r ? r->status : 0, r ? std::string() : err);
+      },
+  };
+}
 
 /// The behavior of an actor that already quit (it failed while starting).
 engine_actor::behavior_type quitting() {
@@ -101,33 +115,39 @@ engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engin
         auto& s = self->state;
         if (s.ready || s.stopping || s.exited) return;
         const auto& c = s.ctx->config;
-        std::string err;
-        auto r = net::http_fetch("GET", "http://127.0.0.1:" + std::to_string(s.port) + c.health_path, "",
-                                 std::chrono::milliseconds(2000), err);
-        if (r && r->status / 100 == 2) {
-          s.ready = true;
-          spdlog::info("[engine] ready: GET {} answered {}", c.health_path, r->status);
-          if (fault_for(s.ctx->faults, "engine") == "throw-on-ready")
-            throw std::runtime_error("injected fault: engine actor throws on ready");
-          self->send(s.supervisor, atom::ready::value, s.port);
-          return;
-        }
-        if (r && (r->status == 404 || r->status == 405)) {
-          self->send(s.supervisor, atom::failed::value, std::string("engine"),
-                     make_error(errc::engine_start_failed, "readiness probe GET " + c.health_path + " answered " + std::to_string(r->status) +
-                         " (set health_path in " + c.source_path + ")"));
-          s.stopping = true;
-          return;
-        }
-        s.last_probe = r ? "HTTP " + std::to_string(r->status) : err;
-        if (std::chrono::steady_clock::now() > s.deadline) {
-          self->send(s.supervisor, atom::failed::value, std::string("engine"),
-                     make_error(errc::engine_start_failed, "engine not ready within " + std::to_string(static_cast<long>(c.ready_timeout_s)) +
-                         " s (ready_timeout_s); last probe of " + c.health_path + ": " + s.last_probe));
-          s.stopping = true;
-          return;
-        }
-        self->delayed_send(self, std::chrono::milliseconds(200), atom::poll::value);
+        if (!s.prober) s.prober = self->spawn<caf::detached + caf::linked>(health_prober);
+        std::string url = "http://127.0.0.1:" + std::to_string(s.port) + c.health_path;
+        self->request(s.prober, caf::infinite, atom::poll::value, url).then([self](int status, std::string err) {
+          auto& s = self->state;
+          if (s.ready || s.stopping || s.exited) return;
+          const auto& c = s.ctx->config;
+          if (status / 100 == 2) {
+            s.ready = true;
+            spdlog::info("[engine] ready: GET {} answered {}", c.health_path, status);
+            if (fault_for(s.ctx->faults, "engine") == "throw-on-ready")
+              throw std::runtime_error("injected fault: engine actor throws on ready");
+            self->send(s.supervisor, atom::ready::value, s.port);
+            return;
+          }
+          if (status == 404 || status == 405) {
+            self->send(s.supervisor, atom::failed::value, std::string("engine"),
+                       make_error(errc::engine_start_failed, "readiness probe GET " + c.health_path + " answered " +
+                                                                 std::to_string(status) + " (set health_path in " +
+                                                                 c.source_path + ")"));
+            s.stopping = true;
+            return;
+          }
+          s.last_probe = status > 0 ? "HTTP " + std::to_string(status) : err;
+          if (std::chrono::steady_clock::now() > s.deadline) {
+            self->send(s.supervisor, atom::failed::value, std::string("engine"),
+                       make_error(errc::engine_start_failed,
+                                  "engine not ready within " + std::to_string(static_cast<long>(c.ready_timeout_s)) +
+                                      " s (ready_timeout_s); last probe of " + c.health_path + ": " + s.last_probe));
+            s.stopping = true;
+            return;
+          }
+          self->delayed_send(self, std::chrono::milliseconds(200), atom::poll::value);
+        });
       },
       [self](atom::reaped, int status) {
         auto& s = self->state;

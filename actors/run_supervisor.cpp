@@ -65,11 +65,17 @@ void begin_shutdown(self_ptr self, caf::error error, const std::string& message 
     spdlog::info("[run] {}", message);
   }
   s.ctx->status->set_state(!error ? net::run_state::stopping : net::run_state::failed);
-  if (s.ctx->proxy) s.ctx->proxy->stop_accepting();
   // In-flight streams may finish (drain_timeout_s) only on an orderly stop.
   double drain = !error ? s.ctx->config.drain_timeout_s : 0;
   s.drain_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(drain * 1000));
-  self->send(self, atom::drain::value);
+  if (s.ctx->proxy) {
+    // The listener closes on the proxy's I/O thread, which then starts the drain with a message:
+    // nothing here waits for that thread, so this actor keeps handling Ctrl-C and faults.
+    auto me = caf::actor_cast<run_supervisor_actor>(self);
+    s.ctx->proxy->stop_accepting([me] { caf::anon_send(me, atom::drain::value); });
+  } else {
+    self->send(self, atom::drain::value);
+  }
 }
 
 }  // namespace

@@ -420,15 +420,16 @@ class server_impl final : public proxy_server, private io_watch {
   std::string local_address() const override { return bound_address_; }
   std::uint16_t local_port() const override { return bound_port_; }
 
-  void stop_accepting() override {
-    if (!started_) return close_listener();
-    auto done = std::make_shared<std::promise<void>>();
-    auto f = done->get_future();
-    threads_[0]->loop.post([this, done] {
+  void stop_accepting(std::function<void()> closed) override {
+    if (!started_) {
       close_listener();
-      done->set_value();
+      if (closed) closed();
+      return;
+    }
+    threads_[0]->loop.post([this, closed = std::move(closed)] {
+      close_listener();
+      if (closed) closed();
     });
-    f.wait_for(std::chrono::seconds(2));
   }
 
   std::size_t in_flight() const override { return in_flight_.load(); }

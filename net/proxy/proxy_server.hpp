@@ -68,7 +68,9 @@ class proxy_server {
   virtual void start(server_hooks hooks) = 0;
   virtual std::string local_address() const = 0;
   virtual std::uint16_t local_port() const = 0;
-  virtual void stop_accepting() = 0;
+  /// Closes the listener on its I/O thread (new connections are refused; open ones go on) and
+  /// then calls `closed` there; returns at once, never waiting for that thread.
+  virtual void stop_accepting(std::function<void()> closed = nullptr) = 0;
   /// The per-request records (GET /proxy/requests; requests.jsonl once a file is opened).
   virtual request_log& requests() = 0;
   /// Requests in flight (a request read or a response not yet fully sent).

@@ -23,6 +23,8 @@ class Coordinator : public ::testing::Test {
     static caf::actor_system_config cfg;
     static bool once = [] {
       cfg.set("scheduler.policy", caf::atom("testing"));
+      // One message per step of try_run_once: a test can act between two messages of one actor.
+      cfg.set("scheduler.max-throughput", size_t{1});
       add_error_category(cfg);
       return true;
     }();

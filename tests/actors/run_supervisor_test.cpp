@@ -36,7 +36,7 @@ engine_actor::behavior_type fake_engine(engine_actor::pointer self, std::shared_
 }
 
 warmup_actor::behavior_type fake_warmup(warmup_actor::pointer) {
-  return {[](atom::start) {}};
+  return {[](atom::start) {}, [](atom::warmup, int) {}};
 }
 
 meta_actor::behavior_type fake_meta(meta_actor::pointer) {

@@ -17,6 +17,7 @@ struct heard {
   std::vector<std::pair<std::vector<double>, std::string>> done;
   std::vector<std::pair<std::string, caf::error>> failed;
   int downs = 0;
+  warmup_actor warmup;  ///< the actor under test
 };
 
 using stand_in = caf::typed_actor<caf::reacts_to<atom::warmup, std::vector<double>, std::string>,
@@ -28,9 +29,9 @@ stand_in::behavior_type supervisor(stand_in::pointer self, std::shared_ptr<heard
   return {
       [h](atom::warmup, std::vector<double> ms, std::string model) { h->done.emplace_back(ms, model); },
       [h](atom::failed, std::string who, caf::error e) { h->failed.emplace_back(who, e); },
-      [self](atom::start, std::shared_ptr<run_context> ctx, int port) {
+      [self, h](atom::start, std::shared_ptr<run_context> ctx, int port) {
         warmup_listener me = self;
-        spawn_warmup_actor(self, me, ctx, port, /*detached=*/false);
+        h->warmup = spawn_warmup_actor(self, me, ctx, port, /*detached=*/false);
       },
   };
 }
@@ -100,4 +101,35 @@ TEST_F(WarmupActor, AnEngineThatDoesNotAnswerIsAWarmupFailure) {
   EXPECT_EQ(code_of(h->failed[0].second), errc::warmup_failed);
   EXPECT_NE(reason_of(h->failed[0].second).find("warmup: "), std::string::npos);
   EXPECT_TRUE(h->done.empty());
+}
+
+TEST_F(WarmupActor, AnExitDuringARequestIsHeardBeforeTheNextOne) {
+  // One message per request (issue 25 item 2): an exit that arrives while request 1 is in flight
+  // is read before request 2 is sent. A warmup done in one handler sent all five first.
+  std::string err;
+  int port = free_loopback_port(err);
+  std::string exe = std::string(BP_BIN_DIR) + "/mock-engine", p = std::to_string(port);
+  const char* argv[] = {exe.c_str(), "--port", p.c_str(), "--model", "warm-model", "--ttft-ms", "300", nullptr};
+  ASSERT_EQ(posix_spawn(&mock_pid, exe.c_str(), nullptr, nullptr, const_cast<char**>(argv), environ), 0);
+  auto stat = [&](const char* key) {
+    auto r = net::http_fetch("GET", "http://127.0.0.1:" + p + "/mock/stats", "", std::chrono::seconds(5), err);
+    return r ? nlohmann::json::parse(r->body).value(key, -1L) : -1L;
+  };
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (stat("started") < 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  ctx->config = config("cmd: /bin/true\nwarmup: 5\n");
+  sup = sys.spawn(supervisor, h);
+  caf::anon_send(sup, atom::start::value, ctx, port);
+  // Another thread sends the exit once request 1 is in flight; this one runs the actors meanwhile.
+  std::thread exiter([&] {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (stat("started") < 1 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    while (!h->warmup && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    caf::anon_send_exit(h->warmup, caf::exit_reason::user_shutdown);
+  });
+  drive_until([&] { return h->downs > 0; });
+  exiter.join();
+  EXPECT_EQ(stat("started"), 1);
+  EXPECT_TRUE(h->done.empty());
+  EXPECT_EQ(h->downs, 1);
 }

@@ -35,6 +35,31 @@ class ShutdownTest(ProxyCase):
         self.assertEqual([q for q in tree if alive(q)], [])
         self.assertEqual(pids_with_marker(self.marker), [])
 
+    def test_sigint_in_each_phase_stops_at_once_and_leaves_nothing(self):
+        # Issue 25 item 2: no behavior waits on I/O, so Ctrl-C is heard in every phase. While the
+        # engine is still loading (its readiness probes go on in a prober of their own), and
+        # between warmup requests (one message each): the run stops there, it does not first
+        # finish the phase.
+        p = self.start(self.marker_config(["--startup-delay-ms", "600000"]))
+        wait_for(lambda: pids_with_marker(self.marker), timeout=60, what="the engine")
+        wait_for(lambda: p.grep(r"\[engine\] started"), timeout=60, what="the engine's start line")
+        tree = pids_with_marker(self.marker)
+        p.p.send_signal(signal.SIGINT)
+        p.p.wait(60)
+        self.assertIsNone(p.grep(r"\[engine\] ready"), p.log())
+        self.assertEqual([q for q in tree if alive(q)], [])
+        # Warmup: five requests of 2 s each; Ctrl-C once the first has been answered.
+        p = self.start(self.marker_config(["--tokens", "2", "--ttft-ms", "2000"],
+                                          extra="warmup: 5\nstop_grace_s: 1\ndrain_timeout_s: 2"))
+        wait_for(lambda: p.grep(r"\[warmup\] request 1/5"), timeout=60, what="the first warmup request")
+        tree = pids_with_marker(self.marker)
+        p.p.send_signal(signal.SIGINT)
+        p.p.wait(60)
+        self.assertIsNone(p.grep(r"\[warmup\] request 5/5"), p.log())
+        self.assertIsNone(p.grep(r"snapshot published"), p.log())
+        self.assertEqual([q for q in tree if alive(q)], [])
+        self.assertEqual(pids_with_marker(self.marker), [])
+
     def test_a_sigkilled_shim_ends_the_whole_tree_and_the_run(self):
         p = self.start(self.marker_config(["--workers", "2", "--detached-grandchild"],
                                           extra="warmup: 0\nstop_grace_s: 2\ndrain_timeout_s: 2"))
