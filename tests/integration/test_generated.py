@@ -65,6 +65,31 @@ class GeneratedTest(ProxyCase):
             self.assertLess(t[0][1], t[1][1])
             self.assertLess(t[1][1], t[2][1])
 
+    def test_a_sharegpt_file_as_requests_and_as_sessions(self):
+        path = os.path.join(self.dir, "share.json")
+        convs = [
+            {"id": "a", "conversations": [{"from": "system", "value": "be brief"}, {"from": "human", "value": "hello there"},
+                                          {"from": "gpt", "value": "hi, how can I help"}, {"from": "human", "value": "tell me more"},
+                                          {"from": "gpt", "value": "sure"}]},
+            {"id": "b", "conversations": [{"from": "human", "value": "what is two plus two"}, {"from": "gpt", "value": "four"}]},
+            {"id": "c", "conversations": [{"from": "gpt", "value": "an answer without a question"}]},
+        ]
+        with open(path, "w") as f:
+            json.dump(convs, f)
+        r, res = self.run_("sg", "--sharegpt", path)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(res["workload"]["kind"], "sharegpt")
+        self.assertEqual(res["workload"]["skipped_conversations"], 1)  # "c" has no human turn
+        self.assertEqual(res["workload"]["rows"], 2)
+        self.assertEqual(res["summary"]["completed"], 2)
+        ids = [m["metadata"]["id"] for m in res["workload"]["metadata"]]
+        self.assertEqual(ids, ["a", "b"])
+        # As sessions: every human turn is a turn, with the history.
+        r, res = self.run_("sgs", "--sharegpt", path, "--sessions", "think_ms=0")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        turns = sorted((q["session"], q["turn"]) for q in res["requests"])
+        self.assertEqual(turns, [(0, 1), (0, 2), (1, 1)])
+
     def test_a_trace_replays_on_its_own_schedule(self):
         r, res = self.run_("t", "--trace", TRACE, "--time-scale", "0.05", "--max-tokens", "2")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
