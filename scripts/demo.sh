@@ -4,10 +4,10 @@
 # benchmark, and a clean shutdown that leaves no engine process behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh >/dev/null
+bash scripts/build.sh bench-proxy mock-engine >/dev/null
 bin=build/bin
 listen=${BP_DEMO_LISTEN:-127.0.0.1:0}
-work=$(mktemp -d /tmp/bench-proxy-demo.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy-demo.XXXXXX")
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "bench-proxy --listen $listen --config configs/demo-mock.yaml"
