@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from bp import BENCH_PROXY, SRC, ProxyCase, pids_with_marker, wait_for
+from bp import BENCH_PROXY, SRC, ProxyCase, pids_with_marker, stream_events, wait_for
 
 CACHE = os.environ.get("BENCH_PROXY_CACHE",
                        os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "bench-proxy"))
@@ -91,6 +91,31 @@ class LlamaTest(ProxyCase):
         r = subprocess.run(["node", os.path.join(node, "llama_client.mjs"), f"http://127.0.0.1:{p.port}"],
                            capture_output=True, text=True, timeout=120)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(p.stop(), 0)
+
+    def test_every_byte_token_forced_gives_an_answer_the_engine_accepts(self):
+        # llama-server rejects an answer that is malformed UTF-8 (its output parser, HTTP 500 or an
+        # error event). Only byte-fallback tokens could make one: the vocabulary's <0x00>..<0xFF> are
+        # ids 3..258. Each, forced three times in a row by logit_bias, decodes to its ASCII character
+        # (printable, tab, LF, CR) or to nothing: an answer the engine accepts, streamed and not.
+        p = self.start(self.llama_config(extra="warmup: 1"))
+        p.wait_ready(timeout=120)
+        plain = {0x09, 0x0A, 0x0D} | set(range(0x20, 0x7F))
+        for byte in range(256):
+            body = {"model": "tiny", "max_tokens": 3, "temperature": 0, "logit_bias": {str(3 + byte): 100},
+                    "messages": [{"role": "user", "content": "x"}]}
+            st, raw = p.post("/v1/chat/completions", body)
+            self.assertEqual(st, 200, (hex(byte), raw))
+            res = json.loads(raw)
+            self.assertEqual(res["usage"]["completion_tokens"], 3, res)
+            self.assertEqual(res["choices"][0]["message"]["content"], chr(byte) * 3 if byte in plain else "",
+                             hex(byte))
+        for byte in (0x41, 0x80, 0xB7, 0xE2, 0xFF):
+            events = [d for _, d in stream_events(p.port, {
+                "model": "tiny", "max_tokens": 3, "temperature": 0, "logit_bias": {str(3 + byte): 100},
+                "messages": [{"role": "user", "content": "x"}], "stream": True})]
+            self.assertEqual(events[-1], "[DONE]", (hex(byte), events))
+            self.assertFalse([e for e in events if '"error"' in e], (hex(byte), events))
         self.assertEqual(p.stop(), 0)
 
     def test_meta_describes_the_real_engine(self):
