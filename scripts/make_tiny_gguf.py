@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes a tiny llama-architecture GGUF model: random weights (deterministic from --seed) and the
-real vocabulary of one of llama.cpp's vocab-only files. About 5 MB; real loading, tokenization and
+real vocabulary of one of llama.cpp's vocab-only files. About 9 MB; real loading, tokenization and
 generation in llama-server, meaningless text. Needs Debian's python3-numpy and llama.cpp's gguf-py.
 
 Whatever it generates, greedy or sampled, is valid UTF-8, so llama-server never rejects an answer.
@@ -15,8 +15,10 @@ So this model keeps the vocabulary (every token id, text and score: tokenization
 token count, is exactly the original's, and the tokenizer still falls back to <0xXX> for characters
 outside the vocabulary) but changes what a token decodes to: the byte tokens of anything but
 printable ASCII, tab, LF and CR are UNUSED, which llama.cpp decodes to nothing. Every token then
-decodes to a complete UTF-8 string (a vocabulary piece, one ASCII character, or nothing), and any
-concatenation of complete UTF-8 strings is valid UTF-8. main() checks this of the vocabulary it writes."""
+decodes to a complete UTF-8 string (a vocabulary piece, one ASCII character, nothing; <s>, </s> and
+<unk> to nothing, or with --special to their ASCII text), and any
+concatenation of complete UTF-8 strings is valid UTF-8. decodable_types() checks this of the vocabulary
+it writes."""
 import argparse
 import os
 import sys
@@ -40,7 +42,7 @@ def decodable_types(tokens, types, token_type, special_ids):
             if i not in special_ids:
                 raise SystemExit(f"token {i}: unexpected special token {text!r}")
         elif ty in (token_type.NORMAL, token_type.USER_DEFINED):
-            text.encode("utf-8")  # a str from GGUF: lone surrogates (malformed UTF-8) raise here
+            text.encode("utf-8")  # malformed UTF-8 (read as lone surrogates) cannot get past here
         elif ty != token_type.UNUSED:
             raise SystemExit(f"token {i}: unexpected token type {ty!r}")
         out.append(int(ty))
