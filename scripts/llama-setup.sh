@@ -57,16 +57,22 @@ build_variant() {  # name, extra cmake flags...
 build_variant shared
 build_variant dl -DGGML_BACKEND_DL=ON -DGGML_CPU_ALL_VARIANTS=OFF
 
-model="$root/tiny-llama.gguf"
+# The model's cache name is keyed by its generator and arguments: a changed generator writes a new
+# model next to the old one (which other checkouts may still use) instead of reusing a stale one.
+# (Its vocabulary comes from the source bundle, which $root is keyed by already.)
+model_args=(--seed 7)
+model_key=$({ cat "$here/make_tiny_gguf.py"; printf '%s\n' "${model_args[@]}"; } | sha256sum | cut -c1-12)
+model="$root/tiny-llama-$model_key.gguf"
 if [ ! -s "$model" ]; then
   /usr/bin/python3 "$here/make_tiny_gguf.py" --gguf-py "$root/src/gguf-py" \
-    --vocab "$root/src/models/ggml-vocab-llama-spm.gguf" --out "$model" --seed 7
+    --vocab "$root/src/models/ggml-vocab-llama-spm.gguf" "${model_args[@]}" --out "$model" >/dev/null
 fi
 # llama-server's --slot-save-path (configs/llama-cpu.yaml): a folder of bench-proxy's own, never a
 # shared one like /tmp (the snapshot records it as an output folder and never walks it).
 mkdir -p -m 700 "$cache/llama-slots"
 ver=$("$root/build-shared/bin/llama-server" --version 2>&1 | sed -n 's/^version: //p' | head -1)
-cat > "$cache/llama.env" <<ENV
+# Written whole, then renamed: tests running beside this read it at any moment.
+cat > "$cache/llama.env.$$" <<ENV
 LLAMA_SERVER='$root/build-shared/bin/llama-server'
 LLAMA_SERVER_DL='$root/build-dl/bin/llama-server'
 LLAMA_BIN_DIR='$root/build-shared/bin'
@@ -75,4 +81,5 @@ LLAMA_MODEL='$model'
 LLAMA_SLOT_DIR='$cache/llama-slots'
 LLAMA_VERSION='$ver'
 ENV
+mv -f "$cache/llama.env.$$" "$cache/llama.env"
 cat "$cache/llama.env"
