@@ -104,8 +104,10 @@ engine_actor::behavior_type engine_behavior(engine_actor::stateful_pointer<engin
   auto& c = *st.child;
   st.deadline = std::chrono::steady_clock::now() +
                 std::chrono::milliseconds(static_cast<long>(cfg.ready_timeout_s * 1000));
-  spdlog::info("[engine] started {} (pid {}, port {}, supervised by shim pid {}), log {}", *exe, c.pid(), port,
-               c.shim_pid(), spec.log_path);
+  // Which shim: bench-proxy-shim, or bench-proxy itself (`__engine-shim`) when that is missing.
+  bool own_shim = spec.shim_exe.size() >= 16 && spec.shim_exe.compare(spec.shim_exe.size() - 16, 16, "bench-proxy-shim") == 0;
+  spdlog::info("[engine] started {} (pid {}, port {}, supervised by shim pid {}: {}{}), log {}", *exe, c.pid(), port,
+               c.shim_pid(), spec.shim_exe, own_shim ? "" : " __engine-shim", spec.log_path);
   engine_started es{c.pid(), c.shim_pid(), port, *exe, c.output_handle()};
   self->send(supervisor, atom::started::value, es);
   self->send(self, atom::poll::value);

@@ -1,10 +1,12 @@
 #include "actors/engine_run.hpp"
 #include "configs/engine_kinds.hpp"
+#include "actors/process/engine_child.hpp"
 #include "snapshot/collect.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <filesystem>
 #include <thread>
@@ -90,7 +92,17 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   r->ctx_->run_dir = fs::absolute(dir).string();
   // Every proxied request's timing, appended as it finishes (docs/metrics.md, "Proxy-side timing").
   if (!r->proxy_->requests().open_file(r->ctx_->run_dir + "/requests.jsonl", err)) return fail(errc::usage);
-  r->ctx_->shim_exe = self_exe();
+  // The engine's shim: bench-proxy-shim beside this binary (a few pages resident), else this
+  // binary's own `__engine-shim` (the same code, with all of bench-proxy's libraries mapped).
+  bool standalone_shim = false;
+  std::string shim = find_engine_shim(base::self_exe(), standalone_shim);
+  r->ctx_->shim_exe = standalone_shim ? shim : self_exe();
+  if (!standalone_shim) {
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true))
+      spdlog::warn("no bench-proxy-shim next to {}: the engine's shim is bench-proxy itself (__engine-shim), "
+                   "which holds about 8 MiB more memory beside each engine", base::self_exe());
+  }
   r->ctx_->status = r->status_.get();
   r->ctx_->proxy = r->proxy_.get();
   r->ctx_->hash_threads = o.hash_threads;

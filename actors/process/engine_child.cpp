@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/process/engine_shim.hpp"
 #include "base/own_children.hpp"
 #include "snapshot/proc.hpp"
 #include "base/sha256.hpp"
@@ -418,94 +420,26 @@ void kill_orphans() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The shim process: `bench-proxy __engine-shim PARENT_PID CWD EXE ARGV0 ARGS...`
+// The shim
 
-int engine_shim_main(int argc, char** argv) {
-  if (argc < 6) {
-    std::fprintf(stderr, "bench-proxy: __engine-shim is internal\n");
-    return 2;
-  }
-  pid_t parent = static_cast<pid_t>(std::atoi(argv[2]));
-  const char* cwd = argv[3];
-  const char* exe = argv[4];
-  char** engine_argv = argv + 5;
-  ::prctl(PR_SET_NAME, "bp-engine-shim", 0, 0, 0);
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0);
-  if (::getppid() != parent) return 1;  // bench-proxy is already gone
-  ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-  sigset_t set;
-  sigemptyset(&set);
-  for (int s : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT}) sigaddset(&set, s);
-  ::sigprocmask(SIG_BLOCK, &set, nullptr);
-
-  pid_t me = ::getpid();
-  pid_t child = ::fork();
-  if (child < 0) {
-    std::fprintf(stderr, "bench-proxy: fork: %s\n", std::strerror(errno));
-    dprintf(3, "X %d\n", 127 << 8);
-    return 1;
-  }
-  if (child == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::setpgid(0, 0);
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-    if (::getppid() != me) _exit(1);
-    ::close(3);
-    if (::chdir(cwd) < 0) {
-      dprintf(2, "bench-proxy: cannot change to directory %s: %s\n", cwd, std::strerror(errno));
-      _exit(126);
-    }
-    ::execve(exe, engine_argv, environ);
-    dprintf(2, "bench-proxy: cannot execute %s: %s\n", exe, std::strerror(errno));
-    _exit(127);
-  }
-  ::setpgid(child, child);
-  dprintf(3, "P %d\n", child);
-  // The engine's output pipes must close when the engine's tree is gone, not when the shim is.
-  int devnull = ::open("/dev/null", O_RDWR);
-  ::dup2(devnull, 1);
-  ::dup2(devnull, 2);
-  ::dup2(devnull, 0);
-
-  int engine_status = -1;
-  bool engine_done = false;
-  while (!engine_done) {
-    siginfo_t si;
-    int sig = ::sigwaitinfo(&set, &si);
-    if (sig < 0) continue;
-    if (sig == SIGCHLD) {
-      int ws = 0;
-      pid_t p;
-      while ((p = ::waitpid(-1, &ws, WNOHANG)) > 0)
-        if (p == child) {
-          engine_status = ws;
-          engine_done = true;
-        }
-    } else {
-      // bench-proxy died (parent-death signal) or we were told to stop: end the tree now.
-      ::kill(-child, SIGKILL);
-      ::kill(child, SIGKILL);
+std::string find_engine_shim(const std::string& self_exe, bool& standalone) {
+  std::string path = self_exe;
+  const std::string deleted = " (deleted)";
+  if (path.size() > deleted.size() && path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
+    path.resize(path.size() - deleted.size());
+  auto slash = path.rfind('/');
+  if (slash != std::string::npos) {
+    std::string shim = path.substr(0, slash + 1) + "bench-proxy-shim";
+    struct stat st {};
+    if (::stat(shim.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(shim.c_str(), X_OK) == 0) {
+      standalone = true;
+      return shim;
     }
   }
-  // The engine is gone: nothing it started may stay. Kill its group, then every process that was
-  // re-parented to us (new sessions and double-forked daemons included), until none is left.
-  ::kill(-child, SIGKILL);
-  for (int round = 0; round < 10000; ++round) {
-    auto kids = snap::children("/proc", me);
-    for (pid_t k : kids) {
-      ::kill(-k, SIGKILL);
-      ::kill(k, SIGKILL);
-    }
-    int ws;
-    while (::waitpid(-1, &ws, WNOHANG) > 0) {
-    }
-    if (kids.empty() && ::waitpid(-1, &ws, WNOHANG) < 0 && errno == ECHILD) break;
-    ::usleep(5000);
-  }
-  dprintf(3, "X %d\n", engine_status);
-  return 0;
+  standalone = false;
+  return self_exe;
 }
+
+int engine_shim_main(int argc, char** argv) { return shim::run(argc, argv, environ); }
 
 }  // namespace bp

@@ -2,8 +2,8 @@
 /// The engine child: launched through a small supervising shim so that nothing of the engine's
 /// tree can outlive bench-proxy (see docs/architecture.md, "Process containment").
 ///
-///   bench-proxy ──fork/exec──▶ shim (`bench-proxy __engine-shim`, child subreaper,
-///                               parent-death signal SIGTERM)
+///   bench-proxy ──fork/exec──▶ shim (`bench-proxy-shim __engine-shim`: a small executable of its
+///                               own, engine_shim.cpp; child subreaper, parent-death signal SIGTERM)
 ///                                └─fork/exec──▶ engine (own process group, parent-death SIGKILL,
 ///                                               exactly the YAML env, configured cwd)
 ///
@@ -30,7 +30,7 @@ namespace bp {
 class sha256_hasher;
 
 struct launch_spec {
-  std::string shim_exe;               ///< the bench-proxy binary (runs `__engine-shim`)
+  std::string shim_exe;               ///< bench-proxy-shim, or the bench-proxy binary (find_engine_shim)
   std::string exe;                    ///< resolved engine executable
   std::vector<std::string> argv;      ///< argv[0] is the cmd as configured
   std::vector<std::string> envp;      ///< "NAME=value", exactly what the engine gets
@@ -114,7 +114,13 @@ void kill_orphans();
 /// "exited with status 3" / "killed by signal 9 (SIGKILL)".
 std::string describe_wait_status(int status);
 
-/// Entry point of `bench-proxy __engine-shim`; never returns to normal CLI handling.
+/// The shim to exec: `bench-proxy-shim` next to `self_exe` (bench-proxy's own binary; a
+/// " (deleted)" suffix of /proc/self/exe is ignored) when it is there and executable
+/// (`standalone` true), else `self_exe` itself, whose `__engine-shim` runs the same code.
+std::string find_engine_shim(const std::string& self_exe, bool& standalone);
+
+/// Entry point of `bench-proxy __engine-shim` (the fallback shim: engine_shim.cpp inside
+/// bench-proxy); never returns to normal CLI handling.
 int engine_shim_main(int argc, char** argv);
 
 /// Makes bench-proxy a child subreaper (re-parented descendants come back to it).
