@@ -106,7 +106,7 @@ def write_config(dir, name="engine.yaml", mock_args=(), env=None, extra=""):
 class Proxy:
     """A running `bench-proxy serve`; stderr is collected line by line."""
 
-    def __init__(self, config, listen="127.0.0.1:0", args=(), env=None, cwd=None, preexec_fn=None):
+    def __init__(self, config, listen="127.0.0.1:0", args=(), env=None, cwd=None, preexec_fn=None, exe=None):
         self.lines = []
         self.cwd = cwd or tempfile.mkdtemp(prefix="bp_it_")
         full_env = dict(os.environ)
@@ -117,7 +117,7 @@ class Proxy:
         while os.path.exists(self.run_dir):
             n += 1
             self.run_dir = os.path.join(self.cwd, f"run{n}")
-        self.p = subprocess.Popen([BENCH_PROXY, "--listen", listen, "--config", config, "--run-dir",
+        self.p = subprocess.Popen([exe or BENCH_PROXY, "--listen", listen, "--config", config, "--run-dir",
                                    self.run_dir, *args],
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=self.cwd, env=full_env,
                                   preexec_fn=preexec_fn)

@@ -266,7 +266,7 @@ class BundleTest(unittest.TestCase):
             version = re.search(r"project\(bench_proxy VERSION ([0-9.]+)", f.read())
         self.assertEqual(self.name, f"bench-proxy-{version.group(1)}-linux-x86_64")
         top = os.path.join(self.root, "opt", self.name)
-        for p in ("bin/bench-proxy", "bin/bench-proxy-fleet", "bin/mock-engine", "lib/libstdc++.so.6",
+        for p in ("bin/bench-proxy", "bin/bench-proxy-fleet", "bin/bench-proxy-shim", "bin/mock-engine", "lib/libstdc++.so.6",
                   "lib/libgcc_s.so.1", "lib/libcaf_core.so.0.17.6", "lib/libcaf_io.so.0.17.6", "lib/libssl.so.3",
                   "lib/libcrypto.so.3", "share/bench-proxy/docs/README.md", "share/bench-proxy/docs/fleet.md",
                   "share/bench-proxy/configs/demo-mock.yaml", "share/bench-proxy/configs/workloads/bank-intents.csv",
@@ -372,6 +372,9 @@ class BundleTest(unittest.TestCase):
             self.assertEqual(status, 200)
             meta = json.loads(body)
             self.assertEqual(meta["bench_proxy"]["binary"], self.opt + "/bin/bench-proxy")
+            # The engine's shim is the bundle's bench-proxy-shim (static: no library to find).
+            self.assertEqual(os.readlink(f"/proc/{meta['engine']['supervisor_pid']}/exe"),
+                             self.root + self.opt + "/bin/bench-proxy-shim")
             self.assertEqual(meta["gpus"], {"available": False, "reason": "nvidia-smi: not found"})
             libs = json.dumps(meta["loaded_libs"])
             self.assertIn(self.opt + "/lib/libstdc++.so.6", libs)  # the mock's own, from the bundle

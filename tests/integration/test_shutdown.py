@@ -1,6 +1,7 @@
 """Shutdown and engine failures: nothing of the engine's tree may survive, whatever happens."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -130,6 +131,44 @@ class ShutdownTest(ProxyCase):
     def test_sigkill_of_bench_proxy_takes_the_engine_tree_down(self):
         p = self.start(self.marker_config(["--workers", "2", "--detached-grandchild", "--ignore-sigterm"]))
         p.wait_ready()
+        tree = pids_with_marker(self.marker)
+        self.assertGreaterEqual(len(tree), 4)
+        p.p.kill()
+        p.p.wait()
+        wait_for(lambda: not pids_with_marker(self.marker), timeout=60, what="the engine tree to die")
+
+    def test_the_shim_is_bench_proxy_shim_with_no_library_of_bench_proxys(self):
+        # The process beside the engine is the small executable next to bench-proxy, not a copy of
+        # bench-proxy: no shared library at all in its address space, and it says so in the log.
+        p = self.start(self.marker_config(["--workers", "2"]))
+        p.wait_ready()
+        shim = shims(p.tree())
+        self.assertEqual(len(shim), 1, p.tree())
+        exe = os.readlink(f"/proc/{shim[0]}/exe")
+        self.assertEqual(exe, os.path.join(os.path.dirname(os.path.realpath(BENCH_PROXY)), "bench-proxy-shim"))
+        with open(f"/proc/{shim[0]}/maps") as f:
+            self.assertEqual([l for l in f if ".so" in l], [])
+        self.assertTrue(p.grep(r"supervised by shim pid %d: \S*/bench-proxy-shim\)" % shim[0]), p.log())
+        self.assertFalse(p.grep("no bench-proxy-shim next to"), p.log())
+        self.assertEqual(p.stop(signal.SIGINT), 0, p.log())
+        self.assertEqual(pids_with_marker(self.marker), [])
+
+    def test_without_bench_proxy_shim_bench_proxy_is_its_own_shim_and_still_contains_the_tree(self):
+        # A bench-proxy whose folder lacks bench-proxy-shim falls back to its own __engine-shim (the
+        # same code): it says so, and a SIGKILL of bench-proxy still takes the whole tree down.
+        bindir = os.path.join(self.dir, "bin")
+        os.makedirs(bindir)
+        exe = os.path.join(bindir, "bench-proxy")
+        shutil.copy2(os.path.realpath(BENCH_PROXY), exe)
+        p = self.start(self.marker_config(["--workers", "2", "--detached-grandchild", "--ignore-sigterm"]), exe=exe)
+        p.wait_ready()
+        self.assertTrue(p.grep(r"no bench-proxy-shim next to \S*/bin/bench-proxy"), p.log())
+        shim = shims(p.tree())
+        self.assertEqual(len(shim), 1, p.tree())
+        self.assertEqual(os.readlink(f"/proc/{shim[0]}/exe"), exe)
+        with open(f"/proc/{shim[0]}/cmdline", "rb") as f:
+            self.assertIn(b"__engine-shim", f.read().split(b"\0"))
+        self.assertTrue(p.grep(r"supervised by shim pid %d: \S*/bin/bench-proxy __engine-shim\)" % shim[0]), p.log())
         tree = pids_with_marker(self.marker)
         self.assertGreaterEqual(len(tree), 4)
         p.p.kill()
