@@ -16,7 +16,9 @@ order rotates each round) so machine drift hits all equally; the table shows med
 Installs nginx-light, haproxy and wrk (Debian packages) when missing; haproxy (one thread, the
 same keep-alive to the engine) is a fourth target unless --no-haproxy. A third table holds the
 "beyond nginx" targets: added p50/p99 <= 0.8x nginx's, requests/s at 64 connections >= haproxy's,
-per-event latency <= nginx's, peak RSS <= 1.2x nginx's. See docs/benchmarks.md.
+per-event latency <= nginx's, peak RSS <= 1.2x nginx's. CPU time and RSS are bench-proxy's serving
+tree (bench-proxy and the engine's shim, the engine excluded) against nginx's master and worker.
+See docs/benchmarks.md.
 """
 import argparse
 import json
@@ -109,7 +111,7 @@ env:
         try:
             with urllib.request.urlopen(url + "/meta") as r:
                 meta = json.load(r)
-                return p, url, meta["engine"]["port"], meta["engine"]["pid"]
+                return p, url, meta["engine"]["port"], meta["engine"]["pid"], meta["engine"]["supervisor_pid"]
         except Exception:
             time.sleep(0.05)
     raise SystemExit("bench-proxy did not publish /meta:\n" + open(log.name).read())
@@ -272,8 +274,11 @@ def main():
         ap.error("--pair-only needs --baseline-bin")
     ensure_tools(not a.no_haproxy and not a.pair_only)
     work = tempfile.mkdtemp(prefix="bp_overhead_")
-    bp, bp_url, engine_port, engine_pid = start_bench_proxy(work)
-    targets = [Target("direct", f"http://127.0.0.1:{engine_port}", []), Target("bench-proxy", bp_url, [bp.pid])]
+    bp, bp_url, engine_port, engine_pid, shim_pid = start_bench_proxy(work)
+    # The serving tree: bench-proxy and the processes of its own it starts (the engine's shim), the
+    # engine excluded; nginx: master and worker.
+    targets = [Target("direct", f"http://127.0.0.1:{engine_port}", []),
+               Target("bench-proxy", bp_url, [bp.pid, shim_pid])]
     ng = hp = None
     if not a.pair_only:
         ng, ng_url, ng_pids = start_nginx(work, engine_port)
@@ -283,10 +288,10 @@ def main():
         targets.append(Target("haproxy", hp_url, hp_pids))
     base = None
     if a.baseline_bin:
-        base, base_url, base_engine_port, _ = start_bench_proxy(work, os.path.join(a.baseline_bin, "bench-proxy"),
-                                                                "-baseline")
+        base, base_url, base_engine_port, _, base_shim = start_bench_proxy(
+            work, os.path.join(a.baseline_bin, "bench-proxy"), "-baseline")
         targets += [Target("direct-baseline", f"http://127.0.0.1:{base_engine_port}", []),
-                    Target("baseline", base_url, [base.pid])]
+                    Target("baseline", base_url, [base.pid, base_shim])]
     res = {t.name: {"p50": [], "p99": [], "rps": [], "cpu_us": [], "rss_kib": [], "event_ms": [], "spread_ms": []}
            for t in targets}
     try:
