@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the portable bundle: dist/bench-proxy-<version>-linux-x86_64.tar.gz, for hosts without our
-# build dependencies (docs/bundle.md). It holds bench-proxy, bench-proxy-fleet and mock-engine, every
-# shared library they need beyond glibc (bin/ finds them through the rpath $ORIGIN/../lib), the docs,
+# build dependencies (docs/bundle.md). It holds bench-proxy, bench-proxy-fleet, mock-engine and the
+# engine's shim bench-proxy-shim (linked against nothing: copied as it is), every shared library they need beyond glibc (bin/ finds them through the rpath $ORIGIN/../lib), the docs,
 # the shipped configs and workloads, and a systemd unit for the agent.
 #
 #   bash scripts/bundle.sh [--build-dir DIR] [--out DIR]
@@ -27,18 +27,18 @@ while [ $# -gt 0 ]; do
     *) echo "bundle.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-bins=(bench-proxy bench-proxy-fleet mock-engine)
+all_bins=(bench-proxy bench-proxy-fleet bench-proxy-shim mock-engine)
 if [ -z "$build_dir" ]; then
   build_dir=$src/build
-  for b in "${bins[@]}"; do
+  for b in "${all_bins[@]}"; do
     if [ ! -x "$build_dir/bin/$b" ]; then bash "$src/scripts/build.sh" >&2; break; fi
   done
 fi
 build_dir=$(cd "$build_dir" && pwd)
-for b in "${bins[@]}"; do
+for b in "${all_bins[@]}"; do
   [ -x "$build_dir/bin/$b" ] || { echo "bundle.sh: $build_dir/bin/$b is missing (build it first)" >&2; exit 1; }
 done
-for tool in patchelf objdump ldd tar gzip; do
+for tool in patchelf objdump readelf ldd tar gzip; do
   command -v "$tool" >/dev/null || { echo "bundle.sh: needs $tool (bash scripts/deps.sh installs it)" >&2; exit 1; }
 done
 [ "$(uname -m)" = x86_64 ] || { echo "bundle.sh: only x86_64 is bundled (this is $(uname -m))" >&2; exit 1; }
@@ -64,6 +64,14 @@ mkdir -p "$root/bin" "$root/lib" "$root/share/bench-proxy/docs" "$root/share/ben
 # glibc's, libxcrypt's: it would be bundled; none of ours needs it.)
 glibc_re='^(linux-vdso\.so\.1|ld-linux-x86-64\.so\.2|libc\.so\.6|libm\.so\.6|libmvec\.so\.1|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libresolv\.so\.2|libutil\.so\.1|libanl\.so\.1|libBrokenLocale\.so\.1|libthread_db\.so\.1|libc_malloc_debug\.so\.0|libnss_[a-z0-9_]+\.so\.2)$'
 
+# The dynamically linked binaries get their libraries and an rpath; a static one (bench-proxy-shim
+# on x86-64: no PT_INTERP, no library at all) is copied as it is.
+bins=() static_bins=()
+for b in "${all_bins[@]}"; do
+  if readelf -lW "$build_dir/bin/$b" | grep -q 'Requesting program interpreter'; then bins+=("$b"); else static_bins+=("$b"); fi
+done
+for b in "${static_bins[@]}"; do cp "$build_dir/bin/$b" "$root/bin/$b"; done
+[ ${#static_bins[@]} -eq 0 ] || echo "static, copied as they are: ${static_bins[*]}" >&2
 declare -A libs=()
 for b in "${bins[@]}"; do
   cp "$build_dir/bin/$b" "$root/bin/$b"
@@ -105,7 +113,7 @@ echo "bundled: $(printf '%s\n' "${!libs[@]}" | sort | paste -sd' ')" >&2
 for b in "${bins[@]}"; do patchelf --force-rpath --set-rpath '$ORIGIN/../lib' "$root/bin/$b"; done
 
 # Check: with no environment at all, every library but glibc's resolves inside the bundle.
-for f in "$root"/bin/*; do
+for f in "${bins[@]/#/$root/bin/}"; do
   while read -r soname arrow path _; do
     [ "$arrow" = "=>" ] || continue
     [[ $soname =~ $glibc_re ]] && continue
@@ -118,7 +126,7 @@ done
 
 # The oldest glibc it runs on: the highest GLIBC_x.y version any file needs (VERNEED, not weak).
 floor=""
-for f in "$root"/bin/* "$root"/lib/*; do
+for f in "${bins[@]/#/$root/bin/}" "$root"/lib/*; do
   objdump -T "$f" | awk '$2 != "" && /\*UND\*/ {for (i = 1; i <= NF; i++) if ($i ~ /^\(GLIBC_[0-9.]+\)$/) print $i, $NF}' |
     tr -d '()' | sed "s|^|$(basename "$f") |"
 done | sort -k2,2V >"$stage/glibc-needs.txt"
