@@ -20,6 +20,7 @@
 #include <fstream>
 #include <future>
 #include <queue>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -87,6 +88,24 @@ void close_from(int lowfd) {
   if (::syscall(SYS_close_range, static_cast<unsigned>(lowfd), ~0U, 0) == 0) return;
 #endif
   for (int fd = lowfd; fd < 4096; ++fd) ::close(fd);
+}
+
+/// The shim's file, opened once per path and kept open for the life of the process: bench-proxy
+/// execs that very file (execveat AT_EMPTY_PATH), so a bench-proxy-shim replaced or being
+/// rewritten during a long sweep or try (a rebuild, an upgrade) is never missing, half-written or
+/// of another version, as /proc/self/exe keeps bench-proxy's own binary. -1: not openable (then
+/// the path is exec'd, and its error reported as before).
+int pinned_executable(const std::string& path) {
+  static std::mutex mu;
+  static auto* fds = new std::map<std::string, int>();  // never destroyed: the fds live as long as the process
+  std::lock_guard<std::mutex> g(mu);
+  auto it = fds->find(path);
+  if (it != fds->end()) return it->second;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  fd = move_high(fd);
+  if (fd >= 0) (*fds)[path] = fd;
+  return fd;
 }
 
 }  // namespace
@@ -219,6 +238,7 @@ std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit
   for (auto& e : spec.envp) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
   std::string shim_exe = spec.shim_exe;
+  int shim_fd = pinned_executable(shim_exe);
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devnull >= 0) devnull = move_high(devnull);
 
@@ -231,12 +251,19 @@ std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit
       ::dup2(out[1], 1);
       ::dup2(er[1], 2);
       ::dup2(st[1], 3);
-      close_from(4);  // the listening socket and everything else of bench-proxy stays behind
+      if (shim_fd >= 0) {
+        ::dup2(shim_fd, 4);
+        ::fcntl(4, F_SETFD, FD_CLOEXEC);  // gone once the shim runs
+        close_from(5);
+      } else {
+        close_from(4);  // the listening socket and everything else of bench-proxy stays behind
+      }
       sigset_t none;
       sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != static_cast<pid_t>(std::atoi(parent.c_str()))) _exit(1);
+      if (shim_fd >= 0) ::syscall(SYS_execveat, 4, "", argv.data(), envp.data(), AT_EMPTY_PATH);
       ::execve(shim_exe.c_str(), argv.data(), envp.data());
       const char msg[] = "bench-proxy: cannot execute the engine shim\n";
       ssize_t ignored = ::write(2, msg, sizeof(msg) - 1);

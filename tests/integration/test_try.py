@@ -99,30 +99,40 @@ class TryTest(ProxyCase):
         self.assertEqual([row["verdict"] for row in rows], ["keep", "discard"])
 
     def test_a_binary_replaced_during_a_try_does_not_stop_it(self):
-        # An upgrade or a rebuild while a campaign runs: the shim is this process's own binary,
-        # found through /proc/self/exe once the path says "(deleted)".
-        bindir = os.path.join(self.dir, "bin")
-        os.makedirs(bindir)
-        for b in ("bench-proxy", "mock-engine"):
-            shutil.copy2(os.path.join(BIN, b), bindir)
-        exe = os.path.join(bindir, "bench-proxy")
-        base = write_config(self.dir, "base.yaml", mock(2), extra="warmup: 1")
-        slow = write_config(self.dir, "slow.yaml", mock(3), extra="warmup: 1")
-        t = os.path.join(self.dir, "t")
-        p = subprocess.Popen([exe, "try", slow, "--against", base, "--queries", WORKLOAD, "-n", "20", "--max-tokens", "8",
-                              "--results", os.path.join(self.dir, "r.tsv"), "--no-progress", "--telemetry-interval-ms",
-                              "0", "--try-dir", t], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=self.dir)
-        try:
-            wait_for(lambda: os.path.exists(os.path.join(t, "candidate", "round-1")), 120, what="round 1's candidate")
-            shutil.copy2(exe, exe + ".new")
-            os.replace(exe + ".new", exe)  # the running binary's file is gone
-            out, err = p.communicate(timeout=300)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        self.assertEqual(p.returncode, 1, out + err)
-        self.assertTrue(out.strip().splitlines()[-1].startswith("slower"), out)
+        # An upgrade or a rebuild while a campaign runs. With bench-proxy-shim beside it, bench-proxy
+        # keeps exec'ing the shim file it opened first (both files are replaced here); without it,
+        # the shim is this process's own binary, found through /proc/self/exe once the path says
+        # "(deleted)".
+        for with_shim in (True, False):
+            with self.subTest(with_shim=with_shim):
+                d = os.path.join(self.dir, "with-shim" if with_shim else "without-shim")
+                bindir = os.path.join(d, "bin")
+                os.makedirs(bindir)
+                for b in ("bench-proxy", "mock-engine") + (("bench-proxy-shim",) if with_shim else ()):
+                    shutil.copy2(os.path.join(BIN, b), bindir)
+                exe = os.path.join(bindir, "bench-proxy")
+                base = write_config(d, "base.yaml", mock(2), extra="warmup: 1")
+                slow = write_config(d, "slow.yaml", mock(3), extra="warmup: 1")
+                t = os.path.join(d, "t")
+                p = subprocess.Popen([exe, "try", slow, "--against", base, "--queries", WORKLOAD, "-n", "20",
+                                      "--max-tokens", "8", "--results", os.path.join(d, "r.tsv"), "--no-progress",
+                                      "--telemetry-interval-ms", "0", "--try-dir", t],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=d)
+                try:
+                    wait_for(lambda: os.path.exists(os.path.join(t, "candidate", "round-1")), 120,
+                             what="round 1's candidate")
+                    for b in ("bench-proxy",) + (("bench-proxy-shim",) if with_shim else ()):
+                        f = os.path.join(bindir, b)
+                        shutil.copy2(f, f + ".new")
+                        os.replace(f + ".new", f)  # the running binary's file is gone
+                    out, err = p.communicate(timeout=300)
+                finally:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+                self.assertEqual(p.returncode, 1, out + err)
+                self.assertTrue(out.strip().splitlines()[-1].startswith("slower"), out)
+                self.assertEqual("no bench-proxy-shim next to" in err, not with_shim, err)
 
     def test_bad_input_is_refused_before_any_engine_starts(self):
         base = write_config(self.dir, "base.yaml", mock(2))

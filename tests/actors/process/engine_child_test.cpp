@@ -225,3 +225,37 @@ TEST(EngineShim, RunByHandItSaysWhatItIsAndExits2) {
   EXPECT_NE(line.find("not for direct use"), std::string::npos) << line;
   fs::remove(out);
 }
+
+TEST(EngineShim, AShimReplacedOnDiskAfterItsFirstUseIsNotTheOneExeced) {
+  // A rebuild or an upgrade during a long sweep: bench-proxy keeps exec'ing the shim it first
+  // found (held open), never a half-written, missing or different file at the same path.
+  fs::path dir = fs::temp_directory_path() / ("bp_pin_shim_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::path shim = dir / "bench-proxy-shim";
+  fs::copy_file(std::string(BP_BIN_DIR) + "/bench-proxy-shim", shim, fs::copy_options::overwrite_existing);
+  auto run = [&](int& status) {
+    std::promise<int> exited;
+    std::string err;
+    auto spec = sh_spec("exit 3");
+    spec.shim_exe = shim.string();
+    auto c = engine_child::launch(spec, [&](int st) { exited.set_value(st); }, err);
+    if (!c) return err;
+    auto f = exited.get_future();
+    if (f.wait_for(10s) != std::future_status::ready) return std::string("no exit");
+    status = f.get();
+    return std::string();
+  };
+  int st = 0;
+  ASSERT_EQ(run(st), "");
+  EXPECT_EQ(describe_wait_status(st), "exited with status 3");
+  {
+    std::ofstream f(dir / "new");
+    f << "#!/bin/false\n";
+  }
+  fs::permissions(dir / "new", fs::perms::owner_all);
+  fs::rename(dir / "new", shim);  // the path now names a script that would fail at once
+  st = 0;
+  ASSERT_EQ(run(st), "");
+  EXPECT_EQ(describe_wait_status(st), "exited with status 3");
+  fs::remove_all(dir);
+}
