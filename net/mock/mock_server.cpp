@@ -271,25 +271,29 @@ class session : public std::enable_shared_from_this<session> {
   /// Runs `fn` once this request holds a generation slot (at once without --slots); the TTFT
   /// counts from then, so a queued request's wait is part of its TTFT, as in a real engine.
   void admit(std::function<void()> fn) {
-    auto start_generating = [self = shared_from_this(), fn = std::move(fn)] {
+    // A request that never waited is due on the schedule from the moment it was taken (not from
+    // when its headers finished writing: microseconds the stamps would otherwise show as a shifted
+    // schedule); one that queued for a slot starts its TTFT when it gets one.
+    auto start_generating = [self = shared_from_this(), fn = std::move(fn)](bool waited) {
       if (!self->in_request_) return self->release_slot();  // the client left while it waited
       self->holds_slot_ = true;
       self->st_.generating++;
-      self->next_at_ = std::chrono::duration<double, std::milli>(clock_type::now() - self->start_).count() +
-                       self->ttft_ms_;
+      self->next_at_ =
+          (waited ? std::chrono::duration<double, std::milli>(clock_type::now() - self->start_).count() : 0.0) +
+          self->ttft_ms_;
       fn();
     };
-    if (st_.opts.slots <= 0) return start_generating();
+    if (st_.opts.slots <= 0) return start_generating(false);
     std::unique_lock<std::mutex> lock(st_.slot_mu);
     if (st_.running < st_.opts.slots) {
       ++st_.running;
       lock.unlock();
-      return start_generating();
+      return start_generating(false);
     }
     st_.queued++;
     st_.waiting.push_back([ex = sock_.get_executor(), go = std::move(start_generating), &st = st_]() mutable {
       st.queued--;
-      asio::post(ex, std::move(go));
+      asio::post(ex, [go = std::move(go)]() mutable { go(true); });
     });
   }
 
