@@ -138,42 +138,6 @@ json curve_of(const json& result) {
   return c;
 }
 
-/// The engine's own error line in a failure's reason ("... Last output:\n  | ...\n  | x: fatal:
-/// error: invalid argument: --flash-atn"): the last line of the output that says error (or fatal,
-/// exception, panic), from its "error:" on where it has one; else the output's last line; "" when
-/// the reason quotes no output. A ledger's reason may hold its newlines as "\n".
-std::string engine_error_line(std::string reason) {
-  for (std::size_t at; (at = reason.find("\\n")) != std::string::npos;) reason.replace(at, 2, "\n");
-  auto at = reason.find("Last output:");
-  if (at == std::string::npos) return "";
-  std::vector<std::string> lines;
-  std::size_t pos = at + 12;
-  while (pos <= reason.size()) {
-    auto nl = reason.find('\n', pos);
-    std::string l = reason.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    auto b = l.find_first_not_of(" \t|");
-    l = b == std::string::npos ? "" : l.substr(b);
-    while (!l.empty() && (l.back() == ' ' || l.back() == '\r' || l.back() == '\t')) l.pop_back();
-    if (!l.empty()) lines.push_back(l);
-    if (nl == std::string::npos) break;
-    pos = nl + 1;
-  }
-  if (lines.empty()) return "";
-  auto lower = [](std::string x) {
-    std::transform(x.begin(), x.end(), x.begin(), [](unsigned char c) { return std::tolower(c); });
-    return x;
-  };
-  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
-    std::string l = lower(*it);
-    for (const char* w : {"error", "fatal", "exception", "panic"})
-      if (l.find(w) != std::string::npos) {
-        auto e = l.find("error:");
-        return e == std::string::npos ? *it : it->substr(e);
-      }
-  }
-  return lines.back();
-}
-
 bool is_ledger(const std::string& path) {
   std::ifstream in(path);
   std::string first;
@@ -325,7 +289,7 @@ json report_data(const std::vector<std::string>& paths) {
       for (auto& e : campaign) {  // the config's description, and a failure's engine error line
         for (const auto& r : rows)
           if (e.value("line", std::size_t(0)) == r.line) e["description"] = r.description;
-        e["error_line"] = engine_error_line(e.value("reasons", std::string()));
+        e["error_line"] = base::engine_error_line(e.value("reasons", std::string()));
       }
       for (auto& w : warnings) ledger_warnings.push_back(std::move(w));
       for (const auto& r : rows) {
@@ -349,15 +313,17 @@ json report_data(const std::vector<std::string>& paths) {
       } catch (const std::exception&) {
       }
       if (sw.is_object()) {
-        const json rows = sw.value("rows", json::array());
-        for (std::size_t k = 0; k < rows.size(); ++k) {  // one row per config, numbered like the configs
-          const json& row = rows[k];
+        const json configs = sw.value("configs", json::array());
+        for (const auto& row : sw.value("rows", json::array())) {  // sorted like the table: numbered like the configs
           if (!row.is_object() || row.value("ok", false)) continue;
           const std::string cfg = row.value("config", std::string()), err = row.value("error", std::string());
-          failed.push_back({{"label", std::to_string(k + 1) + ". " + fs::path(cfg).filename().string()},
+          std::string n;
+          for (std::size_t k = 0; k < configs.size(); ++k)
+            if (configs[k].is_object() && configs[k].value("config", std::string()) == cfg) n = std::to_string(k + 1) + ". ";
+          failed.push_back({{"label", n + fs::path(cfg).filename().string()},
                             {"config_path", cfg},
                             {"error", err},
-                            {"error_line", engine_error_line(err)}});
+                            {"error_line", base::engine_error_line(err)}});
         }
       }
       bool any = false;
