@@ -617,7 +617,7 @@ for(const[key,title]of[['output_tps','output tokens/s per request'],['ttft_ms','
 root.append(g2);root.append($('div',{class:'meta',text:'downsampling: '+D.downsampling}));
 // Conditions: GPU clocks, power, temperature and clock-event reasons; CPU steal and noisy neighbours.
 const withT=cfgs.filter(c=>c.telemetry);
-if(withT.length){root.append($('h2',{text:'Conditions (telemetry, seconds since the first sample)'}));const g3=$('div',{class:'grid'});
+if(withT.length){const g3=$('div',{class:'grid'});
  const groups=[['gpu-sm','GPU SM clock (MHz)',k=>k.endsWith('.sm_clock_mhz')],['gpu-power','GPU power (W)',k=>k.endsWith('.power_w')],
   ['gpu-temp','GPU temperature (°C)',k=>k.endsWith('.temp_c')],['gpu-reasons','clock-event reasons active (1 = active)',k=>/^gpu\d+\.(sw_|hw_)/.test(k)],
   ['cpu','CPU steal (%) and cores used by the engine and by other processes',k=>k==='cpu.steal_pct'||k.endsWith('.cpu_cores')]];
@@ -636,7 +636,7 @@ if(withT.length){root.append($('h2',{text:'Conditions (telemetry, seconds since 
    plugins:{legend:{labels:{boxWidth:24,generateLabels:()=>items.map(it=>({text:it.text,group:it.id,strokeStyle:it.color,fillStyle:'rgba(0,0,0,0)',lineDash:it.dash,lineWidth:2,hidden:hid.has(it.id)}))},
     onClick:(e,item,legend)=>{const ch=legend.chart;if(hid.has(item.group))hid.delete(item.group);else hid.add(item.group);
      ch.data.datasets.forEach((d,i)=>ch.setDatasetVisibility(i,!(hid.has('cfg:'+d.group.cfg)||hid.has('src:'+d.group.src))));ch.update();}}}}}));}
- root.append(g3);}
+ if(g3.children.length)root.append($('h2',{text:'Conditions (telemetry, seconds since the first sample)'}),g3);}
 // The engine's own counters (acceptance, prefix cache, preemptions, token cross-check).
 const withE=cfgs.filter(c=>c.engine_metrics&&c.engine_metrics.derived);
 if(withE.length){root.append($('h2',{text:'Engine counters (first trial, deltas over the measured requests)'}));
@@ -654,7 +654,7 @@ if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('
   const showChange=!!r.change;  // 0 for the baseline
   // The config by its file (its description below), the row's label beside it.
   const cfgName=r.config?r.config.split('/').pop():(r.description||'');
-  const cfgCell=$('td',{title:r.config||''},$('div',{text:cfgName+(r.label&&r.label!==cfgName?' ['+r.label+']':'')}),...(r.description&&r.description!==cfgName?[$('div',{class:'meta',text:r.description})]:[]));
+  const cfgCell=$('td',{title:r.config||''},$('div',{text:cfgName+(r.label&&r.label!==cfgName&&r.label!==cfgName.replace(/\.ya?ml$/,'')?' ['+r.label+']':'')}),...(r.description&&r.description!==cfgName?[$('div',{class:'meta',text:r.description})]:[]));
   const verdictCell=$('td',{class:'v-'+String(r.verdict).split(':')[0].replace(/ /g,'-'),text:r.verdict},
    ...(r.status==='failed'&&(r.error_line||r.reasons)?[$('div',{class:'bad fail-line',text:r.error_line||String(r.reasons).split(/\\n|\n/)[0]})]:[]));
   ct.append($('tr',{},$('td',{text:String(r.line)}),$('td',{text:r.time}),cfgCell,$('td',{text:r.metric}),$('td',{class:'num',text:fmt(r.value)}),
