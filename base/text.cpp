@@ -1,8 +1,10 @@
 #include "base/text.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <vector>
 
 namespace bp::base {
 
@@ -94,6 +96,40 @@ std::string utc_now_compact() {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y%m%dT%H%M%SZ", &tm);
   return buf;
+}
+
+std::string engine_error_line(std::string reason) {
+  for (std::size_t at; (at = reason.find("\\n")) != std::string::npos;) reason.replace(at, 2, "\n");
+  auto at = reason.find("Last output:");
+  if (at == std::string::npos) return "";
+  std::vector<std::string> lines;
+  std::size_t pos = at + 12;
+  while (pos <= reason.size()) {
+    auto nl = reason.find('\n', pos);
+    std::string l = reason.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    if (auto tr = l.find("; trial "); tr != std::string::npos) l.resize(tr);  // the next trial's reason
+    auto b = l.find_first_not_of(" \t|");
+    l = b == std::string::npos ? "" : l.substr(b);
+    while (!l.empty() && (l.back() == ' ' || l.back() == '\r' || l.back() == '\t')) l.pop_back();
+    if (!l.empty()) lines.push_back(l);
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+  if (lines.empty()) return "";
+  auto lower = [](std::string x) {
+    std::transform(x.begin(), x.end(), x.begin(), [](unsigned char c) { return std::tolower(c); });
+    return x;
+  };
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    std::string l = lower(*it);
+    for (const char* w : {"error", "fatal", "exception", "panic"})
+      if (l.find(w) != std::string::npos) {
+        auto e = l.find("error:");  // a word of its own: "ValueError: x" stays whole
+        while (e != std::string::npos && e > 0 && l[e - 1] != ' ') e = l.find("error:", e + 1);
+        return e == std::string::npos ? *it : it->substr(e);
+      }
+  }
+  return lines.back();
 }
 
 }  // namespace bp::base

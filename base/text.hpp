@@ -31,4 +31,10 @@ std::string fixed(double v, int decimals);
 /// Seconds since the Unix epoch, with sub-second precision (telemetry timestamps).
 double unix_now();
 
+/// The engine's own error line in a failure's reason ("... Last output:\n  | ...\n  | x: fatal:
+/// error: invalid argument: --flash-atn"): the last line of the output that says error (or fatal,
+/// exception, panic), from its "error:" on where it has one; else the output's last line; "" when
+/// the reason quotes no output. A ledger's reason may hold its newlines as "\n".
+std::string engine_error_line(std::string reason);
+
 }  // namespace bp::base

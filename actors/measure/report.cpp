@@ -155,6 +155,17 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
                   const bench::compare_options& co) {
   json c;
   c["label"] = s.label;
+  // What the config is: its file and its description (docs/report.md "Overview").
+  c["config_path"] = nullptr;
+  c["description"] = nullptr;
+  if (!s.trials.empty() && s.trials[0].is_object()) {
+    const json& r0 = s.trials[0];
+    if (r0.contains("config_path") && r0["config_path"].is_string()) c["config_path"] = r0["config_path"];
+    const json snap = r0.value("snapshot", json::object());
+    const json cfg = snap.is_object() ? snap.value("config", json::object()) : json::object();
+    if (cfg.is_object() && cfg.contains("description") && cfg["description"].is_string())
+      c["description"] = cfg["description"];
+  }
   c["results"] = s.paths;
   c["trials"] = s.trials.size();
   json metas = json::array();
@@ -266,6 +277,8 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
 
 json report_data(const std::vector<std::string>& paths) {
   std::vector<bench::side> sides;
+  std::map<std::size_t, std::size_t> ledger_lines;  // side -> its ledger line
+  std::map<std::size_t, std::string> folders;       // side -> the run folder it was named after
   json failed = json::array(), campaign = nullptr, ledger_warnings = json::array();
   for (const auto& p : paths) {
     std::error_code ec;
@@ -273,12 +286,21 @@ json report_data(const std::vector<std::string>& paths) {
       std::vector<std::string> warnings;
       auto rows = bench::load_ledger(p, &warnings);
       campaign = bench::to_json(bench::campaign(rows, 0.01));
+      for (auto& e : campaign) {  // the config's description, and a failure's engine error line
+        for (const auto& r : rows)
+          if (e.value("line", std::size_t(0)) == r.line) e["description"] = r.description;
+        e["error_line"] = base::engine_error_line(e.value("reasons", std::string()));
+      }
       for (auto& w : warnings) ledger_warnings.push_back(std::move(w));
       for (const auto& r : rows) {
         if (r.status != "valid" || r.result.empty() || !fs::exists(r.result, ec)) continue;
         std::string src = fs::path(r.result).filename() == "trials.json" ? fs::path(r.result).parent_path().string() : r.result;
         for (auto& s : bench::load_sides(src)) {
-          s.label = (r.label.empty() ? r.description : r.label) + " (line " + std::to_string(r.line) + ")";
+          // Named by its config (the file; its description where the row has no file); a
+          // config measured on several rows gets its line below, to find it in the campaign.
+          s.label = !r.config.empty() ? fs::path(r.config).filename().string()
+                                      : !r.description.empty() ? r.description : r.label;
+          ledger_lines[sides.size()] = r.line;
           sides.push_back(std::move(s));
         }
       }
@@ -290,10 +312,20 @@ json report_data(const std::vector<std::string>& paths) {
         sw = base::read_json_file((fs::path(p) / "sweep.json").string());
       } catch (const std::exception&) {
       }
-      if (sw.is_object())
-        for (const auto& row : sw.value("rows", json::array()))
-          if (!row.value("ok", false))
-            failed.push_back({{"label", row.value("config", std::string())}, {"error", row.value("error", std::string())}});
+      if (sw.is_object()) {
+        const json configs = sw.value("configs", json::array());
+        for (const auto& row : sw.value("rows", json::array())) {  // sorted like the table: numbered like the configs
+          if (!row.is_object() || row.value("ok", false)) continue;
+          const std::string cfg = row.value("config", std::string()), err = row.value("error", std::string());
+          std::string n;
+          for (std::size_t k = 0; k < configs.size(); ++k)
+            if (configs[k].is_object() && configs[k].value("config", std::string()) == cfg) n = std::to_string(k + 1) + ". ";
+          failed.push_back({{"label", n + fs::path(cfg).filename().string()},
+                            {"config_path", cfg},
+                            {"error", err},
+                            {"error_line", base::engine_error_line(err)}});
+        }
+      }
       bool any = false;
       for (const auto& c : sw.value("configs", json::array()))
         if (!c.value("results", json::array()).empty()) any = true;
@@ -313,10 +345,29 @@ json report_data(const std::vector<std::string>& paths) {
       } else {
         fs::path q = fs::absolute(fs::path(p)).lexically_normal();
         if (q.filename().empty()) q = q.parent_path();  // "dir/" names dir
-        s.label = (fs::is_directory(q, ec) ? q.filename() : q.parent_path().filename()).string();
-        if (fs::exists(q / "try.json", ec)) s.label += i == 0 ? " baseline" : " candidate";
+        std::string folder = (fs::is_directory(q, ec) ? q.filename() : q.parent_path().filename()).string();
+        s.label = folder;
+        if (fs::exists(q / "try.json", ec)) {
+          s.label += i == 0 ? " baseline" : " candidate";
+        } else if (!s.trials.empty() && s.trials[0].is_object() && s.trials[0].contains("config_path") &&
+                   s.trials[0]["config_path"].is_string() && !s.trials[0]["config_path"].get<std::string>().empty()) {
+          // A run is named by its config file, not by its folder ("run"); the folder comes back
+          // below where two runs of one config would read alike.
+          s.label = fs::path(s.trials[0]["config_path"].get<std::string>()).filename().string();
+          folders[sides.size()] = folder;
+        }
       }
       sides.push_back(std::move(s));
+    }
+  }
+  // Labels that read alike: a run gets its folder, a ledger row its line.
+  {
+    std::map<std::string, int> n;
+    for (const auto& s : sides) ++n[s.label];
+    for (std::size_t i = 0; i < sides.size(); ++i) {
+      if (n[sides[i].label] < 2) continue;
+      if (folders.count(i)) sides[i].label += " (" + folders[i] + ")";
+      else if (ledger_lines.count(i)) sides[i].label += " (line " + std::to_string(ledger_lines[i]) + ")";
     }
   }
   // A try's (or a bisect step's) sequential decision: its path over the rounds.
@@ -421,16 +472,22 @@ const val=c=>c.headline?c.headline.value:null;
 const order=cfgs.slice().sort((a,b)=>(b.valid-a.valid)||((H.higher_is_better?-1:1)*((val(a)??0)-(val(b)??0))));
 root.append($('h2',{text:'Overview'}));
 const t=$('table',{id:'overview'});
-t.append($('tr',{},...['#','config',H.name+' ('+H.unit+')','95% CI','change','verdict (noise \u00b1'+(100*D.noise).toFixed(1)+'%)','errors','validity','trials','snapshot','files'].map(h=>$('th',{text:h}))));
+// The noise floor: the baseline's between-trial CV (sweep's "noise floor"), with 2 trials or more.
+const base=cfgs[0];const noiseFloor=base&&base.headline&&base.headline.trials>=2&&base.headline.between_trial_cv!=null?base.headline.between_trial_cv:null;
+const noiseText='noise \u00b1'+(100*D.noise).toFixed(1)+'%; '+(noiseFloor!=null?'noise floor '+(100*noiseFloor).toFixed(2)+'% (the baseline\u2019s between-trial CV)':'noise floor unmeasured (one trial: --trials 2 or more)');
+t.append($('tr',{},...['#','config',H.name+' ('+H.unit+')','95% CI','change','verdict','errors','validity','trials','snapshot','files'].map(h=>$('th',{text:h}))));
 let rank=0;
 for(const c of order){const h=c.headline||{};const ci=h.ci?'['+fmt(h.ci[0])+', '+fmt(h.ci[1])+']':'(none)';
  const v=c.verdict||'';const vc=v.startsWith('not')?'v-not':'v-'+v.replace(' ','-');
  const files=$('td',{});c.results.forEach((p,i)=>{files.append($('a',{href:'file://'+p,text:'result'+(c.results.length>1?' '+(i+1):'')}),' ');if(c.metas[i])files.append($('a',{href:'file://'+c.metas[i],text:'meta'}),' ');});
- const tr=$('tr',{'data-config':c.label},$('td',{text:c.valid?String(++rank):'-'}),$('td',{text:c.label}),$('td',{class:'num',text:fmt(h.value)}),$('td',{class:'num',text:ci}),
-  $('td',{class:'num',text:c.change!=null?pct(c.change)+(c.change_ci?' ['+pct(c.change_ci[0])+', '+pct(c.change_ci[1])+']':''):''}),$('td',{class:vc,text:v}),$('td',{class:'num',text:String(c.errors)}),
+ const tr=$('tr',{'data-config':c.label},$('td',{text:c.valid?String(++rank):'-'}),$('td',{class:'cfg',title:c.config_path||''},$('div',{text:c.label}),...(c.description?[$('div',{class:'meta desc',text:c.description})]:[])),$('td',{class:'num',text:fmt(h.value)}),$('td',{class:'num'},$('div',{text:ci}),...((h.per_trial||[]).length>1?[$('div',{class:'meta trials',text:'trials: '+h.per_trial.map(v=>fmt(v)).join(', ')})]:[])),
+  $('td',{class:'num',text:c.change!=null?pct(c.change)+(c.change_ci?' ['+pct(c.change_ci[0])+', '+pct(c.change_ci[1])+']':''):''}),$('td',{class:'verdict'},$('span',{class:vc,text:v}),$('div',{class:'meta noise',text:noiseText})),$('td',{class:'num',text:String(c.errors)}),
   $('td',{class:c.valid?'':'bad',text:c.valid?'valid':'INVALID'}),$('td',{class:'num',text:String(c.trials)}),$('td',{},$('code',{text:(c.snapshot_id||'').slice(0,12)})),files);
  t.append(tr);}
-for(const f of D.failed)t.append($('tr',{'data-config':f.label,class:'failed'},$('td',{text:'-'}),$('td',{text:f.label}),$('td',{colspan:'9',class:'bad',style:'white-space:pre-wrap',text:'FAILED: '+f.error})));
+// A failed config: the engine's own error line first, the whole reason a click away.
+for(const f of D.failed)t.append($('tr',{'data-config':f.label,class:'failed'},$('td',{text:'-'}),$('td',{title:f.config_path||''},$('div',{text:f.label})),
+ $('td',{colspan:'9'},$('div',{class:'bad fail-line',text:'FAILED: '+(f.error_line||f.error)}),
+  ...(f.error_line?[$('details',{},$('summary',{class:'meta',text:'the whole reason'}),$('div',{class:'meta',style:'white-space:pre-wrap',text:f.error}))]:[]))));
 root.append(t);
 for(const c of cfgs){if(c.warnings.length||(c.not_comparable_because||[]).length){const d=$('details',{},$('summary',{class:'warn',text:c.label+': '+c.warnings.length+' warning(s)'+((c.not_comparable_because||[]).length?', not comparable':'')}));
  for(const w of c.warnings)d.append($('div',{class:'warn',text:'\u26a0 '+w}));for(const w of (c.not_comparable_because||[]))d.append($('div',{class:'v-not',text:'not comparable: '+w}));root.append(d);}}
@@ -441,9 +498,12 @@ function chart(id,title,cfg){const box=$('div',{class:'chart'});const cv=$('canv
 const withH=cfgs.filter(c=>c.headline);
 if(withH.length){root.append($('h2',{text:'Headline: '+H.description}));
  const labels=withH.map(c=>c.label.length>40?'\u2026'+c.label.slice(-39):c.label);
- root.append(chart('headline',H.name+' ('+H.unit+'); bars: 95% interval, dots: value',{type:'bar',data:{labels:labels,datasets:[
+ root.append(chart('headline',H.name+' ('+H.unit+'); bars: 95% interval, dots: value'+(withH.some(c=>(c.headline.per_trial||[]).length>1)?', red rings: each trial':''),{type:'bar',data:{labels:labels,datasets:[
   {label:'95% CI',data:withH.map(c=>c.headline.ci||[c.headline.value,c.headline.value]),backgroundColor:'rgba(9,105,218,0.25)',borderColor:'#0969da',borderWidth:1},
-  {type:'line',label:'value',data:withH.map(c=>c.headline.value),showLine:false,pointRadius:5,borderColor:'#1b1f24',backgroundColor:'#1b1f24'}]},
+  {type:'line',label:'value',data:withH.map(c=>c.headline.value),showLine:false,pointRadius:5,borderColor:'#1b1f24',backgroundColor:'#1b1f24'},
+  // Each trial's own value (the evidence behind a t interval over 2 or 3 trials).
+  ...(withH.some(c=>(c.headline.per_trial||[]).length>1)?[{type:'line',label:'each trial',data:withH.flatMap((c,i)=>(c.headline.per_trial||[]).map(v=>({x:labels[i],y:v}))),
+   showLine:false,pointRadius:7,pointStyle:'circle',borderColor:'#cf222e',backgroundColor:'rgba(255,255,255,0)',borderWidth:1.5,order:-1}]:[])]},
   options:{parsing:true,scales:{y:{beginAtZero:false,title:{display:true,text:H.unit}}}}}));}
 // Load curves (--load): latency against load with each point's interval, the SLO lines and the
 // capacity; output tok/s per user against total output tok/s (the Pareto view); a table per config.
@@ -557,14 +617,26 @@ for(const[key,title]of[['output_tps','output tokens/s per request'],['ttft_ms','
 root.append(g2);root.append($('div',{class:'meta',text:'downsampling: '+D.downsampling}));
 // Conditions: GPU clocks, power, temperature and clock-event reasons; CPU steal and noisy neighbours.
 const withT=cfgs.filter(c=>c.telemetry);
-if(withT.length){root.append($('h2',{text:'Conditions (telemetry, seconds since the first sample)'}));const g3=$('div',{class:'grid'});
+if(withT.length){const g3=$('div',{class:'grid'});
  const groups=[['gpu-sm','GPU SM clock (MHz)',k=>k.endsWith('.sm_clock_mhz')],['gpu-power','GPU power (W)',k=>k.endsWith('.power_w')],
   ['gpu-temp','GPU temperature (°C)',k=>k.endsWith('.temp_c')],['gpu-reasons','clock-event reasons active (1 = active)',k=>/^gpu\d+\.(sw_|hw_)/.test(k)],
   ['cpu','CPU steal (%) and cores used by the engine and by other processes',k=>k==='cpu.steal_pct'||k.endsWith('.cpu_cores')]];
- for(const[id,title,pick]of groups){const ds=[];withT.forEach((c,i)=>c.telemetry.forEach(tr=>Object.entries(tr.series).filter(([k])=>pick(k)).forEach(([k,pts],j)=>
-   ds.push({label:c.label+(c.trials>1?' trial '+tr.trial:'')+' '+k,data:pts.map(p=>({x:p[0],y:p[1]})),borderColor:color(i+j),pointRadius:0,borderWidth:1.5,stepped:id==='gpu-reasons'}))));
-  if(ds.length)g3.append(chart('conditions-'+id,title,{type:'line',data:{datasets:ds},options:{scales:{x:{type:'linear',title:{display:true,text:'s'}}}}}));}
- root.append(g3);}
+ // A series per config, trial and source is too many for a legend: the legend has one entry per
+ // source (cpu.steal_pct, engine.cpu_cores, gpu0.power_w, ...) and, with several configs, one per
+ // config (its colour; the sources then differ by dash); a click hides or shows the whole group.
+ const many=withT.length>1;const dashes=[[],[6,4],[2,3],[10,3,2,3],[1,2],[12,4]];
+ for(const[id,title,pick]of groups){const ds=[],keys=[];withT.forEach(c=>c.telemetry.forEach(tr=>Object.entries(tr.series).filter(([k])=>pick(k)).forEach(([k,pts])=>{
+   if(!keys.includes(k))keys.push(k);const j=keys.indexOf(k);
+   ds.push({label:c.label+(c.trials>1?' trial '+tr.trial:'')+' '+k,data:pts.map(p=>({x:p[0],y:p[1]})),borderColor:many?color(c.index):color(j),borderDash:many?dashes[j%dashes.length]:[],
+    pointRadius:0,borderWidth:1.5,stepped:id==='gpu-reasons',group:{cfg:c.label,src:k}});})));
+  if(!ds.length)continue;
+  const hid=new Set();const items=keys.map((k,j)=>({text:k,id:'src:'+k,color:many?'#57606a':color(j),dash:many?dashes[j%dashes.length]:[]}))
+   .concat(many?withT.map(c=>({text:c.label,id:'cfg:'+c.label,color:color(c.index),dash:[]})):[]);
+  g3.append(chart('conditions-'+id,title+' \u2014 click a legend entry to hide or show its series',{type:'line',data:{datasets:ds},options:{scales:{x:{type:'linear',title:{display:true,text:'s'}}},
+   plugins:{legend:{labels:{boxWidth:24,generateLabels:()=>items.map(it=>({text:it.text,group:it.id,strokeStyle:it.color,fillStyle:'rgba(0,0,0,0)',lineDash:it.dash,lineWidth:2,hidden:hid.has(it.id)}))},
+    onClick:(e,item,legend)=>{const ch=legend.chart;if(hid.has(item.group))hid.delete(item.group);else hid.add(item.group);
+     ch.data.datasets.forEach((d,i)=>ch.setDatasetVisibility(i,!(hid.has('cfg:'+d.group.cfg)||hid.has('src:'+d.group.src))));ch.update();}}}}}));}
+ if(g3.children.length)root.append($('h2',{text:'Conditions (telemetry, seconds since the first sample)'}),g3);}
 // The engine's own counters (acceptance, prefix cache, preemptions, token cross-check).
 const withE=cfgs.filter(c=>c.engine_metrics&&c.engine_metrics.derived);
 if(withE.length){root.append($('h2',{text:'Engine counters (first trial, deltas over the measured requests)'}));
@@ -576,13 +648,18 @@ if(withE.length){root.append($('h2',{text:'Engine counters (first trial, deltas 
  root.append(et);}
 // The campaign.
 if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('table',{id:'campaign'});
- ct.append($('tr',{},...['line','time','label','metric','value','change','verdict','best','try'].map(h=>$('th',{text:h}))));
+ ct.append($('tr',{},...['line','time','config','metric','value','change','verdict','best','try'].map(h=>$('th',{text:h}))));
  for(const r of D.campaign){const t=r.try;const tr=t?t.decision+(t.ratio!=null?' '+pct(t.ratio-1):'')+(t.ci?' ['+pct(t.ci[0]-1)+', '+pct(t.ci[1]-1)+']':'')+
    (t.rounds!=null?' after '+t.rounds+' round(s)':'')+(t.engine_seconds!=null?', '+fmt(t.engine_seconds,0)+' s of engine time':'')+(t.baseline?', against '+t.baseline:'')+(t.baseline_is_best===false?' (not the running best\u2019s config)':'')+(t.procedure?' ('+t.procedure+')':''):'';
   const showChange=!!r.change;  // 0 for the baseline
-  ct.append($('tr',{},$('td',{text:String(r.line)}),$('td',{text:r.time}),$('td',{text:r.label}),$('td',{text:r.metric}),$('td',{class:'num',text:fmt(r.value)}),
+  // The config by its file (its description below), the row's label beside it.
+  const cfgName=r.config?r.config.split('/').pop():(r.description||'');
+  const cfgCell=$('td',{title:r.config||''},$('div',{text:cfgName+(r.label&&r.label!==cfgName&&r.label!==cfgName.replace(/\.ya?ml$/,'')?' ['+r.label+']':'')}),...(r.description&&r.description!==cfgName?[$('div',{class:'meta',text:r.description})]:[]));
+  const verdictCell=$('td',{class:'v-'+String(r.verdict).split(':')[0].replace(/ /g,'-'),text:r.verdict},
+   ...(r.status==='failed'&&(r.error_line||r.reasons)?[$('div',{class:'bad fail-line',text:r.error_line||String(r.reasons).split(/\\n|\n/)[0]})]:[]));
+  ct.append($('tr',{},$('td',{text:String(r.line)}),$('td',{text:r.time}),cfgCell,$('td',{text:r.metric}),$('td',{class:'num',text:fmt(r.value)}),
   $('td',{class:'num',text:showChange?pct(r.change)+(r.against_line!=null?' vs line '+r.against_line:''):''}),
-  $('td',{class:'v-'+String(r.verdict).split(':')[0].replace(/ /g,'-'),text:r.verdict}),$('td',{text:r.best_line==null?'-':'line '+r.best_line}),$('td',{text:tr})));}
+  verdictCell,$('td',{text:r.best_line==null?'-':'line '+r.best_line}),$('td',{text:tr})));}
  root.append(ct);
  const last=D.campaign.length?D.campaign[D.campaign.length-1]:null;
  if(last&&last.best_measured_line!=null&&last.best_measured_line!==last.best_line)root.append($('div',{class:'meta',text:'highest measured value: line '+last.best_measured_line+' ('+fmt(last.best_measured_value)+'), measured apart from the best: not a verdict'}));
@@ -619,9 +696,11 @@ window.addEventListener('beforeprint',()=>document.querySelectorAll('details').f
 const rendered=performance.now();
 status=()=>{queued=false;const st={charts:charts.map(c=>{const o={id:c.id,type:c.chart.config.type,datasets:c.chart.data.datasets.map(ds=>{const d={label:ds.label,points:ds.data.length};
   if(ds.kind)d.kind=ds.kind;if(ds.errorBars){d.error_bars=ds.errorBars.filter(b=>b&&b[0]!=null).length;d.error_bars_drawn=ds.barsDrawn||0;}if(ds.pointLabels)d.point_labels=ds.pointLabels;return d;})};
+  o.legend=((c.chart.legend&&c.chart.legend.legendItems)||[]).map(l=>l.text);
   const pl=(c.chart.config.plugins||[]).find(p=>p.id==='bpCurve');if(pl){o.scales={x:c.chart.options.scales.x.type,y:c.chart.options.scales.y.type};}
   if(c.marks)o.marks=c.marks.map(m=>({config:m.config,x:m.x,lo:m.lo,hi:m.hi,drawn:m.drawn>0}));return o;}),curves:curves,
- errors:errors,resources:performance.getEntriesByType('resource').map(r=>r.name),overview_rows:document.querySelectorAll('#overview tr').length-1,rendered_ms:rendered};
+ errors:errors,resources:performance.getEntriesByType('resource').map(r=>r.name),overview_rows:document.querySelectorAll('#overview tr').length-1,noise_floor:noiseFloor,
+ overview:[...document.querySelectorAll('#overview tr[data-config]')].map(r=>({config:r.getAttribute('data-config'),text:r.textContent})),rendered_ms:rendered};
 document.getElementById('bp-selftest').textContent=JSON.stringify(st);};
 status();
 })();

@@ -88,7 +88,10 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
     std::string tag = "trial " + std::to_string(i + 1);
     json pt = {{"trial", i + 1}, {"run_dir", t.run_dir}, {"valid", t.valid}, {"teardown_verified", t.teardown_verified}};
     if (!t.valid) {
+      // One line per trial, with the engine's own error line where the reason quotes its output
+      // ("... Last output: error: invalid argument: --flash-atn"), not cut at "Last output:".
       std::string why = t.reason.empty() ? "no result" : t.reason.substr(0, t.reason.find('\n'));
+      if (std::string e = base::engine_error_line(t.reason); !e.empty() && why.find(e) == std::string::npos) why += " " + e;
       a["invalid_reasons"].push_back(tag + ": " + why);
       pt["reason"] = t.reason;
     }

@@ -35,3 +35,16 @@ TEST(Numbers, OnlyFiniteNumbersInRangePass) {
   EXPECT_EQ(parse_integer("42", 0, 100), 42);
   for (const char* bad : {"4.2", "1e3", "99999999999999999999", "-1", "12a"}) EXPECT_FALSE(parse_integer(bad, 0, 100)) << bad;
 }
+
+TEST(EngineErrorLine, TheEngineLineOfAStartupFailureNotTheCutAtLastOutput) {
+  const std::string startup =
+      "engine (pid 1) exited with status 3 during startup; bench-proxy does not restart engines. Last output:\n"
+      "  | mock-engine: loading model m\n  | mock-engine: fatal: error: invalid argument: --flash-atn";
+  EXPECT_EQ(bp::base::engine_error_line(startup), "error: invalid argument: --flash-atn");
+  // A ledger keeps newlines as "\n"; an aggregate's reasons are one line per trial.
+  EXPECT_EQ(bp::base::engine_error_line("x. Last output:\\n  | loading\\n  | Traceback\\n  | ValueError: bad"), "ValueError: bad");
+  EXPECT_EQ(bp::base::engine_error_line("trial 1: x. Last output: error: a; trial 2: x. Last output: error: b"), "error: a");
+  EXPECT_EQ(bp::base::engine_error_line("x. Last output:\n  | just the last line"), "just the last line");
+  EXPECT_EQ(bp::base::engine_error_line("no output quoted"), "");
+  EXPECT_EQ(bp::base::engine_error_line("x. Last output:"), "");
+}

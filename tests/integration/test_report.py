@@ -82,6 +82,11 @@ class ReportTest(ChromiumPage, ProxyCase):
                     "timeline-ttft_ms"]:
             self.assertIn(cid, ch)
         self.assertEqual(st["overview_rows"], 1)
+        # Named by its config file with its description, not by its folder ("run"); one trial
+        # measures no noise floor, and the verdict says so.
+        self.assertEqual([o["config"] for o in st["overview"]], ["a.yaml"])
+        self.assertIn("integration test mock engine", st["overview"][0]["text"])
+        self.assertIn("noise floor unmeasured", st["overview"][0]["text"])
         self.assertIn("conditions-cpu", ch)  # the run's telemetry: steal, engine and other processes' cores
         self.assertEqual(len(ch["conditions-cpu"]["datasets"]), 3)
         self.assertEqual([d["points"] for d in ch["cdf-ttft_ms"]["datasets"]], [30])
@@ -110,14 +115,14 @@ class ReportTest(ChromiumPage, ProxyCase):
     def test_a_sweep_of_three_configs_with_a_failed_row_and_the_ledger(self):
         a = write_config(self.dir, "a.yaml", ["--tokens", "8", "--itl-ms", "1"], env={"PATH": "/usr/bin:/bin", "KNOB": "a"},
                          extra="warmup: 1")
-        b = write_config(self.dir, "b.yaml", ["--fail-startup", "out of memory"], extra="warmup: 1")
+        b = write_config(self.dir, "b.yaml", ["--fail-startup", "error: invalid argument: --flash-atn"], extra="warmup: 1")
         c = write_config(self.dir, "c.yaml", ["--tokens", "8", "--itl-ms", "2"], env={"PATH": "/usr/bin:/bin", "KNOB": "c"},
                          extra="warmup: 1")
         sw = os.path.join(self.dir, "sw")
         tsv = os.path.join(self.dir, "r.tsv")
         r = subprocess.run([BENCH_PROXY, "sweep", a, b, c, "--queries", WORKLOAD, "-n", "20", "--max-tokens", "8",
-                            "--sweep-dir", sw, "--results", tsv, "--no-progress"],
-                           capture_output=True, text=True, cwd=self.dir, timeout=180)
+                            "--trials", "2", "--redo-disturbed", "0", "--sweep-dir", sw, "--results", tsv, "--no-progress"],
+                           capture_output=True, text=True, cwd=self.dir, timeout=300)
         self.assertEqual(r.returncode, 1, r.stderr)
         html = os.path.join(sw, "report.html")
         self.assertIn("report: " + html, r.stdout)
@@ -125,11 +130,32 @@ class ReportTest(ChromiumPage, ProxyCase):
         ch = self.charts(st)
         self.assertEqual(st["overview_rows"], 3)  # two results and the failed row
         self.assertEqual(len(ch["cdf-e2e_ms"]["datasets"]), 2)
-        self.assertEqual([d["points"] for d in ch["cdf-e2e_ms"]["datasets"]], [20, 20])
+        self.assertEqual([d["points"] for d in ch["cdf-e2e_ms"]["datasets"]], [40, 40])
         self.assertEqual(ch["headline"]["datasets"][0]["points"], 2)
+        # Each trial's value beside the interval over them: the evidence of a t interval.
+        heads = {d["label"]: d["points"] for d in ch["headline"]["datasets"]}
+        self.assertEqual(heads["each trial"], 4)
+        with open(os.path.join(sw, "sweep.json")) as f:
+            sweep = json.load(f)
+        rows = {o["config"]: o["text"] for o in st["overview"]}
+        self.assertEqual(sorted(rows), ["1. a.yaml", "2. b.yaml", "3. c.yaml"])
+        for k, cfg in enumerate(sweep["configs"]):
+            if cfg["results"]:
+                per_trial = ", ".join("%.2f" % v for v in cfg["headline"]["per_trial"])
+                self.assertIn("trials: " + per_trial, rows["%d. %s.yaml" % (k + 1, "abc"[k])])
+        # The noise floor (the baseline's between-trial CV, as the sweep's table says) beside each verdict.
+        self.assertAlmostEqual(st["noise_floor"], sweep["noise_floor"], places=9)
+        for cfg in ["1. a.yaml", "3. c.yaml"]:
+            self.assertIn("noise floor %.2f%%" % (100 * sweep["noise_floor"]), rows[cfg])
+        # The conditions: 2 configs x 2 trials x 3 sources, a legend entry per source and per config.
+        cond = ch["conditions-cpu"]
+        self.assertEqual(len(cond["datasets"]), 12)
+        self.assertEqual(cond["legend"], ["cpu.steal_pct", "engine.cpu_cores", "others.cpu_cores", "1. a.yaml", "3. c.yaml"])
         dom = self.chromium(html, "--dump-dom").stdout
         body = dom[:dom.index('<script type="application/json"')]  # what the page shows, not its data
-        self.assertTrue(re.search(r"FAILED: [^<]*out of memory", body), "the failed row and its reason")
+        # The failed row leads with the engine's own error line; the whole reason is a click away.
+        self.assertIn("FAILED: error: invalid argument: --flash-atn</div>", body)
+        self.assertTrue(re.search(r"<summary[^>]*>the whole reason</summary>.*?Last output:", body, re.S))
         self.assertTrue('difference(s) in config (' in body, "what c differs in from a, collapsible")
         # The ledger as a page: the campaign table and the charts of its valid rows.
         out = os.path.join(self.dir, "ledger.html")
@@ -137,7 +163,13 @@ class ReportTest(ChromiumPage, ProxyCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         st, _ = self.rendered(out)
         self.assertEqual(len(self.charts(st)["cdf-ttft_ms"]["datasets"]), 2)
-        self.assertIn('id="campaign"', self.chromium(out, "--dump-dom").stdout)
+        # Its configs are named by their files (with their descriptions), not by label and line.
+        self.assertEqual(sorted(o["config"] for o in st["overview"]), ["a.yaml", "c.yaml"])
+        dom = self.chromium(out, "--dump-dom").stdout
+        table = re.search(r'<table id="campaign">(.*?)</table>', dom, re.S).group(1)
+        failed = [tr for tr in re.findall(r"<tr>(.*?)</tr>", table, re.S) if "b.yaml" in tr]
+        self.assertEqual(len(failed), 1, table)
+        self.assertIn(">error: invalid argument: --flash-atn</div>", failed[0])  # the engine's line, not the cut reason
 
     @unittest.skipUnless(CHROMIUM, "chromium is installed by scripts/deps.sh")
     def test_markup_in_every_text_a_user_controls_is_shown_as_text_and_never_blanks_the_page(self):
