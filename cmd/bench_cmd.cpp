@@ -470,6 +470,7 @@ measure::options measure_options(const bench_flags& f, const std::string& config
   mo.label = f.label;
   mo.telemetry_interval_ms = f.telemetry_interval_ms;
   mo.rehash = f.rehash;
+  mo.client = client_options_of(f);
   return mo;
 }
 
@@ -584,6 +585,7 @@ runner define_run(CLI::App& app, const std::vector<std::string>& argv) {
   app.add_option("--threads", f->threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
   app.add_option("--out", f->out)->group("");  // refused below with a hint
   add_bench_options(app, *f);
+  add_client_options(app, *f);
   add_trial_options(app, *f, false);
   return [f, argv]() -> int { return run_main(*f, argv); };
 }
@@ -666,6 +668,7 @@ runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
   app.add_flag("--one-at-a-time", f->one_at_a_time, "with --vary: each value of each knob alone, the others as in the base")
       ->group("Variants");
   add_bench_options(app, *f);
+  add_client_options(app, *f);
   add_trial_options(app, *f, true);
   return [f, argv]() -> int { return sweep_main(*f, argv); };
 }

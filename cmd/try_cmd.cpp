@@ -318,6 +318,7 @@ void add_decision_options(CLI::App& app, try_flags& f) {
                "every lifecycle's snapshot reads every venv file and loaded library (no hash cache)")
       ->group("Output");
   add_bench_options(app, f.b);
+  add_client_options(app, f.b);
 }
 
 int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {

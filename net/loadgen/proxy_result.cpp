@@ -1,0 +1,203 @@
+#include "net/loadgen/proxy_result.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "base/files.hpp"
+#include "base/json_read.hpp"
+#include "base/sha256.hpp"
+#include "base/text.hpp"
+#include "net/loadgen/summary.hpp"
+
+namespace fs = std::filesystem;
+
+namespace bp::bench {
+
+using json = nlohmann::json;
+
+namespace {
+
+double num(const json& j, const char* k, double dflt = -1) {
+  auto it = j.find(k);
+  return it != j.end() && it->is_number() ? it->get<double>() : dflt;
+}
+
+std::string text(const json& j, const char* k) {
+  auto it = j.find(k);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+bool flag(const json& j, const char* k) {
+  auto it = j.find(k);
+  return it != j.end() && it->is_boolean() && it->get<bool>();
+}
+
+}  // namespace
+
+request_result from_proxy_record(const json& j, std::int64_t t0_unix_us) {
+  request_result r;
+  if (j.contains("id") && j["id"].is_number_unsigned()) r.proxy_id = j["id"].get<std::uint64_t>();
+  r.http_status = static_cast<int>(num(j, "status", 0));
+  double start_us = num(j, "start_unix_us", 0);
+  r.start_offset_ms = t0_unix_us > 0 ? std::max(0.0, (start_us - static_cast<double>(t0_unix_us)) / 1000.0) : 0;
+  r.e2e_ms = std::max(0.0, num(j, "e2e_ms", 0));
+  std::string err = text(j, "error");
+  const std::string status = std::to_string(r.http_status);
+  if (flag(j, "local")) {
+    r.error = "proxy answered: http " + status + (err.empty() ? "" : " (" + err + ")");
+  } else if (flag(j, "client_aborted")) {
+    r.error = "client aborted: " + (err.empty() ? std::string("the client left before the response was complete") : err);
+  } else if (r.http_status / 100 != 2) {
+    r.error = "http " + status;
+  } else if (!err.empty()) {
+    // An error event mid-stream is already "stream error: ..." (bench's own kind).
+    r.error = err.rfind("stream error", 0) == 0 ? err : "upstream error: " + err;
+  } else if (num(j, "e2e_ms") < 0) {
+    r.error = "upstream error: the response never ended";
+  }
+  if (!r.error.empty()) return r;
+  r.ok = true;
+  r.ttft_ms = std::max(0.0, num(j, "ttft_ms", r.e2e_ms));
+  if (j.contains("itl_ms") && j["itl_ms"].is_array())
+    for (const auto& g : j["itl_ms"])
+      if (g.is_number()) r.itl_ms.push_back(g.get<double>());
+  r.content_events = static_cast<int>(num(j, "content_events", 0));
+  r.output_tokens = static_cast<int>(std::max(0.0, num(j, "output_tokens", 0)));
+  r.usage_from_server = text(j, "output_tokens_source") == "usage";
+  if (j.contains("usage") && j["usage"].is_object()) r.prompt_tokens = static_cast<int>(std::max(0.0, num(j["usage"], "prompt_tokens", 0)));
+  return r;
+}
+
+bool in_window(const json& rec, const window_span& w) {
+  if (text(rec, "window") == w.name) return true;
+  if (!w.api || !rec.contains("id") || !rec["id"].is_number_unsigned()) return false;
+  auto id = rec["id"].get<std::uint64_t>();
+  return id > w.after_id && id <= w.through_id;
+}
+
+json result_from_proxy(const proxy_measurement& m, const options& o) {
+  json result;
+  result["schema_version"] = 1;
+  result["kind"] = "bench-proxy bench result";
+  result["source"] = "proxy";
+  result["source_note"] =
+      "every number is the proxy's own record of the requests (requests.jsonl), whatever client sent them; a "
+      "client's own output is kept beside it but never used for the numbers (docs/clients.md)";
+  result["bench_proxy_version"] = BENCH_PROXY_VERSION;
+  result["metric_definitions"] = "docs/metrics.md (bench-proxy " BENCH_PROXY_VERSION "), \"Proxy-side timing\"";
+  result["url"] = m.url;
+  result["model"] = m.model;
+  if (!m.window.empty()) result["window"] = m.window;
+  // The measurement's clock: its wall-clock start, else the first record's.
+  std::int64_t t0_us = m.start_unix_s > 0 ? static_cast<std::int64_t>(m.start_unix_s * 1e6) : 0;
+  double last_end_us = 0;
+  for (const auto& rec : m.records) {
+    double s = num(rec, "start_unix_us", 0);
+    if (s > 0 && (t0_us == 0 || static_cast<std::int64_t>(s) < t0_us) && m.start_unix_s <= 0)
+      t0_us = static_cast<std::int64_t>(s);
+    last_end_us = std::max(last_end_us, s + std::max(0.0, num(rec, "e2e_ms", 0)) * 1000.0);
+  }
+  double wall_s = m.end_unix_s > m.start_unix_s && m.start_unix_s > 0
+                      ? m.end_unix_s - m.start_unix_s
+                      : (t0_us > 0 && last_end_us > static_cast<double>(t0_us) ? (last_end_us - static_cast<double>(t0_us)) / 1e6 : 0);
+  std::vector<request_result> results;
+  bool all_stream = !m.records.empty();
+  long local = 0, aborted = 0, failed = 0;
+  for (const auto& rec : m.records) {
+    results.push_back(from_proxy_record(rec, t0_us));
+    results.back().index = static_cast<int>(results.size() - 1);
+    all_stream = all_stream && flag(rec, "stream");
+    if (flag(rec, "local")) ++local;
+    else if (flag(rec, "client_aborted")) ++aborted;
+    else if (!results.back().ok) ++failed;
+  }
+  const long total = static_cast<long>(results.size());
+  // Concurrency and rate are the client's: unknown to the proxy, so never claimed (null).
+  summarize_requests(result, results, {total, wall_s, 0, 0, all_stream}, o.stats);
+  result["summary"]["concurrency"] = nullptr;
+  result["summary"]["proxy_counts"] = {{"records", total}, {"answered_by_proxy", local}, {"client_aborted", aborted},
+                                       {"failed_upstream", failed}};
+  result["options"] = {{"source", "proxy"},      {"client", m.client.is_object() ? m.client.value("command_line", json(nullptr)) : json(nullptr)},
+                       {"concurrency", nullptr}, {"rate", nullptr},
+                       {"requests", nullptr},    {"repeats", nullptr},
+                       {"warmup", nullptr},      {"stream", all_stream},
+                       {"max_tokens", nullptr},  {"queries", m.workload.is_object() ? m.workload.value("path", json(nullptr)) : json(nullptr)}};
+  result["workload"] = m.workload.is_object()
+                           ? m.workload
+                           : json{{"path", nullptr}, {"sha256", nullptr}, {"rows", nullptr},
+                                  {"note", "the client's own: unknown to bench-proxy (--queries FILE names it)"}};
+  if (!m.client.is_null()) result["client"] = m.client;
+  add_headline_and_warnings(result, o.headline, o.slo, o.stats);
+  result["valid"] = true;
+  result["invalid_reasons"] = json::array();
+  const long completed = result["summary"]["completed"].get<long>();
+  if (total == 0) add_invalid_reason(result, "the proxy recorded no request" + std::string(m.window.empty() ? "" : " in window '" + m.window + "'"));
+  else if (completed == 0) add_invalid_reason(result, "no request completed");
+  long bad = total - completed;
+  if (bad > 0 && static_cast<double>(bad) > o.max_error_rate * static_cast<double>(total)) {
+    std::string kinds;
+    const json& ek = result["summary"]["error_kinds"];
+    for (auto it = ek.begin(); it != ek.end(); ++it)
+      kinds += (kinds.empty() ? "" : ", ") + it.key() + ": " + std::to_string(it.value().get<long>());
+    char rate[32];
+    std::snprintf(rate, sizeof(rate), "%g", o.max_error_rate);
+    add_invalid_reason(result, std::to_string(bad) + " of " + std::to_string(total) + " requests failed (" + kinds +
+                                   "), above --max-error-rate " + rate);
+  }
+  result["finished_at"] = base::utc_now_iso();
+  return result;
+}
+
+std::vector<json> read_requests_jsonl(const std::string& path) {
+  std::string all = base::read_file_limited(path);
+  std::vector<json> out;
+  std::size_t line_no = 0, at = 0;
+  while (at < all.size()) {
+    std::size_t nl = all.find('\n', at);
+    std::string_view line(all.data() + at, (nl == std::string::npos ? all.size() : nl) - at);
+    ++line_no;
+    at = nl == std::string::npos ? all.size() : nl + 1;
+    if (base::trim(line).empty()) continue;
+    if (nl == std::string::npos) break;  // a line still being written: not a record yet
+    json j = base::parse_json(line, path, base::json_file_depth, line_no);
+    if (!j.is_object() || !j.contains("id") || !j["id"].is_number_unsigned())
+      throw std::runtime_error(path + ":" + std::to_string(line_no) + ": not a request record (no \"id\")");
+    out.push_back(std::move(j));
+  }
+  std::sort(out.begin(), out.end(), [](const json& a, const json& b) { return a["id"].get<std::uint64_t>() < b["id"].get<std::uint64_t>(); });
+  return out;
+}
+
+bool is_serve_folder(const std::string& dir) {
+  std::error_code ec;
+  fs::path p(dir);
+  return fs::is_directory(p, ec) && fs::exists(p / "meta.json", ec) && fs::exists(p / "requests.jsonl", ec) &&
+         !fs::exists(p / "result.json", ec);
+}
+
+json result_from_serve_folder(const std::string& dir) {
+  fs::path p(dir);
+  std::string meta_path = (p / "meta.json").string();
+  std::string bytes = base::read_file_limited(meta_path);
+  json meta = base::parse_json(bytes, meta_path, base::json_file_depth);
+  proxy_measurement m;
+  m.records = read_requests_jsonl((p / "requests.jsonl").string());
+  m.url = "(a plain serve: " + dir + ")";
+  m.model = meta.contains("config") && meta["config"].is_object() ? meta["config"].value("model", std::string()) : "";
+  if (m.model.empty()) m.model = "(not recorded: a plain serve)";
+  options o;
+  json r = result_from_proxy(m, o);
+  r["snapshot_id"] = sha256_hex(bytes);
+  r["snapshot_id_after"] = nullptr;
+  r["snapshot"] = meta;
+  r["run_dir"] = dir;
+  r["serve_folder"] = {{"meta", meta_path}, {"requests", (p / "requests.jsonl").string()}};
+  r["warnings"].push_back(
+      "a plain serve's folder: the numbers are the proxy's records of every request it served; nobody checked the "
+      "snapshot after them, nor the engine's counters");
+  return r;
+}
+
+}  // namespace bp::bench
