@@ -231,11 +231,11 @@ json client_session::measure(const bench::options& bo) {
     if (interrupted_at && now - *interrupted_at > std::chrono::seconds(10)) child_->signal_group(SIGKILL);
   }
   const double t_end = base::unix_now();
-  const int ws = wait_status.load();
   {
     std::lock_guard<std::mutex> g(mu_);
-    child_.reset();  // the shim has reaped the client's whole tree
+    child_.reset();  // the shim has reaped the client's whole tree; the reaper thread is joined
   }
+  const int ws = wait_status.load();  // set by the reaper thread before it ended
 
   // The proxy's records of every request that arrived while the client ran.
   json win = proxy_windows(base);
@@ -436,9 +436,11 @@ json client_session::measure(const bench::options& bo) {
     json wr = bench::result_from_proxy(wm, bo);
     wr["window_info"] = {{"name", s.name},
                          {"by", s.api ? "POST /proxy/window" : "x-bench-proxy-window header"},
-                         {"after_id", s.api ? json(s.after_id) : json(nullptr)},
-                         {"through_id", s.api ? json(s.through_id) : json(nullptr)},
                          {"left_open", s.left_open}};
+    if (s.api) {
+      wr["window_info"]["after_id"] = s.after_id;
+      wr["window_info"]["through_id"] = s.through_id;
+    }
     if (s.left_open) {
       wr["warnings"].push_back("window '" + s.name + "' was still open when the client exited: closed there");
       result["warnings"].push_back("window '" + s.name + "' was still open when the client exited: closed there");

@@ -116,18 +116,18 @@ json result_from_proxy(const proxy_measurement& m, const options& o) {
   const long total = static_cast<long>(results.size());
   // Concurrency and rate are the client's: unknown to the proxy, so never claimed (null).
   summarize_requests(result, results, {total, wall_s, 0, 0, all_stream}, o.stats);
-  result["summary"]["concurrency"] = nullptr;
+  // Concurrency, rate and the request count are the client's: unknown to the proxy, so never
+  // claimed (absent, not null: readers take an absent field as unknown).
+  result["summary"].erase("concurrency");
   result["summary"]["proxy_counts"] = {{"records", total}, {"answered_by_proxy", local}, {"client_aborted", aborted},
                                        {"failed_upstream", failed}};
-  result["options"] = {{"source", "proxy"},      {"client", m.client.is_object() ? m.client.value("command_line", json(nullptr)) : json(nullptr)},
-                       {"concurrency", nullptr}, {"rate", nullptr},
-                       {"requests", nullptr},    {"repeats", nullptr},
-                       {"warmup", nullptr},      {"stream", all_stream},
-                       {"max_tokens", nullptr},  {"queries", m.workload.is_object() ? m.workload.value("path", json(nullptr)) : json(nullptr)}};
+  json opts = {{"source", "proxy"}, {"stream", all_stream}};
+  if (m.client.is_object() && m.client.contains("command_line")) opts["client"] = m.client["command_line"];
+  if (m.workload.is_object() && m.workload.contains("path")) opts["queries"] = m.workload["path"];
+  result["options"] = opts;
   result["workload"] = m.workload.is_object()
                            ? m.workload
-                           : json{{"path", nullptr}, {"sha256", nullptr}, {"rows", nullptr},
-                                  {"note", "the client's own: unknown to bench-proxy (--queries FILE names it)"}};
+                           : json{{"note", "the client's own: unknown to bench-proxy (--queries FILE names it)"}};
   if (!m.client.is_null()) result["client"] = m.client;
   add_headline_and_warnings(result, o.headline, o.slo, o.stats);
   result["valid"] = true;
@@ -185,7 +185,7 @@ json result_from_serve_folder(const std::string& dir) {
   proxy_measurement m;
   m.records = read_requests_jsonl((p / "requests.jsonl").string());
   m.url = "(a plain serve: " + dir + ")";
-  m.model = meta.contains("config") && meta["config"].is_object() ? meta["config"].value("model", std::string()) : "";
+  m.model = meta.contains("config") && meta["config"].is_object() ? text(meta["config"], "model") : "";
   if (m.model.empty()) m.model = "(not recorded: a plain serve)";
   options o;
   json r = result_from_proxy(m, o);
