@@ -112,10 +112,13 @@ std::vector<std::string> expand_client_args(const std::vector<std::string>& comm
                                             const std::string& model, const std::string& queries,
                                             const std::string& run_dir) {
   std::vector<std::string> out;
+  // {host_port}: the URL without its scheme, for clients that take HOST:PORT (genai-perf --url).
+  std::string host_port = url.rfind("http://", 0) == 0 ? url.substr(7) : url;
   for (const auto& a : command) {
     std::string s = a;
     for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
-             {"{url}", url}, {"{model}", model}, {"{queries}", queries}, {"{run_dir}", run_dir}}) {
+             {"{url}", url}, {"{host_port}", host_port}, {"{model}", model}, {"{queries}", queries},
+             {"{run_dir}", run_dir}}) {
       for (std::size_t at = s.find(key); at != std::string::npos; at = s.find(key, at + value.size()))
         s.replace(at, key.size(), value);
     }
@@ -266,8 +269,9 @@ json client_session::measure(const bench::options& bo) {
 
   bench::proxy_measurement m;
   for (auto& [id, rec] : recs) m.records.push_back(rec);
-  m.start_unix_s = t_start;
-  m.end_unix_s = t_end;
+  // The measurement's clock is its requests' own span (first arrival to last byte), not the
+  // client process's lifetime (an interpreter's start, a tokenizer's load): client.duration_s.
+  m.start_unix_s = m.end_unix_s = 0;
   m.url = base;
   m.model = model;
   m.workload = workload;

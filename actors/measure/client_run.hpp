@@ -1,8 +1,8 @@
 #pragma once
 /// `run --client -- COMMAND ARGS...` (issue 31): after warmup and the snapshot, any client is the
 /// measurement. It runs in a process group of its own behind the engine shim (nothing of its tree
-/// outlives the run: actors/process/engine_child.hpp), with `{url}`, `{model}`, `{queries}` and
-/// `{run_dir}` in its arguments and BENCH_PROXY_URL, BENCH_PROXY_MODEL (and BENCH_PROXY_QUERIES,
+/// outlives the run: actors/process/engine_child.hpp), with `{url}`, `{host_port}`, `{model}`,
+/// `{queries}` and `{run_dir}` in its arguments and BENCH_PROXY_URL, BENCH_PROXY_MODEL (and BENCH_PROXY_QUERIES,
 /// BENCH_PROXY_CLIENT_TIMINGS, BENCH_PROXY_RUN_DIR) in its environment; its stdout and stderr go
 /// to the run folder, secrets scrubbed. The result comes from the proxy's records of the requests
 /// made while it ran (net/loadgen/proxy_result.hpp), one more per measurement window.
@@ -32,7 +32,7 @@ struct client_options {
 /// and executable? Empty when it is, else the error naming it.
 std::string client_problem(const std::vector<std::string>& command);
 
-/// {url}, {model}, {queries}, {run_dir} replaced in every argument.
+/// {url}, {host_port}, {model}, {queries}, {run_dir} replaced in every argument.
 std::vector<std::string> expand_client_args(const std::vector<std::string>& command, const std::string& url,
                                             const std::string& model, const std::string& queries,
                                             const std::string& run_dir);

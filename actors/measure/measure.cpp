@@ -244,6 +244,17 @@ std::string summary_text(const json& r) {
     os << "client overhead against the proxy's stopwatch: TTFT " << part("ttft") << ", E2E " << part("e2e") << " ("
        << co.value("matched", 0) << " of " << co.value("requests", 0) << " requests joined by x-bench-proxy-request-id)\n";
   }
+  if (r.contains("client") && r["client"].is_object()) {
+    // A --client run (docs/clients.md): who sent the requests, how it ended, its windows.
+    const json& c = r["client"];
+    os << "client: " << c.value("command_line", std::string()) << " " << c.value("exit", std::string()) << " after "
+       << base::fixed(c.value("duration_s", 0.0), 2) << " s (its output: client.stdout, client.stderr)\n";
+    for (const auto& w : r.value("windows", json::array()))
+      os << "  window " << w.value("name", std::string()) << ": " << w.value("requests", 0) << " requests, "
+         << w.value("completed", 0) << " completed, headline " << base::fixed(w.value("headline", 0.0), 2)
+         << (w.value("left_open", false) ? " (left open: closed at the client's exit)" : "")
+         << (w.value("valid", false) ? "" : " INVALID") << " -> " << w.value("result", std::string()) << "\n";
+  }
   for (const auto& w : r.value("warnings", json::array())) os << "warning: " << w.get<std::string>() << "\n";
   os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
   if (r.value("valid", false)) {

@@ -184,6 +184,22 @@ class ClientTest(ProxyCase):
             res = json.load(f)
         self.assertEqual(res["source"], "proxy")
 
+    def test_sweep_with_a_client(self):
+        a = write_config(self.dir, "a.yaml", ["--tokens", "6", "--ttft-ms", "2", "--itl-ms", "2"])
+        b = write_config(self.dir, "b.yaml", ["--tokens", "6", "--ttft-ms", "2", "--itl-ms", "3"])
+        script = curl_loop(os.path.join(self.dir, "loop.sh"), 4, 5)
+        r = self.bp("sweep", a, b, "--sweep-dir", os.path.join(self.dir, "s"), "--results", "", "--no-progress",
+                    "--telemetry-interval-ms", "0", "--client", "--", script, "{url}")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        results = sorted(glob.glob(os.path.join(self.dir, "s", "*", "result.json")))
+        self.assertEqual(len(results), 2)
+        for path in results:
+            with open(path) as f:
+                res = json.load(f)
+            self.assertEqual(res["source"], "proxy")
+            self.assertEqual(res["summary"]["completed"], 4)
+            self.assertTrue(res["valid"], res.get("invalid_reasons"))
+
     def test_a_serve_folder_is_an_input(self):
         cfg = write_config(self.dir, "engine.yaml", MOCK)
         p = self.start(cfg)
