@@ -53,7 +53,7 @@ std::string read_snapshot_bytes(const std::string& src) {
   if (std::filesystem::is_directory(src, ec)) {
     auto meta = std::filesystem::path(src) / "meta.json";
     if (!std::filesystem::exists(meta, ec))
-      throw std::runtime_error(src + ": a folder without meta.json (give a run folder, a meta.json or a URL)");
+      throw std::runtime_error(src + ": a directory without meta.json (give a run folder, a meta.json or a URL)");
     return base::read_file_limited(meta.string(), g_max_bytes);
   }
   return base::read_file_limited(src, g_max_bytes);
