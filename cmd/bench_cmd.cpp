@@ -341,7 +341,7 @@ bench::options bench_options(const bench_flags& f) {
     int kinds = (!o.queries_path.empty()) + (!g.trace.empty()) + (g.prefix_groups > 0 || g.prefix_len > 0) +
                 (!g.sessions.empty()) + (!g.sharegpt.empty() && g.sessions.empty()) +
                 (!g.synthetic.empty() && g.prefix_groups <= 0 && g.sessions.empty());
-    if (kinds == 0)
+    if (kinds == 0 && !f.client)  // a --client sends what it sends (cmd/client_flags.cpp)
       throw usage_error("a workload is needed: --queries FILE, --synthetic SPEC, --sharegpt FILE, --prefix-groups G, "
                         "--sessions SPEC or --trace FILE");
     if (kinds > 1)

@@ -37,9 +37,8 @@ void add_client_options(CLI::App& app, bench_flags& f) {
       ->type_name("S")
       ->check(finite_in(0.001, 86400))
       ->group(g);
-  // With --client the workload is optional: the client sends what it sends (--queries, when
-  // given, names the workload it was given through {queries}, for comparability).
-  if (auto* q = app.get_option_no_throw("--queries")) q->required(false);
+  // With --client the workload is optional (bench_options): the client sends what it sends;
+  // --queries, when given, names the file it reads through {queries}, for comparability.
 }
 
 measure::client_options client_options_of(const bench_flags& f) {
@@ -49,10 +48,12 @@ measure::client_options client_options_of(const bench_flags& f) {
   if (!f.client) {
     if (!tail.empty())
       throw usage_error("the arguments after '--' (" + tail[0] + " ...) are a client's command: add --client");
-    if (f.o.queries_path.empty()) throw usage_error("--queries is required (or --client -- COMMAND ARGS...)");
     return c;
   }
   if (!f.agents.empty()) throw usage_error("--client runs the client on this host: not with --agents");
+  if (f.o.generated.any())
+    throw usage_error("--client: generated workloads (--synthetic, --sharegpt, --prefix-groups, --sessions, --trace) "
+                      "are bench's; give the client's workload file with --queries FILE (it reads {queries})");
   c.command = tail;
   if (auto why = measure::client_problem(c.command); !why.empty()) throw usage_error(why);
   return c;

@@ -9,7 +9,7 @@
 #include "base/json_read.hpp"
 #include "base/sha256.hpp"
 #include "base/text.hpp"
-#include "net/loadgen/summary.hpp"
+#include "analysis/warnings.hpp"
 
 namespace fs = std::filesystem;
 
@@ -114,10 +114,16 @@ json result_from_proxy(const proxy_measurement& m, const options& o) {
     else if (!results.back().ok) ++failed;
   }
   const long total = static_cast<long>(results.size());
-  // Concurrency and rate are the client's: unknown to the proxy, so never claimed (null).
-  summarize_requests(result, results, {total, wall_s, 0, 0, all_stream}, o.stats);
-  // Concurrency, rate and the request count are the client's: unknown to the proxy, so never
-  // claimed (absent, not null: readers take an absent field as unknown).
+  // bench's own summary of these requests (net/loadgen/bench.cpp: one code path).
+  options so = o;
+  so.stream = all_stream;
+  so.rate = 0;
+  for (auto& r : results)
+    if (!r.ok && r.error.empty()) r.error = "cancelled: not sent";
+  result["summary"] = summarize_requests(results, wall_s, so);
+  json reqs = json::array();
+  for (const auto& r : results) reqs.push_back(request_json(r));
+  result["requests"] = std::move(reqs);
   result["summary"].erase("concurrency");
   result["summary"]["proxy_counts"] = {{"records", total}, {"answered_by_proxy", local}, {"client_aborted", aborted},
                                        {"failed_upstream", failed}};
@@ -129,7 +135,8 @@ json result_from_proxy(const proxy_measurement& m, const options& o) {
                            ? m.workload
                            : json{{"note", "the client's own: unknown to bench-proxy (--queries FILE names it)"}};
   if (!m.client.is_null()) result["client"] = m.client;
-  add_headline_and_warnings(result, o.headline, o.slo, o.stats);
+  result["summary"]["headline"] = headline_json(result, o);
+  result["warnings"] = result_warnings(result, o.stats.percentiles);
   result["valid"] = true;
   result["invalid_reasons"] = json::array();
   const long completed = result["summary"]["completed"].get<long>();

@@ -1,7 +1,7 @@
 #pragma once
 /// Results from the proxy's own records (issue 31): any client's requests, timed by bench-proxy
 /// (requests.jsonl, GET /proxy/requests), become a result.json with the same summary, intervals,
-/// headline and warnings as bench's (net/loadgen/summary.hpp: one code path), marked
+/// headline and warnings as bench's (bench.hpp's summarize_requests, headline_json: one code path), marked
 /// `"source": "proxy"`. Used by `run --client` (actors/measure/client_run.cpp) and to read the
 /// folder of a plain `serve` (meta.json + requests.jsonl) wherever a result is an input.
 #include <cstdint>
