@@ -174,7 +174,10 @@ class ClientTest(ProxyCase):
     def test_try_with_a_client(self):
         base = write_config(self.dir, "base.yaml", ["--tokens", "6", "--ttft-ms", "2", "--itl-ms", "2"])
         slow = write_config(self.dir, "slow.yaml", ["--tokens", "6", "--ttft-ms", "2", "--itl-ms", "6"])
-        r = self.bp("try", slow, "--against", base, "--max-rounds", "4", "--noise", "5%", "--try-dir",
+        # The baseline named by a run folder: the config its meta.json records.
+        b0 = self.run_client("b0", sys.executable, STDLIB_CLIENT, "{url}", "2", "6", config=base)
+        self.assertEqual(b0.returncode, 0, b0.stdout + b0.stderr)
+        r = self.bp("try", slow, "--against", os.path.join(self.dir, "b0"), "--max-rounds", "4", "--noise", "5%", "--try-dir",
                     os.path.join(self.dir, "t"), "--results", "", "--no-progress", "--telemetry-interval-ms", "0",
                     "--redo-disturbed", "0", "--client", "--", sys.executable, STDLIB_CLIENT, "{url}", "10", "6",
                     timeout=600)
@@ -183,6 +186,8 @@ class ClientTest(ProxyCase):
         with open(os.path.join(self.dir, "t", "candidate", "round-1", "result.json")) as f:
             res = json.load(f)
         self.assertEqual(res["source"], "proxy")
+        with open(os.path.join(self.dir, "t", "try.json")) as f:
+            self.assertEqual(json.load(f)["baseline_config"], base)
 
     def test_sweep_with_a_client(self):
         a = write_config(self.dir, "a.yaml", ["--tokens", "6", "--ttft-ms", "2", "--itl-ms", "2"])
@@ -199,6 +204,19 @@ class ClientTest(ProxyCase):
             self.assertEqual(res["source"], "proxy")
             self.assertEqual(res["summary"]["completed"], 4)
             self.assertTrue(res["valid"], res.get("invalid_reasons"))
+
+    def test_engine_counters_are_read_around_a_client_as_around_bench(self):
+        from test_hardening import fake_llama_config
+        cfg = fake_llama_config(self.dir, "llama.yaml", {})
+        script = curl_loop(os.path.join(self.dir, "loop.sh"), 3, 4)
+        r = self.run_client("run", script, "{url}", config=cfg)
+        self.assertIn(r.returncode, (0, 1), r.stdout + r.stderr)
+        res = self.result("run")
+        em = res["engine_metrics"]
+        self.assertIn("generation_tokens", em["series"], em)
+        self.assertIn("cross_check", em)
+        self.assertTrue(os.path.exists(os.path.join(self.dir, "run", "engine_metrics_after.txt")))
+        self.assertIn("engine counters:", r.stdout)
 
     def test_a_serve_folder_is_an_input(self):
         cfg = write_config(self.dir, "engine.yaml", MOCK)
