@@ -145,13 +145,13 @@ std::string str(const json& j, std::initializer_list<const char*> keys) {
 }  // namespace
 
 namespace {
-std::function<json(const std::string&)>& serve_folder_reader() {
-  static std::function<json(const std::string&)> reader;
+std::function<std::vector<json>(const std::string&)>& serve_folder_reader() {
+  static std::function<std::vector<json>(const std::string&)> reader;
   return reader;
 }
 }  // namespace
 
-void set_serve_folder_reader(std::function<json(const std::string& dir)> reader) {
+void set_serve_folder_reader(std::function<std::vector<json>(const std::string& dir)> reader) {
   serve_folder_reader() = std::move(reader);
 }
 
@@ -194,8 +194,16 @@ std::vector<side> load_sides(const std::string& path) {
                                 (p / "trials.json").string())};
     }
     if (fs::exists(p / "result.json")) return {side{path, {read_result((p / "result.json").string())}, {(p / "result.json").string()}, {}}};
-    if (serve_folder_reader() && fs::exists(p / "meta.json") && fs::exists(p / "requests.jsonl"))
-      return {side{path, {serve_folder_reader()(path)}, {(p / "requests.jsonl").string()}, {}}};
+    if (serve_folder_reader() && fs::exists(p / "meta.json") && fs::exists(p / "requests.jsonl")) {
+      std::vector<side> out;
+      for (auto& r : serve_folder_reader()(path)) {
+        std::string label = r.contains("window") && r["window"].is_string()
+                                ? path + " window " + r["window"].get<std::string>()
+                                : path;
+        out.push_back(side{label, {std::move(r)}, {(p / "requests.jsonl").string()}, {}});
+      }
+      return out;
+    }
     throw std::runtime_error(path + ": a folder without result.json, trials.json, sweep.json or meta.json with requests.jsonl");
   }
   if (!fs::exists(p, ec)) throw std::runtime_error(path + ": no such file or folder");

@@ -78,7 +78,7 @@ int main_cli(int argc, char** argv) {
   // run/sweep/try/bisect --client -- COMMAND ARGS...: the client's words never reach CLI11.
   split_client_command(args);
   // A plain serve's folder (meta.json + requests.jsonl) is an input wherever a result is.
-  bench::set_serve_folder_reader(bench::result_from_serve_folder);
+  bench::set_serve_folder_reader(bench::results_from_serve_folder);
 
   CLI::App app{"bench-proxy: trustworthy LLM inference benchmarks.", "bench-proxy"};
   app.get_formatter()->column_width(28);

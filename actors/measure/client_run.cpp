@@ -396,55 +396,11 @@ json client_session::measure(const bench::options& bo) {
     result["engine_metrics"] = em;
   }
 
-  // Measurement windows: those opened through POST /proxy/window, and every name the
-  // x-bench-proxy-window header carried, in the order they first appeared.
-  std::vector<bench::window_span> spans;
-  for (const auto& w : win.value("windows", json::array())) {
-    bench::window_span s;
-    s.name = w.value("name", std::string());
-    s.api = true;
-    s.after_id = w.value("after_id", std::uint64_t{0});
-    s.start_unix_s = w.value("start_unix_us", 0.0) / 1e6;
-    if (w.value("open", false)) {
-      s.left_open = true;
-      s.through_id = end_id;
-      s.stop_unix_s = t_end;
-    } else {
-      s.through_id = w.value("through_id", std::uint64_t{0});
-      s.stop_unix_s = w.value("stop_unix_us", 0.0) / 1e6;
-    }
-    if (s.through_id <= start_id) continue;  // before this client (no other client ran here)
-    spans.push_back(s);
-  }
-  for (const auto& rec : m.records) {
-    std::string name = rec.value("window", std::string());
-    if (name.empty()) continue;
-    bool known = false;
-    for (const auto& s : spans) known = known || s.name == name;
-    if (!known) spans.push_back({name, 0, 0, false, false, 0, 0});
-  }
+  auto spans = bench::window_spans(win.value("windows", json::array()), m.records, start_id, end_id, t_end);
   json listing = json::array();
   windows_.clear();
   for (const auto& s : spans) {
-    bench::proxy_measurement wm = m;
-    wm.records.clear();
-    for (const auto& rec : m.records)
-      if (bench::in_window(rec, s)) wm.records.push_back(rec);
-    wm.window = s.name;
-    if (s.api) {
-      wm.start_unix_s = s.start_unix_s;
-      wm.end_unix_s = s.stop_unix_s;
-    } else {
-      wm.start_unix_s = wm.end_unix_s = 0;  // the records' own span
-    }
-    json wr = bench::result_from_proxy(wm, bo);
-    wr["window_info"] = {{"name", s.name},
-                         {"by", s.api ? "POST /proxy/window" : "x-bench-proxy-window header"},
-                         {"left_open", s.left_open}};
-    if (s.api) {
-      wr["window_info"]["after_id"] = s.after_id;
-      wr["window_info"]["through_id"] = s.through_id;
-    }
+    json wr = bench::window_result(m, s, bo);
     if (s.left_open) {
       wr["warnings"].push_back("window '" + s.name + "' was still open when the client exited: closed there");
       result["warnings"].push_back("window '" + s.name + "' was still open when the client exited: closed there");

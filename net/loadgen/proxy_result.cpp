@@ -77,6 +77,65 @@ bool in_window(const json& rec, const window_span& w) {
   return id > w.after_id && id <= w.through_id;
 }
 
+std::vector<window_span> window_spans(const json& listing, const std::vector<json>& records, std::uint64_t start_id,
+                                      std::uint64_t end_id, double end_unix_s) {
+  std::vector<window_span> spans;
+  if (listing.is_array())
+    for (const auto& w : listing) {
+      if (!w.is_object() || !w.contains("name") || !w["name"].is_string()) continue;
+      window_span s;
+      s.name = w["name"].get<std::string>();
+      s.api = true;
+      s.after_id = w.contains("after_id") && w["after_id"].is_number_unsigned() ? w["after_id"].get<std::uint64_t>() : 0;
+      s.start_unix_s = num(w, "start_unix_us", 0) / 1e6;
+      if (flag(w, "open")) {
+        s.left_open = true;
+        s.through_id = end_id;
+        s.stop_unix_s = end_unix_s;
+      } else {
+        s.through_id = w.contains("through_id") && w["through_id"].is_number_unsigned() ? w["through_id"].get<std::uint64_t>() : 0;
+        s.stop_unix_s = num(w, "stop_unix_us", 0) / 1e6;
+      }
+      if (s.through_id <= start_id) continue;  // over before this measurement began
+      spans.push_back(s);
+    }
+  for (const auto& rec : records) {
+    std::string name = text(rec, "window");
+    if (name.empty()) continue;
+    bool known = false;
+    for (const auto& s : spans) known = known || s.name == name;
+    if (!known) {
+      window_span s;
+      s.name = name;
+      spans.push_back(s);
+    }
+  }
+  return spans;
+}
+
+json window_result(const proxy_measurement& m, const window_span& s, const options& o) {
+  proxy_measurement wm = m;
+  wm.records.clear();
+  for (const auto& rec : m.records)
+    if (in_window(rec, s)) wm.records.push_back(rec);
+  wm.window = s.name;
+  if (s.api) {
+    wm.start_unix_s = s.start_unix_s;
+    wm.end_unix_s = s.stop_unix_s;
+  } else {
+    wm.start_unix_s = wm.end_unix_s = 0;  // the records' own span
+  }
+  json wr = result_from_proxy(wm, o);
+  wr["window_info"] = {{"name", s.name},
+                       {"by", s.api ? "POST /proxy/window" : "x-bench-proxy-window header"},
+                       {"left_open", s.left_open}};
+  if (s.api) {
+    wr["window_info"]["after_id"] = s.after_id;
+    wr["window_info"]["through_id"] = s.through_id;
+  }
+  return wr;
+}
+
 json result_from_proxy(const proxy_measurement& m, const options& o) {
   json result;
   result["schema_version"] = 1;
@@ -184,7 +243,7 @@ bool is_serve_folder(const std::string& dir) {
          !fs::exists(p / "result.json", ec);
 }
 
-json result_from_serve_folder(const std::string& dir) {
+std::vector<json> results_from_serve_folder(const std::string& dir) {
   fs::path p(dir);
   std::string meta_path = (p / "meta.json").string();
   std::string bytes = base::read_file_limited(meta_path);
@@ -194,17 +253,51 @@ json result_from_serve_folder(const std::string& dir) {
   m.url = "(a plain serve: " + dir + ")";
   m.model = meta.contains("config") && meta["config"].is_object() ? text(meta["config"], "model") : "";
   if (m.model.empty()) m.model = "(not recorded: a plain serve)";
+  // Its windows: the last line of each name in windows.jsonl (each start and stop wrote one).
+  json listing = json::array();
+  std::error_code ec;
+  fs::path wpath = p / "windows.jsonl";
+  if (fs::exists(wpath, ec)) {
+    std::string all = base::read_file_limited(wpath.string());
+    std::size_t at = 0, line_no = 0;
+    while (at < all.size()) {
+      std::size_t nl = all.find('\n', at);
+      std::string line = all.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+      at = nl == std::string::npos ? all.size() : nl + 1;
+      ++line_no;
+      if (base::trim(line).empty()) continue;
+      json w = base::parse_json(line, wpath.string(), base::json_file_depth, line_no);
+      bool replaced = false;
+      for (auto& x : listing)
+        if (x.value("name", std::string()) == w.value("name", std::string())) {
+          x = w;
+          replaced = true;
+        }
+      if (!replaced) listing.push_back(w);
+    }
+  }
+  std::uint64_t end_id = 0;
+  double end_s = 0;
+  for (const auto& rec : m.records) {
+    end_id = std::max(end_id, rec["id"].get<std::uint64_t>());
+    end_s = std::max(end_s, (num(rec, "start_unix_us", 0) + std::max(0.0, num(rec, "e2e_ms", 0)) * 1000.0) / 1e6);
+  }
   options o;
-  json r = result_from_proxy(m, o);
-  r["snapshot_id"] = sha256_hex(bytes);
-  r["snapshot_id_after"] = nullptr;
-  r["snapshot"] = meta;
-  r["run_dir"] = dir;
-  r["serve_folder"] = {{"meta", meta_path}, {"requests", (p / "requests.jsonl").string()}};
-  r["warnings"].push_back(
-      "a plain serve's folder: the numbers are the proxy's records of every request it served; nobody checked the "
-      "snapshot after them, nor the engine's counters");
-  return r;
+  auto finish = [&](json r) {
+    r["snapshot_id"] = sha256_hex(bytes);
+    r["snapshot_id_after"] = nullptr;
+    r["snapshot"] = meta;
+    r["run_dir"] = dir;
+    r["serve_folder"] = {{"meta", meta_path}, {"requests", (p / "requests.jsonl").string()}};
+    r["warnings"].push_back(
+        "a plain serve's folder: the numbers are the proxy's records of every request it served; nobody checked the "
+        "snapshot after them, nor the engine's counters");
+    return r;
+  };
+  std::vector<json> out;
+  for (const auto& s : window_spans(listing, m.records, 0, end_id, end_s)) out.push_back(finish(window_result(m, s, o)));
+  if (out.empty()) out.push_back(finish(result_from_proxy(m, o)));
+  return out;
 }
 
 }  // namespace bp::bench

@@ -31,6 +31,13 @@ struct window_span {
   double start_unix_s = 0, stop_unix_s = 0;
 };
 
+/// The windows of a measurement, in the order they first appeared: those of `listing` (GET
+/// /proxy/window's "windows", or windows.jsonl's last line per name) that reach past `start_id`,
+/// and every name the x-bench-proxy-window header carried in `records`. A window still open is
+/// closed at `end_id` / `end_unix_s` and marked left_open.
+std::vector<window_span> window_spans(const nlohmann::json& listing, const std::vector<nlohmann::json>& records,
+                                      std::uint64_t start_id, std::uint64_t end_id, double end_unix_s);
+
 /// Does `record` belong to window `w`? Its x-bench-proxy-window header names it, or (API windows)
 /// its id lies in (after_id, through_id].
 bool in_window(const nlohmann::json& record, const window_span& w);
@@ -44,6 +51,10 @@ struct proxy_measurement {
   std::string window;                   ///< the window's name, when the result is one window's
 };
 
+/// The result of one window of `m` (its records in the window; an API window's clock is its
+/// start and stop), with `window` and `window_info` (how it was marked, its id range, left_open).
+nlohmann::json window_result(const proxy_measurement& m, const window_span& w, const options& o);
+
 /// A result.json from the proxy's records. Validity: no request completed; more failed requests
 /// than `o.max_error_rate` allows. Snapshot, engine counters and conditions are the caller's.
 nlohmann::json result_from_proxy(const proxy_measurement& m, const options& o);
@@ -54,9 +65,10 @@ std::vector<nlohmann::json> read_requests_jsonl(const std::string& path);
 /// Is `dir` the folder of a plain serve (meta.json and requests.jsonl, no result.json)?
 bool is_serve_folder(const std::string& dir);
 
-/// A plain serve's folder as a result: its snapshot from meta.json, its numbers from every
-/// completed /v1 record of requests.jsonl (default statistics options). Throws std::runtime_error
-/// naming the file.
-nlohmann::json result_from_serve_folder(const std::string& dir);
+/// A plain serve's folder as results: its snapshot from meta.json, its numbers from the /v1
+/// records of requests.jsonl (default statistics options): one result for all of them, or, when
+/// the folder has measurement windows (windows.jsonl, x-bench-proxy-window), one per window.
+/// Throws std::runtime_error naming the file.
+std::vector<nlohmann::json> results_from_serve_folder(const std::string& dir);
 
 }  // namespace bp::bench

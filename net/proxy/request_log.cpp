@@ -362,7 +362,8 @@ bool request_log::window_action(std::string_view name, std::string_view action, 
     w.name = std::string(name);
     w.after_id = last_id();
     w.start_unix_us = now_us;
-    windows_.push_back(std::move(w));
+    windows_.push_back(w);
+    record_window(w);
     return true;
   }
   if (action == "stop") {
@@ -377,10 +378,46 @@ bool request_log::window_action(std::string_view name, std::string_view action, 
     it->open = false;
     it->through_id = last_id();
     it->stop_unix_us = now_us;
+    record_window(*it);
     return true;
   }
   err = "unknown action '" + std::string(action) + "' (use \"start\" or \"stop\")";
   return false;
+}
+
+namespace {
+/// A window as its windows.jsonl line (the same object GET /proxy/window lists), no newline.
+std::string window_line(const window_record& w) {
+  std::string name;
+  for (char c : w.name) {  // printable ASCII only (window_name_problem): '"' and '\\' need escaping
+    if (c == '"' || c == '\\') name += '\\';
+    name += c;
+  }
+  std::string l = "{\"name\":\"" + name + "\",\"after_id\":" + std::to_string(w.after_id) + ",\"through_id\":" +
+                  (w.open ? std::string("null") : std::to_string(w.through_id)) +
+                  ",\"start_unix_us\":" + std::to_string(w.start_unix_us) + ",\"stop_unix_us\":" +
+                  (w.open ? std::string("null") : std::to_string(w.stop_unix_us)) +
+                  ",\"open\":" + (w.open ? "true" : "false") + "}";
+  return l;
+}
+}  // namespace
+
+void request_log::record_window(const window_record& w) const {
+  // Beside requests.jsonl, one line per start and stop (the last line of a name is its state), so a
+  // plain serve's folder keeps its windows (docs/clients.md). Rare: one small append each.
+  std::string path;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    path = path_;
+  }
+  if (path.empty()) return;
+  auto slash = path.rfind('/');
+  std::string file = (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + "windows.jsonl";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  std::string line = window_line(w) + "\n";
+  write_all(fd, line.data(), line.size());
+  ::close(fd);
 }
 
 std::vector<window_record> request_log::windows() const {

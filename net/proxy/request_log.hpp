@@ -107,7 +107,8 @@ class request_log {
   std::uint64_t last_id() const { return ids_.load(std::memory_order_relaxed); }
 
   /// Starts or stops measurement window `name` (POST /proxy/window). A name starts once and stops
-  /// once; false with `err` (said to the client as a 400) otherwise.
+  /// once; false with `err` (said to the client as a 400) otherwise. With a requests file open,
+  /// each start and stop is also a line of windows.jsonl beside it.
   bool window_action(std::string_view name, std::string_view action, std::string& err);
   /// Every window so far, in the order they started.
   std::vector<window_record> windows() const;
@@ -123,6 +124,8 @@ class request_log {
   void close_file();
 
  private:
+  /// Appends `w`'s state to windows.jsonl beside the requests file (when one is open).
+  void record_window(const window_record& w) const;
   /// Writes what is pending to the file and packs it into the window; any thread.
   void drain() const;
   void drain_locked() const;  // format_mu_ held

@@ -244,6 +244,42 @@ class ClientTest(ProxyCase):
         cmp = json.loads(c.stdout)["comparisons"][0]
         self.assertEqual(cmp["not_comparable_because"], [])
 
+    def test_a_serve_folders_windows_are_its_sides(self):
+        cfg = write_config(self.dir, "engine.yaml", MOCK)
+        p = self.start(cfg)
+        p.wait_ready()
+        body = {"model": "mock-model", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+        self.assertEqual(p.post("/v1/chat/completions", body)[0], 200)  # in no window
+        self.assertEqual(p.post("/proxy/window", {"name": "A", "action": "start"})[0], 200)
+        for _ in range(3):
+            self.assertEqual(p.post("/v1/chat/completions", body)[0], 200)
+        self.assertEqual(p.post("/proxy/window", {"name": "A", "action": "stop"})[0], 200)
+        for _ in range(2):
+            c = p.conn()
+            c.request("POST", "/v1/chat/completions", body=json.dumps(body),
+                      headers={"Content-Type": "application/json", "x-bench-proxy-window": "B"})
+            r = c.getresponse()
+            r.read()
+            self.assertEqual(r.status, 200)
+            c.close()
+        st, _, listing = p.get("/proxy/window")
+        self.assertEqual(st, 200)
+        self.assertEqual([w["name"] for w in json.loads(listing)["windows"]], ["A"])
+        self.assertEqual(p.stop(), 0)
+        with open(os.path.join(p.run_dir, "windows.jsonl")) as f:
+            self.assertEqual([json.loads(l)["open"] for l in f], [True, False])
+        with open(os.path.join(p.run_dir, "requests.jsonl")) as f:
+            self.assertEqual(sum(1 for l in f if json.loads(l).get("window") == "B"), 2)
+        # compare DIR alone: window A is the baseline, window B the candidate.
+        c = self.bp("compare", p.run_dir, "--json")
+        self.assertIn(c.returncode, (0, 1), c.stdout + c.stderr)
+        cmp = json.loads(c.stdout)["comparisons"][0]
+        self.assertTrue(cmp["baseline"].endswith("window A"), cmp["baseline"])
+        self.assertTrue(cmp["candidate"].endswith("window B"), cmp["candidate"])
+        self.assertEqual(cmp["metrics"][0]["baseline"]["trials"], 1)
+        res = json.loads(self.bp("results", p.run_dir, "--json").stdout)
+        self.assertEqual(len(res), 2)
+
     def test_a_client_that_is_not_found_or_not_executable_is_refused_before_the_engine(self):
         marker = "BP_MARK_" + uuid.uuid4().hex
         cfg = write_config(self.dir, "engine.yaml", MOCK, env={"MARK": marker})
