@@ -794,10 +794,11 @@ json resume_key(const bench_flags& f, const measure::options& mo, const std::vec
   std::string workload;
   if (b.generated.any()) {
     workload = b.generated.describe();
-  } else {
+  } else if (!b.queries_path.empty()) {  // a --client run may have no workload
     bench::load_workload(b.queries_path, &workload);
   }
   k["workload"] = workload;
+  if (!mo.client.command.empty()) k["client"] = mo.client.command;  // resumed only with the same client
   k["seed"] = b.seed;
   k["trials"] = f.trials;
   k["order"] = f.order;
