@@ -1,7 +1,8 @@
 """`run --client -- COMMAND` (issue 31): real clients (curl in a loop, Python's standard library, the
 official openai npm package) as the measurement; the result is the proxy's records of their
 requests, with the client's own counts matching exactly and its TTFT above the proxy's by its own
-overhead. Measurement windows, compare and try with clients, plain serve folders as inputs, and
+overhead. Measurement windows, compare, sweep, try and bisect with clients, plain serve folders
+(and their windows) as inputs to compare, report, results, meta diff and try --against, and
 bad input: a client not found or not executable, one that hangs, one that exits non-zero, one that
 leaves background processes, a window name that is not printable ASCII."""
 import glob
@@ -188,6 +189,16 @@ class ClientTest(ProxyCase):
         self.assertEqual(res["source"], "proxy")
         with open(os.path.join(self.dir, "t", "try.json")) as f:
             self.assertEqual(json.load(f)["baseline_config"], base)
+
+    def test_bisect_with_a_client(self):
+        good = write_config(self.dir, "good.yaml", ["--tokens", "6", "--ttft-ms", "2", "--itl-ms", "2"])
+        bad = write_config(self.dir, "bad.yaml", ["--tokens", "6", "--ttft-ms", "2", "--itl-ms", "6"])
+        script = curl_loop(os.path.join(self.dir, "loop.sh"), 6, 6)
+        r = self.bp("bisect", good, bad, "--bisect-dir", os.path.join(self.dir, "b"), "--noise", "5%", "--max-rounds",
+                    "4", "--results", "", "--no-progress", "--telemetry-interval-ms", "0", "--redo-disturbed", "0",
+                    "--client", "--", script, "{url}", timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout.strip().splitlines()[-1], r"^found: args\.--itl-ms: ")
 
     def test_sweep_with_a_client(self):
         a = write_config(self.dir, "a.yaml", ["--tokens", "6", "--ttft-ms", "2", "--itl-ms", "2"])
