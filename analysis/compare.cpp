@@ -144,6 +144,17 @@ std::string str(const json& j, std::initializer_list<const char*> keys) {
 
 }  // namespace
 
+namespace {
+std::function<std::vector<json>(const std::string&)>& serve_folder_reader() {
+  static std::function<std::vector<json>(const std::string&)> reader;
+  return reader;
+}
+}  // namespace
+
+void set_serve_folder_reader(std::function<std::vector<json>(const std::string& dir)> reader) {
+  serve_folder_reader() = std::move(reader);
+}
+
 std::vector<side> load_sides(const std::string& path) {
   std::error_code ec;
   fs::path p(path);
@@ -183,7 +194,17 @@ std::vector<side> load_sides(const std::string& path) {
                                 (p / "trials.json").string())};
     }
     if (fs::exists(p / "result.json")) return {side{path, {read_result((p / "result.json").string())}, {(p / "result.json").string()}, {}}};
-    throw std::runtime_error(path + ": a folder without result.json, trials.json or sweep.json");
+    if (serve_folder_reader() && fs::exists(p / "meta.json") && fs::exists(p / "requests.jsonl")) {
+      std::vector<side> out;
+      for (auto& r : serve_folder_reader()(path)) {
+        std::string label = r.contains("window") && r["window"].is_string()
+                                ? path + " window " + r["window"].get<std::string>()
+                                : path;
+        out.push_back(side{label, {std::move(r)}, {(p / "requests.jsonl").string()}, {}});
+      }
+      return out;
+    }
+    throw std::runtime_error(path + ": a folder without result.json, trials.json, sweep.json or meta.json with requests.jsonl");
   }
   if (!fs::exists(p, ec)) throw std::runtime_error(path + ": no such file or folder");
   return {side{path, {read_result(path)}, {path}, {}}};
@@ -222,7 +243,14 @@ std::vector<std::string> comparability(const side& a, const side& b) {
     why.push_back(what + " differs: " + x + " (baseline) vs " + y + " (" + who + ")");
   };
   std::set<int> base_ok = answered(ra);
+  // Who sent the requests: bench's own client, or a --client command (its requests are the proxy's
+  // records, not workload lines: the answered set is bench's check only).
+  auto client_of = [](const json& r) {
+    return r.value("source", std::string()) == "proxy" ? "client " + str(r, {"options", "client"}) : std::string("bench");
+  };
+  auto by_bench = [](const json& r) { return r.value("source", std::string()) != "proxy"; };
   for (const auto& [who, r] : all) {
+    differ("client", client_of(ra), client_of(*r), who);
     differ("workload (sha256)", str(ra, {"workload", "sha256"}), str(*r, {"workload", "sha256"}), who);
     differ("model", str(ra, {"model"}), str(*r, {"model"}), who);
     for (const char* k : {"concurrency", "rate", "max_tokens", "requests", "repeats", "stream"})
@@ -240,7 +268,7 @@ std::vector<std::string> comparability(const side& a, const side& b) {
     differ("SLO objectives", ra.contains("load") ? ra["load"].value("objectives", json::array()).dump() : "none",
            r->contains("load") ? (*r)["load"].value("objectives", json::array()).dump() : "none", who);
     std::set<int> ok = answered(*r);
-    if (ok != base_ok && !said.count("answered")) {
+    if (by_bench(ra) && by_bench(*r) && ok != base_ok && !said.count("answered")) {
       said.insert("answered");
       std::vector<int> missing, extra;
       std::set_difference(base_ok.begin(), base_ok.end(), ok.begin(), ok.end(), std::back_inserter(missing));

@@ -3,6 +3,7 @@
 /// confidence interval per metric, and a verdict against a noise threshold, after checking that
 /// the two are comparable at all (docs/metrics.md, "Verdicts"). Pure logic over result.json
 /// documents; `bench-proxy compare`, the sweep table and the ledger use it.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,12 @@ std::string result_problem(const nlohmann::json& result);
 /// folder (sweep.json: one side per config, in sweep order). Throws std::runtime_error naming
 /// the path and what is wrong.
 std::vector<side> load_sides(const std::string& path);
+
+/// How a plain serve's folder (meta.json and requests.jsonl, no result.json) becomes results: the
+/// proxy's records summarised by net/loadgen/proxy_result.hpp (one result, or one per measurement
+/// window: then one side each, as a sweep folder has one per config), which the CLI sets here once
+/// (analysis does not depend on the load generator). Unset: such a folder is refused.
+void set_serve_folder_reader(std::function<std::vector<nlohmann::json>(const std::string& dir)> reader);
 
 struct compare_options {
   double noise = 0.01;       ///< relative: changes within ±noise count as no change

@@ -341,7 +341,7 @@ bench::options bench_options(const bench_flags& f) {
     int kinds = (!o.queries_path.empty()) + (!g.trace.empty()) + (g.prefix_groups > 0 || g.prefix_len > 0) +
                 (!g.sessions.empty()) + (!g.sharegpt.empty() && g.sessions.empty()) +
                 (!g.synthetic.empty() && g.prefix_groups <= 0 && g.sessions.empty());
-    if (kinds == 0)
+    if (kinds == 0 && !f.client)  // a --client sends what it sends (cmd/client_flags.cpp)
       throw usage_error("a workload is needed: --queries FILE, --synthetic SPEC, --sharegpt FILE, --prefix-groups G, "
                         "--sessions SPEC or --trace FILE");
     if (kinds > 1)
@@ -470,6 +470,7 @@ measure::options measure_options(const bench_flags& f, const std::string& config
   mo.label = f.label;
   mo.telemetry_interval_ms = f.telemetry_interval_ms;
   mo.rehash = f.rehash;
+  mo.client = client_options_of(f);
   return mo;
 }
 
@@ -584,6 +585,7 @@ runner define_run(CLI::App& app, const std::vector<std::string>& argv) {
   app.add_option("--threads", f->threads, "proxy I/O threads (default 1)")->type_name("N")->check(whole_in(1, 256));
   app.add_option("--out", f->out)->group("");  // refused below with a hint
   add_bench_options(app, *f);
+  add_client_options(app, *f);
   add_trial_options(app, *f, false);
   return [f, argv]() -> int { return run_main(*f, argv); };
 }
@@ -666,6 +668,7 @@ runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
   app.add_flag("--one-at-a-time", f->one_at_a_time, "with --vary: each value of each knob alone, the others as in the base")
       ->group("Variants");
   add_bench_options(app, *f);
+  add_client_options(app, *f);
   add_trial_options(app, *f, true);
   return [f, argv]() -> int { return sweep_main(*f, argv); };
 }
@@ -791,10 +794,11 @@ json resume_key(const bench_flags& f, const measure::options& mo, const std::vec
   std::string workload;
   if (b.generated.any()) {
     workload = b.generated.describe();
-  } else {
+  } else if (!b.queries_path.empty()) {  // a --client run may have no workload
     bench::load_workload(b.queries_path, &workload);
   }
   k["workload"] = workload;
+  if (!mo.client.command.empty()) k["client"] = mo.client.command;  // resumed only with the same client
   k["seed"] = b.seed;
   k["trials"] = f.trials;
   k["order"] = f.order;

@@ -42,6 +42,9 @@ struct bench_flags {
   // sweep --agents: a fleet (actors/fleet/)
   std::string agents, token_file, tls_cert, tls_key, tls_ca;
   bool retry_elsewhere = false;
+  // --client -- COMMAND (run, sweep, try, bisect): cmd/client_flags.cpp
+  bool client = false;
+  double client_timeout_s = 3600;
 };
 
 
@@ -52,6 +55,16 @@ void add_trial_options(CLI::App& app, bench_flags& f, bool sweep);
 void add_disturbance_options(CLI::App& app, bench_flags& f, const char* group, const std::string& redo,
                              const std::string& then);
 bench::options bench_options(const bench_flags& f);
+/// --client and --client-timeout (run, sweep, try, bisect; with --client no workload is needed).
+/// The command is what followed '--' on the command line.
+void add_client_options(CLI::App& app, bench_flags& f);
+/// The command line's words after the first '--' of run, sweep, try and bisect, taken out of
+/// `args` before CLI11 parses them (so a sweep's CONFIG list never swallows them). True if any.
+bool split_client_command(std::vector<std::string>& args);
+std::vector<std::string>& client_tail();
+/// The client's options; usage_error for a command without --client or --client without a
+/// command, a program that is not found or not executable, a generated workload with --client.
+measure::client_options client_options_of(const bench_flags& f);
 measure::options measure_options(const bench_flags& f, const std::string& config, const std::vector<std::string>& full_argv);
 /// Run, sweep and try check every config and the workload before anything starts (exit 2 with
 /// every error, a ledger row when `tsv` is set, and a last stdout line that is not a number).

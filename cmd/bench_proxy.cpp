@@ -7,7 +7,10 @@
 
 #include "actors/process/engine_child.hpp"
 #include "base/build_info.hpp"
+#include "analysis/compare.hpp"
+#include "cmd/bench_flags.hpp"
 #include "cmd/cli.hpp"
+#include "net/loadgen/proxy_result.hpp"
 
 namespace bp::cli {
 namespace {
@@ -72,6 +75,10 @@ int main_cli(int argc, char** argv) {
       args[0] != "-h" && args[0] != "--version")
     args.insert(args.begin(), "serve");
   if (!args.empty() && args[0] == "help") args[0] = "--help";
+  // run/sweep/try/bisect --client -- COMMAND ARGS...: the client's words never reach CLI11.
+  split_client_command(args);
+  // A plain serve's folder (meta.json + requests.jsonl) is an input wherever a result is.
+  bench::set_serve_folder_reader(bench::results_from_serve_folder);
 
   CLI::App app{"bench-proxy: trustworthy LLM inference benchmarks.", "bench-proxy"};
   app.get_formatter()->column_width(28);

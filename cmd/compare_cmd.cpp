@@ -1,4 +1,6 @@
 // bench-proxy compare | results
+#include <stdlib.h>
+#include <cstring>
 #include <signal.h>
 
 #include <algorithm>
@@ -163,7 +165,7 @@ runner define_results(CLI::App& app, const std::vector<std::string>&) {
   };
   auto f = std::make_shared<flags>();
   app.footer(kResultsAbout);
-  app.add_option("TSV", f->tsv, "the ledger (default results.tsv)");
+  app.add_option("TSV", f->tsv, "the ledger (default results.tsv), or a run, serve, sweep or try folder");
   app.add_option("--headline", f->headline,
                  "the campaign of the rows judged by this headline metric only, e.g. capacity (the rows of a "
                  "curve with --slo objectives); the others are left out (default: every row)")
@@ -179,7 +181,27 @@ runner define_results(CLI::App& app, const std::vector<std::string>&) {
     unblock_signals();
     std::vector<bench::ledger_row> rows;
     try {
-      rows = bench::load_ledger(f->tsv);
+      std::error_code ec;
+      if (std::filesystem::is_directory(f->tsv, ec)) {
+        // Any run folder (a plain serve's too), try or sweep folder: its results as the rows of a
+        // ledger made for this reading only (the same row code as append_tsv; never written
+        // beside them), in a private temporary folder removed afterwards.
+        std::string tmpl = (std::filesystem::temp_directory_path() / "bench-proxy-results-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+        std::string tsv = tmpl + "/results.tsv";
+        try {
+          for (const auto& side : bench::load_sides(f->tsv))
+            for (std::size_t i = 0; i < side.trials.size(); ++i)
+              bench::append_tsv(tsv, side.trials[i], i < side.paths.size() ? side.paths[i] : side.label);
+          rows = bench::load_ledger(tsv);
+        } catch (...) {
+          std::filesystem::remove_all(tmpl, ec);
+          throw;
+        }
+        std::filesystem::remove_all(tmpl, ec);
+      } else {
+        rows = bench::load_ledger(f->tsv);
+      }
     } catch (const std::exception& e) {
       throw usage_error(e.what());
     }

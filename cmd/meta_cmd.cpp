@@ -1,4 +1,5 @@
 // bench-proxy meta diff|show
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -47,6 +48,14 @@ std::string read_snapshot_bytes(const std::string& src) {
     return std::move(r->body);
   }
   if (src.rfind("https://", 0) == 0) throw std::runtime_error(src + ": https is not supported (use http:// or a file)");
+  // A run folder (a plain serve's, a run's): its meta.json, the bytes /meta served.
+  std::error_code ec;
+  if (std::filesystem::is_directory(src, ec)) {
+    auto meta = std::filesystem::path(src) / "meta.json";
+    if (!std::filesystem::exists(meta, ec))
+      throw std::runtime_error(src + ": a directory without meta.json (give a run folder, a meta.json or a URL)");
+    return base::read_file_limited(meta.string(), g_max_bytes);
+  }
   return base::read_file_limited(src, g_max_bytes);
 }
 

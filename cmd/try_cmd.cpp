@@ -221,6 +221,29 @@ std::string claim_folder(const char* option, const std::string& wanted, const ch
   return fs::absolute(dir).lexically_normal().string();
 }
 
+/// --against DIR: any run folder (a plain serve's, a run's, a --client run's) stands for the config
+/// that made it, as its meta.json records it (config.source); a config path is itself.
+std::string baseline_of_folder(const std::string& against) {
+  std::error_code ec;
+  if (!fs::is_directory(against, ec)) return against;
+  fs::path meta = fs::path(against) / "meta.json";
+  json doc;
+  try {
+    doc = base::read_json_file(meta.string(), base::json_file_depth, 256u << 20);
+  } catch (const std::exception& e) {
+    throw usage_error("--against " + against + ": a folder is read as the run folder of its baseline, but " + e.what());
+  }
+  std::string src = doc.contains("config") && doc["config"].is_object() && doc["config"].contains("source") &&
+                            doc["config"]["source"].is_string()
+                        ? doc["config"]["source"].get<std::string>()
+                        : "";
+  if (src.empty() || !fs::exists(src, ec))
+    throw usage_error("--against " + against + ": " + meta.string() + " names no config file that exists here (" +
+                      (src.empty() ? "none" : src) + ")");
+  spdlog::info("[try] the baseline is the config of run folder {}: {}", against, src);
+  return src;
+}
+
 int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   setup_logging(f.b.log_level);
   measure::options mo;
@@ -241,7 +264,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
     o.best_load_shape = best.load_shape;
     spdlog::info("[try] the ledger's best: {} ({}:{})", o.baseline, f.b.results, best.line);
   } else {
-    o.baseline = f.against;
+    o.baseline = baseline_of_folder(f.against);
   }
   apply_machine_spread(f, o, o.baseline);
   // Both configs and the workload are checked before anything starts; configs of different
@@ -318,6 +341,7 @@ void add_decision_options(CLI::App& app, try_flags& f) {
                "every lifecycle's snapshot reads every venv file and loaded library (no hash cache)")
       ->group("Output");
   add_bench_options(app, f.b);
+  add_client_options(app, f.b);
 }
 
 int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
@@ -396,7 +420,8 @@ runner define_try(CLI::App& app, const std::vector<std::string>& argv) {
   auto f = std::make_shared<try_flags>();
   app.footer(kTryAbout);
   app.add_option("CANDIDATE", f->candidate, "the config to try")->required()->type_name("CONFIG");
-  app.add_option("--against", f->against, "the baseline config, or 'best': the ledger's running best (--results)")
+  app.add_option("--against", f->against,
+                 "the baseline config, a run folder (the config its meta.json names), or 'best': the ledger's running best (--results)")
       ->required()
       ->type_name("CONFIG|best");
   app.add_option("--try-dir", f->try_dir, "folder for the lifecycles and try.json (default tries/<UTC>_<candidate>)")

@@ -64,7 +64,7 @@ void run_interruptible(const std::function<void()>& work, interrupt_state& st, c
 std::vector<std::string> preflight(const std::vector<std::string>& configs, const std::string& workload) {
   std::vector<std::string> errors;
   try {
-    if (!workload.empty()) bench::load_workload(workload);  // "": a generated workload, checked by bench::check_workload
+    if (!workload.empty()) bench::load_workload(workload);  // "": a generated workload, checked by bench::check_workload; a --client run may have none
   } catch (const std::exception& e) {
     errors.push_back(e.what());
   }
@@ -244,6 +244,17 @@ std::string summary_text(const json& r) {
     os << "client overhead against the proxy's stopwatch: TTFT " << part("ttft") << ", E2E " << part("e2e") << " ("
        << co.value("matched", 0) << " of " << co.value("requests", 0) << " requests joined by x-bench-proxy-request-id)\n";
   }
+  if (r.contains("client") && r["client"].is_object()) {
+    // A --client run (docs/clients.md): who sent the requests, how it ended, its windows.
+    const json& c = r["client"];
+    os << "client: " << c.value("command_line", std::string()) << " " << c.value("exit", std::string()) << " after "
+       << base::fixed(c.value("duration_s", 0.0), 2) << " s (its output: client.stdout, client.stderr)\n";
+    for (const auto& w : r.value("windows", json::array()))
+      os << "  window " << w.value("name", std::string()) << ": " << w.value("requests", 0) << " requests, "
+         << w.value("completed", 0) << " completed, headline " << base::fixed(w.value("headline", 0.0), 2)
+         << (w.value("left_open", false) ? " (left open: closed at the client's exit)" : "")
+         << (w.value("valid", false) ? "" : " INVALID") << " -> " << w.value("result", std::string()) << "\n";
+  }
   for (const auto& w : r.value("warnings", json::array())) os << "warning: " << w.get<std::string>() << "\n";
   os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
   if (r.value("valid", false)) {
@@ -316,15 +327,23 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   int engine_port = run->status().engine_port();
   std::string bench_error;
   double bench_start = base::unix_now();
+  // With --client, the client is the measurement (actors/measure/client_run.hpp); Ctrl-C reaches
+  // its process group first.
+  std::unique_ptr<client_session> client;
+  if (!o.client.command.empty()) client = std::make_unique<client_session>(o.client, out.run_dir, cfg.redactor());
   run_interruptible(
       [&] {
         try {
-          out.result = bench::run(bo);
+          out.result = client ? client->measure(bo) : bench::run(bo);
         } catch (const std::exception& e) {
-          bench_error = std::string("bench failed: ") + e.what();
+          bench_error = std::string(client ? "client run failed: " : "bench failed: ") + e.what();
         }
       },
-      st, [&] { run->stop("interrupted"); }, again);
+      st, [&] { client ? client->interrupt() : run->stop("interrupted"); },
+      [&] {
+        if (client) client->kill();
+        again();
+      });
   double bench_end = base::unix_now();
   // Ctrl-C after the last measured request ended cuts nothing short: the result stays valid and
   // only the exit status says the run was interrupted (a finished lifecycle keeps its validity).
@@ -368,18 +387,31 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   out.result["config_path"] = o.config_path;
   if (!o.label.empty()) out.result["label"] = o.label;
   out.result["repo"] = repo_state(o.config_path);
-  if (cut_short) bench::add_invalid_reason(out.result, "interrupted");
-  if (!out.engine_exit.empty())
-    bench::add_invalid_reason(out.result, "the engine exited during the measurement: " + out.engine_exit);
+  std::vector<std::string> lifecycle;  // what makes every result of this lifecycle invalid
+  if (cut_short) lifecycle.push_back("interrupted");
+  if (!out.engine_exit.empty()) lifecycle.push_back("the engine exited during the measurement: " + out.engine_exit);
   if (pid_after != engine_pid)
-    bench::add_invalid_reason(out.result, "the engine's PID changed from " + std::to_string(engine_pid) + " to " +
-                                              std::to_string(pid_after));
-  if (!out.teardown_verified) bench::add_invalid_reason(out.result, "the engine's teardown was not verified");
+    lifecycle.push_back("the engine's PID changed from " + std::to_string(engine_pid) + " to " + std::to_string(pid_after));
+  if (!out.teardown_verified) lifecycle.push_back("the engine's teardown was not verified");
+  for (const auto& why : lifecycle) bench::add_invalid_reason(out.result, why);
   // What the bench never saw, the config knows: its secrets are redacted from the result too.
   cfg.redactor().redact(out.result);
   out.result_path = write_result(out.result, out.run_dir);
   strip_raw_engine_metrics(out.result);
   if (!o.results_tsv.empty()) bench::append_tsv(o.results_tsv, out.result, out.result_path);
+  if (client && !client->window_results().empty()) {
+    // One result per measurement window, completed as the run's own (docs/clients.md).
+    std::vector<json> windows = client->window_results();
+    for (auto& w : windows) {
+      w["config_path"] = o.config_path;
+      w["label"] = (o.label.empty() ? "" : o.label + " ") + "window " + w.value("window", std::string());
+      w["repo"] = out.result["repo"];
+      for (const auto& why : lifecycle) bench::add_invalid_reason(w, why);
+      cfg.redactor().redact(w);
+    }
+    for (const auto& p : write_window_results(std::move(windows), out.run_dir, o.results_tsv))
+      spdlog::info("[client] window result: {}", p);
+  }
   out.valid = out.result.value("valid", false);
   if (st.interrupted()) {
     out.error = make_error(errc::interrupted, "interrupted");

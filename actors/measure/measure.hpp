@@ -18,6 +18,7 @@
 #include "net/loadgen/bench.hpp"
 
 #include "actors/errors.hpp"
+#include "actors/measure/client_run.hpp"
 
 namespace caf {
 class actor_system;
@@ -36,6 +37,7 @@ struct options {
   std::string label;                        ///< --label: recorded in the result and the ledger
   int telemetry_interval_ms = 200;          ///< 0: none; else telemetry.csv and result.conditions
   bool rehash = false;                      ///< --rehash: the snapshot reads every venv file and library
+  client_options client;                    ///< --client -- COMMAND: it is the measurement, not bench
 };
 
 /// Ctrl-C as the CLI sees it: the first asks for an orderly teardown, the second kills the

@@ -198,6 +198,7 @@ engine_child::~engine_child() {
   if (reaper_.joinable()) reaper_.join();
   if (pump_.joinable()) pump_.join();
   if (log_fd_ >= 0) ::close(log_fd_);
+  if (err_log_fd_ >= 0) ::close(err_log_fd_);
   if (pump_wake_fd_ >= 0) ::close(pump_wake_fd_);
 }
 
@@ -216,6 +217,13 @@ std::unique_ptr<engine_child> engine_child::launch(const launch_spec& spec, exit
     c->log_fd_ = ::open(spec.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (c->log_fd_ < 0) {
       err = "cannot write engine log " + spec.log_path + ": " + std::strerror(errno);
+      return nullptr;
+    }
+  }
+  if (!spec.err_log_path.empty()) {
+    c->err_log_fd_ = ::open(spec.err_log_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (c->err_log_fd_ < 0) {
+      err = "cannot write " + spec.err_log_path + ": " + std::strerror(errno);
       return nullptr;
     }
   }
@@ -374,8 +382,8 @@ void engine_child::pump_loop(base::redactor redact, std::string prefix, bool at_
   auto emit = [&](std::string line, int which) {
     line = redact.scrub(std::move(line));
     std::string with_nl = line + "\n";
-    if (log_fd_ >= 0) {
-      ssize_t ignored = ::write(log_fd_, with_nl.data(), with_nl.size());
+    if (int fd = which == 1 && err_log_fd_ >= 0 ? err_log_fd_ : log_fd_; fd >= 0) {
+      ssize_t ignored = ::write(fd, with_nl.data(), with_nl.size());
       (void)ignored;
     }
     capture_->append(with_nl);

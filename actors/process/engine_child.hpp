@@ -36,6 +36,7 @@ struct launch_spec {
   std::vector<std::string> envp;      ///< "NAME=value", exactly what the engine gets
   std::string cwd;
   std::string log_path;               ///< engine.log (stdout and stderr, secrets scrubbed)
+  std::string err_log_path;           ///< set: stderr goes here instead of log_path (a --client's)
   base::redactor redact;              ///< applied to every line bench-proxy logs or writes
   std::string log_prefix = "engine";
   /// Engine output lines on bench-proxy's log at info (serve); false: at debug only, the lines
@@ -95,7 +96,7 @@ class engine_child {
   void pump_loop(base::redactor redact, std::string prefix, bool at_info);
 
   pid_t shim_ = -1, pid_ = -1;
-  int status_fd_ = -1, out_fd_ = -1, err_fd_ = -1, log_fd_ = -1;
+  int status_fd_ = -1, out_fd_ = -1, err_fd_ = -1, log_fd_ = -1, err_log_fd_ = -1;
   std::atomic<bool> exited_{false};
   std::atomic<bool> gone_{false};
   std::atomic<bool> pump_done_{false};

@@ -534,8 +534,8 @@ std::string scrape_engine_metrics(const std::string& url, std::uint64_t max_byte
   return body;
 }
 
-namespace {
-
+// request_json, summarize_requests and headline_json are bench.hpp's: results from the proxy's
+// records (net/loadgen/proxy_result.cpp) are made by the same code.
 json request_json(const request_result& r) {
   json j = {{"index", r.index},          {"query_line", r.query_line}, {"ok", r.ok},
             {"http_status", r.http_status}, {"start_ms", r.start_offset_ms}, {"e2e_ms", r.e2e_ms}};
@@ -657,6 +657,8 @@ json headline_json(const json& doc, const options& o) {
   }
   return h;
 }
+
+namespace {
 
 /// What run_point needs besides the point.
 struct point_context {

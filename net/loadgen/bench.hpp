@@ -133,6 +133,16 @@ inline constexpr long kMaxRequestsPerPoint = 1000000;
 /// the option, file and line.
 void check_workload(const options& o);
 
+/// One request as result.json's `requests` array holds it.
+nlohmann::json request_json(const request_result& r);
+/// The summary of a set of requests (a result's, a load point's, or the proxy's records of a
+/// client's: net/loadgen/proxy_result.hpp): counts and error kinds (a failed request without an
+/// error text counts as "cancelled: not sent"), each metric with its spread and interval, throughput
+/// over `wall_s`; `o` gives the statistics options, concurrency, rate and streaming.
+nlohmann::json summarize_requests(const std::vector<request_result>& results, double wall_s, const options& o);
+/// summary.headline: `o.headline` with its interval, read back from `doc`'s requests.
+nlohmann::json headline_json(const nlohmann::json& doc, const options& o);
+
 /// Runs the benchmark and returns result.json's content. Throws on setup errors (unreachable
 /// server, bad workload); per-request failures are counted in the result.
 nlohmann::json run(const options& o);

@@ -305,14 +305,21 @@ struct header_rewriter {
   }
 };
 
-enum class route { proxy, engine_metrics, healthz, meta, metrics, proxy_requests, not_found };
+enum class route { proxy, engine_metrics, healthz, meta, metrics, proxy_requests, proxy_window, not_found };
 
 /// The response header naming the proxy's record of a request (GET /proxy/requests).
 inline constexpr sv request_id_header = "x-bench-proxy-request-id";
+/// A client's request header naming the measurement window its request belongs to (kept in the
+/// record, never forwarded to the engine).
+inline constexpr sv window_header = "x-bench-proxy-window";
+/// The most of a local route's request body kept (POST /proxy/window).
+inline constexpr std::size_t max_local_body = 4096;
 
 /// Request-line strings live in the session so their capacity is reused across requests.
 struct request_line {
   std::string method, target, if_none_match;
+  std::string window;      ///< x-bench-proxy-window
+  std::string local_body;  ///< a local route's body (at most max_local_body + 1 bytes kept)
 };
 
 /// Why a request was refused before anything reached the engine.
@@ -328,13 +335,18 @@ struct rejection {
 class request_parser final : public http::basic_parser<true> {
  public:
   request_parser(header_rewriter& hr, std::string& out, request_line& line)
-      : method(line.method), target(line.target), if_none_match(line.if_none_match), hr_(hr), out_(out) {
+      : method(line.method), target(line.target), if_none_match(line.if_none_match), window(line.window),
+        local_body(line.local_body), hr_(hr), out_(out) {
     hr_.reset();
     if_none_match.clear();
+    window.clear();
+    local_body.clear();
   }
   std::string& method;
   std::string& target;
   std::string& if_none_match;
+  std::string& window;
+  std::string& local_body;
   http::verb verb = http::verb::unknown;
   int version = 11;
   route where = route::not_found;
@@ -383,6 +395,8 @@ class request_parser final : public http::basic_parser<true> {
       where = route::metrics;  // bench-proxy's own (the engine's is /engine/metrics)
     else if (path == "/proxy/requests")
       where = route::proxy_requests;
+    else if (path == "/proxy/window")
+      where = route::proxy_window;
     else
       where = route::not_found;
     if (v == http::verb::connect) return reject(ec, 400, "Bad Request", "CONNECT is not supported");
@@ -438,6 +452,15 @@ class request_parser final : public http::basic_parser<true> {
     if (f == http::field::if_none_match) if_none_match.assign(value.data(), value.size());
     // Only bench-proxy names its records: a client's own id never reaches the engine.
     if (name.size() == request_id_header.size() && iequals(name, request_id_header)) return;
+    // The window a client names is bench-proxy's to record, not the engine's to see.
+    if (name.size() == window_header.size() && iequals(name, window_header)) {
+      sv v = trim_ows(value);
+      if (!window.empty()) return reject(ec, 400, "Bad Request", "more than one x-bench-proxy-window header");
+      if (auto why = window_name_problem(v); !why.empty())
+        return reject(ec, 400, "Bad Request", "x-bench-proxy-window: " + why);
+      window.assign(v.data(), v.size());
+      return;
+    }
     hr_.on_field(f, name, value);
   }
   void on_header_impl(error_code& ec) override {
@@ -484,18 +507,24 @@ class request_parser final : public http::basic_parser<true> {
   std::size_t on_body_impl(sv body, error_code&) override {
     body_bytes += body.size();
     if (where == route::proxy) out_.append(body.data(), body.size());
+    else if (where == route::proxy_window) keep_local(body);
     return body.size();
   }
   void on_chunk_header_impl(std::uint64_t, sv, error_code&) override {}
   std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
     body_bytes += body.size();
     if (where == route::proxy && !body.empty()) append_hex_chunk(out_, body);
+    else if (where == route::proxy_window) keep_local(body);
     return body.size();
   }
   void on_finish_impl(error_code&) override {
     if (where == route::proxy && chunked()) out_ += "0\r\n\r\n";
   }
 
+  void keep_local(sv body) {
+    std::size_t room = max_local_body + 1 - std::min(local_body.size(), max_local_body + 1);
+    local_body.append(body.data(), std::min(room, body.size()));
+  }
   header_rewriter& hr_;
   std::string& out_;
   int hosts_ = 0;

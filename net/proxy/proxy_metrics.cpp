@@ -19,10 +19,10 @@ namespace bp::net {
 namespace {
 
 // Route labels: a closed set (index = position here).
-constexpr std::array<std::string_view, 14> kRoutes = {
+constexpr std::array<std::string_view, 15> kRoutes = {
     "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models",   "/v1/responses",
     "/v1/other",            "/engine/metrics", "/healthz",       "/meta",        "/metrics",
-    "/proxy/requests",      "other",           "/v1/rerank",     "/v1/tokenize"};
+    "/proxy/requests",      "other",           "/v1/rerank",     "/v1/tokenize", "/proxy/window"};
 
 constexpr std::size_t kOther = 11, kV1Other = 5, kV1Models = 3;  // positions in kRoutes
 static_assert(kRoutes[kOther] == "other" && kRoutes[kV1Other] == "/v1/other" && kRoutes[kV1Models] == "/v1/models");

@@ -805,6 +805,7 @@ void session::request_done() {
     case route::meta:
     case route::metrics:
     case route::proxy_requests:
+    case route::proxy_window:
     case route::not_found:
       break;
   }
@@ -814,6 +815,7 @@ void session::request_done() {
     case route::meta: lr.where = local_route::meta; break;
     case route::metrics: lr.where = local_route::metrics; break;
     case route::proxy_requests: lr.where = local_route::proxy_requests; break;
+    case route::proxy_window: lr.where = local_route::proxy_window; break;
     default: lr.where = local_route::not_found; break;
   }
   lr.method = rp_->method;
@@ -821,8 +823,10 @@ void session::request_done() {
   lr.get = rp_->verb == http::verb::get;
   lr.head = head;
   lr.if_none_match = rp_->if_none_match;
+  lr.body = rp_->local_body;
   local_sources src{srv_.status(), &srv_.requests(), &srv_.metrics(),
                     {srv_.in_flight_.load(), srv_.open_.load()}};
+  src.windows = &srv_.requests();
   auto a = answer_locally(lr, src);
   local_response(a.status, a.reason, a.body, a.headers, false, a.body_omitted, a.content_type);
 }
@@ -834,6 +838,7 @@ void session::begin_record() {
   rec_->connection = id_;
   rec_->method = rp_->method;
   rec_->path.assign(rp_->target, 0, rp_->target.find('?'));
+  rec_->window = rp_->window;
   t0_ = read_at_;
   auto wall = std::chrono::system_clock::now() - std::chrono::duration_cast<std::chrono::system_clock::duration>(
                                                      clock_type::now() - read_at_);

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <chrono>
 #include <ctime>
 
 namespace bp::net {
@@ -175,7 +176,7 @@ void write_all(int fd, const char* p, std::size_t n) {
 /// The longest line `p` can give: the fixed text and numbers (under 1 KiB; 1.5 KiB kept), the
 /// strings escaped at 6 bytes per byte at worst, 24 bytes per inter-token latency.
 std::size_t line_bound(const packed_record& p) {
-  return 1536 + 6 * (p.method_len + p.path_len + p.error_len) + 24 * std::size_t{p.events};
+  return 1536 + 6 * (p.method_len + p.path_len + p.error_len + p.window_len) + 24 * std::size_t{p.events};
 }
 
 /// The line of `p`, written at `at` (line_bound(p) bytes available); returns its end.
@@ -257,6 +258,10 @@ char* write_json_line(char* at, const packed_record& p) {
   w.uint(p.bytes_in);
   w.lit(",\"bytes_out\":");
   w.uint(p.bytes_out);
+  if (p.window_len) {
+    w.lit(",\"window\":");
+    w.str(p.window());
+  }
   w.ch('}');
   return w.end();
 }
@@ -290,8 +295,9 @@ void packed_record::pack(const request_record& r) {
   method_len = static_cast<std::uint16_t>(std::min<std::size_t>(r.method.size(), 0xffff));
   path_len = static_cast<std::uint16_t>(std::min<std::size_t>(r.path.size(), 0xffff));
   error_len = static_cast<std::uint32_t>(r.error.size());
+  window_len = static_cast<std::uint8_t>(std::min<std::size_t>(r.window.size(), kMaxWindowName));
   events = static_cast<std::uint32_t>(r.content_ms.size());
-  std::size_t text = std::size_t{method_len} + path_len + error_len;
+  std::size_t text = std::size_t{method_len} + path_len + error_len + window_len;
   std::size_t gaps = events > 1 ? events - 1 : 0;
   std::size_t need = text + gaps * sizeof(std::int64_t);
   char* d = inline_;
@@ -309,6 +315,7 @@ void packed_record::pack(const request_record& r) {
   std::memcpy(d, r.method.data(), method_len);
   std::memcpy(d + method_len, r.path.data(), path_len);
   std::memcpy(d + method_len + path_len, r.error.data(), error_len);
+  std::memcpy(d + method_len + path_len + error_len, r.window.data(), window_len);
   for (std::size_t i = 0; i < gaps; ++i) {
     std::int64_t g = us_of(r.content_ms[i + 1] - r.content_ms[i]);
     std::memcpy(d + text + i * sizeof(g), &g, sizeof(g));
@@ -317,7 +324,7 @@ void packed_record::pack(const request_record& r) {
 
 std::int64_t packed_record::gap(std::size_t i) const {
   std::int64_t g;
-  std::memcpy(&g, chars() + method_len + path_len + error_len + i * sizeof(g), sizeof(g));
+  std::memcpy(&g, chars() + method_len + path_len + error_len + window_len + i * sizeof(g), sizeof(g));
   return g;
 }
 
@@ -331,6 +338,91 @@ void append_json_line(std::string& o, const request_record& r) {
   packed_record p;
   p.pack(r);
   append_json_line(o, p);
+}
+
+bool request_log::window_action(std::string_view name, std::string_view action, std::string& err) {
+  if (std::string why = window_name_problem(name); !why.empty()) {
+    err = why;
+    return false;
+  }
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch()).count();
+  std::lock_guard<std::mutex> g(windows_mu_);
+  auto it = std::find_if(windows_.begin(), windows_.end(), [&](const window_record& w) { return w.name == name; });
+  if (action == "start") {
+    if (it != windows_.end()) {
+      err = "window '" + std::string(name) + "' was already started (a name starts once)";
+      return false;
+    }
+    if (windows_.size() >= 1000) {
+      err = "at most 1000 windows per run";
+      return false;
+    }
+    window_record w;
+    w.name = std::string(name);
+    w.after_id = last_id();
+    w.start_unix_us = now_us;
+    windows_.push_back(w);
+    record_window(w);
+    return true;
+  }
+  if (action == "stop") {
+    if (it == windows_.end()) {
+      err = "no window named '" + std::string(name) + "' was started";
+      return false;
+    }
+    if (!it->open) {
+      err = "window '" + std::string(name) + "' was already stopped";
+      return false;
+    }
+    it->open = false;
+    it->through_id = last_id();
+    it->stop_unix_us = now_us;
+    record_window(*it);
+    return true;
+  }
+  err = "unknown action '" + std::string(action) + "' (use \"start\" or \"stop\")";
+  return false;
+}
+
+namespace {
+/// A window as its windows.jsonl line (the same object GET /proxy/window lists), no newline.
+std::string window_line(const window_record& w) {
+  std::string name;
+  for (char c : w.name) {  // printable ASCII only (window_name_problem): '"' and '\\' need escaping
+    if (c == '"' || c == '\\') name += '\\';
+    name += c;
+  }
+  std::string l = "{\"name\":\"" + name + "\",\"after_id\":" + std::to_string(w.after_id) + ",\"through_id\":" +
+                  (w.open ? std::string("null") : std::to_string(w.through_id)) +
+                  ",\"start_unix_us\":" + std::to_string(w.start_unix_us) + ",\"stop_unix_us\":" +
+                  (w.open ? std::string("null") : std::to_string(w.stop_unix_us)) +
+                  ",\"open\":" + (w.open ? "true" : "false") + "}";
+  return l;
+}
+}  // namespace
+
+void request_log::record_window(const window_record& w) const {
+  // Beside requests.jsonl, one line per start and stop (the last line of a name is its state), so a
+  // plain serve's folder keeps its windows (docs/clients.md). Rare: one small append each.
+  std::string path;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    path = path_;
+  }
+  if (path.empty()) return;
+  auto slash = path.rfind('/');
+  std::string file = (slash == std::string::npos ? std::string() : path.substr(0, slash + 1)) + "windows.jsonl";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  std::string line = window_line(w) + "\n";
+  write_all(fd, line.data(), line.size());
+  ::close(fd);
+}
+
+std::vector<window_record> request_log::windows() const {
+  std::lock_guard<std::mutex> g(windows_mu_);
+  return windows_;
 }
 
 request_log::request_log(std::size_t window) : window_(std::max<std::size_t>(1, window)) {}

@@ -36,6 +36,7 @@ struct packed_record {
   std::uint16_t method_len = 0, path_len = 0;  // a method or target longer than 64 KiB never got here
   std::int16_t status = 0;
   std::uint8_t flags = 0;
+  std::uint8_t window_len = 0;  // x-bench-proxy-window: at most kMaxWindowName bytes
 
   /// `ms` in whole microseconds as the line prints it (rounded half up); -1 when negative.
   static std::int64_t us_of(double ms);
@@ -44,6 +45,7 @@ struct packed_record {
   std::string_view method() const { return {chars(), method_len}; }
   std::string_view path() const { return {chars() + method_len, path_len}; }
   std::string_view error() const { return {chars() + method_len + path_len, error_len}; }
+  std::string_view window() const { return {chars() + method_len + path_len + error_len, window_len}; }
   /// The i-th inter-token gap (between content events i and i + 1), microseconds.
   std::int64_t gap(std::size_t i) const;
 
@@ -64,6 +66,16 @@ inline std::string to_json_line(const request_record& r) {
   append_json_line(s, r);
   return s;
 }
+
+/// A measurement window (docs/clients.md, "Measurement windows"): the requests that arrived
+/// between its start and its stop, by id.
+struct window_record {
+  std::string name;
+  std::uint64_t after_id = 0;    ///< the last request id given out when it started
+  std::uint64_t through_id = 0;  ///< the last id given out when it stopped (open: 0)
+  std::int64_t start_unix_us = 0, stop_unix_us = 0;
+  bool open = true;
+};
 
 class request_log {
  public:
@@ -90,6 +102,17 @@ class request_log {
   /// `after`). Records older than the window are gone from here (not from requests.jsonl).
   std::vector<std::string> after(std::uint64_t after, std::size_t limit, bool* more = nullptr,
                                  std::uint64_t* last = nullptr, std::uint64_t* first = nullptr) const;
+  /// The last request id given out so far (0: none): every record up to it has been or will be
+  /// handed over.
+  std::uint64_t last_id() const { return ids_.load(std::memory_order_relaxed); }
+
+  /// Starts or stops measurement window `name` (POST /proxy/window). A name starts once and stops
+  /// once; false with `err` (said to the client as a 400) otherwise. With a requests file open,
+  /// each start and stop is also a line of windows.jsonl beside it.
+  bool window_action(std::string_view name, std::string_view action, std::string& err);
+  /// Every window so far, in the order they started.
+  std::vector<window_record> windows() const;
+
   /// The highest id of a record that has left the window (0: none has); a reader asking after a
   /// smaller id has missed records (requests.jsonl still has them).
   std::uint64_t evicted_through() const;
@@ -101,6 +124,8 @@ class request_log {
   void close_file();
 
  private:
+  /// Appends `w`'s state to windows.jsonl beside the requests file (when one is open).
+  void record_window(const window_record& w) const;
   /// Writes what is pending to the file and packs it into the window; any thread.
   void drain() const;
   void drain_locked() const;  // format_mu_ held
@@ -123,6 +148,8 @@ class request_log {
   mutable std::uint64_t evicted_through_ = 0;  // under format_mu_
   std::condition_variable cv_;
   bool stop_ = false;
+  mutable std::mutex windows_mu_;
+  std::vector<window_record> windows_;
   static constexpr std::size_t kFileBuffer = 64 * 1024;
   std::unique_ptr<char[]> file_buf_;  // the lines of a batch, written to fd_ when full
   int fd_ = -1;

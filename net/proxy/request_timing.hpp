@@ -18,6 +18,22 @@ namespace bp::net {
 
 using steady_clock = std::chrono::steady_clock;
 
+/// The longest measurement window name (POST /proxy/window, x-bench-proxy-window).
+inline constexpr std::size_t kMaxWindowName = 64;
+
+/// A window name is 1 to 64 printable ASCII characters (space to '~'), without '/', not starting
+/// with '.' (it names a folder of the run: windows/NAME). Empty when `name` is one; else why not.
+inline std::string window_name_problem(std::string_view name) {
+  if (name.empty()) return "a window name must not be empty";
+  if (name.size() > kMaxWindowName)
+    return "a window name is at most " + std::to_string(kMaxWindowName) + " characters, got " + std::to_string(name.size());
+  for (unsigned char c : name)
+    if (c < 0x20 || c > 0x7e) return "a window name must be printable ASCII (space to '~'), got byte " + std::to_string(c);
+  if (name.find('/') != std::string_view::npos) return "a window name must not contain '/'";
+  if (name[0] == '.') return "a window name must not start with '.'";
+  return {};
+}
+
 /// One proxied request as the proxy saw it. Times are milliseconds after the request's header
 /// was complete at the proxy (t = 0); -1 where the request never got there. No prompt or
 /// response content is ever kept.
@@ -42,6 +58,7 @@ struct request_record {
   std::uint64_t bytes_out = 0;   ///< response bytes written to the client
   int prompt_tokens = -1;        ///< from the engine's usage (-1: not reported)
   int completion_tokens = -1;
+  std::string window;            ///< the client's x-bench-proxy-window header ("" when none)
 
   /// Back to a fresh record, keeping the strings' and the vector's storage (records circulate
   /// between the sessions and the log without allocating; request_log::add).
@@ -57,6 +74,7 @@ struct request_record {
     content_ms.clear();
     bytes_in = bytes_out = 0;
     prompt_tokens = completion_tokens = -1;
+    window.clear();
   }
 
   /// TTFT at the proxy: first content event (or whole body) after the request header.

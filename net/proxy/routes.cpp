@@ -6,6 +6,10 @@
 
 namespace bp::net {
 
+namespace {
+constexpr std::size_t http1_max_local_body = 4096;  // http1::max_local_body (routes.cpp stays Boost-free)
+}
+
 std::string json_error(int code, std::string_view type, const std::string& msg) {
   nlohmann::json j = {{"error", {{"message", msg}, {"type", std::string(type)}, {"code", code}}}};
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -133,6 +137,57 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
                      "\r\nX-Bench-Proxy-First-Id: " + std::to_string(first) + "\r\n";
       return a;
     }
+    case local_route::proxy_window: {
+      // Measurement windows (docs/clients.md): POST {"name": N, "action": "start"|"stop"}; GET lists them.
+      auto bad = [&](int code, const char* reason, const std::string& msg) {
+        a.status = code;
+        a.reason = reason;
+        a.body = json_error(code, "invalid_request_error", "/proxy/window: " + msg);
+        a.body_omitted = false;
+        return a;
+      };
+      auto listing = [&] {
+        nlohmann::json ws = nlohmann::json::array();
+        if (src.windows)
+          for (const auto& w : src.windows->windows())
+            ws.push_back({{"name", w.name},
+                          {"after_id", w.after_id},
+                          {"through_id", w.open ? nlohmann::json(nullptr) : nlohmann::json(w.through_id)},
+                          {"start_unix_us", w.start_unix_us},
+                          {"stop_unix_us", w.open ? nlohmann::json(nullptr) : nlohmann::json(w.stop_unix_us)},
+                          {"open", w.open}});
+        return ws;
+      };
+      a.headers = "Cache-Control: no-store\r\n";
+      if (r.get || r.head) {
+        nlohmann::json j = {{"windows", listing()}, {"last_id", src.windows ? src.windows->last_id() : 0}};
+        a.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        return a;
+      }
+      if (r.method != "POST") {
+        method_not_allowed();
+        a.body = json_error(405, "invalid_request_error", "use POST to start or stop a window, GET to list them");
+        a.headers = "Allow: GET, HEAD, POST\r\n";
+        return a;
+      }
+      if (!src.windows) return bad(503, "Service Unavailable", "no request log");
+      if (r.body.size() > http1_max_local_body)
+        return bad(400, "Bad Request", "the body is larger than " + std::to_string(http1_max_local_body) + " bytes");
+      nlohmann::json body = nlohmann::json::parse(r.body.begin(), r.body.end(), nullptr, false);
+      if (body.is_discarded() || !body.is_object())
+        return bad(400, "Bad Request", "the body must be a JSON object {\"name\": NAME, \"action\": \"start\"|\"stop\"}");
+      for (auto it = body.begin(); it != body.end(); ++it)
+        if (it.key() != "name" && it.key() != "action") return bad(400, "Bad Request", "unknown key '" + it.key() + "'");
+      if (!body.contains("name") || !body["name"].is_string()) return bad(400, "Bad Request", "'name' must be a string");
+      if (!body.contains("action") || !body["action"].is_string())
+        return bad(400, "Bad Request", "'action' must be \"start\" or \"stop\"");
+      std::string err;
+      const std::string name = body["name"].get<std::string>(), action = body["action"].get<std::string>();
+      if (!src.windows->window_action(name, action, err)) return bad(400, "Bad Request", err);
+      nlohmann::json j = {{"name", name}, {"action", action}, {"windows", listing()}};
+      a.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+      return a;
+    }
     case local_route::not_found:
       break;
   }
@@ -142,7 +197,7 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
   a.body_omitted = false;
   a.body = json_error(404, "not_found",
                       "no route for " + std::string(r.method) + " " + std::string(path) +
-                          " (bench-proxy serves /v1/*, /engine/metrics, /metrics, /proxy/requests, /healthz and /meta)");
+                          " (bench-proxy serves /v1/*, /engine/metrics, /metrics, /proxy/requests, /proxy/window, /healthz and /meta)");
   return a;
 }
 

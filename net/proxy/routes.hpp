@@ -1,5 +1,5 @@
 #pragma once
-/// What bench-proxy answers itself (/healthz, /meta, /metrics, /proxy/requests, 404 and the JSON
+/// What bench-proxy answers itself (/healthz, /meta, /metrics, /proxy/requests, /proxy/window, 404 and the JSON
 /// error bodies): a pure
 /// function from request to response, apart from the session's I/O and Boost-free. Adding a
 /// local route: a case here, its path in http1::request_parser::on_request_impl, a test in
@@ -13,7 +13,7 @@
 
 namespace bp::net {
 
-enum class local_route { healthz, meta, metrics, proxy_requests, not_found };
+enum class local_route { healthz, meta, metrics, proxy_requests, proxy_window, not_found };
 
 struct local_request {
   local_route where = local_route::not_found;
@@ -21,6 +21,7 @@ struct local_request {
   std::string_view target;  ///< path and query
   bool get = false, head = false;
   std::string_view if_none_match;
+  std::string_view body;  ///< POST /proxy/window's body (at most http1::max_local_body + 1 bytes of it)
 };
 
 struct local_answer {
@@ -41,6 +42,7 @@ struct local_sources {
   const request_log* requests = nullptr;
   const proxy_metrics* metrics = nullptr;
   proxy_metrics::gauges gauges;
+  request_log* windows = nullptr;  ///< POST /proxy/window starts and stops windows here (null: 503)
 };
 
 /// The answer to a request for one of bench-proxy's own routes.

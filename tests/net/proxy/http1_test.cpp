@@ -18,6 +18,7 @@ struct request_result {
   std::string message;
   std::string forwarded;
   route where = route::not_found;
+  std::string window, local_body;
 };
 
 /// Feeds `bytes` the way the session does: unconsumed bytes stay buffered, more arrive, again.
@@ -35,6 +36,8 @@ request_result parse_request(const std::string& bytes, std::size_t step) {
   }
   r.done = p.is_done();
   r.where = p.where;
+  r.window = line.window;
+  r.local_body = line.local_body;
   return r;
 }
 
@@ -351,6 +354,34 @@ TEST(Http1Request, AClientsOwnRequestIdNeverReachesTheEngine) {
     EXPECT_EQ(field_of(r.forwarded, "x-bench-proxy-request-id"), "<absent>");
     EXPECT_EQ(field_of(r.forwarded, "X-Keep"), "2");
   }
+}
+
+TEST(Http1Request, AWindowHeaderIsKeptForTheRecordAndNeverReachesTheEngine) {
+  for (std::size_t step : {std::size_t{1}, std::size_t{1} << 20}) {
+    auto r = parse_request("GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Bench-Proxy-Window:  phase 2 \r\nX-Keep: 2\r\n\r\n", step);
+    ASSERT_TRUE(r.done);
+    EXPECT_EQ(r.window, "phase 2");
+    EXPECT_EQ(field_of(r.forwarded, "x-bench-proxy-window"), "<absent>");
+    EXPECT_EQ(field_of(r.forwarded, "X-Keep"), "2");
+  }
+  for (const char* bad : {"caf\xc3\xa9", "a/b", ".hidden", "a\tb"}) {
+    auto r = parse_request(std::string("GET /v1/models HTTP/1.1\r\nHost: x\r\nx-bench-proxy-window: ") + bad + "\r\n\r\n", 1);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_NE(r.message.find("x-bench-proxy-window"), std::string::npos) << r.message;
+  }
+  auto two = parse_request("GET /v1/models HTTP/1.1\r\nHost: x\r\nx-bench-proxy-window: a\r\nx-bench-proxy-window: b\r\n\r\n", 1);
+  EXPECT_EQ(two.status, 400);
+}
+
+TEST(Http1Request, ProxyWindowKeepsItsBodyForTheLocalRoute) {
+  std::string body = R"({"name":"a","action":"start"})";
+  auto r = parse_request("POST /proxy/window HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+                             "\r\n\r\n" + body,
+                         1);
+  ASSERT_TRUE(r.done);
+  EXPECT_EQ(r.where, route::proxy_window);
+  EXPECT_EQ(r.local_body, body);
+  EXPECT_EQ(r.forwarded, "");  // nothing goes to the engine
 }
 
 TEST(Http1Request, AConnectionListNamingHostOrFramingIs400) {

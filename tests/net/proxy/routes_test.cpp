@@ -148,3 +148,62 @@ TEST(LocalRoutes, MetricsIsThePrometheusTextFormatWithTheInfoGauge) {
   EXPECT_NE(a.body.find("snapshot_id=\"\""), std::string::npos);
   EXPECT_NE(a.body.find("bench_proxy_open_connections 3"), std::string::npos);
 }
+
+namespace {
+local_request window_post(std::string_view body) {
+  local_request r;
+  r.where = local_route::proxy_window;
+  r.method = "POST";
+  r.target = "/proxy/window";
+  r.body = body;
+  return r;
+}
+}  // namespace
+
+TEST(LocalRoutes, ProxyWindowStartsAndStopsNamedWindowsByRequestId) {
+  run_status st;
+  request_log log;
+  local_sources src{st, &log};
+  src.windows = &log;
+  log.next_id();  // request 1 arrived before the window
+  auto a = answer_locally(window_post(R"({"name": "phase one", "action": "start"})"), src);
+  ASSERT_EQ(a.status, 200) << a.body;
+  log.next_id();
+  log.next_id();  // requests 2 and 3 inside it
+  a = answer_locally(window_post(R"({"name": "phase one", "action": "stop"})"), src);
+  ASSERT_EQ(a.status, 200) << a.body;
+  a = answer_locally(get(local_route::proxy_window, "/proxy/window"), src);
+  ASSERT_EQ(a.status, 200);
+  auto j = nlohmann::json::parse(a.body);
+  EXPECT_EQ(j["last_id"], 3);
+  ASSERT_EQ(j["windows"].size(), 1u);
+  EXPECT_EQ(j["windows"][0]["name"], "phase one");
+  EXPECT_EQ(j["windows"][0]["after_id"], 1);
+  EXPECT_EQ(j["windows"][0]["through_id"], 3);
+  EXPECT_EQ(j["windows"][0]["open"], false);
+}
+
+TEST(LocalRoutes, ProxyWindowRefusesUnknownActionsNamesAndBadBodiesWith400) {
+  run_status st;
+  request_log log;
+  local_sources src{st, &log};
+  src.windows = &log;
+  for (const char* body : {R"({"name": "a", "action": "pause"})",  // unknown action
+                           R"({"name": "never", "action": "stop"})",  // unknown name
+                           "{\"name\": \"caf\xc3\xa9\", \"action\": \"start\"}",  // not printable ASCII
+                           "{\"name\": \"tab\\there\", \"action\": \"start\"}",   // a control character
+                           R"({"name": "", "action": "start"})", R"({"name": "a/b", "action": "start"})",
+                           R"({"name": "..", "action": "start"})", R"({"action": "start"})", R"(["a"])", "not json",
+                           R"({"name": "a", "action": "start", "extra": 1})"}) {
+    auto a = answer_locally(window_post(body), src);
+    EXPECT_EQ(a.status, 400) << body;
+    EXPECT_NE(a.body.find("/proxy/window"), std::string::npos) << a.body;
+  }
+  ASSERT_EQ(answer_locally(window_post(R"({"name": "a", "action": "start"})"), src).status, 200);
+  EXPECT_EQ(answer_locally(window_post(R"({"name": "a", "action": "start"})"), src).status, 400);  // once
+  ASSERT_EQ(answer_locally(window_post(R"({"name": "a", "action": "stop"})"), src).status, 200);
+  EXPECT_EQ(answer_locally(window_post(R"({"name": "a", "action": "stop"})"), src).status, 400);  // once
+  auto put = window_post("{}");
+  put.method = "PUT";
+  EXPECT_EQ(answer_locally(put, src).status, 405);
+}
