@@ -262,7 +262,15 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
   const bench::metric_def* def = bench::find_metric(bo.headline);
   bool higher = def ? def->higher_is_better : true;
   auto valid = [](const sweep_entry& e) { return e.aggregate.value("valid", false); };
-  auto head = [](const sweep_entry& e) { return e.aggregate["summary"].value("headline", json::object()); };
+  // const json's operator[] on a missing key is undefined behaviour (it reads past the map): every
+  // read of an aggregate goes through summary_of, which answers an empty object for a row that has
+  // no summary (a config whose every trial failed).
+  static const json kEmpty = json::object();
+  auto summary_of = [](const sweep_entry& e) -> const json& {
+    auto it = e.aggregate.find("summary");
+    return it != e.aggregate.end() && it->is_object() ? *it : kEmpty;
+  };
+  auto head = [&](const sweep_entry& e) { return summary_of(e).value("headline", json::object()); };
   auto value = [&](const sweep_entry& e) { return head(e).value("value", 0.0); };
   std::vector<std::size_t> order(entries.size());
   std::iota(order.begin(), order.end(), 0);
@@ -330,7 +338,8 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
     std::string name = std::to_string(idx + 1) + ". " + fs::path(e.config).filename().string();
     if (name.size() > 28) name = name.substr(0, 25) + "...";
     table << std::left << std::setw(4) << (ok ? std::to_string(++rank) : "-") << std::setw(30) << name;
-    std::string errors = e.aggregate["summary"].contains("errors") ? fmt(e.aggregate["summary"]["errors"].get<double>(), 0) : "-";
+    const json& summary = summary_of(e);
+    std::string errors = summary.contains("errors") && summary["errors"].is_number() ? fmt(summary["errors"].get<double>(), 0) : "-";
     if (ok) {
       json h = head(e);
       double v = h.value("value", 0.0);
@@ -345,7 +354,8 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
         verdict = !cmp.comparable ? "not comparable" : cmp.metrics.empty() ? "-" : cmp.metrics[0].verdict;
         row["verdict"] = verdict;
         row["comparison"] = bench::to_json(cmp);
-        auto d = snap::diff_snapshots(entries[0].trials[0].result["snapshot"], side_of(e, sweep_dir).trials[0]["snapshot"]);
+        auto d = snap::diff_snapshots(entries[0].trials[0].result.value("snapshot", json()),
+                                      side_of(e, sweep_dir).trials[0].value("snapshot", json()));
         for (auto it = d["sections"].begin(); it != d["sections"].end(); ++it)
           differs += (differs.empty() ? "" : ", ") + it.key() + " (" + std::to_string(it.value().size()) + ")";
         row["differs_from_first"] = d;
@@ -396,7 +406,8 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
         row["result"] = relative_to(t.result_path, sweep_dir);  // the first trial's, relative like configs[].results
         break;
       }
-    if (!e.trials.empty() && !e.trials[0].result.is_null()) row["snapshot_id"] = e.trials[0].result["snapshot_id"];
+    if (!e.trials.empty() && e.trials[0].result.is_object() && e.trials[0].result.contains("snapshot_id"))
+      row["snapshot_id"] = e.trials[0].result["snapshot_id"];
     doc["rows"].push_back(row);
   }
   // sweep --vary: each variant's knob values, by the row number of the table.

@@ -165,3 +165,17 @@ TEST(JsonRead, RedactionOfADeepValueIsBoundedAndStillRedacts) {
 }
 
 }  // namespace
+
+// base/json_precondition.hpp keeps nlohmann/json's preconditions in release builds: a missing key
+// read through a const json is an exception naming the check, never a read past the map (the
+// sweep table once read a result's absent "snapshot" that way and failed at random with bad_alloc).
+TEST(JsonPrecondition, AMissingKeyOfAConstJsonIsAnExceptionNotUndefinedBehaviour) {
+  const nlohmann::json j = {{"present", 1}};
+  EXPECT_EQ(j["present"].get<int>(), 1);
+  try {
+    (void)j["absent"];
+    FAIL() << "no exception";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("nlohmann::json precondition failed"), std::string::npos) << e.what();
+  }
+}
