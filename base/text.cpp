@@ -16,6 +16,20 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+void for_each_line(std::string_view text,
+                   const std::function<bool(std::string_view line, std::size_t line_no, bool complete)>& fn) {
+  std::size_t at = 0, line_no = 0;
+  while (at < text.size()) {
+    std::size_t nl = text.find('\n', at);
+    bool complete = nl != std::string_view::npos;
+    std::string_view line = text.substr(at, (complete ? nl : text.size()) - at);
+    at = complete ? nl + 1 : text.size();
+    ++line_no;
+    if (trim(line).empty()) continue;
+    if (!fn(line, line_no, complete)) return;
+  }
+}
+
 std::optional<std::size_t> first_invalid_utf8(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   std::size_t n = s.size(), i = 0;

@@ -1,6 +1,7 @@
 #pragma once
 /// Small text helpers shared by every library (one copy each).
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -9,6 +10,13 @@ namespace bp::base {
 
 /// Without leading and trailing spaces, tabs, CR and LF.
 std::string_view trim(std::string_view s);
+
+/// Calls `fn(line, line_no, complete)` for each line of `text` (JSONL records, TSV rows): 1-based
+/// numbers, the line without its '\n'; `complete` is false for a last line without its newline
+/// (one still being written). Lines that are blank (only spaces, tabs, CR) are skipped but counted.
+/// `fn` returns false to stop.
+void for_each_line(std::string_view text,
+                   const std::function<bool(std::string_view line, std::size_t line_no, bool complete)>& fn);
 
 /// Offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlongs, no
 /// surrogates, nothing above U+10FFFF); nullopt when all of `s` is valid.

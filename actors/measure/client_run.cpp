@@ -318,25 +318,21 @@ json client_session::measure(const bench::options& bo) {
     std::size_t line_no = 0, bad = 0;
     try {
       std::string all = base::read_file_limited(timings);
-      std::size_t at = 0;
-      while (at < all.size()) {
-        std::size_t nl = all.find('\n', at);
-        std::string line = all.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-        at = nl == std::string::npos ? all.size() : nl + 1;
-        ++line_no;
-        if (base::trim(line).empty()) continue;
+      base::for_each_line(all, [&](std::string_view line, std::size_t n, bool) {
+        line_no = n;
         std::string perr;
         auto j = base::try_parse_json(line, timings, perr);
         if (!j || !j->is_object() || !(*j)["id"].is_number_unsigned() || !(*j)["ttft_ms"].is_number() ||
             !(*j)["e2e_ms"].is_number()) {
           ++bad;
-          continue;
+          return true;
         }
         auto it = recs.find((*j)["id"].get<std::uint64_t>());
-        if (it == recs.end() || !it->second["ttft_ms"].is_number() || !it->second["e2e_ms"].is_number()) continue;
+        if (it == recs.end() || !it->second["ttft_ms"].is_number() || !it->second["e2e_ms"].is_number()) return true;
         pairs.push_back({(*j)["ttft_ms"].get<double>(), (*j)["e2e_ms"].get<double>(),
                          it->second["ttft_ms"].get<double>(), it->second["e2e_ms"].get<double>()});
-      }
+        return true;
+      });
     } catch (const std::exception& e) {
       timing_warnings.push_back("client timings " + timings + ": " + e.what());
     }

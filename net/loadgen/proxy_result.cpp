@@ -219,19 +219,14 @@ json result_from_proxy(const proxy_measurement& m, const options& o) {
 std::vector<json> read_requests_jsonl(const std::string& path) {
   std::string all = base::read_file_limited(path);
   std::vector<json> out;
-  std::size_t line_no = 0, at = 0;
-  while (at < all.size()) {
-    std::size_t nl = all.find('\n', at);
-    std::string_view line(all.data() + at, (nl == std::string::npos ? all.size() : nl) - at);
-    ++line_no;
-    at = nl == std::string::npos ? all.size() : nl + 1;
-    if (base::trim(line).empty()) continue;
-    if (nl == std::string::npos) break;  // a line still being written: not a record yet
+  base::for_each_line(all, [&](std::string_view line, std::size_t line_no, bool complete) {
+    if (!complete) return false;  // a line still being written: not a record yet
     json j = base::parse_json(line, path, base::json_file_depth, line_no);
     if (!j.is_object() || !j.contains("id") || !j["id"].is_number_unsigned())
       throw std::runtime_error(path + ":" + std::to_string(line_no) + ": not a request record (no \"id\")");
     out.push_back(std::move(j));
-  }
+    return true;
+  });
   std::sort(out.begin(), out.end(), [](const json& a, const json& b) { return a["id"].get<std::uint64_t>() < b["id"].get<std::uint64_t>(); });
   return out;
 }
@@ -259,13 +254,7 @@ std::vector<json> results_from_serve_folder(const std::string& dir) {
   fs::path wpath = p / "windows.jsonl";
   if (fs::exists(wpath, ec)) {
     std::string all = base::read_file_limited(wpath.string());
-    std::size_t at = 0, line_no = 0;
-    while (at < all.size()) {
-      std::size_t nl = all.find('\n', at);
-      std::string line = all.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
-      at = nl == std::string::npos ? all.size() : nl + 1;
-      ++line_no;
-      if (base::trim(line).empty()) continue;
+    base::for_each_line(all, [&](std::string_view line, std::size_t line_no, bool) {
       json w = base::parse_json(line, wpath.string(), base::json_file_depth, line_no);
       bool replaced = false;
       for (auto& x : listing)
@@ -274,7 +263,8 @@ std::vector<json> results_from_serve_folder(const std::string& dir) {
           replaced = true;
         }
       if (!replaced) listing.push_back(w);
-    }
+      return true;
+    });
   }
   std::uint64_t end_id = 0;
   double end_s = 0;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+#include <vector>
+
 #include "base/numbers.hpp"
 
 using namespace bp::base;
@@ -47,4 +50,19 @@ TEST(EngineErrorLine, TheEngineLineOfAStartupFailureNotTheCutAtLastOutput) {
   EXPECT_EQ(bp::base::engine_error_line("x. Last output:\n  | just the last line"), "just the last line");
   EXPECT_EQ(bp::base::engine_error_line("no output quoted"), "");
   EXPECT_EQ(bp::base::engine_error_line("x. Last output:"), "");
+}
+
+TEST(ForEachLine, NumbersEveryLineSkipsBlankOnesAndMarksAnUnfinishedLast) {
+  std::vector<std::tuple<std::string, std::size_t, bool>> got;
+  bp::base::for_each_line("a\n\n  \r\nb\r\nc", [&](std::string_view l, std::size_t n, bool complete) {
+    got.emplace_back(std::string(l), n, complete);
+    return true;
+  });
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0], std::make_tuple(std::string("a"), std::size_t{1}, true));
+  EXPECT_EQ(got[1], std::make_tuple(std::string("b\r"), std::size_t{4}, true));
+  EXPECT_EQ(got[2], std::make_tuple(std::string("c"), std::size_t{5}, false));
+  std::size_t calls = 0;
+  bp::base::for_each_line("x\ny\nz\n", [&](std::string_view, std::size_t, bool) { return ++calls < 2; });
+  EXPECT_EQ(calls, 2u);  // false stops
 }
