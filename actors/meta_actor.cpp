@@ -14,6 +14,7 @@
 #include "base/json_read.hpp"
 #include "base/text.hpp"
 #include "actors/process/engine_child.hpp"
+#include "net/client/http_client.hpp"
 #include "snapshot/collect.hpp"
 #include "base/sha256.hpp"
 
@@ -48,6 +49,14 @@ snap::collect_input make_input(const run_context& ctx, const engine_started& e,
                         {"truncated", v.truncated}, {"head", v.head}};
     j["tail"] = v.tail.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.tail);
     return j;
+  };
+  // engine_reported's GETs of the engine's private port: the snapshot library opens no sockets.
+  in.engine_get = [port = in.engine_port](const std::string& path, std::chrono::milliseconds timeout,
+                                          std::uint64_t max_bytes,
+                                          std::string& err) -> std::optional<snap::collect_input::engine_answer> {
+    auto r = net::http_fetch("GET", "http://127.0.0.1:" + std::to_string(port) + path, "", timeout, err, max_bytes);
+    if (!r) return std::nullopt;
+    return snap::collect_input::engine_answer{r->status, std::move(r->body)};
   };
   return in;
 }

@@ -18,7 +18,7 @@
 #include "analysis/engine_metrics.hpp"
 #include "analysis/small_sample.hpp"
 #include "analysis/warnings.hpp"
-#include "snapshot/telemetry/telemetry.hpp"
+#include "analysis/conditions.hpp"
 
 namespace bp::bench {
 
@@ -327,7 +327,7 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
   }
   // Conditions (docs/telemetry.md): said when the two ran under different ones.
   if (!baseline.trials.empty() && !candidate.trials.empty())
-    for (const auto& d : telemetry::conditions_differ(baseline.trials[0].value("conditions", json()),
+    for (const auto& d : analysis::conditions_differ(baseline.trials[0].value("conditions", json()),
                                                       candidate.trials[0].value("conditions", json())))
       c.warnings.push_back("different conditions: " + d);
   for (const auto& [who, s] : {std::pair<const char*, const side*>{"baseline", &baseline}, {"candidate", &candidate}})

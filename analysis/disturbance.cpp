@@ -1,7 +1,7 @@
 #include "analysis/disturbance.hpp"
 
 #include "base/text.hpp"
-#include "snapshot/telemetry/telemetry.hpp"
+#include "analysis/conditions.hpp"
 
 namespace bp::analysis {
 
@@ -15,7 +15,7 @@ std::vector<std::string> disturbances(const nlohmann::json& conditions, const di
       out.push_back("other processes used " + base::fixed(peak, 2) + " cores in a sample (at least " +
                     base::fixed(rule.others_burst_cores, 2) + " counts as a burst)");
   }
-  for (auto& w : telemetry::condition_warnings(conditions)) out.push_back(std::move(w));
+  for (auto& w : analysis::condition_warnings(conditions)) out.push_back(std::move(w));
   return out;
 }
 

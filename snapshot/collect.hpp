@@ -3,6 +3,7 @@
 /// or throws with a reason. Actors (actors/meta_actor.cpp) only sequence, time out and report.
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <map>
 #include <string>
 #include <vector>
@@ -35,6 +36,16 @@ struct collect_input {
   std::string hash_cache_dir;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<nlohmann::json()> engine_log;  ///< provided by the engine owner
+  /// One GET of the engine's private port (engine_reported's endpoints), provided by the owner
+  /// (the meta actor wires net/client's http_fetch): the answer, or nullopt with `err`. The
+  /// snapshot library itself opens no sockets; absent, engine_reported says so per endpoint.
+  struct engine_answer {
+    int status = 0;
+    std::string body;
+  };
+  std::function<std::optional<engine_answer>(const std::string& path, std::chrono::milliseconds timeout,
+                                             std::uint64_t max_bytes, std::string& err)>
+      engine_get;
   std::string nvidia_smi = "nvidia-smi";
   std::string lshw = "lshw";
   std::function<void(const std::string&)> progress;  ///< log line for long collectors

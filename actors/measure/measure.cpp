@@ -16,6 +16,7 @@
 
 #include "actors/engine_run.hpp"
 #include "analysis/engine_metrics.hpp"
+#include "analysis/conditions.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
@@ -382,7 +383,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
     cond["interval_ms"] = o.telemetry_interval_ms;
     cond["file"] = csv;
     out.result["conditions"] = cond;
-    for (const auto& w : telemetry::condition_warnings(cond)) out.result["warnings"].push_back(w);
+    for (const auto& w : analysis::condition_warnings(cond)) out.result["warnings"].push_back(w);
   }
   out.result["config_path"] = o.config_path;
   if (!o.label.empty()) out.result["label"] = o.label;

@@ -22,7 +22,6 @@
 
 #include "configs/engine_kinds.hpp"
 #include "base/json_read.hpp"
-#include "net/client/http_client.hpp"
 #include "snapshot/collectors/common.hpp"
 
 namespace fs = std::filesystem;
@@ -41,9 +40,9 @@ json collect_engine_reported(const collect_input& in) {
   const auto* kind = find_engine_kind(in.engine_kind);
   if (!kind) return out;
   for (const auto& path : kind->config_endpoints) {
-    std::string err;
-    auto r = net::http_fetch("GET", "http://127.0.0.1:" + std::to_string(in.engine_port) + path, "",
-                             std::chrono::milliseconds(std::min(remaining_ms(in), 30000)), err, kMaxAnswerBytes);
+    std::string err = "no way to ask the engine (collect_input.engine_get is not set)";
+    std::optional<collect_input::engine_answer> r;
+    if (in.engine_get) r = in.engine_get(path, std::chrono::milliseconds(std::min(remaining_ms(in), 30000)), kMaxAnswerBytes, err);
     if (!r) {
       out[path] = {{"ok", false}, {"error", err}};
       continue;

@@ -85,10 +85,6 @@ class gpu_stream {
 /// GPU clock-event reasons as {"share": fraction of samples active}; errors per source.
 nlohmann::json summarize(const std::vector<sample>& samples, double t0, double t1);
 
-/// Warnings from a summary (thresholds in docs/telemetry.md).
-std::vector<std::string> condition_warnings(const nlohmann::json& conditions);
-
-/// How two results' conditions differ in ways that matter for comparing them.
-std::vector<std::string> conditions_differ(const nlohmann::json& a, const nlohmann::json& b);
+// What conditions mean for a comparison (warnings, differences) is analysis/conditions.hpp.
 
 }  // namespace bp::telemetry

@@ -243,3 +243,29 @@ TEST(Collect, GpusFallBackToQueryGpuCsvWhenTheXmlIsUnusable) {
   EXPECT_FALSE(j["xml_error"].get<std::string>().empty());
   fs::remove_all(dir);
 }
+
+// engine_reported asks the engine through the function its owner hands it (the snapshot library
+// opens no sockets): each endpoint's answer, a 404 as missing, a failed GET as its error, and no
+// function at all said per endpoint.
+TEST(EngineReported, AsksThroughTheOwnersFunctionAndRecordsEachAnswer) {
+  collect_input in;
+  in.engine_kind = "llama.cpp";
+  std::vector<std::string> asked;
+  in.engine_get = [&](const std::string& path, std::chrono::milliseconds, std::uint64_t max_bytes,
+                      std::string& err) -> std::optional<collect_input::engine_answer> {
+    asked.push_back(path);
+    EXPECT_GT(max_bytes, 0u);
+    if (path == "/props") return collect_input::engine_answer{200, R"({"n_ctx": 2048})"};
+    err = "connection refused";
+    return std::nullopt;
+  };
+  json out = collect_engine_reported(in);
+  EXPECT_EQ(asked, (std::vector<std::string>{"/props", "/v1/models"}));
+  EXPECT_EQ(out["/props"]["body"]["n_ctx"], 2048);
+  EXPECT_TRUE(out["/props"]["ok"].get<bool>());
+  EXPECT_FALSE(out["/v1/models"]["ok"].get<bool>());
+  EXPECT_EQ(out["/v1/models"]["error"], "connection refused");
+  in.engine_get = nullptr;
+  out = collect_engine_reported(in);
+  EXPECT_NE(out["/props"]["error"].get<std::string>().find("engine_get is not set"), std::string::npos) << out.dump();
+}

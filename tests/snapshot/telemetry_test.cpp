@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "analysis/conditions.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 
 using namespace bp::telemetry;
@@ -77,7 +78,7 @@ TEST(Telemetry, AnOlderDriverFallsBackToThrottleReasonNamesAndAPowerCapEpisodeIs
   EXPECT_NEAR(g["clock_event_reasons"]["sw_power_cap"]["share"].get<double>(), 3.0 / 9.0, 1e-9);
   EXPECT_EQ(g["sm_clock_mhz"]["min"].get<double>(), 1410);
   EXPECT_EQ(g["sm_clock_mhz"]["max"].get<double>(), 1980);
-  auto w = condition_warnings(c);
+  auto w = bp::analysis::condition_warnings(c);
   ASSERT_EQ(w.size(), 2u);
   EXPECT_EQ(w[0], "GPU 0 power-capped in 33% of samples");
   EXPECT_EQ(w[1], "GPU 0 SM clock varied 1410-1980 MHz");
@@ -98,7 +99,7 @@ TEST(Telemetry, ASamplerThatDiesMakesItsSectionAnErrorAndNothingElse) {
   EXPECT_NE(c["sources"]["gpu"]["error"].get<std::string>().find("GPU is lost"), std::string::npos)
       << c["sources"]["gpu"]["error"];
   EXPECT_TRUE(c["sources"].contains("cpu"));
-  auto w = condition_warnings(c);
+  auto w = bp::analysis::condition_warnings(c);
   ASSERT_FALSE(w.empty());
   EXPECT_EQ(w[0].rfind("gpu telemetry failed: ", 0), 0u) << w[0];
 }
