@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "net/proxy/route_table.hpp"
+
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -305,7 +307,7 @@ struct header_rewriter {
   }
 };
 
-enum class route { proxy, engine_metrics, healthz, meta, metrics, proxy_requests, proxy_window, not_found };
+using net::route;  // net/proxy/route_table.hpp: the one table of paths and routes
 
 /// The response header naming the proxy's record of a request (GET /proxy/requests).
 inline constexpr sv request_id_header = "x-bench-proxy-request-id";
@@ -383,22 +385,7 @@ class request_parser final : public http::basic_parser<true> {
     std::size_t query_at = sv::npos;
     if (auto why = target_problem(t, &query_at)) return reject(ec, 400, "Bad Request", why);
     sv path = t.substr(0, query_at);
-    if (path.starts_with("/v1/") || path == "/v1")
-      where = route::proxy;
-    else if (path == "/engine/metrics")
-      where = route::engine_metrics;  // the engine's own /metrics, passed through unchanged
-    else if (path == "/healthz")
-      where = route::healthz;
-    else if (path == "/meta")
-      where = route::meta;
-    else if (path == "/metrics")
-      where = route::metrics;  // bench-proxy's own (the engine's is /engine/metrics)
-    else if (path == "/proxy/requests")
-      where = route::proxy_requests;
-    else if (path == "/proxy/window")
-      where = route::proxy_window;
-    else
-      where = route::not_found;
+    where = find_route(std::string_view(path.data(), path.size()));
     if (v == http::verb::connect) return reject(ec, 400, "Bad Request", "CONNECT is not supported");
     if (where == route::engine_metrics && v != http::verb::get && v != http::verb::head)
       return reject(ec, 405, "Method Not Allowed", "use GET for /engine/metrics", "Allow: GET, HEAD\r\n");

@@ -1,4 +1,5 @@
 #include "net/proxy/proxy_metrics.hpp"
+#include "net/proxy/route_table.hpp"
 
 #include <algorithm>
 #include <array>
@@ -18,13 +19,27 @@ namespace bp::net {
 
 namespace {
 
-// Route labels: a closed set (index = position here).
-constexpr std::array<std::string_view, 15> kRoutes = {
-    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models",   "/v1/responses",
-    "/v1/other",            "/engine/metrics", "/healthz",       "/meta",        "/metrics",
-    "/proxy/requests",      "other",           "/v1/rerank",     "/v1/tokenize", "/proxy/window"};
-
-constexpr std::size_t kOther = 11, kV1Other = 5, kV1Models = 3;  // positions in kRoutes
+// Route labels: a closed set (index = position here): the OpenAI API's routes by name, anything
+// else under /v1 as "/v1/other", then every other route of the one route table
+// (net/proxy/route_table.hpp) by its path, then "other" for paths no route serves.
+constexpr std::array<std::string_view, 8> kV1Labels = {
+    "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models",
+    "/v1/responses",        "/v1/rerank",      "/v1/tokenize",   "/v1/other"};
+constexpr std::size_t kTableLabels = [] {
+  std::size_t n = 0;
+  for (const auto& e : kRouteTable) n += e.prefix ? 0 : 1;
+  return n;
+}();
+constexpr auto kRoutes = [] {
+  std::array<std::string_view, kV1Labels.size() + kTableLabels + 1> out{};
+  std::size_t i = 0;
+  for (auto l : kV1Labels) out[i++] = l;
+  for (const auto& e : kRouteTable)
+    if (!e.prefix) out[i++] = e.path;
+  out[i] = "other";
+  return out;
+}();
+constexpr std::size_t kV1Models = 3, kV1Other = kV1Labels.size() - 1, kOther = kRoutes.size() - 1;  // positions
 static_assert(kRoutes[kOther] == "other" && kRoutes[kV1Other] == "/v1/other" && kRoutes[kV1Models] == "/v1/models");
 
 /// The route label's position in kRoutes, from a request path (one pass over the set).
@@ -32,7 +47,7 @@ std::size_t route_index(std::string_view path) {
   path = path.substr(0, path.find('?'));
   for (std::size_t i = 0; i < kRoutes.size(); ++i)
     if (kRoutes[i] == path) return i;
-  if (path == "/v1" || path.substr(0, 4) == "/v1/") return path.substr(0, 11) == "/v1/models/" ? kV1Models : kV1Other;
+  if (find_route(path) == route::proxy) return path.substr(0, 11) == "/v1/models/" ? kV1Models : kV1Other;
   return kOther;
 }
 

@@ -810,14 +810,7 @@ void session::request_done() {
       break;
   }
   local_request lr;
-  switch (rp_->where) {
-    case route::healthz: lr.where = local_route::healthz; break;
-    case route::meta: lr.where = local_route::meta; break;
-    case route::metrics: lr.where = local_route::metrics; break;
-    case route::proxy_requests: lr.where = local_route::proxy_requests; break;
-    case route::proxy_window: lr.where = local_route::proxy_window; break;
-    default: lr.where = local_route::not_found; break;
-  }
+  lr.where = rp_->where;
   lr.method = rp_->method;
   lr.target = rp_->target;
   lr.get = rp_->verb == http::verb::get;

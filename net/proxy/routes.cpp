@@ -49,6 +49,18 @@ bool whole_number(std::string_view s, std::uint64_t& out) {
 
 }  // namespace
 
+namespace {
+/// "/v1/*, /engine/metrics, ... and /meta": the table's paths, for the 404 message.
+std::string served_paths() {
+  std::string out;
+  for (std::size_t i = 0; i < kRouteTable.size(); ++i) {
+    const auto& e = kRouteTable[i];
+    out += (i == 0 ? "" : i + 1 == kRouteTable.size() ? " and " : ", ") + std::string(e.path) + (e.prefix ? "/*" : "");
+  }
+  return out;
+}
+}  // namespace
+
 local_answer answer_locally(const local_request& r, const local_sources& src) {
   const run_status& status = src.status;
   local_answer a;
@@ -62,12 +74,12 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
     return a;
   };
   switch (r.where) {
-    case local_route::healthz:
+    case route::healthz:
       if (!r.get && !r.head) return method_not_allowed();
       a.body = status.healthz_json();
       a.headers = "Cache-Control: no-store\r\n";
       return a;
-    case local_route::meta: {
+    case route::meta: {
       if (!r.get && !r.head) return method_not_allowed();
       auto doc = status.meta();
       if (!doc) {
@@ -88,13 +100,13 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
       a.body = doc->bytes;
       return a;
     }
-    case local_route::metrics:
+    case route::metrics:
       if (!r.get && !r.head) return method_not_allowed();
       a.content_type = "text/plain; version=0.0.4; charset=utf-8";
       a.headers = "Cache-Control: no-store\r\n";
       a.body = src.metrics ? src.metrics->exposition(status, src.gauges) : std::string();
       return a;
-    case local_route::proxy_requests: {
+    case route::proxy_requests: {
       if (!r.get && !r.head) return method_not_allowed();
       std::uint64_t after = 0, limit = kRequestsPageDefault;
       bool found = false;
@@ -137,7 +149,7 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
                      "\r\nX-Bench-Proxy-First-Id: " + std::to_string(first) + "\r\n";
       return a;
     }
-    case local_route::proxy_window: {
+    case route::proxy_window: {
       // Measurement windows (docs/clients.md): POST {"name": N, "action": "start"|"stop"}; GET lists them.
       auto bad = [&](int code, const char* reason, const std::string& msg) {
         a.status = code;
@@ -188,7 +200,9 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
       a.body = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       return a;
     }
-    case local_route::not_found:
+    case route::proxy:
+    case route::engine_metrics:  // forwarded by the session, never answered here
+    case route::not_found:
       break;
   }
   std::string_view path = r.target.substr(0, r.target.find('?'));
@@ -196,8 +210,8 @@ local_answer answer_locally(const local_request& r, const local_sources& src) {
   a.reason = "Not Found";
   a.body_omitted = false;
   a.body = json_error(404, "not_found",
-                      "no route for " + std::string(r.method) + " " + std::string(path) +
-                          " (bench-proxy serves /v1/*, /engine/metrics, /metrics, /proxy/requests, /proxy/window, /healthz and /meta)");
+                      "no route for " + std::string(r.method) + " " + std::string(path) + " (bench-proxy serves " +
+                          served_paths() + ")");
   return a;
 }
 

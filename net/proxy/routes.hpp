@@ -2,21 +2,20 @@
 /// What bench-proxy answers itself (/healthz, /meta, /metrics, /proxy/requests, /proxy/window, 404 and the JSON
 /// error bodies): a pure
 /// function from request to response, apart from the session's I/O and Boost-free. Adding a
-/// local route: a case here, its path in http1::request_parser::on_request_impl, a test in
-/// tests/net/proxy/routes_test.cpp (docs/architecture.md, "Adding an HTTP route").
+/// local route: its row in route_table.hpp, a case here, a test in tests/net/proxy/routes_test.cpp
+/// (docs/architecture.md, "Adding things").
 #include <string>
 #include <string_view>
 
 #include "net/proxy/proxy_metrics.hpp"
 #include "net/proxy/request_log.hpp"
+#include "net/proxy/route_table.hpp"
 #include "net/proxy/run_status.hpp"
 
 namespace bp::net {
 
-enum class local_route { healthz, meta, metrics, proxy_requests, proxy_window, not_found };
-
 struct local_request {
-  local_route where = local_route::not_found;
+  route where = route::not_found;  ///< a local one (route_table.hpp); any other is answered 404
   std::string_view method;  ///< as sent
   std::string_view target;  ///< path and query
   bool get = false, head = false;
