@@ -55,23 +55,20 @@ std::string default_run_dir(const std::string& config_path) {
       .string();
 }
 
-std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_options& o, caf::error& error) {
-  std::unique_ptr<engine_run> r(new engine_run());
-  std::string err;
-  auto fail = [&](errc code) -> std::unique_ptr<engine_run> {
-    error = make_error(code, err);
-    return nullptr;
+caf::expected<std::unique_ptr<engine_run>> engine_run::start(caf::actor_system& sys, const run_options& o) {
+  // One error style out of here: each step's own failure (a list of config errors, a message, an
+  // exception) becomes one error of bench-proxy's category with the whole text.
+  auto joined = [](const auto& errors) {
+    std::string out;
+    for (const auto& e : errors) out += (out.empty() ? "" : "\n") + e.str();
+    return out;
   };
   auto loaded = load_config(o.config_path, process_env());
-  if (!loaded.config) {
-    for (const auto& e : loaded.errors) err += (err.empty() ? "" : "\n") + e.str();
-    return fail(errc::usage);
-  }
-  auto launch_errors = check_launchable(*loaded.config);
-  if (!launch_errors.empty()) {
-    for (const auto& e : launch_errors) err += (err.empty() ? "" : "\n") + e.str();
-    return fail(errc::usage);
-  }
+  if (!loaded.config) return make_error(errc::usage, joined(loaded.errors));
+  if (auto launch_errors = check_launchable(*loaded.config); !launch_errors.empty())
+    return make_error(errc::usage, joined(launch_errors));
+  std::unique_ptr<engine_run> r(new engine_run());
+  std::string err;
   r->ctx_ = std::make_shared<run_context>();
   r->ctx_->config = std::move(*loaded.config);
   if (o.rehash) r->ctx_->config.hash_cache = false;  // recorded as `hash_cache: off` in /meta's config
@@ -81,17 +78,16 @@ std::unique_ptr<engine_run> engine_run::start(caf::actor_system& sys, const run_
   so.threads = o.threads;
   // Bind first: if the address is taken, no engine is ever started.
   r->proxy_ = net::proxy_server::create(so, *r->status_, err);
-  if (!r->proxy_) return fail(errc::listen_failed);
+  if (!r->proxy_) return make_error(errc::listen_failed, err);
   std::string dir;
   try {
     dir = claim_run_dir(o.run_dir, o.config_path);
   } catch (const std::exception& e) {
-    err = e.what();
-    return fail(errc::usage);
+    return make_error(errc::usage, e.what());
   }
   r->ctx_->run_dir = fs::absolute(dir).string();
   // Every proxied request's timing, appended as it finishes (docs/metrics.md, "Proxy-side timing").
-  if (!r->proxy_->requests().open_file(r->ctx_->run_dir + "/requests.jsonl", err)) return fail(errc::usage);
+  if (!r->proxy_->requests().open_file(r->ctx_->run_dir + "/requests.jsonl", err)) return make_error(errc::usage, err);
   // The engine's shim: bench-proxy-shim beside this binary (a few pages resident), else this
   // binary's own `__engine-shim` (the same code, with all of bench-proxy's libraries mapped).
   bool standalone_shim = false;

@@ -26,8 +26,10 @@ struct run_options {
 class engine_run {
  public:
   /// Loads the config, binds the listen address (before anything starts), starts the proxy and
-  /// the run supervisor. On failure returns nullptr and sets `error` (usage, listen_failed).
-  static std::unique_ptr<engine_run> start(caf::actor_system& sys, const run_options& o, caf::error& error);
+  /// the run supervisor. Fails with an error of bench-proxy's category (actors/errors.hpp): usage
+  /// (the config, the run folder, requests.jsonl) or listen_failed, its text naming the file,
+  /// key or address.
+  static caf::expected<std::unique_ptr<engine_run>> start(caf::actor_system& sys, const run_options& o);
   ~engine_run();
 
   /// http://HOST:PORT of the proxy.

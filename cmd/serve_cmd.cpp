@@ -99,12 +99,12 @@ runner define_serve(CLI::App& app, const std::vector<std::string>& argv) {
     caf::actor_system_config cfg;
     configure_actor_system(cfg);
     caf::actor_system sys{cfg};
-    caf::error error;
-    auto run = engine_run::start(sys, o, error);
-    if (!run) {
-      spdlog::error("{}", reason_of(error));
-      return exit_status(error);
+    auto started = engine_run::start(sys, o);
+    if (!started) {
+      spdlog::error("{}", reason_of(started.error()));
+      return exit_status(started.error());
     }
+    auto run = std::move(*started);
     sigset_t set = stop_signals();
     int signals = 0;
     while (!run->finished()) {

@@ -278,7 +278,6 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   ro.telemetry_interval_ms = o.telemetry_interval_ms;
   ro.rehash = o.rehash;
   ro.engine_output_at_info = false;  // engine.log has it; the console shows progress (issue 27 item 7)
-  caf::error start_error;
   auto record_failure = [&](const std::string& reason) {
     out.reason = reason;
     if (!o.results_tsv.empty()) {
@@ -289,12 +288,13 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
       }
     }
   };
-  auto run = engine_run::start(sys, ro, start_error);
-  if (!run) {
-    out.error = start_error;
-    record_failure(reason_of(start_error));
+  auto started = engine_run::start(sys, ro);
+  if (!started) {
+    out.error = started.error();
+    record_failure(reason_of(out.error));
     return out;
   }
+  auto run = std::move(*started);
   out.started = true;
   out.run_dir = run->run_dir();
   const auto& cfg = run->config();
