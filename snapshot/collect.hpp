@@ -35,7 +35,7 @@ struct collect_input {
   std::string hash_cache_dir;
   std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
   std::function<nlohmann::json()> engine_log;  ///< provided by the engine owner
-  std::string nvidia_smi = "nvidia-smi";
+  std::string nvidia_smi = "nvidia-smi";  ///< empty: none was found (snap::find_nvidia_smi)
   std::string lshw = "lshw";
   std::function<void(const std::string&)> progress;  ///< log line for long collectors
 };
