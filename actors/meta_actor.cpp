@@ -16,6 +16,7 @@
 #include "actors/process/engine_child.hpp"
 #include "net/client/http_client.hpp"
 #include "snapshot/collect.hpp"
+#include "snapshot/gpu.hpp"
 #include "base/sha256.hpp"
 
 namespace bp {
@@ -38,7 +39,7 @@ snap::collect_input make_input(const run_context& ctx, const engine_started& e,
   in.threads = ctx.hash_threads;
   in.hash_cache = ctx.config.hash_cache;  // the verified hash cache (snapshot/hash_cache.hpp)
   in.deadline = deadline;
-  if (const char* p = std::getenv("BENCH_PROXY_NVIDIA_SMI")) in.nvidia_smi = p;
+  in.nvidia_smi = snap::find_nvidia_smi();  // bench-proxy's PATH, or BENCH_PROXY_NVIDIA_SMI
   if (const char* p = std::getenv("BENCH_PROXY_LSHW")) in.lshw = p;
   std::shared_ptr<const output_capture> output = e.output;
   std::string log_path = ctx.run_dir + "/engine.log";

@@ -8,12 +8,12 @@
 
 #include <ctime>
 #include <fstream>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 
 #include "actors/actors.hpp"
 #include "base/text.hpp"
+#include "snapshot/gpu.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 
 namespace bp {
@@ -29,18 +29,6 @@ struct telemetry_state {
 
 namespace {
 
-/// nvidia-smi on the engine's PATH (the YAML env's), as the engine would find it.
-std::string find_nvidia_smi(const engine_config& cfg) {
-  std::stringstream ss(cfg.env_path());
-  std::string dir;
-  while (std::getline(ss, dir, ':')) {
-    if (dir.empty()) continue;
-    std::string exe = dir + "/nvidia-smi";
-    if (::access(exe.c_str(), X_OK) == 0) return exe;
-  }
-  return {};
-}
-
 telemetry_actor::behavior_type telemetry_behavior(telemetry_actor::stateful_pointer<telemetry_state> self,
                                                   std::shared_ptr<run_context> ctx, engine_started engine) {
   auto& s = self->state;
@@ -51,7 +39,8 @@ telemetry_actor::behavior_type telemetry_behavior(telemetry_actor::stateful_poin
   std::vector<pid_t> roots = {engine.pid};
   if (engine.shim_pid > 0) roots.push_back(engine.shim_pid);
   s.host = std::make_unique<telemetry::host_sampler>("/proc", "/sys", roots, ::getpid());
-  std::string smi = find_nvidia_smi(ctx->config);
+  // nvidia-smi on the engine's PATH (the YAML env's), as the engine would find it.
+  std::string smi = snap::find_nvidia_smi(ctx->config.env_path());
   if (smi.empty()) {
     s.csv << telemetry::csv_row({base::unix_now(), "gpu", "absent", 0, "no nvidia-smi on the engine's PATH: no GPU telemetry"})
           << "\n";

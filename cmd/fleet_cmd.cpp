@@ -28,6 +28,7 @@
 #include "cmd/bench_flags.hpp"
 #include "cmd/cli.hpp"
 #include "cmd/exit_status.hpp"
+#include "snapshot/gpu.hpp"
 #include "configs/engine_config.hpp"
 
 namespace fs = std::filesystem;
@@ -75,20 +76,6 @@ fleet::tls_options tls_of(const bench_flags& f) {
 
 
 bool loopback(const std::string& host) { return host == "127.0.0.1" || host == "::1" || host.rfind("127.", 0) == 0; }
-
-std::vector<std::string> nvidia_gpus() {
-  std::vector<std::string> out;
-  if (::access("/usr/bin/nvidia-smi", X_OK) != 0 && ::access("/bin/nvidia-smi", X_OK) != 0) return out;
-  std::FILE* p = ::popen("nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null", "r");
-  if (!p) return out;
-  char line[512];
-  while (std::fgets(line, sizeof(line), p)) {
-    std::string s(base::trim(line));
-    if (!s.empty()) out.push_back(s);
-  }
-  ::pclose(p);
-  return out;
-}
 
 /// The files of a run folder that travel back (every regular file, caches/ aside), each at most
 /// 64 MiB; engine.log only its last 1 MiB.
@@ -403,7 +390,7 @@ sha256 is the one the coordinator expects. Without TLS it listens on loopback on
       ::gethostname(h, sizeof(h) - 1);
       o->name = h;
     }
-    o->gpus = nvidia_gpus();
+    o->gpus = snap::nvidia_gpu_names(snap::find_nvidia_smi());
     become_subreaper();
     caf::actor_system_config cfg;
     configure_actor_system(cfg);

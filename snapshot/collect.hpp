@@ -46,7 +46,7 @@ struct collect_input {
   std::function<std::optional<engine_answer>(const std::string& path, std::chrono::milliseconds timeout,
                                              std::uint64_t max_bytes, std::string& err)>
       engine_get;
-  std::string nvidia_smi = "nvidia-smi";
+  std::string nvidia_smi = "nvidia-smi";  ///< empty: none was found (snap::find_nvidia_smi)
   std::string lshw = "lshw";
   std::function<void(const std::string&)> progress;  ///< log line for long collectors
 };

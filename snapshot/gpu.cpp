@@ -1,11 +1,55 @@
 #include "snapshot/gpu.hpp"
 
 #include "base/text.hpp"
+#include "snapshot/collect.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
+#include <sstream>
 #include <stdexcept>
 
 namespace bp::snap {
+
+std::string find_nvidia_smi(std::string_view path) {
+  if (const char* p = std::getenv("BENCH_PROXY_NVIDIA_SMI"); p && *p) return p;
+  std::stringstream ss{std::string(path)};
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    if (dir.empty()) continue;
+    std::string exe = dir + "/nvidia-smi";
+    struct stat st{};
+    if (::stat(exe.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(exe.c_str(), X_OK) == 0) return exe;
+  }
+  return {};
+}
+
+std::string find_nvidia_smi() {
+  const char* p = std::getenv("PATH");
+  return find_nvidia_smi(p ? p : "/bin:/usr/bin");
+}
+
+std::vector<std::string> parse_gpu_names(const std::string& csv) {
+  std::vector<std::string> out;
+  std::stringstream ss(csv);
+  std::string line;
+  while (std::getline(ss, line)) {
+    std::string name(base::trim(line));
+    if (!name.empty()) out.push_back(std::move(name));
+  }
+  return out;
+}
+
+std::vector<std::string> nvidia_gpu_names(const std::string& exe, std::chrono::milliseconds timeout) {
+  if (exe.empty()) return {};
+  try {
+    return parse_gpu_names(run_program({exe, "--query-gpu=name", "--format=csv,noheader"}, timeout));
+  } catch (const std::exception&) {
+    return {};  // no driver, no GPU, a hung nvidia-smi: no names, as with no nvidia-smi at all
+  }
+}
 
 const xml_node* xml_node::child(const std::string& n) const {
   for (const auto& c : children)

@@ -1,14 +1,33 @@
 #pragma once
-/// nvidia-smi output parsing: a small XML reader for `nvidia-smi -q -x` and the curated per-GPU
-/// summary. Element names differ between driver versions (power_readings vs gpu_power_readings,
-/// power_limit vs current_power_limit); the summary looks in each known place.
+/// nvidia-smi: finding it (one way for every user), asking it for the GPUs' names, and parsing
+/// its output: a small XML reader for `nvidia-smi -q -x` and the curated per-GPU summary. Element
+/// names differ between driver versions (power_readings vs gpu_power_readings, power_limit vs
+/// current_power_limit); the summary looks in each known place.
+#include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace bp::snap {
+
+/// The nvidia-smi to run, found the same way by the gpus collector, the telemetry sampler and the
+/// fleet agent's hello: `BENCH_PROXY_NVIDIA_SMI` when set (as given), else the first executable
+/// file `nvidia-smi` in the directories of `path`, a PATH value (empty entries skipped); empty
+/// when there is none. Each caller says whose PATH: the telemetry sampler the engine's (the YAML
+/// env's), the others bench-proxy's own.
+std::string find_nvidia_smi(std::string_view path);
+/// find_nvidia_smi on bench-proxy's own PATH (execvp's default when PATH is unset).
+std::string find_nvidia_smi();
+
+/// The names of the GPUs nvidia-smi lists (`--query-gpu=name --format=csv,noheader`), in order;
+/// empty when `exe` is empty, or nvidia-smi cannot run, fails or outlasts `timeout` (then killed).
+std::vector<std::string> nvidia_gpu_names(const std::string& exe,
+                                          std::chrono::milliseconds timeout = std::chrono::seconds(10));
+/// The non-blank lines of `--query-gpu=name --format=csv,noheader` output, trimmed.
+std::vector<std::string> parse_gpu_names(const std::string& csv);
 
 struct xml_node {
   std::string name;

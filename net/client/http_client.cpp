@@ -1,6 +1,9 @@
 #include "net/client/http_client.hpp"
 
-#include "base/text.hpp"
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/optional.hpp>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -13,6 +16,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -25,8 +29,6 @@ bool iequal(std::string_view a, std::string_view b) {
            return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
          });
 }
-
-std::string trim(const std::string& s) { return std::string(base::trim(s)); }
 
 int remaining_ms(std::chrono::steady_clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -41,134 +43,211 @@ std::string http_response::header(std::string_view name) const {
   return {};
 }
 
-bool response_reader::on_headers_complete() {
-  std::string te = resp_.header("transfer-encoding");
-  std::string cl = resp_.header("content-length");
-  std::string conn = resp_.header("connection");
-  for (auto& c : conn) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (conn.find("close") != std::string::npos) keep_alive_ = false;
-  bool no_body = head_ || resp_.status / 100 == 1 || resp_.status == 204 || resp_.status == 304;
-  if (no_body) {
-    st_ = state::done;
-  } else if (!te.empty() && te.find("chunked") != std::string::npos) {
-    st_ = state::chunk_size;
-  } else if (!cl.empty()) {
-    try {
-      remain_ = std::stoull(cl);
-    } catch (const std::exception&) {
-      return fail("bad Content-Length '" + cl + "'");
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using beast_error = beast::error_code;
+
+/// The first line of `rest` (where the parser stopped), printable and at most 200 bytes: what an
+/// error message quotes.
+std::string quote_line(std::string_view rest) {
+  if (rest.substr(0, 2) == "\r\n") rest.remove_prefix(2);  // the CRLF that ends a chunk's data
+  std::string out;
+  for (char c : rest.substr(0, std::min(rest.find_first_of("\r\n"), std::size_t{200}))) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u < 0x7f) {
+      out += c;
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof(hex), "\\x%02x", u);
+      out += hex;
     }
-    st_ = remain_ == 0 ? state::done : state::body_length;
-  } else {
-    keep_alive_ = false;
-    st_ = state::body_eof;
   }
-  return true;
+  return out;
 }
 
-bool response_reader::feed(std::string_view data, const std::function<void(std::string_view)>& on_body) {
-  bool too_big = false;
-  auto emit = [&](std::string_view piece) {
-    if (piece.empty()) return;
-    if (on_body) {
-      on_body(piece);
-    } else if (resp_.body.size() + piece.size() > max_body_) {
-      too_big = true;
-    } else {
-      resp_.body.append(piece.data(), piece.size());
+}  // namespace
+
+struct response_reader::impl {
+  /// Beast's response parser, driven by hand (as net/proxy/http1.hpp drives it): every callback
+  /// copies what it keeps into `resp`, and body pieces go out as they are decoded.
+  class parser final : public http::basic_parser<false> {
+   public:
+    explicit parser(impl& r) : r_(r) {
+      header_limit(static_cast<std::uint32_t>(max_header_bytes));
+      body_limit(boost::none);  // max_body bounds what is accumulated, not what streams
+      skip(r.head);
+      // Not eager until the header is done, so the put() that ends the header stops there and
+      // the header's size is known exactly (Beast checks header_limit per call, not in total).
+      eager(false);
     }
+
+   private:
+    void on_request_impl(http::verb, beast::string_view, beast::string_view, int, beast_error&) override {}
+    void on_response_impl(int code, beast::string_view reason, int, beast_error&) override {
+      r_.resp.status = code;
+      r_.resp.reason.assign(reason.data(), reason.size());
+    }
+    void on_field_impl(http::field, beast::string_view name, beast::string_view value, beast_error&) override {
+      if (is_header_done()) return;  // a trailer: read, dropped
+      r_.resp.headers.emplace_back(std::string(name.data(), name.size()), std::string(value.data(), value.size()));
+    }
+    void on_header_impl(beast_error&) override {
+      r_.keep_alive = keep_alive();
+      eager(true);
+    }
+    void on_body_init_impl(boost::optional<std::uint64_t> const&, beast_error&) override {}
+    std::size_t on_body_impl(beast::string_view body, beast_error& ec) override {
+      r_.emit(std::string_view(body.data(), body.size()), ec);
+      return body.size();
+    }
+    void on_chunk_header_impl(std::uint64_t, beast::string_view, beast_error&) override { ++r_.chunks; }
+    std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body, beast_error& ec) override {
+      r_.emit(std::string_view(body.data(), body.size()), ec);
+      return body.size();
+    }
+    void on_finish_impl(beast_error&) override {}
+
+    impl& r_;
   };
-  std::size_t i = 0;
-  while (i < data.size() && st_ != state::done && st_ != state::error) {
-    switch (st_) {
-      case state::status_line:
-      case state::headers:
-      case state::chunk_size:
-      case state::chunk_crlf:
-      case state::trailers: {
-        auto nl = data.find('\n', i);
-        if (nl == std::string_view::npos) {
-          line_.append(data.substr(i));
-          if (line_.size() > 64 * 1024) return fail("header line too long");
-          i = data.size();
-          break;
-        }
-        line_.append(data.substr(i, nl - i));
-        i = nl + 1;
-        if (st_ == state::status_line || st_ == state::headers || st_ == state::trailers) {
-          header_bytes_ += line_.size() + 2;
-          if (header_bytes_ > max_header_bytes)
-            return fail("response header larger than " + std::to_string(max_header_bytes) + " bytes");
-        }
-        if (!line_.empty() && line_.back() == '\r') line_.pop_back();
-        std::string line = std::move(line_);
-        line_.clear();
-        if (st_ == state::status_line) {
-          // HTTP/1.1 200 OK
-          if (line.rfind("HTTP/1.", 0) != 0 || line.size() < 12) return fail("bad status line '" + line + "'");
-          if (line[7] == '0') keep_alive_ = false;
-          resp_.status = std::atoi(line.c_str() + 9);
-          resp_.reason = line.size() > 13 ? line.substr(13) : "";
-          st_ = state::headers;
-        } else if (st_ == state::headers) {
-          if (line.empty()) {
-            if (resp_.status / 100 == 1) {  // interim response: wait for the final one
-              resp_ = http_response{};
-              st_ = state::status_line;
-              break;
-            }
-            if (!on_headers_complete()) return false;
-            break;
-          }
-          auto colon = line.find(':');
-          if (colon == std::string::npos) return fail("bad header line '" + line + "'");
-          resp_.headers.emplace_back(trim(line.substr(0, colon)), trim(line.substr(colon + 1)));
-        } else if (st_ == state::chunk_size) {
-          auto semi = line.find(';');
-          std::string hex = trim(line.substr(0, semi));
-          if (hex.empty()) return fail("empty chunk size");
-          char* end = nullptr;
-          remain_ = std::strtoull(hex.c_str(), &end, 16);
-          if (*end != '\0') return fail("bad chunk size '" + hex + "'");
-          st_ = remain_ == 0 ? state::trailers : state::chunk_data;
-        } else if (st_ == state::chunk_crlf) {
-          if (!line.empty()) return fail("missing CRLF after chunk");
-          st_ = state::chunk_size;
-        } else {  // trailers
-          if (line.empty()) st_ = state::done;
-        }
-        break;
-      }
-      case state::body_length:
-      case state::chunk_data: {
-        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remain_, data.size() - i));
-        emit(data.substr(i, n));
-        i += n;
-        remain_ -= n;
-        if (remain_ == 0) st_ = st_ == state::body_length ? state::done : state::chunk_crlf;
-        break;
-      }
-      case state::body_eof:
-        emit(data.substr(i));
-        i = data.size();
-        break;
-      default:
-        break;
+
+  impl(bool head_request, std::uint64_t max_body) : head(head_request), max_body(max_body) { p.emplace(*this); }
+
+  void emit(std::string_view piece, beast_error& ec) {
+    if (piece.empty()) return;
+    if (on_body && *on_body) {
+      (*on_body)(piece);
+    } else if (resp.body.size() + piece.size() > max_body) {
+      body_too_big = true;
+      ec = http::error::body_limit;
+    } else {
+      resp.body.append(piece.data(), piece.size());
     }
-    if (too_big) return fail("response body larger than the limit of " + std::to_string(max_body_) + " bytes");
   }
-  return st_ != state::error;
+
+  bool fail(std::string e) {
+    err = std::move(e);
+    failed = true;
+    return false;
+  }
+
+  /// What was wrong, in words, from Beast's error and the bytes where it stopped.
+  std::string describe(const beast_error& ec, std::string_view rest) const {
+    std::string line = quote_line(rest);
+    if (body_too_big) return "response body larger than the limit of " + std::to_string(max_body) + " bytes";
+    if (ec == http::error::header_limit) return header_too_big();
+    if (!p->is_header_done()) {
+      if (resp.status == 0) return "bad status line '" + line + "'";
+      if (ec == http::error::bad_content_length || ec == http::error::multiple_content_length)
+        return "bad Content-Length in '" + line + "'";
+      if (ec == http::error::bad_transfer_encoding)
+        return "bad Transfer-Encoding in '" + line + "' (a second one, or beside Content-Length)";
+      return "bad header line '" + line + "' (" + ec.message() + ")";
+    }
+    if (ec == http::error::bad_chunk || ec == http::error::bad_chunk_extension) {
+      if (chunks > 0 && rest.substr(0, 2) != "\r\n" && rest.size() >= 2)
+        return "missing CRLF after chunk data (got '" + line + "')";
+      return "bad chunk size line '" + line + "'";
+    }
+    if (p->is_header_done() && p->chunked()) return "bad chunked body at '" + line + "' (" + ec.message() + ")";
+    return ec.message();
+  }
+  std::string header_too_big() const {
+    return "response header larger than " + std::to_string(max_header_bytes) + " bytes";
+  }
+
+  bool feed(std::string_view data) {
+    std::string_view in = data;
+    if (!pending.empty()) {
+      pending.append(data.data(), data.size());
+      in = pending;
+    }
+    std::size_t used = 0;
+    while (used < in.size() && !finished) {
+      bool in_header = !p->is_header_done();
+      beast_error ec;
+      std::size_t n = p->put(boost::asio::const_buffer(in.data() + used, in.size() - used), ec);
+      used += n;
+      if (in_header) header_bytes += n;
+      if (ec == http::error::need_more || (!ec && n == 0 && !p->is_done())) break;
+      if (ec) return fail(describe(ec, in.substr(used)));
+      if (p->is_done()) {
+        if (resp.status / 100 == 1) {  // an interim response: the final one follows
+          resp = http_response{};
+          header_bytes = 0;
+          p.emplace(*this);
+          continue;
+        }
+        finished = true;
+      }
+    }
+    if (finished) {
+      pending.clear();  // nothing follows a response that was not asked for
+      return true;
+    }
+    // Beast keeps nothing between calls: what it did not consume is presented again with the
+    // next bytes (a header line, a chunk-size line, trailers).
+    if (in.data() == pending.data()) {
+      pending.erase(0, used);
+    } else {
+      pending.assign(in.data() + used, in.size() - used);
+    }
+    if (!p->is_header_done() && header_bytes + pending.size() > max_header_bytes) return fail(header_too_big());
+    if (pending.size() > max_header_bytes)
+      return fail("a chunk-size line or trailer section larger than " + std::to_string(max_header_bytes) + " bytes");
+    return true;
+  }
+
+  bool feed_eof() {
+    if (resp.status == 0) return fail("connection closed before a response");
+    beast_error ec;
+    if (p->got_some()) p->put_eof(ec);
+    if (ec || !p->is_done()) return fail("connection closed mid-response");
+    finished = true;
+    return true;
+  }
+
+  bool head;
+  std::uint64_t max_body;
+  boost::optional<parser> p;
+  http_response resp;
+  std::string pending;  ///< bytes read but not yet consumed by the parser
+  std::size_t header_bytes = 0;
+  std::uint64_t chunks = 0;
+  const std::function<void(std::string_view)>* on_body = nullptr;
+  bool keep_alive = false;
+  bool body_too_big = false;
+  bool finished = false;
+  bool failed = false;
+  std::string err;
+};
+
+response_reader::response_reader(bool head_request, std::uint64_t max_body)
+    : impl_(std::make_unique<impl>(head_request, max_body)) {}
+response_reader::~response_reader() = default;
+
+bool response_reader::feed(std::string_view data, const std::function<void(std::string_view)>& on_body) {
+  if (impl_->failed) return false;
+  if (impl_->finished) return true;
+  impl_->on_body = &on_body;
+  bool ok = impl_->feed(data);
+  impl_->on_body = nullptr;
+  return ok;
 }
 
 bool response_reader::feed_eof() {
-  if (st_ == state::body_eof) {
-    st_ = state::done;
-    return true;
-  }
-  if (st_ == state::done) return true;
-  return fail(st_ == state::status_line && resp_.status == 0 ? "connection closed before a response"
-                                                            : "connection closed mid-response");
+  if (impl_->failed) return false;
+  if (impl_->finished) return true;
+  return impl_->feed_eof();
 }
+
+bool response_reader::done() const { return impl_->finished; }
+bool response_reader::header_done() const { return impl_->finished || impl_->p->is_header_done(); }
+const http_response& response_reader::response() const { return impl_->resp; }
+http_response& response_reader::response() { return impl_->resp; }
+const std::string& response_reader::error() const { return impl_->err; }
+bool response_reader::keep_alive() const { return impl_->keep_alive; }
 
 bool parse_url(const std::string& url, url_parts& out, std::string& err) {
   std::string rest = url;

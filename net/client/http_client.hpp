@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -24,45 +25,38 @@ struct http_response {
   std::string header(std::string_view name) const;
 };
 
-/// Incremental HTTP/1.1 response decoder (status line, headers, Content-Length, chunked, or
-/// close-delimited body). Pure logic: fed bytes, it reports body pieces as they decode.
+/// Incremental HTTP/1.1 response decoder: Boost.Beast's parser (the one the proxy uses) behind
+/// this Boost-free interface. Fed bytes as they are read, it hands each body piece on the moment
+/// it is decoded (Content-Length, chunked or close-delimited), which bench's TTFT and ITL rely on.
+/// Interim 1xx responses are skipped; trailers are read and dropped.
 class response_reader {
  public:
-  enum class state { status_line, headers, body_length, chunk_size, chunk_data, chunk_crlf, trailers, body_eof, done, error };
-  /// Header bytes of one response, at most (endless headers are an error, not a memory leak).
+  /// Header bytes of one response, at most (endless headers are an error, not a memory leak);
+  /// also the longest chunk-size line or trailer section.
   static constexpr std::size_t max_header_bytes = 256 * 1024;
   /// `max_body`: the most body bytes accumulated into response().body (an endless body is an
   /// error); a streaming `on_body` consumer sees every byte regardless.
-  explicit response_reader(bool head_request = false, std::uint64_t max_body = 256ull << 20)
-      : head_(head_request), max_body_(max_body) {}
+  explicit response_reader(bool head_request = false, std::uint64_t max_body = 256ull << 20);
+  ~response_reader();
+  response_reader(const response_reader&) = delete;
+  response_reader& operator=(const response_reader&) = delete;
   /// Feeds bytes; body pieces go to `on_body` (or into response().body when null).
-  /// Returns false on a protocol error (see error()).
+  /// Returns false on a protocol error (see error(), which names what was wrong).
   bool feed(std::string_view data, const std::function<void(std::string_view)>& on_body = nullptr);
   /// The peer closed: completes a close-delimited body; false if the message was cut short.
   bool feed_eof();
-  bool done() const { return st_ == state::done; }
-  bool header_done() const { return st_ > state::headers; }
-  const http_response& response() const { return resp_; }
-  http_response& response() { return resp_; }
-  const std::string& error() const { return err_; }
-  bool keep_alive() const { return keep_alive_; }
+  bool done() const;
+  bool header_done() const;
+  const http_response& response() const;
+  http_response& response();
+  const std::string& error() const;
+  /// Whether the connection may carry another request (HTTP/1.1 without `Connection: close`,
+  /// HTTP/1.0 with `Connection: keep-alive`; never after a close-delimited body).
+  bool keep_alive() const;
 
  private:
-  bool fail(std::string e) {
-    err_ = std::move(e);
-    st_ = state::error;
-    return false;
-  }
-  bool on_headers_complete();
-  state st_ = state::status_line;
-  std::string line_;
-  http_response resp_;
-  std::uint64_t remain_ = 0;
-  bool head_ = false;
-  std::uint64_t max_body_;
-  std::size_t header_bytes_ = 0;
-  bool keep_alive_ = true;
-  std::string err_;
+  struct impl;
+  std::unique_ptr<impl> impl_;
 };
 
 struct url_parts {

@@ -30,6 +30,7 @@ namespace bp::snap {
 using namespace detail;
 
 json collect_gpus(const collect_input& in) {
+  if (in.nvidia_smi.empty()) return {{"available", false}, {"reason", "nvidia-smi: not found"}};
   std::string xml;
   try {
     xml = run_program({in.nvidia_smi, "-q", "-x"}, std::chrono::milliseconds(std::min(remaining_ms(in), 60000)));

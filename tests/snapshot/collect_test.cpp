@@ -33,6 +33,12 @@ TEST(Collect, GpusWithoutNvidiaSmiSaysWhy) {
   EXPECT_FALSE(j["reason"].get<std::string>().empty());
 }
 
+TEST(Collect, GpusWhenNoNvidiaSmiWasFoundSaysNotFound) {
+  collect_input in;
+  in.nvidia_smi = "";  // find_nvidia_smi found none
+  EXPECT_EQ(collect_gpus(in), (json{{"available", false}, {"reason", "nvidia-smi: not found"}}));
+}
+
 TEST(Collect, GpusFromAFakeNvidiaSmi) {
   fs::path dir = fs::temp_directory_path() / ("bp_smi_" + std::to_string(::getpid()));
   fs::create_directories(dir);

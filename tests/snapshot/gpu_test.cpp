@@ -110,3 +110,101 @@ TEST(NvidiaSmiCsv, RaggedRowsAreErrors) {
   EXPECT_THROW(parse_query_gpu_csv("a, b\n1\n"), std::runtime_error);
   EXPECT_THROW(parse_query_gpu_csv(""), std::runtime_error);
 }
+
+// ---- finding nvidia-smi: one function for the gpus collector, telemetry and the fleet's hello ----
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// A folder of its own under the temp dir, removed at the end of the test.
+struct temp_dir {
+  fs::path path = fs::temp_directory_path() /
+                  ("bp_find_smi_" + std::to_string(::getpid()) + "_" +
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  temp_dir() { fs::create_directories(path); }
+  ~temp_dir() { fs::remove_all(path); }
+  /// DIR/nvidia-smi with `body`, executable or not.
+  std::string script(const std::string& dir, const std::string& body, bool executable = true) const {
+    fs::create_directories(path / dir);
+    auto f = path / dir / "nvidia-smi";
+    std::ofstream(f) << "#!/bin/sh\n" << body;
+    fs::permissions(f, executable ? fs::perms::owner_all : fs::perms::owner_read | fs::perms::owner_write);
+    return f.string();
+  }
+};
+
+/// Unsets BENCH_PROXY_NVIDIA_SMI for the test, restores it after.
+struct no_override {
+  std::string saved;
+  bool had = false;
+  no_override() {
+    if (const char* p = std::getenv("BENCH_PROXY_NVIDIA_SMI")) {
+      had = true;
+      saved = p;
+    }
+    ::unsetenv("BENCH_PROXY_NVIDIA_SMI");
+  }
+  ~no_override() {
+    if (had) ::setenv("BENCH_PROXY_NVIDIA_SMI", saved.c_str(), 1);
+    else ::unsetenv("BENCH_PROXY_NVIDIA_SMI");
+  }
+};
+
+}  // namespace
+
+TEST(FindNvidiaSmi, TheFirstExecutableFileOnThePathWins) {
+  no_override clean;
+  temp_dir t;
+  t.script("plain", "exit 0\n", false);                    // not executable: skipped
+  fs::create_directories(t.path / "folder" / "nvidia-smi");  // a directory of that name: skipped
+  std::string fake = t.script("fake", "exit 0\n");
+  std::string later = t.script("later", "exit 0\n");
+  std::string path = (t.path / "missing").string() + "::" + (t.path / "plain").string() + ":" +
+                     (t.path / "folder").string() + ":" + (t.path / "fake").string() + ":" + (t.path / "later").string();
+  EXPECT_EQ(find_nvidia_smi(path), fake);
+  EXPECT_EQ(find_nvidia_smi((t.path / "later").string() + ":" + (t.path / "fake").string()), later);
+  EXPECT_EQ(find_nvidia_smi((t.path / "plain").string()), "");
+  EXPECT_EQ(find_nvidia_smi(""), "");
+}
+
+TEST(FindNvidiaSmi, BenchProxysOwnPathIsItsEnvironmentsPath) {
+  no_override clean;
+  temp_dir t;
+  std::string fake = t.script("bin", "exit 0\n");
+  std::string saved = std::getenv("PATH") ? std::getenv("PATH") : "";
+  ::setenv("PATH", ((t.path / "bin").string() + ":" + saved).c_str(), 1);
+  std::string found = find_nvidia_smi();
+  ::setenv("PATH", saved.c_str(), 1);
+  EXPECT_EQ(found, fake);
+}
+
+TEST(FindNvidiaSmi, TheEnvironmentOverrideWinsAsGiven) {
+  no_override clean;
+  temp_dir t;
+  std::string fake = t.script("bin", "exit 0\n");
+  ::setenv("BENCH_PROXY_NVIDIA_SMI", "/opt/elsewhere/nvidia-smi", 1);
+  EXPECT_EQ(find_nvidia_smi((t.path / "bin").string()), "/opt/elsewhere/nvidia-smi");
+  EXPECT_EQ(find_nvidia_smi(), "/opt/elsewhere/nvidia-smi");
+}
+
+TEST(NvidiaGpuNames, OneNamePerGpuFromTheQueryOrNoneOnFailure) {
+  temp_dir t;
+  // Answers only the exact query, so a changed command line fails the test.
+  std::string fake = t.script("ok",
+                              "[ \"$1\" = --query-gpu=name ] && [ \"$2\" = --format=csv,noheader ] || exit 9\n"
+                              "printf 'NVIDIA H100 80GB HBM3\\n  NVIDIA H200 \\n\\n'\n"
+                              "echo 'a warning' >&2\n");
+  EXPECT_EQ(nvidia_gpu_names(fake), (std::vector<std::string>{"NVIDIA H100 80GB HBM3", "NVIDIA H200"}));
+  std::string failing = t.script("failing", "echo 'NVIDIA-SMI has failed because it could not communicate'; exit 9\n");
+  EXPECT_TRUE(nvidia_gpu_names(failing).empty());
+  EXPECT_TRUE(nvidia_gpu_names("").empty());
+  EXPECT_TRUE(nvidia_gpu_names((t.path / "none" / "nvidia-smi").string()).empty());
+  EXPECT_EQ(parse_gpu_names("A\r\n\n B \n"), (std::vector<std::string>{"A", "B"}));
+}

@@ -47,6 +47,179 @@ TEST(ResponseReader, ProtocolErrors) {
   EXPECT_NE(c.error().find("mid-response"), std::string::npos);
 }
 
+// ---- what Beast's parser decides (net/client decodes with it since issue 25) ----
+
+namespace {
+
+/// Feeds `msg` `step` bytes at a time; the body pieces in order.
+std::vector<std::string> feed_in_steps(response_reader& r, const std::string& msg, std::size_t step) {
+  std::vector<std::string> pieces;
+  for (std::size_t i = 0; i < msg.size(); i += step) {
+    if (!r.feed(std::string_view(msg).substr(i, step), [&](std::string_view p) { pieces.emplace_back(p); })) break;
+  }
+  return pieces;
+}
+
+}  // namespace
+
+TEST(ResponseReader, ChunkExtensionsAreAcceptedAndSkipped) {
+  std::string msg =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;name=value;flag\r\nhello\r\n6 ;q=\"a b;c\"\r\n world\r\n0;last\r\n\r\n";
+  for (std::size_t step : {std::size_t{1}, std::size_t{3}, msg.size()}) {
+    response_reader r;
+    auto pieces = feed_in_steps(r, msg, step);
+    ASSERT_TRUE(r.done()) << "step " << step << ": " << r.error();
+    std::string body;
+    for (const auto& p : pieces) body += p;
+    EXPECT_EQ(body, "hello world") << "step " << step;
+    EXPECT_TRUE(r.keep_alive());
+  }
+}
+
+TEST(ResponseReader, EachBodyByteIsHandedOnAsItArrives) {
+  // bench's TTFT: an event is seen when its bytes arrive, not when its chunk or the body ends.
+  response_reader r;
+  std::vector<std::string> pieces;
+  auto sink = [&](std::string_view p) { pieces.emplace_back(p); };
+  ASSERT_TRUE(r.feed("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n", sink));
+  EXPECT_TRUE(r.header_done());
+  ASSERT_TRUE(r.feed("20\r\ndata: {\"a\"", sink));
+  ASSERT_EQ(pieces.size(), 1u);
+  EXPECT_EQ(pieces[0], "data: {\"a\"");
+  ASSERT_TRUE(r.feed(":1}\n\n", sink));
+  ASSERT_EQ(pieces.size(), 2u);
+  EXPECT_EQ(pieces[1], ":1}\n\n");
+  EXPECT_FALSE(r.done());
+  ASSERT_TRUE(r.feed("0123456789abcdefg\r\n0\r\n\r\n", sink)) << r.error();  // the 32 bytes end here
+  EXPECT_TRUE(r.done());
+
+  response_reader cl;
+  pieces.clear();
+  ASSERT_TRUE(cl.feed("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", sink));
+  ASSERT_EQ(pieces.size(), 1u);
+  EXPECT_EQ(pieces[0], "abc");
+}
+
+TEST(ResponseReader, ACloseDelimitedBodyEndsAtTheCloseAndEndsTheConnection) {
+  std::string msg = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nno length, no chunks";
+  for (std::size_t step : {std::size_t{1}, std::size_t{7}, msg.size()}) {
+    response_reader r;
+    for (std::size_t i = 0; i < msg.size(); i += step) ASSERT_TRUE(r.feed(msg.substr(i, step))) << r.error();
+    EXPECT_FALSE(r.done());
+    ASSERT_TRUE(r.feed_eof()) << r.error();
+    EXPECT_TRUE(r.done());
+    EXPECT_EQ(r.response().body, "no length, no chunks");
+    EXPECT_FALSE(r.keep_alive());
+  }
+  // A header cut by the close is not a close-delimited message.
+  response_reader cut;
+  ASSERT_TRUE(cut.feed("HTTP/1.1 200 OK\r\nContent-Ty"));
+  EXPECT_FALSE(cut.feed_eof());
+  EXPECT_EQ(cut.error(), "connection closed mid-response");
+  response_reader nothing;
+  EXPECT_FALSE(nothing.feed_eof());
+  EXPECT_EQ(nothing.error(), "connection closed before a response");
+}
+
+TEST(ResponseReader, ABadStatusLineIsNamed) {
+  for (std::string line : {"SMTP ready", "HTTP/2.0 200 OK", "HTTP/1.1 2x0 OK", "HTTP/1.1 200", "HTTP/1.1  200 OK"}) {
+    response_reader r;
+    EXPECT_FALSE(r.feed(line + "\r\nContent-Length: 0\r\n\r\n")) << line;
+    EXPECT_EQ(r.error(), "bad status line '" + line + "'");
+  }
+  response_reader ctl;
+  EXPECT_FALSE(ctl.feed(std::string("HTTP/1.1 200 O\x01K\r\n\r\n")));
+  EXPECT_EQ(ctl.error(), "bad status line 'HTTP/1.1 200 O\\x01K'");
+}
+
+TEST(ResponseReader, BadHeadersAndFramingAreNamed) {
+  response_reader field;
+  EXPECT_FALSE(field.feed("HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"));
+  EXPECT_EQ(field.error().rfind("bad header line 'no colon here'", 0), 0u) << field.error();
+  response_reader length;
+  EXPECT_FALSE(length.feed("HTTP/1.1 200 OK\r\nContent-Length: 12x\r\n\r\n"));
+  EXPECT_EQ(length.error(), "bad Content-Length in 'Content-Length: 12x'");
+  response_reader two;
+  EXPECT_FALSE(two.feed("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"));
+  EXPECT_EQ(two.error(), "bad Content-Length in 'Content-Length: 4'");
+  response_reader both;  // the body's end would be ambiguous: refused, not guessed
+  EXPECT_FALSE(both.feed("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  EXPECT_EQ(both.error().rfind("bad Transfer-Encoding in 'Transfer-Encoding: chunked'", 0), 0u) << both.error();
+  response_reader size;
+  EXPECT_FALSE(size.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\n"));
+  EXPECT_EQ(size.error(), "bad chunk size line 'zz'");
+  response_reader crlf;
+  EXPECT_FALSE(crlf.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n"));
+  EXPECT_EQ(crlf.error(), "missing CRLF after chunk data (got 'def')");
+}
+
+TEST(ResponseReader, AnOversizedHeaderIsAnErrorWhateverTheReadSizes) {
+  std::string field = "X-Filler: " + std::string(1000, 'f') + "\r\n";
+  std::string head = "HTTP/1.1 200 OK\r\n";
+  while (head.size() <= response_reader::max_header_bytes) head += field;
+  for (std::size_t step : {std::size_t{16384}, std::size_t{1000}, head.size()}) {
+    response_reader r;
+    bool ok = true;
+    for (std::size_t i = 0; ok && i < head.size(); i += step) ok = r.feed(head.substr(i, step));
+    EXPECT_FALSE(ok) << "step " << step;
+    EXPECT_EQ(r.error(), "response header larger than 262144 bytes") << "step " << step;
+  }
+  // One field alone over the bound, never ending.
+  response_reader endless;
+  bool ok = endless.feed("HTTP/1.1 200 OK\r\nX-Endless: ");
+  for (int i = 0; ok && i < 100; ++i) ok = endless.feed(std::string(16384, 'e'));
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(endless.error(), "response header larger than 262144 bytes");
+  // Just under the bound is fine.
+  std::string big = "HTTP/1.1 200 OK\r\n";
+  while (big.size() + field.size() + 40 < response_reader::max_header_bytes) big += field;
+  response_reader fits;
+  ASSERT_TRUE(fits.feed(big + "Content-Length: 2\r\n\r\nok")) << fits.error();
+  EXPECT_TRUE(fits.done());
+}
+
+TEST(ResponseReader, ABodyOverTheLimitIsAnErrorUnlessStreamed) {
+  std::string msg = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+  response_reader kept(false, 8);
+  EXPECT_FALSE(kept.feed(msg));
+  EXPECT_EQ(kept.error(), "response body larger than the limit of 8 bytes");
+  response_reader streamed(false, 8);
+  std::string seen;
+  ASSERT_TRUE(streamed.feed(msg, [&](std::string_view p) { seen += p; })) << streamed.error();
+  EXPECT_EQ(seen, "0123456789");
+}
+
+TEST(ResponseReader, HeadersTrailersAndBodilessAnswers) {
+  response_reader r;
+  ASSERT_TRUE(r.feed(
+      "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+      "HTTP/1.1 200 Fine\r\nX-Two:  padded value \t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "2\r\nok\r\n0\r\nX-Trailer: t\r\n\r\n"));
+  ASSERT_TRUE(r.done());
+  EXPECT_EQ(r.response().status, 200);
+  EXPECT_EQ(r.response().reason, "Fine");
+  EXPECT_EQ(r.response().header("x-two"), "padded value");
+  EXPECT_EQ(r.response().header("link"), "");       // the interim response's fields are not the answer's
+  EXPECT_EQ(r.response().header("x-trailer"), "");  // trailers are dropped
+  EXPECT_EQ(r.response().body, "ok");
+
+  response_reader head(true);
+  ASSERT_TRUE(head.feed("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"));
+  EXPECT_TRUE(head.done());
+  EXPECT_TRUE(head.keep_alive());
+  response_reader none;
+  ASSERT_TRUE(none.feed("HTTP/1.1 204 No Content\r\n\r\n"));
+  EXPECT_TRUE(none.done());
+  response_reader closing;
+  ASSERT_TRUE(closing.feed("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_TRUE(closing.done());
+  EXPECT_FALSE(closing.keep_alive());
+  response_reader old;
+  ASSERT_TRUE(old.feed("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"));
+  EXPECT_FALSE(old.keep_alive());
+}
+
 TEST(Url, Parsing) {
   url_parts u;
   std::string err;
