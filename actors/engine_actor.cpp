@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actors.hpp"
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "net/client/http_client.hpp"
 
 namespace bp {

@@ -1,6 +1,6 @@
 #include "actors/engine_run.hpp"
 #include "configs/engine_kinds.hpp"
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "snapshot/collect.hpp"
 
 #include <unistd.h>

@@ -13,7 +13,7 @@
 #include "base/build_info.hpp"
 #include "base/json_read.hpp"
 #include "base/text.hpp"
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "net/client/http_client.hpp"
 #include "snapshot/collect.hpp"
 #include "snapshot/gpu.hpp"

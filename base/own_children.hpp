@@ -7,6 +7,8 @@
 #include <sys/types.h>
 
 #include <mutex>
+#include <string>
+#include <vector>
 
 namespace bp::base::own_children {
 
@@ -14,5 +16,10 @@ std::unique_lock<std::mutex> guard();
 void add(pid_t pid);     ///< with guard() held
 void remove(pid_t pid);  ///< once waited for
 bool contains(pid_t pid);  ///< with guard() held
+
+/// The children of `parent` (the ppid field of every `proc_root`/N/stat, zombies included) that
+/// are not in the registry: with `parent` bench-proxy itself, the orphans of a dead engine tree.
+/// With guard() held.
+std::vector<pid_t> strangers(pid_t parent, const std::string& proc_root = "/proc");
 
 }  // namespace bp::base::own_children

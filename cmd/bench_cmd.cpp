@@ -22,7 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "actors/engine_run.hpp"
 #include "actors/measure/measure.hpp"
 #include "actors/measure/report.hpp"

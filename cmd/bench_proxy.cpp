@@ -5,7 +5,7 @@
 #include <cstring>
 #include <iostream>
 
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "base/build_info.hpp"
 #include "analysis/compare.hpp"
 #include "cmd/bench_flags.hpp"

@@ -16,7 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "actors/fleet/agent.hpp"
 #include "actors/fleet/coordinator.hpp"
 #include "actors/fleet/guard.hpp"

@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "base/numbers.hpp"
 #include "cmd/cli.hpp"
 #include "cmd/exit_status.hpp"

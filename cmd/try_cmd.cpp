@@ -15,7 +15,7 @@
 #include "actors/measure/bisect.hpp"
 #include "actors/measure/report.hpp"
 #include "actors/measure/try_run.hpp"
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "analysis/ledger.hpp"
 #include "analysis/resolution.hpp"
 #include "base/files.hpp"

@@ -16,7 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "analysis/engine_metrics.hpp"
 #include "base/files.hpp"
 #include "base/json_read.hpp"

@@ -1,7 +1,7 @@
 #pragma once
 /// `run --client -- COMMAND ARGS...` (issue 31): after warmup and the snapshot, any client is the
 /// measurement. It runs in a process group of its own behind the engine shim (nothing of its tree
-/// outlives the run: actors/process/engine_child.hpp), with `{url}`, `{host_port}`, `{model}`,
+/// outlives the run: base/process/engine_child.hpp), with `{url}`, `{host_port}`, `{model}`,
 /// `{queries}` and `{run_dir}` in its arguments and BENCH_PROXY_URL, BENCH_PROXY_MODEL (and BENCH_PROXY_QUERIES,
 /// BENCH_PROXY_CLIENT_TIMINGS, BENCH_PROXY_RUN_DIR) in its environment; its stdout and stderr go
 /// to the run folder, secrets scrubbed. The result comes from the proxy's records of the requests

@@ -8,7 +8,7 @@
 #include <future>
 
 #include "actors/actors.hpp"
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "snapshot/proc.hpp"
 
 using namespace bp;

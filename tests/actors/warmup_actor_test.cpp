@@ -6,7 +6,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "net/client/http_client.hpp"
 
 using namespace bp;

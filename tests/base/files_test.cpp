@@ -1,9 +1,13 @@
 #include "base/files.hpp"
+#include "base/own_children.hpp"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -77,4 +81,39 @@ TEST_F(FilesTest, UniqueDirsNeverReuseAnExistingFolder) {
   EXPECT_EQ(a, base);
   EXPECT_EQ(b, base + "-2");
   EXPECT_EQ(c, base + "-3");
+}
+
+// The orphan scan's question (base/process/engine_child.cpp): which children of this process did
+// it not fork itself? A registered child is not a stranger; an unregistered one is, until reaped.
+TEST(OwnChildren, StrangersAreTheChildrenNotInTheRegistry) {
+  pid_t registered, stranger;
+  {
+    auto g = bp::base::own_children::guard();
+    registered = ::fork();
+    if (registered == 0) {
+      ::pause();
+      ::_exit(0);
+    }
+    bp::base::own_children::add(registered);
+  }
+  stranger = ::fork();
+  if (stranger == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  std::vector<pid_t> found;
+  {
+    auto g = bp::base::own_children::guard();
+    found = bp::base::own_children::strangers(::getpid());
+  }
+  EXPECT_NE(std::find(found.begin(), found.end(), stranger), found.end());
+  EXPECT_EQ(std::find(found.begin(), found.end(), registered), found.end());
+  for (pid_t p : {registered, stranger}) {
+    ::kill(p, SIGKILL);
+    ::waitpid(p, nullptr, 0);
+  }
+  bp::base::own_children::remove(registered);
+  auto g = bp::base::own_children::guard();
+  found = bp::base::own_children::strangers(::getpid());
+  EXPECT_EQ(std::find(found.begin(), found.end(), stranger), found.end());  // reaped: gone
 }

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 #include "net/client/http_client.hpp"
 
 using namespace bp::net;

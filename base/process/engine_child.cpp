@@ -1,4 +1,4 @@
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -26,9 +26,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "actors/process/engine_shim.hpp"
+#include "base/process/engine_shim.hpp"
 #include "base/own_children.hpp"
-#include "snapshot/proc.hpp"
 #include "base/sha256.hpp"
 
 extern char** environ;
@@ -438,8 +437,7 @@ void kill_orphans() {
     std::vector<pid_t> orphans;
     {
       auto own = base::own_children::guard();
-      for (pid_t k : snap::children("/proc", me))
-        if (!base::own_children::contains(k)) orphans.push_back(k);
+      orphans = base::own_children::strangers(me);
     }
     for (pid_t k : orphans) {
       if (killed.insert(k).second) spdlog::warn("killing PID {}, left behind by a dead engine shim", k);

@@ -30,7 +30,7 @@
 #include <unistd.h>
 #endif
 
-#include "actors/process/engine_shim.hpp"
+#include "base/process/engine_shim.hpp"
 
 namespace bp::shim {
 namespace {

@@ -1,4 +1,4 @@
-#include "actors/process/engine_child.hpp"
+#include "base/process/engine_child.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
