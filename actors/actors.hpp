@@ -195,7 +195,7 @@ struct run_context {
   std::vector<std::pair<std::string, std::string>> engine_env() const;
   nlohmann::json caches_injected = nlohmann::json::object();
   /// How the supervisor spawns its children; empty members mean the real actors below. Tests on
-  /// CAF's test coordinator put stand-ins here (tests/actors/supervisor_test.cpp).
+  /// CAF's test coordinator put stand-ins here (tests/actors/run_supervisor_test.cpp).
   struct spawners {
     std::function<engine_actor(caf::local_actor*, engine_listener, std::shared_ptr<run_context>)> engine;
     std::function<warmup_actor(caf::local_actor*, warmup_listener, std::shared_ptr<run_context>, int)> warmup;

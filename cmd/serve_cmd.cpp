@@ -156,13 +156,13 @@ runner define_validate(CLI::App& app, const std::vector<std::string>&) {
       if (*reset)
         if (std::string why = prefix_reset_problem(*r.config); !why.empty())
           std::cerr << "warning: " << path << ": " << why << "\n";
-      // SGLang counts nothing bench-proxy can read unless asked to (docs/metrics.md, "Engine counters").
-      if (r.config->engine == "sglang") {
+      // Some kinds count nothing bench-proxy can read unless asked to (docs/metrics.md, "Engine counters").
+      if (const engine_kind* k = find_engine_kind(r.config->engine); k && !k->metrics_flag.empty()) {
         bool on = false;
-        for (const auto& a : r.config->plain_args()) on = on || a == "--enable-metrics";
+        for (const auto& a : r.config->plain_args()) on = on || a == k->metrics_flag;
         if (!on)
-          std::cerr << "warning: " << path << ": args: sglang without --enable-metrics exposes no /metrics "
-                    << "(result.json's engine_metrics will be empty)\n";
+          std::cerr << "warning: " << path << ": args: " << k->name << " without " << k->metrics_flag
+                    << " exposes no /metrics (result.json's engine_metrics will be empty)\n";
       }
       for (const auto& e : check_launchable(*r.config))
         if (e.key == "cmd") std::cerr << "warning: " << e.str() << " (serve will refuse to start it here)\n";

@@ -24,7 +24,8 @@ const std::vector<engine_kind>& engine_kinds_table() {
         {"preemptions", "vllm:num_preemptions_total"},
         {"prompt_tokens", "vllm:prompt_tokens_total"},
         {"generation_tokens", "vllm:generation_tokens_total"},
-        {"request_success", "vllm:request_success_total", true, "finished_reason"}}},
+        {"request_success", "vllm:request_success_total", true, "finished_reason"}},
+       ""},
       {"sglang", "/health", "sglang", false, {"/get_server_info", "/get_model_info", "/v1/models"}, {},
        {inductor, triton, flashinfer, cuda}, {"POST", "/flush_cache", false, true, ""},
        "/metrics", "SGLang 0.4 and later, only when started with --enable-metrics",
@@ -34,9 +35,10 @@ const std::vector<engine_kind>& engine_kinds_table() {
         {"retracted_requests", "sglang:num_retracted_requests_total"},
         {"spec_accept_length", "sglang:spec_accept_length", false},
         {"spec_accept_rate", "sglang:spec_accept_rate", false},
-        {"cache_hit_rate", "sglang:cache_hit_rate", false}}},
+        {"cache_hit_rate", "sglang:cache_hit_rate", false}},
+       "--enable-metrics"},
       {"trt-llm", "/health", "tensorrt_llm", false, {"/version", "/v1/models"}, {},
-       {{"tllm_autotuner", "TLLM_AUTOTUNER_CACHE_PATH", ""}, cuda}, {}, "", "", {}},
+       {{"tllm_autotuner", "TLLM_AUTOTUNER_CACHE_PATH", ""}, cuda}, {}, "", "", {}, ""},
       // llama-server's /props carries a random media_marker chosen at every start.
       {"llama.cpp", "/health", "", true, {"/props", "/v1/models"}, {"/props.body.media_marker"}, {},
        {"POST", "/slots/{id}?action=erase", true, false, ""},
@@ -47,10 +49,11 @@ const std::vector<engine_kind>& engine_kinds_table() {
         {"decode_calls", "llamacpp:n_decode_total"},
         {"spec_drafts", "llamacpp:spec_decode_num_drafts_total"},
         {"spec_draft_tokens", "llamacpp:spec_decode_num_draft_tokens_total"},
-        {"spec_accepted_tokens", "llamacpp:spec_decode_num_accepted_tokens_total"}}},
+        {"spec_accepted_tokens", "llamacpp:spec_decode_num_accepted_tokens_total"}},
+       "--metrics"},
       // The mock writes a pretend compile artefact into its cache on first start.
       {"mock", "/health", "", true, {"/version", "/v1/models"}, {}, {{"mock", "MOCK_CACHE_DIR", ".cache/mock-engine"}},
-       {"POST", "/reset_prefix_cache", false, false, ""}, "", "", {}},
+       {"POST", "/reset_prefix_cache", false, false, ""}, "", "", {}, ""},
   };
   return kinds;
 }

@@ -47,6 +47,9 @@ struct engine_kind {
   std::string metrics_path;  ///< the engine's Prometheus endpoint ("" : none)
   std::string metrics_note;  ///< which versions the names hold for, and how to enable them
   std::vector<engine_series> metrics;
+  /// The argument the engine needs before it exposes metrics_path ("" : always on); `validate`
+  /// warns about a config of this kind without it.
+  std::string metrics_flag;
 };
 
 /// Every known kind, in the order the docs list them.

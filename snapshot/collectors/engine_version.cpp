@@ -76,9 +76,14 @@ json collect_engine_version(const collect_input& in) {
     const auto* kind = find_engine_kind(in.engine_kind);
     json packages = json::object();
     std::string wanted = kind ? kind->python_package : "";
-    static const std::set<std::string> interesting = {"vllm",         "sglang", "tensorrt_llm", "torch",
-                                                      "transformers", "flashinfer_python", "triton", "xformers",
-                                                      "flash_attn",   "nvidia_cublas_cu12", "nvidia_nccl_cu12"};
+    // Every engine kind's own package (configs/engine_kinds.cpp) and the libraries they run on.
+    static const std::set<std::string> interesting = [] {
+      std::set<std::string> out = {"torch", "transformers", "flashinfer_python", "triton", "xformers",
+                                   "flash_attn", "nvidia_cublas_cu12", "nvidia_nccl_cu12"};
+      for (const auto& k : engine_kinds_table())
+        if (!k.python_package.empty()) out.insert(k.python_package);
+      return out;
+    }();
     if (!site.empty()) {
       for (const auto& e : list_dir(site)) {
         const std::string suffix = ".dist-info";

@@ -104,6 +104,17 @@ class CachesTest(ProxyCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn("VLLM_SERVER_DEV_MODE", r.stderr)
 
+    def test_validate_warns_when_a_kind_needs_a_flag_for_its_metrics(self):
+        # The flag comes from the engine-kind table (configs/engine_kinds.cpp), not from code per kind.
+        for kind, flag in (("sglang", "--enable-metrics"), ("llama.cpp", "--metrics")):
+            for args, warned in (("[]", True), (f"[{flag}]", False)):
+                path = os.path.join(self.dir, f"m-{kind}-{warned}.yaml")
+                with open(path, "w") as f:
+                    f.write(f"description: m\nengine: {kind}\ncmd: /bin/true\nargs: {args}\nenv: {{PATH: /usr/bin:/bin}}\n")
+                r = subprocess.run([BENCH_PROXY, "validate", path], capture_output=True, text=True)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(f"{kind} without {flag} exposes no /metrics" in r.stderr, warned, r.stderr)
+
     def test_a_bad_caches_value_names_the_key_and_line(self):
         cfg = write_config(self.dir, "bad.yaml", [], extra="caches: sometimes")
         r = subprocess.run([BENCH_PROXY, "validate", cfg], capture_output=True, text=True)
