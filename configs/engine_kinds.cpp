@@ -25,7 +25,7 @@ const std::vector<engine_kind>& engine_kinds_table() {
         {"prompt_tokens", "vllm:prompt_tokens_total"},
         {"generation_tokens", "vllm:generation_tokens_total"},
         {"request_success", "vllm:request_success_total", true, "finished_reason"}},
-       ""},
+       "", {"--download-dir"}, "/tokenize", false},
       {"sglang", "/health", "sglang", false, {"/get_server_info", "/get_model_info", "/v1/models"}, {},
        {inductor, triton, flashinfer, cuda}, {"POST", "/flush_cache", false, true, ""},
        "/metrics", "SGLang 0.4 and later, only when started with --enable-metrics",
@@ -36,9 +36,9 @@ const std::vector<engine_kind>& engine_kinds_table() {
         {"spec_accept_length", "sglang:spec_accept_length", false},
         {"spec_accept_rate", "sglang:spec_accept_rate", false},
         {"cache_hit_rate", "sglang:cache_hit_rate", false}},
-       "--enable-metrics"},
+       "--enable-metrics", {"--download-dir", "--crash-dump-folder"}, "/tokenize", false},
       {"trt-llm", "/health", "tensorrt_llm", false, {"/version", "/v1/models"}, {},
-       {{"tllm_autotuner", "TLLM_AUTOTUNER_CACHE_PATH", ""}, cuda}, {}, "", "", {}, ""},
+       {{"tllm_autotuner", "TLLM_AUTOTUNER_CACHE_PATH", ""}, cuda}, {}, "", "", {}, "", {}, "", false},
       // llama-server's /props carries a random media_marker chosen at every start.
       {"llama.cpp", "/health", "", true, {"/props", "/v1/models"}, {"/props.body.media_marker"}, {},
        {"POST", "/slots/{id}?action=erase", true, false, ""},
@@ -50,10 +50,10 @@ const std::vector<engine_kind>& engine_kinds_table() {
         {"spec_drafts", "llamacpp:spec_decode_num_drafts_total"},
         {"spec_draft_tokens", "llamacpp:spec_decode_num_draft_tokens_total"},
         {"spec_accepted_tokens", "llamacpp:spec_decode_num_accepted_tokens_total"}},
-       "--metrics"},
+       "--metrics", {"--slot-save-path", "--log-file", "--lookup-cache-dynamic", "-lcd"}, "/tokenize", true},
       // The mock writes a pretend compile artefact into its cache on first start.
       {"mock", "/health", "", true, {"/version", "/v1/models"}, {}, {{"mock", "MOCK_CACHE_DIR", ".cache/mock-engine"}},
-       {"POST", "/reset_prefix_cache", false, false, ""}, "", "", {}, ""},
+       {"POST", "/reset_prefix_cache", false, false, ""}, "", "", {}, "", {}, "", false},
   };
   return kinds;
 }

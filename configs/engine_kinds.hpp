@@ -50,6 +50,13 @@ struct engine_kind {
   /// The argument the engine needs before it exposes metrics_path ("" : always on); `validate`
   /// warns about a config of this kind without it.
   std::string metrics_flag;
+  /// Options whose value is a place the engine WRITES (slot saves, logs, downloads, crash dumps):
+  /// the inputs collector never walks them (docs/meta-schema.md, inputs).
+  std::vector<std::string> output_options;
+  /// The engine's tokenizer endpoint at its root ("" : none), which generated workloads count
+  /// tokens with; llama-server's takes {"content"}, the others {"model", "prompt"}.
+  std::string tokenize_path;
+  bool tokenize_takes_content = false;
 };
 
 /// Every known kind, in the order the docs list them.

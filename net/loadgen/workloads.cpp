@@ -1,5 +1,7 @@
 #include "net/loadgen/workloads.hpp"
 
+#include "configs/engine_kinds.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -393,8 +395,8 @@ session_spec parse_sessions(const std::string& text, const std::string& option) 
 // ---- tokenizer endpoints ---------------------------------------------------------------------
 
 std::string tokenizer_path(const std::string& engine_kind) {
-  if (engine_kind == "llama.cpp" || engine_kind == "vllm" || engine_kind == "sglang") return "/tokenize";
-  return "";
+  const bp::engine_kind* k = find_engine_kind(engine_kind);
+  return k ? k->tokenize_path : "";
 }
 
 namespace {
@@ -409,8 +411,10 @@ struct counter_state {
 
   std::optional<int> count(const std::string& text) {
     if (auto it = cache.find(text); it != cache.end()) return it->second;
-    json body = kind == "llama.cpp" ? json{{"content", text}, {"add_special", false}}
-                                    : json{{"model", model}, {"prompt", text}, {"add_special_tokens", false}};
+    const bp::engine_kind* k = find_engine_kind(kind);
+    json body = k && k->tokenize_takes_content
+                    ? json{{"content", text}, {"add_special", false}}
+                    : json{{"model", model}, {"prompt", text}, {"add_special_tokens", false}};
     std::string err;
     if (!conn.connected() && !conn.connect(url.host, url.port, std::chrono::milliseconds(10000), err)) {
       last_error = err;
@@ -430,9 +434,7 @@ struct counter_state {
     std::optional<int> n;
     try {
       json a = base::parse_json(r.body, "POST " + source, base::engine_json_depth);
-      if (kind == "llama.cpp" && a.contains("tokens") && a["tokens"].is_array())
-        n = static_cast<int>(a["tokens"].size());
-      else if (a.contains("count") && a["count"].is_number_integer())
+      if (a.contains("count") && a["count"].is_number_integer())
         n = a["count"].get<int>();
       else if (a.contains("tokens") && a["tokens"].is_array())
         n = static_cast<int>(a["tokens"].size());

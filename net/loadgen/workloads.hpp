@@ -54,8 +54,8 @@ struct token_counter {
   std::string source;  ///< e.g. "llama.cpp POST http://127.0.0.1:8081/tokenize"
 };
 
-/// The engine kinds whose server has a tokenizer endpoint ("llama.cpp", "vllm", "sglang"), and
-/// the path (always "/tokenize"); "" for the others (trt-llm, mock).
+/// The engine kind's tokenizer endpoint (the engine-kind table's tokenize_path: "/tokenize" for
+/// llama.cpp, vLLM and SGLang); "" for kinds without one (trt-llm, mock).
 std::string tokenizer_path(const std::string& engine_kind);
 
 /// A counter that talks to `base_url` (http://HOST:PORT of the ENGINE, not of bench-proxy: the

@@ -1,5 +1,6 @@
 // The `inputs` collector (docs/meta-schema.md). Registered in snapshot/collectors/registry.cpp.
 #include "snapshot/collect.hpp"
+#include "configs/engine_kinds.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -128,17 +129,11 @@ namespace {
 
 /// Per engine kind, the options whose value is a place the engine WRITES (slot saves, logs,
 /// download and crash-dump folders): never an input, never walked (docs/meta-schema.md, inputs).
+/// The engine-kind table says which (configs/engine_kinds.cpp).
 const std::vector<std::string>& output_options(const std::string& kind) {
-  static const std::map<std::string, std::vector<std::string>> table = {
-      {"llama.cpp", {"--slot-save-path", "--log-file", "--lookup-cache-dynamic", "-lcd"}},
-      {"vllm", {"--download-dir"}},
-      {"sglang", {"--download-dir", "--crash-dump-folder"}},
-      {"trt-llm", {}},
-      {"mock", {}},
-  };
   static const std::vector<std::string> none;
-  auto it = table.find(kind);
-  return it == table.end() ? none : it->second;
+  const engine_kind* k = find_engine_kind(kind);
+  return k ? k->output_options : none;
 }
 
 /// What one inputs section may list of all its directories together (docs/meta-schema.md).
