@@ -156,6 +156,29 @@ inline int small_uint_at(std::string_view s, std::size_t& i) {
   return v;
 }
 
+/// Tells JSON string content from structure, one byte at a time (escapes inside strings
+/// included): the scanners below count braces and commas only where step() says `outside`.
+struct json_strings {
+  enum where { inside, opened, closed, outside };
+  bool in_str = false, esc = false;
+  where step(char c) {
+    if (in_str) {
+      if (esc) esc = false;
+      else if (c == '\\') esc = true;
+      else if (c == '"') {
+        in_str = false;
+        return closed;
+      }
+      return inside;
+    }
+    if (c == '"') {
+      in_str = true;
+      return opened;
+    }
+    return outside;
+  }
+};
+
 /// Reads prompt_tokens / completion_tokens of a "usage" object in `text` (an event or the tail
 /// of a plain body). Returns false when there is no usage object.
 inline bool usage(std::string_view text, int& prompt, int& completion) {
@@ -215,21 +238,13 @@ inline bool usage(std::string_view text, int& prompt, int& completion) {
   }
   // The object's extent: braces outside strings.
   int depth = 0;
-  bool in_str = false, esc = false;
+  json_strings js;
   std::size_t end = i;
   for (; end < text.size(); ++end) {
     char c = text[end];
-    if (in_str) {
-      if (esc) esc = false;
-      else if (c == '\\') esc = true;
-      else if (c == '"') in_str = false;
-    } else if (c == '"') {
-      in_str = true;
-    } else if (c == '{') {
-      ++depth;
-    } else if (c == '}' && --depth == 0) {
-      break;
-    }
+    if (js.step(c) != json_strings::outside) continue;
+    if (c == '{') ++depth;
+    else if (c == '}' && --depth == 0) break;
   }
   if (end >= text.size()) return false;
   std::string_view obj = text.substr(i, end - i + 1);
@@ -244,19 +259,13 @@ inline bool usage(std::string_view text, int& prompt, int& completion) {
 /// matching close, strings skipped), or a bare value (up to ',', '}' or ']'). s.size() if cut.
 inline std::size_t value_end(std::string_view s, std::size_t i) {
   int depth = 0;
-  bool in_str = false, esc = false;
+  json_strings js;
   for (std::size_t k = i; k < s.size(); ++k) {
     char c = s[k];
-    if (in_str) {
-      if (esc) esc = false;
-      else if (c == '\\') esc = true;
-      else if (c == '"') {
-        in_str = false;
-        if (depth == 0) return k + 1;
-      }
-    } else if (c == '"') {
-      in_str = true;
-    } else if (c == '{' || c == '[') {
+    auto where = js.step(c);
+    if (where == json_strings::closed && depth == 0) return k + 1;
+    if (where != json_strings::outside) continue;
+    if (c == '{' || c == '[') {
       ++depth;
     } else if (c == '}' || c == ']') {
       if (depth == 0) return k;
@@ -271,20 +280,12 @@ inline std::size_t value_end(std::string_view s, std::size_t i) {
 /// Is position `i` of the JSON object `s` at its top level (inside the outer braces only)?
 inline bool top_level(std::string_view s, std::size_t i) {
   int depth = 0;
-  bool in_str = false, esc = false;
+  json_strings js;
   for (std::size_t k = 0; k < i && k < s.size(); ++k) {
     char c = s[k];
-    if (in_str) {
-      if (esc) esc = false;
-      else if (c == '\\') esc = true;
-      else if (c == '"') in_str = false;
-    } else if (c == '"') {
-      in_str = true;
-    } else if (c == '{' || c == '[') {
-      ++depth;
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
+    if (js.step(c) != json_strings::outside) continue;
+    if (c == '{' || c == '[') ++depth;
+    else if (c == '}' || c == ']') --depth;
   }
   return depth == 1;
 }
