@@ -37,7 +37,7 @@ std::string host_name() {
 struct job_queue {
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<std::pair<job, caf::actor>> jobs;
+  std::deque<std::pair<job, fleet_listener>> jobs;
   std::atomic<bool> stop{false};  // the running job: tear down
 };
 
@@ -45,7 +45,7 @@ struct agent_state {
   agent_options opts;
   std::shared_ptr<job_queue> q;
   bool busy = false;
-  caf::actor current;  // the running job's reply_to
+  fleet_listener current;  // the running job's reply_to
   std::string row;
   std::string tag;  // "" (plaintext is said by every log line's pattern: agent_log_pattern)
 };
@@ -113,7 +113,7 @@ caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options 
     }
   });
   return {
-      [=](hello_atom, const std::string& token) -> caf::result<hello> {
+      [=](atom::fhello, const std::string& token) -> caf::result<hello> {
         auto& st = self->state;
         try {
         if (!token_equal(token, st.opts.token)) {
@@ -136,7 +136,7 @@ caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options 
           return caf::make_error(caf::sec::runtime_error, std::string("the agent failed: ") + e.what());
         }
       },
-      [=](run_atom, const job& j, const caf::actor& reply_to) {
+      [=](atom::frun, const job& j, const fleet_listener& reply_to) {
         auto& st = self->state;
         std::string resolved;
         std::string why;
@@ -154,7 +154,7 @@ caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options 
           r.agent = st.opts.name;
           r.host = host_name();
           r.insecure = st.opts.insecure;
-          if (reply_to) self->send(reply_to, result_atom::value, j.row, r);
+          if (reply_to) self->send(reply_to, atom::fresult::value, j.row, r);
           return;
         }
         st.busy = true;
@@ -169,7 +169,7 @@ caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options 
         }
         st.q->cv.notify_all();
       },
-      [=](stop_atom, const std::string& token) {
+      [=](atom::fstop, const std::string& token) {
         auto& st = self->state;
         if (!token_equal(token, st.opts.token)) {
           spdlog::warn("agent{}: refused a stop with a wrong token from {}", st.tag, who(self));
@@ -182,7 +182,7 @@ caf::behavior agent_actor(caf::stateful_actor<agent_state>* self, agent_options 
       },
       [=](done_atom) {
         auto& st = self->state;
-        if (st.current) self->demonitor(st.current);
+        if (st.current) self->demonitor(st.current.address());
         st.busy = false;
         st.current = nullptr;
         st.row.clear();
@@ -240,7 +240,7 @@ int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& 
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   for (;;) {
-    std::pair<job, caf::actor> next;
+    std::pair<job, fleet_listener> next;
     bool have = false;
     {
       std::unique_lock<std::mutex> lk(q->mu);
@@ -260,7 +260,7 @@ int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& 
       continue;
     }
     const job& j = next.first;
-    caf::actor reply_to = next.second;
+    fleet_listener reply_to = next.second;
     std::string resolved;
     std::string why = check_job(j, o.config_root, o.token, resolved);  // checked again: the file may have changed
     result r;
@@ -274,8 +274,8 @@ int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& 
         r.error = std::string("agent cannot create a run folder: ") + e.what();
       }
       if (!dir.empty()) {
-        caf::anon_send(reply_to, progress_atom::value, j.row, "started on " + o.name + " (" + host_name() + ")" + wire_tag);
-        auto progress = [&](std::string line) { caf::anon_send(reply_to, progress_atom::value, j.row, std::move(line)); };
+        caf::anon_send(reply_to, atom::fprogress::value, j.row, "started on " + o.name + " (" + host_name() + ")" + wire_tag);
+        auto progress = [&](std::string line) { caf::anon_send(reply_to, atom::fprogress::value, j.row, std::move(line)); };
         try {
           fault_point("agent-runner");
           r = runner(j, resolved, dir, q->stop, progress);
@@ -290,7 +290,7 @@ int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& 
     r.agent = o.name;
     r.host = host_name();
     r.insecure = o.insecure;
-    caf::anon_send(reply_to, result_atom::value, j.row, r);
+    caf::anon_send(reply_to, atom::fresult::value, j.row, r);
     caf::anon_send(agent, done_atom::value);
     spdlog::info("agent{}: row {} {}", tag, j.row, r.ok ? "done" : "failed: " + r.error);
   }

@@ -111,7 +111,7 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
       caf::scoped_actor self{sys};
       std::int64_t sent = now_unix_us();
       bool ok = false;
-      self->request(*h, std::chrono::seconds(15), hello_atom::value, o.token)
+      self->request(*h, std::chrono::seconds(15), atom::fhello::value, o.token)
           .receive(
               [&](const hello& he) {
                 std::int64_t back = now_unix_us();
@@ -159,17 +159,17 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
     j.token = o.token;
     caf::scoped_actor self{sys};
     self->monitor(handle);
-    self->send(handle, run_atom::value, j, caf::actor_cast<caf::actor>(self));
+    self->send(handle, atom::frun::value, j, caf::actor_cast<fleet_listener>(self));
     bool finished = false, lost = false, stop_sent = false;
     result got;
     std::string lost_why;
     self->receive_while([&] { return !finished; })(
-        [&](result_atom, const std::string& rname, const result& r) {
+        [&](atom::fresult, const std::string& rname, const result& r) {
           if (rname != j.row) return;
           got = r;
           finished = true;
         },
-        [&](progress_atom, const std::string& rname, const std::string& text) {
+        [&](atom::fprogress, const std::string& rname, const std::string& text) {
           spdlog::info("[fleet] {} on {}: {}", rname, a.name, text);
         },
         [&](caf::down_msg& dm) {
@@ -180,7 +180,7 @@ void worker(caf::actor_system& sys, const coordinator_options& o, const agent_en
         caf::after(std::chrono::milliseconds(250)) >> [&] {
           if (cancel && !stop_sent) {
             spdlog::warn("[fleet] stopping {} on agent {}", j.row, a.name);
-            self->send(handle, stop_atom::value, o.token);
+            self->send(handle, atom::fstop::value, o.token);
             stop_sent = true;
           }
         });
