@@ -216,7 +216,7 @@ int run_agent(caf::actor_system& sys, const agent_options& o, const job_runner& 
   }
   auto agent = sys.spawn(agent_actor, o, q);
   // CAF listens on loopback only; the guard faces the network (docs/fleet.md, "The network edge").
-  caf::expected<std::uint16_t> backend = sys.middleman().publish(agent, 0, "127.0.0.1", true);
+  caf::expected<std::uint16_t> backend = sys.middleman().publish(caf::actor_cast<fleet_agent_actor>(agent), 0, "127.0.0.1", true);
   if (!backend) {
     spdlog::error("agent: cannot publish on loopback: {}", sys.render(backend.error()));
     caf::anon_send_exit(agent, caf::exit_reason::user_shutdown);
