@@ -448,6 +448,7 @@ sha256 is the one the coordinator expects. Without TLS it listens on loopback on
       };
       measure::interrupt_state st;
       st.external = &stop;
+      st.take_signals = false;  // the agent's signal thread takes them, and stops the run through `stop`
       auto out = measure::measure(sys, mo, st);
       r.ok = out.result.is_object() && !out.result.empty() && fs::exists(fs::path(dir) / "result.json");
       if (!r.ok) r.error = out.reason.empty() ? "the run produced no result" : out.reason;
