@@ -4,6 +4,7 @@
 /// each atom has one meaning. docs/architecture.md has the map (who spawns, monitors, restarts
 /// and escalates whom).
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <future>
 #include <memory>
@@ -43,6 +44,15 @@ using reaped = caf::atom_constant<caf::atom("reaped")>;
 using terminate = caf::atom_constant<caf::atom("terminate")>;
 using close = caf::atom_constant<caf::atom("close")>;
 using report = caf::atom_constant<caf::atom("report")>;
+// The fleet's (actors/fleet/): the first five travel between hosts, their values are the wire's.
+using fhello = caf::atom_constant<caf::atom("fhello")>;
+using frun = caf::atom_constant<caf::atom("frun")>;
+using fprogress = caf::atom_constant<caf::atom("fprogress")>;
+using fresult = caf::atom_constant<caf::atom("fresult")>;
+using fstop = caf::atom_constant<caf::atom("fstop")>;
+using fdial = caf::atom_constant<caf::atom("fdial")>;
+using fretry = caf::atom_constant<caf::atom("fretry")>;
+using listening = caf::atom_constant<caf::atom("listening")>;
 }  // namespace atom
 
 /// How a run ended: `error` is none for an orderly stop, else an errc (actors/errors.hpp) with
@@ -54,6 +64,64 @@ struct run_result {
 };
 
 struct run_context;
+
+// ---------------------------------------------------------------------------------------------
+// The fleet's messages (actors/fleet/, docs/fleet.md): data only, each with its 0.17 `inspect`;
+// job, hello and result travel between hosts, announced on both nodes (fleet::configure_network).
+
+namespace fleet {
+
+/// One config to run on an agent: named by its path under the agent's --config-root and the
+/// sha256 of the content the coordinator expects; the workload travels as data.
+struct job {
+  std::string token;
+  std::string config_path;    ///< relative, under the agent's --config-root
+  std::string config_sha256;  ///< of the file's bytes, as the coordinator has them
+  std::string workload_name;  ///< file name (its extension picks CSV or JSONL)
+  std::string workload;       ///< the workload's bytes
+  std::string workload_sha256;
+  std::vector<std::string> bench_args;  ///< bench options, as on the command line (-n 20 ...)
+  std::string row;                      ///< e.g. "2_vllm-fp8/trial-1": the agent's folder name
+};
+
+/// What an agent says of itself.
+struct hello {
+  std::string agent, host, version;
+  std::vector<std::string> labels;  ///< k=v, from --label
+  std::vector<std::string> gpus;    ///< "NAME" per GPU nvidia-smi lists (empty without one)
+  std::int64_t clock_unix_us = 0;   ///< its wall clock when it answered
+  bool insecure = false;            ///< --insecure-plaintext off loopback
+};
+
+/// A finished (or refused, or failed) job: the run folder's files travel back by name.
+struct result {
+  bool ok = false;      ///< the run produced a result (valid or not)
+  std::string error;    ///< why not (refusal, engine failure...)
+  std::string agent, host;
+  bool insecure = false;
+  std::vector<std::string> files;  ///< name, content, name, content, ...
+  std::string agent_run_dir;       ///< where the agent keeps its own copy
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job& x) {
+  return f(caf::meta::type_name("bp_fleet_job"), x.token, x.config_path, x.config_sha256, x.workload_name, x.workload,
+           x.workload_sha256, x.bench_args, x.row);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, hello& x) {
+  return f(caf::meta::type_name("bp_fleet_hello"), x.agent, x.host, x.version, x.labels, x.gpus, x.clock_unix_us,
+           x.insecure);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, result& x) {
+  return f(caf::meta::type_name("bp_fleet_result"), x.ok, x.error, x.agent, x.host, x.insecure, x.files,
+           x.agent_run_dir);
+}
+
+struct dial_outcome;
+
+}  // namespace fleet
 
 /// Engine facts the engine actor reports once the child is up: immutable data only. The engine
 /// actor alone owns the engine_child (so the child dies with the actor, on the actor's own
@@ -169,6 +237,69 @@ using connection_actor = caf::typed_actor<
     /// Fault injection only: fail (throw).
     caf::reacts_to<atom::kill>>;
 
+// ---------------------------------------------------------------------------------------------
+// The fleet (actors/fleet/, docs/fleet.md): one coordinator actor supervises every agent; each
+// agent publishes one actor (on loopback, behind its guard) and runs its jobs in a runner.
+
+/// What an agent tells the coordinator about a row (it is handed this handle with the job).
+using fleet_listener = caf::typed_actor<
+    /// A progress line of a row: the row, the line ("started on a (host)", "3/10 requests, 0 errors").
+    caf::reacts_to<atom::fprogress, std::string, std::string>,
+    /// The row ended on the agent: the row, its result (files, ok, or why not).
+    caf::reacts_to<atom::fresult, std::string, fleet::result>>;
+
+/// An agent as a coordinator sees it (published, reached through the guards): every message
+/// carries the token, checked again in constant time.
+using fleet_agent_actor = caf::typed_actor<
+    /// Greeting: the token -> what the agent says of itself; a wrong token is an error.
+    caf::replies_to<atom::fhello, std::string>::with<fleet::hello>,
+    /// Run this job (token inside) and tell the listener: progress lines, then one result.
+    caf::reacts_to<atom::frun, fleet::job, fleet_listener>,
+    /// Tear the running row down (its result still comes back): the token.
+    caf::reacts_to<atom::fstop, std::string>>;
+
+/// The agent actor as its own process holds it: the published face, and what only that process
+/// may send (a sender of another node is refused).
+using fleet_agent_local = caf::typed_actor<
+    caf::replies_to<atom::fhello, std::string>::with<fleet::hello>,
+    caf::reacts_to<atom::frun, fleet::job, fleet_listener>, caf::reacts_to<atom::fstop, std::string>,
+    /// The guard listens on this port (a refusal lists the peers connected to it): set once.
+    caf::reacts_to<atom::listening, std::uint16_t>,
+    /// SIGINT/SIGTERM: tear the running row down, send its result back, then quit: the signal.
+    caf::reacts_to<atom::stop, std::string>>;
+
+/// Runs the agent's accepted jobs, one at a time (detached: a run blocks its thread throughout).
+using fleet_runner_actor = caf::typed_actor<
+    /// Run this checked job from its config file; progress lines to the listener -> its result.
+    caf::replies_to<atom::frun, fleet::job, std::string, fleet_listener>::with<fleet::result>>;
+
+/// Reaches one agent for the coordinator: its guard dials (TCP, TLS, the token proofs), then CAF
+/// connects to the guard's loopback port. It blocks, so each attempt is a short-lived detached actor.
+using fleet_dialer_actor = caf::typed_actor<
+    /// Dial now -> the agent's handle, or why not (and whether retrying can help).
+    caf::replies_to<atom::fdial>::with<fleet::dial_outcome>>;
+
+/// The coordinator of `sweep --agents`: one event-based actor for every agent (per-agent state,
+/// requests with `then`, monitors, timers); hands each free agent the next row it may run.
+using fleet_coordinator_actor = caf::typed_actor<
+    caf::reacts_to<atom::fprogress, std::string, std::string>,
+    caf::reacts_to<atom::fresult, std::string, fleet::result>,
+    /// Ctrl-C (the CLI): every running row is stopped on its agent, nothing new starts: why.
+    caf::reacts_to<atom::stop, std::string>,
+    /// Internal timer: try agent K again (its generation: a timer of an older attempt is ignored).
+    caf::reacts_to<atom::fretry, std::size_t, std::uint64_t>>;
+
+namespace fleet {
+
+/// A dialer's answer: the agent's handle, or why there is none.
+struct dial_outcome {
+  fleet_agent_actor agent;
+  std::string error;     ///< "" when `agent` is set
+  bool refused = false;  ///< the agent refused us (token, certificate): retrying does not help
+};
+
+}  // namespace fleet
+
 /// Everything one run needs; shared by the supervisor and its children.
 struct run_context {
   engine_config config;
@@ -247,6 +378,7 @@ std::string fault_for(const std::string& faults, const std::string& actor_name);
 }  // namespace bp
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bp::engine_started)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bp::fleet::dial_outcome)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bp::collector_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bp::net::conn_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(nlohmann::json)

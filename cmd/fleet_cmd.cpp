@@ -205,7 +205,7 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
   std::vector<measure::outcome> outcomes(rows.size());
   std::vector<std::string> outcomes_agent(rows.size());  // "agent@host" per row
   std::mutex mu;
-  // One row's end, from an agent thread: the files that came back, the row's result.json (with the
+  // One row's end, from the coordinator actor: the files that came back, the row's result.json (with the
   // fleet's record) or, when there is no result, failure.json with the reason. A row without a
   // result enters the sweep as a local failed run does (no result; its reason), so the table,
   // sweep.json and report.html are written whatever failed. Never throws: a failure here becomes
@@ -327,9 +327,14 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
     if (!o.agent.empty() && o.ran) outcomes_agent[r.index] = o.agent + "@" + o.r.host;
     outcomes[r.index] = std::move(out);
   };
-  std::map<std::string, fleet::hello> hellos;
-  measure::run_interruptible([&] { hellos = fleet::dispatch(sys, co, rows, st.cancel, on_done); }, st,
-                             [] {}, [] {});
+  // One actor supervises every agent (actors/fleet/coordinator.hpp); this thread takes Ctrl-C
+  // and tells it, and waits for it to deliver once every row has ended.
+  auto done = std::make_shared<std::promise<fleet::dispatch_result>>();
+  auto finished = done->get_future();
+  auto coordinator = fleet::spawn_coordinator(sys, co, rows, on_done, done);
+  measure::run_interruptible([&] { finished.get(); }, st,
+                             [&] { caf::anon_send(coordinator, atom::stop::value, std::string("interrupted")); },
+                             [] {});
   for (std::size_t i = 0; i < rows.size(); ++i) entries[plan[i].first].trials.push_back(std::move(outcomes[i]));
   auto mo = base_opts;
   if (f.trials > 1) mo.results_tsv.clear();
@@ -430,6 +435,7 @@ sha256 is the one the coordinator expects. Without TLS it listens on loopback on
       };
       measure::interrupt_state st;
       st.external = &stop;
+      st.take_signals = false;  // the agent's signal thread takes them, and stops the run through `stop`
       auto out = measure::measure(sys, mo, st);
       r.ok = out.result.is_object() && !out.result.empty() && fs::exists(fs::path(dir) / "result.json");
       if (!r.ok) r.error = out.reason.empty() ? "the run produced no result" : out.reason;

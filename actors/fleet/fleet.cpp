@@ -23,12 +23,15 @@ void configure_network(caf::actor_system_config& cfg, const tls_options& tls) {
   cfg.add_message_type<job>("bp_fleet_job");
   cfg.add_message_type<hello>("bp_fleet_hello");
   cfg.add_message_type<result>("bp_fleet_result");
+  cfg.add_message_type<fleet_listener>("bp_fleet_listener");
   cfg.load<caf::io::middleman>();
   // A peer that stops answering is dropped after a few seconds, not minutes: each node sends a
   // heartbeat every second and gives up on a connection silent for five.
   cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::seconds(1)});
   cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::seconds(5)});
-  cfg.set("middleman.app-identifiers", std::vector<std::string>{"bench-proxy-fleet-1"});
+  // The fleet's protocol version: nodes of another one (an older bench-proxy, whose run message
+  // carried an untyped handle) are refused at CAF's handshake instead of ignoring each other.
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"bench-proxy-fleet-2"});
   // TLS is the guard's (guard.hpp), never libcaf_openssl's: CAF itself only speaks to loopback.
   (void)tls;
 }

@@ -2,9 +2,9 @@
 /// Fleet: one sweep across many GPU hosts over CAF 0.17's own network layer (libcaf_io's
 /// middleman, libcaf_openssl for TLS). An agent on each host publishes one actor; the coordinator
 /// (`sweep --agents FILE`) dispatches configs to free agents that match their placement, and keeps
-/// every file locally in the layout of a local sweep. Supervision across hosts:
-/// docs/architecture.md, "Fleet". Message types are announced here (add_fleet_types) with their
-/// `inspect` overloads, on both nodes.
+/// every file locally in the layout of a local sweep. Supervision across hosts: docs/fleet.md.
+/// The message types, atoms and typed interfaces are actors/actors.hpp's (the one protocol
+/// header); configure_network announces the ones that travel, on both nodes.
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -15,61 +15,9 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/actors.hpp"
+
 namespace bp::fleet {
-
-/// One config to run on an agent: named by its path under the agent's --config-root and the
-/// sha256 of the content the coordinator expects; the workload travels as data.
-struct job {
-  std::string token;
-  std::string config_path;    ///< relative, under the agent's --config-root
-  std::string config_sha256;  ///< of the file's bytes, as the coordinator has them
-  std::string workload_name;  ///< file name (its extension picks CSV or JSONL)
-  std::string workload;       ///< the workload's bytes
-  std::string workload_sha256;
-  std::vector<std::string> bench_args;  ///< bench options, as on the command line (-n 20 ...)
-  std::string row;                      ///< e.g. "2_vllm-fp8/trial-1": the agent's folder name
-};
-
-/// What an agent says of itself.
-struct hello {
-  std::string agent, host, version;
-  std::vector<std::string> labels;  ///< k=v, from --label
-  std::vector<std::string> gpus;    ///< "NAME" per GPU nvidia-smi lists (empty without one)
-  std::int64_t clock_unix_us = 0;   ///< its wall clock when it answered
-  bool insecure = false;            ///< --insecure-plaintext off loopback
-};
-
-/// A finished (or refused, or failed) job: the run folder's files travel back by name.
-struct result {
-  bool ok = false;      ///< the run produced a result (valid or not)
-  std::string error;    ///< why not (refusal, engine failure...)
-  std::string agent, host;
-  bool insecure = false;
-  std::vector<std::string> files;  ///< name, content, name, content, ...
-  std::string agent_run_dir;       ///< where the agent keeps its own copy
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, job& x) {
-  return f(caf::meta::type_name("bp_fleet_job"), x.token, x.config_path, x.config_sha256, x.workload_name, x.workload,
-           x.workload_sha256, x.bench_args, x.row);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, hello& x) {
-  return f(caf::meta::type_name("bp_fleet_hello"), x.agent, x.host, x.version, x.labels, x.gpus, x.clock_unix_us,
-           x.insecure);
-}
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, result& x) {
-  return f(caf::meta::type_name("bp_fleet_result"), x.ok, x.error, x.agent, x.host, x.insecure, x.files,
-           x.agent_run_dir);
-}
-
-using hello_atom = caf::atom_constant<caf::atom("fhello")>;        // coordinator -> agent: (token)
-using run_atom = caf::atom_constant<caf::atom("frun")>;            // (job, reply_to)
-using progress_atom = caf::atom_constant<caf::atom("fprogress")>;  // agent -> reply_to: (row, text)
-using result_atom = caf::atom_constant<caf::atom("fresult")>;      // agent -> reply_to: (row, result)
-using stop_atom = caf::atom_constant<caf::atom("fstop")>;          // coordinator -> agent: (token)
 
 struct tls_options {
   std::string cert, key, ca;

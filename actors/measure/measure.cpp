@@ -38,8 +38,13 @@ void run_interruptible(const std::function<void()>& work, interrupt_state& st, c
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   while (fut.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
-    timespec ts{0, 50 * 1000 * 1000};
-    int sig = sigtimedwait(&set, nullptr, &ts);
+    int sig = 0;
+    if (st.take_signals) {
+      timespec ts{0, 50 * 1000 * 1000};
+      sig = sigtimedwait(&set, nullptr, &ts);
+    } else if (fut.wait_for(std::chrono::milliseconds(50)) == std::future_status::ready) {
+      break;
+    }
     if (sig != SIGINT && sig != SIGTERM) {
       if (st.external && st.external->load() && st.signals.load() == 0) {
         st.signals.fetch_add(1);

@@ -46,6 +46,9 @@ struct interrupt_state {
   std::atomic<int> signals{0};
   std::atomic<bool> cancel{false};  ///< no new request is started
   const std::atomic<bool>* external = nullptr;  ///< set by someone else (a fleet coordinator): as a first signal
+  /// false: SIGINT/SIGTERM are someone else's to take (a fleet agent's signal thread), who says
+  /// so through `external`; run_interruptible then only watches `external`.
+  bool take_signals = true;
   bool interrupted() const { return signals.load() > 0; }
 };
 
@@ -61,8 +64,9 @@ struct outcome {
   std::string engine_exit;  ///< how the engine ended, when it did so on its own
 };
 
-/// Runs `work` on another thread while this one takes SIGINT/SIGTERM (blocked everywhere else):
-/// `first` on the first signal, `again` on each later one. Returns what `work` returned.
+/// Runs `work` on another thread while this one takes SIGINT/SIGTERM (blocked everywhere else;
+/// unless `st.take_signals` is false): `first` on the first signal (or `external`), `again` on
+/// each later one. Returns what `work` returned.
 void run_interruptible(const std::function<void()>& work, interrupt_state& st, const std::function<void()>& first,
                        const std::function<void()>& again);
 
