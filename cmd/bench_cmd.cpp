@@ -1,7 +1,5 @@
 // bench-proxy bench | run | sweep
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,7 +14,6 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -26,18 +23,15 @@
 #include "actors/engine_run.hpp"
 #include "actors/measure/measure.hpp"
 #include "actors/measure/report.hpp"
+#include "actors/measure/sweep.hpp"
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
-#include "base/json_read.hpp"
-#include "base/sha256.hpp"
 #include "base/numbers.hpp"
 #include "base/text.hpp"
 #include "cmd/bench_flags.hpp"
 #include "cmd/cli.hpp"
-#include "analysis/disturbance.hpp"
 #include "cmd/exit_status.hpp"
 #include "configs/engine_config.hpp"
-#include "configs/variants.hpp"
 #include "net/loadgen/bench.hpp"
 #include "net/client/http_client.hpp"
 #include "snapshot/diff.hpp"
@@ -673,194 +667,56 @@ runner define_sweep(CLI::App& app, const std::vector<std::string>& argv) {
   return [f, argv]() -> int { return sweep_main(*f, argv); };
 }
 
-/// Claims `dir` for this process until it exits: an flock on DIR/sweep.lock, which holds the
-/// holder's PID (the kernel releases the lock when the process ends, however it ends). A second
-/// sweep into the same folder is refused (exit 2) naming the holder, before anything starts.
-void lock_sweep_dir(const std::string& dir) {
-  std::string path = (fs::path(dir) / "sweep.lock").string();
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int e = errno;
-    char buf[32] = {};
-    ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-    ::close(fd);
-    std::string pid = n > 0 ? std::string(base::trim(std::string_view(buf, static_cast<std::size_t>(n)))) : "unknown";
-    if (e == EWOULDBLOCK)
-      throw usage_error("--sweep-dir " + dir + " is in use by another sweep (PID " + pid + ", lock " + path + ")");
-    throw std::runtime_error(path + ": " + std::strerror(e));
+namespace {
+
+/// The library refuses a sweep with sweep_refused; the CLI's word for that is a usage error (exit 2).
+template <typename F>
+auto refused_as_usage(F&& work) -> decltype(work()) {
+  try {
+    return work();
+  } catch (const measure::sweep_refused& e) {
+    throw usage_error(e.what());
   }
-  std::string me = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size()))
-    spdlog::warn("{}: could not write this process's PID ({})", path, std::strerror(errno));
-  // fd stays open (and locked) until this process exits.
 }
 
+/// A sweep's options from the flags (the local sweep's and the fleet's); `base_opts` is every
+/// lifecycle's (measure_options).
+measure::sweep_options sweep_options_of(const bench_flags& f, const measure::options& base_opts) {
+  measure::sweep_options o;
+  o.configs = f.configs;
+  o.sweep_dir = f.sweep_dir;
+  o.lifecycle = base_opts;
+  o.lifecycle.results_tsv = f.results;
+  o.lifecycle.label = f.label;
+  o.vary = f.vary;
+  o.one_at_a_time = f.one_at_a_time;
+  o.trials = f.trials;
+  o.order = f.order;
+  o.redo_disturbed = f.redo_disturbed;
+  o.disturbance_cores = f.disturbance_cores;
+  o.resume = f.resume;
+  o.noise = relative_value(f.noise);
+  o.slo = f.slo;
+  return o;
+}
+
+int sweep_exit_status(const measure::sweep_result& r) {
+  if (r.interrupted) return exit_status(errc::interrupted);
+  return r.any_bad ? exit_status(errc::failure) : 0;
+}
+
+}  // namespace
+
 std::string claim_sweep_dir(const bench_flags& f) {
-  if (f.sweep_dir.empty()) {
-    std::string d = base::make_unique_dir("sweeps/" + utc_stamp());
-    lock_sweep_dir(d);
-    return d;
-  }
-  const std::string& d = f.sweep_dir;
-  std::error_code ec;
-  if (fs::exists(fs::path(d) / "sweep.json", ec))
-    throw usage_error("--sweep-dir " + d + " already holds a sweep.json (results are never overwritten)");
-  fs::create_directories(d, ec);
-  if (ec) throw std::runtime_error(d + ": " + ec.message());
-  lock_sweep_dir(d);
-  // Checked again under the lock: a sweep that finished between the first check and the lock.
-  if (fs::exists(fs::path(d) / "sweep.json", ec))
-    throw usage_error("--sweep-dir " + d + " already holds a sweep.json (results are never overwritten)");
-  return d;
+  return refused_as_usage([&] { return measure::claim_sweep_dir(f.sweep_dir); });
 }
 
 std::vector<std::string> config_dirs(const std::vector<std::string>& configs, const std::string& sweep_dir) {
-  std::vector<std::string> dirs;
-  for (std::size_t i = 0; i < configs.size(); ++i)
-    dirs.push_back(base::make_unique_dir(
-        (fs::path(sweep_dir) / (std::to_string(i + 1) + "_" + fs::path(configs[i]).stem().string())).string()));
-  return dirs;
+  return measure::config_dirs(configs, sweep_dir);
 }
 
 std::string trial_dir(const bench_flags& f, const std::string& config_dir, int trial) {
-  if (f.trials == 1) return config_dir;
-  return base::make_unique_dir((fs::path(config_dir) / ("trial-" + std::to_string(trial + 1))).string());
-}
-
-/// sweep BASE --vary ...: each variant's file name and YAML, every one loaded and checked as it
-/// will be written (exit 2 naming the knob, the value and the config error otherwise).
-struct variant_file {
-  std::string name, yaml;
-  std::vector<std::pair<std::string, std::string>> knobs;
-};
-std::vector<variant_file> make_variants(const bench_flags& f) {
-  if (f.configs.size() != 1)
-    throw usage_error("--vary makes variants of one config: give exactly one CONFIG (got " +
-                      std::to_string(f.configs.size()) + ")");
-  const std::string& base_path = f.configs[0];
-  std::vector<variants::axis> axes;
-  for (const auto& spec : f.vary) {
-    try {
-      axes.push_back(variants::parse_axis(spec));
-    } catch (const std::invalid_argument& e) {
-      throw usage_error(e.what());
-    }
-  }
-  std::string text;
-  try {
-    text = base::read_file_limited(base_path, max_config_bytes);
-  } catch (const std::exception& e) {
-    throw usage_error(std::string("--vary: ") + e.what());
-  }
-  auto env = process_env();
-  auto base_cfg = load_config(base_path, env);
-  if (!base_cfg.config) throw usage_error(base_cfg.errors.empty() ? base_path : base_cfg.errors[0].str());
-  std::vector<variant_file> out;
-  std::set<std::string> names;
-  for (const auto& knobs : variants::combinations(axes, f.one_at_a_time)) {
-    std::string name = variants::file_stem(knobs) + ".yaml";
-    if (!names.insert(name).second) continue;
-    std::string yaml = "# generated by bench-proxy sweep --vary from " + base_path + "\n" +
-                       variants::apply_knobs(text, knobs, base_cfg.config->repo_root);
-    // Loaded as if it were already in the sweep folder (relative paths were made absolute).
-    auto r = load_config_text(yaml, (fs::path(base_path).parent_path() / name).string(), env);
-    std::vector<std::string> errors;
-    for (const auto& e : r.errors) errors.push_back(e.str());
-    if (r.config)
-      for (const auto& e : check_launchable(*r.config)) errors.push_back(e.str());
-    if (!errors.empty()) {
-      std::string knob_text;
-      for (const auto& [k, v] : knobs) knob_text += (knob_text.empty() ? "" : ", ") + k + "=" + v;
-      throw usage_error("--vary " + knob_text + ": the variant of " + base_path + " is not a valid config: " + errors[0]);
-    }
-    out.push_back({name, yaml, knobs});
-  }
-  return out;
-}
-
-/// What must be equal for `sweep --resume` to reuse a sweep's lifecycles: every config's bytes,
-/// the workload's, and each option that changes what a lifecycle measures.
-json resume_key(const bench_flags& f, const measure::options& mo, const std::vector<std::string>& configs) {
-  json k;
-  k["configs"] = json::array();
-  for (const auto& c : configs) {
-    std::string hex, err;
-    std::uint64_t size = 0;
-    if (!sha256_file(c, hex, size, err)) throw usage_error(c + ": " + err);
-    k["configs"].push_back(hex);
-  }
-  const auto& b = mo.bench;
-  std::string workload;
-  if (b.generated.any()) {
-    workload = b.generated.describe();
-  } else if (!b.queries_path.empty()) {  // a --client run may have no workload
-    bench::load_workload(b.queries_path, &workload);
-  }
-  k["workload"] = workload;
-  if (!mo.client.command.empty()) k["client"] = mo.client.command;  // resumed only with the same client
-  k["seed"] = b.seed;
-  k["trials"] = f.trials;
-  k["order"] = f.order;
-  k["requests"] = b.num_requests;
-  k["repeats"] = b.repeats;
-  k["warmup"] = b.warmup;
-  k["max_tokens"] = b.max_tokens ? json(*b.max_tokens) : json(nullptr);
-  k["stream"] = b.stream;
-  k["concurrency"] = b.concurrency;
-  k["rate"] = b.rate;
-  k["load"] = b.load.text;
-  k["duration_s"] = b.load.duration_s;
-  k["headline"] = b.headline;
-  k["slo"] = f.slo;
-  return k;
-}
-
-/// sweep --resume DIR: the finished lifecycles of an interrupted sweep, per config in trial order,
-/// after checking it is the same sweep. Throws usage_error naming what differs.
-std::vector<std::vector<measure::outcome>> reusable_lifecycles(const std::string& dir, const json& key) {
-  fs::path sj = fs::path(dir) / "sweep.json";
-  if (!fs::exists(sj)) throw usage_error("--resume " + dir + ": no sweep.json there (not a sweep folder, or still running)");
-  json doc;
-  try {
-    doc = base::parse_json(base::read_file_limited(sj.string()), sj.string(), base::json_file_depth);
-  } catch (const std::exception& e) {
-    throw usage_error("--resume " + dir + ": " + e.what());
-  }
-  if (!doc.value("interrupted", false))
-    throw usage_error("--resume " + dir + ": that sweep finished (it was not interrupted): nothing to resume");
-  if (!doc.contains("resume_key") || !doc["resume_key"].is_object())
-    throw usage_error("--resume " + dir + ": its sweep.json has no resume_key (made by an older bench-proxy)");
-  const json& old = doc["resume_key"];
-  for (auto it = key.begin(); it != key.end(); ++it) {
-    if (old.contains(it.key()) && old[it.key()] == it.value()) continue;
-    std::string what = it.key() == "configs" ? "the configs (their sha256, in order)" : "--" + it.key();
-    if (it.key() == "workload") what = "the workload (its sha256 or spec)";
-    throw usage_error("--resume " + dir + ": not the same sweep: " + what + " differ" + (it.key() == "configs" ? "" : "s") +
-                      " (" + old.value(it.key(), json()).dump() + " there, " + it.value().dump() + " now)");
-  }
-  std::vector<std::vector<measure::outcome>> out(key["configs"].size());
-  const json& cs = doc.value("configs", json::array());
-  for (std::size_t i = 0; i < cs.size() && i < out.size(); ++i)
-    for (const auto& rel : cs[i].value("results", json::array())) {
-      fs::path p = rel.get<std::string>();
-      if (p.is_relative()) p = fs::path(dir) / p;
-      measure::outcome o;
-      try {
-        o.result = base::parse_json(base::read_file_limited(p.string()), p.string(), base::json_file_depth);
-      } catch (const std::exception& e) {
-        throw usage_error("--resume " + dir + ": " + e.what());
-      }
-      o.result_path = fs::absolute(p).lexically_normal().string();
-      o.run_dir = fs::path(o.result_path).parent_path().string();
-      o.started = o.published = true;
-      o.valid = o.result.value("valid", false);
-      o.reason = o.result.value("invalid_reason", std::string());
-      o.teardown_verified = true;  // a lifecycle in a sweep's record ended with its teardown verified
-      o.meta_path = (fs::path(o.run_dir) / "meta.json").string();
-      out[i].push_back(std::move(o));
-    }
-  return out;
+  return measure::trial_dir(f.trials, config_dir, trial);
 }
 
 int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
@@ -871,174 +727,31 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
   if (!f.agents.empty() && !f.resume.empty()) throw usage_error("--resume continues a local sweep (not --agents)");
   if (!f.agents.empty()) return fleet_sweep_main(f, full_argv);
   setup_logging(f.log_level);
-  auto base_opts = measure_options(f, "", full_argv);
-  std::vector<std::string> configs = f.configs;
-  // --vary: the variants are made and validated in memory first; nothing is written or started
-  // when one of them is wrong.
-  std::vector<variant_file> generated;
-  if (!f.vary.empty()) generated = make_variants(f);
-  else if (f.one_at_a_time) throw usage_error("--one-at-a-time needs --vary");
-  // Every config and the workload are checked before the first engine starts.
-  if (generated.empty()) preflight_or_throw(configs, base_opts.bench.queries_path, base_opts.results_tsv);
-  else preflight_or_throw({configs[0]}, base_opts.bench.queries_path, base_opts.results_tsv);
-  // --resume: the same sweep's finished lifecycles (checked before anything is claimed or started).
-  std::vector<std::vector<measure::outcome>> reused;
-  json key;
-  if (generated.empty()) key = resume_key(f, base_opts, configs);
-  if (!f.resume.empty()) {
-    if (!generated.empty()) throw usage_error("--resume with --vary: resume the sweep of the generated configs (DIR/configs/*.yaml) instead");
-    reused = reusable_lifecycles(f.resume, key);
-  }
-  std::string sweep_dir = claim_sweep_dir(f);
-  if (!generated.empty()) {
-    fs::path dir = fs::path(sweep_dir) / "configs";
-    fs::create_directories(dir);
-    for (const auto& g : generated) {
-      std::string path = (dir / g.name).string();
-      base::write_file_atomic(path, g.yaml, true);
-      configs.push_back(path);
-    }
-    std::cout << "variants: " << generated.size() << " configs in " << dir.string() << "\n";
-  }
+  auto o = sweep_options_of(f, measure_options(f, "", full_argv));
+  if (f.vary.empty() && f.one_at_a_time) throw usage_error("--one-at-a-time needs --vary");
+  o.preflight = [&o](const std::vector<std::string>& configs) {
+    preflight_or_throw(configs, o.lifecycle.bench.queries_path, o.lifecycle.results_tsv);
+  };
   become_subreaper();
   caf::actor_system_config cfg;
   configure_actor_system(cfg);
   caf::actor_system sys{cfg};
-  if (key.is_null()) key = resume_key(f, base_opts, configs);  // --vary: the generated configs as written
   measure::interrupt_state st;
-  std::vector<measure::sweep_entry> entries(configs.size());
-  for (std::size_t i = 0; i < configs.size(); ++i) entries[i].config = configs[i];
-  json resumed = json::array();
-  for (std::size_t i = 0; i < reused.size() && i < entries.size(); ++i)
-    for (auto& o : reused[i]) {
-      if (entries[i].trials.size() >= static_cast<std::size_t>(f.trials)) break;
-      resumed.push_back({{"config", configs[i]}, {"trial", entries[i].trials.size() + 1}, {"result", o.result_path}});
-      entries[i].trials.push_back(std::move(o));
-    }
-  if (!f.resume.empty())
-    std::cout << "resuming " << f.resume << ": reused " << resumed.size() << " finished lifecycle"
-              << (resumed.size() == 1 ? "" : "s") << (resumed.empty() ? "" : " (results stay where they are)") << "\n";
-  // The variants' knob values (the base config, first, has none): a column of the table.
-  for (std::size_t i = 0; i < generated.size(); ++i)
-    for (const auto& [k, v] : generated[i].knobs) entries[i + 1].variant[k] = v;
-  std::vector<std::string> dirs = config_dirs(configs, sweep_dir);
-  // One trial: each run writes its own ledger row (as a single run does); several: one row per
-  // config at the end, for all its trials.
-  if (f.trials > 1) base_opts.results_tsv.clear();
-  auto plan = measure::trial_order(configs.size(), f.trials, f.order == "shuffled", base_opts.bench.seed);
-  std::size_t step = 0;
-  auto sweep_start = std::chrono::steady_clock::now();
-  for (const auto& [ci, t] : plan) {
-    if (st.interrupted()) break;
-    if (static_cast<std::size_t>(t) < entries[ci].trials.size()) continue;  // reused by --resume
-    auto mo = base_opts;
-    mo.config_path = configs[ci];
-    mo.run_dir = trial_dir(f, dirs[ci], t);
-    spdlog::info("[sweep] {}/{}: {}{}", ++step, plan.size(), configs[ci],
-                 f.trials > 1 ? " (trial " + std::to_string(t + 1) + ")" : "");
-    if (!f.no_progress) {
-      // One line per lifecycle: which config of how many, which trial, requests, errors, ETA.
-      double done_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count();
-      std::string label = "[" + std::to_string(step) + "/" + std::to_string(plan.size()) + "] config " +
-                          std::to_string(ci + 1) + "/" + std::to_string(configs.size()) + " " +
-                          fs::path(configs[ci]).stem().string() + ", trial " + std::to_string(t + 1) + "/" +
-                          std::to_string(f.trials);
-      mo.bench.progress = lifecycle_progress(label, plan.size() - step, step > 1 ? done_s / static_cast<double>(step - 1) : 0);
-    }
-    auto r = measure::measure(sys, mo, st);
-    // A trial whose measured window was disturbed (analysis/disturbance.hpp) is run again, at
-    // most --redo-disturbed times; with one trial per config (each run its own ledger row) it is
-    // only said: a single lifecycle is never a verdict anyway.
-    for (int redo = 1; f.trials > 1 && r.valid && !st.interrupted() && redo <= f.redo_disturbed; ++redo) {
-      auto d = analysis::disturbances(r.result.value("conditions", json()), {f.disturbance_cores});
-      if (d.empty()) break;
-      spdlog::warn("[sweep] {} trial {} disturbed ({}): run again", configs[ci], t + 1, d[0]);
-      entries[ci].disturbed.push_back({{"trial", t + 1}, {"run_dir", r.run_dir}, {"reasons", d}});
-      mo.run_dir = base::make_unique_dir(mo.run_dir + "-redo-" + std::to_string(redo));
-      r = measure::measure(sys, mo, st);
-    }
-    if (r.valid && f.trials > 1 && f.redo_disturbed > 0) {  // 0: disturbed trials are only said (warnings)
-      auto d = analysis::disturbances(r.result.value("conditions", json()), {f.disturbance_cores});
-      if (!d.empty()) {
-        spdlog::warn("[sweep] {} trial {} still disturbed ({}): the machine was busy", configs[ci], t + 1, d[0]);
-        bench::add_invalid_reason(r.result, "disturbed: " + d[0] + " (the machine was busy through " +
-                                                std::to_string(f.redo_disturbed) + " redos)");
-        r.valid = false;
-        r.reason = "the machine was busy: " + d[0];
-      }
-    }
-    if (r.valid)
-      spdlog::info("[sweep] {}: {:.2f} {} (teardown verified: {})", configs[ci], bench::headline(r.result),
-                   base_opts.bench.headline, r.teardown_verified);
-    else
-      spdlog::warn("[sweep] {}: {}", configs[ci], r.reason);
-    entries[ci].trials.push_back(std::move(r));
-  }
-  json extra = {{"resume_key", key}};
-  if (!f.resume.empty()) {
-    extra["resumed_from"] = fs::absolute(f.resume).lexically_normal().string();
-    extra["reused"] = resumed;
-  }
-  return finish_sweep(f, base_opts, entries, dirs, sweep_dir, st, extra);
+  auto lifecycle = [&](const measure::sweep_lifecycle& l) {
+    auto mo = l.run;
+    if (!f.no_progress) mo.bench.progress = lifecycle_progress(l.label, l.lifecycles_after, l.mean_lifecycle_s);
+    return measure::measure(sys, mo, st);
+  };
+  return sweep_exit_status(refused_as_usage([&] { return measure::run_sweep(o, lifecycle, st, std::cout); }));
 }
 
 int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,
                  const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st,
                  const json& extra) {
-  for (std::size_t i = 0; i < entries.size(); ++i) {
-    auto& e = entries[i];
-    // A lifecycle Ctrl-C cut short is left out of the config's record (its folder stays); the
-    // finished ones keep their validity.
-    if (st.interrupted() && f.trials > 1) {
-      auto cut = std::remove_if(e.trials.begin(), e.trials.end(), [](const measure::outcome& t) {
-        return t.error && code_of(t.error) == errc::interrupted && !t.valid;
-      });
-      e.interrupted_trials = static_cast<int>(std::distance(cut, e.trials.end()));
-      e.trials.erase(cut, e.trials.end());
-    }
-    e.aggregate = measure::aggregate_trials(e.config, e.trials, base_opts.bench, dirs[i]);
-    if (!f.label.empty()) e.aggregate["label"] = f.label;
-    // The ledger's rows of one sweep were measured interleaved: verdicts between them are fair.
-    e.aggregate["interleaved_with"] = fs::absolute(sweep_dir).lexically_normal().string();
-    if (!e.disturbed.empty()) {
-      e.aggregate["disturbed"] = e.disturbed;
-      e.aggregate["warnings"].push_back(std::to_string(e.disturbed.size()) +
-                                        " trial(s) run again: their measured windows were disturbed (" +
-                                        e.disturbed[0]["reasons"][0].get<std::string>() + ")");
-    }
-    if (f.trials > 1) {
-      if (e.trials.size() < static_cast<std::size_t>(f.trials) && !st.interrupted())
-        bench::add_invalid_reason(e.aggregate, "not every trial ran");
-      else if (e.trials.size() < static_cast<std::size_t>(f.trials) || e.interrupted_trials > 0)
-        e.aggregate["warnings"].push_back("interrupted: " + std::to_string(e.trials.size()) + " of " +
-                                          std::to_string(f.trials) + " trials finished (they keep their validity)");
-      std::string path = (fs::path(dirs[i]) / "trials.json").string();
-      base::write_file_atomic(path, e.aggregate.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
-      if (!f.results.empty()) {
-        try {
-          bench::append_tsv(f.results, e.aggregate, fs::absolute(path).string());
-        } catch (const std::exception& ex) {
-          spdlog::error("{}", ex.what());
-        }
-      }
-    }
-  }
-  bench::compare_options co;
-  co.noise = relative_value(f.noise);
-  co.confidence = base_opts.bench.stats.confidence;
-  co.resamples = 10000;  // as compare does by default: the table and `compare DIR` agree
-  co.seed = base_opts.bench.seed;
-  auto rep = measure::report_sweep(entries, base_opts.bench, co, sweep_dir, st.interrupted(), f.trials);
-  rep.doc["order"] = f.order;
-  for (auto it = extra.begin(); it != extra.end(); ++it) rep.doc[it.key()] = it.value();
-  std::string sweep_json = (fs::path(sweep_dir) / "sweep.json").string();
-  base::write_file_atomic(sweep_json, rep.doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", true);
-  std::cout << rep.table;
-  std::cout << "sweep: " << fs::absolute(sweep_json).string() << "\n";
-  write_report_beside({sweep_dir}, sweep_dir);
-  std::cout << rep.best_line << "\n";
-  if (st.interrupted()) return exit_status(errc::interrupted);
-  return rep.any_bad ? exit_status(errc::failure) : 0;
+  auto r = measure::record_sweep(sweep_options_of(f, base_opts), std::move(entries), dirs, sweep_dir, st.interrupted(),
+                                 extra, std::cout);
+  entries = std::move(r.entries);
+  return sweep_exit_status(r);
 }
 
 }  // namespace bp::cli

@@ -71,6 +71,8 @@ measure::options measure_options(const bench_flags& f, const std::string& config
 void preflight_or_throw(const std::vector<std::string>& configs, const std::string& workload, const std::string& tsv);
 void write_report_beside(const std::vector<std::string>& paths, const std::string& dir);
 
+/// The sweep's folder layout for the fleet's sweep: thin wrappers over actors/measure/sweep.hpp
+/// (a refusal there is a usage_error here).
 /// The sweep's folder: --sweep-dir (refused when it holds a sweep.json) or a fresh sweeps/<UTC time>.
 std::string claim_sweep_dir(const bench_flags& f);
 /// One fresh folder per config, <sweep>/<n>_<config stem>, in sweep order.
@@ -79,7 +81,7 @@ std::vector<std::string> config_dirs(const std::vector<std::string>& configs, co
 std::string trial_dir(const bench_flags& f, const std::string& config_dir, int trial);
 
 /// The end of every sweep, local or across a fleet: aggregates, trials.json, the ledger, the
-/// table, sweep.json and report.html; returns the exit status.
+/// table, sweep.json and report.html (measure::record_sweep); returns the exit status.
 int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,
                  const std::vector<std::string>& dirs, const std::string& sweep_dir, const measure::interrupt_state& st,
                  const nlohmann::json& extra = nlohmann::json::object());
