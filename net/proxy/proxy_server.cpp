@@ -11,6 +11,7 @@
 //   and every SSE event already read leaves in the same write; nothing is held back for more.
 #include "net/proxy/proxy_server.hpp"
 
+#include "net/proxy/connection_handle.hpp"
 #include "net/proxy/event_loop.hpp"
 #include "net/proxy/http1.hpp"
 #include "net/proxy/proxy_metrics.hpp"
@@ -30,8 +31,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <functional>
-#include <mutex>
 #include <optional>
 #include <thread>
 #include <unordered_map>
@@ -142,24 +141,6 @@ using http1::route;
 
 class server_impl;
 class session;
-class handle_impl;
-
-/// How a connection's handle reaches its I/O thread's loop: under a lock, so that a command from
-/// an owner that outlives the server by a moment (a connection actor) is dropped, not posted to a
-/// loop that is gone.
-struct loop_door {
-  explicit loop_door(event_loop& l) : loop(&l) {}
-  void post(std::function<void()> f) {
-    std::lock_guard<std::mutex> lk(mu);
-    if (loop) loop->post(std::move(f));
-  }
-  void shut() {
-    std::lock_guard<std::mutex> lk(mu);
-    loop = nullptr;
-  }
-  std::mutex mu;
-  event_loop* loop;  // null once the server shut down
-};
 
 /// One I/O thread: its event loop, the sessions it owns, one coarse sweep for every timeout.
 struct thread_ctx {
@@ -234,17 +215,17 @@ bool recv_into(int fd, byte_buffer& b, std::size_t max, readiness& ready, std::s
 }
 
 
-class session final : public std::enable_shared_from_this<session> {
+class session final : public std::enable_shared_from_this<session>, public connection_control {
  public:
   session(server_impl& srv, thread_ctx& tc, int fd, std::uint64_t id);
   ~session();
   /// Before start(): the handle that hears of this session's end.
-  void set_handle(std::shared_ptr<handle_impl> h) { handle_ = std::move(h); }
+  void set_handle(std::shared_ptr<session_handle> h) { handle_ = std::move(h); }
   void start();
   /// Ends the connection: a FIN after what was written, or with `reset` a reset (abort).
-  void close(const std::string& reason, bool reset = false);
+  void close(const std::string& reason, bool reset = false) override;
   /// Takes no new request: closes now when idle, else once the response in flight is complete.
-  void drain(const std::string& reason);
+  void drain(const std::string& reason) override;
   void sweep(clock_type::time_point now);
   std::uint64_t id() const { return id_; }
 
@@ -347,7 +328,7 @@ class session final : public std::enable_shared_from_this<session> {
   bool reported_ = false;
   bool draining_ = false;    // drain(): close after the response in flight
   std::string drain_reason_;
-  std::shared_ptr<handle_impl> handle_;
+  std::shared_ptr<session_handle> handle_;
   std::unique_ptr<request_record> rec_ = std::make_unique<request_record>();  // swapped with the log's
   bool rec_active_ = false;
   response_watch watch_;
@@ -355,82 +336,6 @@ class session final : public std::enable_shared_from_this<session> {
   std::uint64_t req_bytes_ = 0, resp_bytes_ = 0;  // this request's bytes from / to the client
   bool relayed_ = false;  // this request's response comes from the engine
 };
-
-/// A connection's handle: its commands go to the session's I/O thread through the loop's door;
-/// its end comes back from that thread through ended(). Held by the session (for the end) and
-/// by whoever owns the connection (a connection actor), never the other way round.
-class handle_impl final : public connection_handle {
- public:
-  handle_impl(std::weak_ptr<session> s, std::shared_ptr<loop_door> door, std::uint64_t id, std::string peer)
-      : s_(std::move(s)), door_(std::move(door)), id_(id), peer_(std::move(peer)) {}
-  std::uint64_t id() const override { return id_; }
-  std::string peer() const override { return peer_; }
-  void on_end(end_listener f) override {
-    std::unique_lock<std::mutex> lk(mu_);
-    if (!ended_) {
-      listener_ = std::move(f);
-      return;
-    }
-    conn_stats st = stats_;
-    std::string why = reason_;
-    lk.unlock();
-    if (f) f(st, why);
-  }
-  void close(const std::string& reason) override {
-    command([reason](session& s) { s.close(reason); });
-  }
-  void drain(const std::string& reason) override {
-    command([reason](session& s) { s.drain(reason); });
-  }
-  void abort(const std::string& reason) override {
-    command([reason](session& s) { s.close(reason, true); });
-  }
-  /// On the session's I/O thread, once: the connection ended.
-  void ended(const conn_stats& st, const std::string& why) {
-    end_listener f;
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      if (ended_) return;
-      ended_ = true;
-      stats_ = st;
-      reason_ = why;
-      f.swap(listener_);
-    }
-    if (f) f(st, why);
-  }
-
- private:
-  template <class F>
-  void command(F f) {
-    door_->post([w = s_, f = std::move(f)] {
-      if (auto s = w.lock()) f(*s);
-    });
-  }
-  std::weak_ptr<session> s_;
-  std::shared_ptr<loop_door> door_;
-  std::uint64_t id_;
-  std::string peer_;
-  std::mutex mu_;
-  bool ended_ = false;  // guarded by mu_, as the three below
-  conn_stats stats_;
-  std::string reason_;
-  end_listener listener_;
-};
-
-static_assert(sizeof(conn_stats) == 8 * sizeof(std::uint64_t),
-              "a new conn_stats counter goes into operator+=, operator== and describe() too");
-
-}  // namespace
-
-std::string describe(const conn_stats& s) {
-  return std::to_string(s.requests) + " requests, " + std::to_string(s.proxied) + " proxied, " +
-         std::to_string(s.bytes_from_client) + " B in, " + std::to_string(s.bytes_to_client) + " B out, " +
-         std::to_string(s.client_aborts) + " client aborts, " + std::to_string(s.upstream_errors) +
-         " upstream errors, " + std::to_string(s.upstream_timeouts) + " upstream timeouts, " +
-         std::to_string(s.bad_requests) + " bad requests";
-}
-
-namespace {
 
 class server_impl final : public proxy_server, private io_watch {
  public:
@@ -600,7 +505,7 @@ class server_impl final : public proxy_server, private io_watch {
       peer_ep.resize(len);
       if (len > 0) peer = peer_ep.address().to_string() + ":" + std::to_string(peer_ep.port());
       auto sess = std::make_shared<session>(*this, target, fd, id);
-      auto handle = std::make_shared<handle_impl>(sess, target.door, id, std::move(peer));
+      auto handle = std::make_shared<session_handle>(sess, target.door, id, std::move(peer));
       sess->set_handle(handle);
       target.loop.post([sess] { sess->start(); });
       if (hooks_.on_open) hooks_.on_open(std::move(handle));
