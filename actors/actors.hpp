@@ -43,7 +43,6 @@ using stats = caf::atom_constant<caf::atom("stats")>;
 using reaped = caf::atom_constant<caf::atom("reaped")>;
 using terminate = caf::atom_constant<caf::atom("terminate")>;
 using close = caf::atom_constant<caf::atom("close")>;
-using report = caf::atom_constant<caf::atom("report")>;
 // The fleet's (actors/fleet/): the first five travel between hosts, their values are the wire's.
 using fhello = caf::atom_constant<caf::atom("fhello")>;
 using frun = caf::atom_constant<caf::atom("frun")>;
@@ -53,6 +52,7 @@ using fstop = caf::atom_constant<caf::atom("fstop")>;
 using fdial = caf::atom_constant<caf::atom("fdial")>;
 using fretry = caf::atom_constant<caf::atom("fretry")>;
 using listening = caf::atom_constant<caf::atom("listening")>;
+using abort = caf::atom_constant<caf::atom("abort")>;
 }  // namespace atom
 
 /// How a run ended: `error` is none for an orderly stop, else an errc (actors/errors.hpp) with
@@ -61,6 +61,10 @@ struct run_result {
   caf::error error;
   std::string snapshot_id;
   std::string meta_path;
+  /// The proxy's connections of this run: how many opened, and their counters summed (every
+  /// connection actor's report, and those of connections whose actor failed).
+  std::uint64_t connections = 0;
+  net::conn_stats connection_totals;
 };
 
 struct run_context;
@@ -174,7 +178,7 @@ using meta_listener = caf::typed_actor<
 
 /// What a connection actor tells its supervisor.
 using connection_listener = caf::typed_actor<
-    /// A closed connection's final counters.
+    /// A closed connection's final counters (every one of them), once.
     caf::reacts_to<atom::stats, net::conn_stats>>;
 
 /// The supervisor of one engine run: engine, warmup, snapshot, connections. Delivers its
@@ -187,12 +191,12 @@ using run_supervisor_actor = caf::typed_actor<
     caf::reacts_to<atom::published, std::string, std::string>, caf::reacts_to<atom::stats, net::conn_stats>,
     /// Stop the run (the CLI): why, for the log.
     caf::reacts_to<atom::stop, std::string>,
-    /// Internal: wait for in-flight requests (drain_timeout_s), then stop the engine.
+    /// Internal: the listener is closed: each connection actor drains (drain_timeout_s) or closes
+    /// its connection; once all have reported, stop the engine. Again after the deadline: go on
+    /// without the actors that never reported.
     caf::reacts_to<atom::drain>,
-    /// From the proxy's accept loop: a new connection.
-    caf::reacts_to<atom::opened, std::shared_ptr<net::connection_handle>>,
-    /// From the proxy's I/O thread: connection id, its counters, why it closed.
-    caf::reacts_to<atom::closed, std::uint64_t, net::conn_stats, std::string>>;
+    /// From the proxy's accepting I/O thread: a new connection (its birth), its handle.
+    caf::reacts_to<atom::opened, std::shared_ptr<net::connection_handle>>>;
 
 /// Owns the engine child: launch, readiness, exit detection, stop (TERM -> grace -> KILL).
 using engine_actor = caf::typed_actor<
@@ -228,13 +232,22 @@ using telemetry_actor = caf::typed_actor<
     /// Internal: take one sample of every source, then re-arm.
     caf::reacts_to<atom::poll>>;
 
-/// Owns one proxied connection's lifecycle: statistics, cancellation on shutdown.
+/// Owns one proxied connection from its birth (spawned with its handle) to its end: the only way
+/// the rest of the process closes, drains or aborts it, and the one that reports its counters.
+/// Never on the byte path: it hears of the connection twice (birth, end) and acts on it only
+/// through the handle's commands.
 using connection_actor = caf::typed_actor<
-    /// From the proxy's I/O thread: the connection closed with these counters, for this reason.
-    caf::reacts_to<atom::report, net::conn_stats, std::string>,
-    /// Close the connection (shutdown): the reason.
+    /// From the connection's I/O thread: it ended, with these counters, for this reason. The
+    /// actor reports them to its supervisor and quits.
+    caf::reacts_to<atom::closed, net::conn_stats, std::string>,
+    /// Close now (a failed run's shutdown): the reason. What is in flight is cut.
     caf::reacts_to<atom::close, std::string>,
-    /// Fault injection only: fail (throw).
+    /// Drain (an orderly shutdown): no new request; close once the one in flight is complete, and
+    /// abort it if it is not within this time. The reason.
+    caf::reacts_to<atom::drain, caf::timespan, std::string>,
+    /// Abort now (a drain's deadline passed, a fault): the client gets a reset. The reason.
+    caf::reacts_to<atom::abort, std::string>,
+    /// Fault injection only: fail (throw); the actor's failure aborts its connection.
     caf::reacts_to<atom::kill>>;
 
 // ---------------------------------------------------------------------------------------------
@@ -334,6 +347,9 @@ struct run_context {
                              nlohmann::json)>
         meta;
     std::function<telemetry_actor(caf::local_actor*, std::shared_ptr<run_context>, engine_started)> telemetry;
+    /// Spawns monitored by the supervisor (the first argument) and returns the connection actor.
+    std::function<connection_actor(caf::local_actor*, std::shared_ptr<net::connection_handle>, connection_listener)>
+        connection;
   } spawn;
 };
 
@@ -367,7 +383,9 @@ telemetry_actor spawn_telemetry_actor(caf::local_actor* parent, std::shared_ptr<
 collector_actor::behavior_type collector_behavior(collector_actor::pointer self, std::string name,
                                                   std::shared_ptr<run_context> ctx, engine_started engine);
 
-/// One connection's behavior (spawned monitored by the supervisor).
+/// One connection's behavior (spawned monitored by the supervisor, at the connection's birth). It
+/// registers itself for the connection's end (the handle's on_end), and aborts the connection
+/// if one of its handlers throws.
 connection_actor::behavior_type connection_behavior(connection_actor::pointer self,
                                                     std::shared_ptr<net::connection_handle> handle,
                                                     connection_listener supervisor);

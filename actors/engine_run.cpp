@@ -131,10 +131,9 @@ caf::expected<std::unique_ptr<engine_run>> engine_run::start(caf::actor_system& 
   r->supervisor_ = spawn_run_supervisor(sys, r->ctx_, r->promise_);
   run_supervisor_actor sup = r->supervisor_;
   net::server_hooks hooks;
+  // A connection's birth: the supervisor spawns its connection actor, which hears of the end
+  // from the connection's I/O thread itself (the handle's on_end) and alone acts on it.
   hooks.on_open = [sup](std::shared_ptr<net::connection_handle> h) { caf::anon_send(sup, atom::opened::value, h); };
-  hooks.on_close = [sup](std::uint64_t id, const net::conn_stats& st, const std::string& reason) {
-    caf::anon_send(sup, atom::closed::value, id, st, reason);
-  };
   hooks.on_error = [](const std::string& what) { spdlog::error("proxy: {}", what); };
   r->proxy_->start(std::move(hooks));
   spdlog::info("bench-proxy {} listening on {} for '{}' (run folder {})", BENCH_PROXY_VERSION,

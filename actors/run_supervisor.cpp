@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <map>
 
 #include <spdlog/spdlog.h>
@@ -24,21 +25,33 @@ struct run_supervisor_state {
   net::conn_stats totals;
   std::uint64_t connections_total = 0;
   run_result pending;
-  std::chrono::steady_clock::time_point drain_deadline;
+  /// Shutdown: an orderly stop drains connections until this deadline (the actor clock's time, so
+  /// that tests on the test coordinator move it); a failed run closes them at once.
+  bool orderly = false;
+  caf::actor_clock::time_point drain_deadline;
+  bool listener_closed = false;   // the connections were told to drain or close
+  bool gave_up = false;           // some connection actors never reported: going on without them
+  bool terminate_sent = false;
 };
 
 namespace {
 
 using self_ptr = run_supervisor_actor::stateful_pointer<run_supervisor_state>;
 
+/// How long past the drain deadline the supervisor waits for the connection actors' reports
+/// (each aborts its connection at the deadline, and reports once its I/O thread says it ended)
+/// before it goes on without them: a backstop, never reached unless an I/O thread is stuck.
+constexpr auto kReportGrace = std::chrono::seconds(2);
+
 void finish(self_ptr self) {
   auto& s = self->state;
   if (s.done) return;
   s.done = true;
-  spdlog::info("[run] connections: {} opened, {} requests, {} proxied, {} client aborts, {} upstream errors",
-               s.connections_total, s.totals.requests, s.totals.proxied, s.totals.client_aborts,
-               s.totals.upstream_errors);
-  for (auto& [id, a] : s.connections) self->send_exit(a, caf::exit_reason::user_shutdown);
+  spdlog::info("[run] connections: {} opened: {}", s.connections_total, net::describe(s.totals));
+  s.pending.connections = s.connections_total;
+  s.pending.connection_totals = s.totals;
+  // Only actors that never reported are left (gave_up): their connections close now.
+  for (auto& [id, a] : s.connections) self->send(a, atom::close::value, std::string("bench-proxy stopped"));
   if (s.warmup) self->send_exit(s.warmup, caf::exit_reason::user_shutdown);
   if (s.meta) self->send_exit(s.meta, caf::exit_reason::user_shutdown);
   if (s.telemetry) self->send_exit(s.telemetry, caf::exit_reason::user_shutdown);
@@ -66,8 +79,9 @@ void begin_shutdown(self_ptr self, caf::error error, const std::string& message 
   }
   s.ctx->status->set_state(!error ? net::run_state::stopping : net::run_state::failed);
   // In-flight streams may finish (drain_timeout_s) only on an orderly stop.
-  double drain = !error ? s.ctx->config.drain_timeout_s : 0;
-  s.drain_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(drain * 1000));
+  s.orderly = !error;
+  double drain = s.orderly ? s.ctx->config.drain_timeout_s : 0;
+  s.drain_deadline = self->clock().now() + std::chrono::milliseconds(static_cast<long>(drain * 1000));
   if (s.ctx->proxy) {
     // The listener closes on the proxy's I/O thread, which then starts the drain with a message:
     // nothing here waits for that thread, so this actor keeps handling Ctrl-C and faults.
@@ -76,6 +90,32 @@ void begin_shutdown(self_ptr self, caf::error error, const std::string& message 
   } else {
     self->send(self, atom::drain::value);
   }
+}
+
+/// Asks one connection actor to end its connection as this shutdown wants: drain it until the
+/// deadline (orderly) or close it now (a failed run).
+void end_connection(self_ptr self, const connection_actor& a) {
+  auto& s = self->state;
+  if (!s.orderly) {
+    self->send(a, atom::close::value, std::string("bench-proxy is stopping: the run failed"));
+    return;
+  }
+  auto left = std::max(caf::timespan{0}, std::chrono::duration_cast<caf::timespan>(s.drain_deadline - self->clock().now()));
+  self->send(a, atom::drain::value, left, std::string("bench-proxy is stopping"));
+}
+
+/// The next step of a shutdown, once the one before it is done: connections drained (every
+/// connection actor reported, or the grace after the deadline passed) -> the engine stopped ->
+/// the result.
+void advance_shutdown(self_ptr self) {
+  auto& s = self->state;
+  if (s.done || !s.stopping || !s.listener_closed) return;
+  if (!s.connections.empty() && !s.gave_up) return;
+  if (s.engine_gone) return finish(self);
+  if (s.terminate_sent) return;
+  // The engine actor may still be launching: it is asked all the same, and answers when it is gone.
+  s.terminate_sent = true;
+  self->send(s.engine, atom::terminate::value, s.ctx->config.stop_grace_s);
 }
 
 }  // namespace
@@ -102,7 +142,7 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
         // silent restart: the process /meta describes would be another one.
         begin_shutdown(self, make_error(errc::failure, "engine actor failed: " + reason));
       }
-      if (s.stopping) self->send(self, atom::drain::value);
+      advance_shutdown(self);
       return;
     }
     if (s.telemetry && dm.source == s.telemetry.address()) {
@@ -132,12 +172,21 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
     }
     auto it = s.handles.find(dm.source);
     if (it != s.handles.end()) {
-      if (dm.reason && dm.reason != caf::exit_reason::normal) {
-        spdlog::warn("[run] connection actor {} failed ({}); closing that connection only", it->second->id(), reason);
-        it->second->close("connection actor failed");
-      }
-      s.connections.erase(it->second->id());
+      auto h = it->second;
+      s.connections.erase(h->id());
       s.handles.erase(it);
+      if (dm.reason && dm.reason != caf::exit_reason::normal) {
+        // The actor failed (an exception, which already aborted the connection, or killed): that
+        // connection is aborted, no other is touched. Its counters come here instead, at once if
+        // the connection already ended.
+        spdlog::warn("[run] connection actor {} failed ({}); aborting that connection only", h->id(), reason);
+        auto me = self->address();
+        h->on_end([me](const net::conn_stats& st, const std::string&) {
+          if (auto sup = caf::actor_cast<run_supervisor_actor>(me)) caf::anon_send(sup, atom::stats::value, st);
+        });
+        h->abort("connection actor failed: " + reason);
+      }
+      advance_shutdown(self);
     }
   });
 
@@ -189,66 +238,51 @@ run_supervisor_actor::behavior_type run_supervisor(self_ptr self, std::shared_pt
         std::string msg = desc + (was_ready ? " after it was ready" : " during startup") +
                           "; bench-proxy does not restart engines (the snapshot would describe another process)." +
                           (tail.empty() ? "" : " Last output:" + tail);
-        if (s.stopping) {
-          return finish(self);
-        }
+        if (s.stopping) return advance_shutdown(self);
         begin_shutdown(self, make_error(was_ready ? errc::engine_died : errc::engine_start_failed, msg));
       },
       [self](atom::stopped, std::string desc) {
         auto& s = self->state;
         s.engine_gone = true;
         spdlog::info("[run] {}; its process tree is gone", desc);
-        if (s.stopping) finish(self);
+        advance_shutdown(self);
       },
       [self](atom::stop, std::string why) { begin_shutdown(self, caf::error{}, "stop requested (" + why + "): shutting down"); },
       [self](atom::drain) {
         auto& s = self->state;
-        if (s.done) return;
-        std::size_t busy = s.ctx->proxy ? s.ctx->proxy->in_flight() : 0;
-        if (busy > 0 && std::chrono::steady_clock::now() < s.drain_deadline) {
-          self->delayed_send(self, std::chrono::milliseconds(50), atom::drain::value);
-          return;
-        }
-        if (busy > 0) spdlog::warn("[run] {} requests still in flight after drain_timeout_s; closing them", busy);
-        if (s.engine_gone || !s.engine_known) {
-          if (!s.engine_known && !s.engine_gone) {
-            // The engine actor may still be launching: ask it to stop; it answers when gone.
-            self->send(s.engine, atom::terminate::value, s.ctx->config.stop_grace_s);
-            return;
+        if (s.done || !s.stopping) return;
+        auto now = self->clock().now();
+        if (!s.listener_closed) {
+          // No connection opens from here on: each connection actor ends its own connection.
+          s.listener_closed = true;
+          for (auto& [id, a] : s.connections) end_connection(self, a);
+          if (!s.connections.empty()) {
+            spdlog::info("[run] {} {} open connections", s.orderly ? "draining" : "closing", s.connections.size());
+            // Each actor keeps the deadline itself (it aborts what is still busy then); this is
+            // only the backstop for an actor that never reports.
+            auto left = std::max(caf::timespan{0}, std::chrono::duration_cast<caf::timespan>(s.drain_deadline - now));
+            self->delayed_send(self, left + kReportGrace, atom::drain::value);
           }
-          return finish(self);
+        } else if (!s.connections.empty() && now >= s.drain_deadline + kReportGrace) {
+          spdlog::warn("[run] {} connection actors did not report within {} s of the drain deadline; going on "
+                       "without their counters",
+                       s.connections.size(), std::chrono::duration_cast<std::chrono::seconds>(kReportGrace).count());
+          s.gave_up = true;
         }
-        self->send(s.engine, atom::terminate::value, s.ctx->config.stop_grace_s);
+        advance_shutdown(self);
       },
       [self](atom::opened, std::shared_ptr<net::connection_handle> h) {
         auto& s = self->state;
-        connection_listener me = self;
-        auto a = self->spawn<caf::monitored>(connection_behavior, h, me);
+        auto a = s.ctx->spawn.connection(self, h, self);
         s.connections[h->id()] = a;
         s.handles[a.address()] = h;
         s.connections_total++;
         std::string f = fault_for(s.ctx->faults, "connection");
         if (f == "throw" || f == "throw-peer:" + h->peer()) self->send(a, atom::kill::value);
+        // Accepted as the listener closed: it ends like the others.
+        if (s.listener_closed) end_connection(self, a);
       },
-      [self](atom::closed, std::uint64_t id, net::conn_stats st, std::string reason) {
-        auto& s = self->state;
-        auto it = s.connections.find(id);
-        if (it == s.connections.end()) {
-          self->send(self, atom::stats::value, st);
-          return;
-        }
-        self->send(it->second, atom::report::value, st, reason);
-      },
-      [self](atom::stats, net::conn_stats st) {
-        auto& t = self->state.totals;
-        t.requests += st.requests;
-        t.proxied += st.proxied;
-        t.bytes_from_client += st.bytes_from_client;
-        t.bytes_to_client += st.bytes_to_client;
-        t.client_aborts += st.client_aborts;
-        t.upstream_errors += st.upstream_errors;
-        t.bad_requests += st.bad_requests;
-      },
+      [self](atom::stats, net::conn_stats st) { self->state.totals += st; },
   };
 }
 
@@ -266,6 +300,10 @@ run_supervisor_actor spawn_run_supervisor(caf::actor_system& sys, std::shared_pt
     };
   if (!ctx->spawn.meta) ctx->spawn.meta = spawn_meta_actor;
   if (!ctx->spawn.telemetry) ctx->spawn.telemetry = spawn_telemetry_actor;
+  if (!ctx->spawn.connection)
+    ctx->spawn.connection = [](caf::local_actor* p, std::shared_ptr<net::connection_handle> h, connection_listener l) {
+      return p->spawn<caf::monitored>(connection_behavior, std::move(h), std::move(l));
+    };
   return sys.spawn(run_supervisor, ctx, result);
 }
 

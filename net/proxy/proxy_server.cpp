@@ -11,6 +11,7 @@
 //   and every SSE event already read leaves in the same write; nothing is held back for more.
 #include "net/proxy/proxy_server.hpp"
 
+#include "net/proxy/connection_handle.hpp"
 #include "net/proxy/event_loop.hpp"
 #include "net/proxy/http1.hpp"
 #include "net/proxy/proxy_metrics.hpp"
@@ -144,6 +145,7 @@ class session;
 /// One I/O thread: its event loop, the sessions it owns, one coarse sweep for every timeout.
 struct thread_ctx {
   event_loop loop;
+  std::shared_ptr<loop_door> door = std::make_shared<loop_door>(loop);
   std::unordered_map<std::uint64_t, std::shared_ptr<session>> sessions;
   clock_type::time_point now = clock_type::now();
   bool had_sessions = false;
@@ -213,12 +215,17 @@ bool recv_into(int fd, byte_buffer& b, std::size_t max, readiness& ready, std::s
 }
 
 
-class session final : public std::enable_shared_from_this<session> {
+class session final : public std::enable_shared_from_this<session>, public connection_control {
  public:
   session(server_impl& srv, thread_ctx& tc, int fd, std::uint64_t id);
   ~session();
+  /// Before start(): the handle that hears of this session's end.
+  void set_handle(std::shared_ptr<session_handle> h) { handle_ = std::move(h); }
   void start();
-  void close(const std::string& reason);
+  /// Ends the connection: a FIN after what was written, or with `reset` a reset (abort).
+  void close(const std::string& reason, bool reset = false) override;
+  /// Takes no new request: closes now when idle, else once the response in flight is complete.
+  void drain(const std::string& reason) override;
   void sweep(clock_type::time_point now);
   std::uint64_t id() const { return id_; }
 
@@ -319,31 +326,15 @@ class session final : public std::enable_shared_from_this<session> {
   conn_stats stats_;
   std::string close_reason_;
   bool reported_ = false;
+  bool draining_ = false;    // drain(): close after the response in flight
+  std::string drain_reason_;
+  std::shared_ptr<session_handle> handle_;
   std::unique_ptr<request_record> rec_ = std::make_unique<request_record>();  // swapped with the log's
   bool rec_active_ = false;
   response_watch watch_;
   clock_type::time_point read_at_{}, t0_{};  // the last client read; this request's t = 0
   std::uint64_t req_bytes_ = 0, resp_bytes_ = 0;  // this request's bytes from / to the client
   bool relayed_ = false;  // this request's response comes from the engine
-};
-
-class handle_impl final : public connection_handle {
- public:
-  handle_impl(std::weak_ptr<session> s, event_loop& loop, std::uint64_t id, std::string peer)
-      : s_(std::move(s)), loop_(loop), id_(id), peer_(std::move(peer)) {}
-  std::uint64_t id() const override { return id_; }
-  std::string peer() const override { return peer_; }
-  void close(const std::string& reason) override {
-    loop_.post([w = s_, reason] {
-      if (auto s = w.lock()) s->close(reason);
-    });
-  }
-
- private:
-  std::weak_ptr<session> s_;
-  event_loop& loop_;
-  std::uint64_t id_;
-  std::string peer_;
 };
 
 class server_impl final : public proxy_server, private io_watch {
@@ -438,7 +429,10 @@ class server_impl final : public proxy_server, private io_watch {
   void shutdown() override {
     if (shut_) return;
     shut_ = true;
-    if (!started_) return;
+    if (!started_) {
+      for (auto& t : threads_) t->door->shut();
+      return;
+    }
     threads_[0]->loop.post([this] { close_listener(); });
     for (auto& t : threads_) {
       t->loop.post([tc = t.get()] {
@@ -450,6 +444,8 @@ class server_impl final : public proxy_server, private io_watch {
     }
     for (auto& t : threads_)
       if (t->thread.joinable()) t->thread.join();
+    // From here a handle's command is dropped: no loop runs it any more.
+    for (auto& t : threads_) t->door->shut();
     // What the loops did not get to (a connection accepted as they stopped): closed here, on
     // this thread, while everything it reports to is still alive.
     for (auto& t : threads_) {
@@ -509,9 +505,10 @@ class server_impl final : public proxy_server, private io_watch {
       peer_ep.resize(len);
       if (len > 0) peer = peer_ep.address().to_string() + ":" + std::to_string(peer_ep.port());
       auto sess = std::make_shared<session>(*this, target, fd, id);
-      std::weak_ptr<session> w = sess;
+      auto handle = std::make_shared<session_handle>(sess, target.door, id, std::move(peer));
+      sess->set_handle(handle);
       target.loop.post([sess] { sess->start(); });
-      if (hooks_.on_open) hooks_.on_open(std::make_shared<handle_impl>(w, target.loop, id, peer));
+      if (hooks_.on_open) hooks_.on_open(std::move(handle));
     }
   }
 
@@ -782,7 +779,7 @@ bool session::request_line_too_long() const {
 
 void session::request_done() {
   stats_.requests++;
-  close_after_ = !rp_->keep_alive();
+  close_after_ = draining_ || !rp_->keep_alive();
   bool head = rp_->verb == http::verb::head;
   switch (rp_->where) {
     case route::proxy:
@@ -960,7 +957,7 @@ void session::start_response() {
   if (phase_ == phase::closed) return;
   phase_ = phase::response;
   forwarded_at_ = last_upstream_byte_ = tc_.now;
-  sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
+  sp_.emplace(resp_hr_, cl_out_.data, rp_->version, !close_after_, rp_->verb == http::verb::head);
   sp_->eager(true);
   sp_->body_limit(boost::none);
   relayed_ = true;
@@ -1055,7 +1052,7 @@ void session::parse_response() {
   if (sp_->is_done()) {
     if (sp_->status / 100 == 1 && sp_->status != 101) {
       // Interim response: relay it and parse the final one.
-      sp_.emplace(resp_hr_, cl_out_.data, rp_->version, rp_->keep_alive(), rp_->verb == http::verb::head);
+      sp_.emplace(resp_hr_, cl_out_.data, rp_->version, !close_after_, rp_->verb == http::verb::head);
       sp_->eager(true);
       sp_->body_limit(boost::none);
       if (rec_active_) sp_->observe(rec_->id, &watch_);
@@ -1113,7 +1110,7 @@ void session::response_done() {
     srv_.metrics().count_local("/engine/metrics", sp_->status, req_bytes_, resp_bytes_);
   }
   touch();
-  if (close_after_) return close("client asked to close");
+  if (close_after_ || draining_) return close(draining_ ? drain_reason_ : "client asked to close");
   begin_request();
 }
 
@@ -1151,13 +1148,28 @@ void session::upstream_timed_out(const std::string& what) {
   close("engine timed out mid-response: " + what);
 }
 
-void session::close(const std::string& reason) {
+void session::drain(const std::string& reason) {
+  if (phase_ == phase::closed) return;
+  draining_ = true;
+  drain_reason_ = reason;
+  // Idle between requests (no byte of the next one read): nothing to finish.
+  if (phase_ == phase::request && !counted_in_flight_) close(reason);
+  // Else response_done() closes (request_done() already says `Connection: close` when it can).
+}
+
+void session::close(const std::string& reason, bool reset) {
   if (phase_ == phase::closed) return;
   phase_ = phase::closed;
   close_reason_ = reason;
   if (cfd_ >= 0) {
     tc_.loop.remove(cfd_);
-    ::shutdown(cfd_, SHUT_RDWR);
+    if (reset) {
+      // Abort: close() with a zero linger sends a reset instead of a FIN.
+      linger lg{1, 0};
+      ::setsockopt(cfd_, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    } else {
+      ::shutdown(cfd_, SHUT_RDWR);
+    }
     ::close(cfd_);
     cfd_ = -1;
   }
@@ -1181,6 +1193,7 @@ void session::close(const std::string& reason) {
   if (!reported_) {
     reported_ = true;
     if (srv_.hooks().on_close) srv_.hooks().on_close(id_, stats_, reason);
+    if (handle_) handle_->ended(stats_, reason);
   }
 }
 

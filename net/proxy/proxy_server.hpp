@@ -1,9 +1,11 @@
 #pragma once
-/// The streaming reverse proxy. Boost-free header: Beast stays in proxy_server.cpp.
+/// The streaming reverse proxy. Boost-free and CAF-free header: Beast stays in proxy_server.cpp.
 ///
 /// Bytes never cross a CAF mailbox: each I/O thread owns an edge-triggered epoll loop
-/// (event_loop.hpp) and the sessions accepted onto it. The actor side only hears about connection lifecycles (open, close with statistics)
-/// through `hooks`, and can close a connection through its handle.
+/// (event_loop.hpp) and the sessions accepted onto it. The rest of the process hears about a
+/// connection twice, at its birth (`hooks.on_open`, with its handle) and at its end (the handle's
+/// `on_end`, with its counters), and reaches it only through that handle: close, drain, abort,
+/// each a command its I/O thread picks up through the loop's eventfd. Nothing per request.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -39,19 +41,58 @@ struct conn_stats {
   std::uint64_t upstream_timeouts = 0;  ///< 504s and responses cut for an engine that went quiet
 };
 
+/// Adds every counter of `b` to `a` (a run's totals). A counter added to conn_stats is added
+/// here and in describe() too: proxy_server.cpp's static_assert on the struct's size says so.
+inline conn_stats& operator+=(conn_stats& a, const conn_stats& b) {
+  a.requests += b.requests;
+  a.proxied += b.proxied;
+  a.bytes_from_client += b.bytes_from_client;
+  a.bytes_to_client += b.bytes_to_client;
+  a.client_aborts += b.client_aborts;
+  a.upstream_errors += b.upstream_errors;
+  a.bad_requests += b.bad_requests;
+  a.upstream_timeouts += b.upstream_timeouts;
+  return a;
+}
+inline bool operator==(const conn_stats& a, const conn_stats& b) {
+  return a.requests == b.requests && a.proxied == b.proxied && a.bytes_from_client == b.bytes_from_client &&
+         a.bytes_to_client == b.bytes_to_client && a.client_aborts == b.client_aborts &&
+         a.upstream_errors == b.upstream_errors && a.bad_requests == b.bad_requests &&
+         a.upstream_timeouts == b.upstream_timeouts;
+}
+/// Every counter, for a log line: "7 requests, 5 proxied, 812 B in, ... , 0 upstream timeouts".
+std::string describe(const conn_stats& s);
+
+/// One connection as the rest of the process sees it, and the only way to act on it from outside
+/// its I/O thread. Thread-safe. Nothing here waits for that thread: each command is posted to the
+/// connection's loop (its eventfd wakes it) and done there, in order; a command for a connection
+/// that already ended (or for a server that shut down) does nothing.
 class connection_handle {
  public:
+  /// The connection ended: its final counters, and why.
+  using end_listener = std::function<void(const conn_stats&, const std::string& reason)>;
   virtual ~connection_handle() = default;
   virtual std::uint64_t id() const = 0;
   virtual std::string peer() const = 0;
-  /// Closes the connection from any thread (posted to its I/O thread).
+  /// Who hears of the end: `f` is called once, on the connection's I/O thread as it ends, or at
+  /// once on the caller's thread when it already has (the counters are kept for that). Replaces a
+  /// listener that was not called yet.
+  virtual void on_end(end_listener f) = 0;
+  /// Closes now: a request in flight is cut; the client gets what was already written, then a FIN.
   virtual void close(const std::string& reason) = 0;
+  /// Takes no new request: an idle connection closes now, a busy one as soon as its response is
+  /// complete (the deadline is the caller's to keep, with abort).
+  virtual void drain(const std::string& reason) = 0;
+  /// Cuts now: the engine's socket is closed (it stops generating) and the client gets a reset
+  /// (SO_LINGER 0), so that a response cut short cannot pass for a complete one.
+  virtual void abort(const std::string& reason) = 0;
 };
 
 struct server_hooks {
-  /// On the accepting I/O thread, once per connection.
+  /// On the accepting I/O thread, once per connection: its handle.
   std::function<void(std::shared_ptr<connection_handle>)> on_open;
-  /// On the connection's I/O thread, exactly once per opened connection.
+  /// On the connection's I/O thread, exactly once per opened connection (beside the handle's
+  /// on_end; for a user of the proxy without handles).
   std::function<void(std::uint64_t id, const conn_stats&, const std::string& reason)> on_close;
   /// On an I/O thread: something went wrong outside any one request (logged by the caller).
   std::function<void(const std::string& what)> on_error;
@@ -76,7 +117,8 @@ class proxy_server {
   /// Requests in flight (a request read or a response not yet fully sent).
   virtual std::size_t in_flight() const = 0;
   virtual std::size_t open_connections() const = 0;
-  /// Closes every connection and stops the I/O threads; joins them.
+  /// Stops the I/O threads and joins them. A connection still open then (nobody closed it through
+  /// its handle) is closed here, as a last resort; its handle's commands do nothing from now on.
   virtual void shutdown() = 0;
 };
 

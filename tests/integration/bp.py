@@ -124,7 +124,10 @@ class Proxy:
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
         self.port = None
-        m = wait_for(lambda: self.grep(r"listening on [\d.]+:(\d+)") or (self.p.poll() is not None and "exited"),
+        # bench-proxy's own line: the mock engine's "listening on" line, logged by bench-proxy as it
+        # comes, can come first (the engine starts while the proxy does).
+        m = wait_for(lambda: self.grep(r"bench-proxy \S+ listening on [\d.]+:(\d+)") or
+                     (self.p.poll() is not None and "exited"),
                      timeout=60, what="bench-proxy to listen")
         if m == "exited":
             return

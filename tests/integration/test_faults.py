@@ -107,11 +107,13 @@ class FaultTest(ProxyCase):
         idle_fds, idle_threads = fd_count(p.p.pid), thread_count(p.p.pid)
         s.connect(("127.0.0.1", p.port))
         s.settimeout(5)
-        self.assertEqual(s.recv(100), b"", "the doomed connection was not closed")
+        # Aborted: a reset, not a FIN (a response cut short must not pass for a complete one).
+        with self.assertRaises(ConnectionResetError, msg="the doomed connection was not aborted"):
+            s.recv(100)
         s.close()
         th.join(10)
         self.assertEqual(events[-1], "[DONE]")  # the other connection never noticed
-        self.assertTrue(p.grep(r"connection actor \d+ failed .*closing that connection only"), p.log())
+        self.assertTrue(p.grep(r"connection actor \d+ failed .*aborting that connection only"), p.log())
         st, _, body = p.get("/healthz")
         self.assertEqual(st, 200, body.decode(errors="replace") + "\n" + p.log())
         wait_for(lambda: fd_count(p.p.pid) <= idle_fds, what="file descriptors back to idle")

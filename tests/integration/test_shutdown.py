@@ -1,9 +1,11 @@
 """Shutdown and engine failures: nothing of the engine's tree may survive, whatever happens."""
+import http.client
 import json
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import unittest
 
@@ -106,6 +108,54 @@ class ShutdownTest(ProxyCase):
         th.join(10)
         self.assertEqual(events[-1], "[DONE]")
         self.assertEqual(p.stop(), 0)
+        self.assertEqual(pids_with_marker(self.marker), [])
+
+    def test_a_stop_closes_an_idle_connection_at_once_and_aborts_a_stream_past_drain_timeout(self):
+        # Issue 25 item 1: each connection's actor ends its connection. On SIGTERM an idle
+        # keep-alive connection closes at once (drained: a FIN), a stream still going at
+        # drain_timeout_s is aborted (a reset), and the final report counts every connection.
+        p = self.start(self.marker_config(["--itl-ms", "50", "--tokens", "400"],
+                                          extra="warmup: 0\nstop_grace_s: 1\ndrain_timeout_s: 1"))
+        p.wait_ready()
+        idle = p.conn()
+        idle.request("GET", "/healthz")
+        idle.getresponse().read()
+        events, outcome = [], {}
+
+        def consume():
+            try:
+                for t, d in stream_events(p.port, {"model": "m", "messages": [{"role": "user", "content": "x"}],
+                                                   "stream": True}):
+                    events.append(d)
+                outcome["end"] = "complete"
+            except (ConnectionResetError, http.client.IncompleteRead) as e:
+                outcome["end"] = type(e).__name__
+            outcome["t"] = time.monotonic()
+
+        th = threading.Thread(target=consume)
+        th.start()
+        wait_for(lambda: len(events) >= 2, what="the stream to start")
+        t0 = time.monotonic()
+        p.p.send_signal(signal.SIGTERM)
+        idle.sock.settimeout(10)
+        self.assertEqual(idle.sock.recv(100), b"", "the idle connection was not closed")
+        self.assertLess(time.monotonic() - t0, 0.9, "the idle connection waited for the drain deadline")
+        idle.close()
+        th.join(30)
+        self.assertEqual(outcome.get("end"), "ConnectionResetError", outcome)
+        self.assertGreater(outcome["t"] - t0, 0.9)  # drain_timeout_s: 1
+        self.assertNotEqual(events[-1], "[DONE]")
+        self.assertEqual(p.stop(), 0, p.log())
+        self.assertTrue(p.grep(r"\[connection \d+\] aborting the connection from 127\.0\.0\.1:\d+: "
+                               r"drain_timeout_s passed with a request in flight"), p.log())
+        m = p.grep(r"\[run\] connections: (\d+) opened: (\d+) requests, (\d+) proxied, .* (\d+) upstream timeouts")
+        self.assertTrue(m, p.log())
+        self.assertGreaterEqual(int(m.group(1)), 2)
+        self.assertGreaterEqual(int(m.group(3)), 1)
+        with open(os.path.join(p.run_dir, "requests.jsonl")) as f:
+            records = [json.loads(l) for l in f if l.strip()]
+        self.assertEqual(len(records), 1, records)
+        self.assertIn("drain_timeout_s passed", records[0].get("error", ""), records[0])
         self.assertEqual(pids_with_marker(self.marker), [])
 
     def test_engine_ignoring_sigterm_is_killed_after_the_grace_period(self):

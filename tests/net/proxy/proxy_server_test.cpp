@@ -49,7 +49,11 @@ class ProxyTest : public ::testing::Test {
     proxy_ = proxy_server::create(o, status_, err);
     ASSERT_TRUE(proxy_) << err;
     server_hooks h;
-    h.on_open = [this](std::shared_ptr<connection_handle>) { opened_++; };
+    h.on_open = [this](std::shared_ptr<connection_handle> c) {
+      std::lock_guard<std::mutex> lk(handles_mu_);
+      handles_.push_back(std::move(c));
+      opened_++;
+    };
     h.on_close = [this](std::uint64_t, const conn_stats& st, const std::string&) {
       closed_++;
       aborts_ += static_cast<int>(st.client_aborts);
@@ -93,8 +97,77 @@ class ProxyTest : public ::testing::Test {
     ::close(fd);
     return out;
   }
+  /// The handle of the connection whose client socket is `fd` (its peer is that socket's address).
+  std::shared_ptr<connection_handle> handle_of(int fd) {
+    sockaddr_in me{};
+    socklen_t len = sizeof me;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&me), &len);
+    std::string peer = "127.0.0.1:" + std::to_string(ntohs(me.sin_port));
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lk(handles_mu_);
+        for (auto& h : handles_)
+          if (h->peer() == peer) return h;
+      }
+      std::this_thread::sleep_for(5ms);
+    }
+    ADD_FAILURE() << "no handle for " << peer;
+    return nullptr;
+  }
+  int connect_client() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(proxy_->local_port());
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+  }
+  static std::string stream_request(int max_tokens) {
+    std::string body = R"({"messages":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":)" +
+                       std::to_string(max_tokens) + "}";
+    return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+  long engine_cancelled() {
+    std::string err;
+    auto r = http_fetch("GET", "http://127.0.0.1:" + std::to_string(engine_port_) + "/mock/stats", "", 1s, err);
+    return r ? nlohmann::json::parse(r->body)["cancelled"].get<long>() : -1;
+  }
+  /// What one connection's end said: once, with its counters and why.
+  struct end_seen {
+    std::mutex mu;
+    int calls = 0;
+    conn_stats st;
+    std::string why;
+    connection_handle::end_listener listener() {
+      return [this](const conn_stats& s, const std::string& w) {
+        std::lock_guard<std::mutex> lk(mu);
+        calls++;
+        st = s;
+        why = w;
+      };
+    }
+    bool wait(std::chrono::milliseconds d = 5000ms) {
+      auto deadline = std::chrono::steady_clock::now() + d;
+      while (std::chrono::steady_clock::now() < deadline) {
+        {
+          std::lock_guard<std::mutex> lk(mu);
+          if (calls > 0) return true;
+        }
+        std::this_thread::sleep_for(5ms);
+      }
+      return false;
+    }
+  };
+
   run_status status_;
   std::unique_ptr<proxy_server> proxy_;
+  std::mutex handles_mu_;
+  std::vector<std::shared_ptr<connection_handle>> handles_;
   pid_t mock_ = -1;
   int engine_port_ = 0;
   std::string base_;
@@ -574,4 +647,113 @@ TEST_F(ProxyTest, ALargeResponseToASlowReaderArrivesIntact) {
   ASSERT_NE(at, std::string::npos);
   EXPECT_EQ(out.size() - at - 4, body.size());
   EXPECT_TRUE(out.compare(at + 4, std::string::npos, body) == 0);
+}
+
+// The handle: the only way to act on a connection from outside its I/O thread (the connection
+// actor's commands), and how its end is heard.
+
+TEST_F(ProxyTest, DrainClosesAnIdleConnectionAtOnceAndABusyOneAfterItsResponseIsComplete) {
+  proxy_->set_upstream_port(static_cast<std::uint16_t>(engine_port_));
+  int idle = connect_client();
+  std::string get = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_GT(::send(idle, get.data(), get.size(), 0), 0);
+  char buf[65536];
+  ASSERT_GT(::recv(idle, buf, sizeof buf, 0), 0);  // answered; the connection stays open, idle
+  int busy = connect_client();
+  std::string req = stream_request(20);  // 20 tokens, 30 ms apart
+  ASSERT_GT(::send(busy, req.data(), req.size(), 0), 0);
+  std::string streamed;
+  ssize_t n = ::recv(busy, buf, sizeof buf, 0);
+  ASSERT_GT(n, 0);  // the stream has started
+  streamed.append(buf, static_cast<std::size_t>(n));
+  auto hi = handle_of(idle), hb = handle_of(busy);
+  ASSERT_TRUE(hi && hb);
+  end_seen ei, eb;
+  hi->on_end(ei.listener());
+  hb->on_end(eb.listener());
+  hi->drain("test drain");
+  hb->drain("test drain");
+  ASSERT_TRUE(ei.wait());
+  EXPECT_EQ(ei.why, "test drain");
+  EXPECT_EQ(ei.st.requests, 1u);
+  EXPECT_EQ(::recv(idle, buf, sizeof buf, 0), 0);  // a FIN, nothing else
+  ::close(idle);
+  // The busy one: its stream goes on to its end, then the connection closes.
+  for (ssize_t m; (m = ::recv(busy, buf, sizeof buf, 0)) > 0;) streamed.append(buf, static_cast<std::size_t>(m));
+  ::close(busy);
+  EXPECT_NE(streamed.find("[DONE]"), std::string::npos) << streamed.substr(streamed.size() > 300 ? streamed.size() - 300 : 0);
+  EXPECT_EQ(streamed.compare(streamed.size() - 5, 5, "0\r\n\r\n"), 0);  // the last chunk: complete
+  ASSERT_TRUE(eb.wait());
+  EXPECT_EQ(eb.why, "test drain");
+  EXPECT_EQ(eb.st.requests, 1u);
+  EXPECT_EQ(eb.st.proxied, 1u);
+  EXPECT_EQ(eb.st.client_aborts, 0u);
+  EXPECT_EQ(eb.calls, 1);
+  EXPECT_EQ(engine_cancelled(), 0);
+}
+
+TEST_F(ProxyTest, AbortCutsAStreamWithAResetAndTheEngineStopsGenerating) {
+  proxy_->set_upstream_port(static_cast<std::uint16_t>(engine_port_));
+  int fd = connect_client();
+  std::string req = stream_request(200);  // 6 s of stream
+  ASSERT_GT(::send(fd, req.data(), req.size(), 0), 0);
+  char buf[4096];
+  ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);
+  auto h = handle_of(fd);
+  ASSERT_TRUE(h);
+  end_seen e;
+  h->on_end(e.listener());
+  h->abort("test abort");
+  ASSERT_TRUE(e.wait());
+  EXPECT_EQ(e.why, "test abort");
+  EXPECT_EQ(e.st.proxied, 1u);
+  EXPECT_EQ(e.st.client_aborts, 0u);  // bench-proxy cut it, not the client
+  // The client reads what had arrived, then the reset: a cut response cannot pass for a whole one.
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+  }
+  EXPECT_EQ(n, -1);
+  EXPECT_EQ(errno, ECONNRESET);
+  ::close(fd);
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (engine_cancelled() < 1 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(engine_cancelled(), 1);
+}
+
+TEST_F(ProxyTest, CloseEndsAConnectionWithAFinAndTheEndIsHeardOnceEvenByALateListener) {
+  int fd = connect_client();
+  auto h = handle_of(fd);
+  ASSERT_TRUE(h);
+  end_seen first;
+  h->on_end(first.listener());
+  h->close("test close");
+  ASSERT_TRUE(first.wait());
+  char buf[64];
+  EXPECT_EQ(::recv(fd, buf, sizeof buf, 0), 0);
+  ::close(fd);
+  // A listener that comes after the end hears of it at once, with the same counters and reason.
+  end_seen late;
+  h->on_end(late.listener());
+  EXPECT_EQ(late.calls, 1);
+  EXPECT_EQ(late.why, "test close");
+  // Commands for a connection that ended do nothing; nor after the server is gone.
+  h->abort("too late");
+  h->drain("too late");
+  proxy_->shutdown();
+  proxy_.reset();
+  h->close("later still");
+  EXPECT_EQ(first.calls, 1);
+}
+
+TEST_F(ProxyTest, ShutdownClosesWhatNobodyClosedAndItsHandlesHearOfIt) {
+  int fd = connect_client();
+  auto h = handle_of(fd);
+  ASSERT_TRUE(h);
+  end_seen e;
+  h->on_end(e.listener());
+  proxy_->shutdown();
+  ASSERT_TRUE(e.wait(0ms) || e.wait());
+  EXPECT_EQ(e.why, "bench-proxy shutting down");
+  h->abort("after shutdown");  // dropped: no loop runs it
+  ::close(fd);
 }
