@@ -331,7 +331,7 @@ int fleet_sweep_main(const bench_flags& f, const std::vector<std::string>& full_
   // and tells it, and waits for it to deliver once every row has ended.
   auto done = std::make_shared<std::promise<fleet::dispatch_result>>();
   auto finished = done->get_future();
-  auto coordinator = fleet::spawn_coordinator(sys, co, rows, on_done, done);
+  auto coordinator = fleet::spawn_coordinator(sys, co, rows, on_done, done, false);  // scheduled: see its header
   measure::run_interruptible([&] { finished.get(); }, st,
                              [&] { caf::anon_send(coordinator, atom::stop::value, std::string("interrupted")); },
                              [] {});

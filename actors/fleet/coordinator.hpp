@@ -65,7 +65,11 @@ using dispatch_result = std::map<std::string, hello>;
 /// Spawns the coordinator of `rows`. It ends by itself once every row has ended (on_done called
 /// for each, also for rows no agent could take, with the reasons) and sets `done`; a `stop`
 /// message (Ctrl-C) stops the running rows on their agents and starts nothing new. `detached`:
-/// on a thread of its own (on_done writes the row's files); false only on CAF's test coordinator.
+/// on a thread of its own. The CLI spawns it scheduled (false), as CAF's test coordinator does:
+/// its timers and the hello's deadline are messages CAF's clock holds with a strong reference to
+/// it, and a detached actor's thread waits for the actor's destruction, so a timer still pending
+/// when the sweep ended kept ~actor_system waiting forever once the clock had stopped (seen in
+/// test_fleet: a coordinator done, its process never exiting). on_done's file writes are short.
 /// Throws std::runtime_error when the guards cannot start (TLS files, loopback).
 fleet_coordinator_actor spawn_coordinator(caf::actor_system& sys, coordinator_options o, std::vector<row> rows,
                                           row_callback on_done, std::shared_ptr<std::promise<dispatch_result>> done,
