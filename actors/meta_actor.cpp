@@ -150,9 +150,9 @@ void assemble(meta_actor::stateful_pointer<meta_state> self) {
   for (const auto& def : snap::all_collectors()) {
     auto it = s.reports.find(def.name);
     if (it == s.reports.end()) continue;
-    const auto& r = it->second;
+    auto& r = it->second;
     if (r.ok) {
-      doc[def.name] = r.section;
+      doc[def.name] = std::move(r.section);  // assembled once: a venv's section is megabytes
     } else {
       doc[def.name] = {{"ok", false}, {"error", r.error}};
     }

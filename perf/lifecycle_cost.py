@@ -26,7 +26,12 @@ Phases come from the run's log (timestamps of its own lines) and meta.json (per 
 own = the wall time of the lifecycle minus the excluded parts. Medians over K. This machine is
 shared (other builds and tests run beside it): the figures are wall times on a loaded machine.
 
-usage: perf/lifecycle_cost.py [--files 2000] [--mb 200] [--lifecycles 5] [--bin DIR] [--keep]
+With --baseline-bin DIR (the binaries of another commit, e.g. the previous one built in a git
+worktree), the same lifecycles run with them too, interleaved with this build's (each with a cache
+folder of its own), and the table gains their columns and this build's ratio to them.
+
+usage: perf/lifecycle_cost.py [--files 2000] [--mb 200] [--lifecycles 5] [--bin DIR]
+                              [--baseline-bin DIR] [--keep]
 """
 import argparse
 import json
@@ -141,6 +146,7 @@ def main():
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--lifecycles", type=int, default=5)
     ap.add_argument("--bin", default=os.environ.get("BP_BIN_DIR", os.path.join(REPO, "build", "bin")))
+    ap.add_argument("--baseline-bin", help="binaries of another commit, measured interleaved beside these")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bp_lifecycle_")
@@ -158,24 +164,41 @@ def main():
             cfgs[mode] = os.path.join(work, f"{mode}.yaml")
             open(cfgs[mode], "w").write(text)
         queries = os.path.join(REPO, "configs", "workloads", "bank-intents.csv")
-        env = dict(os.environ)
-        env["BENCH_PROXY_CACHE_DIR"] = os.path.join(work, "cache")
-        env.setdefault("BENCH_PROXY_BIN_DIR", a.bin)
-        lifecycle(a.bin, cfgs["cache"], queries, work, env, 0)  # primes the cache (not counted)
-        res = {"cold": [], "cache": []}
+        builds = [("this", os.path.abspath(a.bin))]
+        if a.baseline_bin:
+            builds.append(("base", os.path.abspath(a.baseline_bin)))
+        envs = {}
+        for name, bin_dir in builds:
+            env = dict(os.environ)
+            env["BENCH_PROXY_CACHE_DIR"] = os.path.join(work, f"cache-{name}")
+            env["BENCH_PROXY_BIN_DIR"] = bin_dir
+            envs[name] = env
+            lifecycle(bin_dir, cfgs["cache"], queries, work, env, 0)  # primes the cache (not counted)
+        res = {(b, m): [] for b, _ in builds for m in ("cold", "cache")}
         for k in range(a.lifecycles):
-            for mode in ("cold", "cache"):
-                res[mode].append(lifecycle(a.bin, cfgs[mode], queries, work, env, len(res[mode]) + 1))
+            for name, bin_dir in builds:
+                for mode in ("cold", "cache"):
+                    res[(name, mode)].append(lifecycle(bin_dir, cfgs[mode], queries, work, envs[name], k + 1))
         keys = ["start", "spawn", "warmup", "snapshot", "venv", "loaded_libs", "publish", "teardown", "finish", "own", "wall"]
         print(f"bench-proxy's own time per lifecycle: mock engine, venv {a.files} files / {a.mb} MB, "
               f"median of {a.lifecycles} lifecycles per mode (interleaved), {os.cpu_count()} cores (shared machine)")
-        print(f"{'phase':<22}{'cold (s)':>10}{'cache (s)':>11}{'ratio':>8}")
+        head = f"{'phase':<22}{'cold (s)':>10}{'cache (s)':>11}{'ratio':>8}"
+        if a.baseline_bin:
+            head += f"{'base cold':>11}{'base cache':>12}{'cold/base':>11}{'cache/base':>12}"
+            print(f"base: {a.baseline_bin}")
+        print(head)
+        med = lambda b, m, k: statistics.median(r[k] for r in res[(b, m)])
+        div = lambda x, y: x / y if y > 0 else float("nan")
         for k in keys:
-            c = statistics.median(r[k] for r in res["cold"])
-            w = statistics.median(r[k] for r in res["cache"])
+            c, w = med("this", "cold", k), med("this", "cache", k)
             label = {"venv": "  venv collector", "loaded_libs": "  loaded_libs collector",
                      "own": "own (all but engine)", "wall": "wall (whole run)"}.get(k, k)
-            print(f"{label:<22}{c:>10.3f}{w:>11.3f}{(w / c if c > 0 else float('nan')):>8.2f}")
+            line = f"{label:<22}{c:>10.3f}{w:>11.3f}{div(w, c):>8.2f}"
+            if a.baseline_bin:
+                bc, bw = med("base", "cold", k), med("base", "cache", k)
+                line += f"{bc:>11.3f}{bw:>12.3f}{div(c, bc):>11.2f}{div(w, bw):>12.2f}"
+            print(line)
+        res["cache"] = res[("this", "cache")]
         fc = [r["_cache"] for r in res["cache"] if r["_cache"]]
         if fc:
             print(f"venv files from the cache / read per cached lifecycle (median): "

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -33,11 +35,48 @@ tree_entry link_entry(const std::string& rel, const std::string& full) {
 }
 
 
+// The folders still to list, shared by the listing threads. A folder found while listing is
+// queued (its descriptor open) for whichever thread is free, so a tree of many folders (a venv's
+// site-packages) is listed on every core; past `kMaxQueued` open descriptors the finder lists it
+// itself, depth first, so the descriptors a walk holds stay bounded whatever the tree.
+struct walk_queue {
+  static constexpr std::size_t kMaxQueued = 64;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<int, std::string>> dirs;  ///< open folder, its path relative to the root
+  int busy = 0;                                   ///< threads listing a folder now
+  std::atomic<bool> late{false};                  ///< the deadline passed: everyone stops
+  ~walk_queue() {
+    for (auto& d : dirs) ::close(d.first);
+  }
+};
+
+void list_dir(int dfd, const std::string& rel, std::vector<tree_entry>& out, walk_queue& q,
+              std::chrono::steady_clock::time_point deadline);
+
+// A folder found while listing: queued for a free thread, or listed here when the queue is full.
+void found_dir(int sub, std::string rel, std::vector<tree_entry>& out, walk_queue& q,
+               std::chrono::steady_clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> lk(q.mu);
+    if (q.dirs.size() < walk_queue::kMaxQueued) {
+      q.dirs.emplace_back(sub, std::move(rel));
+      q.cv.notify_one();
+      return;
+    }
+  }
+  list_dir(sub, rel, out, q, deadline);
+}
+
 // Lists the folder open as `dfd` (taken over) relative to it: fstatat/openat/readlinkat by name,
 // so the kernel never walks the whole path again for each of tens of thousands of entries, and a
 // folder replaced by a symlink meanwhile is not followed (O_NOFOLLOW).
-void walk(int dfd, const std::string& rel, std::vector<tree_entry>& out,
-          std::chrono::steady_clock::time_point deadline) {
+void list_dir(int dfd, const std::string& rel, std::vector<tree_entry>& out, walk_queue& q,
+              std::chrono::steady_clock::time_point deadline) {
+  if (q.late.load()) {
+    ::close(dfd);
+    return;
+  }
   DIR* d = ::fdopendir(dfd);
   if (!d) {
     ::close(dfd);
@@ -53,31 +92,65 @@ void walk(int dfd, const std::string& rel, std::vector<tree_entry>& out,
     std::string r = rel + "/" + e->d_name;
     if (e->d_type == DT_DIR) {
       int sub = ::openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub >= 0) walk(sub, r, out, deadline);
+      if (sub >= 0) found_dir(sub, std::move(r), out, q, deadline);
       continue;
     }
     struct stat st {};
     if (::fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (S_ISLNK(st.st_mode)) {
       tree_entry t;
-      t.path = r;
+      t.path = std::move(r);
       t.link = true;
       char buf[4096];
       ssize_t n = ::readlinkat(fd, e->d_name, buf, sizeof(buf));
       if (n > 0) t.target.assign(buf, static_cast<std::size_t>(n));
       out.push_back(std::move(t));
-    } else if (S_ISDIR(st.st_mode)) {
+    } else if (S_ISDIR(st.st_mode)) {  // a file system without d_type
       int sub = ::openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub >= 0) walk(sub, r, out, deadline);
+      if (sub >= 0) found_dir(sub, std::move(r), out, q, deadline);
     } else if (S_ISREG(st.st_mode)) {
       tree_entry t;
-      t.path = r;
+      t.path = std::move(r);
       t.size = static_cast<std::uint64_t>(st.st_size);
       t.stamp = stamp_of(st);
       out.push_back(std::move(t));
     }
   }
-  if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("deadline passed while listing");
+  if (std::chrono::steady_clock::now() > deadline) {
+    std::lock_guard<std::mutex> lk(q.mu);
+    q.late = true;
+    q.cv.notify_all();
+  }
+}
+
+// Lists every queued folder on `threads` threads (the queue holds the roots to start from) and
+// returns the entries in no particular order; false when the deadline passed.
+bool walk(walk_queue& q, int threads, std::vector<tree_entry>& out, std::chrono::steady_clock::time_point deadline) {
+  std::vector<std::vector<tree_entry>> found(static_cast<std::size_t>(threads));
+  std::atomic<int> slot{0};
+  base::run_parallel(threads, [&] {
+    auto& mine = found[static_cast<std::size_t>(slot.fetch_add(1))];
+    std::unique_lock<std::mutex> lk(q.mu);
+    for (;;) {
+      q.cv.wait(lk, [&] { return q.late || !q.dirs.empty() || q.busy == 0; });
+      if (q.late || q.dirs.empty()) break;  // late, or nothing queued and nobody listing: done
+      auto [fd, rel] = std::move(q.dirs.back());
+      q.dirs.pop_back();
+      ++q.busy;
+      lk.unlock();
+      list_dir(fd, rel, mine, q, deadline);
+      lk.lock();
+      --q.busy;
+      if (q.busy == 0 && q.dirs.empty()) q.cv.notify_all();
+    }
+    q.cv.notify_all();
+  });
+  std::size_t n = out.size();
+  for (const auto& f : found) n += f.size();
+  out.reserve(n);
+  for (auto& f : found)
+    for (auto& e : f) out.push_back(std::move(e));
+  return !q.late;
 }
 
 }  // namespace
@@ -98,22 +171,22 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
                     std::size_t block) {
   auto t0 = std::chrono::steady_clock::now();
   tree_hash res;
-  for (const auto& s : subdirs) {
-    std::string full = root + "/" + s;
-    struct stat st {};
-    if (::lstat(full.c_str(), &st) != 0) continue;
-    if (S_ISLNK(st.st_mode)) {  // e.g. lib64 -> lib: recorded, not followed
-      res.entries.push_back(link_entry(s, full));
-    } else if (S_ISDIR(st.st_mode)) {
-      int dfd = ::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (dfd >= 0) {
-        try {
-          walk(dfd, s, res.entries, deadline);
-        } catch (const std::runtime_error&) {
-          throw std::runtime_error("deadline passed while listing " + root);
-        }
+  int n = base::thread_count(threads);
+  res.threads = n;
+  {
+    walk_queue q;
+    for (const auto& s : subdirs) {
+      std::string full = root + "/" + s;
+      struct stat st {};
+      if (::lstat(full.c_str(), &st) != 0) continue;
+      if (S_ISLNK(st.st_mode)) {  // e.g. lib64 -> lib: recorded, not followed
+        res.entries.push_back(link_entry(s, full));
+      } else if (S_ISDIR(st.st_mode)) {
+        int dfd = ::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd >= 0) q.dirs.emplace_back(dfd, s);
       }
     }
+    if (!walk(q, n, res.entries, deadline)) throw std::runtime_error("deadline passed while listing " + root);
   }
   // Largest files first keeps every thread busy to the end.
   std::vector<std::size_t> order;
@@ -121,8 +194,6 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
     if (!res.entries[i].link) order.push_back(i);
   std::sort(order.begin(), order.end(),
             [&](std::size_t a, std::size_t b) { return res.entries[a].size > res.entries[b].size; });
-  int n = base::thread_count(threads);
-  res.threads = n;
   std::atomic<std::size_t> next{0};
   std::atomic<std::uint64_t> done_bytes{0};
   std::atomic<bool> late{false}, no_buffer{false};

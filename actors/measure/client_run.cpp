@@ -265,7 +265,8 @@ json client_session::measure(const bench::options& bo) {
     }
   }
   std::string metrics_after = scrape(cut_after);
-  auto after = bench::fetch_snapshot(base, err);
+  // Only its id: the same snapshot is a 304, nothing to transfer or parse.
+  auto after = bench::fetch_snapshot_id(base, before ? before->id : std::string(), err);
 
   bench::proxy_measurement m;
   for (auto& [id, rec] : recs) m.records.push_back(rec);
@@ -306,8 +307,8 @@ json client_session::measure(const bench::options& bo) {
                       std::to_string(ids.size()) + " requests never arrived" + (rerr.empty() ? "" : " (" + rerr + ")"));
   if (!after) {
     reasons.push_back("no snapshot after the run (did the engine restart or the proxy stop?)");
-  } else if (after->id != before->id) {
-    reasons.push_back("the snapshot changed during the run (" + before->id + " -> " + after->id + "): another process answered");
+  } else if (*after != before->id) {
+    reasons.push_back("the snapshot changed during the run (" + before->id + " -> " + *after + "): another process answered");
   }
   // The client's own timings, when it wrote any: never the numbers, only their difference to the
   // proxy's (docs/metrics.md, "Client overhead").
@@ -354,7 +355,7 @@ json client_session::measure(const bench::options& bo) {
                                          (reset.is_object() ? reset.value("error", std::string("unknown")) : std::string("unknown")));
     }
     r["snapshot_id"] = before->id;
-    r["snapshot_id_after"] = after ? json(after->id) : json(nullptr);
+    r["snapshot_id_after"] = after ? json(*after) : json(nullptr);
     r["snapshot"] = before->doc;
     bench::redact_like_snapshot(r, before->doc);
   };

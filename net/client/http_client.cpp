@@ -471,13 +471,16 @@ bool http_connection::request(const std::string& method, const std::string& targ
 
 std::optional<http_response> http_fetch(const std::string& method, const std::string& url, const std::string& body,
                                         std::chrono::milliseconds timeout, std::string& err,
-                                        std::uint64_t max_body) {
+                                        std::uint64_t max_body,
+                                        const std::vector<std::pair<std::string, std::string>>& headers) {
   url_parts u;
   if (!parse_url(url, u, err)) return std::nullopt;
   http_connection c;
   if (!c.connect(u.host, u.port, timeout, err)) return std::nullopt;
   http_response r;
-  if (!c.request(method, u.target, body, {{"Connection", "close"}}, timeout, r, err, nullptr, max_body))
+  std::vector<std::pair<std::string, std::string>> h{{"Connection", "close"}};
+  h.insert(h.end(), headers.begin(), headers.end());
+  if (!c.request(method, u.target, body, h, timeout, r, err, nullptr, max_body))
     return std::nullopt;
   return r;
 }

@@ -105,9 +105,11 @@ class http_connection {
 };
 
 /// One-shot GET/POST to a URL with a deadline (new connection, closed afterwards).
-/// The response body may be at most `max_body` bytes (an error beyond it).
+/// The response body may be at most `max_body` bytes (an error beyond it). `headers` are sent
+/// beside Connection: close (e.g. If-None-Match).
 std::optional<http_response> http_fetch(const std::string& method, const std::string& url, const std::string& body,
                                         std::chrono::milliseconds timeout, std::string& err,
-                                        std::uint64_t max_body = 256ull << 20);
+                                        std::uint64_t max_body = 256ull << 20,
+                                        const std::vector<std::pair<std::string, std::string>>& headers = {});
 
 }  // namespace bp::net

@@ -231,6 +231,21 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
   return s;
 }
 
+std::optional<std::string> fetch_snapshot_id(const std::string& base_url, const std::string& known_id,
+                                             std::string& err) {
+  auto r = net::http_fetch("GET", base_url + "/meta", "", std::chrono::seconds(30), err, 256ull << 20,
+                           {{"If-None-Match", "\"" + known_id + "\""}});
+  if (!r) return std::nullopt;
+  if (r->status == 304) return known_id;
+  if (r->status != 200) {
+    err = "GET /meta answered HTTP " + std::to_string(r->status);
+    return std::nullopt;
+  }
+  std::string etag = r->header("etag");
+  if (etag.size() >= 2 && etag.front() == '"') etag = etag.substr(1, etag.size() - 2);
+  return etag;
+}
+
 std::string scrape_engine_metrics(const std::string& url, std::uint64_t max_bytes, std::chrono::milliseconds timeout,
                                   std::string& cut) {
   net::url_parts u;

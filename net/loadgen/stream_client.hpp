@@ -67,6 +67,10 @@ struct snapshot_ref {
   nlohmann::json doc;
 };
 std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status = nullptr);
+/// The id of the snapshot `base_url` serves now, by GET /meta with If-None-Match: "known_id": a
+/// 304 says it is still `known_id` and nothing is sent or parsed (a /meta of a large venv is
+/// megabytes of JSON); a 200 names the other one by its ETag. nullopt (and `err`) when there is none.
+std::optional<std::string> fetch_snapshot_id(const std::string& base_url, const std::string& known_id, std::string& err);
 
 /// The most of an engine's /metrics answer read per scrape, and how long one scrape may take
 /// (docs/metrics.md, "Engine counters").

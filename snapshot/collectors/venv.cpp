@@ -64,10 +64,12 @@ json collect_venv(const collect_input& in) {
     }
     arr.push_back(std::move(o));
   }
-  return {{"configured", true},      {"path", in.venv},         {"merkle_sha256", t.merkle_sha256},
-          {"file_count", t.file_count}, {"link_count", t.link_count}, {"total_bytes", t.total_bytes},
-          {"error_count", t.error_count}, {"threads", t.threads}, {"elapsed_ms", t.elapsed_ms},
-          {"hash_cache", cache ? cache->stats().to_json() : json{{"enabled", false}}}, {"files", files}};
+  json out = {{"configured", true},      {"path", in.venv},         {"merkle_sha256", t.merkle_sha256},
+              {"file_count", t.file_count}, {"link_count", t.link_count}, {"total_bytes", t.total_bytes},
+              {"error_count", t.error_count}, {"threads", t.threads}, {"elapsed_ms", t.elapsed_ms},
+              {"hash_cache", cache ? cache->stats().to_json() : json{{"enabled", false}}}};
+  out["files"] = std::move(files);  // not in the list above: an initializer list copies it whole
+  return out;
 }
 
 }  // namespace bp::snap

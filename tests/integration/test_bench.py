@@ -206,6 +206,69 @@ class BenchTest(ProxyCase):
         self.assertIn("snapshot changed during the run", res["invalid_reason"])
         self.assertEqual(res["summary"]["completed"], 3)
 
+    def test_the_check_after_the_run_asks_for_the_id_only(self):
+        # The snapshot after the run is checked by its ETag (If-None-Match): the same snapshot is a
+        # 304 with no body, so a /meta of megabytes (a large venv) is sent and parsed once per run.
+        calls = {"bodies": 0, "conditional": []}
+        doc = json.dumps({"schema_version": 1, "pad": "x" * 100000}).encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def send(self, code, body, ctype="application/json", extra=()):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path == "/meta":
+                    inm = self.headers.get("If-None-Match")
+                    if inm is not None:
+                        calls["conditional"].append(inm)
+                    if inm == '"id-1"':
+                        self.send_response(304)
+                        self.send_header("ETag", '"id-1"')
+                        self.end_headers()
+                        return
+                    calls["bodies"] += 1
+                    self.send(200, doc, extra=[("ETag", '"id-1"')])
+                elif self.path == "/v1/models":
+                    self.send(200, b'{"data":[{"id":"fake"}]}')
+                else:
+                    self.send(404, b"{}")
+
+            def do_POST(self):
+                n = int(self.headers["Content-Length"])
+                json.loads(self.rfile.read(n))
+                events = [{"choices": [{"delta": {"content": "hi"}}]}, {"choices": [], "usage": {"completion_tokens": 1}}]
+                body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+                self.send(200, body, "text/event-stream")
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            r = run(["bench", "--url", f"http://127.0.0.1:{srv.server_address[1]}", "--queries", WORKLOAD, "-n", "3",
+                     "--out", os.path.join(self.dir, "o"), "--results", os.path.join(self.dir, "r.tsv")], self.dir)
+        finally:
+            srv.shutdown()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(os.path.join(self.dir, "o", "result.json")) as f:
+            res = json.load(f)
+        self.assertTrue(res["valid"], res.get("invalid_reason"))
+        self.assertEqual(res["snapshot_id"], "id-1")
+        self.assertEqual(res["snapshot_id_after"], "id-1")
+        self.assertEqual(res["snapshot"]["pad"], "x" * 100000)
+        self.assertEqual(calls["conditional"], ['"id-1"'])
+        self.assertEqual(calls["bodies"], 1)
+
     def test_run_measures_one_configuration_and_tears_down(self):
         marker = f"BP_RUN_MARKER_{os.getpid()}"
         cfg = self.config(mock_args=["--tokens", "16", "--itl-ms", "1"], env={"PATH": "/usr/bin:/bin", marker: "1"},

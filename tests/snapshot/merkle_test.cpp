@@ -87,3 +87,27 @@ TEST_F(MerkleTest, DeadlineIsEnforced) {
   EXPECT_THROW(hash_tree(root_.string(), {"lib"}, 1, std::chrono::steady_clock::now() - std::chrono::seconds(1)),
                std::runtime_error);
 }
+
+TEST_F(MerkleTest, ATreeOfManyFoldersIsListedWholeOnAnyNumberOfThreads) {
+  // More folders at one level than the listing queue holds (the finder lists the rest itself,
+  // depth first) and a deep chain: every file is found once, whatever the thread count.
+  fs::path sp = root_ / "lib/python3.11/site-packages";
+  std::size_t made = 42;
+  for (int d = 0; d < 150; ++d) {
+    fs::path pkg = sp / ("p" + std::to_string(d)) / "sub";
+    fs::create_directories(pkg);
+    for (int f = 0; f < 3; ++f, ++made) std::ofstream(pkg / ("f" + std::to_string(f) + ".py")) << d << "," << f;
+  }
+  fs::path deep = sp / "deep";
+  for (int k = 0; k < 40; ++k) deep /= "d" + std::to_string(k);
+  fs::create_directories(deep);
+  std::ofstream(deep / "leaf.py") << "leaf";
+  ++made;
+  auto one = hash(1), two = hash(2), eight = hash(8);
+  EXPECT_EQ(one.file_count, made);
+  EXPECT_EQ(two.file_count, made);
+  EXPECT_EQ(eight.file_count, made);
+  EXPECT_EQ(one.merkle_sha256, two.merkle_sha256);
+  EXPECT_EQ(one.merkle_sha256, eight.merkle_sha256);
+  for (std::size_t i = 1; i < eight.entries.size(); ++i) EXPECT_LT(eight.entries[i - 1].path, eight.entries[i].path);
+}
