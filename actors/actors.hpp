@@ -8,6 +8,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -338,6 +339,15 @@ struct run_context {
   /// replacing the YAML's value or added after it. The one place that composes it.
   std::vector<std::pair<std::string, std::string>> engine_env() const;
   nlohmann::json caches_injected = nlohmann::json::object();
+  /// run, sweep, try: the meta actor leaves the published /meta as JSON here too, for this
+  /// process's bench to take once (engine_run::take_published) instead of parsing its bytes back
+  /// (megabytes with a large venv). Empty in serve: nothing holds the document there.
+  struct published_slot {
+    std::mutex mu;
+    std::string id;
+    std::shared_ptr<nlohmann::json> doc;
+  };
+  std::shared_ptr<published_slot> keep_published;
   /// How the supervisor spawns its children; empty members mean the real actors below. Tests on
   /// CAF's test coordinator put stand-ins here (tests/actors/run_supervisor_test.cpp).
   struct spawners {

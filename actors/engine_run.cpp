@@ -104,6 +104,7 @@ caf::expected<std::unique_ptr<engine_run>> engine_run::start(caf::actor_system& 
   r->ctx_->hash_threads = o.hash_threads;
   r->ctx_->telemetry_interval_ms = o.telemetry_interval_ms;
   r->ctx_->engine_output_at_info = o.engine_output_at_info;
+  if (o.keep_published) r->ctx_->keep_published = std::make_shared<run_context::published_slot>();
   if (const engine_kind* k = find_engine_kind(r->ctx_->config.engine))
     r->status_->set_engine_metrics(k->metrics_path, k->name);
   else
@@ -186,6 +187,15 @@ std::string claim_run_dir(const std::string& wanted, const std::string& config_p
 
 bool engine_run::finished() const {
   return future_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+
+std::pair<std::string, std::shared_ptr<nlohmann::json>> engine_run::take_published() {
+  auto slot = ctx_->keep_published;
+  if (!slot) return {};
+  std::lock_guard<std::mutex> lk(slot->mu);
+  std::pair<std::string, std::shared_ptr<nlohmann::json>> out{slot->id, std::move(slot->doc)};
+  slot->doc.reset();
+  return out;
 }
 
 bool engine_run::wait_published(std::chrono::milliseconds timeout) {

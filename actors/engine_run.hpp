@@ -21,6 +21,7 @@ struct run_options {
   net::server_options server;     ///< listen/threads are filled from the fields above
   int telemetry_interval_ms = 200;  ///< 0: no telemetry.csv
   bool engine_output_at_info = true;  ///< false (run, sweep): the engine's output on the console only at debug
+  bool keep_published = false;  ///< run, sweep, try: take_published() hands this process /meta as JSON
 };
 
 class engine_run {
@@ -44,6 +45,9 @@ class engine_run {
   bool finished() const;
   /// Blocks until the run ended and the engine's tree is gone; shuts the proxy down.
   run_result wait();
+  /// With run_options::keep_published, once published: the snapshot's id and its document as
+  /// JSON, taken (a second call, or without the option: an empty id and null).
+  std::pair<std::string, std::shared_ptr<nlohmann::json>> take_published();
   /// Waits until /meta is published or the run ended; true when published.
   bool wait_published(std::chrono::milliseconds timeout);
 

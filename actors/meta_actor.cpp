@@ -174,6 +174,13 @@ void assemble(meta_actor::stateful_pointer<meta_state> self) {
     f << m->bytes;
     if (!f) spdlog::warn("[meta] cannot write {}", path);
   }
+  if (auto slot = s.ctx->keep_published) {  // set before publishing: whoever sees /meta finds it here
+    std::lock_guard<std::mutex> lk(slot->mu);
+    if (slot->id.empty()) {  // the first snapshot is the one /meta serves
+      slot->id = m->sha256;
+      slot->doc = std::make_shared<nlohmann::json>(std::move(doc));
+    }
+  }
   bool first = s.ctx->status->publish(m);
   if (!first) spdlog::warn("[meta] a snapshot was already published; this one is discarded");
   spdlog::info("[meta] snapshot published: id {} ({} bytes, {})", m->sha256, m->bytes.size(), path);

@@ -148,7 +148,7 @@ json client_session::measure(const bench::options& bo) {
   const std::string base = strip_slash(bo.url);
   std::string err;
   int meta_status = 0;
-  auto before = bench::fetch_snapshot(base, err, &meta_status);
+  auto before = bench::fetch_snapshot(base, err, &meta_status, bo.known_snapshot);
   if (!before) throw std::runtime_error(base + ": no provenance snapshot: " + err);
   std::string model = bo.model;
   if (model.empty()) {

@@ -282,6 +282,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   ro.argv = o.argv;
   ro.telemetry_interval_ms = o.telemetry_interval_ms;
   ro.rehash = o.rehash;
+  ro.keep_published = true;  // the bench below takes /meta's document from memory (fetch_snapshot)
   ro.engine_output_at_info = false;  // engine.log has it; the console shows progress (issue 27 item 7)
   auto record_failure = [&](const std::string& reason) {
     out.reason = reason;
@@ -329,6 +330,8 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   bench::options bo = o.bench;
   bo.url = run->url();
   bo.cancel = &st.cancel;
+  if (auto [id, doc] = run->take_published(); doc)
+    bo.known_snapshot = std::make_shared<bench::snapshot_ref>(bench::snapshot_ref{id, std::move(*doc)});
   int engine_pid = run->status().engine_pid();
   int engine_port = run->status().engine_port();
   std::string bench_error;

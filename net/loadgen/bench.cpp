@@ -307,7 +307,7 @@ json run(const options& o) {
   result["url"] = base;
 
   int meta_status = 0;
-  auto before = fetch_snapshot(base, err, &meta_status);
+  auto before = fetch_snapshot(base, err, &meta_status, o.known_snapshot);
   if (!before && o.require_snapshot)
     throw std::runtime_error(base + ": no provenance snapshot: " + err +
                              (meta_status == 503 ? " (not published yet: wait for /healthz state 'ready')" : ""));

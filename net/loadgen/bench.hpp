@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -68,6 +69,9 @@ struct options {
   double read_delay_ms = 0;             ///< a deliberately slow client: wait this long before each read
   std::function<void(long done, long total, long errors)> progress;
   const std::atomic<bool>* cancel = nullptr;  ///< set: no new request is started
+  /// The snapshot this process published (run, sweep, try): when `url` confirms it by ETag, its
+  /// document is taken from here instead of being fetched and parsed (fetch_snapshot).
+  std::shared_ptr<snapshot_ref> known_snapshot;
 };
 
 /// Generated workloads (--synthetic, --prefix-groups, --sessions) without -n: this many requests.

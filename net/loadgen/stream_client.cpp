@@ -231,6 +231,19 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
   return s;
 }
 
+std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status,
+                                           const std::shared_ptr<snapshot_ref>& known) {
+  if (known && !known->id.empty()) {
+    std::string why;
+    auto id = fetch_snapshot_id(base_url, known->id, why);
+    if (id && *id == known->id) {
+      if (status) *status = 200;
+      return std::move(*known);
+    }
+  }
+  return fetch_snapshot(base_url, err, status);
+}
+
 std::optional<std::string> fetch_snapshot_id(const std::string& base_url, const std::string& known_id,
                                              std::string& err) {
   auto r = net::http_fetch("GET", base_url + "/meta", "", std::chrono::seconds(30), err, 256ull << 20,

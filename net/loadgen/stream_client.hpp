@@ -67,6 +67,11 @@ struct snapshot_ref {
   nlohmann::json doc;
 };
 std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status = nullptr);
+/// The same, but when `known` (a snapshot this process published, not null) is what `base_url`
+/// serves, confirmed by its ETag (a 304, nothing sent), its document is taken from `known` and
+/// nothing is parsed; otherwise fetched as above.
+std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status,
+                                           const std::shared_ptr<snapshot_ref>& known);
 /// The id of the snapshot `base_url` serves now, by GET /meta with If-None-Match: "known_id": a
 /// 304 says it is still `known_id` and nothing is sent or parsed (a /meta of a large venv is
 /// megabytes of JSON); a 200 names the other one by its ETag. nullopt (and `err`) when there is none.

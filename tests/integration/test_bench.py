@@ -7,6 +7,7 @@ records of the same requests (the client starts before the proxy's clock and rea
 for consistency with one another. Accuracy figures are measurements: perf/client_accuracy.sh."""
 import csv
 import http.server
+import hashlib
 import json
 import os
 import subprocess
@@ -280,6 +281,15 @@ class BenchTest(ProxyCase):
         for name in ("engine.log", "meta.json", "result.json"):
             self.assertTrue(os.path.exists(os.path.join(self.dir, "run", name)), name)
         self.assertEqual(pids_with_marker(marker), [])
+        # The result holds exactly the snapshot /meta served (its document handed over in memory
+        # once the proxy confirmed its ETag), and its id is the bytes' sha256.
+        with open(os.path.join(self.dir, "run", "meta.json"), "rb") as f:
+            meta_bytes = f.read()
+        with open(os.path.join(self.dir, "run", "result.json")) as f:
+            res = json.load(f)
+        self.assertEqual(res["snapshot"], json.loads(meta_bytes))
+        self.assertEqual(res["snapshot_id"], hashlib.sha256(meta_bytes).hexdigest())
+        self.assertEqual(res["snapshot_id_after"], res["snapshot_id"])
 
 
 if __name__ == "__main__":
