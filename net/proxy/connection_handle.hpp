@@ -1,7 +1,7 @@
 #pragma once
 /// Internal to the proxy: how a connection's handle (proxy_server.hpp) reaches its session, and how
 /// the session tells the handle of its end. Nothing here runs per request; it has its own
-/// translation unit (connection_handle.cpp), so proxy_server.cpp keeps to the byte path.
+/// translation unit (connection_handle.cpp), so session.cpp keeps to the byte path.
 #include <functional>
 #include <memory>
 #include <mutex>

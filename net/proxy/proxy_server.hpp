@@ -1,5 +1,5 @@
 #pragma once
-/// The streaming reverse proxy. Boost-free and CAF-free header: Beast stays in proxy_server.cpp.
+/// The streaming reverse proxy. Boost-free and CAF-free header: Boost stays in the .cpp files.
 ///
 /// Bytes never cross a CAF mailbox: each I/O thread owns an edge-triggered epoll loop
 /// (event_loop.hpp) and the sessions accepted onto it. The rest of the process hears about a
@@ -42,7 +42,7 @@ struct conn_stats {
 };
 
 /// Adds every counter of `b` to `a` (a run's totals). A counter added to conn_stats is added
-/// here and in describe() too: proxy_server.cpp's static_assert on the struct's size says so.
+/// here and in describe() too: connection_handle.cpp's static_assert on the struct's size says so.
 inline conn_stats& operator+=(conn_stats& a, const conn_stats& b) {
   a.requests += b.requests;
   a.proxied += b.proxied;

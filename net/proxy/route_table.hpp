@@ -1,7 +1,7 @@
 #pragma once
 /// bench-proxy's HTTP routes, in one table: each path (or prefix), the route it is, whether
 /// bench-proxy answers it itself, and its label in bench-proxy's own /metrics. The request parser
-/// (http1.hpp) decides a request's route here, the session (proxy_server.cpp) forwards or answers
+/// (http1.hpp) decides a request's route here, the session (session.cpp) forwards or answers
 /// by it, the local answers (routes.cpp) switch on it, and the metrics (proxy_metrics.cpp) take
 /// their closed label set from it. Adding a route: docs/architecture.md, "Adding things".
 /// Header-only, no Boost: read on every request.
