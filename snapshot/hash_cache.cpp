@@ -276,6 +276,8 @@ void hash_cache::read(const std::string& path, const file_stamp& stamp, const st
 }
 
 void hash_cache::save() {
+  if (saved_) return;
+  saved_ = true;
   try {
     std::error_code ec;
     std::filesystem::create_directories(opt_.dir, ec);

@@ -92,7 +92,7 @@ class hash_cache {
 
   /// Merges this run's entries into the cache file under its lock. Never throws: a failure is
   /// recorded in stats().save_error (the snapshot does not depend on the cache being written).
-  /// Call it once, last: lookups after it find nothing.
+  /// Call it last: lookups after it find nothing; a second call does nothing.
   void save();
 
   hash_cache_stats stats() const;
@@ -115,6 +115,7 @@ class hash_cache {
   std::unordered_map<std::string, entry> loaded_;  ///< hits mark theirs seen this generation
   file_stamp loaded_stamp_;  ///< the cache file's own stamp when it was loaded (unchanged at save: no re-read)
   bool loaded_ok_ = false;
+  bool saved_ = false;
   std::uint64_t generation_ = 0;  ///< this run's: the loaded one + 1
   mutable std::mutex mu_;
   std::atomic<std::uint64_t> hits_{0};

@@ -13,6 +13,8 @@
 #include <mutex>
 #include <cerrno>
 #include <cstring>
+#include <future>
+#include <system_error>
 #include <stdexcept>
 #include <memory>
 #include <thread>
@@ -241,6 +243,15 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
   }
   if (no_buffer.load()) throw std::runtime_error("no memory for a read buffer while hashing " + root);
   if (late.load()) throw std::runtime_error("deadline passed while hashing " + root);
+  // Nothing looks the cache up any more: it is saved while the entries are sorted and rolled up.
+  std::future<void> saved;
+  if (cache) {
+    try {
+      saved = std::async(std::launch::async, [cache] { cache->save(); });
+    } catch (const std::system_error&) {  // no thread to be had: saved here instead
+      cache->save();
+    }
+  }
   std::sort(res.entries.begin(), res.entries.end(),
             [](const tree_entry& a, const tree_entry& b) { return a.path < b.path; });
   for (const auto& e : res.entries) {
@@ -253,6 +264,7 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
     }
   }
   res.merkle_sha256 = merkle_root(res.entries);
+  if (saved.valid()) saved.get();
   res.elapsed_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   return res;
 }

@@ -38,8 +38,9 @@ struct tree_hash {
 class hash_cache;
 
 /// Hashes `subdirs` of `root`. Throws std::runtime_error when the deadline passes. With `cache`,
-/// files whose stamp is unchanged take their cached hash (snapshot/hash_cache.hpp); the caller
-/// saves the cache. Each thread reads through one buffer of `block` bytes for the whole tree.
+/// files whose stamp is unchanged take their cached hash (snapshot/hash_cache.hpp), and the cache
+/// is saved once the files are hashed, while the entries are sorted and rolled up (not when the
+/// deadline passes: nothing half-done is remembered). Each thread reads through one buffer of `block` bytes for the whole tree.
 tree_hash hash_tree(const std::string& root, const std::vector<std::string>& subdirs, int threads,
                     std::chrono::steady_clock::time_point deadline,
                     const std::function<void(const std::string&)>& progress = nullptr, hash_cache* cache = nullptr,

@@ -94,10 +94,9 @@ void strip_raw_engine_metrics(json& result) {
   for (const char* when : {"before", "after"}) result["engine_metrics"]["files"][when] = engine_metrics_file(when);
 }
 
-std::string write_result(const json& in, const std::string& dir) {
+std::string write_result(json& result, const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
-  json result = in;
   // The engine's two /metrics texts go beside result.json, which names them.
   if (result.contains("engine_metrics") && result["engine_metrics"].contains("raw")) {
     json& em = result["engine_metrics"];

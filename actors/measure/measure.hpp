@@ -78,9 +78,10 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st);
 std::vector<std::string> preflight(const std::vector<std::string>& configs, const std::string& workload);
 
 /// result.json in `dir`, written atomically and never over an existing one; the engine's raw
-/// /metrics texts (engine_metrics.raw) go beside it as engine_metrics_{before,after}.txt. Returns
-/// the path.
-std::string write_result(const nlohmann::json& result, const std::string& dir);
+/// /metrics texts (engine_metrics.raw) go beside it as engine_metrics_{before,after}.txt and leave
+/// `result`, which then names those files as result.json does (written from `result` itself, no
+/// copy: with a large venv it holds megabytes of snapshot). Returns the path.
+std::string write_result(nlohmann::json& result, const std::string& dir);
 
 /// Replaces engine_metrics.raw by the names of the files write_result wrote.
 void strip_raw_engine_metrics(nlohmann::json& result);

@@ -42,8 +42,7 @@ json collect_venv(const collect_input& in) {
     o.name = hash_cache::name_for("venv", in.venv);
     cache = std::make_unique<hash_cache>(std::move(o));
   }
-  auto t = hash_tree(in.venv, {"bin", "lib", "lib64"}, in.threads, in.deadline, in.progress, cache.get());
-  if (cache) cache->save();
+  auto t = hash_tree(in.venv, {"bin", "lib", "lib64"}, in.threads, in.deadline, in.progress, cache.get());  // saves it
   // Built in place, the strings moved out of `t` (tens of thousands of entries: initializer
   // lists copied every string twice).
   json files = json::array();

@@ -97,7 +97,7 @@ class HashCacheTest : public ::testing::Test {
   result run(hash_cache_options o) {
     hash_cache c(std::move(o));
     auto t = hash_tree(root_.string(), {"bin", "lib", "lib64"}, 2, std::chrono::steady_clock::time_point::max(), nullptr, &c);
-    c.save();
+    c.save();  // hash_tree saved it already: a second save does nothing
     return {t, c.stats()};
   }
   result run(std::uint32_t buckets = 0) { return run(options(buckets)); }
