@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -18,6 +20,15 @@ void run_parallel(int threads, const std::function<void()>& work, const std::fun
   std::mutex mu;
   std::condition_variable cv;
   int running = 0;
+  std::exception_ptr failed;  // the first exception of any thread, rethrown once all are joined
+  auto guarded = [&] {
+    try {
+      work();
+    } catch (...) {
+      std::lock_guard<std::mutex> g(mu);
+      if (!failed) failed = std::current_exception();
+    }
+  };
   std::vector<std::thread> pool;
   int spawn = tick ? threads : threads - 1;
   for (int i = 0; i < spawn; ++i) {
@@ -25,14 +36,20 @@ void run_parallel(int threads, const std::function<void()>& work, const std::fun
       std::lock_guard<std::mutex> g(mu);
       ++running;
     }
-    pool.emplace_back([&] {
-      work();
+    try {
+      pool.emplace_back([&] {
+        guarded();
+        std::lock_guard<std::mutex> g(mu);
+        --running;
+        cv.notify_all();
+      });
+    } catch (const std::system_error&) {  // no more threads to be had: fewer do the work
       std::lock_guard<std::mutex> g(mu);
       --running;
-      cv.notify_all();
-    });
+      break;
+    }
   }
-  if (tick) {
+  if (tick && !pool.empty()) {
     std::unique_lock<std::mutex> g(mu);
     while (!cv.wait_for(g, std::chrono::milliseconds(50), [&] { return running == 0; })) {
       g.unlock();
@@ -40,9 +57,10 @@ void run_parallel(int threads, const std::function<void()>& work, const std::fun
       g.lock();
     }
   } else {
-    work();
+    guarded();
   }
   for (auto& t : pool) t.join();
+  if (failed) std::rethrow_exception(failed);
 }
 
 }  // namespace bp::base

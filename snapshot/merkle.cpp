@@ -13,6 +13,7 @@
 #include <mutex>
 #include <cerrno>
 #include <cstring>
+#include <exception>
 #include <future>
 #include <system_error>
 #include <stdexcept>
@@ -47,7 +48,9 @@ struct walk_queue {
   std::condition_variable cv;
   std::vector<std::pair<int, std::string>> dirs;  ///< open folder, its path relative to the root
   int busy = 0;                                   ///< threads listing a folder now
-  std::atomic<bool> late{false};                  ///< the deadline passed: everyone stops
+  std::atomic<bool> late{false};                  ///< the deadline passed or a thread failed: all stop
+  std::exception_ptr error;                       ///< the first failure (no memory, no descriptors)
+  walk_queue() { dirs.reserve(kMaxQueued + 8); }
   ~walk_queue() {
     for (auto& d : dirs) ::close(d.first);
   }
@@ -62,12 +65,26 @@ void found_dir(int sub, std::string rel, std::vector<tree_entry>& out, walk_queu
   {
     std::lock_guard<std::mutex> lk(q.mu);
     if (q.dirs.size() < walk_queue::kMaxQueued) {
-      q.dirs.emplace_back(sub, std::move(rel));
+      try {
+        q.dirs.emplace_back(sub, std::move(rel));
+      } catch (...) {
+        ::close(sub);
+        throw;
+      }
       q.cv.notify_one();
       return;
     }
   }
   list_dir(sub, rel, out, q, deadline);
+}
+
+// A subfolder that cannot be opened: skipped when it went away, is not a folder any more or may
+// not be read (as before), but out of descriptors or memory the walk fails rather than hash a
+// tree with a subtree silently missing.
+void open_failed(const std::string& rel) {
+  int e = errno;
+  if (e == EMFILE || e == ENFILE || e == ENOMEM)
+    throw std::runtime_error("cannot open folder " + rel + ": " + std::strerror(e));
 }
 
 // Lists the folder open as `dfd` (taken over) relative to it: fstatat/openat/readlinkat by name,
@@ -90,11 +107,13 @@ void list_dir(int dfd, const std::string& rel, std::vector<tree_entry>& out, wal
   } close_after{d};
   const int fd = ::dirfd(d);
   while (dirent* e = ::readdir(d)) {
+    if (q.late.load(std::memory_order_relaxed)) return;  // another thread failed, or the deadline passed
     if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
     std::string r = rel + "/" + e->d_name;
     if (e->d_type == DT_DIR) {
       int sub = ::openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub >= 0) found_dir(sub, std::move(r), out, q, deadline);
+      else open_failed(r);
       continue;
     }
     struct stat st {};
@@ -110,6 +129,7 @@ void list_dir(int dfd, const std::string& rel, std::vector<tree_entry>& out, wal
     } else if (S_ISDIR(st.st_mode)) {  // a file system without d_type
       int sub = ::openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub >= 0) found_dir(sub, std::move(r), out, q, deadline);
+      else open_failed(r);
     } else if (S_ISREG(st.st_mode)) {
       tree_entry t;
       t.path = std::move(r);
@@ -140,13 +160,24 @@ bool walk(walk_queue& q, int threads, std::vector<tree_entry>& out, std::chrono:
       q.dirs.pop_back();
       ++q.busy;
       lk.unlock();
-      list_dir(fd, rel, mine, q, deadline);
+      std::exception_ptr failed;
+      try {
+        list_dir(fd, rel, mine, q, deadline);
+      } catch (...) {  // every thread stops; the walk rethrows it once all have
+        failed = std::current_exception();
+      }
       lk.lock();
       --q.busy;
+      if (failed) {
+        if (!q.error) q.error = failed;
+        q.late = true;
+        break;
+      }
       if (q.busy == 0 && q.dirs.empty()) q.cv.notify_all();
     }
     q.cv.notify_all();
   });
+  if (q.error) std::rethrow_exception(q.error);
   std::size_t n = out.size();
   for (const auto& f : found) n += f.size();
   out.reserve(n);
@@ -185,7 +216,14 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
         res.entries.push_back(link_entry(s, full));
       } else if (S_ISDIR(st.st_mode)) {
         int dfd = ::open(full.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd >= 0) q.dirs.emplace_back(dfd, s);
+        if (dfd >= 0) {
+          try {
+            q.dirs.emplace_back(dfd, s);
+          } catch (...) {
+            ::close(dfd);
+            throw;
+          }
+        }
       }
     }
     if (!walk(q, n, res.entries, deadline)) throw std::runtime_error("deadline passed while listing " + root);

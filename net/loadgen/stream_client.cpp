@@ -238,7 +238,9 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
     auto id = fetch_snapshot_id(base_url, known->id, why);
     if (id && *id == known->id) {
       if (status) *status = 200;
-      return std::move(*known);
+      snapshot_ref taken = std::move(*known);
+      known->id.clear();  // taken: a second call fetches
+      return taken;
     }
   }
   return fetch_snapshot(base_url, err, status);
@@ -246,6 +248,11 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
 
 std::optional<std::string> fetch_snapshot_id(const std::string& base_url, const std::string& known_id,
                                              std::string& err) {
+  if (known_id.empty()) {  // nothing to compare an ETag with: the whole document must be JSON
+    auto s = fetch_snapshot(base_url, err);
+    if (!s) return std::nullopt;
+    return s->id;
+  }
   auto r = net::http_fetch("GET", base_url + "/meta", "", std::chrono::seconds(30), err, 256ull << 20,
                            {{"If-None-Match", "\"" + known_id + "\""}});
   if (!r) return std::nullopt;

@@ -74,7 +74,8 @@ std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::str
                                            const std::shared_ptr<snapshot_ref>& known);
 /// The id of the snapshot `base_url` serves now, by GET /meta with If-None-Match: "known_id": a
 /// 304 says it is still `known_id` and nothing is sent or parsed (a /meta of a large venv is
-/// megabytes of JSON); a 200 names the other one by its ETag. nullopt (and `err`) when there is none.
+/// megabytes of JSON); a 200 names the other one by its ETag. With no `known_id` the document is
+/// fetched and must be JSON, as fetch_snapshot. nullopt (and `err`) when there is none.
 std::optional<std::string> fetch_snapshot_id(const std::string& base_url, const std::string& known_id, std::string& err);
 
 /// The most of an engine's /metrics answer read per scrape, and how long one scrape may take

@@ -1,6 +1,7 @@
 #include "snapshot/merkle.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -110,4 +111,42 @@ TEST_F(MerkleTest, ATreeOfManyFoldersIsListedWholeOnAnyNumberOfThreads) {
   EXPECT_EQ(one.merkle_sha256, two.merkle_sha256);
   EXPECT_EQ(one.merkle_sha256, eight.merkle_sha256);
   for (std::size_t i = 1; i < eight.entries.size(); ++i) EXPECT_LT(eight.entries[i - 1].path, eight.entries[i].path);
+}
+
+namespace {
+std::size_t open_descriptors() {
+  std::size_t n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+}  // namespace
+
+TEST_F(MerkleTest, OutOfDescriptorsTheWalkFailsOnEveryThreadAndClosesWhatItOpened) {
+  // A folder that cannot be opened for want of descriptors must not leave a subtree silently out
+  // of the root: the collector fails, naming it, every thread stops, and nothing stays open.
+  fs::path sp = root_ / "lib/python3.11/site-packages";
+  for (int d = 0; d < 150; ++d) {
+    fs::create_directories(sp / ("p" + std::to_string(d)) / "sub");
+    std::ofstream(sp / ("p" + std::to_string(d)) / "sub/f.py") << d;
+  }
+  const std::size_t before = open_descriptors();
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  rlimit tight = old;
+  tight.rlim_cur = before + 8;  // a few folders, then EMFILE
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::string what;
+  try {
+    hash(2);
+  } catch (const std::runtime_error& e) {
+    what = e.what();
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  EXPECT_NE(what.find("cannot open folder"), std::string::npos) << what;
+  EXPECT_NE(what.find("Too many open files"), std::string::npos) << what;
+  EXPECT_EQ(open_descriptors(), before);
+  EXPECT_EQ(hash(2).file_count, 42u + 150u);  // with descriptors again, the whole tree
 }
