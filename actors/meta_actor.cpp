@@ -215,7 +215,7 @@ void ask(meta_actor::stateful_pointer<meta_state> self, const std::string& name)
   // The reply timeout is the collector's deadline plus a margin: the collector is expected to
   // give up on its own first; a collector that does not is recorded as stalled.
   self->request(c, std::chrono::milliseconds(static_cast<long>(budget * 1000) + 1000), atom::collect::value, budget)
-      .then([self](collector_report r) { record(self, std::move(r)); },
+      .then([self](collector_report& r) { record(self, std::move(r)); },  // moved out of the reply: a venv section is megabytes
             [self, name, c, t0](caf::error& e) {
               auto& st = self->state;
               double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

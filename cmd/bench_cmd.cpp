@@ -491,9 +491,10 @@ void preflight_or_throw(const std::vector<std::string>& configs, const std::stri
 }
 
 /// report.html into `dir`, its path printed; a report that cannot be made is logged, never fatal.
-void write_report_beside(const std::vector<std::string>& paths, const std::string& dir) {
+void write_report_beside(const std::vector<std::string>& paths, const std::string& dir,
+                         const measure::results_in_memory& known) {
   try {
-    std::cout << "report: " << measure::write_report(paths, (fs::path(dir) / "report.html").string()) << "\n";
+    std::cout << "report: " << measure::write_report(paths, (fs::path(dir) / "report.html").string(), known) << "\n";
   } catch (const std::exception& e) {
     spdlog::warn("no report.html: {}", e.what());
   }
@@ -607,7 +608,7 @@ int run_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
     if (!r.result.is_null()) {
       std::cout << measure::summary_text(r.result);
       std::cout << "result: " << r.result_path << "\n";
-      write_report_beside({r.run_dir}, r.run_dir);
+      write_report_beside({r.run_dir}, r.run_dir, {{r.run_dir, &r.result}});  // not read back
     }
     if (!r.valid) std::cerr << "bench-proxy run: " << r.reason << "\n";
     std::cout << (r.result.is_null() ? "failed: " + r.reason.substr(0, r.reason.find('\n'))

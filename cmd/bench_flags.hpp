@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "actors/measure/measure.hpp"
+#include "actors/measure/report.hpp"
 #include "actors/measure/trials.hpp"
 #include "net/loadgen/bench.hpp"
 
@@ -69,7 +70,8 @@ measure::options measure_options(const bench_flags& f, const std::string& config
 /// Run, sweep and try check every config and the workload before anything starts (exit 2 with
 /// every error, a ledger row when `tsv` is set, and a last stdout line that is not a number).
 void preflight_or_throw(const std::vector<std::string>& configs, const std::string& workload, const std::string& tsv);
-void write_report_beside(const std::vector<std::string>& paths, const std::string& dir);
+void write_report_beside(const std::vector<std::string>& paths, const std::string& dir,
+                         const measure::results_in_memory& known = {});
 
 /// The sweep's folder layout for the fleet's sweep: thin wrappers over actors/measure/sweep.hpp
 /// (a refusal there is a usage_error here).

@@ -275,7 +275,7 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
 
 }  // namespace
 
-json report_data(const std::vector<std::string>& paths) {
+json report_data(const std::vector<std::string>& paths, const results_in_memory& known) {
   std::vector<bench::side> sides;
   std::map<std::size_t, std::size_t> ledger_lines;  // side -> its ledger line
   std::map<std::size_t, std::string> folders;       // side -> the run folder it was named after
@@ -332,7 +332,12 @@ json report_data(const std::vector<std::string>& paths) {
       if (!any) continue;  // every config failed: the failed rows say it
     }
     // Short labels: a sweep's configs by number and file name, anything else by its folder.
-    auto loaded = bench::load_sides(p);
+    std::vector<bench::side> loaded;
+    if (auto k = known.find(p); k != known.end() && k->second && fs::is_directory(p, ec) &&
+        fs::exists(fs::path(p) / "result.json", ec))
+      loaded.push_back(bench::side{p, {*k->second}, {(fs::path(p) / "result.json").string()}, {}});
+    else
+      loaded = bench::load_sides(p);
     bool sweep = fs::is_directory(p, ec) && fs::exists(fs::path(p) / "sweep.json");
     for (std::size_t i = 0; i < loaded.size(); ++i) {
       auto& s = loaded[i];
@@ -763,8 +768,9 @@ std::string render_report(const json& data) {
   return out;
 }
 
-std::string write_report(const std::vector<std::string>& paths, const std::string& out) {
-  std::string page = render_report(report_data(paths));
+std::string write_report(const std::vector<std::string>& paths, const std::string& out,
+                         const results_in_memory& known) {
+  std::string page = render_report(report_data(paths, known));
   base::write_file_atomic(out, page, true);
   return fs::absolute(out).string();
 }

@@ -10,6 +10,7 @@ import http.server
 import hashlib
 import json
 import os
+import re
 import subprocess
 import threading
 import unittest
@@ -290,6 +291,20 @@ class BenchTest(ProxyCase):
         self.assertEqual(res["snapshot"], json.loads(meta_bytes))
         self.assertEqual(res["snapshot_id"], hashlib.sha256(meta_bytes).hexdigest())
         self.assertEqual(res["snapshot_id_after"], res["snapshot_id"])
+        # run's report.html is made from the result in memory; `report` reads result.json: the
+        # same page data either way (but for the moment it was made).
+        run_dir = os.path.join(self.dir, "run")
+        again = os.path.join(self.dir, "again.html")
+        r = run(["report", run_dir, "--out", again], self.dir)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+        def page_data(path):
+            with open(path) as f:
+                m = re.search(r'<script type="application/json" id="bp-data">(.*?)</script>', f.read(), re.S)
+            d = json.loads(m.group(1).replace("<\\/", "</"))
+            d.pop("generated_at", None)
+            return d
+        self.assertEqual(page_data(os.path.join(run_dir, "report.html")), page_data(again))
 
 
 if __name__ == "__main__":
