@@ -605,15 +605,15 @@ int run_main(const bench_flags& f, const std::vector<std::string>& full_argv) {
   measure::interrupt_state st;
   if (f.trials == 1) {
     auto r = measure::measure(sys, mo, st);
+    const std::string last = r.result.is_null() ? "failed: " + r.reason.substr(0, r.reason.find('\n'))
+                                                : bench::headline_line(r.result);
     if (!r.result.is_null()) {
       std::cout << measure::summary_text(r.result);
       std::cout << "result: " << r.result_path << "\n";
-      write_report_beside({r.run_dir}, r.run_dir, {{r.run_dir, &r.result}});  // not read back
+      write_report_beside({r.run_dir}, r.run_dir, {{r.run_dir, &r.result}});  // moved in, not read back
     }
     if (!r.valid) std::cerr << "bench-proxy run: " << r.reason << "\n";
-    std::cout << (r.result.is_null() ? "failed: " + r.reason.substr(0, r.reason.find('\n'))
-                                     : bench::headline_line(r.result))
-              << "\n";
+    std::cout << last << "\n";
     if (st.interrupted()) return exit_status(errc::interrupted);
     return r.valid ? 0 : exit_status(r.error ? r.error : make_error(errc::failure));
   }

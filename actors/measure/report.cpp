@@ -335,7 +335,7 @@ json report_data(const std::vector<std::string>& paths, const results_in_memory&
     std::vector<bench::side> loaded;
     if (auto k = known.find(p); k != known.end() && k->second && fs::is_directory(p, ec) &&
         fs::exists(fs::path(p) / "result.json", ec))
-      loaded.push_back(bench::side{p, {*k->second}, {(fs::path(p) / "result.json").string()}, {}});
+      loaded.push_back(bench::side{p, {std::move(*k->second)}, {(fs::path(p) / "result.json").string()}, {}});
     else
       loaded = bench::load_sides(p);
     bool sweep = fs::is_directory(p, ec) && fs::exists(fs::path(p) / "sweep.json");

@@ -12,9 +12,10 @@
 namespace bp::measure {
 
 /// Results the caller holds in memory, by the run folder given in PATHs, exactly as its
-/// result.json was written from them (`run` passes the one it just wrote: a result with a large
-/// venv holds megabytes of snapshot, not read back from the file).
-using results_in_memory = std::map<std::string, const nlohmann::json*>;
+/// result.json was written from them; they are moved into the report (`run` passes the one it
+/// has just written: a result with a large venv holds megabytes of snapshot, neither read back
+/// from the file nor copied).
+using results_in_memory = std::map<std::string, nlohmann::json*>;
 
 /// What the page shows, built from PATHs (run folders, result.json files, trials.json folders,
 /// sweep folders, results TSVs). Throws std::runtime_error naming a path that cannot be read.
