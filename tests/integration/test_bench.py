@@ -157,8 +157,9 @@ class BenchTest(ProxyCase):
         self.assertIn("bad.csv:2: column 'max_tokens' must be a whole number, got 'abc'", r.stderr)
         self.assertNotIn("stol", r.stderr)
 
-    def test_changed_snapshot_id_marks_the_result_invalid(self):
-        calls = {"meta": 0}
+    def bench_against_fake(self, answer_meta):
+        """`bench -n 3` against a fake OpenAI server whose GET /meta `answer_meta(handler)` answers
+        (handler.send(code, body, extra=headers) or anything of BaseHTTPRequestHandler)."""
 
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -177,9 +178,7 @@ class BenchTest(ProxyCase):
 
             def do_GET(self):
                 if self.path == "/meta":
-                    calls["meta"] += 1
-                    doc = json.dumps({"schema_version": 1, "n": calls["meta"]}).encode()
-                    self.send(200, doc, extra=[("ETag", f'"id-{calls["meta"]}"')])
+                    answer_meta(self)
                 elif self.path == "/v1/models":
                     self.send(200, b'{"data":[{"id":"fake"}]}')
                 else:
@@ -196,10 +195,20 @@ class BenchTest(ProxyCase):
         t = threading.Thread(target=srv.serve_forever, daemon=True)
         t.start()
         try:
-            r = run(["bench", "--url", f"http://127.0.0.1:{srv.server_address[1]}", "--queries", WORKLOAD, "-n", "3",
-                     "--out", os.path.join(self.dir, "o"), "--results", os.path.join(self.dir, "r.tsv")], self.dir)
+            return run(["bench", "--url", f"http://127.0.0.1:{srv.server_address[1]}", "--queries", WORKLOAD, "-n", "3",
+                        "--out", os.path.join(self.dir, "o"), "--results", os.path.join(self.dir, "r.tsv")], self.dir)
         finally:
             srv.shutdown()
+
+    def test_changed_snapshot_id_marks_the_result_invalid(self):
+        calls = {"meta": 0}
+
+        def meta(h):
+            calls["meta"] += 1
+            doc = json.dumps({"schema_version": 1, "n": calls["meta"]}).encode()
+            h.send(200, doc, extra=[("ETag", f'"id-{calls["meta"]}"')])
+
+        r = self.bench_against_fake(meta)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("INVALID", r.stdout)
         with open(os.path.join(self.dir, "o", "result.json")) as f:
@@ -214,53 +223,19 @@ class BenchTest(ProxyCase):
         calls = {"bodies": 0, "conditional": []}
         doc = json.dumps({"schema_version": 1, "pad": "x" * 100000}).encode()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def meta(h):
+            inm = h.headers.get("If-None-Match")
+            if inm is not None:
+                calls["conditional"].append(inm)
+            if inm == '"id-1"':
+                h.send_response(304)
+                h.send_header("ETag", '"id-1"')
+                h.end_headers()
+                return
+            calls["bodies"] += 1
+            h.send(200, doc, extra=[("ETag", '"id-1"')])
 
-            def log_message(self, *a):
-                pass
-
-            def send(self, code, body, ctype="application/json", extra=()):
-                self.send_response(code)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                for k, v in extra:
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self):
-                if self.path == "/meta":
-                    inm = self.headers.get("If-None-Match")
-                    if inm is not None:
-                        calls["conditional"].append(inm)
-                    if inm == '"id-1"':
-                        self.send_response(304)
-                        self.send_header("ETag", '"id-1"')
-                        self.end_headers()
-                        return
-                    calls["bodies"] += 1
-                    self.send(200, doc, extra=[("ETag", '"id-1"')])
-                elif self.path == "/v1/models":
-                    self.send(200, b'{"data":[{"id":"fake"}]}')
-                else:
-                    self.send(404, b"{}")
-
-            def do_POST(self):
-                n = int(self.headers["Content-Length"])
-                json.loads(self.rfile.read(n))
-                events = [{"choices": [{"delta": {"content": "hi"}}]}, {"choices": [], "usage": {"completion_tokens": 1}}]
-                body = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
-                self.send(200, body, "text/event-stream")
-
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        t = threading.Thread(target=srv.serve_forever, daemon=True)
-        t.start()
-        try:
-            r = run(["bench", "--url", f"http://127.0.0.1:{srv.server_address[1]}", "--queries", WORKLOAD, "-n", "3",
-                     "--out", os.path.join(self.dir, "o"), "--results", os.path.join(self.dir, "r.tsv")], self.dir)
-        finally:
-            srv.shutdown()
+        r = self.bench_against_fake(meta)
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(os.path.join(self.dir, "o", "result.json")) as f:
             res = json.load(f)
