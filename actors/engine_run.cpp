@@ -193,9 +193,7 @@ std::pair<std::string, std::shared_ptr<nlohmann::json>> engine_run::take_publish
   auto slot = ctx_->keep_published;
   if (!slot) return {};
   std::lock_guard<std::mutex> lk(slot->mu);
-  std::pair<std::string, std::shared_ptr<nlohmann::json>> out{slot->id, std::move(slot->doc)};
-  slot->doc.reset();
-  return out;
+  return {slot->id, std::move(slot->doc)};  // a moved-from shared_ptr is null: taken once
 }
 
 bool engine_run::wait_published(std::chrono::milliseconds timeout) {

@@ -174,19 +174,18 @@ void assemble(meta_actor::stateful_pointer<meta_state> self) {
     f << m->bytes;
     if (!f) spdlog::warn("[meta] cannot write {}", path);
   }
-  bool first = false;
-  if (auto slot = s.ctx->keep_published) {
-    // Filled under its lock together with the publication, and only when this snapshot is the one
-    // /meta serves: whoever sees /meta published and then takes the slot finds exactly it.
-    std::lock_guard<std::mutex> lk(slot->mu);
-    first = s.ctx->status->publish(m);
-    if (first) {
-      slot->id = m->sha256;
-      slot->doc = std::make_shared<nlohmann::json>(std::move(doc));
-    }
-  } else {
-    first = s.ctx->status->publish(m);
+  // The run's slot (run, sweep, try) is filled under its lock together with the publication, and
+  // only when this snapshot is the one /meta serves: whoever sees /meta published and then takes
+  // the slot finds exactly it.
+  auto slot = s.ctx->keep_published;
+  std::unique_lock<std::mutex> slot_lock;
+  if (slot) slot_lock = std::unique_lock<std::mutex>(slot->mu);
+  bool first = s.ctx->status->publish(m);
+  if (first && slot) {
+    slot->id = m->sha256;
+    slot->doc = std::make_shared<nlohmann::json>(std::move(doc));
   }
+  if (slot_lock) slot_lock.unlock();
   if (!first) spdlog::warn("[meta] a snapshot was already published; this one is discarded");
   spdlog::info("[meta] snapshot published: id {} ({} bytes, {})", m->sha256, m->bytes.size(), path);
   self->send(s.supervisor, atom::published::value, m->sha256, path);

@@ -198,8 +198,7 @@ def main():
                 bc, bw = med("base", "cold", k), med("base", "cache", k)
                 line += f"{bc:>11.3f}{bw:>12.3f}{div(c, bc):>11.2f}{div(w, bw):>12.2f}"
             print(line)
-        res["cache"] = res[("this", "cache")]
-        fc = [r["_cache"] for r in res["cache"] if r["_cache"]]
+        fc = [r["_cache"] for r in res[("this", "cache")] if r["_cache"]]
         if fc:
             print(f"venv files from the cache / read per cached lifecycle (median): "
                   f"{statistics.median(x[0] for x in fc):.0f} / {statistics.median(x[1] for x in fc):.0f}")

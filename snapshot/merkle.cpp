@@ -59,9 +59,20 @@ struct walk_queue {
 void list_dir(int dfd, const std::string& rel, std::vector<tree_entry>& out, walk_queue& q,
               std::chrono::steady_clock::time_point deadline);
 
-// A folder found while listing: queued for a free thread, or listed here when the queue is full.
-void found_dir(int sub, std::string rel, std::vector<tree_entry>& out, walk_queue& q,
+// A subfolder `name` of the folder open as `fd`, found while listing: opened (O_NOFOLLOW: a
+// folder replaced by a symlink meanwhile is not followed), then queued for a free thread, or
+// listed here when the queue is full. One that cannot be opened is skipped when it went away, is
+// not a folder any more or may not be read (as before); out of descriptors or memory the walk
+// fails rather than hash a tree with a subtree silently missing.
+void found_dir(int fd, const char* name, std::string rel, std::vector<tree_entry>& out, walk_queue& q,
                std::chrono::steady_clock::time_point deadline) {
+  int sub = ::openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (sub < 0) {
+    int e = errno;
+    if (e == EMFILE || e == ENFILE || e == ENOMEM)
+      throw std::runtime_error("cannot open folder " + rel + ": " + std::strerror(e));
+    return;
+  }
   {
     std::lock_guard<std::mutex> lk(q.mu);
     if (q.dirs.size() < walk_queue::kMaxQueued) {
@@ -76,15 +87,6 @@ void found_dir(int sub, std::string rel, std::vector<tree_entry>& out, walk_queu
     }
   }
   list_dir(sub, rel, out, q, deadline);
-}
-
-// A subfolder that cannot be opened: skipped when it went away, is not a folder any more or may
-// not be read (as before), but out of descriptors or memory the walk fails rather than hash a
-// tree with a subtree silently missing.
-void open_failed(const std::string& rel) {
-  int e = errno;
-  if (e == EMFILE || e == ENFILE || e == ENOMEM)
-    throw std::runtime_error("cannot open folder " + rel + ": " + std::strerror(e));
 }
 
 // Lists the folder open as `dfd` (taken over) relative to it: fstatat/openat/readlinkat by name,
@@ -111,9 +113,7 @@ void list_dir(int dfd, const std::string& rel, std::vector<tree_entry>& out, wal
     if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
     std::string r = rel + "/" + e->d_name;
     if (e->d_type == DT_DIR) {
-      int sub = ::openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub >= 0) found_dir(sub, std::move(r), out, q, deadline);
-      else open_failed(r);
+      found_dir(fd, e->d_name, std::move(r), out, q, deadline);
       continue;
     }
     struct stat st {};
@@ -127,9 +127,7 @@ void list_dir(int dfd, const std::string& rel, std::vector<tree_entry>& out, wal
       if (n > 0) t.target.assign(buf, static_cast<std::size_t>(n));
       out.push_back(std::move(t));
     } else if (S_ISDIR(st.st_mode)) {  // a file system without d_type
-      int sub = ::openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub >= 0) found_dir(sub, std::move(r), out, q, deadline);
-      else open_failed(r);
+      found_dir(fd, e->d_name, std::move(r), out, q, deadline);
     } else if (S_ISREG(st.st_mode)) {
       tree_entry t;
       t.path = std::move(r);

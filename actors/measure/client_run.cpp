@@ -266,7 +266,7 @@ json client_session::measure(const bench::options& bo) {
   }
   std::string metrics_after = scrape(cut_after);
   // Only its id: the same snapshot is a 304, nothing to transfer or parse.
-  auto after = bench::fetch_snapshot_id(base, before ? before->id : std::string(), err);
+  auto after = bench::fetch_snapshot_id(base, before->id, err);
 
   bench::proxy_measurement m;
   for (auto& [id, rec] : recs) m.records.push_back(rec);

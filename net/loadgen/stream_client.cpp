@@ -210,18 +210,38 @@ request_result client::send(const std::string& body, bool stream, double timeout
   return r;
 }
 
-std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status) {
-  auto r = net::http_fetch("GET", base_url + "/meta", "", std::chrono::seconds(30), err);
+namespace {
+
+// GET /meta, with If-None-Match when `known_id` is given (then a 304 is an answer too); nullopt
+// and `err` for anything else than 200 or that 304.
+std::optional<net::http_response> get_meta(const std::string& base_url, const std::string& known_id, std::string& err,
+                                           int* status) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!known_id.empty()) headers.emplace_back("If-None-Match", "\"" + known_id + "\"");
+  auto r = net::http_fetch("GET", base_url + "/meta", "", std::chrono::seconds(30), err, 256ull << 20, headers);
   if (!r) return std::nullopt;
   if (status) *status = r->status;
-  if (r->status != 200) {
+  if (r->status != 200 && !(r->status == 304 && !known_id.empty())) {
     err = "GET /meta answered HTTP " + std::to_string(r->status);
     return std::nullopt;
   }
-  snapshot_ref s;
-  std::string etag = r->header("etag");
+  return r;
+}
+
+// The snapshot id a /meta answer names: its ETag without the quotes.
+std::string etag_id(const net::http_response& r) {
+  std::string etag = r.header("etag");
   if (etag.size() >= 2 && etag.front() == '"') etag = etag.substr(1, etag.size() - 2);
-  s.id = etag;
+  return etag;
+}
+
+}  // namespace
+
+std::optional<snapshot_ref> fetch_snapshot(const std::string& base_url, std::string& err, int* status) {
+  auto r = get_meta(base_url, "", err, status);
+  if (!r) return std::nullopt;
+  snapshot_ref s;
+  s.id = etag_id(*r);
   try {
     s.doc = base::parse_json(r->body, base_url + "/meta", base::json_file_depth);
   } catch (const std::exception& e) {
@@ -253,17 +273,9 @@ std::optional<std::string> fetch_snapshot_id(const std::string& base_url, const 
     if (!s) return std::nullopt;
     return s->id;
   }
-  auto r = net::http_fetch("GET", base_url + "/meta", "", std::chrono::seconds(30), err, 256ull << 20,
-                           {{"If-None-Match", "\"" + known_id + "\""}});
+  auto r = get_meta(base_url, known_id, err, nullptr);
   if (!r) return std::nullopt;
-  if (r->status == 304) return known_id;
-  if (r->status != 200) {
-    err = "GET /meta answered HTTP " + std::to_string(r->status);
-    return std::nullopt;
-  }
-  std::string etag = r->header("etag");
-  if (etag.size() >= 2 && etag.front() == '"') etag = etag.substr(1, etag.size() - 2);
-  return etag;
+  return r->status == 304 ? known_id : etag_id(*r);
 }
 
 std::string scrape_engine_metrics(const std::string& url, std::uint64_t max_bytes, std::chrono::milliseconds timeout,
