@@ -77,12 +77,9 @@ class ProxyTest : public ::testing::Test {
     return r;
   }
   std::string raw(const std::string& request) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(proxy_->local_port());
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    int fd = connect_client();
+    timeval tv{5, 0};  // raw reads until the proxy closes: 5 s without a byte is a hang
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     // The proxy may answer (413) and close before all of an oversized request is sent.
     for (std::size_t off = 0; off < request.size();) {
       ssize_t w = ::send(fd, request.data() + off, request.size() - off, MSG_NOSIGNAL);
@@ -91,8 +88,6 @@ class ProxyTest : public ::testing::Test {
     }
     std::string out;
     char buf[4096];
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     for (ssize_t n; (n = ::recv(fd, buf, sizeof(buf), 0)) > 0;) out.append(buf, static_cast<std::size_t>(n));
     ::close(fd);
     return out;
