@@ -5,6 +5,7 @@
 #include <map>
 
 #include "analysis/small_sample.hpp"
+#include "base/json_read.hpp"
 #include "base/text.hpp"
 
 namespace bp::analysis {
@@ -65,6 +66,57 @@ std::optional<machine_spread> measured_spread(const std::vector<bench::ledger_ro
     return s;
   }
   return std::nullopt;
+}
+
+std::vector<spread_piece> campaign_pieces(const std::vector<bench::ledger_row>& rows, const std::string& metric,
+                                          const std::string& workload, std::vector<std::string>* warnings) {
+  std::vector<spread_piece> out;
+  for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
+    const auto& r = *it;
+    if (r.decision != "faster" && r.decision != "slower" && r.decision != "no change" && r.decision != "inconclusive")
+      continue;
+    if (!r.metric.empty() && r.metric != metric) continue;
+    if (!workload.empty() && !r.workload.empty() && r.workload != workload) continue;
+    if (r.result.empty()) continue;
+    nlohmann::json doc;
+    try {
+      doc = base::read_json_file(r.result, base::json_file_depth, 64u << 20);
+    } catch (const std::exception& e) {
+      if (warnings) warnings->push_back("--campaign-spread: ledger line " + std::to_string(r.line) + ": " + e.what());
+      continue;
+    }
+    std::vector<double> x;
+    if (doc.contains("rounds") && doc["rounds"].is_array())
+      for (const auto& round : doc["rounds"])
+        if (round.is_object() && round.contains("ratio") && round["ratio"].is_number() && round["ratio"].get<double>() > 0)
+          x.push_back(std::log(round["ratio"].get<double>()));
+    if (x.size() < 2) continue;
+    mean_summary m = summarize(x);
+    spread_piece p;
+    p.line = r.line;
+    p.load_shape = r.load_shape;
+    p.df = static_cast<int>(x.size()) - 1;
+    p.ss = m.sd * m.sd * p.df;
+    out.push_back(p);
+  }
+  return out;
+}
+
+campaign_spread pool_pieces(const std::vector<spread_piece>& pieces, const std::string& load_shape,
+                            std::string* source) {
+  campaign_spread s;
+  double ss = 0;
+  std::string lines;
+  for (const auto& p : pieces) {
+    if (s.df >= max_prior_df) break;
+    if (!load_shape.empty() && !p.load_shape.empty() && p.load_shape != load_shape) continue;
+    ss += p.ss;
+    s.df += p.df;
+    lines += (lines.empty() ? "" : ",") + std::to_string(p.line);
+  }
+  if (s.df > 0) s.var = ss / s.df;
+  if (source) *source = lines;
+  return s;
 }
 
 }  // namespace bp::analysis

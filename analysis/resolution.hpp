@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "analysis/ledger.hpp"
+#include "analysis/sequential.hpp"
 
 namespace bp::analysis {
 
@@ -23,5 +24,26 @@ struct machine_spread {
 /// are compared by their canonical path.
 std::optional<machine_spread> measured_spread(const std::vector<bench::ledger_row>& rows, const std::string& config,
                                               const std::string& metric);
+
+/// One earlier decision's spread (`try --campaign-spread`, docs/statistics.md, "The campaign's
+/// spread"): a try row of the ledger and the round log ratios its try.json holds, as the sum of
+/// squares around their own mean (a shift between configs does not enter) and its k-1 df.
+struct spread_piece {
+  std::size_t line = 0;
+  std::string load_shape;
+  double ss = 0;
+  int df = 0;
+};
+
+/// The ledger's decided tries (faster, slower, no change, inconclusive) judged by `metric` on
+/// the workload `workload` (its sha256; "" matches any), newest first. A try.json that cannot be
+/// read is left out with a warning naming it.
+std::vector<spread_piece> campaign_pieces(const std::vector<bench::ledger_row>& rows, const std::string& metric,
+                                          const std::string& workload, std::vector<std::string>* warnings);
+
+/// The pooled variance of the pieces with this load shape, newest first until max_prior_df
+/// degrees of freedom; `source` names the ledger lines used. Not usable when none match.
+campaign_spread pool_pieces(const std::vector<spread_piece>& pieces, const std::string& load_shape,
+                            std::string* source);
 
 }  // namespace bp::analysis

@@ -13,6 +13,17 @@
 /// is then wrong with probability at most alpha however the data fall:
 ///  - faster / slower: the interval lies beyond the noise band (+/-noise) on one side;
 ///  - no change: the interval lies inside the band (an equivalence test, TOST).
+///
+/// The campaign's spread (docs/statistics.md, "The campaign's spread"): the first looks have few
+/// degrees of freedom, where t's quantiles are large. When earlier decisions of the same campaign
+/// (same host, workload, load shape, headline) measured the spread of round log ratios, their
+/// pooled variance (prior_df degrees of freedom) joins this decision's: the t quantiles use
+/// prior_df + k - 1 degrees of freedom and the first look is at round 2. The assumption is that
+/// the spread is the machine's, the same for this pair; it is checked at every round (a one-sided
+/// F test of this decision's variance against the pooled one at `guard_p`): once it fails, the
+/// prior is dropped for the rest of the decision, which then uses the design without it. The
+/// calibration includes that guard, so the error rates hold when the assumption holds, and the
+/// guard bounds the damage when it does not (docs/benchmarks.md measures both).
 /// Pure logic: no processes, no files. `try` calls look() after every round.
 #include <cstdint>
 #include <string>
@@ -31,13 +42,31 @@ struct sequential_design {
   bool futility = true;     ///< stop early as inconclusive when no verdict is within reach
   int futility_from = 4;    ///< the first look that may stop for futility
   std::uint64_t seed = 0x5eedc0de;
+  int prior_df = 0;         ///< degrees of freedom of the campaign's pooled spread; 0: none
+  double guard_p = 0.05;    ///< the prior is dropped once this decision's spread exceeds it at this level
   std::vector<double> nominal;   ///< [k]: one-sided nominal level at look k (0: no look)
-  std::vector<double> critical;  ///< [k]: t quantile at 1 - nominal[k], df k-1
+  std::vector<double> critical;  ///< [k]: t quantile at 1 - nominal[k], df prior_df + k - 1
+  std::vector<double> own_critical;  ///< [k]: with a prior, the design without it (used once the guard drops it)
+  std::vector<double> guard_f;       ///< [k]: with a prior, the F(k-1, prior_df) quantile at 1 - guard_p
 };
 
+/// The pooled variance of round log ratios from earlier decisions, and its degrees of freedom.
+struct campaign_spread {
+  double var = 0;
+  int df = 0;
+  bool usable() const { return df > 0 && var > 0; }
+};
+
+/// The most prior degrees of freedom a design takes: beyond it t is within 2% of the normal, and
+/// a larger pool is used as if it had this many (conservative).
+constexpr int max_prior_df = 60;
+
 /// The design for at most `max_rounds` rounds (2..100) at `confidence` (0.5..0.999), calibrated.
-/// Throws std::invalid_argument for values out of range. Cached per parameters: cheap to call.
-const sequential_design& make_design(int max_rounds, double confidence, double rho = 1.0, int first_look = 3);
+/// With `prior_df` > 0 (capped at max_prior_df) the design takes the campaign's spread and its
+/// first look is at round 2 (`first_look` is then ignored). Throws std::invalid_argument for values
+/// out of range. Cached per parameters: cheap to call again.
+const sequential_design& make_design(int max_rounds, double confidence, double rho = 1.0, int first_look = 3,
+                                     int prior_df = 0);
 
 struct look_result {
   int rounds = 0;
@@ -50,12 +79,19 @@ struct look_result {
   /// now as inconclusive saves rounds (a non-binding futility stop: it never makes a claim, so
   /// the error rates above still hold).
   bool futile = false;
+  /// With a design that takes the campaign's spread: whether this look used it, and the guard's
+  /// p-value at this round (this decision's variance against the pooled one; -1: not tested).
+  bool prior_used = false;
+  double guard_p = -1;
+  int dropped_at = 0;  ///< the round at which the guard dropped the prior (0: not dropped)
+  double df = 0;       ///< degrees of freedom of this look's t quantile
 };
 
 /// The decision after the rounds so far: `log_ratios` holds log(candidate / baseline) of the
 /// headline per round. `higher_is_better` follows the headline metric.
+/// `prior` is the campaign's spread the design was made for (ignored by a design without one).
 look_result look(const sequential_design& d, const std::vector<double>& log_ratios, double noise,
-                 bool higher_is_better);
+                 bool higher_is_better, const campaign_spread& prior = {});
 
 /// The procedure and its parameters, for result files and docs.
 nlohmann::json to_json(const sequential_design& d);
@@ -75,6 +111,12 @@ struct scenario {
   double drift = 0.002;
   double noise = 0.01;
   bool higher_is_better = true;
+  /// The campaign's spread: 0 none; else each decision gets a pooled variance of this many degrees
+  /// of freedom, drawn around the true round variance times prior_sd_ratio^2 (1: the assumption
+  /// holds; below 1: the pool is too optimistic for this pair, which spreads more than the
+  /// campaign's earlier decisions did).
+  int prior_df = 0;
+  double prior_sd_ratio = 1;
 };
 
 struct sim_summary {
@@ -88,7 +130,8 @@ struct sim_summary {
 sim_summary simulate(const sequential_design& d, const scenario& s, int decisions, std::uint64_t seed);
 
 /// The same decisions made once at a fixed number of rounds n with the same per-claim error
-/// rate (the t interval at 1 - 2 alpha): how often each verdict comes out.
+/// rate (the t interval at 1 - 2 alpha, with the scenario's campaign spread pooled in when it has
+/// one): how often each verdict comes out.
 sim_summary simulate_fixed(int n, double alpha, const scenario& s, int decisions, std::uint64_t seed);
 
 /// The smallest fixed n (2..max_n) whose rate of `verdict` reaches `target`; 0 when none does.

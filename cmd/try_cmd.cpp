@@ -58,6 +58,7 @@ struct try_flags {
   std::string good, bad, bisect_dir, resume;
   int max_rounds = 10;
   double confidence = 0.95;
+  bool campaign_spread = false;
 };
 
 /// --against best: the ledger's running best of the same headline metric and workload bytes.
@@ -166,6 +167,30 @@ void apply_machine_spread(try_flags& f, measure::try_options& o, const std::stri
   }
 }
 
+/// --campaign-spread: the ledger's earlier decisions on this workload and headline (their load
+/// shape is matched after the first round, when the try knows its own).
+void apply_campaign_spread(try_flags& f, measure::try_options& o) {
+  if (!f.campaign_spread) return;
+  const std::string& tsv = f.b.results;
+  std::error_code ec;
+  if (tsv.empty() || !fs::exists(tsv, ec)) {
+    spdlog::info("[try] --campaign-spread: no ledger yet ({}): each decision on its own", tsv.empty() ? "--results is empty" : tsv);
+    return;
+  }
+  std::string sha;
+  try {
+    if (!o.bench.generated.any()) bench::load_workload(o.bench.queries_path, &sha);
+  } catch (const std::exception&) {
+    // the preflight names the workload's problem
+  }
+  std::vector<std::string> warnings;
+  auto rows = bench::load_ledger(tsv, &warnings);
+  o.campaign = analysis::campaign_pieces(rows, o.bench.headline, sha, &warnings);
+  o.campaign_ledger = tsv;
+  for (const auto& w : warnings) spdlog::warn("{}", w);
+  spdlog::info("[try] --campaign-spread: {} earlier decision(s) in {} on this workload and headline", o.campaign.size(), tsv);
+}
+
 /// Runs `work` while this thread takes Ctrl-C; an exception it throws is said on both streams
 /// (the last stdout line "failed: ...") and makes this false.
 bool run_or_say(const char* command, measure::interrupt_state& st, const std::function<void()>& work) {
@@ -267,6 +292,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
     o.baseline = baseline_of_folder(f.against);
   }
   apply_machine_spread(f, o, o.baseline);
+  apply_campaign_spread(f, o);
   // Both configs and the workload are checked before anything starts; configs of different
   // engine kinds are not comparable (exit 3, nothing run).
   preflight_or_throw({o.baseline, o.candidate}, o.bench.queries_path, "");
@@ -322,6 +348,11 @@ void add_decision_options(CLI::App& app, try_flags& f) {
   app.add_option("--budget", f.budget,
                  "engine time at most per decision, e.g. 30m, 2h (a round that would not fit is not started)")
       ->type_name("DURATION")
+      ->group(g);
+  app.add_flag("--campaign-spread", f.campaign_spread,
+               "pool the spread of the ledger's earlier decisions (same workload, headline and load shape) into this "
+               "one's: decides sooner when the campaign's pairs spread alike; a pair that spreads more drops it "
+               "(docs/statistics.md, \"The campaign's spread\")")
       ->group(g);
   add_disturbance_options(app, f.b, g, "run a lifecycle again", "0: only mark it; still disturbed: inconclusive");
   app.add_option("--order", f.b.order, "alternating (default: A B, B A, ...) or shuffled (each round by --seed)")
@@ -386,6 +417,7 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
   }
   preflight_or_throw({bo.good, bo.bad}, bo.decision.bench.queries_path, "");
   apply_machine_spread(f, bo.decision, bo.good);
+  apply_campaign_spread(f, bo.decision);
   if (!same_engine_kind(bo.good, "GOOD", bo.bad, "BAD")) return 3;
   if (f.resume.empty()) bo.dir = claim_folder("--bisect-dir", f.bisect_dir, "bisects", bo.bad);
   {

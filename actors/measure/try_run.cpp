@@ -89,7 +89,9 @@ json side_json(const side_runs& s) {
 
 try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const interrupt_state& st,
                    const std::function<double()>& now_s) {
-  const auto& design = analysis::make_design(opts.max_rounds, opts.confidence);
+  const analysis::sequential_design* design = &analysis::make_design(opts.max_rounds, opts.confidence);
+  analysis::campaign_spread prior;
+  json prior_doc;  // what the campaign's spread was and how it was used
   const bench::metric_def* def = bench::find_metric(opts.bench.headline);
   if (!def) throw std::invalid_argument("unknown headline metric '" + opts.bench.headline + "'");
   try_result res;
@@ -186,6 +188,24 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
         why = not_comparable[0];
         break;
       }
+      // --campaign-spread: the earlier decisions of this load shape, pooled (its first look is
+      // at round 2, so it is chosen now, before any look).
+      if (!opts.campaign.empty()) {
+        std::string lines;
+        prior = analysis::pool_pieces(opts.campaign, shape, &lines);
+        if (prior.usable()) {
+          design = &analysis::make_design(opts.max_rounds, opts.confidence, 1.0, 3, prior.df);
+          prior_doc = {{"df", prior.df}, {"design_df", design->prior_df}, {"sd", std::sqrt(prior.var)},
+                       {"ledger", opts.campaign_ledger}, {"lines", lines}, {"guard_p", design->guard_p}};
+          spdlog::info("[try] the campaign's spread: sd {:.2f}% of the round log ratios, {} df from {} lines {}",
+                       std::sqrt(prior.var) * 100, prior.df, opts.campaign_ledger, lines);
+        } else {
+          prior_doc = {{"df", 0}, {"ledger", opts.campaign_ledger},
+                       {"why_not", "no earlier decision of this load shape (" + shape + ")"}};
+          spdlog::info("[try] --campaign-spread: no earlier decision in {} of this load shape: each round's own spread",
+                       opts.campaign_ledger);
+        }
+      }
     }
     double hb = bench::headline(base.outcomes.back().result), hc = bench::headline(cand.outcomes.back().result);
     if (!(hb > 0) || !(hc > 0) || !std::isfinite(hb) || !std::isfinite(hc)) {
@@ -195,7 +215,12 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
       break;
     }
     log_ratios.push_back(std::log(hc / hb));
-    last = analysis::look(design, log_ratios, opts.noise, def->higher_is_better);
+    last = analysis::look(*design, log_ratios, opts.noise, def->higher_is_better, prior);
+    if (!prior_doc.is_null() && prior.usable()) {
+      prior_doc["used_through_round"] = last.prior_used ? k : prior_doc.value("used_through_round", 0);
+      if (last.dropped_at) prior_doc["dropped_at_round"] = last.dropped_at;
+      if (last.guard_p >= 0) prior_doc["last_guard_p"] = last.guard_p;
+    }
     r["baseline"] = hb;
     r["candidate"] = hc;
     r["ratio"] = hc / hb;
@@ -209,13 +234,13 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
       table << "[" << pct(last.low) << ", " << pct(last.high) << "] (" << base::fixed(last.level * 100, 1) << "%)"
             << (last.verdict.empty() ? "" : "  -> " + last.verdict);
     else
-      table << "(no interval before round " << design.first_look << ")";
+      table << "(no interval before round " << design->first_look << ")";
     table << "\n";
     if (!last.verdict.empty()) {
       verdict = last.verdict;
       break;
     }
-    if (last.futile && design.futility) {
+    if (last.futile && design->futility) {
       verdict = "inconclusive";
       why = "no verdict is within reach by round " + std::to_string(opts.max_rounds) +
             " at this spread (stopped early: the remaining rounds would be spent for nothing)";
@@ -273,7 +298,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
                    {"noise", opts.noise},
                    {"confidence", opts.confidence},
                    {"resolution", opts.resolution > 0 ? json(opts.resolution) : json(nullptr)},
-                   {"procedure", analysis::describe(design)},
+                   {"procedure", analysis::describe(*design)},
                    {"baseline", opts.baseline},
                    {"candidate", opts.candidate}};
   if (last.level > 0) {
@@ -300,7 +325,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
               {"baseline_config", opts.baseline},
               {"finished_at", base::utc_now_iso()},
               {"decision", decision},
-              {"design", analysis::to_json(design)},
+              {"design", analysis::to_json(*design)},
               {"rounds", rounds},
               {"disturbed", redone},
               {"disturbance_rule", {{"others_burst_cores", opts.disturbance_cores},
@@ -384,7 +409,19 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
            << " passes each), between lifecycles CV " << base::fixed(v->between_cv * 100, 2) << "%\n";
     }
   }
-  text << "procedure: " << analysis::describe(design) << "\n";
+  if (!prior_doc.is_null()) {
+    res.doc["campaign_spread"] = prior_doc;
+    if (prior.usable())
+      text << "campaign's spread: sd " << base::fixed(std::sqrt(prior.var) * 100, 2) << "% over " << prior.df
+           << " df (" << opts.campaign_ledger << " lines " << prior_doc.value("lines", std::string()) << ")"
+           << (last.dropped_at ? ", dropped at round " + std::to_string(last.dropped_at) +
+                                     ": this pair spread more than the campaign's"
+                               : ", used through round " + std::to_string(prior_doc.value("used_through_round", 0)))
+           << "\n";
+    else
+      text << "campaign's spread: none of this load shape in " << opts.campaign_ledger << "\n";
+  }
+  text << "procedure: " << analysis::describe(*design) << "\n";
   res.text = text.str();
   return res;
 }

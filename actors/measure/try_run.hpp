@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "analysis/resolution.hpp"
+
 #include "actors/measure/measure.hpp"
 
 namespace bp::measure {
@@ -38,6 +40,11 @@ struct try_options {
   double resolution = 0;
   std::string resolution_source;    ///< where it was measured, for the result
   double disturbance_cores = 0.75;  ///< others' CPU in one sample that counts as a burst
+  /// --campaign-spread: the ledger's earlier decisions on this workload and headline; after the
+  /// first round those of the same load shape are pooled into the design (analysis/sequential.hpp).
+  /// Empty: each decision on its own.
+  std::vector<analysis::spread_piece> campaign;
+  std::string campaign_ledger;  ///< where they came from, for the result
 };
 
 /// Runs one lifecycle of `config` with its run folder at `run_dir`; measure() in the CLI.

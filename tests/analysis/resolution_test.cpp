@@ -3,6 +3,10 @@
 #include "analysis/resolution.hpp"
 
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
+
+#include <stdlib.h>
 
 #include <gtest/gtest.h>
 
@@ -60,3 +64,61 @@ TEST(Resolution, TheLatestAAWins) {
   EXPECT_NEAR(s->cv, 0.004, 1e-9);
   EXPECT_EQ(s->line_a, 4u);
 }
+
+namespace {
+
+// --campaign-spread: each earlier try's round log ratios around their own mean, pooled by load
+// shape, newest first, up to the design's cap; unreadable or undecided tries are left out.
+bench::ledger_row try_row(std::size_t line, const std::string& path, const std::string& decision,
+                          const std::string& shape, const std::vector<double>& ratios) {
+  bench::ledger_row r;
+  r.line = line;
+  r.decision = decision;
+  r.metric = "output_tps";
+  r.load_shape = shape;
+  r.result = path;
+  if (!ratios.empty()) {
+    nlohmann::json doc = {{"rounds", nlohmann::json::array()}};
+    for (double x : ratios) doc["rounds"].push_back({{"ratio", x}});
+    FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(doc.dump().c_str(), f);
+    std::fclose(f);
+  }
+  return r;
+}
+
+TEST(CampaignSpread, PoolsEarlierDecisionsOfTheSameLoadShapeAroundTheirOwnMeans) {
+  char tmpl[] = "/tmp/bp_campaign_XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::vector<bench::ledger_row> rows = {
+      // a shift of +10% between the configs does not enter: only the spread around it
+      try_row(2, dir + "/a.json", "faster", "c=1", {1.10, 1.12, 1.08}),
+      try_row(3, dir + "/b.json", "no change", "c=4", {1.0, 1.5}),          // another load shape
+      try_row(4, dir + "/c.json", "not comparable", "c=1", {1.0, 1.3}),     // no decision
+      try_row(5, dir + "/missing.json", "slower", "c=1", {}),               // unreadable: a warning
+      try_row(6, dir + "/d.json", "inconclusive", "c=1", {0.99, 1.01}),
+  };
+  std::vector<std::string> warnings;
+  auto pieces = analysis::campaign_pieces(rows, "output_tps", "", &warnings);
+  ASSERT_EQ(pieces.size(), 3u);
+  EXPECT_EQ(pieces[0].line, 6u);  // newest first
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("ledger line 5"), std::string::npos);
+  std::string source;
+  auto s = analysis::pool_pieces(pieces, "c=1", &source);
+  EXPECT_EQ(s.df, 3);  // 2 from line 2, 1 from line 6
+  EXPECT_EQ(source, "6,2");
+  auto var = [](std::vector<double> v) {
+    double m = 0, ss = 0;
+    for (auto& x : v) m += (x = std::log(x)) / static_cast<double>(v.size());
+    for (double x : v) ss += (x - m) * (x - m);
+    return ss;
+  };
+  EXPECT_NEAR(s.var, (var({1.10, 1.12, 1.08}) + var({0.99, 1.01})) / 3, 1e-12);
+  EXPECT_FALSE(analysis::pool_pieces(pieces, "c=16", nullptr).usable());
+  // Another headline metric: nothing.
+  EXPECT_TRUE(analysis::campaign_pieces(rows, "ttft_p50", "", nullptr).empty());
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace

@@ -141,3 +141,69 @@ TEST(Sequential, FutilityStopsHopelessDecisionsEarlyWithoutAClaim) {
 
 }  // namespace
 }  // namespace bp::analysis
+
+namespace bp::analysis {
+namespace {
+
+// The calibration itself: on fresh null paths (another seed than the design's), the share whose
+// interval's lower bound crosses above the truth at some look is alpha (one claim's error).
+double one_sided_crossing(const sequential_design& d, int paths, std::uint64_t seed, int prior_df) {
+  scenario s;  // any spread: the t statistic is pivotal; noise 0 puts the band's edge at the truth
+  s.noise = 0;
+  s.drift = 0;
+  s.prior_df = prior_df;
+  auto r = simulate(d, s, paths, seed);
+  return r.share(r.faster);
+}
+
+TEST(Sequential, FreshNullPathsCrossAtAlphaOnEachSide) {
+  const auto& d = make_design(10, 0.95);
+  double rate = one_sided_crossing(d, 20000, 9001, 0);
+  EXPECT_GE(rate, 0.043);
+  EXPECT_LE(rate, 0.055);
+}
+
+TEST(Sequential, TheCampaignsSpreadKeepsAlphaWhenItHolds) {
+  const auto& d = make_design(10, 0.95, 1.0, 3, 20);
+  EXPECT_EQ(d.first_look, 2);
+  EXPECT_EQ(d.prior_df, 20);
+  EXPECT_GT(d.critical[2], 0.0);
+  EXPECT_LT(d.critical[3], make_design(10, 0.95).critical[3]);  // more df: a smaller t quantile
+  double rate = one_sided_crossing(d, 20000, 9002, 20);
+  EXPECT_GE(rate, 0.043);
+  EXPECT_LE(rate, 0.055);
+  // At the band's edge and in an A/A the claims stay within alpha; a clear effect is found sooner.
+  scenario edge;
+  edge.true_ratio = 1.01;
+  edge.prior_df = 20;
+  auto e = simulate(d, edge, 5 * kDecisions, 9003);  // at the edge the rate is alpha itself: more decisions
+  EXPECT_LE(e.share(e.faster), 0.055);
+  scenario plus3;
+  plus3.true_ratio = 1.03;
+  plus3.prior_df = 20;
+  auto with = simulate(d, plus3, kDecisions, 9004);
+  auto without = simulate(make_design(10, 0.95), plus3, kDecisions, 9004);
+  EXPECT_GE(with.share(with.faster), 0.90);
+  EXPECT_LT(with.mean_rounds, without.mean_rounds - 1.0);
+}
+
+TEST(Sequential, APairThatSpreadsMoreThanTheCampaignDropsItsSpread) {
+  const auto& d = make_design(10, 0.95, 1.0, 3, 20);
+  campaign_spread prior{0.0001, 20};  // sd 1% per round
+  // Rounds spreading about 6%: the guard drops the prior, and the look is the design's without it.
+  std::vector<double> x = {0.06, -0.05, 0.07, -0.06};
+  auto l = look(d, x, 0.01, true, prior);
+  EXPECT_FALSE(l.prior_used);
+  EXPECT_GT(l.dropped_at, 0);
+  EXPECT_LT(l.guard_p, 0.05);
+  // Rounds like the campaign's: it is used, and at round 2 a clear change is already a verdict.
+  auto ok = look(d, {0.05, 0.052}, 0.01, true, prior);
+  EXPECT_TRUE(ok.prior_used);
+  EXPECT_EQ(ok.verdict, "faster");
+  EXPECT_EQ(ok.df, 21);
+  // Without it nothing is said at round 2.
+  EXPECT_EQ(look(make_design(10, 0.95), {0.05, 0.052}, 0.01, true).verdict, "");
+}
+
+}  // namespace
+}  // namespace bp::analysis

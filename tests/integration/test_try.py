@@ -66,6 +66,20 @@ class TryTest(ProxyCase):
         self.assertEqual(rows[0]["decision"], "slower")
         self.assertEqual(rows[0]["label"], "itl +10%")
         self.assertEqual(rows[0]["rounds"], str(d["rounds"]))
+        # The next decision of the campaign pools the first one's spread (--campaign-spread): its
+        # first look is at round two, and the result says what it pooled and how it was used.
+        r2 = self.try_(slow, base, "--try-dir", os.path.join(self.dir, "t2"), "--campaign-spread")
+        self.assertEqual(r2.returncode, 1, r2.stdout + r2.stderr)
+        with open(os.path.join(self.dir, "t2", "try.json")) as f:
+            doc2 = json.load(f)
+        cs = doc2["campaign_spread"]
+        self.assertEqual(cs["df"], d["rounds"] - 1)
+        self.assertEqual(cs["lines"], "2")  # the first try's ledger line (line 1 is the header)
+        self.assertEqual(doc2["design"]["first_look"], 2)
+        self.assertEqual(doc2["design"]["campaign_spread"]["prior_df"], d["rounds"] - 1)
+        self.assertGreaterEqual(doc2["decision"]["rounds"], 2)
+        self.assertIn("campaign's spread", doc2["decision"]["procedure"])
+        self.assertIn("campaign's spread: sd", r2.stdout)
 
     def test_an_a_a_try_is_never_faster_or_slower(self):
         a = write_config(self.dir, "a.yaml", mock(3, pace_cv="0.01", jitter="0.05"), extra="warmup: 2")
