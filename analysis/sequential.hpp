@@ -35,7 +35,7 @@ namespace bp::analysis {
 
 struct sequential_design {
   int max_rounds = 10;
-  int first_look = 3;       ///< two rounds give 1 df (t's 99% quantile is 63): the first look is at three
+  int first_look = 3;       ///< two rounds give 1 df (t's 99.5% quantile is 63.7): the first look is at three
   double alpha = 0.05;      ///< error of each claim (1 - confidence)
   double rho = 1.0;         ///< alpha-spending exponent
   int calibration_paths = 40000;

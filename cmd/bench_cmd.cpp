@@ -96,7 +96,7 @@ void add_trial_options(CLI::App& app, bench_flags& f, bool sweep) {
       ->group("Output");
   const char* g = "Trials";
   app.add_option("--trials", f.trials,
-                 sweep ? "full engine lifecycles per config (default 1), interleaved: A B C A B C ..."
+                 sweep ? "full engine lifecycles per config (default 1), interleaved: A B C, C B A, ..."
                        : "full engine lifecycles of the config (default 1): fresh engine, warmup, snapshot, bench, "
                          "teardown each time")
       ->type_name("K")

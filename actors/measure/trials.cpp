@@ -28,7 +28,11 @@ std::vector<std::pair<std::size_t, int>> trial_order(std::size_t configs, int tr
   for (int t = 0; t < trials; ++t) {
     std::vector<std::size_t> round(configs);
     std::iota(round.begin(), round.end(), 0);
+    // Interleaved rounds alternate their direction (A B C, C B A, ...): a trend of the machine
+    // within a round then biases a pair's difference one way in one round and the other way in
+    // the next, so it cancels over pairs of rounds instead of adding up (as try alternates A B, B A).
     if (shuffled) std::shuffle(round.begin(), round.end(), g);
+    else if (t % 2 == 1) std::reverse(round.begin(), round.end());
     for (std::size_t c : round) out.emplace_back(c, t);
   }
   return out;

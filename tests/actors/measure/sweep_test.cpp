@@ -206,8 +206,9 @@ TEST_F(SweepTest, EveryTrialRunsInInterleavedOrderAndTheFailedConfigIsAFailedRow
   o.trials = 2;
   fail_stem = "c";
   auto r = run(o);
-  EXPECT_EQ(calls, (std::vector<std::string>{"a:trial-1", "b:trial-1", "c:trial-1", "a:trial-2", "b:trial-2",
-                                             "c:trial-2"}));
+  // Rounds alternate their direction (A B C, C B A): a trend within rounds cancels.
+  EXPECT_EQ(calls, (std::vector<std::string>{"a:trial-1", "b:trial-1", "c:trial-1", "c:trial-2", "b:trial-2",
+                                             "a:trial-2"}));
   EXPECT_FALSE(r.interrupted);
   EXPECT_TRUE(r.any_bad);  // the CLI's exit 1
   EXPECT_EQ(r.sweep_dir, o.sweep_dir);
@@ -246,10 +247,10 @@ TEST_F(SweepTest, AResumedSweepReusesTheFinishedLifecyclesAndRunsOnlyTheRest) {
   std::string a = config("a.yaml"), b = config("b.yaml");
   auto o = opts({a, b}, "first");
   o.trials = 2;
-  interrupt_at = 3;  // a's second trial is cut short
+  interrupt_at = 3;  // b's second trial (round 2 runs B A) is cut short
   auto first = run(o);
   ASSERT_TRUE(first.interrupted);
-  EXPECT_TRUE(fs::exists(dir / "first" / "1_a" / "trial-2" / "result.json"));  // its folder stays
+  EXPECT_TRUE(fs::exists(dir / "first" / "2_b" / "trial-2" / "result.json"));  // its folder stays
 
   json key = resume_key(o, o.configs);
   auto reused = reusable_lifecycles(o.sweep_dir, key);
@@ -278,7 +279,7 @@ TEST_F(SweepTest, AResumedSweepReusesTheFinishedLifecyclesAndRunsOnlyTheRest) {
   again.sweep_dir = (dir / "second").string();
   again.resume = o.sweep_dir;
   auto r = run(again);
-  EXPECT_EQ(calls, (std::vector<std::string>{"a:trial-2", "b:trial-2"}));
+  EXPECT_EQ(calls, (std::vector<std::string>{"b:trial-2", "a:trial-2"}));  // round 2 runs B A
   EXPECT_FALSE(r.interrupted);
   EXPECT_FALSE(r.any_bad);
   EXPECT_EQ(r.doc["reused"].size(), 2u);

@@ -11,10 +11,22 @@
 
 using bp::measure::trial_order;
 
-TEST(TrialOrder, InterleavedRunsRoundsOfEveryConfigInOrder) {
+TEST(TrialOrder, InterleavedRunsRoundsOfEveryConfigInAlternatingDirections) {
   auto o = trial_order(3, 2, false, 1);
-  std::vector<std::pair<std::size_t, int>> want = {{0, 0}, {1, 0}, {2, 0}, {0, 1}, {1, 1}, {2, 1}};
+  std::vector<std::pair<std::size_t, int>> want = {{0, 0}, {1, 0}, {2, 0}, {2, 1}, {1, 1}, {0, 1}};
   EXPECT_EQ(o, want);
+}
+
+TEST(TrialOrder, AnEvenNumberOfInterleavedRoundsCancelsATrendWithinRounds) {
+  // Each config's mean place within its rounds is the same for all: a machine that slows down
+  // steadily through every round biases no pair (with A B C in every round the last config would
+  // always come two places after the first).
+  for (std::size_t configs : {2u, 3u, 5u}) {
+    auto o = trial_order(configs, 4, false, 1);
+    std::vector<double> place(configs, 0);
+    for (std::size_t i = 0; i < o.size(); ++i) place[o[i].first] += static_cast<double>(i % configs);
+    for (std::size_t c = 1; c < configs; ++c) EXPECT_DOUBLE_EQ(place[c], place[0]) << configs << " configs";
+  }
 }
 
 TEST(TrialOrder, ShuffledPermutesEachRoundReproduciblyBySeed) {
