@@ -3,7 +3,9 @@
 #include "analysis/curves.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -119,6 +121,35 @@ side side_from_listing(const fs::path& dir, const std::string& label, const json
 }
 
 std::string fmt(double v, int prec = 2) { return base::fixed(v, prec); }
+
+/// The round a lifecycle ran in, from its folder's name (a sweep's trial-N, a try's round-N, and
+/// their -redo-M and -2 variants); 0 when the name does not say.
+int round_of(const std::string& result_path) {
+  std::string name = fs::path(result_path).parent_path().filename().string();
+  for (const char* prefix : {"trial-", "round-"}) {
+    std::size_t n = std::strlen(prefix);
+    if (name.compare(0, n, prefix) != 0) continue;
+    int v = 0;
+    std::size_t i = n;
+    for (; i < name.size() && std::isdigit(static_cast<unsigned char>(name[i])) && v < 100000; ++i) v = v * 10 + (name[i] - '0');
+    if (i > n && (i == name.size() || name[i] == '-')) return v;
+  }
+  return 0;
+}
+
+/// Whether trial i of each side ran in the same round: both sides' folders name their rounds and
+/// the rounds are the same, in order. A lifecycle that produced no result (a failed start) leaves
+/// its round out of one side only, and then pairing by position would pair different rounds.
+/// Unknown rounds (folders that do not name them) count as aligned: the listing's order is all there is.
+bool rounds_align(const side& a, const side& b) {
+  if (a.paths.size() != a.trials.size() || b.paths.size() != b.trials.size() || a.paths.size() != b.paths.size())
+    return true;  // not listed by folder: the order is all there is
+  for (std::size_t i = 0; i < a.paths.size(); ++i) {
+    int ra = round_of(a.paths[i]), rb = round_of(b.paths[i]);
+    if (ra && rb && ra != rb) return false;
+  }
+  return true;
+}
 
 std::string pct(double ratio) {
   std::ostringstream os;
@@ -298,6 +329,7 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
   c.baseline = baseline.label;
   c.candidate = candidate.label;
   c.noise = o.noise;
+  c.confidence = o.confidence;
   c.reasons = comparability(baseline, candidate);
   c.comparable = c.reasons.empty();
   std::string headline = default_headline;
@@ -376,7 +408,8 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
       // Lifecycles are the units (docs/statistics.md, "Few units"): a t interval on log ratios
       // with its degrees of freedom, paired by round when the two sides were interleaved.
       analysis::ratio_interval r;
-      bool paired = !baseline.group.empty() && baseline.group == candidate.group && pb.size() == pc.size();
+      bool paired = !baseline.group.empty() && baseline.group == candidate.group && pb.size() == pc.size() &&
+                    rounds_align(baseline, candidate);
       std::vector<double> d, lb, lc;
       for (double x : pb) lb.push_back(std::log(x));
       for (double x : pc) lc.push_back(std::log(x));
@@ -457,7 +490,7 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
   for (std::size_t j = 0; j < sec.size(); ++j) {
     auto& v = c.metrics[sec[j]];
     if ((v.verdict == "faster" || v.verdict == "slower") && !keep[j]) {
-      v.holm = v.verdict + " at its own 95%, not after Holm's correction over " + std::to_string(sec.size()) +
+      v.holm = v.verdict + " at its own " + fmt(o.confidence * 100, 0) + "%, not after Holm's correction over " + std::to_string(sec.size()) +
                " secondary metrics";
       v.verdict = "inconclusive";
     }
@@ -544,7 +577,7 @@ std::string render(const comparison& c) {
     for (const auto& r : c.reasons) os << "  - " << r << "\n";
   }
   os << std::left << std::setw(18) << "metric" << std::right << std::setw(14) << "baseline" << std::setw(14)
-     << "candidate" << std::setw(9) << "change" << "  " << std::left << std::setw(22) << "95% CI of the change"
+     << "candidate" << std::setw(9) << "change" << "  " << std::left << std::setw(22) << (fmt(c.confidence * 100, 0) + "% CI of the change")
      << "verdict (noise ±" << fmt(c.noise * 100, 1) << "%)\n";
   // One row: name, both values, the change with its interval, the verdict; false on an error.
   auto row = [&](const std::string& name, std::size_t width, const metric_verdict& v, const char* note) {

@@ -81,6 +81,7 @@ struct comparison {
   std::string point_metric;
   std::vector<std::pair<std::string, metric_verdict>> points;
   double noise = 0.01;
+  double confidence = 0.95;  ///< the intervals' two-sided level
   bool regressed() const;  ///< the headline (the gating metric) is "slower"
 };
 

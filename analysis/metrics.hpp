@@ -66,9 +66,10 @@ struct estimate {
   std::string method;             ///< how the interval was made, in words
 };
 
-/// The two-level bootstrap: each resample draws K trials with replacement, then each drawn
-/// trial's requests (trial_samples::draw), and averages. One trial: the one-level bootstrap over
-/// requests (it sees request-to-request noise only, not run-to-run noise).
+/// A metric's estimate over trials: with K >= 2 trials a t interval over the K per-trial
+/// statistics (K-1 df: a bootstrap over two or three units cannot see the spread it has not
+/// sampled); with one trial the one-level bootstrap over its requests (trial_samples::draw: it
+/// sees request-to-request noise only, not run-to-run noise).
 class estimator {
  public:
   explicit estimator(std::vector<trial_samples> trials) : trials_(std::move(trials)) {}

@@ -20,13 +20,33 @@ std::string canonical(const std::string& p) {
   return ec ? p : c.string();
 }
 
-/// A row's between-lifecycle CV from its interval, or nothing when it cannot be recovered.
+/// A row's between-lifecycle CV: as its result file (trials.json) records it, else recovered from
+/// the row's interval at the level that file names (95% when it cannot be read: the default
+/// --confidence); nothing when neither can be had.
 std::optional<double> row_cv(const bench::ledger_row& r) {
   // Two trials leave one degree of freedom: their spread is too uncertain to set a band from.
   if (r.trials < 3 || !r.value || !r.ci_low || !r.ci_high || *r.value <= 0) return std::nullopt;
+  double level = 0.95;
+  if (!r.result.empty()) {
+    try {
+      nlohmann::json doc = base::read_json_file(r.result, base::json_file_depth, 256u << 20);
+      const nlohmann::json h = doc.contains("summary") && doc["summary"].is_object()
+                                   ? doc["summary"].value("headline", nlohmann::json::object())
+                                   : nlohmann::json::object();
+      if (h.is_object()) {
+        if (h.contains("between_trial_cv") && h["between_trial_cv"].is_number() &&
+            h["between_trial_cv"].get<double>() >= 0)
+          return h["between_trial_cv"].get<double>();
+        if (h.contains("ci_level") && h["ci_level"].is_number()) level = h["ci_level"].get<double>();
+      }
+    } catch (const std::exception&) {
+      // the interval at the default level below
+    }
+  }
+  if (!(level > 0 && level < 1)) level = 0.95;
   double half = (*r.ci_high - *r.ci_low) / 2;
   if (!(half >= 0) || !std::isfinite(half)) return std::nullopt;
-  double t = t_quantile(0.975, r.trials - 1);
+  double t = t_quantile((1 + level) / 2, r.trials - 1);
   double sd = half * std::sqrt(static_cast<double>(r.trials)) / t;
   return sd / *r.value;
 }

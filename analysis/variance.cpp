@@ -66,7 +66,7 @@ std::optional<variance_components> components(const std::vector<json>& lifecycle
     v.between_cv = std::sqrt(var_between) / std::fabs(grand);
   }
   v.covers = v.lifecycles >= 2
-                 ? "one value per lifecycle (the mean of its passes): the interval covers the spread between "
+                 ? "one value per lifecycle (the statistic over all its requests): the interval covers the spread between "
                    "lifecycles, which includes the passes' own"
                  : "one lifecycle: its passes show the spread within a warm engine only, not between lifecycles "
                    "(measure two or more to see that)";

@@ -388,3 +388,63 @@ TEST(ResultValidation, MalformedOrAbsurdFieldsAreNamed) {
   EXPECT_EQ(with([](json& j) { j["summary"]["headline"] = 5; }),
             "field summary.headline: expected an object, found number");
 }
+
+namespace {
+
+// Holm over the secondary metrics: a secondary verdict that holds at its own level but not after
+// the correction over all of them is withheld (inconclusive, with the reason); with one secondary
+// metric the correction is its own level and the same data keep the verdict.
+TEST(Compare, HolmWithholdsASecondaryVerdictThatOnlyHoldsAtItsOwnLevel) {
+  compare_options o = opts();
+  const std::vector<std::string> four = {"output_tps", "e2e_p50", "ttft_p50", "itl_p50", "tpot_p50"};
+  bool withheld = false;
+  for (int step = 1; step <= 40 && !withheld; ++step) {
+    double speed = 100 * (1 + 0.0025 * step);
+    for (std::uint64_t seed : {3u, 5u, 7u}) {
+      o.metrics = four;
+      auto c = compare_sides(many(100, 3, 0.01, seed), many(speed, 3, 0.01, seed + 1), o);
+      for (std::size_t i = 1; i < c.metrics.size(); ++i) {
+        const auto& v = c.metrics[i];
+        if (v.holm.empty()) continue;
+        withheld = true;
+        EXPECT_EQ(v.verdict, "inconclusive") << v.metric;
+        EXPECT_NE(v.holm.find("not after Holm's correction over 4 secondary metrics"), std::string::npos) << v.holm;
+        // The same pair with this metric as the only secondary one: its own level, kept.
+        o.metrics = {"output_tps", v.metric};
+        auto alone = compare_sides(many(100, 3, 0.01, seed), many(speed, 3, 0.01, seed + 1), o);
+        EXPECT_TRUE(alone.metrics[1].holm.empty());
+        EXPECT_TRUE(alone.metrics[1].verdict == "faster" || alone.metrics[1].verdict == "slower")
+            << alone.metrics[1].verdict;
+        break;
+      }
+      if (withheld) break;
+    }
+  }
+  EXPECT_TRUE(withheld) << "no effect size in the grid fell between Holm's level and the metric's own";
+}
+
+}  // namespace
+
+namespace {
+
+// A sweep where config A lost its round 2 (no result) and B lost its round 3: both have two
+// lifecycles, but pairing them by position would pair A's round 3 with B's round 2. Their rounds
+// are named by their folders, so the comparison is not paired (Welch), and with the same rounds
+// on both sides it is.
+TEST(Compare, LifecyclesPairOnlyWhenTheyRanInTheSameRounds) {
+  compare_options o = opts();
+  side a = many(100, 2, 0.01, 3), b = many(103, 2, 0.01, 4);
+  a.paths = {"/s/1_a/trial-1/result.json", "/s/1_a/trial-3/result.json"};
+  b.paths = {"/s/2_b/trial-1/result.json", "/s/2_b/trial-2-redo-1/result.json"};
+  auto c = compare_sides(a, b, o);
+  EXPECT_EQ(c.metrics[0].method, "Welch t");
+  b.paths = {"/s/2_b/trial-1/result.json", "/s/2_b/trial-3-redo-1/result.json"};
+  c = compare_sides(a, b, o);
+  EXPECT_EQ(c.metrics[0].method, "paired t");
+  // A try's folders name rounds the same way.
+  a.paths = {"/t/baseline/round-1/result.json", "/t/baseline/round-2/result.json"};
+  b.paths = {"/t/candidate/round-1/result.json", "/t/candidate/round-2/result.json"};
+  EXPECT_EQ(compare_sides(a, b, o).metrics[0].method, "paired t");
+}
+
+}  // namespace

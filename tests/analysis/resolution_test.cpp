@@ -122,3 +122,40 @@ TEST(CampaignSpread, PoolsEarlierDecisionsOfTheSameLoadShapeAroundTheirOwnMeans)
 }
 
 }  // namespace
+
+namespace {
+
+// A sweep at --confidence 0.9 records its interval at 90%: the spread comes from its trials.json
+// (between_trial_cv, or the interval at its ci_level), never from a 95% reading of a 90% interval.
+TEST(Resolution, TheSpreadComesFromTheResultFileNotAnAssumedLevel) {
+  char tmpl[] = "/tmp/bp_resolution_XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  auto write = [&](const std::string& name, const nlohmann::json& headline) {
+    std::string path = dir + "/" + name;
+    FILE* f = std::fopen(path.c_str(), "w");
+    std::fputs(nlohmann::json{{"summary", {{"headline", headline}}}}.dump().c_str(), f);
+    std::fclose(f);
+    return path;
+  };
+  // Intervals built at 90% for a CV of 2%.
+  auto r90 = [&](std::size_t line, const std::string& path) {
+    auto r = row(line, "/cfg/a.yaml", "g1", 100, 0.02, 3);
+    double half = analysis::t_quantile(0.95, 2) * 0.02 * 100 / std::sqrt(3.0);
+    r.ci_low = 100 - half;
+    r.ci_high = 100 + half;
+    r.result = path;
+    return r;
+  };
+  std::vector<bench::ledger_row> rows = {r90(2, write("a.json", {{"ci_level", 0.9}})),
+                                         r90(3, write("b.json", {{"ci_level", 0.9}}))};
+  auto s = analysis::measured_spread(rows, "/cfg/a.yaml", "output_tps");
+  ASSERT_TRUE(s);
+  EXPECT_NEAR(s->cv, 0.02, 1e-9);
+  rows = {r90(2, write("c.json", {{"between_trial_cv", 0.017}})), r90(3, write("d.json", {{"between_trial_cv", 0.013}}))};
+  s = analysis::measured_spread(rows, "/cfg/a.yaml", "output_tps");
+  ASSERT_TRUE(s);
+  EXPECT_NEAR(s->cv, 0.017, 1e-12);  // the larger of the two
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
