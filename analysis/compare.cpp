@@ -213,6 +213,9 @@ std::vector<side> load_sides(const std::string& path) {
         fs::path t = p / name / "trials.json";
         if (!fs::exists(t)) throw std::runtime_error((p / "try.json").string() + ": no " + t.string());
         json tj = read_json(t.string());
+        if (!tj.contains("results") || !tj["results"].is_array() || tj["results"].empty())
+          throw std::runtime_error(path + ": the try's " + name + " has no result to compare (" +
+                                   tj.value("invalid_reason", std::string("no lifecycle finished")) + ")");
         out.push_back(side_from_listing(p / name, path + " " + name, tj.value("results", json::array()),
                                         tj.value("dir", std::string()), t.string()));
         out.back().group = fs::absolute(p).lexically_normal().string();
@@ -221,6 +224,9 @@ std::vector<side> load_sides(const std::string& path) {
     }
     if (fs::exists(p / "trials.json")) {
       json t = read_json((p / "trials.json").string());
+      if (!t.contains("results") || !t["results"].is_array() || t["results"].empty())
+        throw std::runtime_error(path + ": no trial has a result to compare (" +
+                                 t.value("invalid_reason", std::string("no lifecycle finished")) + ")");
       return {side_from_listing(p, path, t.value("results", json::array()), t.value("dir", std::string()),
                                 (p / "trials.json").string())};
     }

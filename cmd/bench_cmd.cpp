@@ -494,7 +494,14 @@ void preflight_or_throw(const std::vector<std::string>& configs, const std::stri
 void write_report_beside(const std::vector<std::string>& paths, const std::string& dir,
                          const measure::results_in_memory& known) {
   try {
-    std::cout << "report: " << measure::write_report(paths, (fs::path(dir) / "report.html").string(), known) << "\n";
+    // A resumed bisect's folder keeps the interrupted run's report.html (never overwritten): the
+    // whole one goes beside it as report-2.html, report-3.html, ...
+    fs::path out = fs::path(dir) / "report.html";
+    std::error_code ec;
+    for (int n = 2; fs::exists(out, ec) && n < 1000; ++n) out = fs::path(dir) / ("report-" + std::to_string(n) + ".html");
+    // The path first: a failure must not leave "report: " in front of the next stdout line.
+    std::string written = measure::write_report(paths, out.string(), known);
+    std::cout << "report: " << written << "\n";
   } catch (const std::exception& e) {
     spdlog::warn("no report.html: {}", e.what());
   }

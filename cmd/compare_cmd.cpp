@@ -104,7 +104,9 @@ runner define_compare(CLI::App& app, const std::vector<std::string>&) {
       auto c = bench::compare_sides(sides[0], sides[i], o);
       auto j = bench::to_json(c);
       std::string differs;
-      const auto& a = sides[0].trials[0], &b = sides[i].trials[0];
+      static const nlohmann::json none = nlohmann::json::object();
+      const auto& a = sides[0].trials.empty() ? none : sides[0].trials[0];
+      const auto& b = sides[i].trials.empty() ? none : sides[i].trials[0];
       if (a.contains("snapshot") && b.contains("snapshot") && a["snapshot"].is_object() && b["snapshot"].is_object()) {
         auto d = snap::diff_snapshots(a["snapshot"], b["snapshot"]);
         j["snapshot_diff"] = d;

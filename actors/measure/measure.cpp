@@ -37,7 +37,23 @@ void run_interruptible(const std::function<void()>& work, interrupt_state& st, c
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  // Signals are counted in `st`, whoever took them: this loop, another run_interruptible further
+  // out (try's and bisect's, around a whole campaign), or an `external` stop. Each one counted
+  // and not yet acted on here is acted on at once: the first stops this work's run in order,
+  // later ones kill it. So a Ctrl-C during an engine's startup stops it, whichever thread took it.
+  int handled = 0;
+  auto act = [&] {
+    for (int now = st.signals.load(); handled < now; ++handled) {
+      if (handled == 0) {
+        st.cancel = true;
+        first();
+      } else {
+        again();
+      }
+    }
+  };
   while (fut.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready) {
+    act();
     int sig = 0;
     if (st.take_signals) {
       timespec ts{0, 50 * 1000 * 1000};
@@ -49,20 +65,14 @@ void run_interruptible(const std::function<void()>& work, interrupt_state& st, c
       if (st.external && st.external->load() && st.signals.load() == 0) {
         st.signals.fetch_add(1);
         spdlog::warn("asked to stop: tearing down");
-        st.cancel = true;
-        first();
       }
       continue;
     }
     const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
-    if (st.signals.fetch_add(1) == 0) {
+    if (st.signals.fetch_add(1) == 0)
       spdlog::warn("received {}: tearing down (again to kill the engine at once)", name);
-      st.cancel = true;
-      first();
-    } else {
+    else
       spdlog::warn("received {} again: killing the engine now", name);
-      again();
-    }
   }
   fut.get();
 }

@@ -264,7 +264,9 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
     if (!cmp.metrics.empty() && cmp.metrics[0].has_ci)
       c["change_ci"] = {cmp.metrics[0].ratio_low - 1, cmp.metrics[0].ratio_high - 1};
     if (!cmp.metrics.empty()) c["change"] = cmp.metrics[0].ratio - 1;
-    const json& a = baseline->trials[0], &b = s.trials[0];
+    static const json none = json::object();
+    const json& a = baseline->trials.empty() ? none : baseline->trials[0];
+    const json& b = s.trials.empty() ? none : s.trials[0];
     if (a.contains("snapshot") && b.contains("snapshot") && a["snapshot"].is_object() && b["snapshot"].is_object())
       c["diff"] = snap::diff_snapshots(a["snapshot"], b["snapshot"])["sections"];
   } else {

@@ -148,6 +148,45 @@ class TryTest(ProxyCase):
                 self.assertTrue(out.strip().splitlines()[-1].startswith("slower"), out)
                 self.assertEqual("no bench-proxy-shim next to" in err, not with_shim, err)
 
+    def test_a_candidate_that_never_starts_fails_the_try_and_its_folder_is_refused_by_name(self):
+        base = write_config(self.dir, "base.yaml", mock(2), extra="warmup: 0")
+        bad = write_config(self.dir, "bad.yaml", mock(2) + ["--fail-startup", "boom"], extra="warmup: 0")
+        r = self.try_(bad, base, "--try-dir", os.path.join(self.dir, "t"))
+        self.assertEqual(r.returncode, 5, r.stdout + r.stderr)  # a lifecycle failed (not a crash)
+        last = r.stdout.strip().splitlines()[-1]
+        self.assertTrue(last.startswith("failed: candidate lifecycle of round 1: engine (pid "), last)
+        self.assertNotIn("report: failed", r.stdout)
+        # compare and report on that folder say why there is nothing to compare (exit 2).
+        for cmd in (["compare", os.path.join(self.dir, "t")], ["report", os.path.join(self.dir, "t"), "-o",
+                                                              os.path.join(self.dir, "x.html")]):
+            c = self.bp(*cmd)
+            self.assertEqual(c.returncode, 2, c.stdout + c.stderr)
+            self.assertIn("the try's candidate has no result to compare", c.stderr)
+            self.assertIn("fatal: boom", c.stderr)
+
+    def test_ctrl_c_during_an_engines_startup_stops_the_try_at_once(self):
+        # The try's own signal loop takes the Ctrl-C; the lifecycle waiting for its engine acts on
+        # it at once (the engine would take a minute to be ready): exit 130, the engine reaped.
+        import signal
+        from bp import wait_for
+        slow = write_config(self.dir, "slow.yaml", mock(2) + ["--startup-delay-ms", "60000"], extra="warmup: 0")
+        p = subprocess.Popen([BENCH_PROXY, "try", slow, "--against", slow, "--queries", WORKLOAD, "-n", "5",
+                              "--max-tokens", "8", "--try-dir", os.path.join(self.dir, "t"), "--no-progress",
+                              "--telemetry-interval-ms", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=self.dir)
+        log = os.path.join(self.dir, "t", "baseline", "round-1", "engine.log")
+        try:
+            wait_for(lambda: os.path.exists(log), timeout=60, what="the engine's log (its startup began)")
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=120)  # not a bound on its speed: a hang would take the minute
+        finally:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)  # the test failed: tear it down in order
+                p.communicate(timeout=300)
+        self.assertEqual(p.returncode, 130, err)
+        self.assertEqual(out.strip().splitlines()[-1], "interrupted after 0 rounds")
+        self.assertNotIn("[engine] ready", err)  # it never waited for the engine to become ready
+
     def test_bad_input_is_refused_before_any_engine_starts(self):
         base = write_config(self.dir, "base.yaml", mock(2))
         # Another engine kind: not comparable, exit 3, nothing run.
