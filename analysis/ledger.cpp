@@ -467,7 +467,9 @@ std::vector<campaign_entry> campaign(const std::vector<ledger_row>& rows, double
       // Against the running best's config, or against another one (then a keep says nothing
       // about the best it replaces).
       if (best && !r.baseline.empty()) e.baseline_is_best = same_config(r.baseline, best->config);
-      if (e.verdict == "keep" && usable) best = &r;
+      // A kept try becomes the running best only where it can be compared with it (the same
+      // headline, workload and load shape): a try judged by another headline is its own decision.
+      if (e.verdict == "keep" && usable && (!best || comparable(r, *best))) best = &r;
     } else if (r.status == "failed") {
       e.verdict = "failed";
     } else if (!usable) {

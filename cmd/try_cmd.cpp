@@ -1,6 +1,7 @@
 // bench-proxy try CANDIDATE.yaml --against BASELINE.yaml|best: one iteration of a campaign,
 // decided sequentially (actors/measure/try_run.hpp; the procedure in analysis/sequential.hpp);
 // bench-proxy bisect GOOD BAD: which change did it, one try per step (actors/measure/bisect.hpp).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -76,6 +77,10 @@ ledger_best best_from_ledger(const std::string& tsv, const std::string& metric, 
   std::vector<std::string> warnings;
   auto rows = bench::load_ledger(tsv, &warnings);
   for (const auto& w : warnings) spdlog::warn("{}", w);
+  // The running best of this headline: rows judged by another one are another campaign.
+  rows.erase(std::remove_if(rows.begin(), rows.end(),
+                            [&](const bench::ledger_row& r) { return !r.metric.empty() && r.metric != metric; }),
+             rows.end());
   auto c = bench::campaign(rows, noise);
   for (auto it = c.rbegin(); it != c.rend(); ++it) {
     if (!it->best_line) continue;
@@ -96,7 +101,7 @@ ledger_best best_from_ledger(const std::string& tsv, const std::string& metric, 
         return {e.row.config, e.row.line, e.row.value.value_or(0), e.row.load_shape};
       }
   }
-  throw usage_error("--against best: the ledger " + tsv + " has no valid row to be the best");
+  throw usage_error("--against best: the ledger " + tsv + " has no valid row judged by " + metric + " to be the best");
 }
 
 /// The decision's options from the flags try and bisect share.

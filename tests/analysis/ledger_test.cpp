@@ -474,3 +474,18 @@ TEST(LedgerLoad, BytesThatAreNotUtf8AreKeptAndShownAsReplacementCharactersInJson
   EXPECT_NE(dumped.find("na\xef\xbf\xbdve \xef\xbf\xbd"), std::string::npos) << dumped;
   EXPECT_NE(dumped.find("/r/caf\xef\xbf\xbd"), std::string::npos) << dumped;
 }
+
+// A try judged by another headline keeps its own decision but does not become the running best
+// of this one (`try --against best` then finds the best of its own headline).
+TEST(LedgerTry, AKeptTryOfAnotherHeadlineDoesNotReplaceTheBest) {
+  temp_tsv t("tryheadline");
+  append_tsv(t.str(), result(100, "base", "", "configs/base.yaml"), "/r/1");
+  json other = try_doc("faster", 0.9, 0.88, 0.92, "latency try", 9.0, "/tries/1");
+  other["summary"]["headline"]["metric"] = "itl_p50";
+  other["decision"]["metric"] = "itl_p50";
+  append_tsv(t.str(), other, "/tries/1");
+  auto c = campaign(load_ledger(t.str()), 0.01);
+  ASSERT_EQ(c.size(), 2u);
+  EXPECT_EQ(c[1].verdict, "keep");   // its own decision
+  EXPECT_EQ(*c[1].best_line, 2u);    // the output_tps best is still the first row
+}

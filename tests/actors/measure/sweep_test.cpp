@@ -176,6 +176,17 @@ TEST_F(SweepTest, AVariantThatIsNoValidConfigIsRefusedNamingItsKnob) {
       EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
     }
   }
+  // Two --vary of one key, and values whose file names would be the same: refused, none lost.
+  for (const auto& [specs, words] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"warmup=1", "warmup=3"}, "--vary warmup is given twice"},
+           {{"env.X=a/b,a_b"}, "would both be named env.X=a_b.yaml"}}) {
+    try {
+      make_variants(base, specs, false);
+      ADD_FAILURE() << specs[0];
+    } catch (const sweep_refused& e) {
+      EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+    }
+  }
   // --vary with several configs: refused before anything is made.
   auto o = opts({base, base}, "never");
   o.vary = {"env.K=a,b"};
