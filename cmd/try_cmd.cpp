@@ -423,6 +423,24 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
   preflight_or_throw({bo.good, bo.bad}, bo.decision.bench.queries_path, "");
   apply_machine_spread(f, bo.decision, bo.good);
   apply_campaign_spread(f, bo.decision);
+  try {
+    bo.resume_key = measure::bisect_key(bo.decision, bo.good, bo.bad);
+  } catch (const std::exception& e) {
+    throw usage_error(e.what());
+  }
+  if (!f.resume.empty()) {
+    // The steps it reuses were decided on this workload with these options, of these configs:
+    // otherwise the search would mix decisions about different things.
+    json recorded;
+    try {
+      recorded = base::read_json_file((fs::path(f.resume) / "bisect.json").string(), base::json_file_depth, 64u << 20)
+                     .value("resume_key", json());
+    } catch (const std::exception& e) {
+      throw usage_error("--resume " + f.resume + ": " + e.what());
+    }
+    if (auto why = measure::resume_mismatch(recorded, bo.resume_key); !why.empty())
+      throw usage_error("--resume " + f.resume + ": " + why);
+  }
   if (!same_engine_kind(bo.good, "GOOD", bo.bad, "BAD")) return 3;
   if (f.resume.empty()) bo.dir = claim_folder("--bisect-dir", f.bisect_dir, "bisects", bo.bad);
   {

@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include "base/files.hpp"
+#include "base/sha256.hpp"
+#include "net/loadgen/workload_file.hpp"
 #include "base/text.hpp"
 #include "configs/variants.hpp"
 
@@ -45,6 +47,50 @@ std::string decision_line(const json& d) {
 
 }  // namespace
 
+json bisect_key(const try_options& d, const std::string& good, const std::string& bad) {
+  json k;
+  for (const auto& [name, path] : {std::pair<const char*, const std::string&>{"good", good}, {"bad", bad}}) {
+    std::string hex, err;
+    std::uint64_t size = 0;
+    if (!sha256_file(path, hex, size, err)) throw std::runtime_error(path + ": " + err);
+    k[name] = hex;
+  }
+  const auto& b = d.bench;
+  std::string workload;
+  if (b.generated.any()) workload = b.generated.describe();
+  else if (!b.queries_path.empty()) bench::load_workload(b.queries_path, &workload);
+  k["workload"] = workload;
+  k["requests"] = b.num_requests;
+  k["repeats"] = b.repeats;
+  k["warmup"] = b.warmup;
+  k["max_tokens"] = b.max_tokens ? json(*b.max_tokens) : json(nullptr);
+  k["stream"] = b.stream;
+  k["concurrency"] = b.concurrency;
+  k["rate"] = b.rate;
+  k["load"] = b.load.text;
+  k["duration_s"] = b.load.duration_s;
+  k["headline"] = b.headline;
+  k["noise"] = d.noise;
+  k["confidence"] = d.confidence;
+  k["max_rounds"] = d.max_rounds;
+  k["campaign_spread"] = !d.campaign.empty();
+  return k;
+}
+
+std::string resume_mismatch(const json& recorded, const json& key) {
+  if (!recorded.is_object()) return "its bisect.json has no resume_key (made by an older bench-proxy)";
+  for (auto it = key.begin(); it != key.end(); ++it) {
+    if (recorded.contains(it.key()) && recorded[it.key()] == it.value()) continue;
+    std::string what = it.key() == "good" || it.key() == "bad" ? std::string(it.key() == "good" ? "GOOD" : "BAD") +
+                                                                     " (its sha256: the file changed)"
+                       : it.key() == "workload" ? std::string("the workload (its sha256 or spec)")
+                                                : "--" + it.key();
+    return "not the same bisect: " + what + " differs (" + recorded.value(it.key(), json()).dump() + " there, " +
+           it.value().dump() + " now)";
+  }
+  return "";
+}
+
 bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, const check_fn& check,
                          const interrupt_state& st) {
   bisect_result res;
@@ -63,6 +109,7 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
               {"confidence", opts.decision.confidence},
               {"units", json::array()},
               {"steps", json::array()}};
+  if (!opts.resume_key.is_null()) doc["resume_key"] = opts.resume_key;
   for (const auto& u : units) doc["units"].push_back({{"key", u.key}, {"good", u.from}, {"bad", u.to}});
   std::map<std::string, json> done = opts.done;
   std::string direction;  // BAD's verdict against GOOD: what a subset must reproduce

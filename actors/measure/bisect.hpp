@@ -23,7 +23,19 @@ struct bisect_options {
   try_options decision;   ///< noise, confidence, rounds, budget, workload of every step's try
   /// Steps already decided (a resumed bisect): the sorted unit keys joined by '+' -> try.json.
   std::map<std::string, nlohmann::json> done;
+  /// What must be equal for `--resume` to reuse this bisect's steps (bisect_key): in bisect.json.
+  nlohmann::json resume_key;
 };
+
+/// What a resumed bisect must share with the one it continues: GOOD's and BAD's bytes (sha256),
+/// the workload's, and every option that changes what a step's decision measures or how it is
+/// decided (load shape, headline, noise as resolved, confidence, rounds). Throws
+/// std::runtime_error naming a config that cannot be read.
+nlohmann::json bisect_key(const try_options& decision, const std::string& good, const std::string& bad);
+
+/// Why a bisect with `key` may not resume the one whose bisect.json holds `recorded` ("" when it
+/// may): the first thing that differs, "X there, Y now".
+std::string resume_mismatch(const nlohmann::json& recorded, const nlohmann::json& key);
 
 /// Runs one try (candidate against opts.baseline in opts.dir) and returns its result; in the CLI
 /// run_try with measure() as the lifecycle.

@@ -47,6 +47,36 @@ class BisectTest(ProxyCase):
         v = self.bp("validate", *files)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
         self.assertTrue(os.path.exists(os.path.join(self.dir, "b", "report.html")))
+        # --resume reuses decided steps only for the same bisect: the same GOOD and BAD bytes, the
+        # same workload and options. (A copy of the folder, marked interrupted, stands for one.)
+        import shutil
+        b2 = os.path.join(self.dir, "b2")
+        shutil.copytree(os.path.join(self.dir, "b"), b2)
+        with open(os.path.join(b2, "bisect.json")) as f:
+            doc2 = json.load(f)
+        doc2["answer"]["verdict"] = "interrupted"
+        with open(os.path.join(b2, "bisect.json"), "w") as f:
+            json.dump(doc2, f)
+        common = ["--queries", WORKLOAD, "--max-tokens", "8", "--noise", "3%", "--no-progress",
+                  "--telemetry-interval-ms", "0"]
+        r = self.bp("bisect", "--resume", b2, "-n", "20", *common)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("not the same bisect: --requests differs (40 there, 20 now)", r.stderr)
+        r = self.bp("bisect", "--resume", b2, "-n", "40", *common)  # the same: every step is reused
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("resuming " + b2 + ": " + str(len(doc["steps"])) + " decided steps reused", r.stdout)
+        self.assertEqual(r.stdout.strip().splitlines()[-1], last)
+        self.assertTrue(os.path.exists(os.path.join(b2, "report-2.html")))  # the old report is kept
+        with open(os.path.join(b2, "bisect.json")) as f:
+            doc2 = json.load(f)
+        doc2["answer"]["verdict"] = "interrupted"
+        with open(os.path.join(b2, "bisect.json"), "w") as f:
+            json.dump(doc2, f)
+        with open(bad, "a") as f:
+            f.write("# edited\n")
+        r = self.bp("bisect", "--resume", b2, "-n", "40", *common)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("not the same bisect: BAD (its sha256: the file changed) differs", r.stderr)
 
     def test_two_changes_that_only_together_slow_it_down_are_an_interaction(self):
         extra = ("--interaction-delay-ms", "2")
