@@ -552,7 +552,7 @@ std::string render_campaign(const std::vector<campaign_entry>& c, double noise) 
   os << ")\n";
   if (!c.empty() && c.back().best_measured_line && c.back().best_measured_line != c.back().best_line)
     os << "highest measured value: line " << *c.back().best_measured_line << " (" << fmt(*c.back().best_measured_value)
-       << "), measured apart from the best: not a verdict\n";
+       << "): a single measurement, not the running best (the best is kept only on a verdict beyond noise)\n";
   else if (any_apart)
     os << "rows measured apart from the best: run them in one sweep with the best's config, or try them --against it\n";
   return os.str();

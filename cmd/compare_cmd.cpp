@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "actors/measure/report.hpp"
+#include "base/json_read.hpp"
 #include "base/numbers.hpp"
 #include "cmd/cli.hpp"
 #include "analysis/compare.hpp"
@@ -192,9 +193,20 @@ runner define_results(CLI::App& app, const std::vector<std::string>&) {
         if (!::mkdtemp(tmpl.data())) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
         std::string tsv = tmpl + "/results.tsv";
         try {
-          for (const auto& side : bench::load_sides(f->tsv))
-            for (std::size_t i = 0; i < side.trials.size(); ++i)
-              bench::append_tsv(tsv, side.trials[i], i < side.paths.size() ? side.paths[i] : side.label);
+          std::filesystem::path try_json = std::filesystem::path(f->tsv) / "try.json";
+          if (std::filesystem::exists(try_json, ec)) {
+            // A try: its one row, as the ledger has it (its own decision).
+            bench::append_tsv(tsv, base::read_json_file(try_json.string(), base::json_file_depth, 256u << 20),
+                              try_json.string());
+          } else {
+            for (const auto& side : bench::load_sides(f->tsv))
+              for (std::size_t i = 0; i < side.trials.size(); ++i) {
+                // A sweep's lifecycles were measured interleaved: their rows say so (one group).
+                nlohmann::json r = side.trials[i];
+                if (!side.group.empty() && r.is_object() && !r.contains("interleaved_with")) r["interleaved_with"] = side.group;
+                bench::append_tsv(tsv, r, i < side.paths.size() ? side.paths[i] : side.label);
+              }
+          }
           rows = bench::load_ledger(tsv);
         } catch (...) {
           std::filesystem::remove_all(tmpl, ec);

@@ -669,7 +669,7 @@ if(D.campaign){root.append($('h2',{text:'Campaign (results TSV)'}));const ct=$('
   verdictCell,$('td',{text:r.best_line==null?'-':'line '+r.best_line}),$('td',{text:tr})));}
  root.append(ct);
  const last=D.campaign.length?D.campaign[D.campaign.length-1]:null;
- if(last&&last.best_measured_line!=null&&last.best_measured_line!==last.best_line)root.append($('div',{class:'meta',text:'highest measured value: line '+last.best_measured_line+' ('+fmt(last.best_measured_value)+'), measured apart from the best: not a verdict'}));
+ if(last&&last.best_measured_line!=null&&last.best_measured_line!==last.best_line)root.append($('div',{class:'meta',text:'highest measured value: line '+last.best_measured_line+' ('+fmt(last.best_measured_value)+'): a single measurement, not the running best (the best is kept only on a verdict beyond noise)'}));
  root.append($('div',{class:'meta',text:'verdicts against the running best only where it was measured interleaved with the row (the same sweep or try); a try\u2019s verdict is its own decision'}));
  for(const w of (D.ledger_warnings||[]))root.append($('div',{class:'warn',text:'\u26a0 '+w}));}
 // What differs.

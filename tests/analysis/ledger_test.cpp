@@ -261,7 +261,7 @@ TEST(LedgerCampaign, RowsMeasuredApartGetNoKeepOrDiscard) {
   EXPECT_NEAR(c[1].change, 0.30, 1e-9);  // still shown, as information
   EXPECT_EQ(*c[2].best_measured_line, 3u);  // the highest value measured, not a verdict
   std::string text = render_campaign(c, 0.01);
-  EXPECT_NE(text.find("highest measured value: line 3 (130.00), measured apart from the best: not a verdict"),
+  EXPECT_NE(text.find("highest measured value: line 3 (130.00): a single measurement, not the running best (the best is kept only on a verdict beyond noise)"),
             std::string::npos)
       << text;
   auto j = to_json(c);

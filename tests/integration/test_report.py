@@ -272,7 +272,7 @@ class ReportTest(ChromiumPage, ProxyCase):
         self.assertEqual(cells[3][5], "+10.5% vs line 4")
         self.assertEqual(cells[4][8], "faster +3.4% [+2.1%, +4.6%] after 4 round(s), 300 s of engine time, "
                                       "against cand.yaml (group-sequential t)")
-        self.assertIn("highest measured value: line 3 (125.00), measured apart from the best: not a verdict", dom)
+        self.assertIn("highest measured value: line 3 (125.00): a single measurement, not the running best (the best is kept only on a verdict beyond noise)", dom)
         self.assertIn(tsv + ":7: 2 fields, the header has %d: row skipped" % len(cols), dom)
 
 

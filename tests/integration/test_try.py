@@ -66,6 +66,11 @@ class TryTest(ProxyCase):
         self.assertEqual(rows[0]["decision"], "slower")
         self.assertEqual(rows[0]["label"], "itl +10%")
         self.assertEqual(rows[0]["rounds"], str(d["rounds"]))
+        # `results DIR` on the try's folder reads it as the ledger does: one row, its own decision.
+        res = self.bp("results", os.path.join(self.dir, "t"))
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertIn("try: slower", res.stdout)
+        self.assertNotIn("not interleaved", res.stdout)
         # The next decision of the campaign pools the first one's spread (--campaign-spread): its
         # first look is at round two, and the result says what it pooled and how it was used.
         r2 = self.try_(slow, base, "--try-dir", os.path.join(self.dir, "t2"), "--campaign-spread")
