@@ -191,9 +191,15 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
     std::string v = test(all);
     if (v == "faster" || v == "slower") {
       direction = v;
-    } else if (v == "no change" || v == "inconclusive") {
-      stop = v == "no change" ? "no difference" : "inconclusive";
-      stop_why = "GOOD and BAD do not differ in " + opts.decision.bench.headline + " (" + v + "): nothing to bisect";
+    } else if (v == "no change") {
+      stop = "no difference";
+      stop_why = "GOOD and BAD do not differ in " + opts.decision.bench.headline + " (no change): nothing to bisect";
+    } else if (v == "inconclusive") {
+      stop = "inconclusive";
+      std::string reason = doc["steps"].empty() ? std::string()
+                                                : doc["steps"].back()["decision"].value("reason", std::string());
+      stop_why = "the first decision (BAD against GOOD) was inconclusive" + (reason.empty() ? "" : " (" + reason + ")") +
+                 ": no difference in " + opts.decision.bench.headline + " was shown, so there is nothing to bisect yet";
     } else if (v != "invalid") {
       stop = v;
       stop_why = "the first decision (BAD against GOOD) ended " + v;

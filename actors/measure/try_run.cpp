@@ -29,13 +29,18 @@ using json = nlohmann::json;
 
 double parse_duration_s(const std::string& text) {
   if (text.empty()) throw std::invalid_argument("empty duration");
+  const std::string example = " (e.g. 90s, 30m, 2h, 1h30m)";
   double total = 0;
   std::size_t i = 0;
   bool any = false;
   while (i < text.size()) {
     std::size_t j = i;
-    while (j < text.size() && (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.')) ++j;
-    if (j == i) throw std::invalid_argument("'" + text + "' is not a duration (e.g. 90s, 30m, 2h, 1h30m)");
+    int dots = 0, digits = 0;
+    while (j < text.size() && (std::isdigit(static_cast<unsigned char>(text[j])) || text[j] == '.')) {
+      (text[j] == '.' ? dots : digits) += 1;
+      ++j;
+    }
+    if (j == i || digits == 0 || dots > 1) throw std::invalid_argument("'" + text + "' is not a duration" + example);
     double v = std::stod(text.substr(i, j - i));
     double unit = 1;
     if (j < text.size()) {
@@ -52,7 +57,7 @@ double parse_duration_s(const std::string& text) {
     any = true;
     i = j;
   }
-  if (!std::isfinite(total) || total <= 0 || total > 30 * 86400.0)
+  if (!std::isfinite(total) || total < 1 || total > 30 * 86400.0)
     throw std::invalid_argument("'" + text + "' is not a duration between 1 s and 30 days");
   return total;
 }
@@ -262,7 +267,11 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
   // What would resolve an inconclusive one: the rounds at which the last interval, narrowing as
   // 1/sqrt(rounds), would clear the nearer edge of the noise band.
   std::string needed;
-  if (verdict == "inconclusive" && last.level > 0) {
+  bool below_resolution = why.find("below this machine's resolution") != std::string::npos;
+  if (below_resolution) {
+    needed = "nothing more of the same: the change is smaller than this machine's between-lifecycle spread "
+             "(a quieter machine, or an A/A measured with more trials, resolves finer)";
+  } else if (verdict == "inconclusive" && last.level > 0) {
     double half = (std::log(last.high) - std::log(last.low)) / 2, m = std::log(last.ratio);
     double target = std::fabs(std::fabs(m) - std::log1p(opts.noise));
     if (target > 1e-9) {

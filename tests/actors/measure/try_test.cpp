@@ -273,4 +273,8 @@ TEST(TryDuration, ParsesUnitsAndRefusesNonsense) {
   EXPECT_THROW(parse_duration_s("0s"), std::invalid_argument);
   EXPECT_THROW(parse_duration_s("1h30"), std::invalid_argument);
   EXPECT_THROW(parse_duration_s("m"), std::invalid_argument);
+  EXPECT_THROW(parse_duration_s("."), std::invalid_argument);      // not stod's own message
+  EXPECT_THROW(parse_duration_s("1.2.3s"), std::invalid_argument);
+  EXPECT_THROW(parse_duration_s("0.001s"), std::invalid_argument);  // below the 1 s the message promises
+  EXPECT_EQ(parse_duration_s("1.5m"), 90);
 }
