@@ -303,6 +303,25 @@ using fleet_coordinator_actor = caf::typed_actor<
     /// Internal timer: try agent K again (its generation: a timer of an older attempt is ignored).
     caf::reacts_to<atom::fretry, std::size_t, std::uint64_t>>;
 
+namespace measure {
+struct lifecycle_job;  // actors/measure/campaign.hpp
+}
+
+/// Runs a campaign's lifecycles, one at a time (detached: a lifecycle blocks its thread for
+/// minutes, driving an engine tree and the load generator).
+using campaign_worker_actor = caf::typed_actor<
+    /// Run this job (its `run`), timed -> the same job with its outcome, seconds or error.
+    caf::replies_to<atom::start, std::shared_ptr<measure::lifecycle_job>>::with<std::shared_ptr<measure::lifecycle_job>>>;
+
+/// One campaign (a try, a sweep, a bisect): steps its plan, one lifecycle at a time through its
+/// worker, and stays responsive while a lifecycle runs (actors/measure/campaign.hpp).
+using campaign_actor = caf::typed_actor<
+    /// Internal: ask the plan for the next lifecycle.
+    caf::reacts_to<atom::start>,
+    /// Ctrl-C or a fleet's stop: nothing new starts (the running lifecycle tears down on its own
+    /// signal): why.
+    caf::reacts_to<atom::stop, std::string>>;
+
 namespace fleet {
 
 /// A dialer's answer: the agent's handle, or why there is none.
@@ -411,3 +430,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bp::collector_report)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(bp::net::conn_stats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(nlohmann::json)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<bp::net::connection_handle>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<bp::measure::lifecycle_job>)

@@ -397,8 +397,12 @@ bool higher_is_better(const std::string& metric) {
 
 /// The same config file, however its path was spelled ("./a.yaml", "a.yaml").
 bool same_config(const std::string& a, const std::string& b) {
-  return !a.empty() && !b.empty() &&
-         std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal();
+  if (a.empty() || b.empty()) return false;
+  if (std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal()) return true;
+  // One spelled relative, one absolute (or through a link): the same file if both resolve to it.
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(a, ea), cb = std::filesystem::weakly_canonical(b, eb);
+  return !ea && !eb && ca == cb;
 }
 
 bool comparable(const ledger_row& a, const ledger_row& b) {

@@ -95,10 +95,20 @@ ledger_best best_from_ledger(const std::string& tsv, const std::string& metric, 
                             e.row.workload.substr(0, 12) + "..., this one " + workload_sha.substr(0, 12) + "...)");
         if (e.row.config.empty())
           throw usage_error("--against best: the ledger's best row (" + where + ") names no config");
-        if (!fs::exists(e.row.config, ec))
+        std::string config = e.row.config;
+        if (!fs::exists(config, ec) && fs::path(config).is_relative()) {
+          // A relative path is the one the run was given in its own folder: often the ledger's.
+          fs::path beside = fs::path(tsv).parent_path() / config;
+          if (fs::exists(beside, ec)) config = beside.lexically_normal().string();
+        }
+        if (!fs::exists(config, ec))
           throw usage_error("--against best: the ledger's best (" + where + ") is " + e.row.config +
-                            ", which no longer exists");
-        return {e.row.config, e.row.line, e.row.value.value_or(0), e.row.load_shape};
+                            ", which does not exist " +
+                            (fs::path(e.row.config).is_relative()
+                                 ? "from this folder nor beside the ledger (a relative path is the run's own: run "
+                                   "from the folder the runs ran in, or give --against that config)"
+                                 : "any more"));
+        return {config, e.row.line, e.row.value.value_or(0), e.row.load_shape};
       }
   }
   throw usage_error("--against best: the ledger " + tsv + " has no valid row judged by " + metric + " to be the best");
