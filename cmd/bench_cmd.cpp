@@ -231,7 +231,9 @@ void add_bench_options(CLI::App& app, bench_flags& f) {
       ->type_name("N")
       ->check(whole_in(1, 100000000))
       ->group(load);
-  app.add_option("--repeats", o.repeats, "passes over the workload (default 1)")
+  app.add_option("--repeats", o.repeats,
+                 "passes over the workload on each warm lifecycle (default 1); with -n N the N requests are split "
+                 "into that many equal passes")
       ->type_name("N")
       ->check(whole_in(1, 100000))
       ->group(load);
@@ -388,6 +390,12 @@ bench::options bench_options(const bench_flags& f) {
   }
 
   if (o.headline == "goodput" && o.slo.empty()) throw usage_error("--headline goodput needs --slo thresholds");
+  // With -n the measured requests are split into the passes: they must split evenly, or there
+  // would be no within/between split to report.
+  if (o.repeats > 1 && o.num_requests > 0 && o.num_requests % o.repeats != 0)
+    throw usage_error("--repeats " + std::to_string(o.repeats) + " with -n " + std::to_string(o.num_requests) +
+                      ": the measured requests are split into " + std::to_string(o.repeats) +
+                      " equal passes, so -n must be a multiple of --repeats");
   if (!f.no_progress && ::isatty(2)) {
     o.progress = [](long done, long total, long errors) {
       int width = 30;

@@ -208,6 +208,9 @@ class TryTest(ProxyCase):
         r = self.try_(base, base, "--budget", "5 minutes")
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn("--budget", r.stderr)
+        r = self.try_(base, base, "--repeats", "7")  # 60 measured requests do not split into 7 passes
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("--repeats 7 with -n 60", r.stderr)
         r = self.try_(os.path.join(self.dir, "missing.yaml"), base)
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn("missing.yaml", r.stdout + r.stderr)
