@@ -2,6 +2,7 @@
 // decided sequentially (actors/measure/try_run.hpp; the procedure in analysis/sequential.hpp);
 // bench-proxy bisect GOOD BAD: which change did it, one try per step (actors/measure/bisect.hpp).
 #include <algorithm>
+#include <mutex>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "actors/measure/measure.hpp"
 #include "actors/measure/bisect.hpp"
 #include "actors/measure/report.hpp"
+#include "actors/measure/campaign.hpp"
 #include "actors/measure/try_run.hpp"
 #include "base/process/engine_child.hpp"
 #include "analysis/ledger.hpp"
@@ -206,9 +208,28 @@ void apply_campaign_spread(try_flags& f, measure::try_options& o) {
   spdlog::info("[try] --campaign-spread: {} earlier decision(s) in {} on this workload and headline", o.campaign.size(), tsv);
 }
 
+/// The running campaign actor, for the signal thread's `stop` (set from the campaign's thread).
+struct campaign_handle {
+  std::mutex mu;
+  campaign_actor actor;
+  std::function<void(campaign_actor)> keep() {
+    return [this](campaign_actor a) {
+      std::lock_guard<std::mutex> lock(mu);
+      actor = std::move(a);
+    };
+  }
+  std::function<void()> stop() {
+    return [this] {
+      std::lock_guard<std::mutex> lock(mu);
+      if (actor) caf::anon_send(actor, atom::stop::value, std::string("interrupted (Ctrl-C)"));
+    };
+  }
+};
+
 /// Runs `work` while this thread takes Ctrl-C; an exception it throws is said on both streams
 /// (the last stdout line "failed: ...") and makes this false.
-bool run_or_say(const char* command, measure::interrupt_state& st, const std::function<void()>& work) {
+bool run_or_say(const char* command, measure::interrupt_state& st, const std::function<void()>& work,
+                const std::function<void()>& first = [] {}) {
   std::string failure;
   measure::run_interruptible(
       [&] {
@@ -218,7 +239,7 @@ bool run_or_say(const char* command, measure::interrupt_state& st, const std::fu
           failure = e.what();
         }
       },
-      st, [] {}, [] {});
+      st, first, [] {});
   if (failure.empty()) return true;
   std::cerr << "bench-proxy " << command << ": " << failure << "\n";
   std::cout << "failed: " << failure << "\n";
@@ -322,8 +343,13 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   measure::interrupt_state st;
   auto lifecycle = lifecycle_of(sys, mo, st);
   auto clock = steady_seconds;
-  measure::try_result r;
-  if (!run_or_say("try", st, [&] { r = measure::run_try(o, lifecycle, st, clock); })) return 5;
+  // The decision is a campaign actor stepping the try's plan (actors/measure/campaign.hpp); a
+  // Ctrl-C is its `stop` (and the running lifecycle's own teardown, through `st`).
+  auto plan = std::make_shared<measure::try_plan>(o, lifecycle, st, clock);
+  campaign_handle running;
+  if (!run_or_say("try", st, [&] { measure::run_campaign(sys, plan, clock, running.keep()); }, running.stop()))
+    return 5;
+  measure::try_result r = plan->finish();
   std::string path = (fs::path(o.dir) / "try.json").string();
   base::write_file_atomic(path, r.doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
   if (!f.b.results.empty()) {

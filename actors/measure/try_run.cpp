@@ -1,5 +1,7 @@
 #include "actors/measure/try_run.hpp"
 
+#include "actors/measure/campaign.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -70,12 +72,7 @@ std::string pct(double ratio) {
   return os.str();
 }
 
-/// One side's lifecycles so far.
-struct side_runs {
-  std::string config;
-  std::vector<outcome> outcomes;
-  std::vector<double> seconds;
-};
+using side_runs = try_plan::side_runs;
 
 json side_json(const side_runs& s) {
   json j = {{"config", s.config}, {"lifecycles", json::array()}};
@@ -92,166 +89,227 @@ json side_json(const side_runs& s) {
 
 }  // namespace
 
-try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const interrupt_state& st,
-                   const std::function<double()>& now_s) {
-  const analysis::sequential_design* design = &analysis::make_design(opts.max_rounds, opts.confidence);
-  analysis::campaign_spread prior;
-  json prior_doc;  // what the campaign's spread was and how it was used
-  const bench::metric_def* def = bench::find_metric(opts.bench.headline);
-  if (!def) throw std::invalid_argument("unknown headline metric '" + opts.bench.headline + "'");
-  try_result res;
-  side_runs base{opts.baseline, {}, {}}, cand{opts.candidate, {}, {}};
-  std::vector<double> log_ratios;
-  json rounds = json::array();
-  analysis::look_result last;
-  std::string verdict, why;
-  std::vector<std::string> not_comparable;
-  json redone = json::array();  // disturbed lifecycles, each with its reasons
-  double engine_s = 0, started = now_s();
-  bench::rng order_rng(opts.seed);
-  std::ostringstream table;
-  table << std::left << std::setw(7) << "round" << std::setw(8) << "order" << std::right << std::setw(14) << "baseline"
-        << std::setw(14) << "candidate" << std::setw(9) << "change" << "   " << std::left
-        << "sequential interval (its level)\n";
-  for (int k = 1; k <= opts.max_rounds; ++k) {
-    if (st.interrupted()) {
-      verdict = "interrupted";
-      break;
+
+try_plan::try_plan(try_options opts, lifecycle_fn lifecycle, const interrupt_state& st, std::function<double()> now_s)
+    : opts_(std::move(opts)),
+      lifecycle_(std::move(lifecycle)),
+      st_(st),
+      now_s_(std::move(now_s)),
+      design_(&analysis::make_design(opts_.max_rounds, opts_.confidence)),
+      def_(bench::find_metric(opts_.bench.headline)),
+      base_{opts_.baseline, {}, {}},
+      cand_{opts_.candidate, {}, {}},
+      order_rng_(opts_.seed) {
+  if (!def_) throw std::invalid_argument("unknown headline metric '" + opts_.bench.headline + "'");
+  started_ = now_s_();
+  table_ << std::left << std::setw(7) << "round" << std::setw(8) << "order" << std::right << std::setw(14)
+         << "baseline" << std::setw(14) << "candidate" << std::setw(9) << "change" << "   " << std::left
+         << "sequential interval (its level)\n";
+}
+
+void try_plan::stop(const std::string& why) {
+  if (verdict_.empty()) stop_why_ = why;
+}
+
+std::shared_ptr<lifecycle_job> try_plan::next() {
+  if (over_) return nullptr;
+  if (leg_ == 0 && attempt_ == 0) {
+    // A new round: is there one, may it start, and in which order.
+    if (k_ > opts_.max_rounds) return end();
+    if (st_.interrupted() || !stop_why_.empty()) {
+      verdict_ = "interrupted";
+      return end();
     }
-    if (opts.budget_s > 0 && k > 1) {
+    if (opts_.budget_s > 0 && k_ > 1) {
       // Another round fits only if it is expected to end within the budget.
-      double per_round = engine_s / (k - 1);
-      if (now_s() - started + per_round > opts.budget_s) {
-        verdict = "inconclusive";
-        why = "the time budget (" + base::fixed(opts.budget_s, 0) + " s) allows no further round";
-        break;
+      double per_round = engine_s_ / (k_ - 1);
+      if (now_s_() - started_ + per_round > opts_.budget_s) {
+        verdict_ = "inconclusive";
+        why_ = "the time budget (" + base::fixed(opts_.budget_s, 0) + " s) allows no further round";
+        return end();
       }
     }
-    bool cand_first = opts.shuffled ? (order_rng() & 1) != 0 : (k % 2 == 0);
-    json r = {{"round", k}, {"order", cand_first ? "candidate, baseline" : "baseline, candidate"}};
-    for (int leg = 0; leg < 2 && verdict.empty(); ++leg) {
-      bool is_cand = (leg == 0) == cand_first;
-      side_runs& s = is_cand ? cand : base;
-      const char* side = is_cand ? "candidate" : "baseline";
-      std::string dir = (fs::path(opts.dir) / side / ("round-" + std::to_string(k))).string();
-      outcome o;
-      for (int attempt = 0;; ++attempt) {
-        spdlog::info("[try] round {}/{}: {} ({}){}", k, opts.max_rounds, side, s.config,
-                     attempt ? " again: the last one was disturbed" : "");
-        double t0 = now_s();
-        o = lifecycle(s.config, attempt ? dir + "-redo-" + std::to_string(attempt) : dir);
-        double took = now_s() - t0;
-        engine_s += took;
-        if (st.interrupted() || !o.valid) {
-          s.outcomes.push_back(o);
-          s.seconds.push_back(took);
-          break;
-        }
-        auto d = analysis::disturbances(o.result.value("conditions", json()), {opts.disturbance_cores});
-        if (d.empty()) {
-          s.outcomes.push_back(o);
-          s.seconds.push_back(took);
-          break;
-        }
-        std::string all;
-        for (const auto& x : d) all += (all.empty() ? "" : "; ") + x;
-        redone.push_back({{"round", k}, {"side", side}, {"run_dir", o.run_dir}, {"reasons", d},
-                          {"redone", attempt < opts.redo_disturbed}});
-        spdlog::warn("[try] round {} {} lifecycle disturbed: {}", k, side, all);
-        if (attempt >= opts.redo_disturbed) {
-          // The disturbance persists: no verdict from a machine that is busy.
-          s.outcomes.push_back(o);
-          s.seconds.push_back(took);
-          verdict = "inconclusive";
-          why = "the machine was busy: the " + std::string(side) + " lifecycle of round " + std::to_string(k) +
-                " was disturbed " + std::to_string(attempt + 1) + " times (" + all + ")";
-          break;
-        }
+    cand_first_ = opts_.shuffled ? (order_rng_() & 1) != 0 : (k_ % 2 == 0);
+    round_ = {{"round", k_}, {"order", cand_first_ ? "candidate, baseline" : "baseline, candidate"}};
+  } else if (!stop_why_.empty()) {
+    verdict_ = "interrupted";
+    return end();
+  }
+  bool is_cand = (leg_ == 0) == cand_first_;
+  const side_runs& s = is_cand ? cand_ : base_;
+  const char* side = is_cand ? "candidate" : "baseline";
+  std::string dir = (fs::path(opts_.dir) / side / ("round-" + std::to_string(k_))).string();
+  if (attempt_) dir += "-redo-" + std::to_string(attempt_);
+  spdlog::info("[try] round {}/{}: {} ({}){}", k_, opts_.max_rounds, side, s.config,
+               attempt_ ? " again: the last one was disturbed" : "");
+  auto job = std::make_shared<lifecycle_job>();
+  job->what = "round " + std::to_string(k_) + " " + side + " (" + s.config + ")";
+  job->run = [f = lifecycle_, config = s.config, dir] { return f(config, dir); };
+  return job;
+}
+
+std::shared_ptr<lifecycle_job> try_plan::end() {
+  over_ = true;
+  return nullptr;
+}
+
+void try_plan::done(lifecycle_job& job) {
+  outcome o = std::move(job.out);
+  double took = job.seconds;
+  engine_s_ += took;
+  bool is_cand = (leg_ == 0) == cand_first_;
+  side_runs& s = is_cand ? cand_ : base_;
+  const char* side = is_cand ? "candidate" : "baseline";
+  auto keep = [&] {
+    s.outcomes.push_back(o);
+    s.seconds.push_back(took);
+  };
+  if (!(st_.interrupted() || !o.valid)) {
+    auto d = analysis::disturbances(o.result.value("conditions", json()), {opts_.disturbance_cores});
+    if (!d.empty()) {
+      std::string all;
+      for (const auto& x : d) all += (all.empty() ? "" : "; ") + x;
+      redone_.push_back({{"round", k_}, {"side", side}, {"run_dir", o.run_dir}, {"reasons", d},
+                         {"redone", attempt_ < opts_.redo_disturbed}});
+      spdlog::warn("[try] round {} {} lifecycle disturbed: {}", k_, side, all);
+      if (attempt_ >= opts_.redo_disturbed) {
+        // The disturbance persists: no verdict from a machine that is busy.
+        keep();
+        verdict_ = "inconclusive";
+        why_ = "the machine was busy: the " + std::string(side) + " lifecycle of round " + std::to_string(k_) +
+               " was disturbed " + std::to_string(attempt_ + 1) + " times (" + all + ")";
+        over_ = true;
+        return;
       }
-      if (!verdict.empty()) break;
-      if (st.interrupted()) {
-        verdict = "interrupted";
-      } else if (!o.valid) {
-        verdict = "failed";
-        why = std::string(side) + " lifecycle of round " + std::to_string(k) + ": " +
-              (o.reason.empty() ? "no result" : o.reason.substr(0, o.reason.find('\n')));
-      }
-    }
-    if (!verdict.empty()) break;
-    // The first round also checks that the two can be compared at all (workload bytes, answered
-    // queries, model, load shape): nothing more is spent on a pair that cannot be.
-    if (k == 1) {
-      bench::side a{"baseline", {base.outcomes[0].result}, {base.outcomes[0].result_path}, opts.dir};
-      bench::side b{"candidate", {cand.outcomes[0].result}, {cand.outcomes[0].result_path}, opts.dir};
-      not_comparable = bench::comparability(a, b);
-      std::string shape = bench::load_shape_of(base.outcomes[0].result);
-      if (!opts.best_load_shape.empty() && !shape.empty() && shape != opts.best_load_shape)
-        not_comparable.push_back("load shape differs from the ledger's best (line " + std::to_string(opts.best_line) +
-                                 "): " + opts.best_load_shape + " there, " + shape + " here");
-      if (!not_comparable.empty()) {
-        verdict = "not comparable";
-        why = not_comparable[0];
-        break;
-      }
-      // --campaign-spread: the earlier decisions of this load shape, pooled (its first look is
-      // at round 2, so it is chosen now, before any look).
-      if (!opts.campaign.empty()) {
-        std::string lines;
-        prior = analysis::pool_pieces(opts.campaign, shape, &lines);
-        if (prior.usable()) {
-          design = &analysis::make_design(opts.max_rounds, opts.confidence, 1.0, 3, prior.df);
-          prior_doc = {{"df", prior.df}, {"design_df", design->prior_df}, {"sd", std::sqrt(prior.var)},
-                       {"ledger", opts.campaign_ledger}, {"lines", lines}, {"guard_p", design->guard_p}};
-          spdlog::info("[try] the campaign's spread: sd {:.2f}% of the round log ratios, {} df from {} lines {}",
-                       std::sqrt(prior.var) * 100, prior.df, opts.campaign_ledger, lines);
-        } else {
-          prior_doc = {{"df", 0}, {"ledger", opts.campaign_ledger},
-                       {"why_not", "no earlier decision of this load shape (" + shape + ")"}};
-          spdlog::info("[try] --campaign-spread: no earlier decision in {} of this load shape: each round's own spread",
-                       opts.campaign_ledger);
-        }
-      }
-    }
-    double hb = bench::headline(base.outcomes.back().result), hc = bench::headline(cand.outcomes.back().result);
-    if (!(hb > 0) || !(hc > 0) || !std::isfinite(hb) || !std::isfinite(hc)) {
-      verdict = "failed";
-      why = "round " + std::to_string(k) + ": a headline that is not a positive number (" + base::fixed(hb, 3) + ", " +
-            base::fixed(hc, 3) + ")";
-      break;
-    }
-    log_ratios.push_back(std::log(hc / hb));
-    last = analysis::look(*design, log_ratios, opts.noise, def->higher_is_better, prior);
-    if (!prior_doc.is_null() && prior.usable()) {
-      prior_doc["used_through_round"] = last.prior_used ? k : prior_doc.value("used_through_round", 0);
-      if (last.dropped_at) prior_doc["dropped_at_round"] = last.dropped_at;
-      if (last.guard_p >= 0) prior_doc["last_guard_p"] = last.guard_p;
-    }
-    r["baseline"] = hb;
-    r["candidate"] = hc;
-    r["ratio"] = hc / hb;
-    r["look"] = {{"ratio", last.ratio}, {"low", last.low}, {"high", last.high}, {"level", last.level},
-                 {"verdict", !last.verdict.empty() ? last.verdict : last.futile ? "futile" : "continue"}};
-    rounds.push_back(r);
-    table << std::left << std::setw(7) << k << std::setw(8) << (cand_first ? "B A" : "A B") << std::right
-          << std::setw(14) << base::fixed(hb, 2) << std::setw(14) << base::fixed(hc, 2) << std::setw(9)
-          << pct(hc / hb) << "   " << std::left;
-    if (last.level > 0)
-      table << "[" << pct(last.low) << ", " << pct(last.high) << "] (" << base::fixed(last.level * 100, 1) << "%)"
-            << (last.verdict.empty() ? "" : "  -> " + last.verdict);
-    else
-      table << "(no interval before round " << design->first_look << ")";
-    table << "\n";
-    if (!last.verdict.empty()) {
-      verdict = last.verdict;
-      break;
-    }
-    if (last.futile && design->futility) {
-      verdict = "inconclusive";
-      why = "no verdict is within reach by round " + std::to_string(opts.max_rounds) +
-            " at this spread (stopped early: the remaining rounds would be spent for nothing)";
-      break;
+      ++attempt_;  // next() runs it again
+      return;
     }
   }
+  keep();
+  attempt_ = 0;
+  if (st_.interrupted()) {
+    verdict_ = "interrupted";
+    over_ = true;
+    return;
+  }
+  if (!o.valid) {
+    verdict_ = "failed";
+    why_ = std::string(side) + " lifecycle of round " + std::to_string(k_) + ": " +
+           (o.reason.empty() ? "no result" : o.reason.substr(0, o.reason.find('\n')));
+    over_ = true;
+    return;
+  }
+  if (leg_ == 0) {
+    leg_ = 1;
+    return;
+  }
+  leg_ = 0;
+  end_round();
+  ++k_;
+}
+
+void try_plan::end_round() {
+  const int k = k_;
+  auto& base = base_;
+  auto& cand = cand_;
+  const auto& opts = opts_;
+  // The first round also checks that the two can be compared at all (workload bytes, answered
+  // queries, model, load shape): nothing more is spent on a pair that cannot be.
+  if (k == 1) {
+    bench::side a{"baseline", {base.outcomes[0].result}, {base.outcomes[0].result_path}, opts.dir};
+    bench::side b{"candidate", {cand.outcomes[0].result}, {cand.outcomes[0].result_path}, opts.dir};
+    not_comparable_ = bench::comparability(a, b);
+    std::string shape = bench::load_shape_of(base.outcomes[0].result);
+    if (!opts.best_load_shape.empty() && !shape.empty() && shape != opts.best_load_shape)
+      not_comparable_.push_back("load shape differs from the ledger's best (line " + std::to_string(opts.best_line) +
+                                "): " + opts.best_load_shape + " there, " + shape + " here");
+    if (!not_comparable_.empty()) {
+      verdict_ = "not comparable";
+      why_ = not_comparable_[0];
+      over_ = true;
+      return;
+    }
+    // --campaign-spread: the earlier decisions of this load shape, pooled (its first look is
+    // at round 2, so it is chosen now, before any look).
+    if (!opts.campaign.empty()) {
+      std::string lines;
+      prior_ = analysis::pool_pieces(opts.campaign, shape, &lines);
+      if (prior_.usable()) {
+        design_ = &analysis::make_design(opts.max_rounds, opts.confidence, 1.0, 3, prior_.df);
+        prior_doc_ = {{"df", prior_.df}, {"design_df", design_->prior_df}, {"sd", std::sqrt(prior_.var)},
+                      {"ledger", opts.campaign_ledger}, {"lines", lines}, {"guard_p", design_->guard_p}};
+        spdlog::info("[try] the campaign's spread: sd {:.2f}% of the round log ratios, {} df from {} lines {}",
+                     std::sqrt(prior_.var) * 100, prior_.df, opts.campaign_ledger, lines);
+      } else {
+        prior_doc_ = {{"df", 0}, {"ledger", opts.campaign_ledger},
+                      {"why_not", "no earlier decision of this load shape (" + shape + ")"}};
+        spdlog::info("[try] --campaign-spread: no earlier decision in {} of this load shape: each round's own spread",
+                     opts.campaign_ledger);
+      }
+    }
+  }
+  double hb = bench::headline(base.outcomes.back().result), hc = bench::headline(cand.outcomes.back().result);
+  if (!(hb > 0) || !(hc > 0) || !std::isfinite(hb) || !std::isfinite(hc)) {
+    verdict_ = "failed";
+    why_ = "round " + std::to_string(k) + ": a headline that is not a positive number (" + base::fixed(hb, 3) + ", " +
+           base::fixed(hc, 3) + ")";
+    over_ = true;
+    return;
+  }
+  log_ratios_.push_back(std::log(hc / hb));
+  last_ = analysis::look(*design_, log_ratios_, opts.noise, def_->higher_is_better, prior_);
+  if (!prior_doc_.is_null() && prior_.usable()) {
+    prior_doc_["used_through_round"] = last_.prior_used ? k : prior_doc_.value("used_through_round", 0);
+    if (last_.dropped_at) prior_doc_["dropped_at_round"] = last_.dropped_at;
+    if (last_.guard_p >= 0) prior_doc_["last_guard_p"] = last_.guard_p;
+  }
+  json& r = round_;
+  r["baseline"] = hb;
+  r["candidate"] = hc;
+  r["ratio"] = hc / hb;
+  r["look"] = {{"ratio", last_.ratio}, {"low", last_.low}, {"high", last_.high}, {"level", last_.level},
+               {"verdict", !last_.verdict.empty() ? last_.verdict : last_.futile ? "futile" : "continue"}};
+  rounds_.push_back(r);
+  table_ << std::left << std::setw(7) << k << std::setw(8) << (cand_first_ ? "B A" : "A B") << std::right
+         << std::setw(14) << base::fixed(hb, 2) << std::setw(14) << base::fixed(hc, 2) << std::setw(9)
+         << pct(hc / hb) << "   " << std::left;
+  if (last_.level > 0)
+    table_ << "[" << pct(last_.low) << ", " << pct(last_.high) << "] (" << base::fixed(last_.level * 100, 1) << "%)"
+           << (last_.verdict.empty() ? "" : "  -> " + last_.verdict);
+  else
+    table_ << "(no interval before round " << design_->first_look << ")";
+  table_ << "\n";
+  if (!last_.verdict.empty()) {
+    verdict_ = last_.verdict;
+    over_ = true;
+    return;
+  }
+  if (last_.futile && design_->futility) {
+    verdict_ = "inconclusive";
+    why_ = "no verdict is within reach by round " + std::to_string(opts.max_rounds) +
+           " at this spread (stopped early: the remaining rounds would be spent for nothing)";
+    over_ = true;
+  }
+}
+
+try_result try_plan::finish() {
+  const auto& opts = opts_;
+  const auto* def = def_;
+  const auto& design = *design_;
+  auto& base = base_;
+  auto& cand = cand_;
+  auto& verdict = verdict_;
+  auto& why = why_;
+  auto& last = last_;
+  auto& log_ratios = log_ratios_;
+  auto& rounds = rounds_;
+  auto& redone = redone_;
+  auto& not_comparable = not_comparable_;
+  auto& prior = prior_;
+  auto& prior_doc = prior_doc_;
+  auto& table = table_;
+  double engine_s = engine_s_;
+  try_result res;
   if (verdict.empty()) {
     verdict = "inconclusive";
     why = "no verdict within " + std::to_string(opts.max_rounds) + " rounds";
@@ -307,7 +365,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
                    {"noise", opts.noise},
                    {"confidence", opts.confidence},
                    {"resolution", opts.resolution > 0 ? json(opts.resolution) : json(nullptr)},
-                   {"procedure", analysis::describe(*design)},
+                   {"procedure", analysis::describe(design)},
                    {"baseline", opts.baseline},
                    {"candidate", opts.candidate}};
   if (last.level > 0) {
@@ -334,7 +392,7 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
               {"baseline_config", opts.baseline},
               {"finished_at", base::utc_now_iso()},
               {"decision", decision},
-              {"design", analysis::to_json(*design)},
+              {"design", analysis::to_json(design)},
               {"rounds", rounds},
               {"disturbed", redone},
               {"disturbance_rule", {{"others_burst_cores", opts.disturbance_cores},
@@ -430,9 +488,16 @@ try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const
     else
       text << "campaign's spread: none of this load shape in " << opts.campaign_ledger << "\n";
   }
-  text << "procedure: " << analysis::describe(*design) << "\n";
+  text << "procedure: " << analysis::describe(design) << "\n";
   res.text = text.str();
   return res;
+}
+
+try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const interrupt_state& st,
+                   const std::function<double()>& now_s) {
+  try_plan plan(opts, lifecycle, st, now_s);
+  drive(plan, now_s);
+  return plan.finish();
 }
 
 }  // namespace bp::measure

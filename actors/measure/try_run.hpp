@@ -6,6 +6,8 @@
 /// lifecycles of their own; cmd/try_cmd.cpp hands it measure().
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -13,7 +15,11 @@
 
 #include "analysis/resolution.hpp"
 
+#include "actors/measure/campaign.hpp"
 #include "actors/measure/measure.hpp"
+#include "analysis/metrics.hpp"
+#include "analysis/sequential.hpp"
+#include "analysis/stats.hpp"
 
 namespace bp::measure {
 
@@ -58,9 +64,55 @@ struct try_result {
   std::string text;     ///< the rounds as a table, then the verdict and what it covers
 };
 
-/// The whole decision. Writes every lifecycle's run folder under opts.dir/{baseline,candidate}/
-/// round-N, each side's trials.json, and returns try.json's content (the caller writes it, the
-/// ledger row and the report). `now_s` is a clock in seconds (a test's or the real one).
+/// The decision as a campaign plan (actors/measure/campaign.hpp): one lifecycle at a time, the
+/// sequential look after each round. The campaign actor steps it in the CLI; run_try steps it on
+/// the caller's thread. Every lifecycle's run folder goes under opts.dir/{baseline,candidate}/
+/// round-N; finish() writes each side's trials.json and returns try.json's content (the caller
+/// writes it, the ledger row and the report). `now_s` is a clock in seconds (a test's or the
+/// real one); `st` is read, never written.
+class try_plan : public campaign_plan {
+ public:
+  try_plan(try_options opts, lifecycle_fn lifecycle, const interrupt_state& st, std::function<double()> now_s);
+  std::shared_ptr<lifecycle_job> next() override;
+  void done(lifecycle_job& job) override;
+  void stop(const std::string& why) override;
+  /// The decision, once next() has returned null.
+  try_result finish();
+
+  /// One side's lifecycles so far.
+  struct side_runs {
+    std::string config;
+    std::vector<outcome> outcomes;
+    std::vector<double> seconds;
+  };
+
+ private:
+  std::shared_ptr<lifecycle_job> end();
+  void end_round();
+
+  try_options opts_;
+  lifecycle_fn lifecycle_;
+  const interrupt_state& st_;
+  std::function<double()> now_s_;
+  const analysis::sequential_design* design_;
+  const bench::metric_def* def_;
+  side_runs base_, cand_;
+  bench::rng order_rng_;
+  analysis::campaign_spread prior_;
+  nlohmann::json prior_doc_;  ///< what the campaign's spread was and how it was used
+  std::vector<double> log_ratios_;
+  nlohmann::json rounds_ = nlohmann::json::array(), round_;
+  nlohmann::json redone_ = nlohmann::json::array();  ///< disturbed lifecycles, each with its reasons
+  analysis::look_result last_;
+  std::string verdict_, why_, stop_why_;
+  std::vector<std::string> not_comparable_;
+  double engine_s_ = 0, started_ = 0;
+  std::ostringstream table_;
+  int k_ = 1, leg_ = 0, attempt_ = 0;  ///< the round (from 1), its leg (0, 1), the redo of a disturbed lifecycle
+  bool cand_first_ = false, over_ = false;
+};
+
+/// The whole decision on this thread (try_plan stepped by drive()).
 try_result run_try(const try_options& opts, const lifecycle_fn& lifecycle, const interrupt_state& st,
                    const std::function<double()>& now_s);
 
