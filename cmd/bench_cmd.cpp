@@ -23,6 +23,7 @@
 #include "actors/engine_run.hpp"
 #include "actors/measure/measure.hpp"
 #include "actors/measure/report.hpp"
+#include "actors/measure/campaign.hpp"
 #include "actors/measure/sweep.hpp"
 #include "actors/measure/trials.hpp"
 #include "base/files.hpp"
@@ -758,7 +759,11 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
     if (!f.no_progress) mo.bench.progress = lifecycle_progress(l.label, l.lifecycles_after, l.mean_lifecycle_s);
     return measure::measure(sys, mo, st);
   };
-  return sweep_exit_status(refused_as_usage([&] { return measure::run_sweep(o, lifecycle, st, std::cout); }));
+  // The sweep is a campaign actor stepping the sweep's plan (actors/measure/campaign.hpp); what
+  // the plan refuses (variants, preflight, resume, the folder) is refused before anything starts.
+  auto plan = refused_as_usage([&] { return std::make_shared<measure::sweep_plan>(o, lifecycle, st, std::cout); });
+  measure::run_campaign_interruptible(sys, plan, measure::steady_now_s, st);
+  return sweep_exit_status(plan->finish());
 }
 
 int finish_sweep(const bench_flags& f, const measure::options& base_opts, std::vector<measure::sweep_entry>& entries,

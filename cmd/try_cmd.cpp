@@ -208,42 +208,17 @@ void apply_campaign_spread(try_flags& f, measure::try_options& o) {
   spdlog::info("[try] --campaign-spread: {} earlier decision(s) in {} on this workload and headline", o.campaign.size(), tsv);
 }
 
-/// The running campaign actor, for the signal thread's `stop` (set from the campaign's thread).
-struct campaign_handle {
-  std::mutex mu;
-  campaign_actor actor;
-  std::function<void(campaign_actor)> keep() {
-    return [this](campaign_actor a) {
-      std::lock_guard<std::mutex> lock(mu);
-      actor = std::move(a);
-    };
+/// Runs `work` (a campaign under the CLI's signal loop); an exception it throws is said on both
+/// streams (the last stdout line "failed: ...") and makes this false.
+bool run_or_say(const char* command, const std::function<void()>& work) {
+  try {
+    work();
+    return true;
+  } catch (const std::exception& e) {
+    std::cerr << "bench-proxy " << command << ": " << e.what() << "\n";
+    std::cout << "failed: " << e.what() << "\n";
+    return false;
   }
-  std::function<void()> stop() {
-    return [this] {
-      std::lock_guard<std::mutex> lock(mu);
-      if (actor) caf::anon_send(actor, atom::stop::value, std::string("interrupted (Ctrl-C)"));
-    };
-  }
-};
-
-/// Runs `work` while this thread takes Ctrl-C; an exception it throws is said on both streams
-/// (the last stdout line "failed: ...") and makes this false.
-bool run_or_say(const char* command, measure::interrupt_state& st, const std::function<void()>& work,
-                const std::function<void()>& first = [] {}) {
-  std::string failure;
-  measure::run_interruptible(
-      [&] {
-        try {
-          work();
-        } catch (const std::exception& e) {
-          failure = e.what();
-        }
-      },
-      st, first, [] {});
-  if (failure.empty()) return true;
-  std::cerr << "bench-proxy " << command << ": " << failure << "\n";
-  std::cout << "failed: " << failure << "\n";
-  return false;
 }
 
 double steady_seconds() {
@@ -346,9 +321,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   // The decision is a campaign actor stepping the try's plan (actors/measure/campaign.hpp); a
   // Ctrl-C is its `stop` (and the running lifecycle's own teardown, through `st`).
   auto plan = std::make_shared<measure::try_plan>(o, lifecycle, st, clock);
-  campaign_handle running;
-  if (!run_or_say("try", st, [&] { measure::run_campaign(sys, plan, clock, running.keep()); }, running.stop()))
-    return 5;
+  if (!run_or_say("try", [&] { measure::run_campaign_interruptible(sys, plan, clock, st); })) return 5;
   measure::try_result r = plan->finish();
   std::string path = (fs::path(o.dir) / "try.json").string();
   base::write_file_atomic(path, r.doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
@@ -493,7 +466,10 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
   // A generated config gets every check a config given on the command line gets.
   auto check = [&bo](const std::string& path) { return measure::preflight({path}, bo.decision.bench.queries_path); };
   measure::bisect_result r;
-  if (!run_or_say("bisect", st, [&] { r = measure::run_bisect(bo, run_one, check, st); })) return 5;
+  if (!run_or_say("bisect", [&] {
+        measure::run_interruptible([&] { r = measure::run_bisect(bo, run_one, check, st); }, st, [] {}, [] {});
+      }))
+    return 5;
   std::cout << r.text << "bisect: " << (fs::path(bo.dir) / "bisect.json").string() << "\n";
   std::vector<std::string> tries;
   for (const auto& s : r.doc.value("steps", json::array())) {

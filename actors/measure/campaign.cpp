@@ -1,10 +1,17 @@
 #include "actors/measure/campaign.hpp"
 
+#include <chrono>
+#include <future>
+#include <mutex>
 #include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
 namespace bp::measure {
+
+double steady_now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 void drive(campaign_plan& plan, const std::function<double()>& now_s) {
   while (auto job = plan.next()) {
@@ -101,6 +108,26 @@ void run_campaign(caf::actor_system& sys, std::shared_ptr<campaign_plan> plan, c
   if (on_spawn) on_spawn(a);
   auto error = fut.get();
   if (error) std::rethrow_exception(error);
+}
+
+void run_campaign_interruptible(caf::actor_system& sys, std::shared_ptr<campaign_plan> plan,
+                                const std::function<double()>& now_s, interrupt_state& st) {
+  // The actor's handle, set on the campaign's thread, read on this one when a signal comes.
+  std::mutex mu;
+  campaign_actor actor;
+  run_interruptible(
+      [&] {
+        run_campaign(sys, std::move(plan), now_s, [&](campaign_actor a) {
+          std::lock_guard<std::mutex> lock(mu);
+          actor = std::move(a);
+        });
+      },
+      st,
+      [&] {
+        std::lock_guard<std::mutex> lock(mu);
+        if (actor) caf::anon_send(actor, atom::stop::value, std::string("interrupted"));
+      },
+      [] {});
 }
 
 }  // namespace bp::measure

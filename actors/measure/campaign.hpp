@@ -43,6 +43,9 @@ class campaign_plan {
   virtual void stop(const std::string& why) = 0;
 };
 
+/// The campaigns' clock: seconds of the steady clock.
+double steady_now_s();
+
 /// Steps `plan` on this thread until it is over: each job runs here, timed by `now_s`. Tests and
 /// the fleet's agent (which runs one job at a time anyway) use it; an exception from a job
 /// propagates.
@@ -53,6 +56,12 @@ void drive(campaign_plan& plan, const std::function<double()>& now_s);
 /// threw; throws std::runtime_error when the worker died some other way.
 void run_campaign(caf::actor_system& sys, std::shared_ptr<campaign_plan> plan, const std::function<double()>& now_s,
                   const std::function<void(campaign_actor)>& on_spawn = {});
+
+/// run_campaign while this thread takes Ctrl-C (run_interruptible): the first signal becomes the
+/// campaign actor's `stop` (the running lifecycle tears itself down through `st`); a second kills
+/// the running engine at once. Rethrows what the campaign threw.
+void run_campaign_interruptible(caf::actor_system& sys, std::shared_ptr<campaign_plan> plan,
+                                const std::function<double()>& now_s, interrupt_state& st);
 
 /// The actors themselves (run_campaign spawns them; tests spawn them on their own).
 campaign_worker_actor::behavior_type campaign_worker(campaign_worker_actor::pointer self,

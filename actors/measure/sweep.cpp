@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
+#include "actors/measure/campaign.hpp"
 #include "actors/measure/report.hpp"
 #include "analysis/disturbance.hpp"
 #include "base/files.hpp"
@@ -233,112 +234,149 @@ std::vector<std::vector<outcome>> reusable_lifecycles(const std::string& dir, co
   return out;
 }
 
-sweep_result run_sweep(const sweep_options& o, const sweep_lifecycle_fn& lifecycle, const interrupt_state& st,
-                       std::ostream& out) {
-  std::vector<std::string> configs = o.configs;
+sweep_plan::sweep_plan(sweep_options o, sweep_lifecycle_fn lifecycle, const interrupt_state& st, std::ostream& out)
+    : o_(std::move(o)), lifecycle_(std::move(lifecycle)), st_(st), out_(out) {
+  const auto& o_ref = o_;
+  configs_ = o_ref.configs;
   // --vary: the variants are made and validated in memory first; nothing is written or started
   // when one of them is wrong.
   std::vector<variant_file> generated;
-  if (!o.vary.empty()) {
-    if (configs.size() != 1)
+  if (!o_ref.vary.empty()) {
+    if (configs_.size() != 1)
       throw sweep_refused("--vary makes variants of one config: give exactly one CONFIG (got " +
-                          std::to_string(configs.size()) + ")");
-    generated = make_variants(configs[0], o.vary, o.one_at_a_time);
+                          std::to_string(configs_.size()) + ")");
+    generated = make_variants(configs_[0], o_ref.vary, o_ref.one_at_a_time);
   }
   // Every config and the workload are checked before the first engine starts.
-  if (o.preflight) o.preflight(generated.empty() ? configs : std::vector<std::string>{configs[0]});
+  if (o_ref.preflight) o_ref.preflight(generated.empty() ? configs_ : std::vector<std::string>{configs_[0]});
   // --resume: the same sweep's finished lifecycles (checked before anything is claimed or started).
   std::vector<std::vector<outcome>> reused;
-  json key;
-  if (generated.empty()) key = resume_key(o, configs);
-  if (!o.resume.empty()) {
+  if (generated.empty()) key_ = resume_key(o_ref, configs_);
+  if (!o_ref.resume.empty()) {
     if (!generated.empty())
       throw sweep_refused("--resume with --vary: resume the sweep of the generated configs (DIR/configs/*.yaml) instead");
-    reused = reusable_lifecycles(o.resume, key);
+    reused = reusable_lifecycles(o_ref.resume, key_);
   }
-  std::string sweep_dir = claim_sweep_dir(o.sweep_dir);
+  sweep_dir_ = claim_sweep_dir(o_ref.sweep_dir);
   if (!generated.empty()) {
-    for (auto& p : write_variants(generated, sweep_dir)) configs.push_back(std::move(p));
-    out << "variants: " << generated.size() << " configs in " << (fs::path(sweep_dir) / "configs").string() << "\n";
+    for (auto& p : write_variants(generated, sweep_dir_)) configs_.push_back(std::move(p));
+    out_ << "variants: " << generated.size() << " configs in " << (fs::path(sweep_dir_) / "configs").string() << "\n";
   }
-  if (key.is_null()) key = resume_key(o, configs);  // --vary: the generated configs as written
-  std::vector<sweep_entry> entries(configs.size());
-  for (std::size_t i = 0; i < configs.size(); ++i) entries[i].config = configs[i];
-  json resumed = json::array();
-  for (std::size_t i = 0; i < reused.size() && i < entries.size(); ++i)
+  if (key_.is_null()) key_ = resume_key(o_ref, configs_);  // --vary: the generated configs as written
+  entries_.resize(configs_.size());
+  for (std::size_t i = 0; i < configs_.size(); ++i) entries_[i].config = configs_[i];
+  for (std::size_t i = 0; i < reused.size() && i < entries_.size(); ++i)
     for (auto& r : reused[i]) {
-      if (entries[i].trials.size() >= static_cast<std::size_t>(o.trials)) break;
-      resumed.push_back({{"config", configs[i]}, {"trial", entries[i].trials.size() + 1}, {"result", r.result_path}});
-      entries[i].trials.push_back(std::move(r));
+      if (entries_[i].trials.size() >= static_cast<std::size_t>(o_ref.trials)) break;
+      resumed_.push_back({{"config", configs_[i]}, {"trial", entries_[i].trials.size() + 1}, {"result", r.result_path}});
+      entries_[i].trials.push_back(std::move(r));
     }
-  if (!o.resume.empty())
-    out << "resuming " << o.resume << ": reused " << resumed.size() << " finished lifecycle"
-        << (resumed.size() == 1 ? "" : "s") << (resumed.empty() ? "" : " (results stay where they are)") << "\n";
+  if (!o_ref.resume.empty())
+    out_ << "resuming " << o_ref.resume << ": reused " << resumed_.size() << " finished lifecycle"
+         << (resumed_.size() == 1 ? "" : "s") << (resumed_.empty() ? "" : " (results stay where they are)") << "\n";
   // The variants' knob values (the base config, first, has none): a column of the table.
   for (std::size_t i = 0; i < generated.size(); ++i)
-    for (const auto& [k, v] : generated[i].knobs) entries[i + 1].variant[k] = v;
-  std::vector<std::string> dirs = config_dirs(configs, sweep_dir);
-  const std::string& headline = o.lifecycle.bench.headline;
+    for (const auto& [k, v] : generated[i].knobs) entries_[i + 1].variant[k] = v;
+  dirs_ = config_dirs(configs_, sweep_dir_);
   // One trial: each run writes its own ledger row (as a single run does); several: one row per
   // config at the end, for all its trials.
-  options each = o.lifecycle;
-  if (o.trials > 1) each.results_tsv.clear();
-  auto plan = trial_order(configs.size(), o.trials, o.order == "shuffled", o.lifecycle.bench.seed);
-  std::size_t step = 0;
-  auto sweep_start = std::chrono::steady_clock::now();
-  for (const auto& [ci, t] : plan) {
-    if (st.interrupted()) break;
-    if (static_cast<std::size_t>(t) < entries[ci].trials.size()) continue;  // reused by --resume
-    sweep_lifecycle l;
-    l.run = each;
-    l.run.config_path = configs[ci];
-    l.run.run_dir = trial_dir(o.trials, dirs[ci], t);
-    l.step = ++step;
-    l.steps = plan.size();
-    spdlog::info("[sweep] {}/{}: {}{}", l.step, l.steps, configs[ci],
+  each_ = o_ref.lifecycle;
+  if (o_ref.trials > 1) each_.results_tsv.clear();
+  order_ = trial_order(configs_.size(), o_ref.trials, o_ref.order == "shuffled", o_ref.lifecycle.bench.seed);
+  start_ = std::chrono::steady_clock::now();
+}
+
+void sweep_plan::stop(const std::string& why) { stopped_ = why; }
+
+std::shared_ptr<lifecycle_job> sweep_plan::next() {
+  const auto& o = o_;
+  if (redo_ == 0) {
+    // The next step of the order that is not reused by --resume.
+    for (;;) {
+      if (st_.interrupted() || !stopped_.empty() || at_ >= order_.size()) return nullptr;
+      auto [ci, t] = order_[at_];
+      if (static_cast<std::size_t>(t) < entries_[ci].trials.size()) {  // reused by --resume
+        ++at_;
+        continue;
+      }
+      break;
+    }
+    auto [ci, t] = order_[at_];
+    sweep_lifecycle& l = current_;  // every field is set below
+    l.run = each_;
+    l.run.config_path = configs_[ci];
+    l.run.run_dir = trial_dir(o.trials, dirs_[ci], t);
+    l.step = ++step_;
+    l.steps = order_.size();
+    spdlog::info("[sweep] {}/{}: {}{}", l.step, l.steps, configs_[ci],
                  o.trials > 1 ? " (trial " + std::to_string(t + 1) + ")" : "");
     // One line per lifecycle: which config of how many, which trial, requests, errors, ETA.
-    double done_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - sweep_start).count();
-    l.label = "[" + std::to_string(step) + "/" + std::to_string(plan.size()) + "] config " + std::to_string(ci + 1) +
-              "/" + std::to_string(configs.size()) + " " + fs::path(configs[ci]).stem().string() + ", trial " +
+    double done_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    l.label = "[" + std::to_string(step_) + "/" + std::to_string(order_.size()) + "] config " + std::to_string(ci + 1) +
+              "/" + std::to_string(configs_.size()) + " " + fs::path(configs_[ci]).stem().string() + ", trial " +
               std::to_string(t + 1) + "/" + std::to_string(o.trials);
-    l.lifecycles_after = plan.size() - step;
-    l.mean_lifecycle_s = step > 1 ? done_s / static_cast<double>(step - 1) : 0;
-    auto r = lifecycle(l);
-    // A trial whose measured window was disturbed (analysis/disturbance.hpp) is run again, at
-    // most redo_disturbed times; with one trial per config (each run its own ledger row) it is
-    // only said: a single lifecycle is never a verdict anyway.
-    for (int redo = 1; o.trials > 1 && r.valid && !st.interrupted() && redo <= o.redo_disturbed; ++redo) {
-      auto d = analysis::disturbances(r.result.value("conditions", json()), {o.disturbance_cores});
-      if (d.empty()) break;
-      spdlog::warn("[sweep] {} trial {} disturbed ({}): run again", configs[ci], t + 1, d[0]);
-      entries[ci].disturbed.push_back({{"trial", t + 1}, {"run_dir", r.run_dir}, {"reasons", d}});
-      l.run.run_dir = base::make_unique_dir(l.run.run_dir + "-redo-" + std::to_string(redo));
-      r = lifecycle(l);
-    }
-    if (r.valid && o.trials > 1 && o.redo_disturbed > 0) {  // 0: disturbed trials are only said (warnings)
-      auto d = analysis::disturbances(r.result.value("conditions", json()), {o.disturbance_cores});
-      if (!d.empty()) {
-        spdlog::warn("[sweep] {} trial {} still disturbed ({}): the machine was busy", configs[ci], t + 1, d[0]);
-        bench::add_invalid_reason(r.result, "disturbed: " + d[0] + " (the machine was busy through " +
-                                                std::to_string(o.redo_disturbed) + " redos)");
-        r.valid = false;
-        r.reason = "the machine was busy: " + d[0];
-      }
-    }
-    if (r.valid)
-      spdlog::info("[sweep] {}: {:.2f} {} (teardown verified: {})", configs[ci], bench::headline(r.result), headline,
-                   r.teardown_verified);
-    else
-      spdlog::warn("[sweep] {}: {}", configs[ci], r.reason);
-    entries[ci].trials.push_back(std::move(r));
+    l.lifecycles_after = order_.size() - step_;
+    l.mean_lifecycle_s = step_ > 1 ? done_s / static_cast<double>(step_ - 1) : 0;
+  } else if (st_.interrupted() || !stopped_.empty()) {
+    return nullptr;
   }
-  json extra = {{"resume_key", key}};
-  if (!o.resume.empty()) {
-    extra["resumed_from"] = fs::absolute(o.resume).lexically_normal().string();
-    extra["reused"] = resumed;
+  auto job = std::make_shared<lifecycle_job>();
+  job->what = current_.label;
+  job->run = [f = lifecycle_, l = current_] { return f(l); };
+  return job;
+}
+
+void sweep_plan::done(lifecycle_job& job) {
+  const auto& o = o_;
+  auto [ci, t] = order_[at_];
+  outcome r = std::move(job.out);
+  // A trial whose measured window was disturbed (analysis/disturbance.hpp) is run again, at
+  // most redo_disturbed times; with one trial per config (each run its own ledger row) it is
+  // only said: a single lifecycle is never a verdict anyway.
+  if (o.trials > 1 && r.valid && !st_.interrupted() && redo_ < o.redo_disturbed) {
+    auto d = analysis::disturbances(r.result.value("conditions", json()), {o.disturbance_cores});
+    if (!d.empty()) {
+      ++redo_;
+      spdlog::warn("[sweep] {} trial {} disturbed ({}): run again", configs_[ci], t + 1, d[0]);
+      entries_[ci].disturbed.push_back({{"trial", t + 1}, {"run_dir", r.run_dir}, {"reasons", d}});
+      current_.run.run_dir = base::make_unique_dir(current_.run.run_dir + "-redo-" + std::to_string(redo_));
+      return;  // next() runs it again
+    }
   }
-  return record_sweep(o, std::move(entries), dirs, sweep_dir, st.interrupted(), extra, out);
+  if (r.valid && o.trials > 1 && o.redo_disturbed > 0) {  // 0: disturbed trials are only said (warnings)
+    auto d = analysis::disturbances(r.result.value("conditions", json()), {o.disturbance_cores});
+    if (!d.empty()) {
+      spdlog::warn("[sweep] {} trial {} still disturbed ({}): the machine was busy", configs_[ci], t + 1, d[0]);
+      bench::add_invalid_reason(r.result, "disturbed: " + d[0] + " (the machine was busy through " +
+                                              std::to_string(o.redo_disturbed) + " redos)");
+      r.valid = false;
+      r.reason = "the machine was busy: " + d[0];
+    }
+  }
+  if (r.valid)
+    spdlog::info("[sweep] {}: {:.2f} {} (teardown verified: {})", configs_[ci], bench::headline(r.result),
+                 o.lifecycle.bench.headline, r.teardown_verified);
+  else
+    spdlog::warn("[sweep] {}: {}", configs_[ci], r.reason);
+  entries_[ci].trials.push_back(std::move(r));
+  redo_ = 0;
+  ++at_;
+}
+
+sweep_result sweep_plan::finish() {
+  json extra = {{"resume_key", key_}};
+  if (!o_.resume.empty()) {
+    extra["resumed_from"] = fs::absolute(o_.resume).lexically_normal().string();
+    extra["reused"] = resumed_;
+  }
+  return record_sweep(o_, std::move(entries_), dirs_, sweep_dir_, st_.interrupted() || !stopped_.empty(), extra, out_);
+}
+
+sweep_result run_sweep(const sweep_options& o, const sweep_lifecycle_fn& lifecycle, const interrupt_state& st,
+                       std::ostream& out) {
+  sweep_plan plan(o, lifecycle, st, out);
+  drive(plan, steady_now_s);
+  return plan.finish();
 }
 
 sweep_result record_sweep(const sweep_options& o, std::vector<sweep_entry> entries, const std::vector<std::string>& dirs,

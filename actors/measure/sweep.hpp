@@ -6,7 +6,9 @@
 /// own; cmd/bench_cmd.cpp hands it measure(), and the fleet's sweep (cmd/fleet_cmd.cpp) uses the
 /// folder layout and the record.
 #include <cstddef>
+#include <chrono>
 #include <functional>
+#include <memory>
 #include <iosfwd>
 #include <stdexcept>
 #include <string>
@@ -15,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/measure/campaign.hpp"
 #include "actors/measure/measure.hpp"
 #include "actors/measure/trials.hpp"
 
@@ -111,6 +114,36 @@ nlohmann::json resume_key(const sweep_options& o, const std::vector<std::string>
 /// sweep_refused when DIR holds no sweep.json, its sweep finished, or it is not the same sweep
 /// (naming what differs from `key`).
 std::vector<std::vector<outcome>> reusable_lifecycles(const std::string& dir, const nlohmann::json& key);
+
+/// The sweep as a campaign plan (actors/measure/campaign.hpp): the constructor makes the variants,
+/// runs the preflight, checks a resume and claims the folder (throwing sweep_refused before
+/// anything starts); next()/done() step the lifecycles in trial order with the redos of disturbed
+/// trials (a failed one is a failed row and the sweep goes on; a stop or Ctrl-C ends it before the
+/// next one); finish() is record_sweep. The CLI's campaign actor steps it; run_sweep on this thread.
+class sweep_plan : public campaign_plan {
+ public:
+  sweep_plan(sweep_options o, sweep_lifecycle_fn lifecycle, const interrupt_state& st, std::ostream& out);
+  std::shared_ptr<lifecycle_job> next() override;
+  void done(lifecycle_job& job) override;
+  void stop(const std::string& why) override;
+  sweep_result finish();
+
+ private:
+  sweep_options o_;
+  sweep_lifecycle_fn lifecycle_;
+  const interrupt_state& st_;
+  std::ostream& out_;
+  std::vector<std::string> configs_, dirs_;
+  std::string sweep_dir_, stopped_;
+  nlohmann::json key_, resumed_ = nlohmann::json::array();
+  std::vector<sweep_entry> entries_;
+  options each_;
+  std::vector<std::pair<std::size_t, int>> order_;
+  std::size_t at_ = 0, step_ = 0;  ///< the place in order_, and the lifecycles started so far
+  int redo_ = 0;                   ///< redos of the current step's disturbed trial
+  sweep_lifecycle current_;
+  std::chrono::steady_clock::time_point start_;
+};
 
 /// The whole sweep: variants, preflight, resume, the folder, then every lifecycle in trial order
 /// (a failed one is a failed row and the sweep goes on; Ctrl-C stops before the next one), then
