@@ -221,9 +221,6 @@ bool run_or_say(const char* command, const std::function<void()>& work) {
   }
 }
 
-double steady_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string engine_kind(const std::string& path) {
   auto r = load_config(path, process_env());
@@ -317,7 +314,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   caf::actor_system sys{cfg};
   measure::interrupt_state st;
   auto lifecycle = lifecycle_of(sys, mo, st);
-  auto clock = steady_seconds;
+  auto clock = measure::steady_now_s;
   // The decision is a campaign actor stepping the try's plan (actors/measure/campaign.hpp); a
   // Ctrl-C is its `stop` (and the running lifecycle's own teardown, through `st`).
   auto plan = std::make_shared<measure::try_plan>(o, lifecycle, st, clock);
@@ -462,14 +459,16 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
   caf::actor_system sys{cfg};
   measure::interrupt_state st;
   auto lifecycle = lifecycle_of(sys, mo, st);
-  auto run_one = [&](const measure::try_options& o) { return measure::run_try(o, lifecycle, st, steady_seconds); };
   // A generated config gets every check a config given on the command line gets.
-  auto check = [&bo](const std::string& path) { return measure::preflight({path}, bo.decision.bench.queries_path); };
-  measure::bisect_result r;
-  if (!run_or_say("bisect", [&] {
-        measure::run_interruptible([&] { r = measure::run_bisect(bo, run_one, check, st); }, st, [] {}, [] {});
-      }))
+  auto check = [queries = bo.decision.bench.queries_path](const std::string& path) {
+    return measure::preflight({path}, queries);
+  };
+  // The search is a campaign actor stepping the bisect's plan: each step's try, one lifecycle at
+  // a time (actors/measure/campaign.hpp).
+  auto plan = std::make_shared<measure::bisect_plan>(bo, lifecycle, check, st, measure::steady_now_s);
+  if (!run_or_say("bisect", [&] { measure::run_campaign_interruptible(sys, plan, measure::steady_now_s, st); }))
     return 5;
+  measure::bisect_result r = plan->finish();
   std::cout << r.text << "bisect: " << (fs::path(bo.dir) / "bisect.json").string() << "\n";
   std::vector<std::string> tries;
   for (const auto& s : r.doc.value("steps", json::array())) {

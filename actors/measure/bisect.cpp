@@ -130,7 +130,12 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
     ++step;
     json rec = {{"step", step}, {"units", subset}};
     json decision;
-    if (auto it = done.find(k); it != done.end()) {
+    if (opts.fresh && opts.fresh->count(k)) {
+      // Decided earlier in this process (a bisect_plan replays the search after every step).
+      decision = opts.fresh->at(k);
+      std::string fv = decision.value("verdict", std::string());
+      if (fv != "interrupted" && fv != "failed") done[k] = decision;
+    } else if (auto it = done.find(k); it != done.end()) {
       decision = it->second;
       rec["reused"] = true;
     } else {
@@ -160,9 +165,15 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
       try_options o = opts.decision;
       o.candidate = cand;
       o.baseline = opts.good;
-      // A fresh folder: a step interrupted before a resume keeps its own.
-      o.dir = base::make_unique_dir((fs::path(opts.dir) / ("step-" + std::string(num) + "_" + stem)).string());
-      spdlog::info("[bisect] step {}: GOOD + {}", step, k);
+      // A fresh folder: a step interrupted before a resume keeps its own (and a replayed search
+      // finds the one it made for this step).
+      if (opts.step_dirs && opts.step_dirs->count(k)) {
+        o.dir = opts.step_dirs->at(k);
+      } else {
+        o.dir = base::make_unique_dir((fs::path(opts.dir) / ("step-" + std::string(num) + "_" + stem)).string());
+        if (opts.step_dirs) (*opts.step_dirs)[k] = o.dir;
+        spdlog::info("[bisect] step {}: GOOD + {}", step, k);
+      }
       auto r = run_one(o);
       base::write_file_atomic((fs::path(o.dir) / "try.json").string(),
                               r.doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
@@ -170,6 +181,7 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
       decision["try"] = (fs::path(o.dir) / "try.json").string();
       decision["config"] = cand;
       if (r.verdict != "interrupted" && r.verdict != "failed") done[k] = decision;
+      if (opts.fresh) (*opts.fresh)[k] = decision;
     }
     engine_s += decision.value("engine_seconds", 0.0);
     rec["decision"] = decision;
@@ -255,6 +267,8 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
     }
   }
   if (st.interrupted() && stop.empty()) stop = "interrupted";
+  if (stop == "interrupted" && stop_why.empty())
+    stop_why = "stopped before the search ended: bench-proxy bisect --resume " + opts.dir + " continues it";
   // The answer.
   std::ostringstream text;
   text << "GOOD: " << opts.good << "\nBAD:  " << opts.bad << "\n" << units.size() << " unit"
@@ -295,6 +309,70 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
   text << "engine time: " << base::fixed(engine_s, 1) << " s over " << step << " steps\n";
   res.text = text.str();
   return res;
+}
+
+namespace {
+
+/// Thrown by the plan's stand-in for a try: this step is not decided yet.
+struct step_pending {
+  try_options o;
+};
+
+/// A step that was never started because the bisect was stopped first.
+try_result not_started(const try_options& o) {
+  try_result r;
+  r.verdict = "interrupted";
+  r.doc = {{"kind", "bench-proxy try"}, {"dir", o.dir}, {"config_path", o.candidate},
+           {"decision", {{"verdict", "interrupted"}, {"reason", "stopped before this step started"},
+                         {"engine_seconds", 0.0}, {"rounds", 0}}}};
+  r.last_line = "interrupted after 0 rounds";
+  r.exit_status = 130;
+  return r;
+}
+
+}  // namespace
+
+bisect_plan::bisect_plan(bisect_options opts, lifecycle_fn lifecycle, check_fn check, const interrupt_state& st,
+                         std::function<double()> now_s)
+    : opts_(std::move(opts)), lifecycle_(std::move(lifecycle)), check_(std::move(check)), st_(st), now_s_(std::move(now_s)) {
+  opts_.fresh = &fresh_;
+  opts_.step_dirs = &step_dirs_;
+}
+
+std::shared_ptr<lifecycle_job> bisect_plan::next() {
+  for (;;) {
+    if (current_) {
+      if (auto job = current_->next()) return job;
+      results_[current_opts_.dir] = current_->finish();
+      current_.reset();
+    }
+    if (over_) return nullptr;
+    // The search again, with every decision so far: it ends, or it needs the next step.
+    try {
+      result_ = run_bisect(
+          opts_,
+          [this](const try_options& o) -> try_result {
+            if (auto it = results_.find(o.dir); it != results_.end()) return it->second;
+            if (!stopped_.empty() || st_.interrupted()) return not_started(o);
+            throw step_pending{o};
+          },
+          check_, st_);
+      over_ = true;
+      return nullptr;
+    } catch (step_pending& p) {
+      current_opts_ = p.o;
+      current_ = std::make_shared<try_plan>(p.o, lifecycle_, st_, now_s_);
+    }
+  }
+}
+
+void bisect_plan::done(lifecycle_job& job) {
+  if (current_) current_->done(job);
+}
+
+void bisect_plan::stop(const std::string& why) {
+  stopped_ = why;
+  if (current_) current_->stop(why);
 }
 
 }  // namespace bp::measure

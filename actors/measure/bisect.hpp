@@ -6,6 +6,7 @@
 /// A minimal set of more than one unit is an interaction: no single unit of it does it alone.
 /// The search is here, apart from how a try runs, so tests drive it with decisions of their own.
 #include <functional>
+#include <memory>
 #include <map>
 #include <string>
 #include <vector>
@@ -25,6 +26,10 @@ struct bisect_options {
   std::map<std::string, nlohmann::json> done;
   /// What must be equal for `--resume` to reuse this bisect's steps (bisect_key): in bisect.json.
   nlohmann::json resume_key;
+  /// Set by bisect_plan, which runs the search again after every step: the steps decided in this
+  /// process (any verdict, not marked reused) and the folder made for each step.
+  std::map<std::string, nlohmann::json>* fresh = nullptr;
+  std::map<std::string, std::string>* step_dirs = nullptr;
 };
 
 /// What a resumed bisect must share with the one it continues: GOOD's and BAD's bytes (sha256),
@@ -53,8 +58,39 @@ struct bisect_result {
   std::string text;
 };
 
-/// The whole search. bisect.json is rewritten after every step, so an interrupted bisect can be
-/// resumed from its folder (steps already decided are not run again).
+/// The search as a campaign plan (actors/measure/campaign.hpp). ddmin's search is deterministic
+/// given its decisions, so the plan runs it (run_bisect) after every decided step, with the
+/// decisions so far, until it reaches a step not yet decided: that step's try_plan then gives the
+/// lifecycles. Running the search again costs no engine time (each earlier step is a lookup) and
+/// keeps the search one plain function instead of a state machine.
+class bisect_plan : public campaign_plan {
+ public:
+  bisect_plan(bisect_options opts, lifecycle_fn lifecycle, check_fn check, const interrupt_state& st,
+              std::function<double()> now_s);
+  std::shared_ptr<lifecycle_job> next() override;
+  void done(lifecycle_job& job) override;
+  void stop(const std::string& why) override;
+  /// The answer, once next() has returned null.
+  bisect_result finish() { return result_; }
+
+ private:
+  bisect_options opts_;
+  lifecycle_fn lifecycle_;
+  check_fn check_;
+  const interrupt_state& st_;
+  std::function<double()> now_s_;
+  std::map<std::string, nlohmann::json> fresh_;
+  std::map<std::string, std::string> step_dirs_;
+  std::map<std::string, try_result> results_;  ///< by the step's folder: tries finished, not yet taken in
+  std::shared_ptr<try_plan> current_;
+  try_options current_opts_;
+  std::string stopped_;
+  bisect_result result_;
+  bool over_ = false;
+};
+
+/// The whole search on this thread. bisect.json is rewritten after every step, so an interrupted
+/// bisect can be resumed from its folder (steps already decided are not run again).
 bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, const check_fn& check,
                          const interrupt_state& st);
 

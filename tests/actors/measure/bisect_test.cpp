@@ -11,6 +11,8 @@
 #include <set>
 
 #include "actors/measure/bisect.hpp"
+#include "actors/measure/campaign.hpp"
+#include "tests/actors/measure/fake_result.hpp"
 #include "base/files.hpp"
 #include "configs/variants.hpp"
 
@@ -155,4 +157,60 @@ TEST_F(BisectTest, AResumedBisectReusesItsDecidedSteps) {
   EXPECT_EQ(again.answer, "found");
   EXPECT_TRUE(tried.empty()) << tried.size() << " of " << runs << " steps run again";
   EXPECT_EQ(again.doc["steps"][0]["reused"], true);
+}
+
+namespace {
+
+/// Lifecycles of a stand-in engine: 10% slower when the config applies MOCK_EXTRA_ITL_MS.
+outcome stand_in(const std::string& config, const std::string& run_dir) {
+  bool slow = false;
+  for (const auto& u : bp::variants::diff_units(kGood, "good", bp::base::read_file_limited(config, 1 << 20), "c"))
+    if (u.key == "env.MOCK_EXTRA_ITL_MS") slow = true;
+  outcome o;
+  o.started = o.published = o.valid = o.teardown_verified = true;
+  o.run_dir = run_dir;
+  fs::create_directories(run_dir);
+  o.result = bp::measure::testing::result_of(slow ? 90 : 100);
+  o.result_path = (fs::path(run_dir) / "result.json").string();
+  std::ofstream(o.result_path) << o.result.dump();
+  return o;
+}
+
+}  // namespace
+
+// The same search as a campaign plan, stepped one lifecycle at a time (on this thread, then by
+// the campaign actor): the culprit is named, every step's folder holds its own try and nothing
+// else is made when the search runs again after each step.
+TEST_F(BisectTest, ThePlanFindsTheCulpritOneLifecycleAtATime) {
+  for (bool with_actor : {false, true}) {
+    fs::remove_all(dir / "b");
+    fs::create_directories(dir / "b");
+    auto o = opts();
+    o.decision.bench.stats.bootstrap_resamples = 200;
+    o.decision.noise = 0.03;
+    int lifecycles = 0;
+    auto plan = std::make_shared<bisect_plan>(
+        o, [&](const std::string& c, const std::string& d) { ++lifecycles; return stand_in(c, d); }, ok_check(), st,
+        steady_now_s);
+    if (with_actor) {
+      caf::actor_system_config cfg;
+      caf::actor_system sys{cfg};
+      run_campaign(sys, plan, steady_now_s);
+    } else {
+      drive(*plan, steady_now_s);
+    }
+    auto r = plan->finish();
+    EXPECT_EQ(r.answer, "found") << r.text;
+    EXPECT_EQ(r.doc["answer"]["units"], json::array({"env.MOCK_EXTRA_ITL_MS"}));
+    int steps = r.doc["answer"]["steps"].get<int>();
+    int folders = 0;
+    for (const auto& e : fs::directory_iterator(dir / "b"))
+      if (e.path().filename().string().rfind("step-", 0) == 0) {
+        ++folders;
+        EXPECT_TRUE(fs::exists(e.path() / "try.json")) << e.path();
+      }
+    EXPECT_EQ(folders, steps);  // one per step: a replayed search makes none
+    EXPECT_GE(lifecycles, 2 * 3 * steps);  // each step a try of at least three rounds
+    for (const auto& s : r.doc["steps"]) EXPECT_FALSE(s.contains("reused")) << s.dump();
+  }
 }
