@@ -304,7 +304,7 @@ using fleet_coordinator_actor = caf::typed_actor<
     caf::reacts_to<atom::fretry, std::size_t, std::uint64_t>>;
 
 namespace measure {
-struct lifecycle_job;  // actors/measure/campaign.hpp
+struct lifecycle_job;  // actors/campaign/campaign.hpp
 }
 
 /// Runs a campaign's lifecycles, one at a time (detached: a lifecycle blocks its thread for
@@ -314,7 +314,7 @@ using campaign_worker_actor = caf::typed_actor<
     caf::replies_to<atom::start, std::shared_ptr<measure::lifecycle_job>>::with<std::shared_ptr<measure::lifecycle_job>>>;
 
 /// One campaign (a try, a sweep, a bisect): steps its plan, one lifecycle at a time through its
-/// worker, and stays responsive while a lifecycle runs (actors/measure/campaign.hpp).
+/// worker, and stays responsive while a lifecycle runs (actors/campaign/campaign.hpp).
 using campaign_actor = caf::typed_actor<
     /// Internal: ask the plan for the next lifecycle.
     caf::reacts_to<atom::start>,

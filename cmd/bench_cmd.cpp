@@ -21,11 +21,11 @@
 
 #include "base/process/engine_child.hpp"
 #include "actors/engine_run.hpp"
-#include "actors/measure/measure.hpp"
-#include "actors/measure/report.hpp"
-#include "actors/measure/campaign.hpp"
-#include "actors/measure/sweep.hpp"
-#include "actors/measure/trials.hpp"
+#include "actors/campaign/measure.hpp"
+#include "actors/campaign/report.hpp"
+#include "actors/campaign/campaign.hpp"
+#include "actors/campaign/sweep.hpp"
+#include "actors/campaign/trials.hpp"
 #include "base/files.hpp"
 #include "base/numbers.hpp"
 #include "base/text.hpp"
@@ -759,7 +759,7 @@ int sweep_main(const bench_flags& f, const std::vector<std::string>& full_argv) 
     if (!f.no_progress) mo.bench.progress = lifecycle_progress(l.label, l.lifecycles_after, l.mean_lifecycle_s);
     return measure::measure(sys, mo, st);
   };
-  // The sweep is a campaign actor stepping the sweep's plan (actors/measure/campaign.hpp); what
+  // The sweep is a campaign actor stepping the sweep's plan (actors/campaign/campaign.hpp); what
   // the plan refuses (variants, preflight, resume, the folder) is refused before anything starts.
   auto plan = refused_as_usage([&] { return std::make_shared<measure::sweep_plan>(o, lifecycle, st, std::cout); });
   measure::run_campaign_interruptible(sys, plan, measure::steady_now_s, st);

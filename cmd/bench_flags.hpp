@@ -6,9 +6,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "actors/measure/measure.hpp"
-#include "actors/measure/report.hpp"
-#include "actors/measure/trials.hpp"
+#include "actors/campaign/measure.hpp"
+#include "actors/campaign/report.hpp"
+#include "actors/campaign/trials.hpp"
 #include "net/loadgen/bench.hpp"
 
 namespace bp::cli {
@@ -73,7 +73,7 @@ void preflight_or_throw(const std::vector<std::string>& configs, const std::stri
 void write_report_beside(const std::vector<std::string>& paths, const std::string& dir,
                          const measure::results_in_memory& known = {});
 
-/// The sweep's folder layout for the fleet's sweep: thin wrappers over actors/measure/sweep.hpp
+/// The sweep's folder layout for the fleet's sweep: thin wrappers over actors/campaign/sweep.hpp
 /// (a refusal there is a usage_error here).
 /// The sweep's folder: --sweep-dir (refused when it holds a sweep.json) or a fresh sweeps/<UTC time>.
 std::string claim_sweep_dir(const bench_flags& f);

@@ -1,5 +1,5 @@
 // --client -- COMMAND ARGS... (run, sweep, try, bisect): any client as the measurement (issue 31;
-// actors/measure/client_run.hpp, docs/clients.md).
+// actors/campaign/client_run.hpp, docs/clients.md).
 #include <vector>
 
 #include "cmd/bench_flags.hpp"

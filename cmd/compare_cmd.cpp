@@ -8,7 +8,7 @@
 
 #include <filesystem>
 
-#include "actors/measure/report.hpp"
+#include "actors/campaign/report.hpp"
 #include "base/json_read.hpp"
 #include "base/numbers.hpp"
 #include "cmd/cli.hpp"

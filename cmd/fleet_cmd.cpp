@@ -20,7 +20,7 @@
 #include "actors/fleet/agent.hpp"
 #include "actors/fleet/coordinator.hpp"
 #include "actors/fleet/guard.hpp"
-#include "actors/measure/measure.hpp"
+#include "actors/campaign/measure.hpp"
 #include "base/files.hpp"
 #include "base/json_read.hpp"
 #include "base/sha256.hpp"

@@ -1,6 +1,6 @@
 // bench-proxy try CANDIDATE.yaml --against BASELINE.yaml|best: one iteration of a campaign,
-// decided sequentially (actors/measure/try_run.hpp; the procedure in analysis/sequential.hpp);
-// bench-proxy bisect GOOD BAD: which change did it, one try per step (actors/measure/bisect.hpp).
+// decided sequentially (actors/campaign/try_run.hpp; the procedure in analysis/sequential.hpp);
+// bench-proxy bisect GOOD BAD: which change did it, one try per step (actors/campaign/bisect.hpp).
 #include <algorithm>
 #include <mutex>
 #include <chrono>
@@ -13,11 +13,11 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
-#include "actors/measure/measure.hpp"
-#include "actors/measure/bisect.hpp"
-#include "actors/measure/report.hpp"
-#include "actors/measure/campaign.hpp"
-#include "actors/measure/try_run.hpp"
+#include "actors/campaign/measure.hpp"
+#include "actors/campaign/bisect.hpp"
+#include "actors/campaign/report.hpp"
+#include "actors/campaign/campaign.hpp"
+#include "actors/campaign/try_run.hpp"
 #include "base/process/engine_child.hpp"
 #include "analysis/ledger.hpp"
 #include "analysis/resolution.hpp"
@@ -315,7 +315,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   measure::interrupt_state st;
   auto lifecycle = lifecycle_of(sys, mo, st);
   auto clock = measure::steady_now_s;
-  // The decision is a campaign actor stepping the try's plan (actors/measure/campaign.hpp); a
+  // The decision is a campaign actor stepping the try's plan (actors/campaign/campaign.hpp); a
   // Ctrl-C is its `stop` (and the running lifecycle's own teardown, through `st`).
   auto plan = std::make_shared<measure::try_plan>(o, lifecycle, st, clock);
   if (!run_or_say("try", [&] { measure::run_campaign_interruptible(sys, plan, clock, st); })) return 5;
@@ -464,7 +464,7 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
     return measure::preflight({path}, queries);
   };
   // The search is a campaign actor stepping the bisect's plan: each step's try, one lifecycle at
-  // a time (actors/measure/campaign.hpp).
+  // a time (actors/campaign/campaign.hpp).
   auto plan = std::make_shared<measure::bisect_plan>(bo, lifecycle, check, st, measure::steady_now_s);
   if (!run_or_say("bisect", [&] { measure::run_campaign_interruptible(sys, plan, measure::steady_now_s, st); }))
     return 5;

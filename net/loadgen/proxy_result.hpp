@@ -2,7 +2,7 @@
 /// Results from the proxy's own records (issue 31): any client's requests, timed by bench-proxy
 /// (requests.jsonl, GET /proxy/requests), become a result.json with the same summary, intervals,
 /// headline and warnings as bench's (bench.hpp's summarize_requests, headline_json: one code path), marked
-/// `"source": "proxy"`. Used by `run --client` (actors/measure/client_run.cpp) and to read the
+/// `"source": "proxy"`. Used by `run --client` (actors/campaign/client_run.cpp) and to read the
 /// folder of a plain `serve` (meta.json + requests.jsonl) wherever a result is an input.
 #include <cstdint>
 #include <string>

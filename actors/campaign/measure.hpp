@@ -18,7 +18,7 @@
 #include "net/loadgen/bench.hpp"
 
 #include "actors/errors.hpp"
-#include "actors/measure/client_run.hpp"
+#include "actors/campaign/client_run.hpp"
 
 namespace caf {
 class actor_system;

@@ -1,6 +1,6 @@
-#include "actors/measure/try_run.hpp"
+#include "actors/campaign/try_run.hpp"
 
-#include "actors/measure/campaign.hpp"
+#include "actors/campaign/campaign.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -13,7 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
-#include "actors/measure/trials.hpp"
+#include "actors/campaign/trials.hpp"
 #include "analysis/compare.hpp"
 #include "analysis/disturbance.hpp"
 #include "analysis/ledger.hpp"

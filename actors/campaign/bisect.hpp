@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/measure/try_run.hpp"
+#include "actors/campaign/try_run.hpp"
 
 namespace bp::measure {
 
@@ -58,7 +58,7 @@ struct bisect_result {
   std::string text;
 };
 
-/// The search as a campaign plan (actors/measure/campaign.hpp). ddmin's search is deterministic
+/// The search as a campaign plan (actors/campaign/campaign.hpp). ddmin's search is deterministic
 /// given its decisions, so the plan runs it (run_bisect) after every decided step, with the
 /// decisions so far, until it reaches a step not yet decided: that step's try_plan then gives the
 /// lifecycles. Running the search again costs no engine time (each earlier step is a lookup) and

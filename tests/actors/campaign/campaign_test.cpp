@@ -1,4 +1,4 @@
-// The campaign actor (actors/measure/campaign.hpp) with plans of the test's own: it steps the plan
+// The campaign actor (actors/campaign/campaign.hpp) with plans of the test's own: it steps the plan
 // one lifecycle at a time on its worker, stays responsive while a lifecycle runs (a stop arrives
 // and is acted on before the lifecycle ends), and ends with what a lifecycle threw. Conditions are
 // polled with a deadline; nothing sleeps for synchronisation.
@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "actors/measure/campaign.hpp"
+#include "actors/campaign/campaign.hpp"
 
 using namespace bp;
 using namespace bp::measure;

@@ -15,8 +15,8 @@
 
 #include "analysis/resolution.hpp"
 
-#include "actors/measure/campaign.hpp"
-#include "actors/measure/measure.hpp"
+#include "actors/campaign/campaign.hpp"
+#include "actors/campaign/measure.hpp"
 #include "analysis/metrics.hpp"
 #include "analysis/sequential.hpp"
 #include "analysis/stats.hpp"
@@ -64,7 +64,7 @@ struct try_result {
   std::string text;     ///< the rounds as a table, then the verdict and what it covers
 };
 
-/// The decision as a campaign plan (actors/measure/campaign.hpp): one lifecycle at a time, the
+/// The decision as a campaign plan (actors/campaign/campaign.hpp): one lifecycle at a time, the
 /// sequential look after each round. The campaign actor steps it in the CLI; run_try steps it on
 /// the caller's thread. Every lifecycle's run folder goes under opts.dir/{baseline,candidate}/
 /// round-N; finish() writes each side's trials.json and returns try.json's content (the caller

@@ -10,8 +10,8 @@
 #include <map>
 #include <random>
 
-#include "actors/measure/try_run.hpp"
-#include "tests/actors/measure/fake_result.hpp"
+#include "actors/campaign/try_run.hpp"
+#include "tests/actors/campaign/fake_result.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

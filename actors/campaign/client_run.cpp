@@ -1,5 +1,5 @@
-#include "actors/measure/client_run.hpp"
-#include "actors/measure/measure.hpp"
+#include "actors/campaign/client_run.hpp"
+#include "actors/campaign/measure.hpp"
 
 #include <signal.h>
 #include <sys/stat.h>

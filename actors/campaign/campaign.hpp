@@ -17,7 +17,7 @@
 #include <string>
 
 #include "actors/actors.hpp"
-#include "actors/measure/measure.hpp"
+#include "actors/campaign/measure.hpp"
 
 namespace bp::measure {
 

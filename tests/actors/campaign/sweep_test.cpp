@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/measure/sweep.hpp"
+#include "actors/campaign/sweep.hpp"
 #include "base/files.hpp"
-#include "tests/actors/measure/fake_result.hpp"
+#include "tests/actors/campaign/fake_result.hpp"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

@@ -17,9 +17,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/measure/campaign.hpp"
-#include "actors/measure/measure.hpp"
-#include "actors/measure/trials.hpp"
+#include "actors/campaign/campaign.hpp"
+#include "actors/campaign/measure.hpp"
+#include "actors/campaign/trials.hpp"
 
 namespace bp::measure {
 
@@ -115,7 +115,7 @@ nlohmann::json resume_key(const sweep_options& o, const std::vector<std::string>
 /// (naming what differs from `key`).
 std::vector<std::vector<outcome>> reusable_lifecycles(const std::string& dir, const nlohmann::json& key);
 
-/// The sweep as a campaign plan (actors/measure/campaign.hpp): the constructor makes the variants,
+/// The sweep as a campaign plan (actors/campaign/campaign.hpp): the constructor makes the variants,
 /// runs the preflight, checks a resume and claims the folder (throwing sweep_refused before
 /// anything starts); next()/done() step the lifecycles in trial order with the redos of disturbed
 /// trials (a failed one is a failed row and the sweep goes on; a stop or Ctrl-C ends it before the

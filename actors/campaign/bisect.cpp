@@ -1,4 +1,4 @@
-#include "actors/measure/bisect.hpp"
+#include "actors/campaign/bisect.hpp"
 
 #include <algorithm>
 #include <filesystem>

@@ -1,4 +1,4 @@
-#include "actors/measure/sweep.hpp"
+#include "actors/campaign/sweep.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -16,8 +16,8 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/engine_run.hpp"
-#include "actors/measure/campaign.hpp"
-#include "actors/measure/report.hpp"
+#include "actors/campaign/campaign.hpp"
+#include "actors/campaign/report.hpp"
 #include "analysis/disturbance.hpp"
 #include "base/files.hpp"
 #include "base/json_read.hpp"

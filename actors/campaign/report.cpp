@@ -1,4 +1,4 @@
-#include "actors/measure/report.hpp"
+#include "actors/campaign/report.hpp"
 
 #include <algorithm>
 #include <filesystem>

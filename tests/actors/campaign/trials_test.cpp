@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <set>
 
-#include "actors/measure/trials.hpp"
+#include "actors/campaign/trials.hpp"
 #include "analysis/curves.hpp"
 
 #include <optional>

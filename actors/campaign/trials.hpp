@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "actors/measure/measure.hpp"
+#include "actors/campaign/measure.hpp"
 #include "analysis/compare.hpp"
 
 namespace bp::measure {

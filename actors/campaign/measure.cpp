@@ -1,4 +1,4 @@
-#include "actors/measure/measure.hpp"
+#include "actors/campaign/measure.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@
 #include "analysis/engine_metrics.hpp"
 #include "analysis/conditions.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
-#include "actors/measure/trials.hpp"
+#include "actors/campaign/trials.hpp"
 #include "base/files.hpp"
 #include "base/text.hpp"
 #include "configs/engine_config.hpp"
@@ -345,7 +345,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   int engine_port = run->status().engine_port();
   std::string bench_error;
   double bench_start = base::unix_now();
-  // With --client, the client is the measurement (actors/measure/client_run.hpp); Ctrl-C reaches
+  // With --client, the client is the measurement (actors/campaign/client_run.hpp); Ctrl-C reaches
   // its process group first.
   std::unique_ptr<client_session> client;
   if (!o.client.command.empty()) client = std::make_unique<client_session>(o.client, out.run_dir, cfg.redactor());

@@ -10,9 +10,9 @@
 #include <functional>
 #include <set>
 
-#include "actors/measure/bisect.hpp"
-#include "actors/measure/campaign.hpp"
-#include "tests/actors/measure/fake_result.hpp"
+#include "actors/campaign/bisect.hpp"
+#include "actors/campaign/campaign.hpp"
+#include "tests/actors/campaign/fake_result.hpp"
 #include "base/files.hpp"
 #include "configs/variants.hpp"
 

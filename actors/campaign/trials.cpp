@@ -1,4 +1,4 @@
-#include "actors/measure/trials.hpp"
+#include "actors/campaign/trials.hpp"
 
 #include <algorithm>
 #include <cstdlib>

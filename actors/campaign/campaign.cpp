@@ -1,4 +1,4 @@
-#include "actors/measure/campaign.hpp"
+#include "actors/campaign/campaign.hpp"
 
 #include <chrono>
 #include <future>
