@@ -1,4 +1,5 @@
 #include "actors/campaign/bisect.hpp"
+#include "actors/campaign/sweep.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -10,7 +11,6 @@
 
 #include "base/files.hpp"
 #include "base/sha256.hpp"
-#include "net/loadgen/workload_file.hpp"
 #include "base/text.hpp"
 #include "configs/variants.hpp"
 
@@ -55,21 +55,7 @@ json bisect_key(const try_options& d, const std::string& good, const std::string
     if (!sha256_file(path, hex, size, err)) throw std::runtime_error(path + ": " + err);
     k[name] = hex;
   }
-  const auto& b = d.bench;
-  std::string workload;
-  if (b.generated.any()) workload = b.generated.describe();
-  else if (!b.queries_path.empty()) bench::load_workload(b.queries_path, &workload);
-  k["workload"] = workload;
-  k["requests"] = b.num_requests;
-  k["repeats"] = b.repeats;
-  k["warmup"] = b.warmup;
-  k["max_tokens"] = b.max_tokens ? json(*b.max_tokens) : json(nullptr);
-  k["stream"] = b.stream;
-  k["concurrency"] = b.concurrency;
-  k["rate"] = b.rate;
-  k["load"] = b.load.text;
-  k["duration_s"] = b.load.duration_s;
-  k["headline"] = b.headline;
+  k.update(measurement_key(d.bench));
   k["noise"] = d.noise;
   k["confidence"] = d.confidence;
   k["max_rounds"] = d.max_rounds;

@@ -163,6 +163,17 @@ json resume_key(const sweep_options& o, const std::vector<std::string>& configs)
     k["configs"].push_back(hex);
   }
   const auto& b = o.lifecycle.bench;
+  k.update(measurement_key(b));
+  if (!o.lifecycle.client.command.empty()) k["client"] = o.lifecycle.client.command;  // resumed only with the same client
+  k["seed"] = b.seed;
+  k["trials"] = o.trials;
+  k["order"] = o.order;
+  k["slo"] = o.slo;
+  return k;
+}
+
+json measurement_key(const bench::options& b) {
+  json k;
   std::string workload;
   if (b.generated.any()) {
     workload = b.generated.describe();
@@ -170,10 +181,6 @@ json resume_key(const sweep_options& o, const std::vector<std::string>& configs)
     bench::load_workload(b.queries_path, &workload);
   }
   k["workload"] = workload;
-  if (!o.lifecycle.client.command.empty()) k["client"] = o.lifecycle.client.command;  // resumed only with the same client
-  k["seed"] = b.seed;
-  k["trials"] = o.trials;
-  k["order"] = o.order;
   k["requests"] = b.num_requests;
   k["repeats"] = b.repeats;
   k["warmup"] = b.warmup;
@@ -184,7 +191,6 @@ json resume_key(const sweep_options& o, const std::vector<std::string>& configs)
   k["load"] = b.load.text;
   k["duration_s"] = b.load.duration_s;
   k["headline"] = b.headline;
-  k["slo"] = o.slo;
   return k;
 }
 

@@ -109,6 +109,10 @@ struct sweep_result {
 /// sweep_refused for a config that cannot be read.
 nlohmann::json resume_key(const sweep_options& o, const std::vector<std::string>& configs);
 
+/// What a lifecycle measures, as a resume key's part (sweep's and bisect's): the workload's
+/// sha256 (or a generated one's spec) and every load and headline option.
+nlohmann::json measurement_key(const bench::options& b);
+
 /// `--resume DIR`: the finished lifecycles of the interrupted sweep in DIR, per config in trial
 /// order (those it lists in sweep.json; a lifecycle Ctrl-C cut short is not listed). Throws
 /// sweep_refused when DIR holds no sweep.json, its sweep finished, or it is not the same sweep
