@@ -1,5 +1,7 @@
 #include "actors/campaign/measure.hpp"
 
+#include "analysis/variance.hpp"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -271,6 +273,13 @@ std::string summary_text(const json& r) {
          << (w.value("valid", false) ? "" : " INVALID") << " -> " << w.value("result", std::string()) << "\n";
   }
   for (const auto& w : r.value("warnings", json::array())) os << "warning: " << w.get<std::string>() << "\n";
+  // --repeats R on one lifecycle: the spread between its passes, and what it cannot show.
+  const json h = s.is_object() ? s.value("headline", json::object()) : json::object();
+  const std::string hm = h.is_object() && h.contains("metric") && h["metric"].is_string() ? h["metric"].get<std::string>() : "";
+  if (!hm.empty() && hm != "goodput" && hm != "capacity")  // those need the run's objectives or curve
+    if (auto v = analysis::components({r}, hm, {}))
+      os << "passes: " << hm << " within this lifecycle CV " << base::fixed(v->within_cv * 100, 2)
+         << "% over " << v->passes << " passes; between lifecycles: not seen (one lifecycle: run --trials 2 or more)\n";
   os << "snapshot " << (r["snapshot_id"].is_null() ? "none" : r["snapshot_id"].get<std::string>());
   if (r.value("valid", false)) {
     os << " (valid)\n";

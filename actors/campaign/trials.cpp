@@ -247,8 +247,10 @@ std::string trials_text(const json& a) {
     const json& v = a["summary"]["variance_components"];
     os << "variance components of " << h.value("metric", std::string()) << " over " << v.value("lifecycles", 0)
        << " lifecycle(s) of " << v.value("passes_per_lifecycle", 0) << " passes: within a lifecycle CV "
-       << fmt(v.value("within_lifecycle_cv", 0.0) * 100) << "%, between lifecycles CV "
-       << fmt(v.value("between_lifecycle_cv", 0.0) * 100) << "%\n  (" << v.value("covers", std::string()) << ")\n";
+       << fmt(v.value("within_lifecycle_cv", 0.0) * 100) << "%, "
+       << (v.value("lifecycles", 0) >= 2 ? "between lifecycles CV " + fmt(v.value("between_lifecycle_cv", 0.0) * 100) + "%"
+                                         : std::string("between lifecycles: not seen (one lifecycle)"))
+       << "\n  (" << v.value("covers", std::string()) << ")\n";
   }
   if (a.value("valid", false))
     os << "valid\n";

@@ -473,7 +473,10 @@ try_result try_plan::finish() {
     if (auto v = analysis::components(results, opts.bench.headline, opts.bench.slo)) {
       res.doc["variance_components"][name] = analysis::to_json(*v);
       text << name << ": within a lifecycle CV " << base::fixed(v->within_cv * 100, 2) << "% (" << v->passes
-           << " passes each), between lifecycles CV " << base::fixed(v->between_cv * 100, 2) << "%\n";
+           << " passes each), "
+           << (v->lifecycles >= 2 ? "between lifecycles CV " + base::fixed(v->between_cv * 100, 2) + "%"
+                                  : std::string("between lifecycles: not seen (one lifecycle)"))
+           << "\n";
     }
   }
   if (!prior_doc.is_null()) {

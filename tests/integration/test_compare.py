@@ -61,11 +61,12 @@ class CompareTest(ProxyCase):
         self.assertEqual(second["verdict"], "no change" if inside else "inconclusive", r.stdout)
         self.assertIn("noise floor", r.stdout)
         self.assertIn("CI (trials+requests)", r.stdout)
-        # Interleaved: A B A B A B, visible in the order the trial folders were made.
+        # Interleaved, each round in the other direction (A B, B A, A B): visible in the order the
+        # trial results were written.
         trials = sorted((os.stat(os.path.join(self.dir, "sw", d, t, "result.json")).st_mtime, d)
                         for d in os.listdir(os.path.join(self.dir, "sw")) if os.path.isdir(os.path.join(self.dir, "sw", d))
                         for t in os.listdir(os.path.join(self.dir, "sw", d)) if t.startswith("trial-"))
-        self.assertEqual([d for _, d in trials], ["1_a", "2_a"] * 3)
+        self.assertEqual([d for _, d in trials], ["1_a", "2_a", "2_a", "1_a", "1_a", "2_a"])
         # compare reads the sweep folder: its first config is the baseline.
         code, doc = self.compare("sw")
         self.assertEqual(code, 0, doc)
