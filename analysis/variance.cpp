@@ -8,13 +8,19 @@ using json = nlohmann::json;
 
 std::vector<double> pass_values(const json& result, const std::string& metric, const bench::slo_map& slo) {
   std::vector<double> out;
-  const json o = result.value("options", json::object());
-  long requests = o.value("requests", 0L), repeats = o.value("repeats", 1L);
+  const json o = result.is_object() ? result.value("options", json::object()) : json::object();
+  // Any field may be null or missing (a --duration point has no request count): no passes then.
+  auto whole = [](const json& j, const char* key, long fallback) {
+    return j.is_object() && j.contains(key) && j[key].is_number_integer() ? j[key].get<long>() : fallback;
+  };
+  long requests = whole(o, "requests", 0), repeats = whole(o, "repeats", 1);
   if (repeats < 2 || requests < repeats || requests % repeats != 0) return out;
   long per_pass = requests / repeats;
   std::vector<json> passes(static_cast<std::size_t>(repeats), json::array());
-  for (const auto& r : result.value("requests", json::array())) {
-    long i = r.value("index", -1L);
+  const json none = json::array();
+  const json& reqs = result.contains("requests") && result["requests"].is_array() ? result["requests"] : none;
+  for (const auto& r : reqs) {
+    long i = whole(r, "index", -1);
     if (i < 0 || i >= requests) continue;
     passes[static_cast<std::size_t>(i / per_pass)].push_back(r);
   }

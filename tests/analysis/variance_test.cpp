@@ -66,3 +66,14 @@ TEST(Variance, OnePassIsNoSplit) {
   odd["options"]["requests"] = 9;  // not a whole number of passes
   EXPECT_TRUE(bp::analysis::pass_values(odd, "output_tps", {}).empty());
 }
+
+// A --duration load point has no request count (null): no passes, never an exception.
+TEST(Variance, ADurationRunWithoutARequestCountIsNoSplit) {
+  json d = result_of({100, 101}, 5);
+  d["options"]["requests"] = nullptr;
+  EXPECT_TRUE(bp::analysis::pass_values(d, "output_tps", {}).empty());
+  EXPECT_FALSE(bp::analysis::components({d}, "output_tps", {}).has_value());
+  d["options"]["repeats"] = "2";
+  d["options"]["requests"] = 10;
+  EXPECT_TRUE(bp::analysis::pass_values(d, "output_tps", {}).empty());
+}
