@@ -447,41 +447,45 @@ int connect_to(const std::string& host, std::uint16_t port, clock_type::time_poi
 
 /// Is the TCP connection whose far end is `peer` (on loopback) one of this process's sockets?
 /// The coordinator's loopback edge relays only CAF's own connections, never another local user's.
+/// /proc/net/tcp is read in pieces, not as one snapshot: while other sockets come and go, a line
+/// can be missed, and an old connection's TIME_WAIT line (inode 0) can carry the same address.
+/// So every line with that address is considered, and the table is read again a few times before
+/// a connection is called foreign (ours is always there; a foreign one never becomes ours).
 bool own_loopback_peer(const sockaddr_storage& peer) {
   if (peer.ss_family != AF_INET) return false;
   const auto* a = reinterpret_cast<const sockaddr_in*>(&peer);
   unsigned port = ntohs(a->sin_port);
-  std::ifstream in("/proc/self/net/tcp");
-  std::string line;
-  std::getline(in, line);
-  std::string inode;
   char want[16];
   std::snprintf(want, sizeof(want), "%08X:%04X", static_cast<unsigned>(a->sin_addr.s_addr), port);
-  while (std::getline(in, line)) {
-    std::istringstream is(line);
-    std::string sl, local, remote, st, txrx, tr, retr, uid, timeout, ino;
-    is >> sl >> local >> remote >> st >> txrx >> tr >> retr >> uid >> timeout >> ino;
-    if (local == want) {
-      inode = ino;
-      break;
+  auto ours = [](const std::string& inode) {
+    std::string target = "socket:[" + inode + "]";
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d) return false;
+    bool found = false;
+    while (dirent* e = ::readdir(d)) {
+      char link[64];
+      std::string p = std::string("/proc/self/fd/") + e->d_name;
+      ssize_t n = ::readlink(p.c_str(), link, sizeof(link) - 1);
+      if (n > 0 && std::string(link, static_cast<std::size_t>(n)) == target) {
+        found = true;
+        break;
+      }
+    }
+    ::closedir(d);
+    return found;
+  };
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    std::ifstream in("/proc/self/net/tcp");
+    std::string line;
+    std::getline(in, line);
+    while (std::getline(in, line)) {
+      std::istringstream is(line);
+      std::string sl, local, remote, st, txrx, tr, retr, uid, timeout, ino;
+      is >> sl >> local >> remote >> st >> txrx >> tr >> retr >> uid >> timeout >> ino;
+      if (local == want && !ino.empty() && ino != "0" && ours(ino)) return true;
     }
   }
-  if (inode.empty() || inode == "0") return false;
-  std::string target = "socket:[" + inode + "]";
-  DIR* d = ::opendir("/proc/self/fd");
-  if (!d) return false;
-  bool found = false;
-  while (dirent* e = ::readdir(d)) {
-    char link[64];
-    std::string p = std::string("/proc/self/fd/") + e->d_name;
-    ssize_t n = ::readlink(p.c_str(), link, sizeof(link) - 1);
-    if (n > 0 && std::string(link, static_cast<std::size_t>(n)) == target) {
-      found = true;
-      break;
-    }
-  }
-  ::closedir(d);
-  return found;
+  return false;
 }
 
 /// Threads a guard started, so its destructor can wait for every one.
