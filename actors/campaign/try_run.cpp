@@ -209,20 +209,16 @@ void try_plan::done(lifecycle_job& job) {
 }
 
 void try_plan::end_round() {
-  const int k = k_;
-  auto& base = base_;
-  auto& cand = cand_;
-  const auto& opts = opts_;
   // The first round also checks that the two can be compared at all (workload bytes, answered
   // queries, model, load shape): nothing more is spent on a pair that cannot be.
-  if (k == 1) {
-    bench::side a{"baseline", {base.outcomes[0].result}, {base.outcomes[0].result_path}, opts.dir};
-    bench::side b{"candidate", {cand.outcomes[0].result}, {cand.outcomes[0].result_path}, opts.dir};
+  if (k_ == 1) {
+    bench::side a{"baseline", {base_.outcomes[0].result}, {base_.outcomes[0].result_path}, opts_.dir};
+    bench::side b{"candidate", {cand_.outcomes[0].result}, {cand_.outcomes[0].result_path}, opts_.dir};
     not_comparable_ = bench::comparability(a, b);
-    std::string shape = bench::load_shape_of(base.outcomes[0].result);
-    if (!opts.best_load_shape.empty() && !shape.empty() && shape != opts.best_load_shape)
-      not_comparable_.push_back("load shape differs from the ledger's best (line " + std::to_string(opts.best_line) +
-                                "): " + opts.best_load_shape + " there, " + shape + " here");
+    std::string shape = bench::load_shape_of(base_.outcomes[0].result);
+    if (!opts_.best_load_shape.empty() && !shape.empty() && shape != opts_.best_load_shape)
+      not_comparable_.push_back("load shape differs from the ledger's best (line " + std::to_string(opts_.best_line) +
+                                "): " + opts_.best_load_shape + " there, " + shape + " here");
     if (!not_comparable_.empty()) {
       verdict_ = "not comparable";
       why_ = not_comparable_[0];
@@ -231,35 +227,35 @@ void try_plan::end_round() {
     }
     // --campaign-spread: the earlier decisions of this load shape, pooled (its first look is
     // at round 2, so it is chosen now, before any look).
-    if (!opts.campaign.empty()) {
+    if (!opts_.campaign.empty()) {
       std::string lines;
-      prior_ = analysis::pool_pieces(opts.campaign, shape, &lines);
+      prior_ = analysis::pool_pieces(opts_.campaign, shape, &lines);
       if (prior_.usable()) {
-        design_ = &analysis::make_design(opts.max_rounds, opts.confidence, 1.0, 3, prior_.df);
+        design_ = &analysis::make_design(opts_.max_rounds, opts_.confidence, 1.0, 3, prior_.df);
         prior_doc_ = {{"df", prior_.df}, {"design_df", design_->prior_df}, {"sd", std::sqrt(prior_.var)},
-                      {"ledger", opts.campaign_ledger}, {"lines", lines}, {"guard_p", design_->guard_p}};
+                      {"ledger", opts_.campaign_ledger}, {"lines", lines}, {"guard_p", design_->guard_p}};
         spdlog::info("[try] the campaign's spread: sd {:.2f}% of the round log ratios, {} df from {} lines {}",
-                     std::sqrt(prior_.var) * 100, prior_.df, opts.campaign_ledger, lines);
+                     std::sqrt(prior_.var) * 100, prior_.df, opts_.campaign_ledger, lines);
       } else {
-        prior_doc_ = {{"df", 0}, {"ledger", opts.campaign_ledger},
+        prior_doc_ = {{"df", 0}, {"ledger", opts_.campaign_ledger},
                       {"why_not", "no earlier decision of this load shape (" + shape + ")"}};
         spdlog::info("[try] --campaign-spread: no earlier decision in {} of this load shape: each round's own spread",
-                     opts.campaign_ledger);
+                     opts_.campaign_ledger);
       }
     }
   }
-  double hb = bench::headline(base.outcomes.back().result), hc = bench::headline(cand.outcomes.back().result);
+  double hb = bench::headline(base_.outcomes.back().result), hc = bench::headline(cand_.outcomes.back().result);
   if (!(hb > 0) || !(hc > 0) || !std::isfinite(hb) || !std::isfinite(hc)) {
     verdict_ = "failed";
-    why_ = "round " + std::to_string(k) + ": a headline that is not a positive number (" + base::fixed(hb, 3) + ", " +
+    why_ = "round " + std::to_string(k_) + ": a headline that is not a positive number (" + base::fixed(hb, 3) + ", " +
            base::fixed(hc, 3) + ")";
     over_ = true;
     return;
   }
   log_ratios_.push_back(std::log(hc / hb));
-  last_ = analysis::look(*design_, log_ratios_, opts.noise, def_->higher_is_better, prior_);
+  last_ = analysis::look(*design_, log_ratios_, opts_.noise, def_->higher_is_better, prior_);
   if (!prior_doc_.is_null() && prior_.usable()) {
-    prior_doc_["used_through_round"] = last_.prior_used ? k : prior_doc_.value("used_through_round", 0);
+    prior_doc_["used_through_round"] = last_.prior_used ? k_ : prior_doc_.value("used_through_round", 0);
     if (last_.dropped_at) prior_doc_["dropped_at_round"] = last_.dropped_at;
     if (last_.guard_p >= 0) prior_doc_["last_guard_p"] = last_.guard_p;
   }
@@ -270,7 +266,7 @@ void try_plan::end_round() {
   r["look"] = {{"ratio", last_.ratio}, {"low", last_.low}, {"high", last_.high}, {"level", last_.level},
                {"verdict", !last_.verdict.empty() ? last_.verdict : last_.futile ? "futile" : "continue"}};
   rounds_.push_back(r);
-  table_ << std::left << std::setw(7) << k << std::setw(8) << (cand_first_ ? "B A" : "A B") << std::right
+  table_ << std::left << std::setw(7) << k_ << std::setw(8) << (cand_first_ ? "B A" : "A B") << std::right
          << std::setw(14) << base::fixed(hb, 2) << std::setw(14) << base::fixed(hc, 2) << std::setw(9)
          << pct(hc / hb) << "   " << std::left;
   if (last_.level > 0)
@@ -286,191 +282,179 @@ void try_plan::end_round() {
   }
   if (last_.futile && design_->futility) {
     verdict_ = "inconclusive";
-    why_ = "no verdict is within reach by round " + std::to_string(opts.max_rounds) +
+    why_ = "no verdict is within reach by round " + std::to_string(opts_.max_rounds) +
            " at this spread (stopped early: the remaining rounds would be spent for nothing)";
     over_ = true;
   }
 }
 
 try_result try_plan::finish() {
-  const auto& opts = opts_;
-  const auto* def = def_;
-  const auto& design = *design_;
-  auto& base = base_;
-  auto& cand = cand_;
-  auto& verdict = verdict_;
-  auto& why = why_;
-  auto& last = last_;
-  auto& log_ratios = log_ratios_;
-  auto& rounds = rounds_;
-  auto& redone = redone_;
-  auto& not_comparable = not_comparable_;
-  auto& prior = prior_;
-  auto& prior_doc = prior_doc_;
-  auto& table = table_;
-  double engine_s = engine_s_;
   try_result res;
-  if (verdict.empty()) {
-    verdict = "inconclusive";
-    why = "no verdict within " + std::to_string(opts.max_rounds) + " rounds";
+  if (verdict_.empty()) {
+    verdict_ = "inconclusive";
+    why_ = "no verdict within " + std::to_string(opts_.max_rounds) + " rounds";
   }
   // A change smaller than what this machine's lifecycles spread by (an A/A measured it) is not
   // called, however the intervals fell.
-  if ((verdict == "faster" || verdict == "slower") && opts.resolution > 0 &&
-      std::fabs(std::log(last.ratio)) < std::log1p(opts.resolution)) {
-    why = verdict + " " + pct(last.ratio) + " is below this machine's resolution: its lifecycles spread by " +
-          opts.resolution_source;
-    verdict = "inconclusive";
+  bool below_resolution = false;
+  if ((verdict_ == "faster" || verdict_ == "slower") && opts_.resolution > 0 &&
+      std::fabs(std::log(last_.ratio)) < std::log1p(opts_.resolution)) {
+    below_resolution = true;
+    why_ = verdict_ + " " + pct(last_.ratio) + " is below this machine's resolution: its lifecycles spread by " +
+           opts_.resolution_source;
+    verdict_ = "inconclusive";
   }
   // What would resolve an inconclusive one: the rounds at which the last interval, narrowing as
   // 1/sqrt(rounds), would clear the nearer edge of the noise band.
   std::string needed;
-  bool below_resolution = why.find("below this machine's resolution") != std::string::npos;
   if (below_resolution) {
     needed = "nothing more of the same: the change is smaller than this machine's between-lifecycle spread "
              "(a quieter machine, or an A/A measured with more trials, resolves finer)";
-  } else if (verdict == "inconclusive" && last.level > 0) {
-    double half = (std::log(last.high) - std::log(last.low)) / 2, m = std::log(last.ratio);
-    double target = std::fabs(std::fabs(m) - std::log1p(opts.noise));
+  } else if (verdict_ == "inconclusive" && last_.level > 0) {
+    double half = (std::log(last_.high) - std::log(last_.low)) / 2, m = std::log(last_.ratio);
+    double target = std::fabs(std::fabs(m) - std::log1p(opts_.noise));
     if (target > 1e-9) {
-      double n = std::ceil(last.rounds * (half / target) * (half / target));
-      needed = "about " + base::fixed(std::max(n, last.rounds + 1.0), 0) +
+      double n = std::ceil(last_.rounds * (half / target) * (half / target));
+      needed = "about " + base::fixed(std::max(n, last_.rounds + 1.0), 0) +
                " rounds at this spread (--max-rounds), or a wider --noise";
     } else {
-      needed = "the estimate lies on the edge of ±" + base::fixed(opts.noise * 100, 1) + "%: no number of rounds resolves it";
+      needed = "the estimate lies on the edge of ±" + base::fixed(opts_.noise * 100, 1) +
+               "%: no number of rounds resolves it";
     }
   }
   // Each side's lifecycles as a trials record (`compare` and `report` read the try's folder).
   json sides = json::object();
-  for (auto* s : {&base, &cand}) {
-    const char* name = s == &base ? "baseline" : "candidate";
-    std::string sdir = (fs::path(opts.dir) / name).string();
+  for (auto* s : {&base_, &cand_}) {
+    const char* name = s == &base_ ? "baseline" : "candidate";
+    std::string sdir = (fs::path(opts_.dir) / name).string();
     std::error_code ec;
     fs::create_directories(sdir, ec);
-    json agg = aggregate_trials(s->config, s->outcomes, opts.bench, sdir);
-    agg["interleaved_with"] = opts.dir;
+    json agg = aggregate_trials(s->config, s->outcomes, opts_.bench, sdir);
+    agg["interleaved_with"] = opts_.dir;
     if (!s->outcomes.empty())
       base::write_file_atomic((fs::path(sdir) / "trials.json").string(),
                               agg.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);
     sides[name] = side_json(*s);
     sides[name]["trials"] = (fs::path(name) / "trials.json").string();
   }
-  res.verdict = verdict;
-  json decision = {{"verdict", verdict},
-                   {"metric", opts.bench.headline},
-                   {"higher_is_better", def->higher_is_better},
-                   {"rounds", static_cast<int>(log_ratios.size())},
-                   {"lifecycles", base.outcomes.size() + cand.outcomes.size()},
-                   {"engine_seconds", engine_s},
-                   {"noise", opts.noise},
-                   {"confidence", opts.confidence},
-                   {"resolution", opts.resolution > 0 ? json(opts.resolution) : json(nullptr)},
-                   {"procedure", analysis::describe(design)},
-                   {"baseline", opts.baseline},
-                   {"candidate", opts.candidate}};
-  if (last.level > 0) {
-    decision["ratio"] = last.ratio;
-    decision["low"] = last.low;
-    decision["high"] = last.high;
-    decision["level"] = last.level;
-  } else if (!log_ratios.empty()) {
-    decision["ratio"] = last.ratio;
+  res.verdict = verdict_;
+  json decision = {{"verdict", verdict_},
+                   {"metric", opts_.bench.headline},
+                   {"higher_is_better", def_->higher_is_better},
+                   {"rounds", static_cast<int>(log_ratios_.size())},
+                   {"lifecycles", base_.outcomes.size() + cand_.outcomes.size()},
+                   {"engine_seconds", engine_s_},
+                   {"noise", opts_.noise},
+                   {"confidence", opts_.confidence},
+                   {"resolution", opts_.resolution > 0 ? json(opts_.resolution) : json(nullptr)},
+                   {"procedure", analysis::describe(*design_)},
+                   {"baseline", opts_.baseline},
+                   {"candidate", opts_.candidate}};
+  if (last_.level > 0) {
+    decision["ratio"] = last_.ratio;
+    decision["low"] = last_.low;
+    decision["high"] = last_.high;
+    decision["level"] = last_.level;
+  } else if (!log_ratios_.empty()) {
+    decision["ratio"] = last_.ratio;
   }
-  if (!why.empty()) decision["reason"] = why;
+  if (!why_.empty()) decision["reason"] = why_;
   int redos = 0;
-  for (const auto& r : redone)
+  for (const auto& r : redone_)
     if (r.value("redone", false)) ++redos;
   decision["redone_disturbed"] = redos;
-  decision["lifecycles"] = base.outcomes.size() + cand.outcomes.size() + static_cast<std::size_t>(redos);
+  decision["lifecycles"] = base_.outcomes.size() + cand_.outcomes.size() + static_cast<std::size_t>(redos);
   if (!needed.empty()) decision["needed"] = needed;
-  if (!not_comparable.empty()) decision["not_comparable_because"] = not_comparable;
+  if (!not_comparable_.empty()) decision["not_comparable_because"] = not_comparable_;
   json doc = {{"schema_version", 1},
               {"kind", "bench-proxy try"},
-              {"dir", opts.dir},
-              {"interleaved_with", opts.dir},
-              {"config_path", opts.candidate},
-              {"baseline_config", opts.baseline},
+              {"dir", opts_.dir},
+              {"interleaved_with", opts_.dir},
+              {"config_path", opts_.candidate},
+              {"baseline_config", opts_.baseline},
               {"finished_at", base::utc_now_iso()},
               {"decision", decision},
-              {"design", analysis::to_json(design)},
-              {"rounds", rounds},
-              {"disturbed", redone},
-              {"disturbance_rule", {{"others_burst_cores", opts.disturbance_cores},
-                                    {"redo_disturbed", opts.redo_disturbed},
+              {"design", analysis::to_json(*design_)},
+              {"rounds", rounds_},
+              {"disturbed", redone_},
+              {"disturbance_rule", {{"others_burst_cores", opts_.disturbance_cores},
+                                    {"redo_disturbed", opts_.redo_disturbed},
                                     {"also", "telemetry's condition warnings (docs/telemetry.md)"}}},
               {"sides", sides}};
-  if (!opts.baseline_from.empty()) doc["baseline_from"] = opts.baseline_from;
+  if (!opts_.baseline_from.empty()) doc["baseline_from"] = opts_.baseline_from;
   // --against best: the best's value in the ledger against its re-measurement now. The old
   // lifecycles never enter the decision (they have no paired candidate); a shift says the
   // machine or the engine moved since.
   std::string drift_line;
-  if (opts.best_value > 0 && base.outcomes.size() >= 2) {
-    json agg = aggregate_trials(base.config, base.outcomes, opts.bench, (fs::path(opts.dir) / "baseline").string());
+  if (opts_.best_value > 0 && base_.outcomes.size() >= 2) {
+    json agg = aggregate_trials(base_.config, base_.outcomes, opts_.bench, (fs::path(opts_.dir) / "baseline").string());
     json h = agg.value("summary", json::object()).value("headline", json::object());
     if (h.contains("ci") && h["ci"].is_array() && h["ci"].size() == 2) {
       double now = h.value("value", 0.0), lo = h["ci"][0], hi = h["ci"][1];
-      bool inside = opts.best_value >= lo && opts.best_value <= hi;
-      doc["best_drift"] = {{"ledger_line", opts.best_line}, {"then", opts.best_value}, {"now", now},
+      bool inside = opts_.best_value >= lo && opts_.best_value <= hi;
+      doc["best_drift"] = {{"ledger_line", opts_.best_line}, {"then", opts_.best_value}, {"now", now},
                            {"now_ci", {lo, hi}}, {"drifted", !inside}};
-      drift_line = "the best measured " + base::fixed(opts.best_value, 2) + " at ledger line " +
-                   std::to_string(opts.best_line) + ", now " + base::fixed(now, 2) + " [" + base::fixed(lo, 2) + ", " +
+      drift_line = "the best measured " + base::fixed(opts_.best_value, 2) + " at ledger line " +
+                   std::to_string(opts_.best_line) + ", now " + base::fixed(now, 2) + " [" + base::fixed(lo, 2) + ", " +
                    base::fixed(hi, 2) + "]: " +
-                   (inside ? "consistent" : "drifted by " + pct(now / opts.best_value) + " (the machine or the engine moved)");
+                   (inside ? "consistent"
+                           : "drifted by " + pct(now / opts_.best_value) + " (the machine or the engine moved)");
     }
   }
-  if (!opts.label.empty()) doc["label"] = opts.label;
+  if (!opts_.label.empty()) doc["label"] = opts_.label;
   // The ledger row's usual fields come from the candidate's lifecycles.
-  json cand_agg = aggregate_trials(cand.config, cand.outcomes, opts.bench, (fs::path(opts.dir) / "candidate").string());
+  json cand_agg =
+      aggregate_trials(cand_.config, cand_.outcomes, opts_.bench, (fs::path(opts_.dir) / "candidate").string());
   for (const char* k : {"summary", "workload", "workload_fingerprint", "options", "model", "snapshot_id", "repo"})
     if (cand_agg.contains(k)) doc[k] = cand_agg[k];
-  doc["valid"] = verdict == "faster" || verdict == "slower" || verdict == "no change" || verdict == "inconclusive";
-  if (!doc["valid"].get<bool>()) doc["invalid_reason"] = verdict + (why.empty() ? "" : ": " + why);
+  doc["valid"] = verdict_ == "faster" || verdict_ == "slower" || verdict_ == "no change" || verdict_ == "inconclusive";
+  if (!doc["valid"].get<bool>()) doc["invalid_reason"] = verdict_ + (why_.empty() ? "" : ": " + why_);
   res.doc = doc;
   // The last line, machine-readable: "faster +3.4% [+2.1%, +4.6%] after 4 rounds".
-  std::string after = " after " + std::to_string(log_ratios.size()) + " round" + (log_ratios.size() == 1 ? "" : "s");
-  if (verdict == "faster" || verdict == "slower" || verdict == "no change") {
-    res.last_line = verdict + " " + pct(last.ratio) + " [" + pct(last.low) + ", " + pct(last.high) + "]" + after;
-    res.exit_status = verdict == "faster" ? 0 : 1;
-  } else if (verdict == "inconclusive") {
-    res.last_line = "inconclusive " + (log_ratios.empty() ? std::string("(no round)") : pct(last.ratio)) +
-                    (last.level > 0 ? " [" + pct(last.low) + ", " + pct(last.high) + "]" : std::string()) + after;
+  std::string after = " after " + std::to_string(log_ratios_.size()) + " round" + (log_ratios_.size() == 1 ? "" : "s");
+  if (verdict_ == "faster" || verdict_ == "slower" || verdict_ == "no change") {
+    res.last_line = verdict_ + " " + pct(last_.ratio) + " [" + pct(last_.low) + ", " + pct(last_.high) + "]" + after;
+    res.exit_status = verdict_ == "faster" ? 0 : 1;
+  } else if (verdict_ == "inconclusive") {
+    res.last_line = "inconclusive " + (log_ratios_.empty() ? std::string("(no round)") : pct(last_.ratio)) +
+                    (last_.level > 0 ? " [" + pct(last_.low) + ", " + pct(last_.high) + "]" : std::string()) + after;
     res.exit_status = 4;
-  } else if (verdict == "not comparable") {
-    res.last_line = "not comparable: " + why;
+  } else if (verdict_ == "not comparable") {
+    res.last_line = "not comparable: " + why_;
     res.exit_status = 3;
-  } else if (verdict == "interrupted") {
+  } else if (verdict_ == "interrupted") {
     res.last_line = "interrupted" + after;
     res.exit_status = 130;
   } else {
-    res.last_line = "failed: " + why;
+    res.last_line = "failed: " + why_;
     res.exit_status = 5;
   }
   std::ostringstream text;
-  text << "baseline:  " << opts.baseline << (opts.baseline_from.empty() ? "" : " (the ledger's best)") << "\n"
-       << "candidate: " << opts.candidate << "\n"
-       << "headline:  " << opts.bench.headline << " (" << (def->higher_is_better ? "higher" : "lower")
-       << " is better), noise ±" << base::fixed(opts.noise * 100, 1) << "%\n";
-  text << table.str();
-  text << "verdict: " << verdict;
-  if (!why.empty()) text << " (" << why << ")";
+  text << "baseline:  " << opts_.baseline << (opts_.baseline_from.empty() ? "" : " (the ledger's best)") << "\n"
+       << "candidate: " << opts_.candidate << "\n"
+       << "headline:  " << opts_.bench.headline << " (" << (def_->higher_is_better ? "higher" : "lower")
+       << " is better), noise ±" << base::fixed(opts_.noise * 100, 1) << "%\n";
+  text << table_.str();
+  text << "verdict: " << verdict_;
+  if (!why_.empty()) text << " (" << why_ << ")";
   text << "\n";
   if (!needed.empty()) text << "needed: " << needed << "\n";
-  for (const auto& r : not_comparable) text << "  - " << r << "\n";
-  text << "engine time: " << base::fixed(engine_s, 1) << " s in " << base.outcomes.size() + cand.outcomes.size()
+  for (const auto& r : not_comparable_) text << "  - " << r << "\n";
+  text << "engine time: " << base::fixed(engine_s_, 1) << " s in " << base_.outcomes.size() + cand_.outcomes.size()
        << " lifecycles";
   if (redos > 0) text << " (" << redos << " more run again: their windows were disturbed)";
   text << "\n";
-  for (const auto& r : redone)
+  for (const auto& r : redone_)
     text << "disturbed: round " << r["round"].get<int>() << " " << r["side"].get<std::string>() << ": "
          << r["reasons"][0].get<std::string>() << (r["redone"].get<bool>() ? " (run again)" : "") << "\n";
   if (!drift_line.empty()) text << "baseline: " << drift_line << "\n";
   // --repeats R: where each side's spread lives (the decision uses one value per lifecycle).
   for (const char* name : {"baseline", "candidate"}) {
-    const auto& outs = name == std::string("baseline") ? base.outcomes : cand.outcomes;
+    const auto& outs = name == std::string("baseline") ? base_.outcomes : cand_.outcomes;
     std::vector<json> results;
     for (const auto& o : outs)
       if (!o.result.is_null()) results.push_back(o.result);
-    if (auto v = analysis::components(results, opts.bench.headline, opts.bench.slo)) {
+    if (auto v = analysis::components(results, opts_.bench.headline, opts_.bench.slo)) {
       res.doc["variance_components"][name] = analysis::to_json(*v);
       text << name << ": within a lifecycle CV " << base::fixed(v->within_cv * 100, 2) << "% (" << v->passes
            << " passes each), "
@@ -479,19 +463,19 @@ try_result try_plan::finish() {
            << "\n";
     }
   }
-  if (!prior_doc.is_null()) {
-    res.doc["campaign_spread"] = prior_doc;
-    if (prior.usable())
-      text << "campaign's spread: sd " << base::fixed(std::sqrt(prior.var) * 100, 2) << "% over " << prior.df
-           << " df (" << opts.campaign_ledger << " lines " << prior_doc.value("lines", std::string()) << ")"
-           << (last.dropped_at ? ", dropped at round " + std::to_string(last.dropped_at) +
+  if (!prior_doc_.is_null()) {
+    res.doc["campaign_spread"] = prior_doc_;
+    if (prior_.usable())
+      text << "campaign's spread: sd " << base::fixed(std::sqrt(prior_.var) * 100, 2) << "% over " << prior_.df
+           << " df (" << opts_.campaign_ledger << " lines " << prior_doc_.value("lines", std::string()) << ")"
+           << (last_.dropped_at ? ", dropped at round " + std::to_string(last_.dropped_at) +
                                      ": this pair spread more than the campaign's"
-                               : ", used through round " + std::to_string(prior_doc.value("used_through_round", 0)))
+                               : ", used through round " + std::to_string(prior_doc_.value("used_through_round", 0)))
            << "\n";
     else
-      text << "campaign's spread: none of this load shape in " << opts.campaign_ledger << "\n";
+      text << "campaign's spread: none of this load shape in " << opts_.campaign_ledger << "\n";
   }
-  text << "procedure: " << analysis::describe(design) << "\n";
+  text << "procedure: " << analysis::describe(*design_) << "\n";
   res.text = text.str();
   return res;
 }

@@ -226,6 +226,8 @@ TEST_F(TryTest, AVerdictFinerThanTheMachinesSpreadIsRefused) {
   EXPECT_EQ(r.exit_status, 4);
   EXPECT_NE(r.doc["decision"]["reason"].get<std::string>().find("below this machine's resolution"), std::string::npos);
   EXPECT_EQ(r.doc["decision"]["resolution"], 0.15);
+  // More rounds cannot resolve it: the advice says so instead of a round count.
+  EXPECT_EQ(r.doc["decision"]["needed"].get<std::string>().rfind("nothing more of the same", 0), 0u);
 }
 
 TEST_F(TryTest, AgainstTheBestItsReMeasurementIsComparedWithTheLedger) {
