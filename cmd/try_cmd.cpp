@@ -2,7 +2,6 @@
 // decided sequentially (actors/campaign/try_run.hpp; the procedure in analysis/sequential.hpp);
 // bench-proxy bisect GOOD BAD: which change did it, one try per step (actors/campaign/bisect.hpp).
 #include <algorithm>
-#include <mutex>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -184,6 +183,17 @@ void apply_machine_spread(try_flags& f, measure::try_options& o, const std::stri
   }
 }
 
+/// The workload file's sha256, as the ledger records it; "" for a generated workload or one that
+/// cannot be read (the preflight names its problem).
+std::string workload_sha(const bench::options& b) {
+  std::string sha;
+  try {
+    if (!b.generated.any()) bench::load_workload(b.queries_path, &sha);
+  } catch (const std::exception&) {
+  }
+  return sha;
+}
+
 /// --campaign-spread: the ledger's earlier decisions on this workload and headline (their load
 /// shape is matched after the first round, when the try knows its own).
 void apply_campaign_spread(try_flags& f, measure::try_options& o) {
@@ -194,15 +204,9 @@ void apply_campaign_spread(try_flags& f, measure::try_options& o) {
     spdlog::info("[try] --campaign-spread: no ledger yet ({}): each decision on its own", tsv.empty() ? "--results is empty" : tsv);
     return;
   }
-  std::string sha;
-  try {
-    if (!o.bench.generated.any()) bench::load_workload(o.bench.queries_path, &sha);
-  } catch (const std::exception&) {
-    // the preflight names the workload's problem
-  }
   std::vector<std::string> warnings;
   auto rows = bench::load_ledger(tsv, &warnings);
-  o.campaign = analysis::campaign_pieces(rows, o.bench.headline, sha, &warnings);
+  o.campaign = analysis::campaign_pieces(rows, o.bench.headline, workload_sha(o.bench), &warnings);
   o.campaign_ledger = tsv;
   for (const auto& w : warnings) spdlog::warn("{}", w);
   spdlog::info("[try] --campaign-spread: {} earlier decision(s) in {} on this workload and headline", o.campaign.size(), tsv);
@@ -220,7 +224,6 @@ bool run_or_say(const char* command, const std::function<void()>& work) {
     return false;
   }
 }
-
 
 std::string engine_kind(const std::string& path) {
   auto r = load_config(path, process_env());
@@ -283,13 +286,7 @@ int try_main(try_flags& f, const std::vector<std::string>& full_argv) {
   measure::try_options o = decision_options(f, mo, full_argv);
   o.candidate = f.candidate;
   if (f.against == "best") {
-    std::string sha;
-    try {
-      if (!o.bench.generated.any()) bench::load_workload(o.bench.queries_path, &sha);
-    } catch (const std::exception&) {
-      // the preflight below names the workload's problem
-    }
-    auto best = best_from_ledger(f.b.results, o.bench.headline, o.noise, sha);
+    auto best = best_from_ledger(f.b.results, o.bench.headline, o.noise, workload_sha(o.bench));
     o.baseline = best.config;
     o.baseline_from = "best";
     o.best_line = best.line;

@@ -39,15 +39,21 @@ campaign_worker_actor::behavior_type campaign_worker(campaign_worker_actor::poin
 
 namespace {
 
+using campaign_self = campaign_actor::stateful_pointer<campaign_state>;
+
+/// Ends the campaign with `error`, which run_campaign rethrows.
+void end_with(campaign_self self, std::exception_ptr error) {
+  *self->state.error = std::move(error);
+  self->quit();
+}
+
 /// Asks the plan for the next lifecycle and hands it to the worker; the reply steps it again.
-void step(campaign_actor::stateful_pointer<campaign_state> self) {
+void step(campaign_self self) {
   std::shared_ptr<lifecycle_job> job;
   try {
     job = self->state.plan->next();
   } catch (...) {
-    *self->state.error = std::current_exception();
-    self->quit();
-    return;
+    return end_with(self, std::current_exception());
   }
   if (!job) {
     self->quit();
@@ -57,17 +63,11 @@ void step(campaign_actor::stateful_pointer<campaign_state> self) {
   self->request(self->state.worker, caf::infinite, atom::start::value, job)
       .then(
           [self](std::shared_ptr<lifecycle_job> done) {
-            if (done->error) {
-              *self->state.error = done->error;
-              self->quit();
-              return;
-            }
+            if (done->error) return end_with(self, done->error);
             try {
               self->state.plan->done(*done);
             } catch (...) {
-              *self->state.error = std::current_exception();
-              self->quit();
-              return;
+              return end_with(self, std::current_exception());
             }
             self->send(self, atom::start::value);
           },

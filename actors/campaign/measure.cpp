@@ -1,7 +1,5 @@
 #include "actors/campaign/measure.hpp"
 
-#include "analysis/variance.hpp"
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include "actors/engine_run.hpp"
 #include "analysis/engine_metrics.hpp"
 #include "analysis/conditions.hpp"
+#include "analysis/variance.hpp"
 #include "snapshot/telemetry/telemetry.hpp"
 #include "actors/campaign/trials.hpp"
 #include "base/files.hpp"
