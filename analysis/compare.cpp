@@ -90,6 +90,8 @@ json read_result(const std::string& path) {
 /// own files). An absolute path (written by an older bench-proxy) is first rebased from the folder
 /// it was written in (`recorded`) onto this one; only when no such file exists here is the
 /// absolute path itself read, and that is said (a copy would otherwise read the original's files).
+/// A path outside the recorded folder is read as it is, silently: a resumed sweep lists the
+/// lifecycles it reused from the interrupted sweep's folder that way.
 std::string listed_path(const fs::path& dir, const json& entry, const std::string& recorded, const std::string& listing) {
   if (!entry.is_string()) throw std::runtime_error(listing + ": a results entry is not a path: " + entry.dump());
   fs::path q(entry.get<std::string>());
@@ -98,13 +100,14 @@ std::string listed_path(const fs::path& dir, const json& entry, const std::strin
   if (!recorded.empty()) {
     fs::path rec = fs::path(recorded).lexically_normal();
     fs::path rel = q.lexically_normal().lexically_relative(rec);
-    if (!rel.empty() && *rel.begin() != "..") {
-      fs::path here = dir / rel;
-      if (fs::exists(here, ec)) return here.string();
-    }
+    if (rel.empty() || *rel.begin() == "..")
+      return q.string();  // outside the folder by design: a lifecycle a resumed sweep reused from the interrupted one's
+    fs::path here = dir / rel;
+    if (fs::exists(here, ec)) return here.string();
   }
-  std::cerr << "warning: " << listing << " lists an absolute path (written by an older bench-proxy) and this folder has no "
-            << "file in its place: reading " << q.string() << "\n";
+  std::cerr << "warning: " << listing << " lists an absolute path"
+            << (recorded.empty() ? " (written by an older bench-proxy)" : " inside the folder it was written in (" + recorded + ")")
+            << " and this folder has no file in its place: reading " << q.string() << "\n";
   return q.string();
 }
 

@@ -98,6 +98,8 @@ std::map<std::string, std::string> row_values(const json& r, const std::string& 
   v["time"] = field(r, {"finished_at"});
   v["description"] = field(r, {"snapshot", "config", "description"});
   v["engine"] = field(r, {"snapshot", "config", "engine"});
+  if (v["description"].empty()) v["description"] = field(r, {"description"});  // a try: its candidate's
+  if (v["engine"].empty()) v["engine"] = field(r, {"engine"});
   v["snapshot_id"] = field(r, {"snapshot_id"});
   v["venv_merkle"] = field(r, {"snapshot", "venv", "merkle_sha256"});
   v["requests"] = field(r, {"summary", "requests"});
@@ -132,6 +134,17 @@ std::map<std::string, std::string> row_values(const json& r, const std::string& 
   v["trials"] = r.contains("trials") && r["trials"].is_number() ? r["trials"].dump()
                 : status == "failed" || is_try              ? ""
                                                             : "1";
+  if (is_try) {  // a try's row: the candidate's lifecycles, whose headline (and interval) the row carries
+    const json* c = r.contains("sides") && r["sides"].is_object() && r["sides"].contains("candidate")
+                        ? &r["sides"]["candidate"]
+                        : nullptr;
+    if (c && c->is_object() && c->contains("lifecycles") && (*c)["lifecycles"].is_array()) {
+      std::size_t valid = 0;
+      for (const auto& l : (*c)["lifecycles"])
+        if (l.is_object() && l.value("valid", false)) ++valid;
+      if (valid) v["trials"] = std::to_string(valid);
+    }
+  }
   v["headline_metric"] = h.is_object() ? field(h, {"metric"}) : "";
   v["headline"] = h.is_object() ? number(h, {"value"}) : "";
   v["headline_ci_low"] = lo;

@@ -464,12 +464,24 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
       best = &entries[idx];
       break;
     }
-  if (best) {
-    rep.best_line = base::fixed(value(*best), 2);
-  } else {
-    rep.best_line = interrupted ? "invalid: interrupted" : "invalid: no config gave a valid result";
-  }
   if (interrupted) rep.any_bad = true;
+  // The last line is a number only when the exit status is 0 (docs/cli.md, "The last line"): a
+  // sweep that was cut short or lost a config says so, with the best of the rest beside it.
+  std::size_t bad = 0;
+  for (const auto& e : entries)
+    if (!valid(e)) ++bad;
+  std::string so_far = best ? "; best of the valid: " + base::fixed(value(*best), 2) + " (" +
+                                  fs::path(best->config).filename().string() + ")"
+                            : "";
+  if (best && !rep.any_bad)
+    rep.best_line = base::fixed(value(*best), 2);
+  else if (interrupted)
+    rep.best_line = "invalid: interrupted" + so_far;
+  else if (!best)
+    rep.best_line = "invalid: no config gave a valid result";
+  else
+    rep.best_line = "invalid: " + std::to_string(bad) + " of " + std::to_string(entries.size()) +
+                    " configs gave no valid result" + so_far;
   return rep;
 }
 

@@ -407,6 +407,10 @@ try_result try_plan::finish() {
       aggregate_trials(cand_.config, cand_.outcomes, opts_.bench, (fs::path(opts_.dir) / "candidate").string());
   for (const char* k : {"summary", "workload", "workload_fingerprint", "options", "model", "snapshot_id", "repo"})
     if (cand_agg.contains(k)) doc[k] = cand_agg[k];
+  // The row's description and engine kind (the snapshot itself stays in the lifecycles' folders).
+  const json cfg = cand_agg.value("snapshot", json::object()).value("config", json::object());
+  for (const char* k : {"description", "engine"})
+    if (cfg.contains(k) && cfg[k].is_string()) doc[k] = cfg[k];
   doc["valid"] = verdict_ == "faster" || verdict_ == "slower" || verdict_ == "no change" || verdict_ == "inconclusive";
   if (!doc["valid"].get<bool>()) doc["invalid_reason"] = verdict_ + (why_.empty() ? "" : ": " + why_);
   res.doc = doc;

@@ -343,7 +343,23 @@ TEST(LedgerTry, ATryRowStoresItsDecisionInItsOwnColumns) {
   EXPECT_EQ(r.group, "/tries/1");
   EXPECT_EQ(r.metric, "output_tps");
   EXPECT_EQ(r.result, "/tries/1/try.json");
-  EXPECT_EQ(r.trials, 1);  // no trials field: the column is empty
+  EXPECT_EQ(r.trials, 1);  // no sides: the column is empty
+}
+
+TEST(LedgerTry, ATryRowNamesItsCandidatesDescriptionEngineAndValidLifecycles) {
+  temp_tsv t("try-fields");
+  json doc = try_doc("slower", 0.9, 0.85, 0.95, "", 90);
+  doc["description"] = "tp 2, chunked prefill";
+  doc["engine"] = "vllm";
+  doc["sides"] = {{"baseline", {{"lifecycles", json::array({{{"valid", true}}, {{"valid", true}}})}}},
+                  {"candidate", {{"lifecycles", json::array({{{"valid", true}}, {{"valid", false}}, {{"valid", true}},
+                                                             {{"valid", true}}})}}}};
+  append_tsv(t.str(), doc, "/tries/1/try.json");
+  auto rows = load_ledger(t.str());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].description, "tp 2, chunked prefill");
+  EXPECT_EQ(rows[0].trials, 3);  // the candidate's valid lifecycles, whose headline the row carries
+  EXPECT_NE(t.lines()[1].find("\tvllm\t"), std::string::npos) << t.lines()[1];
 }
 
 TEST(LedgerTry, ATryIsACampaignStepJudgedByItsOwnDecision) {

@@ -42,7 +42,10 @@ class SweepTest(ProxyCase):
         self.assertIn("command.env.KNOB", paths)
         self.assertIn("FAILED", r.stdout)
         self.assertIn("config (", r.stdout)
-        self.assertEqual(float(r.stdout.strip().splitlines()[-1]), float("%.2f" % ok[0]["headline"]))
+        # Exit 1: the last line is no number (docs/cli.md), but names the best of the valid rows.
+        last = r.stdout.strip().splitlines()[-1]
+        self.assertEqual(last, "invalid: 1 of 3 configs gave no valid result; best of the valid: %.2f (%s)"
+                         % (ok[0]["headline"], os.path.basename(a)))
         self.assertEqual(pids_with_marker(marker), [])
 
     def test_ctrl_c_tears_the_sweep_down_cleanly(self):
@@ -114,6 +117,11 @@ class SweepTest(ProxyCase):
         self.assertEqual(results[0], os.path.join(os.path.abspath(sw), "1_a", "trial-1", "result.json"))
         self.assertEqual(sorted(os.listdir(os.path.join(self.dir, "sw2", "1_a"))), ["trial-2", "trial-3", "trials.json"])
         self.assertEqual(sorted(os.listdir(os.path.join(sw, "1_a"))), before)
+        # The reused lifecycle is listed by its absolute path on purpose: read without a warning.
+        c = subprocess.run([BENCH_PROXY, "results", os.path.join(self.dir, "sw2")], capture_output=True, text=True,
+                           cwd=self.dir, timeout=60)
+        self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
+        self.assertNotIn("absolute path", c.stderr)
         # Another config (other bytes), or a finished sweep, is not resumed: exit 2, nothing started.
         with open(a, "a") as f:
             f.write("# changed\n")

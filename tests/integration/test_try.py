@@ -66,6 +66,9 @@ class TryTest(ProxyCase):
         self.assertEqual(rows[0]["decision"], "slower")
         self.assertEqual(rows[0]["label"], "itl +10%")
         self.assertEqual(rows[0]["rounds"], str(d["rounds"]))
+        self.assertEqual(rows[0]["engine"], "mock")
+        self.assertTrue(rows[0]["description"], rows[0])  # the candidate's
+        self.assertEqual(rows[0]["trials"], str(d["rounds"]))  # the candidate's valid lifecycles
         # `results DIR` on the try's folder reads it as the ledger does: one row, its own decision.
         res = self.bp("results", os.path.join(self.dir, "t"))
         self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
