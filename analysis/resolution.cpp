@@ -91,6 +91,10 @@ std::optional<machine_spread> measured_spread(const std::vector<bench::ledger_ro
 std::vector<spread_piece> campaign_pieces(const std::vector<bench::ledger_row>& rows, const std::string& metric,
                                           const std::string& workload, std::vector<std::string>* warnings) {
   std::vector<spread_piece> out;
+  // Degrees of freedom found so far per load shape: once a shape has the most a design takes, its
+  // older tries are not read (pool_pieces, newest first, would stop before reaching them), so a
+  // long campaign costs a bounded number of file reads.
+  std::map<std::string, int> df_of_shape;
   for (auto it = rows.rbegin(); it != rows.rend(); ++it) {
     const auto& r = *it;
     if (r.decision != "faster" && r.decision != "slower" && r.decision != "no change" && r.decision != "inconclusive")
@@ -98,6 +102,7 @@ std::vector<spread_piece> campaign_pieces(const std::vector<bench::ledger_row>& 
     if (!r.metric.empty() && r.metric != metric) continue;
     if (!workload.empty() && !r.workload.empty() && r.workload != workload) continue;
     if (r.result.empty()) continue;
+    if (df_of_shape[r.load_shape] >= max_prior_df) continue;
     nlohmann::json doc;
     try {
       doc = base::read_json_file(r.result, base::json_file_depth, 64u << 20);
@@ -117,6 +122,7 @@ std::vector<spread_piece> campaign_pieces(const std::vector<bench::ledger_row>& 
     p.load_shape = r.load_shape;
     p.df = static_cast<int>(x.size()) - 1;
     p.ss = m.sd * m.sd * p.df;
+    df_of_shape[r.load_shape] += p.df;
     out.push_back(p);
   }
   return out;

@@ -37,7 +37,8 @@ struct spread_piece {
 
 /// The ledger's decided tries (faster, slower, no change, inconclusive) judged by `metric` on
 /// the workload `workload` (its sha256; "" matches any), newest first. A try.json that cannot be
-/// read is left out with a warning naming it.
+/// read is left out with a warning naming it. Once a load shape has max_prior_df degrees of
+/// freedom, its older tries are not read (the pool would not reach them).
 std::vector<spread_piece> campaign_pieces(const std::vector<bench::ledger_row>& rows, const std::string& metric,
                                           const std::string& workload, std::vector<std::string>* warnings);
 

@@ -116,7 +116,9 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
     ++step;
     json rec = {{"step", step}, {"units", subset}};
     json decision;
+    bool replayed = false;
     if (opts.fresh && opts.fresh->count(k)) {
+      replayed = true;
       // Decided earlier in this process (a bisect_plan replays the search after every step).
       decision = opts.fresh->at(k);
       std::string fv = decision.value("verdict", std::string());
@@ -172,7 +174,9 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
     engine_s += decision.value("engine_seconds", 0.0);
     rec["decision"] = decision;
     doc["steps"].push_back(rec);
-    save();
+    // A step replayed from this process's decisions is on disk already (saved when it was decided,
+    // in the same order): saving again would rewrite bisect.json once per step per replay.
+    if (!replayed) save();
     std::string label = k.size() > 42 ? k.substr(0, 39) + "..." : k;
     table << std::left << std::setw(6) << step << std::setw(44) << label << decision_line(decision)
           << (rec.contains("reused") ? " (reused)" : "") << "\n";

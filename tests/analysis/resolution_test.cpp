@@ -121,6 +121,29 @@ TEST(CampaignSpread, PoolsEarlierDecisionsOfTheSameLoadShapeAroundTheirOwnMeans)
   std::filesystem::remove_all(dir);
 }
 
+TEST(CampaignSpread, ALongCampaignReadsOnlyTheTriesThePoolCanUse) {
+  char tmpl[] = "/tmp/bp_campaign_XXXXXX";
+  std::string dir = ::mkdtemp(tmpl);
+  std::vector<bench::ledger_row> rows;
+  std::size_t line = 2;
+  // The oldest tries' files are gone: reading them would warn.
+  for (int i = 0; i < 5; ++i, ++line) rows.push_back(try_row(line, dir + "/gone.json", "faster", "c=1", {}));
+  for (int i = 0; i < 5; ++i, ++line) rows.push_back(try_row(line, dir + "/gone.json", "faster", "c=4", {}));
+  // Newer: 25 tries of 4 rounds (3 df each) of c=1, then 2 of c=4.
+  for (int i = 0; i < 25; ++i, ++line)
+    rows.push_back(try_row(line, dir + "/c1-" + std::to_string(i) + ".json", "slower", "c=1", {1.0, 1.01, 0.99, 1.02}));
+  for (int i = 0; i < 2; ++i, ++line)
+    rows.push_back(try_row(line, dir + "/c4-" + std::to_string(i) + ".json", "faster", "c=4", {1.0, 1.01, 0.99, 1.02}));
+  std::vector<std::string> warnings;
+  auto pieces = analysis::campaign_pieces(rows, "output_tps", "", &warnings);
+  ASSERT_EQ(pieces.size(), 22u);  // 20 of c=1 reach 60 df; c=4's two, then its gone files
+  ASSERT_EQ(warnings.size(), 5u);  // only c=4's: c=1 was full before its gone files
+  for (const auto& w : warnings) EXPECT_NE(w.find("gone.json"), std::string::npos) << w;
+  EXPECT_EQ(analysis::pool_pieces(pieces, "c=1", nullptr).df, analysis::max_prior_df);
+  EXPECT_EQ(analysis::pool_pieces(pieces, "c=4", nullptr).df, 6);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 
 namespace {
