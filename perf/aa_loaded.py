@@ -10,7 +10,11 @@ itself, with lifecycle and request jitter, `sweep a.yaml a.yaml --trials 3` + `c
 Prints how often each says faster or slower; the target is at most 2 of 20 (an honest 5%
 procedure stays within that 93% of the time). Every process it starts is stopped by its PID.
 
-  python3 perf/aa_loaded.py [--repetitions 20] [--load bursty|stress|none] [--what sweep,try] [--requests 40]
+`--what slower` is the other side of the same proof (issue 28: "a 10% slower config slower within
+3 rounds"): `try b.yaml --against a.yaml` where b's tokens come 10% later (its --ttft-ms and
+--itl-ms times 1.1), and how many rounds each decision took.
+
+  python3 perf/aa_loaded.py [--repetitions 20] [--load bursty|stress|none] [--what sweep,try,slower] [--requests 40]
 """
 import argparse
 import json
@@ -69,13 +73,13 @@ def stop(p):
             p.wait()
 
 
-def config(d):
-    path = os.path.join(d, "a.yaml")
+def config(d, name="a.yaml", pace_ms=3.0):
+    path = os.path.join(d, name)
     with open(path, "w") as f:
-        f.write(f"""description: A/A under load (mock with lifecycle and request jitter)
+        f.write(f"""description: A/A under load (mock with lifecycle and request jitter, tokens every {pace_ms:g} ms)
 engine: mock
 cmd: {os.path.join(BIN, 'mock-engine')}
-args: [--tokens, "8", --ttft-ms, "3", --itl-ms, "3", --pace-cv, "0.01", --jitter, "0.05"]
+args: [--tokens, "8", --ttft-ms, "{pace_ms:g}", --itl-ms, "{pace_ms:g}", --pace-cv, "0.01", --jitter, "0.05"]
 env:
   PATH: /usr/bin:/bin
 warmup: 2
@@ -101,6 +105,8 @@ def main():
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="bp_aa_")
     cfg = config(work)
+    slow = config(work, "b.yaml", 3.3)
+    rounds = []  # --what slower: the rounds each "slower" took
     common = ["--queries", WORKLOAD, "-n", str(a.requests), "--max-tokens", "8", "--no-progress",
               "--results", os.path.join(work, "r.tsv"), "--log-level", "warn"]
     counts = {w: {} for w in a.what.split(",")}
@@ -117,21 +123,35 @@ def main():
                     v = json.loads(c.stdout)["comparisons"][0]["metrics"][0]["verdict"] if c.stdout.strip() else \
                         f"failed ({r.returncode}/{c.returncode})"
                     ok_exit = c.returncode == 0
-                else:
+                elif what == "try":
                     d = os.path.join(work, f"try{i}")
                     r = bp("try", cfg, "--against", cfg, "--try-dir", d, *common, cwd=work)
                     v = r.stdout.strip().splitlines()[-1].split(" ")[0] if r.stdout.strip() else f"failed ({r.returncode})"
                     ok_exit = r.returncode in (1, 4)  # no change (discard) or inconclusive
+                else:
+                    d = os.path.join(work, f"slower{i}")
+                    r = bp("try", slow, "--against", cfg, "--try-dir", d, *common, cwd=work)
+                    v = r.stdout.strip().splitlines()[-1].split(" ")[0] if r.stdout.strip() else f"failed ({r.returncode})"
+                    ok_exit = r.returncode == 1
+                    if v == "slower":
+                        with open(os.path.join(d, "try.json")) as f:
+                            rounds.append(json.load(f)["decision"]["rounds"])
             finally:
                 stop(load)
             counts[what][v] = counts[what].get(v, 0) + 1
-            if v in ("faster", "slower"):
+            if v in ("faster", "slower") and what != "slower":
                 called[what] += 1
             print(f"[{time.monotonic() - started:7.0f} s] {what} {i + 1}/{a.repetitions}: {v}"
                   f"{'' if ok_exit else ' (exit status not 0/1/4)'}", flush=True)
     print(f"\nA/A under load '{a.load}', {a.repetitions} repetitions each, mock with pace-cv 1% and jitter 5%:")
     for what in counts:
         verdicts = ", ".join(f"{k} {n}" for k, n in sorted(counts[what].items()))
+        if what == "slower":
+            within3 = sum(1 for k in rounds if k <= 3)
+            hist = ", ".join(f"{k} rounds: {rounds.count(k)}" for k in sorted(set(rounds)))
+            print(f"  {what:6s}: a config 10% slower: {verdicts}; slower within 3 rounds in {within3} of "
+                  f"{a.repetitions} ({hist or 'none'})")
+            continue
         target = "met" if called[what] <= max(2, round(a.repetitions * 0.1)) else "MISSED"
         print(f"  {what:6s}: faster or slower in {called[what]} of {a.repetitions} ({verdicts}); "
               f"target at most {max(2, round(a.repetitions * 0.1))}: {target}")

@@ -326,13 +326,20 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
       spdlog::warn("--reset-prefix-cache: {}: {}", cfg.source_path, why);
   auto first = [&] { run->stop("interrupted"); };
   auto again = [&] { run->kill_now(); };
+  // The teardown waits through the engine's grace period: a Ctrl-C during it is still heard (a
+  // second one kills the engine's process group at once, as at any other moment).
+  auto wait_run = [&] {
+    run_result r;
+    run_interruptible([&] { r = run->wait(); }, st, first, again);
+    return r;
+  };
   auto budget = std::chrono::milliseconds(
       static_cast<long>((cfg.ready_timeout_s + cfg.snapshot_timeout_s + 600.0 * cfg.warmup + 30) * 1000));
   bool published = false;
   run_interruptible([&] { published = run->wait_published(budget); }, st, first, again);
   if (!published || st.interrupted()) {
     if (!run->finished()) run->stop(st.interrupted() ? "interrupted" : "no snapshot in time");
-    auto r = run->wait();
+    auto r = wait_run();
     out.meta_path = r.meta_path;
     if (st.interrupted()) {
       out.error = make_error(errc::interrupted, "interrupted");
@@ -378,7 +385,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   bool died = run->finished();
   int pid_after = run->status().engine_pid();
   if (!run->finished()) run->stop(st.interrupted() ? "interrupted" : "measurement done");
-  auto r = run->wait();
+  auto r = wait_run();
   out.meta_path = r.meta_path;
   if (died && !st.interrupted()) out.engine_exit = r.error ? reason_of(r.error) : "the run ended early";
   // Verify the teardown: the engine's root and its whole process group are gone, and nothing

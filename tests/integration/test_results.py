@@ -185,6 +185,28 @@ class ResultsTest(ProxyCase):
         self.assertNotIn("no snapshot after the run", " ".join(res["invalid_reasons"]))
         self.assertEqual(pids_with_marker(self.marker), [])
 
+    def test_a_second_sigint_during_the_grace_period_kills_the_engine_at_once(self):
+        # The second Ctrl-C comes once the bench has ended and the engine was sent SIGTERM: the
+        # teardown is waiting through the grace period (an hour here), and must still hear it.
+        cfg = self.marked(["--itl-ms", "50", "--tokens", "200", "--ignore-sigterm"],
+                          extra="warmup: 0\nstop_grace_s: 3600\ndrain_timeout_s: 1")
+        errf = open(os.path.join(self.dir, "stderr-grace.txt"), "w+")
+        p = subprocess.Popen([BENCH_PROXY, "run", "--config", cfg, "--queries", WORKLOAD, "-n", "50", "--no-progress",
+                              "--warmup", "0", "--log-level", "debug", "--run-dir", os.path.join(self.dir, "grace")],
+                             cwd=self.dir, stdout=subprocess.PIPE, stderr=errf, text=True)
+        wait_for(lambda: open(errf.name).read().count("] opened from") >= 3, timeout=60, what="a measured request")
+        p.send_signal(signal.SIGINT)
+        wait_for(lambda: "stopping: SIGTERM to process group" in open(errf.name).read(), timeout=120,
+                 what="the engine's grace period to begin")
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=600)
+        err = open(errf.name).read()
+        errf.close()
+        self.assertEqual(p.returncode, 130, err)
+        self.assertIn("now (SIGKILL, no grace period)", err)
+        self.assertNotIn("after the grace period", err)
+        self.assertEqual(pids_with_marker(self.marker), [])
+
     def test_sigint_during_bench_exits_130_with_an_invalid_result(self):
         p = self.start(self.config(mock_args=["--itl-ms", "50", "--tokens", "200"], extra="warmup: 0"),
                        args=["--log-level", "debug"])
