@@ -33,7 +33,7 @@ const std::set<std::string> kKnownKeys = {
     "description", "engine",        "cmd",          "args",          "cwd",
     "venv",        "warmup",        "env",          "health_path",   "ready_timeout_s",
     "stop_grace_s", "drain_timeout_s", "snapshot_timeout_s", "model", "caches", "placement",
-    "hash_cache"};
+    "hash_cache", "repo_root"};
 
 bool valid_var_name(const std::string& s) {
   if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
@@ -354,7 +354,21 @@ load_result load_config_text(const std::string& text, const std::string& path, c
   engine_config cfg;
   cfg.source_path = fs::weakly_canonical(abs, ec).string();
   env_map env = proc_env;
-  if (auto it = env.find("REPO_ROOT"); it != env.end() && !it->second.empty()) {
+  // `repo_root:` pins $REPO_ROOT (sweep --vary and bisect write the base's into the configs they
+  // generate in their own folders); otherwise the environment's, otherwise found from the file.
+  YAML::Node pinned = root["repo_root"];
+  if (pinned.IsDefined()) {
+    if (!pinned.IsScalar() || pinned.Scalar().empty() || pinned.Scalar()[0] != '/') {
+      c.add(pinned, "repo_root", "expected an absolute path (the folder $REPO_ROOT stands for)");
+    } else {
+      std::error_code dir_ec;
+      if (!fs::is_directory(pinned.Scalar(), dir_ec)) c.add(pinned, "repo_root", "not a directory: " + pinned.Scalar());
+    }
+  }
+  if (pinned.IsDefined() && pinned.IsScalar() && !pinned.Scalar().empty() && pinned.Scalar()[0] == '/') {
+    cfg.repo_root = fs::path(pinned.Scalar()).lexically_normal().string();
+    env["REPO_ROOT"] = cfg.repo_root;
+  } else if (auto it = env.find("REPO_ROOT"); it != env.end() && !it->second.empty()) {
     cfg.repo_root = it->second;
   } else {
     cfg.repo_root = find_repo_root(fs::path(cfg.source_path).parent_path());
@@ -370,7 +384,7 @@ load_result load_config_text(const std::string& text, const std::string& path, c
     if (!kKnownKeys.count(key)) {
       c.add(it->first, key, "unknown key (known: description, engine, cmd, args, cwd, venv, warmup, "
                              "env, health_path, ready_timeout_s, stop_grace_s, drain_timeout_s, "
-                             "snapshot_timeout_s, model, caches, placement, hash_cache)");
+                             "snapshot_timeout_s, model, caches, placement, hash_cache, repo_root)");
     } else if (!seen.insert(key).second) {
       c.add(it->first, key, "duplicate key");
     }

@@ -94,7 +94,11 @@ const std::vector<YAML::Node>* find_unit(const argv_units& u, const std::string&
   return nullptr;
 }
 
+/// A generated config lives in another folder than its base: its $REPO_ROOT (and with it the
+/// default cwd and what is relative to it) is pinned to the base's with `repo_root:`, and a
+/// relative `cwd`/`venv` is made absolute.
 void absolute_paths(YAML::Node& root, const std::string& repo_root) {
+  if (!repo_root.empty() && !root["repo_root"].IsDefined()) root["repo_root"] = repo_root;
   for (const char* k : {"cwd", "venv"}) {
     YAML::Node n = root[k];
     if (!n.IsDefined() || !n.IsScalar()) continue;
@@ -127,6 +131,8 @@ std::vector<unit> diff_units(const std::string& good, const std::string& good_na
     if (std::find(keys.begin(), keys.end(), it->first.Scalar()) == keys.end()) keys.push_back(it->first.Scalar());
   for (const auto& k : keys) {
     if (k == "description") continue;  // says what a config is, changes nothing it does
+    // Where the file's paths resolve from, not a knob: a generated config pins its base's.
+    if (k == "repo_root") continue;
     if (k == "env") {
       YAML::Node ge = g["env"], be = b["env"];
       std::vector<std::string> names;

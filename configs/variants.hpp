@@ -28,8 +28,9 @@ struct unit {
 std::vector<unit> diff_units(const std::string& good, const std::string& good_name, const std::string& bad,
                              const std::string& bad_name);
 
-/// `good` with the units named in `keys` taken from `bad`, as YAML text. Relative `cwd` and
-/// `venv` are made absolute against `repo_root` (a generated config lives in another folder).
+/// `good` with the units named in `keys` taken from `bad`, as YAML text. A generated config lives
+/// in another folder: it gets `repo_root:` (GOOD's $REPO_ROOT, which the default cwd and relative
+/// paths follow) unless it has one, and a relative `cwd` and `venv` are made absolute against it.
 std::string apply_units(const std::string& good, const std::string& bad, const std::vector<std::string>& keys,
                         const std::string& repo_root);
 
@@ -46,7 +47,8 @@ axis parse_axis(const std::string& spec);
 
 /// `base` with each (key, value) set: an env variable or a flag's value replaced or added, a
 /// top-level key replaced. A value is YAML-quoted as a string unless the key is numeric
-/// (`warmup`, `*_timeout_s`, `stop_grace_s`). Relative `cwd` and `venv` become absolute.
+/// (`warmup`, `*_timeout_s`, `stop_grace_s`). As in apply_units: `repo_root:` pins the base's
+/// $REPO_ROOT, and a relative `cwd` and `venv` become absolute.
 std::string apply_knobs(const std::string& base, const std::vector<std::pair<std::string, std::string>>& knobs,
                         const std::string& repo_root);
 

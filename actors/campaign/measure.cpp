@@ -419,7 +419,7 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   }
   out.result["config_path"] = o.config_path;
   if (!o.label.empty()) out.result["label"] = o.label;
-  out.result["repo"] = repo_state(o.config_path);
+  out.result["repo"] = repo_state(o.config_path, cfg.repo_root);
   std::vector<std::string> lifecycle;  // what makes every result of this lifecycle invalid
   if (cut_short) lifecycle.push_back("interrupted");
   if (!out.engine_exit.empty()) lifecycle.push_back("the engine exited during the measurement: " + out.engine_exit);

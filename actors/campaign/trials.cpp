@@ -38,9 +38,11 @@ std::vector<std::pair<std::size_t, int>> trial_order(std::size_t configs, int tr
   return out;
 }
 
-json repo_state(const std::string& config_path) {
+json repo_state(const std::string& config_path, const std::string& repo_root) {
   std::string dir;
-  if (const char* r = std::getenv("REPO_ROOT"); r && *r) {
+  if (!repo_root.empty()) {
+    dir = repo_root;
+  } else if (const char* r = std::getenv("REPO_ROOT"); r && *r) {
     dir = r;
   } else {
     std::error_code ec;

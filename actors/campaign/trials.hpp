@@ -18,9 +18,10 @@ namespace bp::measure {
 std::vector<std::pair<std::size_t, int>> trial_order(std::size_t configs, int trials, bool shuffled,
                                                      std::uint64_t seed);
 
-/// The git state of the repository holding `config_path` (or $REPO_ROOT when set):
+/// The git state of the repository holding `config_path` (or $REPO_ROOT when set; or the
+/// config's own resolved `repo_root` when given: a generated config pins its base's):
 /// {"root", "commit", "dirty"}; null when it is not in a git work tree.
-nlohmann::json repo_state(const std::string& config_path);
+nlohmann::json repo_state(const std::string& config_path, const std::string& repo_root = "");
 
 /// One config's trials as one record ("kind": "bench-proxy trials"): the headline over all
 /// trials (two-level bootstrap), each trial's path and headline, validity (every trial valid),

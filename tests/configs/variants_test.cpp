@@ -72,21 +72,50 @@ TEST(Variants, DifferencesAreUnitsPairedAsMetaDiffPairsArgv) {
 
 TEST(Variants, ApplyingEveryUnitGivesBadsBehaviourAndNoneGivesGoods) {
   auto all = keys_of(diff_units(kGood, "good.yaml", kBad, "bad.yaml"));
-  std::string full = apply_units(kGood, kBad, all, "/repo");
+  std::string full = apply_units(kGood, kBad, all, "/tmp");
   EXPECT_TRUE(diff_units(full, "full", kBad, "bad.yaml").size() == 1);  // cwd made absolute: /repo/sub
   auto d = diff_units(full, "full", kBad, "bad.yaml");
   EXPECT_EQ(d[0].key, "cwd");
-  EXPECT_EQ(d[0].from, "/repo/sub");
-  EXPECT_TRUE(diff_units(apply_units(kGood, kBad, {}, "/repo"), "none", kGood, "good").empty());
+  EXPECT_EQ(d[0].from, "/tmp/sub");
+  EXPECT_TRUE(diff_units(apply_units(kGood, kBad, {}, "/tmp"), "none", kGood, "good").empty());
 }
 
 TEST(Variants, OneUnitChangesExactlyThatUnit) {
   for (const auto& k : keys_of(diff_units(kGood, "good.yaml", kBad, "bad.yaml"))) {
-    std::string one = apply_units(kGood, kBad, {k}, "/repo");
+    std::string one = apply_units(kGood, kBad, {k}, "/tmp");
     auto d = diff_units(kGood, "good", one, "one");
     ASSERT_EQ(d.size(), 1u) << k << "\n" << one;
     EXPECT_EQ(d[0].key, k == "cwd" ? "cwd" : k);
   }
+}
+
+TEST(Variants, AGeneratedConfigResolvesItsPathsAsItsBaseDoes) {
+  // The base has no cwd: it runs in its $REPO_ROOT. Its variant lives in another folder, and must
+  // still run there, with $REPO_ROOT in its values meaning the same folder.
+  char tmpl[] = "/tmp/bp_variant_root_XXXXXX";
+  std::string root = ::mkdtemp(tmpl);
+  const std::string base =
+      "description: b\nengine: mock\ncmd: /bin/true\nargs: [--chat-template, tmpl.txt]\nenv:\n  DATA: $REPO_ROOT/x\n";
+  for (const std::string& text : {apply_knobs(base, {{"env.KNOB", "a"}}, root),
+                                  apply_units(base, base + "warmup: 3\n", {"warmup"}, root)}) {
+    EXPECT_NE(text.find("repo_root: " + root), std::string::npos) << text;
+    auto r = load_text(text);  // written elsewhere (load_text's own folder)
+    ASSERT_TRUE(r.config.has_value()) << r.errors[0].str();
+    EXPECT_EQ(r.config->repo_root, root);
+    EXPECT_EQ(r.config->cwd, root);
+    ASSERT_FALSE(r.config->env.empty());
+    EXPECT_EQ(r.config->env[0].first, "DATA");
+    EXPECT_EQ(r.config->env[0].second.value, root + "/x");
+  }
+  // repo_root is no unit of a bisect, and a relative or missing folder is refused, naming the key.
+  EXPECT_TRUE(diff_units(base, "a", apply_knobs(base, {}, root), "b").empty());
+  auto rel = load_text(base + "repo_root: some/where\n");
+  ASSERT_FALSE(rel.errors.empty());
+  EXPECT_NE(rel.errors[0].str().find("repo_root: expected an absolute path"), std::string::npos) << rel.errors[0].str();
+  auto gone = load_text(base + "repo_root: " + root + "/gone\n");
+  ASSERT_FALSE(gone.errors.empty());
+  EXPECT_NE(gone.errors[0].str().find("not a directory"), std::string::npos) << gone.errors[0].str();
+  std::filesystem::remove_all(root);
 }
 
 TEST(Variants, GeneratedConfigsLoadAndValidate) {
@@ -112,7 +141,7 @@ TEST(Variants, VaryAxesAreParsedStrictly) {
 TEST(Variants, KnobsReplaceOrAddAndTheResultValidates) {
   std::string v = apply_knobs(kGood, {{"args.-t", "4"}, {"args.--flag", "z"}, {"env.NEW", "q"}, {"warmup", "1"},
                                       {"args.--added", "9"}},
-                              "/repo");
+                              "/tmp");
   auto d = diff_units(kGood, "good", v, "variant");
   std::map<std::string, std::string> to;
   for (const auto& u : d) to[u.key] = u.to;
@@ -127,7 +156,7 @@ TEST(Variants, KnobsReplaceOrAddAndTheResultValidates) {
   EXPECT_EQ(r.config->warmup, 1);
   EXPECT_NE(r.config->description.find("[args.-t=4"), std::string::npos) << r.config->description;
   // A value the loader refuses is refused there, naming the key.
-  auto bad = load_text(apply_knobs(kGood, {{"warmup", "-3"}}, "/repo"));
+  auto bad = load_text(apply_knobs(kGood, {{"warmup", "-3"}}, "/tmp"));
   ASSERT_FALSE(bad.config.has_value());
   EXPECT_EQ(bad.errors[0].key, "warmup");
 }

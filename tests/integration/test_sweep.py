@@ -246,6 +246,24 @@ class VaryTest(ProxyCase):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertEqual(sorted(os.listdir(os.path.join(self.dir, "one", "configs"))), ["warmup=0.yaml", "warmup=2.yaml"])
 
+    def test_a_variant_runs_in_its_bases_folder_with_its_bases_repo_root(self):
+        # The base is outside any git repository and has no cwd: it runs in its own folder, reads a
+        # relative file and names $REPO_ROOT. Its variant lives in the sweep folder, and must too.
+        with open(os.path.join(self.dir, "tmpl.txt"), "w") as f:
+            f.write("{{ messages }}\n")
+        base = write_config(self.dir, "base.yaml", ["--tokens", "4", "--chat-template", "tmpl.txt"],
+                            env={"DATA": "$REPO_ROOT/x"}, extra="warmup: 1")
+        sw = os.path.join(self.dir, "sw")
+        r = self.sweep(base, "--vary", "env.KNOB=a", "--sweep-dir", sw)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        v = subprocess.run([BENCH_PROXY, "validate", base, os.path.join(sw, "configs", "env.KNOB=a.yaml")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(v.returncode, 0, v.stderr)
+        b, g = json.loads(v.stdout)
+        self.assertEqual(g["cwd"], b["cwd"])
+        self.assertEqual(g["env"]["DATA"], b["env"]["DATA"])
+        self.assertEqual(b["env"]["DATA"], os.path.join(os.path.realpath(self.dir), "x"))
+
     def test_a_knob_that_does_not_exist_or_a_value_that_is_refused_stops_before_anything_starts(self):
         base = write_config(self.dir, "base.yaml", ["--tokens", "4"], extra="warmup: 1")
         for args, words in [(["--vary", "nosuchkey=1,2"], "unknown key 'nosuchkey'"),
