@@ -416,8 +416,6 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
       }
     }
     bo.dir = fs::absolute(f.resume).lexically_normal().string();
-    std::cout << "resuming " << bo.dir << ": " << bo.done.size() << " decided step" << (bo.done.size() == 1 ? "" : "s")
-              << " reused\n";
   } else {
     if (f.good.empty() || f.bad.empty()) throw usage_error("bisect needs GOOD and BAD configs (or --resume DIR)");
     bo.good = f.good;
@@ -443,6 +441,8 @@ int bisect_main(try_flags& f, const std::vector<std::string>& full_argv) {
     }
     if (auto why = measure::resume_mismatch(recorded, bo.resume_key); !why.empty())
       throw usage_error("--resume " + f.resume + ": " + why);
+    std::cout << "resuming " << bo.dir << ": " << bo.done.size() << " decided step" << (bo.done.size() == 1 ? "" : "s")
+              << " reused\n";
   }
   if (!same_engine_kind(bo.good, "GOOD", bo.bad, "BAD")) return 3;
   if (f.resume.empty()) bo.dir = claim_folder("--bisect-dir", f.bisect_dir, "bisects", bo.bad);

@@ -126,6 +126,10 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
     } else if (auto it = done.find(k); it != done.end()) {
       decision = it->second;
       rec["reused"] = true;
+    } else if (st.interrupted() && !(opts.step_dirs && opts.step_dirs->count(k))) {
+      --step;  // stopped before this step began: no folder, no record
+      stop = "interrupted";
+      return "interrupted";
     } else {
       std::vector<std::pair<std::string, std::string>> names;
       for (const auto& u : subset) names.emplace_back(u, by_key[u].to);
@@ -223,7 +227,9 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
     return v == direction;
   };
   std::size_t n = 2;
-  while (stop.empty() && c.size() >= 2 && !st.interrupted()) {
+  // Interrupted or not, the search goes on through the steps already decided (a bisect_plan
+  // replays it after a Ctrl-C to write bisect.json): the first undecided one ends it.
+  while (stop.empty() && c.size() >= 2) {
     std::vector<std::vector<std::string>> chunks;
     std::size_t size = c.size(), start = 0;
     for (std::size_t i = 0; i < n; ++i) {
@@ -258,7 +264,8 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
   }
   if (st.interrupted() && stop.empty()) stop = "interrupted";
   if (stop == "interrupted" && stop_why.empty())
-    stop_why = "stopped before the search ended: bench-proxy bisect --resume " + opts.dir + " continues it";
+    stop_why = "stopped before the search ended: the same command with --resume " + opts.dir +
+               " (and the same workload options) continues it";
   // The answer.
   std::ostringstream text;
   text << "GOOD: " << opts.good << "\nBAD:  " << opts.bad << "\n" << units.size() << " unit"

@@ -214,3 +214,35 @@ TEST_F(BisectTest, ThePlanFindsTheCulpritOneLifecycleAtATime) {
     for (const auto& s : r.doc["steps"]) EXPECT_FALSE(s.contains("reused")) << s.dump();
   }
 }
+
+// Ctrl-C in the middle of a step: the steps decided before it stay in bisect.json (the search
+// replayed after the stop goes through them again, interrupted or not), the interrupted step is
+// recorded as such, and no folder is made for a step that never began.
+TEST_F(BisectTest, ACtrlCMidStepKeepsTheDecidedStepsInBisectJson) {
+  auto o = opts();
+  o.decision.bench.stats.bootstrap_resamples = 200;
+  o.decision.noise = 0.03;
+  int lifecycles = 0;
+  // Three rounds (six lifecycles) decide a step here: the first lifecycle of the third step
+  // takes the signal.
+  auto plan = std::make_shared<bisect_plan>(
+      o,
+      [&](const std::string& c, const std::string& d) {
+        if (++lifecycles == 13) st.signals.fetch_add(1);
+        return stand_in(c, d);
+      },
+      ok_check(), st, steady_now_s);
+  drive(*plan, steady_now_s);
+  auto r = plan->finish();
+  EXPECT_EQ(r.answer, "interrupted") << r.text;
+  json disk = json::parse(bp::base::read_file_limited((dir / "b" / "bisect.json").string(), 1 << 24));
+  ASSERT_EQ(disk["steps"].size(), 3u) << disk.dump(1);
+  EXPECT_NE(disk["steps"][0]["decision"]["verdict"], "interrupted");
+  EXPECT_NE(disk["steps"][1]["decision"]["verdict"], "interrupted");
+  EXPECT_EQ(disk["steps"][2]["decision"]["verdict"], "interrupted");
+  EXPECT_EQ(disk["answer"]["verdict"], "interrupted");
+  int folders = 0;
+  for (const auto& e : fs::directory_iterator(dir / "b"))
+    if (e.path().filename().string().rfind("step-", 0) == 0) ++folders;
+  EXPECT_EQ(folders, 3);
+}
