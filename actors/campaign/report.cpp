@@ -296,12 +296,16 @@ json report_data(const std::vector<std::string>& paths, const results_in_memory&
       for (auto& w : warnings) ledger_warnings.push_back(std::move(w));
       for (const auto& r : rows) {
         if (r.status != "valid" || r.result.empty() || !fs::exists(r.result, ec)) continue;
-        std::string src = fs::path(r.result).filename() == "trials.json" ? fs::path(r.result).parent_path().string() : r.result;
+        const std::string file = fs::path(r.result).filename().string();
+        const bool a_try = file == "try.json";  // its folder: the baseline's and the candidate's lifecycles
+        std::string src = file == "trials.json" || a_try ? fs::path(r.result).parent_path().string() : r.result;
         for (auto& s : bench::load_sides(src)) {
           // Named by its config (the file; its description where the row has no file); a
           // config measured on several rows gets its line below, to find it in the campaign.
-          s.label = !r.config.empty() ? fs::path(r.config).filename().string()
-                                      : !r.description.empty() ? r.description : r.label;
+          const bool baseline = a_try && s.label.size() >= 9 && s.label.compare(s.label.size() - 9, 9, " baseline") == 0;
+          const std::string& config = baseline ? r.baseline : r.config;
+          s.label = !config.empty() ? fs::path(config).filename().string()
+                                    : !r.description.empty() ? r.description : r.label;
           ledger_lines[sides.size()] = r.line;
           sides.push_back(std::move(s));
         }

@@ -298,6 +298,16 @@ class ReportTest(ChromiumPage, ProxyCase):
         self.assertIn("Sequential decisions (try)", dom)
         self.assertIn('data-config="t baseline"', dom)
         self.assertIn('data-config="t candidate"', dom)
+        # The ledger the try wrote a row into is a report's input too: the try's two sides, named
+        # by their configs, and its decision in the campaign.
+        ledger_html = os.path.join(self.dir, "ledger.html")
+        r = subprocess.run([BENCH_PROXY, "report", os.path.join(self.dir, "r.tsv"), "-o", ledger_html],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        dom = self.chromium(ledger_html, "--dump-dom").stdout
+        self.assertIn('data-config="base.yaml"', dom)
+        self.assertIn('data-config="slow.yaml"', dom)
+        self.assertIn("slower", re.search(r'<table id="campaign">(.*?)</table>', dom, re.S).group(1))
 
 
 if __name__ == "__main__":
