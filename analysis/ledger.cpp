@@ -28,6 +28,7 @@ using json = nlohmann::json;
 
 const char* const kNotInterleaved = "not interleaved: drift cannot be separated";
 const char* const kRemeasured = "baseline (the best, re-measured)";
+const char* const kOneLifecycle = "inconclusive: one lifecycle on a side cannot see run-to-run noise";
 
 namespace {
 
@@ -427,6 +428,9 @@ bool comparable(const ledger_row& a, const ledger_row& b) {
 std::string judge(const ledger_row& r, const ledger_row& ref, double noise, double& change) {
   double ratio = *ref.value != 0 ? *r.value / *ref.value : 0;
   change = ratio - 1.0;
+  // A row of one lifecycle has an interval over its requests only: it cannot see how much a
+  // config moves from one engine start to the next, so it supports no verdict (as in compare).
+  if (r.trials < 2 || ref.trials < 2) return kOneLifecycle;
   // Relative half-widths of both intervals combined in quadrature (no interval: 0).
   auto hw = [](const ledger_row& x) {
     return x.ci_low && x.ci_high && *x.value != 0 ? (*x.ci_high - *x.ci_low) / 2.0 / std::fabs(*x.value) : 0.0;

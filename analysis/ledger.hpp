@@ -83,6 +83,9 @@ struct campaign_entry {
 
 extern const char* const kNotInterleaved;  ///< "not interleaved: drift cannot be separated"
 extern const char* const kRemeasured;      ///< "baseline (the best, re-measured)"
+/// "inconclusive: one lifecycle on a side ...": a row or its reference measured one lifecycle
+/// (trials < 2); its interval covers request-to-request noise only.
+extern const char* const kOneLifecycle;
 
 /// Each row's verdict against the running best, and the running best. The first valid row is
 /// kept as the baseline. A row gets keep / discard / within noise / inconclusive only against a

@@ -322,6 +322,7 @@ TEST(Ledger, AScriptedCampaignGetsItsKeepAndDiscardColumn) {
                                        *find_metric("output_tps"));
     r["label"] = label;
     r["interleaved_with"] = "/sweeps/1";  // verdicts only between interleaved rows
+    r["trials"] = 3;                      // ... of several lifecycles each
     r["finished_at"] = "2026-12-01T00:00:0" + std::to_string(seed) + "Z";
     append_tsv(p.string(), r, "/r/" + label + "/result.json");
   };
@@ -340,6 +341,33 @@ TEST(Ledger, AScriptedCampaignGetsItsKeepAndDiscardColumn) {
   EXPECT_EQ(c[1].row.label, "bigger batch");
   std::string text = render_campaign(c, 0.01);
   EXPECT_NE(text.find("bigger batch"), std::string::npos);
+  fs::remove(p);
+}
+
+TEST(Ledger, ARowOfOneLifecycleGetsNoKeepOrDiscard) {
+  // A sweep of one trial per config: interleaved, but each row's interval covers its requests
+  // only. Even a large difference is no verdict (compare says the same of these results).
+  auto p = fs::temp_directory_path() / ("bp_ledger_one_" + std::to_string(::getpid()) + ".tsv");
+  fs::remove(p);
+  auto row = [&](double speed, std::uint64_t seed, const std::string& label, int trials) {
+    json r = make_result(200, speed, 0.02, seed);
+    std::string why;
+    r["summary"]["headline"] = to_json(estimator({*samples_of(r, "output_tps", {}, why)}).run(2000, 0.95, seed),
+                                       *find_metric("output_tps"));
+    r["label"] = label;
+    r["interleaved_with"] = "/sweeps/1";
+    if (trials > 1) r["trials"] = trials;
+    append_tsv(p.string(), r, "/r/" + label + "/result.json");
+  };
+  row(100, 1, "base", 1);
+  row(150, 2, "one lifecycle", 1);
+  row(150, 3, "three against one", 3);
+  auto c = campaign(load_ledger(p.string()), 0.01);
+  ASSERT_EQ(c.size(), 3u);
+  EXPECT_EQ(c[0].verdict, "keep");  // the baseline
+  EXPECT_EQ(c[1].verdict, kOneLifecycle);
+  EXPECT_EQ(c[2].verdict, kOneLifecycle);
+  EXPECT_EQ(*c[2].best_line, 2u);  // no verdict: the baseline stays the best
   fs::remove(p);
 }
 

@@ -54,7 +54,10 @@ json result(double value, const std::string& label, const std::string& group = "
               {"errors", 0},
               {"output_tps", {{"median", value}}},
               {"headline", {{"metric", "output_tps"}, {"value", value}, {"ci", {value * 0.995, value * 1.005}}}}}}};
-  if (!group.empty()) r["interleaved_with"] = group;
+  if (!group.empty()) {
+    r["interleaved_with"] = group;
+    r["trials"] = 3;  // a sweep's row: three lifecycles, interleaved with the group's others
+  }
   return r;
 }
 
@@ -63,6 +66,7 @@ json try_doc(const std::string& verdict, double ratio, double low, double high, 
              double value, const std::string& group = "/tries/1") {
   json t = result(value, label, group);
   t["kind"] = "bench-proxy try";
+  t.erase("trials");  // a try's row counts its candidate's lifecycles from "sides"
   t["schema_version"] = 1;
   t["decision"] = {{"verdict", verdict},
                    {"ratio", ratio},
