@@ -194,6 +194,25 @@ json measurement_key(const bench::options& b) {
   return k;
 }
 
+/// The file an interrupted sweep's folder gets when a sweep resumes it: the resuming folder's path.
+constexpr const char* kResumedBy = "resumed-by";
+
+/// Claims the interrupted sweep `dir` for the sweep in `into` (created exclusively: of two resumes
+/// at once, one is refused). The interrupted sweep's own files are left as they are.
+void mark_resumed(const std::string& dir, const std::string& into) {
+  std::string path = (fs::path(dir) / kResumedBy).string();
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == EEXIST)
+      throw sweep_refused("--resume " + dir + ": another sweep resumed it meanwhile (" + path + ")");
+    throw sweep_refused("--resume " + dir + ": cannot write " + path + ": " + std::strerror(errno));
+  }
+  std::string text = fs::absolute(into).lexically_normal().string() + "\n";
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!ok) throw sweep_refused("--resume " + dir + ": cannot write " + path);
+}
+
 std::vector<std::vector<outcome>> reusable_lifecycles(const std::string& dir, const json& key) {
   fs::path sj = fs::path(dir) / "sweep.json";
   if (!fs::exists(sj)) throw sweep_refused("--resume " + dir + ": no sweep.json there (not a sweep folder, or still running)");
@@ -215,6 +234,18 @@ std::vector<std::vector<outcome>> reusable_lifecycles(const std::string& dir, co
     throw sweep_refused("--resume " + dir + ": not the same sweep: " + what + " differ" +
                         (it.key() == "configs" ? "" : "s") + " (" + old.value(it.key(), json()).dump() + " there, " +
                         it.value().dump() + " now)");
+  }
+  // Resumed once already: that sweep's record holds these lifecycles (a second resume would count
+  // them again, in another group of the ledger).
+  if (fs::path marker = fs::path(dir) / kResumedBy; fs::exists(marker)) {
+    std::string into;
+    try {
+      into = std::string(base::trim(base::read_file_limited(marker.string(), 4096)));
+    } catch (const std::exception& e) {
+      into = "(" + std::string(e.what()) + ")";
+    }
+    throw sweep_refused("--resume " + dir + ": already resumed into " + into +
+                        " (resume that folder if it was interrupted)");
   }
   std::vector<std::vector<outcome>> out(key.at("configs").size());
   const json& cs = doc.value("configs", json::array());
@@ -264,6 +295,7 @@ sweep_plan::sweep_plan(sweep_options o, sweep_lifecycle_fn lifecycle, const inte
     reused = reusable_lifecycles(o_ref.resume, key_);
   }
   sweep_dir_ = claim_sweep_dir(o_ref.sweep_dir);
+  if (!o_ref.resume.empty()) mark_resumed(o_ref.resume, sweep_dir_);
   if (!generated.empty()) {
     for (auto& p : write_variants(generated, sweep_dir_)) configs_.push_back(std::move(p));
     out_ << "variants: " << generated.size() << " configs in " << (fs::path(sweep_dir_) / "configs").string() << "\n";

@@ -117,6 +117,12 @@ class SweepTest(ProxyCase):
         self.assertEqual(results[0], os.path.join(os.path.abspath(sw), "1_a", "trial-1", "result.json"))
         self.assertEqual(sorted(os.listdir(os.path.join(self.dir, "sw2", "1_a"))), ["trial-2", "trial-3", "trials.json"])
         self.assertEqual(sorted(os.listdir(os.path.join(sw, "1_a"))), before)
+        # Resumed once: a second resume of the same folder would count its lifecycles again.
+        r2 = subprocess.run(cmd + ["--sweep-dir", os.path.join(self.dir, "sw5"), "--resume", sw], capture_output=True,
+                            text=True, cwd=self.dir, timeout=120)
+        self.assertEqual(r2.returncode, 2, r2.stdout + r2.stderr)
+        self.assertIn("already resumed into " + os.path.join(self.dir, "sw2"), r2.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "sw5")))
         # The reused lifecycle is listed by its absolute path on purpose: read without a warning.
         c = subprocess.run([BENCH_PROXY, "results", os.path.join(self.dir, "sw2")], capture_output=True, text=True,
                            cwd=self.dir, timeout=60)
