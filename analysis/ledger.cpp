@@ -103,8 +103,16 @@ std::map<std::string, std::string> row_values(const json& r, const std::string& 
   if (v["engine"].empty()) v["engine"] = field(r, {"engine"});
   v["snapshot_id"] = field(r, {"snapshot_id"});
   v["venv_merkle"] = field(r, {"snapshot", "venv", "merkle_sha256"});
-  v["requests"] = field(r, {"summary", "requests"});
-  v["errors"] = field(r, {"summary", "errors"});
+  // Counts: whole numbers whichever way the result stored them (a trials aggregate sums doubles).
+  auto count = [&](const char* key) {
+    const json s = r.contains("summary") && r["summary"].is_object() ? r["summary"].value(key, json()) : json();
+    if (s.is_number() && std::isfinite(s.get<double>()) && s.get<double>() >= 0 &&
+        s.get<double>() == std::floor(s.get<double>()))
+      return std::to_string(static_cast<long long>(s.get<double>()));
+    return field(r, {"summary", key});
+  };
+  v["requests"] = count("requests");
+  v["errors"] = count("errors");
   v["median_output_tps"] = number(r, {"summary", "output_tps", "median"});
   v["median_ttft_ms"] = number(r, {"summary", "ttft_ms", "median"});
   v["median_itl_ms"] = number(r, {"summary", "itl_ms", "median"});

@@ -112,6 +112,12 @@ std::string utc_now_compact() {
   return buf;
 }
 
+std::string one_line_reason(const std::string& reason) {
+  std::string first = reason.substr(0, reason.find('\n'));
+  if (std::string e = engine_error_line(reason); !e.empty() && first.find(e) == std::string::npos) first += " " + e;
+  return first;
+}
+
 std::string engine_error_line(std::string reason) {
   for (std::size_t at; (at = reason.find("\\n")) != std::string::npos;) reason.replace(at, 2, "\n");
   auto at = reason.find("Last output:");

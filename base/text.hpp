@@ -44,5 +44,8 @@ double unix_now();
 /// exception, panic), from its "error:" on where it has one; else the output's last line; "" when
 /// the reason quotes no output. A ledger's reason may hold its newlines as "\n".
 std::string engine_error_line(std::string reason);
+/// A reason on one line: its first line, and the engine's error line when the first line stops at
+/// "Last output:" (a table cell or a step line must say what the engine said).
+std::string one_line_reason(const std::string& reason);
 
 }  // namespace bp::base

@@ -112,6 +112,16 @@ ledger_best best_from_ledger(const std::string& tsv, const std::string& metric, 
         return {config, e.row.line, e.row.value.value_or(0), e.row.load_shape};
       }
   }
+  std::size_t valid = 0, tries = 0;
+  for (const auto& r : rows)
+    if (r.status == "valid") {
+      ++valid;
+      if (!r.decision.empty()) ++tries;
+    }
+  if (valid > 0 && valid == tries)
+    throw usage_error("--against best: the ledger " + tsv + " has no running best judged by " + metric + " yet: its " +
+                      std::to_string(valid) + " valid row" + (valid == 1 ? " is a try" : "s are tries") +
+                      " that kept nothing (a try becomes the best when it says faster); give --against CONFIG");
   throw usage_error("--against best: the ledger " + tsv + " has no valid row judged by " + metric + " to be the best");
 }
 

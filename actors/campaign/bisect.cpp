@@ -38,7 +38,7 @@ std::string pct(double ratio) {
 std::string decision_line(const json& d) {
   std::string v = d.value("verdict", std::string("?"));
   if (v != "faster" && v != "slower" && v != "no change" && v != "inconclusive")
-    return v + (d.contains("reason") ? ": " + d.value("reason", std::string()) : std::string());
+    return v + (d.contains("reason") ? ": " + base::one_line_reason(d.value("reason", std::string())) : std::string());
   if (!d.contains("ratio")) return v;
   std::string s = v + " " + pct(d.value("ratio", 1.0));
   if (d.contains("low")) s += " [" + pct(d.value("low", 1.0)) + ", " + pct(d.value("high", 1.0)) + "]";
@@ -268,8 +268,8 @@ bisect_result run_bisect(const bisect_options& opts, const try_fn& run_one, cons
                " (and the same workload options) continues it";
   // The answer.
   std::ostringstream text;
-  text << "GOOD: " << opts.good << "\nBAD:  " << opts.bad << "\n" << units.size() << " unit"
-       << (units.size() == 1 ? "" : "s") << " differ:\n";
+  text << "GOOD: " << opts.good << "\nBAD:  " << opts.bad << "\n" << units.size()
+       << (units.size() == 1 ? " unit differs:\n" : " units differ:\n");
   for (const auto& u : units) text << "  " << u.label() << "\n";
   text << table.str();
   json answer = json::object();

@@ -96,8 +96,7 @@ json aggregate_trials(const std::string& config_path, const std::vector<outcome>
     if (!t.valid) {
       // One line per trial, with the engine's own error line where the reason quotes its output
       // ("... Last output: error: invalid argument: --flash-atn"), not cut at "Last output:".
-      std::string why = t.reason.empty() ? "no result" : t.reason.substr(0, t.reason.find('\n'));
-      if (std::string e = base::engine_error_line(t.reason); !e.empty() && why.find(e) == std::string::npos) why += " " + e;
+      std::string why = t.reason.empty() ? "no result" : base::one_line_reason(t.reason);
       a["invalid_reasons"].push_back(tag + ": " + why);
       pt["reason"] = t.reason;
     }
@@ -400,7 +399,7 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
         table << "  " << std::setw(kCapacityWidth - 2) << capacity_cell(e, bo, cap);
         if (!cap.is_null()) row["capacity"] = cap;
       }
-      table << "  " << why.substr(0, why.find('\n')) << "\n";
+      table << "  " << base::one_line_reason(why) << "\n";
       row["error"] = why;
       for (const auto& t : e.trials)
         if (t.error) {
