@@ -330,7 +330,8 @@ outcome measure(caf::actor_system& sys, const options& o, interrupt_state& st) {
   // second one kills the engine's process group at once, as at any other moment).
   auto wait_run = [&] {
     run_result r;
-    run_interruptible([&] { r = run->wait(); }, st, first, again);
+    // Stopping already (the caller asked): a first signal adds nothing, a later one kills.
+    run_interruptible([&] { r = run->wait(); }, st, [] {}, again);
     return r;
   };
   auto budget = std::chrono::milliseconds(
