@@ -299,7 +299,16 @@ json report_data(const std::vector<std::string>& paths, const results_in_memory&
         const std::string file = fs::path(r.result).filename().string();
         const bool a_try = file == "try.json";  // its folder: the baseline's and the candidate's lifecycles
         std::string src = file == "trials.json" || a_try ? fs::path(r.result).parent_path().string() : r.result;
-        for (auto& s : bench::load_sides(src)) {
+        std::vector<bench::side> row_sides;
+        try {
+          row_sides = bench::load_sides(src);
+        } catch (const std::exception& e) {
+          // A valid row with nothing to draw (a try decided inconclusive before one side had a
+          // lifecycle): said, and the rest of the ledger is reported.
+          ledger_warnings.push_back(p + ":" + std::to_string(r.line) + ": not drawn: " + e.what());
+          continue;
+        }
+        for (auto& s : row_sides) {
           // Named by its config (the file; its description where the row has no file); a
           // config measured on several rows gets its line below, to find it in the campaign.
           const bool baseline = a_try && s.label.size() >= 9 && s.label.compare(s.label.size() - 9, 9, " baseline") == 0;

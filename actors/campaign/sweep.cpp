@@ -204,16 +204,22 @@ json measurement_key(const bench::options& b) {
 constexpr const char* kResumedBy = "resumed-by";
 
 /// Claims the interrupted sweep `dir` for the sweep in `into` (created exclusively: of two resumes
-/// at once, one is refused). The interrupted sweep's own files are left as they are.
+/// at once, one is refused; a marker of a resume that left no record is replaced). The
+/// interrupted sweep's own files are left as they are.
 void mark_resumed(const std::string& dir, const std::string& into) {
   std::string path = (fs::path(dir) / kResumedBy).string();
+  std::string text = fs::absolute(into).lexically_normal().string() + "\n";
+  std::error_code ec;
+  if (fs::exists(path, ec)) {  // a resume that left no record (reusable_lifecycles checked): replaced
+    base::write_file_atomic(path, text, false);
+    return;
+  }
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) {
     if (errno == EEXIST)
       throw sweep_refused("--resume " + dir + ": another sweep resumed it meanwhile (" + path + ")");
     throw sweep_refused("--resume " + dir + ": cannot write " + path + ": " + std::strerror(errno));
   }
-  std::string text = fs::absolute(into).lexically_normal().string() + "\n";
   bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
   ::close(fd);
   if (!ok) throw sweep_refused("--resume " + dir + ": cannot write " + path);
@@ -243,15 +249,26 @@ std::vector<std::vector<outcome>> reusable_lifecycles(const std::string& dir, co
   }
   // Resumed once already: that sweep's record holds these lifecycles (a second resume would count
   // them again, in another group of the ledger).
+  // A resume that ended without a record of its own (killed, its machine lost) does not count:
+  // its sweep folder has no sweep.json, and nothing holds its lock.
   if (fs::path marker = fs::path(dir) / kResumedBy; fs::exists(marker)) {
     std::string into;
     try {
       into = std::string(base::trim(base::read_file_limited(marker.string(), 4096)));
     } catch (const std::exception& e) {
-      into = "(" + std::string(e.what()) + ")";
+      throw sweep_refused("--resume " + dir + ": " + e.what());
     }
-    throw sweep_refused("--resume " + dir + ": already resumed into " + into +
-                        " (resume that folder if it was interrupted)");
+    std::error_code ec;
+    if (into.empty() || fs::exists(fs::path(into) / "sweep.json", ec))
+      throw sweep_refused("--resume " + dir + ": already resumed into " + into +
+                          " (resume that folder if it was interrupted)");
+    std::string lock = (fs::path(into) / "sweep.lock").string();
+    if (int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+      bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+      ::close(fd);
+      if (held) throw sweep_refused("--resume " + dir + ": the sweep in " + into + " is resuming it now (" + lock + ")");
+    }
+    spdlog::warn("--resume {}: the resume into {} ended without a record: resuming it again", dir, into);
   }
   std::vector<std::vector<outcome>> out(key.at("configs").size());
   const json& cs = doc.value("configs", json::array());

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "base/text.hpp"
+#include "configs/engine_config.hpp"
 #include "analysis/curves.hpp"
 #include "analysis/engine_metrics.hpp"
 #include "analysis/variance.hpp"
@@ -42,6 +43,8 @@ json repo_state(const std::string& config_path, const std::string& repo_root) {
   std::string dir;
   if (!repo_root.empty()) {
     dir = repo_root;
+  } else if (auto loaded = load_config(config_path, process_env()); loaded.config) {
+    dir = loaded.config->repo_root;  // its repo_root: key, $REPO_ROOT, or found from the file, as the run's
   } else if (const char* r = std::getenv("REPO_ROOT"); r && *r) {
     dir = r;
   } else {

@@ -18,8 +18,9 @@ namespace bp::measure {
 std::vector<std::pair<std::size_t, int>> trial_order(std::size_t configs, int trials, bool shuffled,
                                                      std::uint64_t seed);
 
-/// The git state of the repository holding `config_path` (or $REPO_ROOT when set; or the
-/// config's own resolved `repo_root` when given: a generated config pins its base's):
+/// The git state of the repository holding the config: `repo_root` when given, else the
+/// config's own resolved $REPO_ROOT (its `repo_root:` key, the environment's, or found from the
+/// file; a generated config pins its base's), else $REPO_ROOT or the file's folder:
 /// {"root", "commit", "dirty"}; null when it is not in a git work tree.
 nlohmann::json repo_state(const std::string& config_path, const std::string& repo_root = "");
 

@@ -123,6 +123,17 @@ class SweepTest(ProxyCase):
         self.assertEqual(r2.returncode, 2, r2.stdout + r2.stderr)
         self.assertIn("already resumed into " + os.path.join(self.dir, "sw2"), r2.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "sw5")))
+        # A resume that ended without a record of its own (killed: no sweep.json, no lock held)
+        # does not count: the folder can be resumed again.
+        os.makedirs(os.path.join(self.dir, "ghost"))
+        with open(os.path.join(sw, "resumed-by"), "w") as f:
+            f.write(os.path.join(self.dir, "ghost") + "\n")
+        r3 = subprocess.run(cmd + ["--sweep-dir", os.path.join(self.dir, "sw6"), "--resume", sw], capture_output=True,
+                            text=True, cwd=self.dir, timeout=300)
+        self.assertEqual(r3.returncode, 0, r3.stdout + r3.stderr)
+        self.assertIn("ended without a record: resuming it again", r3.stderr)
+        with open(os.path.join(sw, "resumed-by")) as f:
+            self.assertEqual(f.read().strip(), os.path.join(self.dir, "sw6"))
         # The reused lifecycle is listed by its absolute path on purpose: read without a warning.
         c = subprocess.run([BENCH_PROXY, "results", os.path.join(self.dir, "sw2")], capture_output=True, text=True,
                            cwd=self.dir, timeout=60)
