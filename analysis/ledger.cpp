@@ -551,10 +551,14 @@ std::string render_campaign(const std::vector<campaign_entry>& c, double noise) 
   bool any_try = false, any_apart = false;
   for (const auto& e : c) {
     const auto& r = e.row;
-    std::string label = r.label.empty() ? r.description : r.label;
+    // Its --label, else its config's file (generated variants are named by their knobs), else
+    // its description.
+    std::string label = !r.label.empty()    ? r.label
+                        : !r.config.empty() ? std::filesystem::path(r.config).filename().string()
+                                            : r.description;
     for (auto& ch : label)
       if (ch == '\t' || ch == '\n' || ch == '\r') ch = ' ';
-    if (label.size() > 19) label = label.substr(0, 16) + "...";
+    label = base::shorten_middle(label, 19);
     std::string ci = r.ci_low && r.ci_high ? "[" + fmt(*r.ci_low) + ", " + fmt(*r.ci_high) + "]" : "";
     std::string change = e.change != 0 ? pct(e.change) : "";  // 0: the baseline
     os << std::left << std::setw(6) << r.line << std::setw(22) << r.time.substr(0, 21) << std::setw(20) << label

@@ -112,6 +112,17 @@ std::string utc_now_compact() {
   return buf;
 }
 
+std::string shorten_middle(const std::string& s, std::size_t width) {
+  if (s.size() <= width || width < 5) return s;
+  std::size_t keep = width - 3, head = keep / 2, tail = keep - head;
+  // Never cut inside a UTF-8 sequence: move each cut to a character boundary.
+  auto cont = [&](std::size_t i) { return i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80; };
+  while (head > 0 && cont(head)) --head;
+  std::size_t from = s.size() - tail;
+  while (from < s.size() && cont(from)) ++from;
+  return s.substr(0, head) + "..." + s.substr(from);
+}
+
 std::string one_line_reason(const std::string& reason) {
   std::string first = reason.substr(0, reason.find('\n'));
   if (std::string e = engine_error_line(reason); !e.empty() && first.find(e) == std::string::npos) first += " " + e;

@@ -11,6 +11,10 @@ namespace bp::base {
 /// Without leading and trailing spaces, tabs, CR and LF.
 std::string_view trim(std::string_view s);
 
+/// `s` in at most `width` bytes (width >= 5): its head and its tail around "...", so names
+/// that differ at their end (generated variants) still read apart in a table column.
+std::string shorten_middle(const std::string& s, std::size_t width);
+
 /// Calls `fn(line, line_no, complete)` for each line of `text` (JSONL records, TSV rows): 1-based
 /// numbers, the line without its '\n'; `complete` is false for a last line without its newline
 /// (one still being written). Lines that are blank (only spaces, tabs, CR) are skipped but counted.

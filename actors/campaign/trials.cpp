@@ -345,8 +345,7 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
     json row = {{"config", e.config}, {"ok", ok}, {"valid", ok}, {"teardown_verified", teardown},
                 {"trials", e.trials.size()}};
     if (!e.trials.empty()) row["run_dir"] = relative_to(e.trials[0].run_dir, sweep_dir);
-    std::string name = std::to_string(idx + 1) + ". " + fs::path(e.config).filename().string();
-    if (name.size() > 28) name = name.substr(0, 25) + "...";
+    std::string name = base::shorten_middle(std::to_string(idx + 1) + ". " + fs::path(e.config).filename().string(), 28);
     table << std::left << std::setw(4) << (ok ? std::to_string(++rank) : "-") << std::setw(30) << name;
     const json& summary = summary_of(e);
     std::string errors = summary.contains("errors") && summary["errors"].is_number() ? fmt(summary["errors"].get<double>(), 0) : "-";

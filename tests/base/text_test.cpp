@@ -66,3 +66,24 @@ TEST(ForEachLine, NumbersEveryLineSkipsBlankOnesAndMarksAnUnfinishedLast) {
   bp::base::for_each_line("x\ny\nz\n", [&](std::string_view, std::size_t, bool) { return ++calls < 2; });
   EXPECT_EQ(calls, 2u);  // false stops
 }
+
+TEST(ShortenMiddle, KeepsTheHeadAndTheTailSoVariantsReadApart) {
+  using bp::base::shorten_middle;
+  EXPECT_EQ(shorten_middle("short.yaml", 19), "short.yaml");
+  std::string a = shorten_middle("args.-itl-ms=5_env.MOCK_KNOB=a.yaml", 19);
+  std::string b = shorten_middle("args.-itl-ms=5_env.MOCK_KNOB=b.yaml", 19);
+  EXPECT_EQ(a.size(), 19u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a, "args.-it...B=a.yaml");
+  // A multi-byte character is never cut in two.
+  std::string u = shorten_middle("\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9", 8);
+  EXPECT_FALSE(bp::base::first_invalid_utf8(u).has_value()) << u;
+  EXPECT_LE(u.size(), 8u);
+}
+
+TEST(OneLineReason, AReasonCutAtLastOutputGetsTheEnginesLine) {
+  std::string r = "the engine exited with status 2 during startup. Last output:\n  | x\n  | error: unknown flag --foo";
+  EXPECT_EQ(bp::base::one_line_reason(r),
+            "the engine exited with status 2 during startup. Last output: error: unknown flag --foo");
+  EXPECT_EQ(bp::base::one_line_reason("plain reason\nmore"), "plain reason");
+}
