@@ -692,7 +692,10 @@ auto refused_as_usage(F&& work) -> decltype(work()) {
   try {
     return work();
   } catch (const measure::sweep_refused& e) {
-    throw usage_error(e.what());
+    // Refused before anything started: the last line says so, as the preflight's does.
+    std::string why = e.what();
+    std::cout << "failed: " << why.substr(0, why.find('\n')) << "\n";
+    throw usage_error(why);
   }
 }
 

@@ -489,6 +489,12 @@ sweep_result record_sweep(const sweep_options& o, std::vector<sweep_entry> entri
   co.seed = bo.seed;
   auto rep = report_sweep(entries, bo, co, sweep_dir, interrupted, o.trials);
   rep.doc["order"] = o.order;
+  // Each config's trials record (--trials K >= 2): `results DIR` reads one row per config from it,
+  // as the ledger has them.
+  if (o.trials > 1)
+    for (std::size_t i = 0; i < dirs.size() && i < rep.doc["configs"].size(); ++i)
+      rep.doc["configs"][i]["trials_record"] =
+          (fs::path(dirs[i]).lexically_relative(fs::path(sweep_dir)) / "trials.json").string();
   for (auto it = extra.begin(); it != extra.end(); ++it) rep.doc[it.key()] = it.value();
   std::string sweep_json = (fs::path(sweep_dir) / "sweep.json").string();
   base::write_file_atomic(sweep_json, rep.doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n", true);

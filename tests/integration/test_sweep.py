@@ -42,6 +42,11 @@ class SweepTest(ProxyCase):
         self.assertIn("command.env.KNOB", paths)
         self.assertIn("FAILED", r.stdout)
         self.assertIn("config (", r.stdout)
+        # `results` on the folder: every config in order, the failed one as a failed row.
+        res = subprocess.run([BENCH_PROXY, "results", os.path.join(self.dir, "sw"), "--json"], capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        self.assertEqual([x["verdict"] for x in json.loads(res.stdout)][1], "failed")
         # Exit 1: the last line is no number (docs/cli.md), but names the best of the valid rows.
         last = r.stdout.strip().splitlines()[-1]
         self.assertEqual(last, "invalid: 1 of 3 configs gave no valid result; best of the valid: %.2f (%s)"
@@ -122,6 +127,7 @@ class SweepTest(ProxyCase):
                             text=True, cwd=self.dir, timeout=120)
         self.assertEqual(r2.returncode, 2, r2.stdout + r2.stderr)
         self.assertIn("already resumed into " + os.path.join(self.dir, "sw2"), r2.stderr)
+        self.assertTrue(r2.stdout.strip().splitlines()[-1].startswith("failed: --resume "), r2.stdout)
         self.assertFalse(os.path.exists(os.path.join(self.dir, "sw5")))
         # A resume that ended without a record of its own (killed: no sweep.json, no lock held)
         # does not count: the folder can be resumed again.
@@ -134,11 +140,14 @@ class SweepTest(ProxyCase):
         self.assertIn("ended without a record: resuming it again", r3.stderr)
         with open(os.path.join(sw, "resumed-by")) as f:
             self.assertEqual(f.read().strip(), os.path.join(self.dir, "sw6"))
-        # The reused lifecycle is listed by its absolute path on purpose: read without a warning.
-        c = subprocess.run([BENCH_PROXY, "results", os.path.join(self.dir, "sw2")], capture_output=True, text=True,
-                           cwd=self.dir, timeout=60)
+        # The reused lifecycle is listed by its absolute path on purpose: read without a warning,
+        # and the folder reads as the ledger has it: one row for the config's three trials.
+        c = subprocess.run([BENCH_PROXY, "results", os.path.join(self.dir, "sw2"), "--json"], capture_output=True,
+                           text=True, cwd=self.dir, timeout=60)
         self.assertEqual(c.returncode, 0, c.stdout + c.stderr)
         self.assertNotIn("absolute path", c.stderr)
+        rows = json.loads(c.stdout)
+        self.assertEqual([(x["trials"], x["verdict"]) for x in rows], [(3, "keep")])
         # Another config (other bytes), or a finished sweep, is not resumed: exit 2, nothing started.
         with open(a, "a") as f:
             f.write("# changed\n")
