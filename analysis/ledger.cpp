@@ -106,9 +106,8 @@ std::map<std::string, std::string> row_values(const json& r, const std::string& 
   // Counts: whole numbers whichever way the result stored them (a trials aggregate sums doubles).
   auto count = [&](const char* key) {
     const json s = r.contains("summary") && r["summary"].is_object() ? r["summary"].value(key, json()) : json();
-    if (s.is_number() && std::isfinite(s.get<double>()) && s.get<double>() >= 0 &&
-        s.get<double>() == std::floor(s.get<double>()))
-      return std::to_string(static_cast<long long>(s.get<double>()));
+    const double n = s.is_number() ? s.get<double>() : -1;
+    if (std::isfinite(n) && n >= 0 && n == std::floor(n)) return std::to_string(static_cast<long long>(n));
     return field(r, {"summary", key});
   };
   v["requests"] = count("requests");

@@ -196,20 +196,33 @@ runner define_results(CLI::App& app, const std::vector<std::string>&) {
         try {
           std::filesystem::path try_json = std::filesystem::path(f->tsv) / "try.json";
           std::filesystem::path sweep_json = std::filesystem::path(f->tsv) / "sweep.json";
-          nlohmann::json sw;
-          if (std::filesystem::exists(sweep_json, ec))
-            sw = base::read_json_file(sweep_json.string(), base::json_file_depth, 256u << 20);
-          const bool a_sweep = sw.is_object() && sw.contains("configs") && sw["configs"].is_array();
           if (std::filesystem::exists(try_json, ec)) {
             // A try: its one row, as the ledger has it (its own decision).
             bench::append_tsv(tsv, base::read_json_file(try_json.string(), base::json_file_depth, 256u << 20),
                               try_json.string());
-          } else if (a_sweep) {
+          } else if (std::filesystem::exists(sweep_json, ec)) {
             // A sweep: its configs in order, as the ledger has them: one row per config from its
             // trials record (--trials K >= 2), else one per lifecycle; a config without a result
             // (every trial failed) as a failed row with the sweep's reason.
+            const nlohmann::json sw = base::read_json_file(sweep_json.string(), base::json_file_depth, 256u << 20);
+            const nlohmann::json configs = sw.value("configs", nlohmann::json::array());
             const std::filesystem::path dir(f->tsv);
             const std::string group = std::filesystem::absolute(dir).lexically_normal().string();
+            auto record_of = [&](const nlohmann::json& c) {
+              return c.contains("trials_record") && c["trials_record"].is_string()
+                         ? dir / c["trials_record"].get<std::string>()
+                         : std::filesystem::path();
+            };
+            auto has_results = [](const nlohmann::json& c) {
+              return c.contains("results") && c["results"].is_array() && !c["results"].empty();
+            };
+            // The lifecycles of configs without a trials record, read as compare reads them (one
+            // side per config that has results, in order; listed paths rebased onto this folder).
+            bool lifecycles = false;
+            for (const auto& c : configs)
+              lifecycles = lifecycles || (c.is_object() && has_results(c) && !std::filesystem::exists(record_of(c), ec));
+            const std::vector<bench::side> sides = lifecycles ? bench::load_sides(f->tsv) : std::vector<bench::side>{};
+            std::size_t next = 0;  // the side of the next config that has results
             std::map<std::string, std::string> errors;  // config -> why its row failed
             for (const auto& row : sw.value("rows", nlohmann::json::array()))
               if (row.is_object() && !row.value("ok", true))
@@ -218,30 +231,23 @@ runner define_results(CLI::App& app, const std::vector<std::string>&) {
               if (r.is_object() && !r.contains("interleaved_with")) r["interleaved_with"] = group;
               bench::append_tsv(tsv, r, path);
             };
-            for (const auto& c : sw["configs"]) {
+            for (const auto& c : configs) {
               if (!c.is_object()) continue;
-              const std::string config = c.value("config", std::string());
-              if (c.contains("trials_record") && c["trials_record"].is_string()) {
-                std::filesystem::path rec = dir / c["trials_record"].get<std::string>();
-                if (std::filesystem::exists(rec, ec)) {
-                  add(base::read_json_file(rec.string(), base::json_file_depth, 256u << 20), rec.string());
-                  continue;
-                }
+              const std::filesystem::path rec = record_of(c);
+              const bool results = has_results(c);
+              const bench::side* side = results && next < sides.size() ? &sides[next] : nullptr;
+              if (results) ++next;
+              if (!rec.empty() && std::filesystem::exists(rec, ec)) {
+                add(base::read_json_file(rec.string(), base::json_file_depth, 256u << 20), rec.string());
+              } else if (side) {
+                for (std::size_t i = 0; i < side->trials.size(); ++i)
+                  add(side->trials[i], i < side->paths.size() ? side->paths[i] : side->label);
+              } else {
+                const std::string config = c.value("config", std::string());
+                add({{"failed", true}, {"valid", false}, {"config_path", config},
+                     {"invalid_reason", errors.count(config) ? errors[config] : "no trial has a result"}},
+                    "");
               }
-              const nlohmann::json results = c.value("results", nlohmann::json::array());
-              if (results.is_array() && !results.empty()) {
-                for (const auto& rel : results) {
-                  if (!rel.is_string()) continue;
-                  std::filesystem::path q(rel.get<std::string>());
-                  if (q.is_relative()) q = dir / q;
-                  for (const auto& side : bench::load_sides(q.string()))
-                    for (std::size_t i = 0; i < side.trials.size(); ++i) add(side.trials[i], q.string());
-                }
-                continue;
-              }
-              add({{"failed", true}, {"valid", false}, {"config_path", config},
-                   {"invalid_reason", errors.count(config) ? errors[config] : "no trial has a result"}},
-                  "");
             }
           } else {
             for (const auto& side : bench::load_sides(f->tsv))

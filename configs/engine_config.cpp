@@ -357,15 +357,14 @@ load_result load_config_text(const std::string& text, const std::string& path, c
   // `repo_root:` pins $REPO_ROOT (sweep --vary and bisect write the base's into the configs they
   // generate in their own folders); otherwise the environment's, otherwise found from the file.
   YAML::Node pinned = root["repo_root"];
-  if (pinned.IsDefined()) {
-    if (!pinned.IsScalar() || pinned.Scalar().empty() || pinned.Scalar()[0] != '/') {
-      c.add(pinned, "repo_root", "expected an absolute path (the folder $REPO_ROOT stands for)");
-    } else {
-      std::error_code dir_ec;
-      if (!fs::is_directory(pinned.Scalar(), dir_ec)) c.add(pinned, "repo_root", "not a directory: " + pinned.Scalar());
-    }
+  const bool absolute = pinned.IsDefined() && pinned.IsScalar() && !pinned.Scalar().empty() && pinned.Scalar()[0] == '/';
+  if (pinned.IsDefined() && !absolute) {
+    c.add(pinned, "repo_root", "expected an absolute path (the folder $REPO_ROOT stands for)");
+  } else if (absolute) {
+    std::error_code dir_ec;
+    if (!fs::is_directory(pinned.Scalar(), dir_ec)) c.add(pinned, "repo_root", "not a directory: " + pinned.Scalar());
   }
-  if (pinned.IsDefined() && pinned.IsScalar() && !pinned.Scalar().empty() && pinned.Scalar()[0] == '/') {
+  if (absolute) {
     cfg.repo_root = fs::path(pinned.Scalar()).lexically_normal().string();
     env["REPO_ROOT"] = cfg.repo_root;
   } else if (auto it = env.find("REPO_ROOT"); it != env.end() && !it->second.empty()) {

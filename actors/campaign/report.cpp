@@ -308,11 +308,12 @@ json report_data(const std::vector<std::string>& paths, const results_in_memory&
           ledger_warnings.push_back(p + ":" + std::to_string(r.line) + ": not drawn: " + e.what());
           continue;
         }
-        for (auto& s : row_sides) {
+        for (std::size_t k = 0; k < row_sides.size(); ++k) {
+          auto& s = row_sides[k];
           // Named by its config (the file; its description where the row has no file); a
-          // config measured on several rows gets its line below, to find it in the campaign.
-          const bool baseline = a_try && s.label.size() >= 9 && s.label.compare(s.label.size() - 9, 9, " baseline") == 0;
-          const std::string& config = baseline ? r.baseline : r.config;
+          // config measured on several rows gets its line below, to find it in the campaign. A
+          // try's folder gives its baseline first, then its candidate (load_sides).
+          const std::string& config = a_try && k == 0 ? r.baseline : r.config;
           s.label = !config.empty() ? fs::path(config).filename().string()
                                     : !r.description.empty() ? r.description : r.label;
           ledger_lines[sides.size()] = r.line;

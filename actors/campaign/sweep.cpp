@@ -34,8 +34,11 @@ using json = nlohmann::json;
 namespace {
 
 /// The flock of claim_sweep_dir; the descriptor stays open (and locked) until this process exits.
+/// The lock a running sweep holds in its folder (flock, its PID inside).
+std::string sweep_lock_path(const std::string& dir) { return (fs::path(dir) / "sweep.lock").string(); }
+
 void lock_sweep_dir(const std::string& dir) {
-  std::string path = (fs::path(dir) / "sweep.lock").string();
+  std::string path = sweep_lock_path(dir);
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -248,9 +251,8 @@ std::vector<std::vector<outcome>> reusable_lifecycles(const std::string& dir, co
                         it.value().dump() + " now)");
   }
   // Resumed once already: that sweep's record holds these lifecycles (a second resume would count
-  // them again, in another group of the ledger).
-  // A resume that ended without a record of its own (killed, its machine lost) does not count:
-  // its sweep folder has no sweep.json, and nothing holds its lock.
+  // them again, in another group of the ledger). A resume that ended without a record of its own
+  // (killed, its machine lost) does not count: its folder has no sweep.json and nobody its lock.
   if (fs::path marker = fs::path(dir) / kResumedBy; fs::exists(marker)) {
     std::string into;
     try {
@@ -262,7 +264,7 @@ std::vector<std::vector<outcome>> reusable_lifecycles(const std::string& dir, co
     if (into.empty() || fs::exists(fs::path(into) / "sweep.json", ec))
       throw sweep_refused("--resume " + dir + ": already resumed into " + into +
                           " (resume that folder if it was interrupted)");
-    std::string lock = (fs::path(into) / "sweep.lock").string();
+    std::string lock = sweep_lock_path(into);
     if (int fd = ::open(lock.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
       bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
       ::close(fd);
