@@ -1,18 +1,26 @@
-// bp-hash-bench ROOT [THREADS [BLOCK_KIB]] [--cache DIR]: hashes ROOT/{bin,lib,lib64} as the venv
-// collector does and prints files, bytes, seconds, MB/s, the CPU time it took (user and system:
-// on a shared machine CPU seconds per byte say more than wall time) and the merkle root
-// (perf/venv_hash.sh compares it with OpenSSL). With --cache, through the hash cache in DIR as a
-// run does (saved after), and its counters.
+// bp-hash-bench ROOT [THREADS [BLOCK_KIB]] [--cache DIR] [--portable]: hashes ROOT/{bin,lib,lib64}
+// as the venv collector does and prints files, bytes, seconds, MB/s, the CPU time it took (user and
+// system: on a shared machine CPU seconds per byte say more than wall time) and the merkle root.
+// With --cache, through the hash cache in DIR as a run does (saved after), and its counters. With
+// --portable, without the SHA extensions' lanes (OpenSSL per lane, as on a CPU without them).
+//
+// bp-hash-bench --in-memory [MIB=64]: one thread's SHA-256 speed on data already in memory, one
+// stream (OpenSSL's SHA256, what `openssl speed` measures) and four streams at once (the lanes
+// hashing uses), in MB/s of user CPU time, best of 5 (perf/venv_hash.sh prints both beside the
+// tree's speed).
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "base/sha256_lanes.hpp"
 #include "snapshot/hash_cache.hpp"
 #include "snapshot/merkle.hpp"
 
@@ -23,19 +31,57 @@ double cpu_s(bool user) {
   const timeval& t = user ? ru.ru_utime : ru.ru_stime;
   return t.tv_sec + t.tv_usec / 1e6;
 }
+
+
+int in_memory(std::size_t mib) {
+  std::vector<std::string> data(bp::sha256_file_lanes::kLanes);
+  std::uint64_t x = 88172645463325252ull;
+  for (auto& d : data) {
+    d.resize(mib << 20);
+    for (auto& c : d) {  // xorshift: bytes no compressor or cache trick could shortcut
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      c = static_cast<char>(x);
+    }
+  }
+  double one = 0, four = 0;
+  for (int r = 0; r < 5; ++r) {
+    double u = cpu_s(true);
+    std::string h = bp::sha256_hex(data[0]);
+    double s1 = cpu_s(true) - u;
+    u = cpu_s(true);
+    std::vector<std::string_view> views(data.begin(), data.end());
+    auto hs = bp::sha256_hex_lanes(views);
+    double s4 = cpu_s(true) - u;
+    if (hs[0] != h) {
+      std::fprintf(stderr, "bp-hash-bench: the lanes' digest differs from SHA256's\n");
+      return 1;
+    }
+    if (s1 > 0) one = std::max(one, (mib << 20) / s1 / 1e6);
+    if (s4 > 0) four = std::max(four, data.size() * (mib << 20) / s4 / 1e6);
+  }
+  std::printf("one_stream_MBps %.0f four_lanes_MBps %.0f sha_extensions %s\n", one, four,
+              bp::sha256_lanes_in_hardware() ? "yes" : "no");
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> pos;
   std::string cache_dir;
   for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--cache") == 0 && i + 1 < argc)
+    if (std::strcmp(argv[i], "--cache") == 0 && i + 1 < argc) {
       cache_dir = argv[++i];
-    else
+    } else if (std::strcmp(argv[i], "--portable") == 0) {
+      bp::sha256_lanes_use_hardware(false);
+    } else if (std::strcmp(argv[i], "--in-memory") == 0) {
+      return in_memory(i + 1 < argc ? static_cast<std::size_t>(std::atol(argv[i + 1])) : 64);
+    } else {
       pos.push_back(argv[i]);
+    }
   }
   if (pos.empty()) {
-    std::fprintf(stderr, "usage: bp-hash-bench ROOT [THREADS [BLOCK_KIB]] [--cache DIR]\n");
+    std::fprintf(stderr, "usage: bp-hash-bench ROOT [THREADS [BLOCK_KIB]] [--cache DIR] [--portable]\n"
+                         "       bp-hash-bench --in-memory [MIB]\n");
     return 2;
   }
   int threads = pos.size() > 1 ? std::atoi(pos[1].c_str()) : 0;

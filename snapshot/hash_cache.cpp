@@ -360,6 +360,19 @@ void hash_cache::save() {
   }
 }
 
+bool from_cache(hash_cache& cache, const std::string& path, const file_stamp& known, std::string& hex,
+                std::uint64_t& size, cache_ask& ask) {
+  ask.decision = cache.lookup(path, known, ask.cached);
+  if (ask.decision == hash_cache::decision::hit) {
+    hex = ask.cached;
+    size = known.size;
+    cache.hit(path);
+    return true;
+  }
+  ask.read_at_ns = cache.now_ns();
+  return false;
+}
+
 bool hash_file(const std::string& path, const file_stamp* known, hash_cache* cache, read_buffer& buf, std::string& hex,
                std::uint64_t& size, std::string& err) {
   if (!cache) return sha256_file(path, hex, size, err, buf);
@@ -367,27 +380,20 @@ bool hash_file(const std::string& path, const file_stamp* known, hash_cache* cac
   if (!known) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0) {
-      own.dev = static_cast<std::uint64_t>(st.st_dev);
-      own.ino = static_cast<std::uint64_t>(st.st_ino);
-      own.size = static_cast<std::uint64_t>(st.st_size);
-      own.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-      own.ctime_ns = static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+      own = stamp_of(st);
       known = &own;
     }
   }
-  std::string cached;
-  auto d = known ? cache->lookup(path, *known, cached) : hash_cache::decision::miss;
-  if (d == hash_cache::decision::hit) {
-    hex = cached;
-    size = known->size;
-    cache->hit(path);
-    return true;
+  cache_ask ask;
+  if (known) {
+    if (from_cache(*cache, path, *known, hex, size, ask)) return true;
+  } else {
+    ask.read_at_ns = cache->now_ns();
   }
-  std::int64_t t = cache->now_ns();
   file_stamp stamp;
   bool stable = false;
   if (!sha256_file(path, hex, size, err, buf, &stamp, &stable)) return false;
-  cache->read(path, stamp, hex, t, stable, d, cached);
+  cache->read(path, stamp, hex, ask.read_at_ns, stable, ask.decision, ask.cached);
   return true;
 }
 

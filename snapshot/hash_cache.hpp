@@ -123,6 +123,18 @@ class hash_cache {
   hash_cache_stats stats_;
 };
 
+/// What asking the cache about a file decided, for hash_cache::read once the file is read.
+struct cache_ask {
+  hash_cache::decision decision = hash_cache::decision::miss;
+  std::string cached;           ///< the remembered hash (verify: compared with the one read)
+  std::int64_t read_at_ns = 0;  ///< taken before the read (a change after it is not trusted away)
+};
+
+/// The first half of hash_file: true (and `hex`, `size` set, the hit counted) when the cache
+/// answers for a file of stamp `known`; otherwise `ask` is what read() needs once it is read.
+bool from_cache(hash_cache& cache, const std::string& path, const file_stamp& known, std::string& hex,
+                std::uint64_t& size, cache_ask& ask);
+
 /// One file's hash through `cache` (may be null: always read). `known` is the file's stamp from a
 /// stat the caller already made (the tree walk's lstat), or null to stat it here (following
 /// links, as a mapped library's path is). `buf` is the calling thread's read buffer.

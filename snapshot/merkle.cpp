@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "base/sha256.hpp"
+#include "base/sha256_lanes.hpp"
 #include "snapshot/hash_cache.hpp"
 
 namespace bp::snap {
@@ -235,34 +236,74 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
   std::atomic<std::size_t> next{0};
   std::atomic<std::uint64_t> done_bytes{0};
   std::atomic<bool> late{false}, no_buffer{false};
+  const int root_fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  struct closer {
+    int fd;
+    ~closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } close_root{root_fd};
   auto work = [&] {
-    // One read buffer per thread for the whole tree (mapped here, unmapped when this returns).
-    std::unique_ptr<read_buffer> owned;
+    // Files that must be read go four at a time through this thread's lanes (base/sha256_lanes.hpp:
+    // one buffer for the whole tree, mapped here, unmapped when this returns).
+    struct pending {
+      std::size_t index;
+      std::string path;
+      cache_ask ask;
+    };
+    std::vector<pending> asked;  // the files in the lanes that the cache was asked about
+    auto done = [&](sha256_file_lanes::result&& r) {
+      tree_entry& e = res.entries[r.token];
+      if (!r.ok) {
+        e.error = root + "/" + e.path + ": " + r.err;
+      } else {
+        e.sha256 = std::move(r.hex);
+        e.size = r.size;
+      }
+      done_bytes += r.size;
+      if (!cache) return;
+      auto it = std::find_if(asked.begin(), asked.end(), [&](const pending& p) { return p.index == r.token; });
+      if (it == asked.end()) return;
+      if (r.ok)
+        cache->read(it->path, r.stamp, e.sha256, it->ask.read_at_ns, r.stable, it->ask.decision, it->ask.cached);
+      asked.erase(it);
+    };
+    std::unique_ptr<sha256_file_lanes> lanes;
     try {
-      owned = std::make_unique<read_buffer>(block);
+      lanes = std::make_unique<sha256_file_lanes>(done, block, cache != nullptr);  // no cache: nothing to keep
     } catch (const std::exception&) {
       no_buffer = true;  // no memory for a buffer: the collector fails rather than half-hashing
       late = true;
       return;
     }
-    read_buffer& buf = *owned;
     for (;;) {
       std::size_t k = next.fetch_add(1);
-      if (k >= order.size() || late.load()) return;
+      if (k >= order.size()) break;
+      if (late.load()) return;
       if (std::chrono::steady_clock::now() > deadline) {
         late = true;
         return;
       }
       tree_entry& e = res.entries[order[k]];
-      std::uint64_t size = 0;
-      std::string err;
-      if (!hash_file(root + "/" + e.path, &e.stamp, cache, buf, e.sha256, size, err)) {
-        e.error = err;
-      } else {
-        e.size = size;
+      std::string path = root + "/" + e.path;
+      if (cache) {
+        pending p{order[k], path, {}};
+        std::uint64_t size = 0;
+        if (from_cache(*cache, path, e.stamp, e.sha256, size, p.ask)) {
+          e.size = size;
+          done_bytes += size;
+          continue;
+        }
+        asked.push_back(std::move(p));
       }
-      done_bytes += size;
+      // By its path under the root (not the whole path again), with the walk's stamp: it is
+      // "stable" when the file still has it after the last read.
+      if (root_fd >= 0)
+        lanes->add(e.path, order[k], &e.stamp, root_fd);
+      else
+        lanes->add(path, order[k], &e.stamp);
     }
+    lanes->finish();
   };
   if (progress) {
     // The calling thread reports progress while the pool works.

@@ -2,8 +2,9 @@
 /// The venv tree hash (definition in docs/meta-schema.md, "venv").
 ///
 /// Entries under <root>/{bin,lib,lib64} are listed without following symlinks, regular files are
-/// hashed in parallel in fixed-size blocks (bounded memory), and the rollup is computed over the
-/// entries sorted by path, so it is independent of traversal order and thread count:
+/// hashed in parallel (four per thread at once) in fixed-size blocks (bounded memory), and the
+/// rollup is computed over the entries sorted by path, so it is independent of traversal order
+/// and thread count:
 ///   leaf(file) = "F " + sha256 + " " + size + " " + path + "\n"
 ///   leaf(link) = "L " + sha256(target) + " 0 " + path + "\n"
 ///   merkle_sha256 = sha256(concatenation of the leaves in byte order of path)
@@ -40,7 +41,8 @@ class hash_cache;
 /// Hashes `subdirs` of `root`. Throws std::runtime_error when the deadline passes. With `cache`,
 /// files whose stamp is unchanged take their cached hash (snapshot/hash_cache.hpp), and the cache
 /// is saved once the files are hashed, while the entries are sorted and rolled up (not when the
-/// deadline passes: nothing half-done is remembered). Each thread reads through one buffer of `block` bytes for the whole tree.
+/// deadline passes: nothing half-done is remembered). Each thread hashes the files it must read
+/// four at a time (base/sha256_lanes.hpp), each through `block` bytes of one buffer for the tree.
 tree_hash hash_tree(const std::string& root, const std::vector<std::string>& subdirs, int threads,
                     std::chrono::steady_clock::time_point deadline,
                     const std::function<void(const std::string&)>& progress = nullptr, hash_cache* cache = nullptr,
