@@ -9,11 +9,14 @@
 
 #include <fcntl.h>
 #include <openssl/sha.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -132,6 +135,71 @@ void update_lanes(SHA256_CTX* const* ctx, const unsigned char* const* data, int 
   for (int i = 0; i < n; ++i) SHA256_Update(ctx[i], data[i], blocks * 64);
 }
 
+// Large files are hashed from windows of a mapping (no copy out of the page cache). A file
+// truncated while a window of it is mapped makes the pages past its new end raise SIGBUS when they
+// are touched. on_sigbus checks whether the address is in a window this thread mapped; if it is,
+// it puts zero pages over the rest of that window (the access is then repeated and reads zeros)
+// and marks the window, and the lane ends that file as "truncated while it was read". Any other
+// SIGBUS goes where it went before: the handler that was there, or the default (the process
+// ends). No window is mapped unless on_sigbus is the handler at that moment.
+constexpr int kSlots = 8;
+struct window_slot {
+  std::uintptr_t lo = 0, hi = 0;  // hi == 0: free
+  volatile sig_atomic_t faulted = 0;
+};
+thread_local window_slot t_windows[kSlots] __attribute__((tls_model("initial-exec")));
+struct sigaction g_previous;
+std::uintptr_t g_page = 4096;
+std::once_flag g_install;
+bool g_installed = false;
+
+void on_sigbus(int sig, siginfo_t* si, void* uc) {
+  const auto a = reinterpret_cast<std::uintptr_t>(si->si_addr);
+  if (si->si_code > 0) {  // a fault (not a kill): is it in one of this thread's windows?
+    for (auto& w : t_windows) {
+      if (w.hi == 0 || a < w.lo || a >= w.hi) continue;
+      const std::uintptr_t page = a & ~(g_page - 1);
+      void* z = ::mmap(reinterpret_cast<void*>(page), w.hi - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                       -1, 0);
+      if (z != MAP_FAILED) {
+        w.faulted = 1;
+        return;
+      }
+      break;  // could not patch it: as if it were not ours
+    }
+  }
+  if ((g_previous.sa_flags & SA_SIGINFO) != 0 && g_previous.sa_sigaction != nullptr) {
+    g_previous.sa_sigaction(sig, si, uc);
+    return;
+  }
+  if ((g_previous.sa_flags & SA_SIGINFO) == 0 && g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+    g_previous.sa_handler(sig);
+    return;
+  }
+  // The default action: a fault repeats when this returns and ends the process; a kill is sent again.
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  ::sigaction(SIGBUS, &dfl, nullptr);
+  if (si->si_code <= 0) ::raise(SIGBUS);
+}
+
+// Whether files may be mapped now: on_sigbus installed, and still the handler.
+bool may_map() {
+  std::call_once(g_install, [] {
+    long page = ::sysconf(_SC_PAGESIZE);
+    if (page > 0) g_page = static_cast<std::uintptr_t>(page);
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    g_installed = ::sigaction(SIGBUS, &sa, &g_previous) == 0;
+  });
+  if (!g_installed) return false;
+  struct sigaction now {};
+  return ::sigaction(SIGBUS, nullptr, &now) == 0 && (now.sa_flags & SA_SIGINFO) != 0 && now.sa_sigaction == on_sigbus;
+}
+
 std::string final_hex(SHA256_CTX& c, const unsigned char* tail, std::size_t n) {
   SHA256_Update(&c, tail, n);
   unsigned char md[SHA256_DIGEST_LENGTH];
@@ -204,20 +272,29 @@ struct sha256_file_lanes::lane {
   SHA256_CTX ctx;
   file_stamp before;                     // the caller's, or fstat's before the first read
   std::uint64_t expected = 0, size = 0;  // size: bytes read so far
-  unsigned char* buf = nullptr;          // this lane's part of the buffer
+  unsigned char* own = nullptr;          // this lane's part of the buffer
+  unsigned char* buf = nullptr;          // own, or the window of the file mapped now
   std::size_t pos = 0, len = 0;          // not yet hashed: buf[pos, len)
   bool eof = false;
+  bool mapped = false;                   // read through windows of a mapping, not read(2)
+  bool truncated = false;                // a window of it faulted: it shrank while it was read
+  int slot = -1;                         // its window's entry in the thread's fault table
 };
 
-sha256_file_lanes::sha256_file_lanes(done_fn done, std::size_t block, bool check_after)
-    : done_(std::move(done)), check_after_(check_after), block_(std::max<std::size_t>(block, 4096) & ~std::size_t{63}),
-      buf_(block_ * kLanes), lanes_(new lane[kLanes]) {
-  for (int i = 0; i < kLanes; ++i) lanes_[i].buf = reinterpret_cast<unsigned char*>(buf_.data()) + block_ * i;
+sha256_file_lanes::sha256_file_lanes(done_fn done, std::size_t buffer, bool check_after)
+    : done_(std::move(done)), check_after_(check_after),
+      block_((std::max<std::size_t>(buffer, 4096 * kLanes) / kLanes) & ~std::size_t{63}), buf_(block_ * kLanes),
+      lanes_(new lane[kLanes]) {
+  for (int i = 0; i < kLanes; ++i)
+    lanes_[i].own = lanes_[i].buf = reinterpret_cast<unsigned char*>(buf_.data()) + block_ * i;
 }
 
 sha256_file_lanes::~sha256_file_lanes() {
-  for (int i = 0; i < kLanes; ++i)
-    if (lanes_[i].active) ::close(lanes_[i].fd);
+  for (int i = 0; i < kLanes; ++i) {
+    if (!lanes_[i].active) continue;
+    unmap(lanes_[i]);
+    ::close(lanes_[i].fd);
+  }
 }
 
 int sha256_file_lanes::busy() const {
@@ -229,6 +306,10 @@ int sha256_file_lanes::busy() const {
 void sha256_file_lanes::end(lane& l, bool ok, const std::string& err) {
   result r;
   r.token = l.token;
+  if (l.mapped && (l.truncated || window_faulted(l.slot))) {
+    ok = false;
+    r.err = "truncated while it was read";
+  }
   r.ok = ok;
   if (ok) {
     r.hex = final_hex(l.ctx, l.buf + l.pos, l.len - l.pos);
@@ -236,9 +317,10 @@ void sha256_file_lanes::end(lane& l, bool ok, const std::string& err) {
     r.stamp = l.before;
     struct stat after {};
     r.stable = check_after_ && ::fstat(l.fd, &after) == 0 && stamp_of(after) == r.stamp && l.size == l.expected;
-  } else {
+  } else if (r.err.empty()) {
     r.err = err;
   }
+  unmap(l);
   ::close(l.fd);
   l.fd = -1;
   l.active = false;
@@ -277,7 +359,55 @@ void sha256_file_lanes::add(const std::string& path, std::size_t token, const fi
   SHA256_Init(&l->ctx);
   l->size = l->pos = l->len = 0;
   l->eof = false;
+  l->truncated = false;
+  l->buf = l->own;
+  l->mapped = known && l->expected >= kMapFrom && may_map();
   l->active = true;
+}
+
+bool sha256_file_lanes::window_faulted(int slot) { return slot >= 0 && t_windows[slot].faulted != 0; }
+
+void sha256_file_lanes::unmap(lane& l) {
+  if (l.slot < 0) return;
+  window_slot& w = t_windows[l.slot];
+  if (w.faulted) l.truncated = true;
+  ::munmap(reinterpret_cast<void*>(w.lo), w.hi - w.lo);
+  w.hi = 0;
+  w.faulted = 0;
+  l.slot = -1;
+  l.buf = l.own;
+  l.pos = l.len = 0;
+}
+
+// The next window of a mapped file, where the last one ended (every window but the last is whole
+// pages, so whole blocks: nothing is left over from the last).
+bool sha256_file_lanes::map_next(lane& l) {
+  unmap(l);
+  const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow, l.expected - l.size));
+  if (n == 0) {
+    l.eof = true;
+    return true;
+  }
+  int slot = -1;
+  for (int i = 0; i < kSlots && slot < 0; ++i)
+    if (t_windows[i].hi == 0) slot = i;
+  if (slot < 0) {
+    errno = EMFILE;
+    return false;
+  }
+  void* m = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, l.fd, static_cast<off_t>(l.size));
+  if (m == MAP_FAILED) return false;
+  window_slot& w = t_windows[slot];
+  w.faulted = 0;
+  w.lo = reinterpret_cast<std::uintptr_t>(m);
+  w.hi = w.lo + ((n + g_page - 1) & ~(g_page - 1));
+  l.slot = slot;
+  l.buf = static_cast<unsigned char*>(m);
+  l.pos = 0;
+  l.len = n;
+  l.size += n;
+  if (l.size == l.expected) l.eof = true;
+  return true;
 }
 
 void sha256_file_lanes::finish() {
@@ -293,7 +423,16 @@ bool sha256_file_lanes::step(bool until_free) {
       lane& l = lanes_[i];
       if (!l.active) continue;
       bool failed = false;
-      while (l.len - l.pos < 64 && !l.eof) {
+      if (l.mapped) {
+        if (window_faulted(l.slot)) {
+          end(l, false, {});
+          failed = true;
+        } else if (l.len - l.pos < 64 && !l.eof && !map_next(l)) {
+          end(l, false, std::strerror(errno));
+          failed = true;
+        }
+      }
+      while (!l.mapped && l.len - l.pos < 64 && !l.eof) {
         std::memmove(l.buf, l.buf + l.pos, l.len - l.pos);
         l.len -= l.pos;
         l.pos = 0;

@@ -33,16 +33,21 @@ void sha256_lanes_use_hardware(bool on);
 /// perf/venv_hash.sh prints beside `openssl speed`.
 std::vector<std::string> sha256_hex_lanes(const std::vector<std::string_view>& messages);
 
-/// Files hashed four at a time on the calling thread, each through its own part of one buffer
-/// (lanes x `block` bytes, mapped once for this object's life). add() opens a file and, when
-/// every lane is busy, hashes until one is free; finish() hashes what is left. Each file's
-/// result comes through `done`, in the order files end (not the order they were added). A file
-/// is read as sha256_file reads it: open, fstat, reads of up to `block` bytes (a short read at
-/// or past fstat's size ends it), fstat again to tell whether it changed while it was read. A
-/// caller that has just stat'ed a regular file passes that stamp instead of the first fstat.
+/// Files hashed four at a time on the calling thread. add() opens a file and, when every lane is
+/// busy, hashes until one is free; finish() hashes what is left. Each file's result comes through
+/// `done`, in the order files end (not the order they were added). A file is read as sha256_file
+/// reads it: open, fstat, reads into its lane's quarter of one buffer (`buffer` bytes, mapped once
+/// for this object's life; a short read at or past fstat's size ends the file), fstat again to
+/// tell whether it changed while it was read. A caller that has just stat'ed a regular file
+/// passes that stamp instead of the first fstat; such a file of kMapFrom bytes or more is hashed
+/// from windows of kWindow bytes of a mapping instead of read(2) (no copy out of the page cache;
+/// each window unmapped before the next), and a file truncated meanwhile ends as "truncated while
+/// it was read" instead of ending the process with SIGBUS (sha256_lanes.cpp, on_sigbus).
 class sha256_file_lanes {
  public:
   static constexpr int kLanes = 4;
+  static constexpr std::uint64_t kMapFrom = 1 << 20;
+  static constexpr std::size_t kWindow = 4 << 20;
   struct result {
     std::size_t token = 0;  ///< what add() was given
     bool ok = false;
@@ -55,7 +60,7 @@ class sha256_file_lanes {
 
   /// Throws std::runtime_error when the buffer cannot be mapped. Without `check_after` no file is
   /// fstat'ed after its last read and none is `stable` (for callers that remember nothing).
-  sha256_file_lanes(done_fn done, std::size_t block = read_buffer::default_size, bool check_after = true);
+  sha256_file_lanes(done_fn done, std::size_t buffer = read_buffer::default_size, bool check_after = true);
   ~sha256_file_lanes();  ///< closes what is still open (a deadline passed): no result for those
   sha256_file_lanes(const sha256_file_lanes&) = delete;
   sha256_file_lanes& operator=(const sha256_file_lanes&) = delete;
@@ -69,6 +74,10 @@ class sha256_file_lanes {
  private:
   struct lane;
   bool step(bool until_free);
+  bool map_next(lane& l);
+  void unmap(lane& l);
+  static bool window_faulted(int slot);
+
   void end(lane& l, bool ok, const std::string& err);
   done_fn done_;
   bool check_after_;

@@ -360,6 +360,9 @@ void hash_cache::save() {
   }
 }
 
+namespace {
+// True (and `hex`, `size` set, the hit counted) when the cache answers for a file of stamp
+// `known`; otherwise `ask` is what hash_cache::read needs once the file is read.
 bool from_cache(hash_cache& cache, const std::string& path, const file_stamp& known, std::string& hex,
                 std::uint64_t& size, cache_ask& ask) {
   ask.decision = cache.lookup(path, known, ask.cached);
@@ -372,29 +375,37 @@ bool from_cache(hash_cache& cache, const std::string& path, const file_stamp& kn
   ask.read_at_ns = cache.now_ns();
   return false;
 }
+}  // namespace
 
-bool hash_file(const std::string& path, const file_stamp* known, hash_cache* cache, read_buffer& buf, std::string& hex,
-               std::uint64_t& size, std::string& err) {
-  if (!cache) return sha256_file(path, hex, size, err, buf);
-  file_stamp own;
-  if (!known) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) == 0) {
-      own = stamp_of(st);
-      known = &own;
-    }
+cached_file_lanes::cached_file_lanes(hash_cache* cache, done_fn done, std::size_t buffer)
+    : cache_(cache), done_(std::move(done)) {
+  // Without a cache nothing is remembered, so no file needs its fstat after the last read.
+  lanes_ = std::make_unique<sha256_file_lanes>(
+      [this](sha256_file_lanes::result&& r) {
+        auto it = std::find_if(asked_.begin(), asked_.end(), [&](const pending& p) { return p.index == r.token; });
+        if (it == asked_.end()) return;  // not one of ours: cannot happen
+        pending p = std::move(*it);
+        asked_.erase(it);
+        if (!r.ok) return done_(p.index, {}, 0, p.path + ": " + r.err);
+        if (cache_) cache_->read(p.path, r.stamp, r.hex, p.ask.read_at_ns, r.stable, p.ask.decision, p.ask.cached);
+        done_(p.index, std::move(r.hex), r.size, {});
+      },
+      buffer, cache != nullptr);
+}
+
+void cached_file_lanes::add(const std::string& path, std::size_t index, const file_stamp& known, int at,
+                            const std::string& rel) {
+  pending p{index, path, {}};
+  if (cache_) {
+    std::string hex;
+    std::uint64_t size = 0;
+    if (from_cache(*cache_, path, known, hex, size, p.ask)) return done_(index, std::move(hex), size, {});
   }
-  cache_ask ask;
-  if (known) {
-    if (from_cache(*cache, path, *known, hex, size, ask)) return true;
-  } else {
-    ask.read_at_ns = cache->now_ns();
-  }
-  file_stamp stamp;
-  bool stable = false;
-  if (!sha256_file(path, hex, size, err, buf, &stamp, &stable)) return false;
-  cache->read(path, stamp, hex, ask.read_at_ns, stable, ask.decision, ask.cached);
-  return true;
+  asked_.push_back(std::move(p));
+  if (at >= 0)
+    lanes_->add(rel, index, &known, at);
+  else
+    lanes_->add(path, index, &known);
 }
 
 }  // namespace bp::snap

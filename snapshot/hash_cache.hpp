@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/sha256.hpp"
+#include "base/sha256_lanes.hpp"
 
 namespace bp::snap {
 
@@ -130,15 +131,31 @@ struct cache_ask {
   std::int64_t read_at_ns = 0;  ///< taken before the read (a change after it is not trusted away)
 };
 
-/// The first half of hash_file: true (and `hex`, `size` set, the hit counted) when the cache
-/// answers for a file of stamp `known`; otherwise `ask` is what read() needs once it is read.
-bool from_cache(hash_cache& cache, const std::string& path, const file_stamp& known, std::string& hex,
-                std::uint64_t& size, cache_ask& ask);
+/// Files hashed four at a time (base/sha256_lanes.hpp) through `cache` (may be null: every file
+/// read): a file whose stamp the cache answers for is done at once, the others go through the
+/// lanes and what was read is told to the cache. `done(index, hex, size, err)` for each file, in
+/// the order they end: `err` empty on success, else "PATH: reason". One per thread.
+class cached_file_lanes {
+ public:
+  using done_fn = std::function<void(std::size_t index, std::string&& hex, std::uint64_t size, std::string&& err)>;
+  /// Throws std::runtime_error when there is no memory for the lanes' buffer.
+  cached_file_lanes(hash_cache* cache, done_fn done, std::size_t buffer = read_buffer::default_size);
+  /// `path` is the file's whole path (the cache's key, and the name in errors); `known` the stamp
+  /// the caller's stat found. With `at` (a folder's descriptor) it is opened as `rel` under it.
+  void add(const std::string& path, std::size_t index, const file_stamp& known, int at = -1,
+           const std::string& rel = {});
+  void finish() { lanes_->finish(); }
 
-/// One file's hash through `cache` (may be null: always read). `known` is the file's stamp from a
-/// stat the caller already made (the tree walk's lstat), or null to stat it here (following
-/// links, as a mapped library's path is). `buf` is the calling thread's read buffer.
-bool hash_file(const std::string& path, const file_stamp* known, hash_cache* cache, read_buffer& buf, std::string& hex,
-               std::uint64_t& size, std::string& err);
+ private:
+  struct pending {
+    std::size_t index;
+    std::string path;
+    cache_ask ask;
+  };
+  hash_cache* cache_;
+  done_fn done_;
+  std::vector<pending> asked_;  ///< the files in the lanes, by index (at most a few)
+  std::unique_ptr<sha256_file_lanes> lanes_;
+};
 
 }  // namespace bp::snap

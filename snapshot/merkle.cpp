@@ -244,33 +244,23 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
     }
   } close_root{root_fd};
   auto work = [&] {
-    // Files that must be read go four at a time through this thread's lanes (base/sha256_lanes.hpp:
-    // one buffer for the whole tree, mapped here, unmapped when this returns).
-    struct pending {
-      std::size_t index;
-      std::string path;
-      cache_ask ask;
-    };
-    std::vector<pending> asked;  // the files in the lanes that the cache was asked about
-    auto done = [&](sha256_file_lanes::result&& r) {
-      tree_entry& e = res.entries[r.token];
-      if (!r.ok) {
-        e.error = root + "/" + e.path + ": " + r.err;
-      } else {
-        e.sha256 = std::move(r.hex);
-        e.size = r.size;
-      }
-      done_bytes += r.size;
-      if (!cache) return;
-      auto it = std::find_if(asked.begin(), asked.end(), [&](const pending& p) { return p.index == r.token; });
-      if (it == asked.end()) return;
-      if (r.ok)
-        cache->read(it->path, r.stamp, e.sha256, it->ask.read_at_ns, r.stable, it->ask.decision, it->ask.cached);
-      asked.erase(it);
-    };
-    std::unique_ptr<sha256_file_lanes> lanes;
+    // Files go four at a time through this thread's lanes (base/sha256_lanes.hpp: one buffer for
+    // the whole tree, mapped here, unmapped when this returns), through the cache when there is one.
+    std::unique_ptr<cached_file_lanes> lanes;
     try {
-      lanes = std::make_unique<sha256_file_lanes>(done, block, cache != nullptr);  // no cache: nothing to keep
+      lanes = std::make_unique<cached_file_lanes>(
+          cache,
+          [&](std::size_t index, std::string&& hex, std::uint64_t size, std::string&& err) {
+            tree_entry& e = res.entries[index];
+            if (!err.empty()) {
+              e.error = std::move(err);
+            } else {
+              e.sha256 = std::move(hex);
+              e.size = size;
+            }
+            done_bytes += size;
+          },
+          block);
     } catch (const std::exception&) {
       no_buffer = true;  // no memory for a buffer: the collector fails rather than half-hashing
       late = true;
@@ -284,24 +274,10 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
         late = true;
         return;
       }
-      tree_entry& e = res.entries[order[k]];
-      std::string path = root + "/" + e.path;
-      if (cache) {
-        pending p{order[k], path, {}};
-        std::uint64_t size = 0;
-        if (from_cache(*cache, path, e.stamp, e.sha256, size, p.ask)) {
-          e.size = size;
-          done_bytes += size;
-          continue;
-        }
-        asked.push_back(std::move(p));
-      }
-      // By its path under the root (not the whole path again), with the walk's stamp: it is
-      // "stable" when the file still has it after the last read.
-      if (root_fd >= 0)
-        lanes->add(e.path, order[k], &e.stamp, root_fd);
-      else
-        lanes->add(path, order[k], &e.stamp);
+      const tree_entry& e = res.entries[order[k]];
+      // Opened by its path under the root (not the whole path again), with the walk's stamp: it
+      // is "stable" when the file still has it after the last read.
+      lanes->add(root + "/" + e.path, order[k], e.stamp, root_fd, e.path);
     }
     lanes->finish();
   };

@@ -42,7 +42,8 @@ class hash_cache;
 /// files whose stamp is unchanged take their cached hash (snapshot/hash_cache.hpp), and the cache
 /// is saved once the files are hashed, while the entries are sorted and rolled up (not when the
 /// deadline passes: nothing half-done is remembered). Each thread hashes the files it must read
-/// four at a time (base/sha256_lanes.hpp), each through `block` bytes of one buffer for the tree.
+/// four at a time (base/sha256_lanes.hpp) through one buffer of `block` bytes for the whole tree
+/// (large files through windows of a mapping).
 tree_hash hash_tree(const std::string& root, const std::vector<std::string>& subdirs, int threads,
                     std::chrono::steady_clock::time_point deadline,
                     const std::function<void(const std::string&)>& progress = nullptr, hash_cache* cache = nullptr,

@@ -9,6 +9,9 @@
 #include <map>
 #include <random>
 
+#include <csignal>
+#include <sys/mman.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -92,10 +95,11 @@ TEST_P(Sha256LanesTest, FilesHashAsSha256FileDoesAndEachEndsOnce) {
   std::map<std::size_t, sha256_file_lanes::result> got;
   {
     // 4 KiB per lane: files of more than one read, and a read that ends exactly at the file's end.
+    // No stamp is given, so none is mapped: every file goes through read(2).
     sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) {
       EXPECT_EQ(got.count(r.token), 0u) << "token " << r.token << " ended twice";
       got[r.token] = std::move(r);
-    }, 4096);
+    }, 4 * 4096);
     for (auto& [i, p] : path_of) lanes.add(p, i);
     lanes.finish();
     EXPECT_EQ(lanes.busy(), 0);
@@ -120,7 +124,7 @@ TEST_P(Sha256LanesTest, AFileThatCannotBeReadEndsWithItsReasonAndTheOthersStillH
   std::string folder = (dir_ / "folder").string();
   fs::create_directories(folder);
   std::map<std::size_t, sha256_file_lanes::result> got;
-  sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); }, 4096);
+  sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); }, 4 * 4096);
   lanes.add(missing, 1);
   lanes.add(good, 2);
   lanes.add(folder, 3);  // opens, and its read fails (EISDIR)
@@ -140,7 +144,7 @@ TEST_P(Sha256LanesTest, FilesLeftInTheLanesAreClosedWhenTheyAreDropped) {
   const int before = open_descriptors();
   int ended = 0;
   {
-    sha256_file_lanes lanes([&](sha256_file_lanes::result&&) { ++ended; }, 4096);
+    sha256_file_lanes lanes([&](sha256_file_lanes::result&&) { ++ended; }, 4 * 4096);
     for (std::size_t i = 0; i < paths.size(); ++i) lanes.add(paths[i], i);
     EXPECT_EQ(lanes.busy(), 4);
     EXPECT_EQ(open_descriptors(), before + 4);
@@ -163,7 +167,7 @@ TEST_P(Sha256LanesTest, AFileNamedInAFolderWithTheCallersStampIsStableOnlyWhileT
   bp::file_stamp b_now = bp::stamp_of(st);
   std::map<std::size_t, sha256_file_lanes::result> got;
   {
-    sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); }, 4096);
+    sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); }, 4 * 4096);
     lanes.add("a", 1, &now, at);
     lanes.add("a", 2, &earlier, at);
     lanes.add("b", 3, &b_now, at);
@@ -181,6 +185,112 @@ TEST_P(Sha256LanesTest, AFileNamedInAFolderWithTheCallersStampIsStableOnlyWhileT
   EXPECT_FALSE(got[2].stable) << "the file is not what the caller's stamp said";
   EXPECT_EQ(got[2].stamp, earlier);
   EXPECT_TRUE(got[3].stable);
+}
+
+namespace {
+bp::file_stamp stamp_at(const std::string& p) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+  return bp::stamp_of(st);
+}
+constexpr std::size_t kMap = sha256_file_lanes::kMapFrom, kWin = sha256_file_lanes::kWindow;
+}  // namespace
+
+TEST_P(Sha256LanesTest, LargeFilesWithAStampAreHashedFromWindowsOfAMappingToTheSameDigest) {
+  const std::vector<std::size_t> sizes = {kMap - 1, kMap, kWin, kWin + 13, 2 * kWin + kMap + 1, 3 * kWin};
+  std::map<std::size_t, std::string> bytes;
+  std::map<std::size_t, sha256_file_lanes::result> got;
+  {
+    sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); });
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      bytes[i] = random_bytes(sizes[i], 200 + i);
+      std::string p = write("m" + std::to_string(i), bytes[i]);
+      bp::file_stamp st = stamp_at(p);
+      lanes.add(p, i, &st);
+    }
+    lanes.finish();
+  }
+  ASSERT_EQ(got.size(), sizes.size());
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_TRUE(got[i].ok) << got[i].err;
+    EXPECT_EQ(got[i].hex, bp::sha256_hex(bytes[i])) << sizes[i] << " bytes";
+    EXPECT_EQ(got[i].size, sizes[i]);
+    EXPECT_TRUE(got[i].stable);
+  }
+}
+
+TEST_P(Sha256LanesTest, AMappedFileTruncatedWhileItIsHashedEndsAsTruncatedAndTheProcessGoesOn) {
+  // Truncated after add() (which has its stamp and size) and before its windows are mapped: the
+  // pages past the new end raise SIGBUS when the hash reaches them.
+  const std::string whole = random_bytes(2 * kWin + 99, 300);
+  std::string to_zero = write("zero", whole), to_part = write("part", whole), kept = write("kept", whole);
+  std::string small = write("small", random_bytes(5000, 301));
+  bp::file_stamp s_zero = stamp_at(to_zero), s_part = stamp_at(to_part), s_kept = stamp_at(kept),
+                 s_small = stamp_at(small);
+  std::map<std::size_t, sha256_file_lanes::result> got;
+  {
+    sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); });
+    lanes.add(to_zero, 1, &s_zero);
+    lanes.add(to_part, 2, &s_part);
+    lanes.add(kept, 3, &s_kept);
+    lanes.add(small, 4, &s_small);
+    ASSERT_EQ(::truncate(to_zero.c_str(), 0), 0);
+    ASSERT_EQ(::truncate(to_part.c_str(), kWin + kWin / 2 + 7), 0);  // in its second window
+    lanes.finish();
+  }
+  ASSERT_EQ(got.size(), 4u);
+  for (std::size_t t : {1, 2}) {
+    EXPECT_FALSE(got[t].ok) << t;
+    EXPECT_EQ(got[t].err, "truncated while it was read") << t;
+  }
+  EXPECT_TRUE(got[3].ok) << got[3].err;
+  EXPECT_EQ(got[3].hex, bp::sha256_hex(whole));
+  EXPECT_TRUE(got[4].ok) << got[4].err;
+  EXPECT_EQ(got[4].hex, bp::sha256_hex(random_bytes(5000, 301)));
+  // And the lanes go on working: the same file, whole again, hashes as it should.
+  std::ofstream(to_part, std::ios::binary | std::ios::trunc) << whole;
+  bp::file_stamp again = stamp_at(to_part);
+  sha256_file_lanes::result r2;
+  sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { r2 = std::move(r); });
+  lanes.add(to_part, 5, &again);
+  lanes.finish();
+  EXPECT_TRUE(r2.ok) << r2.err;
+  EXPECT_EQ(r2.hex, bp::sha256_hex(whole));
+}
+
+TEST_P(Sha256LanesTest, ASigbusThatIsNotAHashedWindowsStillEndsTheProcess) {
+  const std::string style = GTEST_FLAG_GET(death_test_style);
+  GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child is this binary again: no forked threads
+  const std::string whole = random_bytes(kWin + 1, 400);
+  std::string hashed = write("hashed", whole), other = write("other", whole);
+  auto hash_one_mapped = [&] {  // installs the handler
+    bp::file_stamp st = stamp_at(hashed);
+    sha256_file_lanes lanes([](sha256_file_lanes::result&& r) {
+      if (!r.ok) std::_Exit(3);
+    });
+    lanes.add(hashed, 1, &st);
+    lanes.finish();
+  };
+  // A fault in a mapping of the process's own (not a window of the lanes').
+  EXPECT_EXIT(
+      {
+        hash_one_mapped();
+        int fd = ::open(other.c_str(), O_RDONLY);
+        auto* p = static_cast<volatile const unsigned char*>(::mmap(nullptr, kWin, PROT_READ, MAP_PRIVATE, fd, 0));
+        if (::truncate(other.c_str(), 0) != 0) std::_Exit(4);
+        unsigned char c = p[100];
+        std::_Exit(c == 255 ? 5 : 6);
+      },
+      ::testing::KilledBySignal(SIGBUS), "");
+  // A SIGBUS sent to it.
+  EXPECT_EXIT(
+      {
+        hash_one_mapped();
+        std::raise(SIGBUS);
+        std::_Exit(7);
+      },
+      ::testing::KilledBySignal(SIGBUS), "");
+  GTEST_FLAG_SET(death_test_style, style);
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, Sha256LanesTest, ::testing::Values(true, false),

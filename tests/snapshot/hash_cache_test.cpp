@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <set>
 
@@ -351,26 +352,45 @@ TEST_F(HashCacheTest, TwoProcessesAtOnceNeverSeeATornCacheAndLoseNothing) {
     EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
 }
 
-TEST_F(HashCacheTest, OneFileThroughTheCacheStatsItselfWhenNoStampIsKnown) {
-  fs::path p = root_ / "bin/python";
+TEST_F(HashCacheTest, FilesByWholePathThroughTheCachedLanesAreReadOnceThenAnsweredByTheCache) {
+  // As the loaded-libraries collector hashes: whole paths, each with its stat's stamp.
+  fs::path p = root_ / "bin/python", missing = root_ / "bin/missing";
   hash_cache_options o = options();
   o.name = "loaded_libs";
-  bp::read_buffer buf;
-  std::string hex, err, want;
+  std::string want, err;
   std::uint64_t size = 0;
   ASSERT_TRUE(bp::sha256_file(p.string(), want, size, err)) << err;
+  struct result {
+    std::string hex, err;
+    std::uint64_t size = 0;
+  };
+  auto hash = [&](hash_cache& c) {
+    std::map<std::size_t, result> got;
+    cached_file_lanes lanes(&c, [&](std::size_t i, std::string&& hex, std::uint64_t n, std::string&& e) {
+      got[i] = {std::move(hex), std::move(e), n};
+    });
+    lanes.add(p.string(), 0, bp::stamp_of(stat_of(p)));
+    bp::file_stamp gone;  // a stamp for a file that is not there (its stat failed after the caller's)
+    gone.size = 10;
+    lanes.add(missing.string(), 1, gone);
+    lanes.finish();
+    return got;
+  };
   {
     hash_cache c(o);
-    ASSERT_TRUE(hash_file(p.string(), nullptr, &c, buf, hex, size, err)) << err;
+    auto got = hash(c);
     EXPECT_EQ(c.stats().read, 1u);
+    EXPECT_EQ(got[0].hex, want);
     c.save();
   }
   hash_cache c(o);
-  ASSERT_TRUE(hash_file(p.string(), nullptr, &c, buf, hex, size, err)) << err;
+  auto got = hash(c);
   EXPECT_EQ(c.stats().from_cache, 1u);
-  EXPECT_EQ(hex, want);
-  EXPECT_EQ(size, 10u);
-  EXPECT_FALSE(hash_file((root_ / "bin/missing").string(), nullptr, &c, buf, hex, size, err));
+  EXPECT_EQ(got[0].hex, want);
+  EXPECT_EQ(got[0].size, 10u);
+  EXPECT_TRUE(got[0].err.empty());
+  EXPECT_EQ(got[1].err, missing.string() + ": " + std::strerror(ENOENT));
+  EXPECT_TRUE(got[1].hex.empty());
 }
 
 TEST_F(HashCacheTest, TheDefaultFolderIsOutsideRunFoldersAndOverridable) {
