@@ -139,9 +139,12 @@ void update_lanes(SHA256_CTX* const* ctx, const unsigned char* const* data, int 
 // truncated while a window of it is mapped makes the pages past its new end raise SIGBUS when they
 // are touched. on_sigbus checks whether the address is in a window this thread mapped; if it is,
 // it puts zero pages over the rest of that window (the access is then repeated and reads zeros)
-// and marks the window, and the lane ends that file as "truncated while it was read". Any other
-// SIGBUS goes where it went before: the handler that was there, or the default (the process
-// ends). No window is mapped unless on_sigbus is the handler at that moment.
+// and marks the window. Any other SIGBUS goes where it went before: the handler that was there,
+// or the default (the process ends). No window is mapped unless on_sigbus is the handler then.
+// Whether or not anything faulted, a mapped file is fstat'ed after its last byte was hashed, and
+// one that faulted or no longer has the caller's stamp is hashed again from its start by read(2)
+// (a truncation inside the last page raises no SIGBUS; a file replaced after the caller's stat
+// may be longer): what a mapped file gives is always what read(2) would give.
 constexpr int kSlots = 8;
 struct window_slot {
   std::uintptr_t lo = 0, hi = 0;  // hi == 0: free
@@ -154,8 +157,14 @@ std::once_flag g_install;
 bool g_installed = false;
 
 void on_sigbus(int sig, siginfo_t* si, void* uc) {
+  const int saved_errno = errno;
+  struct restore {
+    int e;
+    ~restore() { errno = e; }
+  } keep{saved_errno};
   const auto a = reinterpret_cast<std::uintptr_t>(si->si_addr);
-  if (si->si_code > 0) {  // a fault (not a kill): is it in one of this thread's windows?
+  const bool fault = si->si_code > 0;  // not a kill
+  if (fault) {  // in one of this thread's windows?
     for (auto& w : t_windows) {
       if (w.hi == 0 || a < w.lo || a >= w.hi) continue;
       const std::uintptr_t page = a & ~(g_page - 1);
@@ -176,12 +185,14 @@ void on_sigbus(int sig, siginfo_t* si, void* uc) {
     g_previous.sa_handler(sig);
     return;
   }
-  // The default action: a fault repeats when this returns and ends the process; a kill is sent again.
+  if (!fault && (g_previous.sa_flags & SA_SIGINFO) == 0 && g_previous.sa_handler == SIG_IGN) return;  // ignored
+  // The default action: a fault repeats when this returns and ends the process (an ignored
+  // SIGBUS from a fault ends it too); a kill is sent again.
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   sigemptyset(&dfl.sa_mask);
   ::sigaction(SIGBUS, &dfl, nullptr);
-  if (si->si_code <= 0) ::raise(SIGBUS);
+  if (!fault) ::raise(SIGBUS);
 }
 
 // Whether files may be mapped now: on_sigbus installed, and still the handler.
@@ -271,14 +282,16 @@ struct sha256_file_lanes::lane {
   std::size_t token = 0;
   SHA256_CTX ctx;
   file_stamp before;                     // the caller's, or fstat's before the first read
-  std::uint64_t expected = 0, size = 0;  // size: bytes read so far
+  std::uint64_t expected = 0, size = 0;  // size: bytes read (or mapped) so far
   unsigned char* own = nullptr;          // this lane's part of the buffer
   unsigned char* buf = nullptr;          // own, or the window of the file mapped now
   std::size_t pos = 0, len = 0;          // not yet hashed: buf[pos, len)
   bool eof = false;
   bool mapped = false;                   // read through windows of a mapping, not read(2)
-  bool truncated = false;                // a window of it faulted: it shrank while it was read
+  bool used_map = false;                 // some of it was: checked after its last byte
+  bool faulted = false;                  // a window of it raised SIGBUS (patched with zeros)
   int slot = -1;                         // its window's entry in the thread's fault table
+  std::string digest;                    // a mapped file's, once it was checked
 };
 
 sha256_file_lanes::sha256_file_lanes(done_fn done, std::size_t buffer, bool check_after)
@@ -306,18 +319,19 @@ int sha256_file_lanes::busy() const {
 void sha256_file_lanes::end(lane& l, bool ok, const std::string& err) {
   result r;
   r.token = l.token;
-  if (l.mapped && (l.truncated || window_faulted(l.slot))) {
-    ok = false;
-    r.err = "truncated while it was read";
-  }
   r.ok = ok;
   if (ok) {
-    r.hex = final_hex(l.ctx, l.buf + l.pos, l.len - l.pos);
     r.size = l.size;
     r.stamp = l.before;
-    struct stat after {};
-    r.stable = check_after_ && ::fstat(l.fd, &after) == 0 && stamp_of(after) == r.stamp && l.size == l.expected;
-  } else if (r.err.empty()) {
+    if (l.used_map) {  // checked already: it has the caller's stamp
+      r.hex = std::move(l.digest);
+      r.stable = check_after_;
+    } else {
+      r.hex = final_hex(l.ctx, l.buf + l.pos, l.len - l.pos);
+      struct stat after {};
+      r.stable = check_after_ && ::fstat(l.fd, &after) == 0 && stamp_of(after) == r.stamp && l.size == l.expected;
+    }
+  } else {
     r.err = err;
   }
   unmap(l);
@@ -325,6 +339,7 @@ void sha256_file_lanes::end(lane& l, bool ok, const std::string& err) {
   l.fd = -1;
   l.active = false;
   l.path.clear();
+  l.digest.clear();
   done_(std::move(r));
 }
 
@@ -341,6 +356,12 @@ void sha256_file_lanes::add(const std::string& path, std::size_t token, const fi
     done_(std::move(r));
   };
   int fd = ::openat(at, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  // Out of descriptors with files in the lanes: hash until one is closed, then try again (with
+  // none, this file fails as it would have when each thread held one file at a time).
+  while (fd < 0 && (errno == EMFILE || errno == ENFILE) && busy() > 0) {
+    step(true);
+    fd = ::openat(at, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  }
   if (fd < 0) return failed(fd);
   if (known) {  // a regular file's stamp from the caller's stat: no fstat before reading
     l->before = *known;
@@ -359,28 +380,27 @@ void sha256_file_lanes::add(const std::string& path, std::size_t token, const fi
   SHA256_Init(&l->ctx);
   l->size = l->pos = l->len = 0;
   l->eof = false;
-  l->truncated = false;
+  l->used_map = l->faulted = false;
   l->buf = l->own;
   l->mapped = known && l->expected >= kMapFrom && may_map();
   l->active = true;
 }
 
-bool sha256_file_lanes::window_faulted(int slot) { return slot >= 0 && t_windows[slot].faulted != 0; }
-
 void sha256_file_lanes::unmap(lane& l) {
   if (l.slot < 0) return;
   window_slot& w = t_windows[l.slot];
-  if (w.faulted) l.truncated = true;
+  if (w.faulted) l.faulted = true;
   ::munmap(reinterpret_cast<void*>(w.lo), w.hi - w.lo);
   w.hi = 0;
   w.faulted = 0;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
   l.slot = -1;
   l.buf = l.own;
   l.pos = l.len = 0;
 }
 
 // The next window of a mapped file, where the last one ended (every window but the last is whole
-// pages, so whole blocks: nothing is left over from the last).
+// pages, so whole blocks: nothing is left over from the last). False: no window to be had.
 bool sha256_file_lanes::map_next(lane& l) {
   unmap(l);
   const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kWindow, l.expected - l.size));
@@ -391,23 +411,52 @@ bool sha256_file_lanes::map_next(lane& l) {
   int slot = -1;
   for (int i = 0; i < kSlots && slot < 0; ++i)
     if (t_windows[i].hi == 0) slot = i;
-  if (slot < 0) {
-    errno = EMFILE;
-    return false;
-  }
+  if (slot < 0) return false;
   void* m = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE, l.fd, static_cast<off_t>(l.size));
   if (m == MAP_FAILED) return false;
   window_slot& w = t_windows[slot];
   w.faulted = 0;
   w.lo = reinterpret_cast<std::uintptr_t>(m);
   w.hi = w.lo + ((n + g_page - 1) & ~(g_page - 1));
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // registered before the first touch
   l.slot = slot;
+  l.used_map = true;
   l.buf = static_cast<unsigned char*>(m);
   l.pos = 0;
   l.len = n;
   l.size += n;
   if (l.size == l.expected) l.eof = true;
   return true;
+}
+
+// A file that faulted or changed: hashed again from its start by read(2), as if never mapped.
+// False when even that cannot start (the lane has ended with the reason).
+bool sha256_file_lanes::reread(lane& l) {
+  unmap(l);
+  l.mapped = l.used_map = l.faulted = false;
+  l.digest.clear();
+  SHA256_Init(&l.ctx);
+  l.size = l.pos = l.len = 0;
+  l.eof = false;
+  struct stat st {};
+  if (::lseek(l.fd, 0, SEEK_SET) != 0 || ::fstat(l.fd, &st) != 0) {
+    end(l, false, std::strerror(errno));
+    return false;
+  }
+  l.expected = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : ~0ull;
+  return true;
+}
+
+// A mapped file's last bytes are hashed (touching its last window), then it is checked: no window
+// faulted, and fstat gives the caller's stamp. True: `digest` holds. False: it is being hashed
+// again by read(2), or has ended.
+bool sha256_file_lanes::check_mapped(lane& l) {
+  l.digest = final_hex(l.ctx, l.buf + l.pos, l.len - l.pos);
+  unmap(l);
+  struct stat after {};
+  if (!l.faulted && ::fstat(l.fd, &after) == 0 && stamp_of(after) == l.before && l.size == l.expected) return true;
+  reread(l);
+  return false;
 }
 
 void sha256_file_lanes::finish() {
@@ -423,16 +472,18 @@ bool sha256_file_lanes::step(bool until_free) {
       lane& l = lanes_[i];
       if (!l.active) continue;
       bool failed = false;
-      if (l.mapped) {
-        if (window_faulted(l.slot)) {
-          end(l, false, {});
-          failed = true;
-        } else if (l.len - l.pos < 64 && !l.eof && !map_next(l)) {
+      if (l.mapped && (l.faulted || (l.slot >= 0 && t_windows[l.slot].faulted))) {
+        failed = !reread(l);  // no sense hashing zeros to the end
+      } else if (l.mapped && l.len - l.pos < 64 && !l.eof && !map_next(l)) {
+        // No mapping to be had (a file system that cannot map, no address space): the rest of
+        // it by read(2), from where the windows ended.
+        l.mapped = false;
+        if (::lseek(l.fd, static_cast<off_t>(l.size), SEEK_SET) < 0) {
           end(l, false, std::strerror(errno));
           failed = true;
         }
       }
-      while (!l.mapped && l.len - l.pos < 64 && !l.eof) {
+      while (!failed && !l.mapped && l.len - l.pos < 64 && !l.eof) {
         std::memmove(l.buf, l.buf + l.pos, l.len - l.pos);
         l.len -= l.pos;
         l.pos = 0;
@@ -453,12 +504,8 @@ bool sha256_file_lanes::step(bool until_free) {
         // A regular file's read is short only at its end: past the size fstat gave, that is the end.
         if (static_cast<std::size_t>(n) < want && l.size >= l.expected) l.eof = true;
       }
-      if (failed) {
-        freed = true;
-      } else if (l.len - l.pos < 64 && l.eof) {
-        end(l, true, {});
-        freed = true;
-      }
+      if (!failed && l.len - l.pos < 64 && l.eof && (!l.used_map || check_mapped(l))) end(l, true, {});
+      if (!l.active) freed = true;
     }
     if (freed && until_free) return true;
     SHA256_CTX* ctx[kLanes];

@@ -41,8 +41,12 @@ std::vector<std::string> sha256_hex_lanes(const std::vector<std::string_view>& m
 /// tell whether it changed while it was read. A caller that has just stat'ed a regular file
 /// passes that stamp instead of the first fstat; such a file of kMapFrom bytes or more is hashed
 /// from windows of kWindow bytes of a mapping instead of read(2) (no copy out of the page cache;
-/// each window unmapped before the next), and a file truncated meanwhile ends as "truncated while
-/// it was read" instead of ending the process with SIGBUS (sha256_lanes.cpp, on_sigbus).
+/// each window unmapped before the next: up to 4 x kWindow of page cache mapped per thread while it
+/// hashes, counted in its RSS). After its last byte a mapped file is fstat'ed; one that no longer
+/// has the caller's stamp, or was truncated under a window (SIGBUS, caught: sha256_lanes.cpp,
+/// on_sigbus), is hashed again from its start by read(2): the digest is always what read(2) gives.
+/// Out of descriptors, add() finishes a lane and opens the file again. One object per thread,
+/// used and destroyed on the thread that made it (its windows are in that thread's fault table).
 class sha256_file_lanes {
  public:
   static constexpr int kLanes = 4;
@@ -76,7 +80,8 @@ class sha256_file_lanes {
   bool step(bool until_free);
   bool map_next(lane& l);
   void unmap(lane& l);
-  static bool window_faulted(int slot);
+  bool reread(lane& l);
+  bool check_mapped(lane& l);
 
   void end(lane& l, bool ok, const std::string& err);
   done_fn done_;

@@ -10,6 +10,8 @@
 #include <random>
 
 #include <csignal>
+#include <functional>
+#include <sys/resource.h>
 #include <sys/mman.h>
 
 #include <cerrno>
@@ -219,46 +221,141 @@ TEST_P(Sha256LanesTest, LargeFilesWithAStampAreHashedFromWindowsOfAMappingToTheS
   }
 }
 
-TEST_P(Sha256LanesTest, AMappedFileTruncatedWhileItIsHashedEndsAsTruncatedAndTheProcessGoesOn) {
-  // Truncated after add() (which has its stamp and size) and before its windows are mapped: the
-  // pages past the new end raise SIGBUS when the hash reaches them.
-  const std::string whole = random_bytes(2 * kWin + 99, 300);
-  std::string to_zero = write("zero", whole), to_part = write("part", whole), kept = write("kept", whole);
-  std::string small = write("small", random_bytes(5000, 301));
-  bp::file_stamp s_zero = stamp_at(to_zero), s_part = stamp_at(to_part), s_kept = stamp_at(kept),
-                 s_small = stamp_at(small);
-  std::map<std::size_t, sha256_file_lanes::result> got;
-  {
-    sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); });
-    lanes.add(to_zero, 1, &s_zero);
-    lanes.add(to_part, 2, &s_part);
-    lanes.add(kept, 3, &s_kept);
-    lanes.add(small, 4, &s_small);
-    ASSERT_EQ(::truncate(to_zero.c_str(), 0), 0);
-    ASSERT_EQ(::truncate(to_part.c_str(), kWin + kWin / 2 + 7), 0);  // in its second window
-    lanes.finish();
-  }
-  ASSERT_EQ(got.size(), 4u);
-  for (std::size_t t : {1, 2}) {
-    EXPECT_FALSE(got[t].ok) << t;
-    EXPECT_EQ(got[t].err, "truncated while it was read") << t;
-  }
-  EXPECT_TRUE(got[3].ok) << got[3].err;
-  EXPECT_EQ(got[3].hex, bp::sha256_hex(whole));
-  EXPECT_TRUE(got[4].ok) << got[4].err;
-  EXPECT_EQ(got[4].hex, bp::sha256_hex(random_bytes(5000, 301)));
-  // And the lanes go on working: the same file, whole again, hashes as it should.
-  std::ofstream(to_part, std::ios::binary | std::ios::trunc) << whole;
-  bp::file_stamp again = stamp_at(to_part);
-  sha256_file_lanes::result r2;
-  sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { r2 = std::move(r); });
-  lanes.add(to_part, 5, &again);
-  lanes.finish();
-  EXPECT_TRUE(r2.ok) << r2.err;
-  EXPECT_EQ(r2.hex, bp::sha256_hex(whole));
+bool sigbus_handler_installed() {
+  struct sigaction now {};
+  return ::sigaction(SIGBUS, nullptr, &now) == 0 && (now.sa_flags & SA_SIGINFO) != 0 && now.sa_sigaction != nullptr;
 }
 
-TEST_P(Sha256LanesTest, ASigbusThatIsNotAHashedWindowsStillEndsTheProcess) {
+int mappings_of(const std::string& path) {
+  std::ifstream maps("/proc/self/maps");
+  int n = 0;
+  for (std::string line; std::getline(maps, line);) n += line.find(path) != std::string::npos ? 1 : 0;
+  return n;
+}
+
+TEST_P(Sha256LanesTest, AMappedFileThatChangesGivesWhatRead2WouldGiveAndTheProcessGoesOn) {
+  // Each changed after the caller's stat (add() is given the old stamp) and before its windows are
+  // hashed: truncated to nothing, into its second window, to the end of its first window (its last
+  // 13 bytes were a window of their own, touched only by the digest's last block), inside its last
+  // page (no SIGBUS: the page's tail reads as zeros), and replaced by a longer file.
+  const std::string whole = random_bytes(2 * kWin + 99, 300), other = random_bytes(3 * kMap + 5, 301);
+  struct change {
+    std::string name;
+    std::size_t size;                   // written
+    std::function<void(const std::string&)> act;
+    std::string after;                  // what is there when it is hashed
+  };
+  const std::size_t cut = kWin + kWin / 2 + 7, in_page = 2 * kMap + 1000;
+  std::vector<change> changes = {
+      {"zero", whole.size(), [](const std::string& p) { ASSERT_EQ(::truncate(p.c_str(), 0), 0); }, ""},
+      {"part", whole.size(), [&](const std::string& p) { ASSERT_EQ(::truncate(p.c_str(), cut), 0); },
+       whole.substr(0, cut)},
+      {"tail", kWin + 13, [&](const std::string& p) { ASSERT_EQ(::truncate(p.c_str(), kWin), 0); },
+       whole.substr(0, kWin)},
+      {"page", 2 * kMap + 3000, [&](const std::string& p) { ASSERT_EQ(::truncate(p.c_str(), in_page), 0); },
+       whole.substr(0, in_page)},
+      {"replaced", 2 * kMap,
+       [&](const std::string& p) {
+         std::ofstream(p + ".new", std::ios::binary) << other;
+         ASSERT_EQ(::rename((p + ".new").c_str(), p.c_str()), 0);
+       },
+       other},
+      {"kept", whole.size(), [](const std::string&) {}, whole},
+  };
+  for (bool check_after : {true, false}) {
+    std::map<std::size_t, sha256_file_lanes::result> got;
+    {
+      sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); },
+                              bp::read_buffer::default_size, check_after);
+      std::vector<std::string> paths;
+      for (std::size_t i = 0; i < changes.size(); ++i) {
+        std::string p = write(changes[i].name + std::to_string(check_after), whole.substr(0, changes[i].size));
+        paths.push_back(p);
+        bp::file_stamp st = stamp_at(p);
+        if (i < 4) lanes.add(p, i, &st);  // four at once: changed below, before any is hashed
+        if (i == 0) {
+          ASSERT_TRUE(sigbus_handler_installed()) << "a file of " << changes[i].size << " bytes was not to be mapped";
+        }
+      }
+      for (std::size_t i = 0; i < 4; ++i) changes[i].act(paths[i]);
+      lanes.finish();
+      for (std::size_t i = 4; i < changes.size(); ++i) {
+        bp::file_stamp st = stamp_at(paths[i]);
+        changes[i].act(paths[i]);
+        lanes.add(paths[i], i, &st);
+      }
+      lanes.finish();
+    }
+    ASSERT_EQ(got.size(), changes.size());
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+      const auto& r = got[i];
+      EXPECT_TRUE(r.ok) << changes[i].name << ": " << r.err;
+      EXPECT_EQ(r.hex, bp::sha256_hex(changes[i].after)) << changes[i].name;
+      EXPECT_EQ(r.size, changes[i].after.size()) << changes[i].name;
+      EXPECT_EQ(r.stable, check_after && changes[i].name == "kept") << changes[i].name;
+    }
+  }
+}
+
+TEST_P(Sha256LanesTest, LanesDroppedWithWindowsMappedCloseAndUnmapThem) {
+  std::vector<std::string> paths;
+  for (std::size_t size : {3 * kWin, 3 * kWin, 3 * kWin, kMap, kMap}) {
+    paths.push_back(write("w" + std::to_string(paths.size()), random_bytes(size, 60 + paths.size())));
+  }
+  const int before = open_descriptors();
+  int ended = 0;
+  {
+    sha256_file_lanes lanes([&](sha256_file_lanes::result&&) { ++ended; });
+    for (std::size_t i = 0; i < paths.size(); ++i) {
+      bp::file_stamp st = stamp_at(paths[i]);
+      lanes.add(paths[i], i, &st);  // the fifth hashes until the small fourth is done
+    }
+    EXPECT_EQ(ended, 1);
+    EXPECT_EQ(mappings_of(paths[0]), 1) << "the first file's window is mapped";
+  }  // as when a deadline passes
+  EXPECT_EQ(open_descriptors(), before);
+  for (const auto& p : paths) EXPECT_EQ(mappings_of(p), 0) << p;
+}
+
+TEST_P(Sha256LanesTest, OutOfDescriptorsALaneIsFinishedAndTheFileOpenedAgain) {
+  const std::string style = GTEST_FLAG_GET(death_test_style);
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::vector<std::string> paths, bytes;
+  for (int i = 0; i < 6; ++i) {
+    bytes.push_back(random_bytes(20000 + i, 70 + i));
+    paths.push_back(write("d" + std::to_string(i), bytes.back()));
+  }
+  EXPECT_EXIT(
+      {
+        struct rlimit lim {};
+        ::getrlimit(RLIMIT_NOFILE, &lim);
+        lim.rlim_cur = 64;
+        if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) std::_Exit(2);
+        // Every descriptor taken, then two given back: room for two files in the lanes, not four.
+        std::vector<int> taken;
+        for (int fd; (fd = ::open("/dev/null", O_RDONLY)) >= 0;) taken.push_back(fd);
+        if (errno != EMFILE || taken.size() < 2) std::_Exit(2);
+        ::close(taken.back());
+        taken.pop_back();
+        ::close(taken.back());
+        taken.pop_back();
+        int good = 0;
+        sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) {
+          good += r.ok && r.hex == bp::sha256_hex(bytes[r.token]) ? 1 : 0;
+        });
+        for (std::size_t i = 0; i < paths.size(); ++i) lanes.add(paths[i], i);
+        lanes.finish();
+        std::_Exit(good == 6 ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  GTEST_FLAG_SET(death_test_style, style);
+}
+
+namespace {
+void exit_9(int) { std::_Exit(9); }
+}  // namespace
+
+TEST_P(Sha256LanesTest, ASigbusThatIsNotAHashedWindowsGoesWhereItWentBefore) {
   const std::string style = GTEST_FLAG_GET(death_test_style);
   GTEST_FLAG_SET(death_test_style, "threadsafe");  // the child is this binary again: no forked threads
   const std::string whole = random_bytes(kWin + 1, 400);
@@ -270,26 +367,54 @@ TEST_P(Sha256LanesTest, ASigbusThatIsNotAHashedWindowsStillEndsTheProcess) {
     });
     lanes.add(hashed, 1, &st);
     lanes.finish();
+    if (!sigbus_handler_installed()) std::_Exit(4);
   };
-  // A fault in a mapping of the process's own (not a window of the lanes').
+  auto fault_elsewhere = [&] {  // a fault in a mapping of the process's own, not a lane's window
+    int fd = ::open(other.c_str(), O_RDONLY);
+    auto* p = static_cast<volatile const unsigned char*>(::mmap(nullptr, kWin, PROT_READ, MAP_PRIVATE, fd, 0));
+    if (::truncate(other.c_str(), 0) != 0) std::_Exit(5);
+    unsigned char c = p[100];
+    std::_Exit(c == 255 ? 6 : 7);
+  };
+  // With the default before: the process ends, for a fault or a SIGBUS sent to it.
   EXPECT_EXIT(
       {
         hash_one_mapped();
-        int fd = ::open(other.c_str(), O_RDONLY);
-        auto* p = static_cast<volatile const unsigned char*>(::mmap(nullptr, kWin, PROT_READ, MAP_PRIVATE, fd, 0));
-        if (::truncate(other.c_str(), 0) != 0) std::_Exit(4);
-        unsigned char c = p[100];
-        std::_Exit(c == 255 ? 5 : 6);
+        fault_elsewhere();
       },
       ::testing::KilledBySignal(SIGBUS), "");
-  // A SIGBUS sent to it.
   EXPECT_EXIT(
       {
         hash_one_mapped();
         std::raise(SIGBUS);
-        std::_Exit(7);
+        std::_Exit(8);
       },
       ::testing::KilledBySignal(SIGBUS), "");
+  // Ignored before: a sent one is still ignored.
+  EXPECT_EXIT(
+      {
+        std::signal(SIGBUS, SIG_IGN);
+        hash_one_mapped();
+        std::raise(SIGBUS);
+        std::_Exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+  // A handler of the program's before: it gets both.
+  EXPECT_EXIT(
+      {
+        std::signal(SIGBUS, exit_9);
+        hash_one_mapped();
+        std::raise(SIGBUS);
+        std::_Exit(8);
+      },
+      ::testing::ExitedWithCode(9), "");
+  EXPECT_EXIT(
+      {
+        std::signal(SIGBUS, exit_9);
+        hash_one_mapped();
+        fault_elsewhere();
+      },
+      ::testing::ExitedWithCode(9), "");
   GTEST_FLAG_SET(death_test_style, style);
 }
 

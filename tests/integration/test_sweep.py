@@ -324,7 +324,9 @@ class DisturbedTest(ProxyCase):
             while not spun():
                 self.assertLess(time.monotonic(), deadline, "the busy neighbour never ran")
                 time.sleep(0.01)
-            a = write_config(self.dir, "a.yaml", ["--tokens", "4", "--itl-ms", "1"], extra="warmup: 1")
+            # Windows of about 20 x 4 x 10 ms: several of the 100 ms sampler's samples fall in each
+            # however loaded the machine is (with 1 ms tokens a window could fall between two).
+            a = write_config(self.dir, "a.yaml", ["--tokens", "4", "--itl-ms", "10"], extra="warmup: 1")
             sw = os.path.join(self.dir, "sw")
             r = subprocess.run([BENCH_PROXY, "sweep", a, "--trials", "2", "--redo-disturbed", "1",
                                 "--disturbance-cores", "0.25", "--queries", WORKLOAD,
