@@ -162,7 +162,7 @@ std::string pct(double ratio) {
 
 std::set<int> answered(const json& result) {
   std::set<int> s;
-  for (const auto& r : result.value("requests", json::array()))
+  for (const auto& r : base::member(result, "requests"))
     if (r.value("ok", false)) s.insert(r.value("query_line", 0));
   return s;
 }
@@ -378,13 +378,14 @@ comparison compare_sides(const side& baseline, const side& candidate, const comp
     }
   // Caches (/meta's caches section): a cache cold in one and warm in the other is said.
   if (!baseline.trials.empty() && !candidate.trials.empty()) {
-    const json a = baseline.trials[0].value("snapshot", json::object()).value("caches", json::object());
-    const json b = candidate.trials[0].value("snapshot", json::object()).value("caches", json::object());
-    for (auto it = a.begin(); it != a.end(); ++it)
-      if (b.contains(it.key()) && it.value().is_object() && b[it.key()].is_object() &&
-          it.value().value("state", "") != b[it.key()].value("state", ""))
-        c.warnings.push_back("cache " + it.key() + " was " + it.value().value("state", "?") + " in the baseline and " +
-                             b[it.key()].value("state", "?") + " in the candidate");
+    const json& a = base::member(base::member(baseline.trials[0], "snapshot"), "caches");
+    const json& b = base::member(base::member(candidate.trials[0], "snapshot"), "caches");
+    if (a.is_object() && b.is_object())
+      for (auto it = a.begin(); it != a.end(); ++it)
+        if (b.contains(it.key()) && it.value().is_object() && b[it.key()].is_object() &&
+            it.value().value("state", "") != b[it.key()].value("state", ""))
+          c.warnings.push_back("cache " + it.key() + " was " + it.value().value("state", "?") +
+                               " in the baseline and " + b[it.key()].value("state", "?") + " in the candidate");
   }
   std::uint64_t seed = o.seed;
   for (const auto& m : metrics) {

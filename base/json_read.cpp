@@ -201,4 +201,11 @@ json bound_json(json j, std::size_t max_depth, std::size_t max_bytes, std::strin
   return out;
 }
 
+const nlohmann::json& member(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json none;
+  if (!j.is_object()) return none;
+  auto it = j.find(key);
+  return it == j.end() ? none : *it;
+}
+
 }  // namespace bp::base

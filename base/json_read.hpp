@@ -85,6 +85,11 @@ nlohmann::json bound_json(nlohmann::json j, std::size_t max_depth, std::size_t m
 /// `j` afterwards (redaction, dump, comparison) is bounded. Returns how many were replaced.
 std::size_t cut_deeper_than(nlohmann::json& j, std::size_t max_depth);
 
+/// `j[key]` by reference when `j` is an object that has `key`, else a null value (iterating it
+/// gives nothing). What `j.value(key, json::object())` gives without its deep copy: a result's
+/// snapshot is the whole of /meta, megabytes with a large venv, and its requests grow with the run.
+const nlohmann::json& member(const nlohmann::json& j, const char* key);
+
 /// `s` with every byte that is not part of well-formed UTF-8 written as \xNN: safe to put in a
 /// JSON string or a message (nlohmann refuses to dump ill-formed UTF-8).
 std::string printable_utf8(std::string_view s);

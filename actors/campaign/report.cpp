@@ -161,10 +161,12 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
   if (!s.trials.empty() && s.trials[0].is_object()) {
     const json& r0 = s.trials[0];
     if (r0.contains("config_path") && r0["config_path"].is_string()) c["config_path"] = r0["config_path"];
-    const json snap = r0.value("snapshot", json::object());
-    const json cfg = snap.is_object() ? snap.value("config", json::object()) : json::object();
-    if (cfg.is_object() && cfg.contains("description") && cfg["description"].is_string())
-      c["description"] = cfg["description"];
+    // By reference: the snapshot is the whole of /meta (megabytes with a large venv).
+    if (r0.contains("snapshot") && r0["snapshot"].is_object() && r0["snapshot"].contains("config")) {
+      const json& cfg = r0["snapshot"]["config"];
+      if (cfg.is_object() && cfg.contains("description") && cfg["description"].is_string())
+        c["description"] = cfg["description"];
+    }
   }
   c["results"] = s.paths;
   c["trials"] = s.trials.size();
@@ -183,7 +185,9 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
     for (const auto& w : r.value("warnings", json::array()))
       warnings.push_back((s.trials.size() > 1 ? "trial " + std::to_string(t + 1) + ": " : "") + w.get<std::string>());
     std::vector<std::pair<double, double>> a, b;
-    for (const auto& q : r.value("requests", json::array())) {
+    static const json no_requests = json::array();
+    const json& requests = r.contains("requests") && r["requests"].is_array() ? r["requests"] : no_requests;
+    for (const auto& q : requests) {
       if (!q.value("ok", false)) continue;
       double e = q.value("e2e_ms", 0.0);
       ttft.push_back(q.value("ttft_ms", 0.0));
@@ -350,10 +354,14 @@ json report_data(const std::vector<std::string>& paths, const results_in_memory&
     // Short labels: a sweep's configs by number and file name, anything else by its folder.
     std::vector<bench::side> loaded;
     if (auto k = known.find(p); k != known.end() && k->second && fs::is_directory(p, ec) &&
-        fs::exists(fs::path(p) / "result.json", ec))
-      loaded.push_back(bench::side{p, {std::move(*k->second)}, {(fs::path(p) / "result.json").string()}, {}});
-    else
+        fs::exists(fs::path(p) / "result.json", ec)) {
+      // Moved in (a braced list would copy it: its elements are const), then the side moved in.
+      std::vector<json> trials;
+      trials.push_back(std::move(*k->second));
+      loaded.push_back(bench::side{p, std::move(trials), {(fs::path(p) / "result.json").string()}, {}});
+    } else {
       loaded = bench::load_sides(p);
+    }
     bool sweep = fs::is_directory(p, ec) && fs::exists(fs::path(p) / "sweep.json");
     for (std::size_t i = 0; i < loaded.size(); ++i) {
       auto& s = loaded[i];

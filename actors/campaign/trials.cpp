@@ -8,6 +8,7 @@
 #include <random>
 #include <sstream>
 
+#include "base/json_read.hpp"
 #include "base/text.hpp"
 #include "configs/engine_config.hpp"
 #include "analysis/curves.hpp"
@@ -359,12 +360,13 @@ sweep_report report_sweep(const std::vector<sweep_entry>& entries, const bench::
                            : "(none)";
       std::string verdict = "(first)", differs;
       if (idx != 0 && first_ok) {
-        auto cmp = bench::compare_sides(first_side, side_of(e, sweep_dir), vo);
+        const bench::side other = side_of(e, sweep_dir);
+        auto cmp = bench::compare_sides(first_side, other, vo);
         verdict = !cmp.comparable ? "not comparable" : cmp.metrics.empty() ? "-" : cmp.metrics[0].verdict;
         row["verdict"] = verdict;
         row["comparison"] = bench::to_json(cmp);
-        auto d = snap::diff_snapshots(entries[0].trials[0].result.value("snapshot", json()),
-                                      side_of(e, sweep_dir).trials[0].value("snapshot", json()));
+        auto d = snap::diff_snapshots(base::member(entries[0].trials[0].result, "snapshot"),
+                                      base::member(other.trials[0], "snapshot"));
         for (auto it = d["sections"].begin(); it != d["sections"].end(); ++it)
           differs += (differs.empty() ? "" : ", ") + it.key() + " (" + std::to_string(it.value().size()) + ")";
         row["differs_from_first"] = d;

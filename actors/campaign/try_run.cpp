@@ -21,6 +21,7 @@
 #include "analysis/sequential.hpp"
 #include "analysis/stats.hpp"
 #include "analysis/variance.hpp"
+#include "base/json_read.hpp"
 #include "base/files.hpp"
 #include "base/text.hpp"
 
@@ -408,9 +409,9 @@ try_result try_plan::finish() {
   for (const char* k : {"summary", "workload", "workload_fingerprint", "options", "model", "snapshot_id", "repo"})
     if (cand_agg.contains(k)) doc[k] = cand_agg[k];
   // The row's description and engine kind (the snapshot itself stays in the lifecycles' folders).
-  const json cfg = cand_agg.value("snapshot", json::object()).value("config", json::object());
+  const json& cfg = base::member(base::member(cand_agg, "snapshot"), "config");
   for (const char* k : {"description", "engine"})
-    if (cfg.contains(k) && cfg[k].is_string()) doc[k] = cfg[k];
+    if (cfg.is_object() && cfg.contains(k) && cfg[k].is_string()) doc[k] = cfg[k];
   doc["valid"] = verdict_ == "faster" || verdict_ == "slower" || verdict_ == "no change" || verdict_ == "inconclusive";
   if (!doc["valid"].get<bool>()) doc["invalid_reason"] = verdict_ + (why_.empty() ? "" : ": " + why_);
   res.doc = doc;
