@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <openssl/sha.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -292,10 +294,11 @@ struct sha256_file_lanes::lane {
   bool faulted = false;                  // a window of it raised SIGBUS (patched with zeros)
   int slot = -1;                         // its window's entry in the thread's fault table
   std::string digest;                    // a mapped file's, once it was checked
+  bool typed = false;                    // its type was seen by an fstat of this descriptor
 };
 
-sha256_file_lanes::sha256_file_lanes(done_fn done, std::size_t buffer, bool check_after)
-    : done_(std::move(done)), check_after_(check_after),
+sha256_file_lanes::sha256_file_lanes(done_fn done, std::size_t buffer, bool check_after, int lanes)
+    : done_(std::move(done)), check_after_(check_after), lanes_open_(std::clamp(lanes, 1, kLanes)),
       block_((std::max<std::size_t>(buffer, 4096 * kLanes) / kLanes) & ~std::size_t{63}), buf_(block_ * kLanes),
       lanes_(new lane[kLanes]) {
   for (int i = 0; i < kLanes; ++i)
@@ -344,10 +347,7 @@ void sha256_file_lanes::end(lane& l, bool ok, const std::string& err) {
 }
 
 void sha256_file_lanes::add(const std::string& path, std::size_t token, const file_stamp* known, int at) {
-  if (busy() == kLanes) step(true);
-  lane* l = nullptr;
-  for (int i = 0; i < kLanes && !l; ++i)
-    if (!lanes_[i].active) l = &lanes_[i];
+  if (busy() >= lanes_open_ && !step(true)) return;  // late: nothing more is opened
   auto failed = [&](int fd) {
     result r;
     r.token = token;
@@ -355,14 +355,18 @@ void sha256_file_lanes::add(const std::string& path, std::size_t token, const fi
     if (fd >= 0) ::close(fd);
     done_(std::move(r));
   };
-  int fd = ::openat(at, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  // Out of descriptors with files in the lanes: hash until one is closed, then try again (with
-  // none, this file fails as it would have when each thread held one file at a time).
+  // O_NONBLOCK: a FIFO put where a file was must not hang the open (no effect on a regular file).
+  const int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
+  int fd = ::openat(at, path.c_str(), flags);
+  // Out of descriptors with files in the lanes: hash until one is closed, then try again.
   while (fd < 0 && (errno == EMFILE || errno == ENFILE) && busy() > 0) {
-    step(true);
-    fd = ::openat(at, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (!step(true)) return;
+    fd = ::openat(at, path.c_str(), flags);
   }
   if (fd < 0) return failed(fd);
+  lane* l = nullptr;  // chosen once the file is open: step() above may have freed another
+  for (int i = 0; i < kLanes && !l; ++i)
+    if (!lanes_[i].active) l = &lanes_[i];
   if (known) {  // a regular file's stamp from the caller's stat: no fstat before reading
     l->before = *known;
     l->expected = known->size;
@@ -381,6 +385,7 @@ void sha256_file_lanes::add(const std::string& path, std::size_t token, const fi
   l->size = l->pos = l->len = 0;
   l->eof = false;
   l->used_map = l->faulted = false;
+  l->typed = !known;  // fstat'ed above
   l->buf = l->own;
   l->mapped = known && l->expected >= kMapFrom && may_map();
   l->active = true;
@@ -439,11 +444,16 @@ bool sha256_file_lanes::reread(lane& l) {
   l.size = l.pos = l.len = 0;
   l.eof = false;
   struct stat st {};
-  if (::lseek(l.fd, 0, SEEK_SET) != 0 || ::fstat(l.fd, &st) != 0) {
+  if (::fstat(l.fd, &st) != 0 || ::lseek(l.fd, 0, SEEK_SET) != 0) {
     end(l, false, std::strerror(errno));
     return false;
   }
-  l.expected = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : ~0ull;
+  if (!S_ISREG(st.st_mode)) {
+    end(l, false, "not a regular file any more");
+    return false;
+  }
+  l.expected = static_cast<std::uint64_t>(st.st_size);
+  l.typed = true;
   return true;
 }
 
@@ -460,13 +470,17 @@ bool sha256_file_lanes::check_mapped(lane& l) {
 }
 
 void sha256_file_lanes::finish() {
-  while (busy() > 0) step(false);
+  while (busy() > 0 && !late_) step(false);
 }
 
 // Reads what the lanes need, ends the files that are done, and hashes the whole blocks every busy
 // lane has, the fewest any of them has. Until a lane is free (add) or every lane is (finish).
 bool sha256_file_lanes::step(bool until_free) {
   for (;;) {
+    if (deadline_ != std::chrono::steady_clock::time_point::max() && std::chrono::steady_clock::now() > deadline_) {
+      late_ = true;  // the files still in the lanes give no result; the caller says why
+      return false;
+    }
     bool freed = false;
     for (int i = 0; i < kLanes; ++i) {
       lane& l = lanes_[i];
@@ -503,6 +517,19 @@ bool sha256_file_lanes::step(bool until_free) {
         l.size += static_cast<std::uint64_t>(n);
         // A regular file's read is short only at its end: past the size fstat gave, that is the end.
         if (static_cast<std::size_t>(n) < want && l.size >= l.expected) l.eof = true;
+        // Past the size the caller's stamp gave: is it still a regular file (a device put in its
+        // place would be read forever)? Asked once; a file that grew reads on to its new end.
+        if (!l.eof && !l.typed && l.size > l.expected) {
+          struct stat st {};
+          l.typed = true;
+          const bool seen = ::fstat(l.fd, &st) == 0;
+          if (!seen || !S_ISREG(st.st_mode)) {
+            end(l, false, seen ? "not a regular file any more" : std::strerror(errno));
+            failed = true;
+            break;
+          }
+          l.expected = static_cast<std::uint64_t>(st.st_size);
+        }
       }
       if (!failed && l.len - l.pos < 64 && l.eof && (!l.used_map || check_mapped(l))) end(l, true, {});
       if (!l.active) freed = true;
@@ -521,10 +548,29 @@ bool sha256_file_lanes::step(bool until_free) {
       who[k++] = &l;
       blocks = std::min(blocks, (l.len - l.pos) / 64);
     }
-    if (k == 0) return freed;
+    if (k == 0) return true;  // nothing busy: every lane is free
     update_lanes(ctx, data, k, blocks);
     for (int j = 0; j < k; ++j) who[j]->pos += blocks * 64;
   }
+}
+
+}  // namespace bp
+
+namespace bp {
+
+int sha256_lanes_per_thread(int threads) {
+  struct rlimit lim {};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == RLIM_INFINITY) return sha256_file_lanes::kLanes;
+  long open = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (dirent* e = ::readdir(d)) open += e->d_name[0] == '.' ? 0 : 1;
+    ::closedir(d);
+    --open;  // the listing's own
+  }
+  // What the rest of the process may still open meanwhile (sockets, logs, the walk's folders).
+  constexpr long kLeave = 64;
+  const long spare = static_cast<long>(lim.rlim_cur) - open - kLeave;
+  return static_cast<int>(std::clamp<long>(spare / std::max(1, threads), 1, sha256_file_lanes::kLanes));
 }
 
 }  // namespace bp

@@ -10,6 +10,7 @@
 /// any other CPU each lane is OpenSSL's SHA256_Update, one after the other (the same digests).
 #include <fcntl.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -21,6 +22,12 @@
 #include "base/sha256.hpp"
 
 namespace bp {
+
+/// How many files each of `threads` hashing threads may hold open at once (1..4): what the
+/// descriptor limit leaves once the process's open descriptors and 64 more are set aside (four
+/// per thread on many cores could otherwise take descriptors the process needs, and a thread
+/// can only wait for its own lanes to close one).
+int sha256_lanes_per_thread(int threads);
 
 /// Whether the interleaved SHA-NI code runs on this CPU (false: OpenSSL per lane).
 bool sha256_lanes_in_hardware();
@@ -62,9 +69,12 @@ class sha256_file_lanes {
   };
   using done_fn = std::function<void(result&&)>;
 
-  /// Throws std::runtime_error when the buffer cannot be mapped. Without `check_after` no file is
-  /// fstat'ed after its last read and none is `stable` (for callers that remember nothing).
-  sha256_file_lanes(done_fn done, std::size_t buffer = read_buffer::default_size, bool check_after = true);
+  /// Throws std::runtime_error when the buffer cannot be mapped. Without `check_after` no file
+  /// read by read(2) is fstat'ed after its last read and none is `stable` (for callers that
+  /// remember nothing; a mapped file is always checked). At most `lanes` (1..kLanes) files open
+  /// at once (sha256_lanes_per_thread). `done` must not call add() or finish().
+  sha256_file_lanes(done_fn done, std::size_t buffer = read_buffer::default_size, bool check_after = true,
+                    int lanes = kLanes);
   ~sha256_file_lanes();  ///< closes what is still open (a deadline passed): no result for those
   sha256_file_lanes(const sha256_file_lanes&) = delete;
   sha256_file_lanes& operator=(const sha256_file_lanes&) = delete;
@@ -73,6 +83,10 @@ class sha256_file_lanes {
   /// symlink at its end; `known`: the stamp of the regular file the caller found there.
   void add(const std::string& path, std::size_t token, const file_stamp* known = nullptr, int at = AT_FDCWD);
   void finish();
+  /// Past it, add() and finish() return at once and late() is true; the files still in the lanes
+  /// (and any added after) give no result.
+  void set_deadline(std::chrono::steady_clock::time_point t) { deadline_ = t; }
+  bool late() const { return late_; }
   int busy() const;
 
  private:
@@ -86,6 +100,9 @@ class sha256_file_lanes {
   void end(lane& l, bool ok, const std::string& err);
   done_fn done_;
   bool check_after_;
+  int lanes_open_;
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool late_ = false;
   std::size_t block_;
   read_buffer buf_;
   std::unique_ptr<lane[]> lanes_;

@@ -267,7 +267,8 @@ void hash_cache::read(const std::string& path, const file_stamp& stamp, const st
   stats_.read++;
   if (was == decision::verify) {
     stats_.verified++;
-    if (hex != cached_hex) stats_.mismatched.push_back(path);
+    // Only a file that held still while it was read says the remembered hash was wrong.
+    if (hex != cached_hex && stable) stats_.mismatched.push_back(path);
   }
   if (stable && ok)
     touched_[path] = e;
@@ -377,7 +378,7 @@ bool from_cache(hash_cache& cache, const std::string& path, const file_stamp& kn
 }
 }  // namespace
 
-cached_file_lanes::cached_file_lanes(hash_cache* cache, done_fn done, std::size_t buffer)
+cached_file_lanes::cached_file_lanes(hash_cache* cache, done_fn done, std::size_t buffer, int lanes)
     : cache_(cache), done_(std::move(done)) {
   // Without a cache nothing is remembered, so no file needs its fstat after the last read.
   lanes_ = std::make_unique<sha256_file_lanes>(
@@ -390,7 +391,7 @@ cached_file_lanes::cached_file_lanes(hash_cache* cache, done_fn done, std::size_
         if (cache_) cache_->read(p.path, r.stamp, r.hex, p.ask.read_at_ns, r.stable, p.ask.decision, p.ask.cached);
         done_(p.index, std::move(r.hex), r.size, {});
       },
-      buffer, cache != nullptr);
+      buffer, cache != nullptr, lanes);
 }
 
 void cached_file_lanes::add(const std::string& path, std::size_t index, const file_stamp& known, int at,

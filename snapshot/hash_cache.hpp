@@ -138,13 +138,18 @@ struct cache_ask {
 class cached_file_lanes {
  public:
   using done_fn = std::function<void(std::size_t index, std::string&& hex, std::uint64_t size, std::string&& err)>;
-  /// Throws std::runtime_error when there is no memory for the lanes' buffer.
-  cached_file_lanes(hash_cache* cache, done_fn done, std::size_t buffer = read_buffer::default_size);
+  /// Throws std::runtime_error when there is no memory for the lanes' buffer. `lanes`: at most so
+  /// many files open at once (sha256_lanes_per_thread).
+  cached_file_lanes(hash_cache* cache, done_fn done, std::size_t buffer = read_buffer::default_size,
+                    int lanes = sha256_file_lanes::kLanes);
   /// `path` is the file's whole path (the cache's key, and the name in errors); `known` the stamp
   /// the caller's stat found. With `at` (a folder's descriptor) it is opened as `rel` under it.
   void add(const std::string& path, std::size_t index, const file_stamp& known, int at = -1,
            const std::string& rel = {});
   void finish() { lanes_->finish(); }
+  /// Past it nothing more is hashed and late() is true (sha256_file_lanes::set_deadline).
+  void set_deadline(std::chrono::steady_clock::time_point t) { lanes_->set_deadline(t); }
+  bool late() const { return lanes_->late(); }
 
  private:
   struct pending {

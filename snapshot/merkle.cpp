@@ -243,6 +243,7 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
       if (fd >= 0) ::close(fd);
     }
   } close_root{root_fd};
+  const int per_thread = sha256_lanes_per_thread(n);  // files open at once per thread (descriptors)
   auto work = [&] {
     // Files go four at a time through this thread's lanes (base/sha256_lanes.hpp: one buffer for
     // the whole tree, mapped here, unmapped when this returns), through the cache when there is one.
@@ -260,7 +261,8 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
             }
             done_bytes += size;
           },
-          block);
+          block, per_thread);
+      lanes->set_deadline(deadline);
     } catch (const std::exception&) {
       no_buffer = true;  // no memory for a buffer: the collector fails rather than half-hashing
       late = true;
@@ -278,8 +280,10 @@ tree_hash hash_tree(const std::string& root, const std::vector<std::string>& sub
       // Opened by its path under the root (not the whole path again), with the walk's stamp: it
       // is "stable" when the file still has it after the last read.
       lanes->add(root + "/" + e.path, order[k], e.stamp, root_fd, e.path);
+      if (lanes->late()) break;
     }
     lanes->finish();
+    if (lanes->late()) late = true;
   };
   if (progress) {
     // The calling thread reports progress while the pool works.

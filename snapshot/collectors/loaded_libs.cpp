@@ -75,6 +75,8 @@ json collect_loaded_libs(const collect_input& in) {
   }
   std::atomic<std::size_t> next{0};
   std::atomic<bool> no_buffer{false};
+  const int threads = base::thread_count(in.threads);
+  const int per_thread = sha256_lanes_per_thread(threads);  // files open at once per thread (descriptors)
   auto work = [&] {
     // Four libraries at a time per thread (base/sha256_lanes.hpp), through the cache.
     auto done = [&](std::size_t k, std::string&& hex, std::uint64_t size, std::string&& err) {
@@ -88,7 +90,8 @@ json collect_loaded_libs(const collect_input& in) {
     };
     std::unique_ptr<cached_file_lanes> lanes;
     try {
-      lanes = std::make_unique<cached_file_lanes>(cache.get(), done);
+      lanes = std::make_unique<cached_file_lanes>(cache.get(), done, read_buffer::default_size, per_thread);
+      lanes->set_deadline(in.deadline);
     } catch (const std::exception&) {
       no_buffer = true;
       return;
@@ -113,10 +116,11 @@ json collect_loaded_libs(const collect_input& in) {
         continue;
       }
       lanes->add(p, k, stamp_of(st));
+      if (lanes->late()) break;
     }
     lanes->finish();
   };
-  base::run_parallel(base::thread_count(in.threads), work);
+  base::run_parallel(threads, work);
   if (no_buffer) throw std::runtime_error("no memory for a read buffer while hashing loaded libraries");
   check_deadline(in, "hashing loaded libraries");
   if (cache) cache->save();

@@ -9,6 +9,9 @@
 #include <map>
 #include <random>
 
+#include <chrono>
+#include <memory>
+
 #include <csignal>
 #include <functional>
 #include <sys/resource.h>
@@ -349,6 +352,82 @@ TEST_P(Sha256LanesTest, OutOfDescriptorsALaneIsFinishedAndTheFileOpenedAgain) {
       },
       ::testing::ExitedWithCode(0), "");
   GTEST_FLAG_SET(death_test_style, style);
+}
+
+TEST_P(Sha256LanesTest, PastTheDeadlineNothingMoreIsHashedAndEveryFileIsClosed) {
+  std::vector<std::string> paths;
+  for (int i = 0; i < 6; ++i) paths.push_back(write("late" + std::to_string(i), random_bytes(50000, 80 + i)));
+  const int before = open_descriptors();
+  int ended = 0;
+  {
+    sha256_file_lanes lanes([&](sha256_file_lanes::result&&) { ++ended; });
+    lanes.set_deadline(std::chrono::steady_clock::now() - std::chrono::seconds(1));
+    for (std::size_t i = 0; i < paths.size(); ++i) lanes.add(paths[i], i);
+    lanes.finish();
+    EXPECT_TRUE(lanes.late());
+    EXPECT_EQ(lanes.busy(), 4) << "the first four were opened before anything was hashed";
+  }
+  EXPECT_EQ(ended, 0);
+  EXPECT_EQ(open_descriptors(), before);
+}
+
+TEST_P(Sha256LanesTest, SomethingThatIsNoLongerARegularFileEndsWithThatReason) {
+  // /dev/zero given with the stamp of a regular file (as if one had been replaced by a device
+  // after the walk): read(2) would never end, and a mapping of it reads zeros without a fault.
+  for (std::uint64_t size : {std::uint64_t{1000}, std::uint64_t{2 * kMap}}) {
+    bp::file_stamp fake;
+    fake.size = size;
+    sha256_file_lanes::result got;
+    sha256_file_lanes lanes([&](sha256_file_lanes::result&& r) { got = std::move(r); });
+    lanes.add("/dev/zero", 1, &fake);
+    lanes.finish();
+    EXPECT_FALSE(got.ok) << size;
+    EXPECT_EQ(got.err, "not a regular file any more") << size;
+  }
+}
+
+TEST_P(Sha256LanesTest, WithNoWindowToBeHadAFileIsReadInstead) {
+  // Three lane objects on one thread, each holding three files part-way through their first
+  // window: the thread's eight window slots run out and the third object's files are read.
+  std::vector<std::unique_ptr<sha256_file_lanes>> all;
+  std::map<std::size_t, sha256_file_lanes::result> got;
+  std::map<std::size_t, std::string> want;
+  std::size_t token = 0;
+  for (int o = 0; o < 3; ++o) {
+    all.push_back(std::make_unique<sha256_file_lanes>(
+        [&](sha256_file_lanes::result&& r) { got[r.token] = std::move(r); }));
+    for (std::size_t size : {3 * kWin, 3 * kWin, 3 * kWin, kMap, kMap}) {
+      want[token] = random_bytes(size, 500 + token);
+      std::string p = write("slot" + std::to_string(token), want[token]);
+      bp::file_stamp st = stamp_at(p);
+      all.back()->add(p, token++, &st);
+    }
+  }
+  for (auto& l : all) l->finish();
+  ASSERT_EQ(got.size(), want.size());
+  for (auto& [t, bytes] : want) {
+    EXPECT_TRUE(got[t].ok) << t << ": " << got[t].err;
+    EXPECT_EQ(got[t].hex, bp::sha256_hex(bytes)) << t;
+    EXPECT_TRUE(got[t].stable) << t;
+  }
+}
+
+TEST(Sha256LanesPerThread, TheDescriptorLimitLeavesFewerLanesPerThread) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        int open = 0;
+        for (const auto& e : fs::directory_iterator("/proc/self/fd")) open += e.path().empty() ? 0 : 1;
+        struct rlimit lim {};
+        ::getrlimit(RLIMIT_NOFILE, &lim);
+        lim.rlim_cur = static_cast<rlim_t>(open + 64 + 8);  // 8 to spare beyond the 64 set aside
+        if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) std::_Exit(2);
+        const int one = bp::sha256_lanes_per_thread(1);
+        const int four = bp::sha256_lanes_per_thread(4);
+        const int many = bp::sha256_lanes_per_thread(100);
+        std::_Exit(one == 4 && four == 2 && many == 1 ? 0 : 10 + one * 100 + four * 10 + many);
+      },
+      ::testing::ExitedWithCode(0), "");
 }
 
 namespace {
