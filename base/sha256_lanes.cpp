@@ -280,7 +280,6 @@ std::vector<std::string> sha256_hex_lanes(const std::vector<std::string_view>& m
 struct sha256_file_lanes::lane {
   bool active = false;
   int fd = -1;
-  std::string path;
   std::size_t token = 0;
   SHA256_CTX ctx;
   file_stamp before;                     // the caller's, or fstat's before the first read
@@ -331,8 +330,7 @@ void sha256_file_lanes::end(lane& l, bool ok, const std::string& err) {
       r.stable = check_after_;
     } else {
       r.hex = final_hex(l.ctx, l.buf + l.pos, l.len - l.pos);
-      struct stat after {};
-      r.stable = check_after_ && ::fstat(l.fd, &after) == 0 && stamp_of(after) == r.stamp && l.size == l.expected;
+      r.stable = check_after_ && held_still(l);
     }
   } else {
     r.err = err;
@@ -341,7 +339,6 @@ void sha256_file_lanes::end(lane& l, bool ok, const std::string& err) {
   ::close(l.fd);
   l.fd = -1;
   l.active = false;
-  l.path.clear();
   l.digest.clear();
   done_(std::move(r));
 }
@@ -377,7 +374,6 @@ void sha256_file_lanes::add(const std::string& path, std::size_t token, const fi
     l->expected = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : ~0ull;
   }
   l->fd = fd;
-  l->path = path;
   l->token = token;
   // Large files: ask for the kernel's larger read-ahead (cold page cache).
   if (l->expected != ~0ull && l->expected > block_) ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -463,10 +459,15 @@ bool sha256_file_lanes::reread(lane& l) {
 bool sha256_file_lanes::check_mapped(lane& l) {
   l.digest = final_hex(l.ctx, l.buf + l.pos, l.len - l.pos);
   unmap(l);
-  struct stat after {};
-  if (!l.faulted && ::fstat(l.fd, &after) == 0 && stamp_of(after) == l.before && l.size == l.expected) return true;
+  if (!l.faulted && held_still(l)) return true;
   reread(l);
   return false;
+}
+
+// After its last byte: fstat still gives the stamp it started with, and as many bytes were read.
+bool sha256_file_lanes::held_still(const lane& l) {
+  struct stat after {};
+  return ::fstat(l.fd, &after) == 0 && stamp_of(after) == l.before && l.size == l.expected;
 }
 
 void sha256_file_lanes::finish() {
@@ -553,10 +554,6 @@ bool sha256_file_lanes::step(bool until_free) {
     for (int j = 0; j < k; ++j) who[j]->pos += blocks * 64;
   }
 }
-
-}  // namespace bp
-
-namespace bp {
 
 int sha256_lanes_per_thread(int threads) {
   struct rlimit lim {};

@@ -96,6 +96,7 @@ class sha256_file_lanes {
   void unmap(lane& l);
   bool reread(lane& l);
   bool check_mapped(lane& l);
+  static bool held_still(const lane& l);
 
   void end(lane& l, bool ok, const std::string& err);
   done_fn done_;

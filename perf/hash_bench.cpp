@@ -13,11 +13,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <string_view>
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/sha256_lanes.hpp"
@@ -31,7 +31,6 @@ double cpu_s(bool user) {
   const timeval& t = user ? ru.ru_utime : ru.ru_stime;
   return t.tv_sec + t.tv_usec / 1e6;
 }
-
 
 int in_memory(std::size_t mib) {
   std::vector<std::string> data(bp::sha256_file_lanes::kLanes);

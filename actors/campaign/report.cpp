@@ -162,11 +162,9 @@ json config_entry(const bench::side& s, const bench::side* baseline, const std::
     const json& r0 = s.trials[0];
     if (r0.contains("config_path") && r0["config_path"].is_string()) c["config_path"] = r0["config_path"];
     // By reference: the snapshot is the whole of /meta (megabytes with a large venv).
-    if (r0.contains("snapshot") && r0["snapshot"].is_object() && r0["snapshot"].contains("config")) {
-      const json& cfg = r0["snapshot"]["config"];
-      if (cfg.is_object() && cfg.contains("description") && cfg["description"].is_string())
-        c["description"] = cfg["description"];
-    }
+    const json& cfg = base::member(base::member(r0, "snapshot"), "config");
+    if (cfg.is_object() && cfg.contains("description") && cfg["description"].is_string())
+      c["description"] = cfg["description"];
   }
   c["results"] = s.paths;
   c["trials"] = s.trials.size();
